@@ -215,6 +215,6 @@ def open_storage(uri: str, s3_client: Any | None = None) -> Storage:
         return S3Storage(parsed.netloc, parsed.path, client=s3_client)
     if parsed.scheme == "file":
         return LocalStorage(unquote(parsed.path))
-    if parsed.scheme == "" :
+    if parsed.scheme == "":
         return LocalStorage(uri)
     raise ValueError(f"unsupported storage URI {uri!r}: use file:///path or s3://bucket/prefix")
