@@ -141,7 +141,7 @@ def _write_object_outputs(
     written = []
     for dt, rows in sorted(by_date.items()):
         key = f"cleaned/{spec.name}/dt={dt}/{name}"
-        lake.write(key, _parquet_bytes(pa.Table.from_pylist(rows, schema=schema)))
+        lake.write(key, parquet_bytes(pa.Table.from_pylist(rows, schema=schema)))
         written.append(key)
     if cleaned.quarantined:
         key = f"quarantine/{spec.name}/dt={hour:%Y-%m-%d}/{name}"
@@ -149,7 +149,7 @@ def _write_object_outputs(
             {**q.__dict__, "arrival_hour": hour, "quarantined_at": ingested_at}
             for q in cleaned.quarantined
         ]
-        lake.write(key, _parquet_bytes(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)))
+        lake.write(key, parquet_bytes(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)))
         written.append(key)
     _replace_manifest(lake, spec, hour, cleaned, written)
     return written
@@ -177,7 +177,7 @@ def _replace_manifest(
     lake.write(manifest_key, json.dumps(manifest, indent=1).encode())
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     return buf.getvalue()

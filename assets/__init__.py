@@ -1,0 +1,1 @@
+"""Dagster asset definitions, one module per lake layer; the logic lives in lake/."""
