@@ -66,6 +66,16 @@ class HourReport:
         if not cleaned.balanced:
             self.unbalanced_objects.append(cleaned.key)
 
+    def absorb(self, other: HourReport) -> None:
+        """Add another hour's counts to this one (a backfill run covers many hours)."""
+        for name in ("objects", "bytes_in", "records_in", "records_cleaned"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.records_quarantined += other.records_quarantined
+        self.duplicates_dropped += other.duplicates_dropped
+        self.event_dates |= other.event_dates
+        self.files_written += other.files_written
+        self.unbalanced_objects += other.unbalanced_objects
+
     @property
     def quarantine_ratio(self) -> float:
         return self.records_quarantined / self.records_in if self.records_in else 0.0

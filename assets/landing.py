@@ -1,0 +1,49 @@
+"""landing/<stream>: the objects Firehose delivered in each arrival hour (observed, not copied)."""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.time_windows import hours_of
+from lake.firehose import hour_prefix
+from lake.streams import StreamSpec
+from orchestration.partitions import hourly_partitions
+from orchestration.resources import LakeResource
+
+KEYS_SHOWN = 50
+
+
+def build_landing_asset(spec: StreamSpec) -> AssetsDefinition:
+    @asset(
+        key=AssetKey(["landing", spec.name]),
+        partitions_def=hourly_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="landing",
+        kinds={"s3"},
+        description=f"{spec.description}: raw Firehose objects ({spec.format}), by arrival hour.",
+    )
+    def _landing(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        landing = lake.landing()
+        objects = [
+            info
+            for hour in hours_of(context)
+            for info in landing.list(hour_prefix(spec.name, hour))
+        ]
+        context.log.info(f"{len(objects)} objects under {landing.uri}/{spec.name}/")
+        return MaterializeResult(
+            metadata={
+                "objects": len(objects),
+                "bytes": sum(o.size for o in objects),
+                "keys": MetadataValue.json([o.key for o in objects[:KEYS_SHOWN]]),
+                "keys_not_shown": max(0, len(objects) - KEYS_SHOWN),
+                "location": MetadataValue.url(f"{landing.uri}/{spec.name}/"),
+            }
+        )
+
+    return _landing

@@ -1,0 +1,52 @@
+"""The code location: every asset, job and sensor generated from streams.yaml and sql/marts/."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, Definitions
+
+from assets.cleaned import build_cleaned_asset
+from assets.landing import build_landing_asset
+from assets.marts import build_mart_asset
+from assets.schema import build_schema_asset
+from lake.marts import load_marts
+from lake.streams import load_streams
+from orchestration.jobs import ingest_job, marts_job
+from orchestration.resources import resources_from_env
+from orchestration.sensors import build_landing_sensor, build_marts_sensor
+
+streams = load_streams()
+marts = load_marts(set(streams.streams))
+
+stream_assets = [
+    factory
+    for spec in streams.streams.values()
+    for factory in (
+        build_landing_asset(spec),
+        build_schema_asset(spec, streams.database),
+        build_cleaned_asset(spec, streams.database),
+    )
+]
+mart_assets = [build_mart_asset(spec) for spec in marts.values()]
+ingest_jobs = {name: ingest_job(name) for name in streams.streams}
+
+daily_marts = [AssetKey(["marts", m.name]) for m in marts.values() if m.partitioned_by == "day"]
+daily_marts_job = marts_job(daily_marts)
+cleaned_read_by_marts = sorted(
+    {
+        AssetKey([layer, table])
+        for m in marts.values()
+        for layer, table in m.deps
+        if layer == "cleaned"
+    },
+    key=lambda k: k.to_user_string(),
+)
+
+defs = Definitions(
+    assets=[*stream_assets, *mart_assets],
+    jobs=[*ingest_jobs.values(), daily_marts_job],
+    sensors=[
+        *(build_landing_sensor(name, job) for name, job in ingest_jobs.items()),
+        build_marts_sensor(cleaned_read_by_marts, daily_marts_job),
+    ],
+    resources=resources_from_env(),
+)

@@ -1,0 +1,43 @@
+"""Jobs the sensors launch: one ingest job per stream, one job for the daily marts.
+
+Both use the in-process executor: a micro-batch run is a few seconds of work, and a
+process per step (the default) would cost more than the work itself.
+"""
+
+from typing import TYPE_CHECKING
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    define_asset_job,
+    in_process_executor,
+)
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+
+def ingest_job(stream: str) -> "UnresolvedAssetJobDefinition":
+    return define_asset_job(
+        name=f"ingest_{stream}",
+        selection=AssetSelection.assets(
+            AssetKey(["landing", stream]),
+            AssetKey(["schema", stream]),
+            AssetKey(["cleaned", stream]),
+        ),
+        executor_def=in_process_executor,
+        tags={"stream": stream},  # dagster.yaml limits runs to one per stream at a time
+        description=f"landing -> schema -> cleaned for {stream}, one arrival-hour partition",
+    )
+
+
+def marts_job(mart_keys: list[AssetKey]) -> "UnresolvedAssetJobDefinition":
+    return define_asset_job(
+        name="daily_marts",
+        selection=AssetSelection.assets(*mart_keys),
+        executor_def=in_process_executor,
+        tags={"warehouse": "duckdb"},  # one writer of the DuckDB file at a time
+        description="Every daily mart for one day, in dependency order",
+    )

@@ -1,0 +1,123 @@
+"""Sensors: new landing objects start ingest runs; new cleaned data starts mart runs."""
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+from lake.firehose import partition_key
+from lake.landing_scan import ScanCursor, scan_new_objects
+from orchestration.partitions import START_DATE
+from orchestration.resources import LakeResource
+
+SENSOR_INTERVAL_S = int(os.environ.get("SENSOR_INTERVAL_SECONDS", "5"))
+MARTS_SENSOR_INTERVAL_S = int(os.environ.get("MARTS_SENSOR_INTERVAL_SECONDS", "30"))
+PIPELINE_START = datetime.fromisoformat(START_DATE).replace(tzinfo=UTC)
+
+
+def batch_run_key(stream: str, partition: str, keys: list[str]) -> str:
+    """Unique per batch of objects, so a later batch for the same hour is never deduplicated away."""
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+    return f"{stream}:{partition}:{digest}"
+
+
+def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> SensorDefinition:
+    @sensor(
+        name=f"{stream}_landing_sensor",
+        job=job,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Starts {job.name} for the arrival hours of new objects under {stream}/",
+    )
+    def _landing_sensor(context: SensorEvaluationContext, lake: LakeResource):
+        scan = scan_new_objects(lake.landing(), stream, ScanCursor.from_json(context.cursor))
+        if scan.unparsable:
+            context.log.warning(
+                f"{len(scan.unparsable)} keys under {stream}/ are not in Firehose's layout and "
+                f"belong to no hour, e.g. {scan.unparsable[:3]}"
+            )
+        latest_hour = datetime.now(UTC) + timedelta(hours=1)
+        requests = []
+        for hour, infos in scan.by_hour().items():
+            if not PIPELINE_START <= hour <= latest_hour:
+                context.log.warning(
+                    f"{len(infos)} objects in hour {hour:%Y-%m-%d %H}:00 are outside the "
+                    f"partitions ({START_DATE} .. now); set PIPELINE_START_DATE to include them"
+                )
+                continue
+            pk = partition_key(hour)
+            requests.append(
+                RunRequest(
+                    run_key=batch_run_key(stream, pk, [i.key for i in infos]),
+                    partition_key=pk,
+                    tags={"stream": stream, "landing/new_objects": str(len(infos))},
+                )
+            )
+        cursor = scan.cursor.to_json()
+        if not requests:
+            return SensorResult(
+                skip_reason=SkipReason(f"no new objects ({scan.listed} keys listed)"),
+                cursor=cursor,
+            )
+        return SensorResult(run_requests=requests, cursor=cursor)
+
+    return _landing_sensor
+
+
+def build_marts_sensor(
+    cleaned_keys: list[AssetKey], job: "UnresolvedAssetJobDefinition"
+) -> SensorDefinition:
+    """Rebuild the days that new cleaned data touched (late records re-trigger older days)."""
+
+    @sensor(
+        name="marts_on_new_cleaned_data",
+        job=job,
+        minimum_interval_seconds=MARTS_SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Starts daily_marts for every event date that new cleaned data touched",
+    )
+    def _marts_sensor(context: SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        days: set[str] = set()
+        for key in cleaned_keys:
+            result = context.instance.fetch_materializations(
+                AssetRecordsFilter(
+                    asset_key=key, after_storage_id=cursor.get(key.to_user_string())
+                ),
+                limit=1000,
+                ascending=True,
+            )
+            for record in result.records:
+                dates = record.asset_materialization.metadata.get("event_dates")
+                days.update(dates.value if dates is not None else [])
+                cursor[key.to_user_string()] = record.storage_id
+        today = datetime.now(UTC).date()
+        valid = sorted(d for d in days if START_DATE <= d <= today.isoformat())
+        requests = [
+            RunRequest(partition_key=day, tags={"marts/trigger": "cleaned"}) for day in valid
+        ]
+        if not requests:
+            return SensorResult(
+                skip_reason=SkipReason("no new cleaned data"), cursor=json.dumps(cursor)
+            )
+        return SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+    return _marts_sensor
