@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetKey, Definitions
+from dagster import AssetKey, AssetsDefinition, Definitions
 
 from assets.cleaned import build_cleaned_asset
 from assets.landing import build_landing_asset
@@ -17,15 +17,18 @@ from orchestration.sensors import build_landing_sensor, build_marts_sensor
 streams = load_streams()
 marts = load_marts(set(streams.streams))
 
-stream_assets = [
-    factory
-    for spec in streams.streams.values()
-    for factory in (
+
+def ingest_assets(stream: str) -> list[AssetsDefinition]:
+    """landing, schema and cleaned for one stream (fresh definitions, no resources bound)."""
+    spec = streams[stream]
+    return [
         build_landing_asset(spec),
         build_schema_asset(spec, streams.database),
         build_cleaned_asset(spec, streams.database),
-    )
-]
+    ]
+
+
+stream_assets = [a for name in streams.streams for a in ingest_assets(name)]
 mart_assets = [build_mart_asset(spec) for spec in marts.values()]
 ingest_jobs = {name: ingest_job(name) for name in streams.streams}
 

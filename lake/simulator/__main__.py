@@ -1,0 +1,3 @@
+from lake.simulator.cli import main
+
+raise SystemExit(main())

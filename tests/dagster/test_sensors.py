@@ -1,0 +1,104 @@
+"""Sensors evaluated with build_sensor_context against real folders and a real instance."""
+
+from datetime import UTC, datetime
+
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from orchestration.definitions import defs, ingest_assets
+
+REPO = defs.get_repository_def()
+
+
+def _robot(i: int, ts: str) -> dict:
+    return {
+        "event_id": f"ev-{i}",
+        "ts": ts,
+        "robot_id": "R01",
+        "cow_id": "C0001",
+        "event_type": "heartbeat",
+    }
+
+
+def _evaluate(sensor_name: str, resources: dict, cursor: str | None, instance=None):
+    sensor = REPO.get_sensor_def(sensor_name)
+    with build_sensor_context(
+        cursor=cursor, resources=resources, instance=instance, repository_def=REPO
+    ) as context:
+        return sensor.evaluate_tick(context)
+
+
+def test_landing_sensor_requests_one_run_per_new_batch_and_hour(local_lake, write_concatenated):
+    landing, resources = local_lake["landing"], local_lake["resources"]
+    write_concatenated(
+        landing,
+        "robot_telemetry",
+        datetime(2026, 11, 21, 8, 5, tzinfo=UTC),
+        [_robot(1, "2026-11-21T08:04:00Z")],
+        "a",
+    )
+    write_concatenated(
+        landing,
+        "robot_telemetry",
+        datetime(2026, 11, 21, 9, 1, tzinfo=UTC),
+        [_robot(2, "2026-11-21T09:00:00Z")],
+        "b",
+    )
+    write_concatenated(
+        landing,
+        "clickstream",
+        datetime(2026, 11, 21, 9, 1, tzinfo=UTC),
+        [_robot(3, "2026-11-21T09:00:00Z")],
+        "c",
+    )
+
+    first = _evaluate("robot_telemetry_landing_sensor", resources, None)
+    assert sorted(r.partition_key for r in first.run_requests) == [
+        "2026-11-21-08:00",
+        "2026-11-21-09:00",
+    ]
+    assert all(r.tags["stream"] == "robot_telemetry" for r in first.run_requests)
+
+    again = _evaluate("robot_telemetry_landing_sensor", resources, first.cursor)
+    assert again.run_requests == []
+
+    # A later object in an hour that already ran: a new run, never deduplicated by run key.
+    write_concatenated(
+        landing,
+        "robot_telemetry",
+        datetime(2026, 11, 21, 9, 2, tzinfo=UTC),
+        [_robot(4, "2026-11-21T09:01:00Z")],
+        "d",
+    )
+    later = _evaluate("robot_telemetry_landing_sensor", resources, again.cursor)
+    assert [r.partition_key for r in later.run_requests] == ["2026-11-21-09:00"]
+    earlier_keys = {r.run_key for r in first.run_requests}
+    assert later.run_requests[0].run_key not in earlier_keys
+    assert later.run_requests[0].tags["landing/new_objects"] == "1"
+
+
+def test_landing_sensor_skips_when_nothing_landed(local_lake):
+    result = _evaluate("cloudtrail_landing_sensor", local_lake["resources"], None)
+    assert result.run_requests == []
+    assert "no new objects" in result.skip_message
+
+
+def test_marts_sensor_requests_the_event_dates_cleaned_data_touched(local_lake, write_concatenated):
+    landing, resources = local_lake["landing"], local_lake["resources"]
+    records = [_robot(1, "2026-11-21T10:00:00Z"), _robot(2, "2026-11-19T23:00:00Z")]  # one is late
+    write_concatenated(
+        landing, "robot_telemetry", datetime(2026, 11, 21, 10, 1, tzinfo=UTC), records, "late"
+    )
+    instance = DagsterInstance.ephemeral()
+    assert materialize(
+        ingest_assets("robot_telemetry"),
+        partition_key="2026-11-21-10:00",
+        resources=resources,
+        instance=instance,
+    ).success
+
+    result = _evaluate("marts_on_new_cleaned_data", resources, None, instance)
+    assert sorted(r.partition_key for r in result.run_requests) == ["2026-11-19", "2026-11-21"]
+    assert (
+        _evaluate("marts_on_new_cleaned_data", resources, result.cursor, instance).run_requests
+        == []
+    )
