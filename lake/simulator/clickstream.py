@@ -91,7 +91,14 @@ class Clickstream(EventSource):
         if user and rng.random() < 0.7:
             now += self._gap()
             ok = rng.random() > 0.05
-            self._event(now, ctx, "login", "/login", referrer, {"method": rng.choice(("password", "sso")), "success": ok})
+            self._event(
+                now,
+                ctx,
+                "login",
+                "/login",
+                referrer,
+                {"method": rng.choice(("password", "sso")), "success": ok},
+            )
             referrer = SITE + "/login"
         for _ in range(steps):
             now += self._gap()
@@ -107,17 +114,33 @@ class Clickstream(EventSource):
                 self._event(now, ctx, "page_view", page, referrer, self._view_props(title))
                 referrer = SITE + page
             elif roll < 0.8:
-                props = {"element_id": rng.choice(CLICK_TARGETS), "x": rng.randint(0, 1400), "y": rng.randint(0, 900)}
+                props = {
+                    "element_id": rng.choice(CLICK_TARGETS),
+                    "x": rng.randint(0, 1400),
+                    "y": rng.randint(0, 900),
+                }
                 self._event(now, ctx, "click", page, referrer, props)
             else:
                 sku, _name, price = rng.choice(PRODUCTS)
                 item = {"sku": sku, "quantity": rng.randint(1, 4), "price": price}
                 cart.append(item)
-                self._event(now, ctx, "add_to_cart", f"/products/{sku.lower()}", referrer, {**item, "currency": "EUR"})
+                self._event(
+                    now,
+                    ctx,
+                    "add_to_cart",
+                    f"/products/{sku.lower()}",
+                    referrer,
+                    {**item, "currency": "EUR"},
+                )
         if cart and user and rng.random() < 0.45:
             now += self._gap()
             total = round(sum(i["quantity"] * i["price"] for i in cart), 2)
-            props = {"order_id": f"ORD-{self.hex_id(10).upper()}", "items": cart, "total": total, "currency": "EUR"}
+            props = {
+                "order_id": f"ORD-{self.hex_id(10).upper()}",
+                "items": cart,
+                "total": total,
+                "currency": "EUR",
+            }
             self._event(now, ctx, "purchase", "/checkout", SITE + "/cart", props)
         self._next_session(t)
 

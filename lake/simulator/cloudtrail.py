@@ -29,7 +29,9 @@ BOTO_AGENT = (
     "Boto3/1.35.90 md/Botocore#1.35.90 ua/2.0 os/linux#6.8.0 md/arch#x86_64 lang/python#3.11.7 "
     "md/pyimpl#CPython cfg/retry-mode#adaptive Botocore/1.35.90"
 )
-CLI_AGENT = "aws-cli/2.22.4 md/awscrt#0.23.4 ua/2.0 os/macos#24.1.0 md/arch#arm64 lang/python#3.12.6"
+CLI_AGENT = (
+    "aws-cli/2.22.4 md/awscrt#0.23.4 ua/2.0 os/macos#24.1.0 md/arch#arm64 lang/python#3.12.6"
+)
 CONSOLE_AGENT = "AWS Internal"
 BROWSER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -104,7 +106,10 @@ class CloudTrail(EventSource):
         }
         if console:
             identity["sessionContext"] = {
-                "attributes": {"creationDate": iso_s(t - 20 * MINUTE_MS), "mfaAuthenticated": "true"}
+                "attributes": {
+                    "creationDate": iso_s(t - 20 * MINUTE_MS),
+                    "mfaAuthenticated": "true",
+                }
             }
         return identity
 
@@ -133,7 +138,10 @@ class CloudTrail(EventSource):
                     "userName": role,
                 },
                 "webIdFederationData": {},
-                "attributes": {"creationDate": iso_s(state["created"]), "mfaAuthenticated": "false"},
+                "attributes": {
+                    "creationDate": iso_s(state["created"]),
+                    "mfaAuthenticated": "false",
+                },
             },
         }
 
@@ -202,7 +210,10 @@ class CloudTrail(EventSource):
         agent: str,
         denied: bool = False,
     ) -> Record:
-        request: dict[str, Any] = {"bucketName": bucket, "Host": f"{bucket}.s3.{REGION}.amazonaws.com"}
+        request: dict[str, Any] = {
+            "bucketName": bucket,
+            "Host": f"{bucket}.s3.{REGION}.amazonaws.com",
+        }
         resources: list[dict[str, Any]] = []
         if key is None:
             stream = self.rng.choice(("robot_telemetry", "clickstream", "cloudtrail"))
@@ -210,7 +221,9 @@ class CloudTrail(EventSource):
         else:
             request["key"] = key
             resources.append({"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"})
-        resources.append({"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"})
+        resources.append(
+            {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}
+        )
         size = int(self.rng.lognormvariate(10.5, 0.6))
         additional = {
             "SignatureVersion": "SigV4",
@@ -284,15 +297,32 @@ class CloudTrail(EventSource):
         roll = rng.random()
         if roll < 0.45:
             identity = self._role_identity("firehose-delivery", t)
-            rec = self._s3(t, "PutObject", LANDING_BUCKET, self._landing_key(t), identity,
-                           "firehose.amazonaws.com", "firehose.amazonaws.com")
+            rec = self._s3(
+                t,
+                "PutObject",
+                LANDING_BUCKET,
+                self._landing_key(t),
+                identity,
+                "firehose.amazonaws.com",
+                "firehose.amazonaws.com",
+            )
         elif roll < 0.75:
             identity = self._role_identity("dagster-etl", t)
-            rec = self._s3(t, "GetObject", LANDING_BUCKET, self._landing_key(t), identity,
-                           self.etl_ip, BOTO_AGENT, denied=rng.random() < 0.01)
+            rec = self._s3(
+                t,
+                "GetObject",
+                LANDING_BUCKET,
+                self._landing_key(t),
+                identity,
+                self.etl_ip,
+                BOTO_AGENT,
+                denied=rng.random() < 0.01,
+            )
         elif roll < 0.85:
             identity = self._role_identity("dagster-etl", t)
-            rec = self._s3(t, "ListObjects", LANDING_BUCKET, None, identity, self.etl_ip, BOTO_AGENT)
+            rec = self._s3(
+                t, "ListObjects", LANDING_BUCKET, None, identity, self.etl_ip, BOTO_AGENT
+            )
         else:
             identity = self._role_identity("monitoring", t)
             ids = rng.sample(self.instances, rng.randint(1, len(self.instances)))
@@ -324,22 +354,43 @@ class CloudTrail(EventSource):
         roll = rng.random()
         if roll < 0.45:
             key = f"reports/{from_ms(t):%Y-%m-%d}/milk-yield.parquet"
-            rec = self._s3(t, "GetObject", REPORTS_BUCKET, key, identity, person["ip"], agent,
-                           denied=rng.random() < 0.08)
+            rec = self._s3(
+                t,
+                "GetObject",
+                REPORTS_BUCKET,
+                key,
+                identity,
+                person["ip"],
+                agent,
+                denied=rng.random() < 0.08,
+            )
         elif roll < 0.7:
             denied = rng.random() < 0.08
             error = None
             if denied:
                 error = ("AccessDenied", self._denied_message(arn, "ec2:DescribeInstances", "*"))
             rec = self._record(
-                t, source="ec2.amazonaws.com", name="DescribeInstances", identity=identity,
-                ip=person["ip"], agent=agent, request={"instancesSet": {}, "filterSet": {}},
-                read_only=True, error=error,
+                t,
+                source="ec2.amazonaws.com",
+                name="DescribeInstances",
+                identity=identity,
+                ip=person["ip"],
+                agent=agent,
+                request={"instancesSet": {}, "filterSet": {}},
+                read_only=True,
+                error=error,
             )
         elif roll < 0.92:
             rec = self._record(
-                t, source="iam.amazonaws.com", name="ListUsers", identity=identity,
-                ip=person["ip"], agent=agent, request=None, read_only=True, region="us-east-1",
+                t,
+                source="iam.amazonaws.com",
+                name="ListUsers",
+                identity=identity,
+                ip=person["ip"],
+                agent=agent,
+                request=None,
+                read_only=True,
+                region="us-east-1",
             )
         else:
             new_user = email_for(full_name(rng), rng, "x").split("@")[0]
@@ -360,9 +411,17 @@ class CloudTrail(EventSource):
                 response = None
                 error = ("AccessDenied", self._denied_message(arn, "iam:CreateUser", target))
             rec = self._record(
-                t, source="iam.amazonaws.com", name="CreateUser", identity=identity,
-                ip=person["ip"], agent=agent, request=request, response=response,
-                read_only=False, error=error, region="us-east-1",
+                t,
+                source="iam.amazonaws.com",
+                name="CreateUser",
+                identity=identity,
+                ip=person["ip"],
+                agent=agent,
+                request=request,
+                response=response,
+                read_only=False,
+                error=error,
+                region="us-east-1",
             )
         self.emit(t, rec)
         rate = HUMAN_CALLS_PER_HOUR * _office_hours(t) / HOUR_MS

@@ -78,7 +78,9 @@ class SimulatorConfig:
         forced = []
         for robot_id, start, hours in self.breakdowns:
             if robot_id not in {f"R{i:02d}" for i in range(1, self.robots + 1)}:
-                raise ValueError(f"breakdown robot {robot_id!r} is not one of R01..R{self.robots:02d}")
+                raise ValueError(
+                    f"breakdown robot {robot_id!r} is not one of R01..R{self.robots:02d}"
+                )
             if hours <= 0:
                 raise ValueError(f"breakdown of {robot_id} must last more than 0 hours")
             forced.append((robot_id, as_utc(start), float(hours)))
@@ -129,7 +131,10 @@ KINDS: dict[str, _StreamKind] = {
         encoding.NDJSON, "event_id", "ts", lambda rng, origin, cfg: Clickstream(rng, origin)
     ),
     "cloudtrail": _StreamKind(
-        encoding.JSON_RECORDS, "eventID", "eventTime", lambda rng, origin, cfg: CloudTrail(rng, origin)
+        encoding.JSON_RECORDS,
+        "eventID",
+        "eventTime",
+        lambda rng, origin, cfg: CloudTrail(rng, origin),
     ),
 }
 
@@ -174,7 +179,9 @@ class Simulator:
     def interval_ms(self) -> int:
         return round(self.config.object_interval_s * 1000)
 
-    def write_range(self, storage: Storage, start: datetime, end: datetime) -> Iterator[ObjectWritten]:
+    def write_range(
+        self, storage: Storage, start: datetime, end: datetime
+    ) -> Iterator[ObjectWritten]:
         """History: one object per stream every object_interval_s, arriving in [start, end).
 
         Objects arrive at start, start + interval, ...; each holds the events since the
@@ -182,7 +189,9 @@ class Simulator:
         """
         start_ms, end_ms = to_ms(start), to_ms(end)
         if end_ms < start_ms:
-            raise ValueError(f"end {as_utc(end).isoformat()} is before start {as_utc(start).isoformat()}")
+            raise ValueError(
+                f"end {as_utc(end).isoformat()} is before start {as_utc(start).isoformat()}"
+            )
         for state in self._streams.values():
             if state.last_arrival_ms is not None and start_ms <= state.last_arrival_ms:
                 raise ValueError(
@@ -199,7 +208,9 @@ class Simulator:
                 if written is not None:
                     yield written
 
-    def write_object(self, storage: Storage, stream: str, arrival: datetime) -> ObjectWritten | None:
+    def write_object(
+        self, storage: Storage, stream: str, arrival: datetime
+    ) -> ObjectWritten | None:
         """Write the object of `stream` arriving at `arrival`, or None if it would be empty.
 
         It holds the events since the stream's previous object (the last object_interval_s
@@ -295,7 +306,8 @@ class Simulator:
 
         # Redelivered records go first, like a retried batch.
         entries = [
-            _Entry((-1.0, 0, i), t, rec, text) for i, (t, rec, text) in enumerate(state.owed_duplicates)
+            _Entry((-1.0, 0, i), t, rec, text)
+            for i, (t, rec, text) in enumerate(state.owed_duplicates)
         ]
         state.owed_duplicates = []
         late_slots = [(rng.uniform(0, n), 1) for _ in arrived_late]

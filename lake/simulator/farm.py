@@ -156,7 +156,10 @@ class Farm(EventSource):
             "vacuum_kpa": round(rng.gauss(robot.vacuum_kpa, 0.4), 1),
             "temperature_c": round(rng.gauss(38.6, 0.25), 1) if milking else None,
             "conductivity_ms_cm": (
-                {q: round(rng.gauss(c, 0.15), 1) for q, c in zip(QUARTERS, milking.conductivity)}
+                {
+                    q: round(rng.gauss(c, 0.15), 1)
+                    for q, c in zip(QUARTERS, milking.conductivity, strict=True)
+                }
                 if milking
                 else None
             ),
@@ -181,13 +184,12 @@ class Farm(EventSource):
         if down is not None:
             self._come_back_after(cow, down)
             return
-        if robot.busy_until_ms > t:
-            self.at(
-                robot.busy_until_ms + self.rng.uniform(5, 40) * SECOND_MS, partial(self._visit, cow)
-            )
+        if robot.current_cow is not None or robot.busy_until_ms > t:  # wait at the gate
+            retry = max(t, robot.busy_until_ms) + self.rng.uniform(5, 40) * SECOND_MS
+            self.at(retry, partial(self._visit, cow))
             return
         robot.current_cow = cow
-        robot.busy_until_ms = t + HOUR_MS  # until the cow leaves (or the milking is aborted)
+        robot.busy_until_ms = t + 45 * SECOND_MS  # extended once the milking starts
         rec = self._record(t, robot, "gate_pass", cow, self._sensors(robot))
         rec["gate"] = {"gate_id": robot.gate_id, "direction": "in"}
         if self.rng.random() < 0.03:  # an operator fetched the cow
@@ -207,6 +209,7 @@ class Farm(EventSource):
         yield_kg = cow.daily_kg * hours_since / 24 * rng.uniform(0.92, 1.08)
         yield_kg = min(24.0, max(3.0, yield_kg))
         duration_s = int(60 * yield_kg / rng.uniform(2.2, 3.2) + rng.uniform(40, 80))
+        robot.busy_until_ms = t + (duration_s + 15) * SECOND_MS
         self.at(t + rng.uniform(10, 30) * SECOND_MS, partial(self._feed, cow))
         self.at(t + duration_s * SECOND_MS, partial(self._milking_end, cow, yield_kg, duration_s))
 
@@ -230,7 +233,7 @@ class Farm(EventSource):
             return
         quarters = [
             {"quarter": q, "yield_kg": round(yield_kg * share * rng.uniform(0.95, 1.05), 1)}
-            for q, share in zip(QUARTERS, cow.quarter_shares)
+            for q, share in zip(QUARTERS, cow.quarter_shares, strict=True)
         ]
         rec = self._record(t, robot, "milking_end", cow, self._sensors(robot, cow))
         rec["milking"] = {

@@ -1,0 +1,252 @@
+"""LocalStorage against S3 semantics, key safety and open_storage's dispatch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lake import storage as storage_mod
+from lake.storage import (
+    TMP_SUFFIX,
+    LocalStorage,
+    ObjectNotFound,
+    S3Storage,
+    UnsafeKeyError,
+    check_key,
+    open_storage,
+)
+
+# Chosen so that folder-by-folder order differs from S3's global byte order:
+# '-' (0x2d) < '.' (0x2e) < '/' (0x2f) < '0' (0x30) < 'A' < '_' < 'a'.
+KEYS = [
+    "a.txt",
+    "a/b",
+    "a-b",
+    "a/c/d",
+    "a/c-d",
+    "a0",
+    "a/b.c",
+    "a/bb/x",
+    "b",
+    "A/z",
+    "_/y",
+    "a/c/e/f",
+]
+
+
+def _files_on_disk(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStorage:
+    s = LocalStorage(tmp_path / "root")
+    for key in KEYS:
+        s.write(key, key.encode())
+    return s
+
+
+def test_list_is_in_s3_byte_order(store: LocalStorage) -> None:
+    listed = [o.key for o in store.list()]
+    assert listed == sorted(KEYS)
+    # Python's str order is code point order, which is UTF-8 byte order: double check
+    assert listed == sorted(KEYS, key=lambda k: k.encode("utf-8"))
+    # a few pairs whose order a per-folder walk would get wrong
+    assert listed.index("a-b") < listed.index("a.txt") < listed.index("a/b") < listed.index("a0")
+    assert listed.index("a/c-d") < listed.index("a/c/d")
+
+
+def test_list_reports_size_and_aware_mtime(store: LocalStorage) -> None:
+    info = {o.key: o for o in store.list()}
+    assert info["a/c/d"].size == len(b"a/c/d")
+    assert info["a/c/d"].last_modified.tzinfo is not None
+
+
+def test_prefix_is_a_string_prefix_not_a_folder(store: LocalStorage) -> None:
+    assert [o.key for o in store.list("a")] == sorted(k for k in KEYS if k.startswith("a"))
+    assert [o.key for o in store.list("a/")] == sorted(k for k in KEYS if k.startswith("a/"))
+    assert [o.key for o in store.list("a/b")] == ["a/b", "a/b.c", "a/bb/x"]
+    assert [o.key for o in store.list("a/c")] == ["a/c-d", "a/c/d", "a/c/e/f"]
+    assert [o.key for o in store.list("a/c/")] == ["a/c/d", "a/c/e/f"]
+    assert list(store.list("nope/")) == []
+    assert list(store.list("a/zz")) == []
+
+
+@pytest.mark.parametrize(
+    "start_after", ["", "a", "a-b", "a.txt", "a/", "a/b", "a/c", "a/c/d", "a0", "zzz"]
+)
+def test_start_after_is_strictly_after_across_folders(
+    store: LocalStorage, start_after: str
+) -> None:
+    expected = sorted(k for k in KEYS if k > start_after)
+    assert [o.key for o in store.list(start_after=start_after or None)] == expected
+
+
+def test_start_after_combined_with_prefix(store: LocalStorage) -> None:
+    got = [o.key for o in store.list("a/", start_after="a/b.c")]
+    assert got == sorted(k for k in KEYS if k.startswith("a/") and k > "a/b.c")
+    # start_after before the prefix: the whole prefix
+    assert [o.key for o in store.list("a/c/", start_after="a")] == ["a/c/d", "a/c/e/f"]
+    # start_after beyond the prefix: nothing
+    assert list(store.list("a/", start_after="b")) == []
+
+
+def test_write_is_atomic_and_temp_files_are_not_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = LocalStorage(tmp_path)
+    s.write("x/old", b"old")
+    seen_mid_write: dict[str, object] = {}
+    real_replace = os.replace
+
+    def spying_replace(src, dst):  # noqa: ANN001
+        # the temp file is on disk, fully written, but not yet renamed
+        seen_mid_write["tmp_name"] = Path(src).name
+        seen_mid_write["tmp_bytes"] = Path(src).read_bytes()
+        seen_mid_write["listed"] = [o.key for o in s.list()]
+        seen_mid_write["exists"] = s.exists("x/new")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(storage_mod.os, "replace", spying_replace)
+    s.write("x/new", b"payload")
+
+    assert str(seen_mid_write["tmp_name"]).endswith(TMP_SUFFIX)
+    assert seen_mid_write["tmp_bytes"] == b"payload"
+    assert seen_mid_write["listed"] == ["x/old"]
+    assert seen_mid_write["exists"] is False
+    assert s.read("x/new") == b"payload"
+    assert _files_on_disk(tmp_path) == ["x/new", "x/old"]
+
+
+def test_failed_write_leaves_no_temp_file_and_keeps_old_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = LocalStorage(tmp_path)
+    s.write("k", b"v1")
+
+    def failing_replace(src, dst):  # noqa: ANN001
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(storage_mod.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk on fire"):
+        s.write("k", b"v2")
+    assert s.read("k") == b"v1"
+    assert _files_on_disk(tmp_path) == ["k"]
+
+
+def test_overwrite_replaces_content(tmp_path: Path) -> None:
+    s = LocalStorage(tmp_path)
+    s.write("a/b", b"one")
+    s.write("a/b", b"two")
+    assert s.read("a/b") == b"two"
+    assert [o.key for o in s.list()] == ["a/b"]
+
+
+def test_stray_temp_file_is_never_listed(tmp_path: Path) -> None:
+    s = LocalStorage(tmp_path)
+    s.write("d/real", b"1")
+    (tmp_path / "d" / f".real.deadbeef{TMP_SUFFIX}").write_bytes(b"half")
+    assert [o.key for o in s.list()] == ["d/real"]
+
+
+def test_missing_key_read_and_delete_raise_object_not_found(tmp_path: Path) -> None:
+    s = LocalStorage(tmp_path)
+    with pytest.raises(ObjectNotFound):
+        s.read("no/such/key")
+    with pytest.raises(ObjectNotFound):
+        s.delete("no/such/key")
+    assert s.exists("no/such/key") is False
+
+
+def test_exists_and_delete(tmp_path: Path) -> None:
+    s = LocalStorage(tmp_path)
+    s.write("p/q", b"x")
+    assert s.exists("p/q") is True
+    assert s.exists("p") is False  # a folder is not an object
+    s.delete("p/q")
+    assert s.exists("p/q") is False
+    assert list(s.list()) == []
+    with pytest.raises(ObjectNotFound):
+        s.read("p/q")
+
+
+@pytest.mark.parametrize(
+    "key", ["../x", "/etc/passwd", "a/../../b", "a//b", "a\\b", "", "./a", "a/.", "a/", "a\x00b"]
+)
+def test_unsafe_keys_are_refused(tmp_path: Path, key: str) -> None:
+    s = LocalStorage(tmp_path / "root")
+    with pytest.raises(UnsafeKeyError):
+        s.write(key, b"x")
+    with pytest.raises(UnsafeKeyError):
+        s.read(key)
+    with pytest.raises(UnsafeKeyError):
+        s.delete(key)
+    with pytest.raises(UnsafeKeyError):
+        s.exists(key)
+    # nothing was written anywhere under tmp_path
+    assert _files_on_disk(tmp_path) == []
+
+
+@pytest.mark.parametrize("prefix", ["../", "/etc", "a//", "a\\"])
+def test_unsafe_prefixes_are_refused(tmp_path: Path, prefix: str) -> None:
+    with pytest.raises(UnsafeKeyError):
+        list(LocalStorage(tmp_path).list(prefix))
+
+
+def test_check_key_allows_listing_prefixes() -> None:
+    assert check_key("", allow_prefix=True) == ""
+    assert check_key("a/b/", allow_prefix=True) == "a/b/"
+    assert check_key("a/b-c.d", allow_prefix=False) == "a/b-c.d"
+
+
+def test_open_storage_file_uri_and_plain_path(tmp_path: Path) -> None:
+    from_uri = open_storage(tmp_path.as_uri())
+    assert isinstance(from_uri, LocalStorage)
+    assert from_uri.root == tmp_path.resolve()
+    from_path = open_storage(str(tmp_path))
+    assert isinstance(from_path, LocalStorage)
+    assert from_path.root == tmp_path.resolve()
+    from_uri.write("k/v", b"data")
+    assert (tmp_path / "k" / "v").read_bytes() == b"data"
+    assert from_path.read("k/v") == b"data"
+
+
+def test_open_storage_file_uri_with_escaped_characters(tmp_path: Path) -> None:
+    folder = tmp_path / "with space"
+    folder.mkdir()
+    s = open_storage(folder.as_uri())
+    assert isinstance(s, LocalStorage)
+    assert s.root == folder.resolve()
+
+
+def test_open_storage_s3_uses_given_client() -> None:
+    dummy = object()
+    s = open_storage("s3://my-bucket/some/prefix/", s3_client=dummy)
+    assert isinstance(s, S3Storage)
+    assert s.bucket == "my-bucket"
+    assert s.prefix == "some/prefix/"
+    assert s.client is dummy
+    assert s.uri_of("a/b.gz") == "s3://my-bucket/some/prefix/a/b.gz"
+    bare = open_storage("s3://bucket", s3_client=dummy)
+    assert isinstance(bare, S3Storage)
+    assert bare.prefix == ""
+    assert bare.uri_of("k") == "s3://bucket/k"
+
+
+def test_s3_uri_of_refuses_unsafe_keys() -> None:
+    s = S3Storage("b", "p", client=object())
+    with pytest.raises(UnsafeKeyError):
+        s.uri_of("../escape")
+
+
+@pytest.mark.parametrize("uri", ["ftp://host/path", "gs://bucket/x", "http://example.com/x"])
+def test_open_storage_unsupported_scheme(uri: str) -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        open_storage(uri)
+
+
+def test_open_storage_s3_without_bucket() -> None:
+    with pytest.raises(ValueError):
+        open_storage("s3:///prefix", s3_client=object())
