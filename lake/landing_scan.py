@@ -77,8 +77,9 @@ def scan_new_objects(
             unparsable.append(info.key)
         else:
             new.append((info, parsed))
+            if parsed.written_at is not None:  # a stray key must not become the cursor
+                last_key = max(last_key or "", info.key)
         recent.add(info.key)
-        last_key = max(last_key or "", info.key)
     return ScanResult(new, unparsable, _next_cursor(last_key, recent, lookback), listed, truncated)
 
 
@@ -98,9 +99,14 @@ def _next_cursor(last_key: str | None, seen: set[str], lookback: timedelta) -> S
     if newest is None or newest.written_at is None:
         return ScanCursor(last_key, [])
     floor = newest.written_at - lookback
+    floor_hour = floor.replace(minute=0, second=0, microsecond=0)
     keep = []
     for key in seen:
         parsed = parse_key(key)
-        if parsed is not None and parsed.written_at is not None and parsed.written_at >= floor:
+        if parsed is None:
+            continue
+        if parsed.written_at is not None and parsed.written_at >= floor:
             keep.append(key)
+        elif parsed.written_at is None and parsed.arrival_hour >= floor_hour:
+            keep.append(key)  # no write time, but its folder is still listed: seen already
     return ScanCursor(last_key, sorted(keep))

@@ -90,7 +90,7 @@ def parse_mart(path: Path, stream_names: set[str], mart_names: set[str]) -> Mart
         settings[m.group(1)] = m.group(2)
     try:
         statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
-    except sqlglot.errors.ParseError as exc:
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, and TokenError (e.g. an open quote)
         raise MartDefinitionError(f"{path.name}: SQL does not parse: {exc}") from exc
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise MartDefinitionError(f"{path.name}: a mart is exactly one SELECT statement")
@@ -153,7 +153,7 @@ def build_mart(
                 f'CREATE VIEW "{layer}"."{table}" AS SELECT * FROM read_parquet([{files}], '
                 f"union_by_name=true, hive_partitioning={hive})"
             )
-        result = None if build.missing_inputs else con.sql(spec.sql).fetch_arrow_table()
+        result = None if build.missing_inputs else con.sql(spec.sql).to_arrow_table()
         con.close()
     prefix = f"marts/{spec.name}/" + (f"dt={day}/" if day else "")
     for stale in list(lake.list(prefix)):

@@ -45,7 +45,7 @@ def check_key(key: str, *, allow_prefix: bool = False) -> str:
         return key
     if key == "":
         raise UnsafeKeyError("storage key is empty")
-    if key.startswith("/") or (len(key) > 1 and key[1] == ":"):
+    if key.startswith("/"):
         raise UnsafeKeyError(f"storage key {key!r} is absolute; keys are relative to the root")
     if "\\" in key or "\x00" in key:
         raise UnsafeKeyError(f"storage key {key!r} contains a backslash or NUL")

@@ -96,7 +96,12 @@ def test_json_records_unwraps_the_list() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['{"Records": [{"a": 1}]}{"Records": [', '{"Other": []}', '[{"a": 1}]', '{"Records": {"a": 1}}'],
+    [
+        '{"Records": [{"a": 1}]}{"Records": [',
+        '{"Other": []}',
+        '[{"a": 1}]',
+        '{"Records": {"a": 1}}',
+    ],
 )
 def test_json_records_wrong_framing_is_unreadable(text: str) -> None:
     with pytest.raises(UnreadableObject):
@@ -110,7 +115,7 @@ def test_gzip_is_detected_from_magic_bytes() -> None:
 
 
 def test_utf8_bom_is_dropped_and_non_ascii_kept() -> None:
-    assert decode_bytes("\ufeff{\"n\":\"Zoë\"}".encode()) == '{"n":"Zoë"}'
+    assert decode_bytes('\ufeff{"n":"Zoë"}'.encode()) == '{"n":"Zoë"}'
 
 
 def test_truncated_gzip_is_unreadable() -> None:

@@ -129,7 +129,9 @@ def test_conflict_path_names_the_nested_field() -> None:
 
 def test_conflict_inside_array_elements() -> None:
     report = MergeReport()
-    merged = merge(Struct({"l": Array("int")}), Struct({"l": Array(Struct({"k": "int"}))}), report=report)
+    merged = merge(
+        Struct({"l": Array("int")}), Struct({"l": Array(Struct({"k": "int"}))}), report=report
+    )
     assert to_hive(merged) == "struct<l:array<string>>"
     assert len(report.conflicts) == 1
     assert report.conflicts[0].startswith("l[]:")
@@ -191,7 +193,9 @@ def test_normalize_name(name: str, expected: str) -> None:
 
 
 def test_leaf_columns_flattens_structs_and_keeps_arrays() -> None:
-    t = parse_hive("struct<yield_kg:double,quarters:array<struct<q:string>>,meta:struct<a:int,b:struct<c:string>>>")
+    t = parse_hive(
+        "struct<yield_kg:double,quarters:array<struct<q:string>>,meta:struct<a:int,b:struct<c:string>>>"
+    )
     assert leaf_columns("milking", t) == [
         ("milking_yield_kg", ("milking", "yield_kg"), "double"),
         ("milking_quarters", ("milking", "quarters"), "array<struct<q:string>>"),

@@ -101,7 +101,7 @@ def test_write_is_atomic_and_temp_files_are_not_listed(
     seen_mid_write: dict[str, object] = {}
     real_replace = os.replace
 
-    def spying_replace(src, dst):  # noqa: ANN001
+    def spying_replace(src, dst):
         # the temp file is on disk, fully written, but not yet renamed
         seen_mid_write["tmp_name"] = Path(src).name
         seen_mid_write["tmp_bytes"] = Path(src).read_bytes()
@@ -126,7 +126,7 @@ def test_failed_write_leaves_no_temp_file_and_keeps_old_content(
     s = LocalStorage(tmp_path)
     s.write("k", b"v1")
 
-    def failing_replace(src, dst):  # noqa: ANN001
+    def failing_replace(src, dst):
         raise OSError("disk on fire")
 
     monkeypatch.setattr(storage_mod.os, "replace", failing_replace)

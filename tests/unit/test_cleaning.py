@@ -1,0 +1,400 @@
+"""clean_hour end to end on real files: LocalStorage landing and lake, Parquet read back."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lake.cleaned_io import clean_hour
+from lake.firehose import hour_prefix, object_key
+from lake.pii import REDACTED, hash_key
+from lake.storage import LocalStorage
+from lake.streams import load_streams
+
+SPEC = load_streams()["robot_telemetry"]
+HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
+PII_KEY = "unit-test-pii-key"
+
+# The catalog table as the crawler would store it (only Columns matter to cleaning).
+TABLE = {
+    "Name": "robot_telemetry",
+    "StorageDescriptor": {
+        "Columns": [
+            {"Name": "event_id", "Type": "string"},
+            {"Name": "ts", "Type": "timestamp"},
+            {"Name": "robot_id", "Type": "string"},
+            {"Name": "count", "Type": "int"},
+            {"Name": "big", "Type": "bigint"},
+            {"Name": "ratio", "Type": "double"},
+            {"Name": "ok", "Type": "boolean"},
+            {
+                "Name": "milking",
+                "Type": "struct<yield_kg:double,duration_s:int,quarters:array<struct<quarter:string,yield_kg:double>>>",
+            },
+            {"Name": "operator", "Type": "struct<name:string,email:string>"},
+            {"Name": "tags", "Type": "array<string>"},
+        ]
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def _pii_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PII_HASH_KEY", PII_KEY)
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "landing")
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "lake")
+
+
+def rec(eid: str, ts: str = "2026-11-21T08:10:00Z", **extra: Any) -> dict[str, Any]:
+    return {"event_id": eid, "ts": ts, "robot_id": "R1", **extra}
+
+
+def dumps(r: dict[str, Any]) -> str:
+    return json.dumps(r, separators=(",", ":"))
+
+
+def put(landing: LocalStorage, minute: int, oid: str, text: str, *, gz: bool = True) -> str:
+    key = object_key(SPEC.name, HOUR.replace(minute=minute), object_id=oid)
+    data = text.encode()
+    landing.write(key, gzip.compress(data) if gz else data)
+    return key
+
+
+def run(landing: LocalStorage, lake: LocalStorage, ingested_at: datetime | None = None):
+    objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    return clean_hour(SPEC, TABLE, landing, lake, HOUR, objects, ingested_at=ingested_at)
+
+
+def out_name(key: str) -> str:
+    return f"20261121T08-{key.rsplit('/', 1)[1].removesuffix('.gz')}.parquet"
+
+
+def read_rows(lake: LocalStorage, key: str) -> list[dict[str, Any]]:
+    return pq.read_table(lake.path(key)).to_pylist()
+
+
+def lake_keys(lake: LocalStorage, prefix: str) -> list[str]:
+    return [o.key for o in lake.list(prefix)]
+
+
+def test_counts_balance_per_object_and_in_total(landing: LocalStorage, lake: LocalStorage) -> None:
+    broken = '{"event_id":"bad","ts":"2026-11-21T08:1'
+    text1 = (
+        dumps(rec("a"))
+        + dumps(rec("b"))
+        + broken
+        + dumps({"event_id": "no-ts", "robot_id": "R1"})
+        + dumps(rec("a"))  # duplicate inside the object
+        + dumps(rec("c"))
+    )
+    text2 = dumps(rec("b")) + dumps(rec("d"))  # b duplicates the first object
+    k1 = put(landing, 1, "obj1", text1)
+    k2 = put(landing, 2, "obj2", text2)
+
+    report = run(landing, lake)
+
+    # object 1: 6 records = 3 cleaned + 2 quarantined + 1 duplicate
+    # object 2: 2 records = 1 cleaned + 0 quarantined + 1 duplicate
+    assert (report.objects, report.records_in) == (2, 8)
+    assert report.records_cleaned == 4
+    assert report.records_quarantined == 2
+    assert report.duplicates_dropped == 2
+    assert report.records_in == (
+        report.records_cleaned + report.records_quarantined + report.duplicates_dropped
+    )
+    assert report.unbalanced_objects == []
+    assert report.bytes_in == len(landing.read(k1)) + len(landing.read(k2))
+
+    for key, expected in ((k1, (6, 3, 2, 1)), (k2, (2, 1, 0, 1))):
+        manifest = json.loads(lake.read(f"_state/cleaned/{SPEC.name}/{out_name(key)}.json"))
+        got = (
+            manifest["records_in"],
+            manifest["records_cleaned"],
+            manifest["records_quarantined"],
+            manifest["duplicates_dropped"],
+        )
+        assert got == expected
+        assert got[0] == got[1] + got[2] + got[3]
+
+    rows1 = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(k1)}")
+    rows2 = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(k2)}")
+    assert [r["event_id"] for r in rows1] == ["a", "b", "c"]
+    assert [r["event_id"] for r in rows2] == ["d"]
+    assert [r["_position"] for r in rows1] == [0, 1, 5]
+    assert {r["_source_key"] for r in rows1} == {k1}
+    # across all cleaned files: every event id once
+    total = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{lake.root}/cleaned/**/*.parquet')"
+    ).fetchall()
+    assert total == [(4, 4)]
+
+
+def test_typed_flattened_masked_columns(landing: LocalStorage, lake: LocalStorage) -> None:
+    email = "Jan.Jansen@dairy017.example"
+    quarters = [{"quarter": "lf", "yield_kg": 3.1}, {"quarter": "rf", "yield_kg": 2.9}]
+    record = rec(
+        "e1",
+        ts="2026-11-21T09:15:30.250+01:00",  # 08:15:30.25 UTC
+        count=7,
+        big=2**40,
+        ratio=3,  # an int where a double is declared: widened, not refused
+        ok=True,
+        milking={"yield_kg": 12.5, "duration_s": 410, "quarters": quarters},
+        operator={"name": "Jan Jansen", "email": email},
+        tags=["x", "y"],
+    )
+    sparse = rec("e2", ts="2026-11-21T08:20:00")  # naive means UTC; other columns missing
+    key = put(landing, 3, "typed", dumps(record) + "\n" + dumps(sparse))
+
+    run(landing, lake)
+
+    table = pq.read_table(lake.path(f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}"))
+    schema = table.schema
+    assert schema.field("ts").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("count").type == pa.int32()
+    assert schema.field("big").type == pa.int64()
+    assert schema.field("ratio").type == pa.float64()
+    assert schema.field("ok").type == pa.bool_()
+    assert schema.field("milking_yield_kg").type == pa.float64()
+    assert schema.field("milking_duration_s").type == pa.int32()
+    assert schema.field("milking_quarters").type == pa.string()
+    assert schema.field("tags").type == pa.string()
+    assert schema.field("operator_email").type == pa.string()
+    assert schema.field("operator_name").type == pa.string()
+    assert "milking" not in schema.names and "operator" not in schema.names
+    assert {"_source_key", "_position", "_arrival_hour", "_ingested_at"} <= set(schema.names)
+
+    first, second = table.to_pylist()
+    assert first["ts"] == datetime(2026, 11, 21, 8, 15, 30, 250000, tzinfo=UTC)
+    assert first["count"] == 7
+    assert first["big"] == 2**40
+    assert first["ratio"] == 3.0
+    assert first["ok"] is True
+    assert first["milking_yield_kg"] == 12.5
+    assert first["milking_duration_s"] == 410
+    assert json.loads(first["milking_quarters"]) == quarters
+    assert json.loads(first["tags"]) == ["x", "y"]
+    assert first["_arrival_hour"] == HOUR
+
+    assert hash_key() == PII_KEY.encode()
+    expected_hash = hmac.new(PII_KEY.encode(), email.encode(), hashlib.sha256).hexdigest()
+    assert first["operator_email"] == expected_hash
+    assert len(first["operator_email"]) == 64
+    assert first["operator_name"] == REDACTED
+    # nothing of the PII survives anywhere in the file
+    raw = lake.read(f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
+    assert b"Jansen" not in raw and b"dairy017" not in raw
+
+    assert second["ts"] == datetime(2026, 11, 21, 8, 20, tzinfo=UTC)
+    for col in (
+        "count",
+        "big",
+        "ratio",
+        "ok",
+        "milking_yield_kg",
+        "operator_email",
+        "operator_name",
+        "tags",
+    ):
+        assert second[col] is None, col
+
+
+def test_same_email_hashes_identically_across_records(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    op = {"name": "A", "email": "a@example.com"}
+    key = put(landing, 4, "ops", dumps(rec("x", operator=op)) + dumps(rec("y", operator=op)))
+    run(landing, lake)
+    rows = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
+    expected = hmac.new(hash_key(), b"a@example.com", hashlib.sha256).hexdigest()
+    assert [r["operator_email"] for r in rows] == [expected, expected]
+
+
+def test_duplicates_across_two_objects_are_dropped(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    ids1 = ["a", "b", "c"]
+    ids2 = ["c", "d", "a", "e"]
+    k1 = put(landing, 5, "first", "".join(dumps(rec(i)) for i in ids1))
+    k2 = put(landing, 6, "second", "".join(dumps(rec(i)) for i in ids2))
+    report = run(landing, lake)
+    assert report.duplicates_dropped == len(set(ids1) & set(ids2))
+    assert report.records_cleaned == len(set(ids1) | set(ids2))
+    rows2 = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(k2)}")
+    assert [r["event_id"] for r in rows2] == ["d", "e"]
+    rows1 = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(k1)}")
+    assert [r["event_id"] for r in rows1] == ids1
+
+
+def test_late_record_lands_under_its_event_date(landing: LocalStorage, lake: LocalStorage) -> None:
+    late_ts = "2026-11-19T23:59:59Z"
+    key = put(landing, 7, "late", dumps(rec("now")) + dumps(rec("late", ts=late_ts)))
+    report = run(landing, lake)
+    assert report.event_dates == {"2026-11-19", "2026-11-21"}
+    late_rows = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-19/{out_name(key)}")
+    assert [r["event_id"] for r in late_rows] == ["late"]
+    assert late_rows[0]["_arrival_hour"] == HOUR
+    now_rows = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
+    assert [r["event_id"] for r in now_rows] == ["now"]
+    assert sorted(lake_keys(lake, "cleaned/")) == sorted(report.files_written)
+
+
+def test_malformed_records_are_quarantined_with_context(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    broken = '{"event_id":"t","ts":"2026-11-2'
+    no_id = dumps({"ts": "2026-11-21T08:00:00Z", "robot_id": "R1"})
+    bad_time = dumps(rec("bt", ts="yesterday"))
+    not_object = "[1,2,3]"
+    text = dumps(rec("ok1")) + broken + no_id + bad_time + not_object + dumps(rec("ok2"))
+    key = put(landing, 8, "mixed", text)
+    report = run(landing, lake, ingested_at=HOUR + timedelta(hours=1))
+    assert report.records_quarantined == 4
+    assert report.records_cleaned == 2
+
+    qkey = f"quarantine/{SPEC.name}/dt=2026-11-21/{out_name(key)}"
+    assert lake_keys(lake, "quarantine/") == [qkey]
+    rows = read_rows(lake, qkey)
+    by_pos = {r["position"]: r for r in rows}
+    assert sorted(by_pos) == [1, 2, 3, 4]
+    assert by_pos[1]["raw_text"] == broken
+    assert "invalid JSON" in by_pos[1]["reason"]
+    assert by_pos[2]["raw_text"] == no_id
+    assert "event_id" in by_pos[2]["reason"]
+    assert by_pos[3]["raw_text"] == bad_time
+    assert "yesterday" in by_pos[3]["reason"]
+    assert by_pos[4]["raw_text"] == not_object
+    assert "list" in by_pos[4]["reason"]
+    assert {r["source_key"] for r in rows} == {key}
+    assert {r["arrival_hour"] for r in rows} == {HOUR}
+    assert {r["quarantined_at"] for r in rows} == {HOUR + timedelta(hours=1)}
+
+
+def test_quarantine_folder_uses_arrival_date_not_event_date(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    key = put(landing, 9, "oldbad", dumps(rec("x", ts="2026-11-01T00:00:00Z", count="NaN")))
+    run(landing, lake)
+    assert lake_keys(lake, "quarantine/") == [
+        f"quarantine/{SPEC.name}/dt=2026-11-21/{out_name(key)}"
+    ]
+    assert lake_keys(lake, "cleaned/") == []
+
+
+def test_unreadable_object_is_quarantined_whole(landing: LocalStorage, lake: LocalStorage) -> None:
+    good = put(landing, 10, "good", dumps(rec("g")))
+    bad_key = object_key(SPEC.name, HOUR.replace(minute=11), object_id="trunc")
+    bad_bytes = gzip.compress(("".join(dumps(rec(f"t{i}")) for i in range(50))).encode())[:40]
+    landing.write(bad_key, bad_bytes)
+
+    report = run(landing, lake)
+    assert report.objects == 2
+    assert report.records_in == 2  # the good record + the whole bad object counted once
+    assert report.records_cleaned == 1
+    assert report.records_quarantined == 1
+    assert report.unbalanced_objects == []
+    rows = read_rows(lake, f"quarantine/{SPEC.name}/dt=2026-11-21/{out_name(bad_key)}")
+    assert len(rows) == 1
+    assert rows[0]["position"] == -1
+    assert rows[0]["source_key"] == bad_key
+    assert "unreadable" in rows[0]["reason"] and "gzip" in rows[0]["reason"]
+    assert rows[0]["raw_text"]
+    assert lake_keys(lake, "cleaned/") == [f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(good)}"]
+
+
+def test_value_that_does_not_cast_is_quarantined_naming_the_column(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    bad_int = dumps(rec("i", count="seven"))
+    bad_nested = dumps(rec("n", milking={"yield_kg": "lots", "duration_s": 1}))
+    too_big = dumps(rec("o", count=2**31))
+    bad_bool = dumps(rec("b", ok="yes"))
+    key = put(
+        landing,
+        12,
+        "casts",
+        dumps(rec("fine", count=1)) + bad_int + bad_nested + too_big + bad_bool,
+    )
+    report = run(landing, lake)
+    assert report.records_cleaned == 1
+    assert report.records_quarantined == 4
+    rows = {
+        r["position"]: r
+        for r in read_rows(lake, f"quarantine/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
+    }
+    assert "column count" in rows[1]["reason"]
+    assert rows[1]["raw_text"] == bad_int
+    assert "column milking_yield_kg" in rows[2]["reason"]
+    assert "column count" in rows[3]["reason"]
+    assert "column ok" in rows[4]["reason"]
+
+
+def test_rerun_writes_the_same_files_and_rows(landing: LocalStorage, lake: LocalStorage) -> None:
+    put(
+        landing, 13, "r1", dumps(rec("a")) + dumps(rec("late", ts="2026-11-20T10:00:00Z")) + "{oops"
+    )
+    put(landing, 14, "r2", dumps(rec("a")) + dumps(rec("b", count=3)))
+    landing.write(
+        object_key(SPEC.name, HOUR.replace(minute=15), object_id="junk"), b"\xff\xfe junk"
+    )
+
+    first = run(landing, lake, ingested_at=datetime(2026, 11, 21, 9, tzinfo=UTC))
+    files_first = lake_keys(lake, "")
+    data_keys = [k for k in files_first if k.startswith(("cleaned/", "quarantine/"))]
+    contents_first = {
+        k: pq.read_table(lake.path(k)).drop_columns(
+            ["_ingested_at"] if k.startswith("cleaned/") else ["quarantined_at"]
+        )
+        for k in data_keys
+    }
+
+    second = run(landing, lake, ingested_at=datetime(2026, 11, 21, 10, tzinfo=UTC))
+    assert lake_keys(lake, "") == files_first
+    assert sorted(second.files_written) == sorted(first.files_written)
+    for k in data_keys:
+        table = pq.read_table(lake.path(k))
+        dropped = "_ingested_at" if k.startswith("cleaned/") else "quarantined_at"
+        assert table.drop_columns([dropped]).equals(contents_first[k]), k
+        stamps = set(table.column(dropped).to_pylist())
+        assert stamps == {datetime(2026, 11, 21, 10, tzinfo=UTC)}
+    assert (
+        first.records_in,
+        first.records_cleaned,
+        first.records_quarantined,
+        first.duplicates_dropped,
+    ) == (
+        second.records_in,
+        second.records_cleaned,
+        second.records_quarantined,
+        second.duplicates_dropped,
+    )
+
+
+def test_rerun_removes_outputs_no_longer_produced(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    key = put(landing, 16, "shrink", dumps(rec("a", ts="2026-11-20T08:00:00Z")) + dumps(rec("b")))
+    run(landing, lake)
+    assert len(lake_keys(lake, "cleaned/")) == 2
+    # the object is replaced by one whose only record is on the arrival date
+    landing.write(key, gzip.compress(dumps(rec("b")).encode()))
+    run(landing, lake)
+    assert lake_keys(lake, "cleaned/") == [f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}"]
