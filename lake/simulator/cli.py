@@ -33,6 +33,7 @@ class _Totals:
     duplicates: int = 0
     late: int = 0
     bytes: int = 0
+    interrupted: bool = False
 
     def add(self, written: ObjectWritten | None) -> None:
         if written is None:
@@ -64,9 +65,9 @@ def _utc(text: str) -> datetime:
         ) from None
 
 
-def _number(text: str, kind: type = float) -> float:
+def _number(text: str) -> float:
     try:
-        value = kind(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value):
@@ -96,7 +97,10 @@ def _non_negative(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    value = int(_number(text, int))
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
     return value
@@ -204,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse's errors and --help
         return exc.code if isinstance(exc.code, int) else 2
     print(totals.summary(storage.uri))
-    return 0
+    # Ctrl-C is how a continuous run normally ends; it cuts a history run short.
+    return 130 if totals.interrupted and not args.continuous else 0
 
 
 def _setup(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Storage, Simulator]:
@@ -274,14 +279,18 @@ def _run_history(sim: Simulator, storage: Storage, start: datetime, end: datetim
     totals = _Totals()
     last_print = time.monotonic()
     next_decile = 1
-    for written in sim.write_range(storage, start, end):
-        totals.add(written)
-        done = min(1.0, ((written.arrival - start).total_seconds() + interval) / span)
-        now = time.monotonic()
-        if done * 10 >= next_decile or now - last_print >= PROGRESS_EVERY_S:
-            _say(f"  {done:4.0%}  {totals.brief()}")
-            last_print = now
-            next_decile = math.floor(done * 10) + 1
+    try:
+        for written in sim.write_range(storage, start, end):
+            totals.add(written)
+            done = min(1.0, ((written.arrival - start).total_seconds() + interval) / span)
+            now = time.monotonic()
+            if done * 10 >= next_decile or now - last_print >= PROGRESS_EVERY_S:
+                _say(f"  {done:4.0%}  {totals.brief()}")
+                last_print = now
+                next_decile = math.floor(done * 10) + 1
+    except KeyboardInterrupt:
+        _say("interrupted")
+        totals.interrupted = True
     return totals
 
 
@@ -314,6 +323,7 @@ def _run_continuous(sim: Simulator, storage: Storage, args: argparse.Namespace) 
                 break
     except KeyboardInterrupt:
         _say("interrupted")
+        totals.interrupted = True
     return totals
 
 
