@@ -10,7 +10,6 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -56,8 +55,9 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         landing, lake_storage = lake.landing(), lake.lake()
         table = Catalog(lake_storage, database).get_table(spec.name)
         if table is None:
-            raise Failure(
-                f"no catalog table {database}.{spec.name}: materialize schema/{spec.name} first"
+            context.log.warning(
+                f"no catalog table {database}.{spec.name} yet: typing from this run's records; "
+                f"materialize schema/{spec.name} to record the schema"
             )
         total = HourReport()
         for hour in hours_of(context):
@@ -69,7 +69,10 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                 **total.as_metadata(),
                 "event_dates": MetadataValue.json(sorted(total.event_dates)),
                 "quarantine_ratio": round(total.quarantine_ratio, 6),
-                "catalog_version": int(table["VersionId"]),
+                "catalog_version": int(table["VersionId"]) if table else 0,
+                "columns_not_in_catalog": MetadataValue.json(
+                    {k: v for k, v in total.columns_not_in_catalog.items() if v}
+                ),
                 "files_written": len(total.files_written),
             },
             check_results=[_reconcile(total), _quarantine(total, spec.max_quarantine_ratio)],

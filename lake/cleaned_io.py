@@ -19,7 +19,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake.cleaning import Column, ObjectCleaned, clean_object, columns_from_table
+from lake.cleaning import (
+    Column,
+    ObjectCleaned,
+    Quarantined,
+    clean_records,
+    leaf_columns_of,
+    read_object,
+)
+from lake.crawler import diff_columns, merge_records, table_columns, type_event_time
+from lake.hive_types import MergeReport, Struct, add_new_fields
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
@@ -55,6 +64,7 @@ class HourReport:
     event_dates: set[str] = field(default_factory=set)
     files_written: list[str] = field(default_factory=list)
     unbalanced_objects: list[str] = field(default_factory=list)
+    columns_not_in_catalog: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, cleaned: ObjectCleaned) -> None:
         self.objects += 1
@@ -75,6 +85,9 @@ class HourReport:
         self.event_dates |= other.event_dates
         self.files_written += other.files_written
         self.unbalanced_objects += other.unbalanced_objects
+        for kind, names in other.columns_not_in_catalog.items():
+            known = self.columns_not_in_catalog.setdefault(kind, [])
+            known += [n for n in names if n not in known]
 
     @property
     def quarantine_ratio(self) -> float:
@@ -105,22 +118,37 @@ def arrow_schema(columns: list[Column]) -> pa.Schema:
 
 def clean_hour(
     spec: StreamSpec,
-    table: dict[str, Any],
+    table: dict[str, Any] | None,
     landing: Storage,
     lake: Storage,
     hour: datetime,
     objects: list[ObjectInfo],
     ingested_at: datetime | None = None,
 ) -> HourReport:
-    """Clean every given object of one arrival hour, in key order, deduplicating across them."""
+    """Clean every given object of one arrival hour, in key order, deduplicating across them.
+
+    Columns and types come from the catalog table; fields the hour holds that the table
+    lacks (the schema asset has not crawled them yet) are added for this run with their
+    inferred types and reported in `columns_not_in_catalog`, never dropped.
+    """
     ingested_at = ingested_at or datetime.now(UTC)
-    columns = columns_from_table(table, spec)
+    objects = sorted(objects, key=lambda o: o.key)
+    read = [(info.key, landing.read(info.key)) for info in objects]
+    parsed = [(key, len(data), read_object(key, data, spec)) for key, data in read]
+    del read
+    catalog = table_columns(table)
+    in_hour = Struct()
+    for _, _, records in parsed:
+        if not isinstance(records, Quarantined):
+            merge_records(in_hour, (r.value for r in records if r.error is None), MergeReport())
+    type_event_time(in_hour, spec)
+    widened = add_new_fields(catalog, in_hour)
+    columns = leaf_columns_of(widened, spec)
     schema = arrow_schema(columns)
-    report = HourReport()
+    report = HourReport(columns_not_in_catalog=diff_columns(catalog, widened))
     seen: set[str] = set()
-    for info in sorted(objects, key=lambda o: o.key):
-        data = landing.read(info.key)
-        cleaned = clean_object(spec, columns, info.key, data, seen, hour, ingested_at)
+    for key, size, records in parsed:
+        cleaned = clean_records(spec, columns, key, records, size, seen, hour, ingested_at)
         report.add(cleaned)
         written = _write_object_outputs(spec, lake, hour, cleaned, schema, ingested_at)
         report.files_written.extend(written)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from lake.formats import UnreadableObject, decode_bytes, iter_records
-from lake.hive_types import leaf_columns, normalize_name, parse_hive
+from lake.crawler import table_columns
+from lake.formats import RawRecord, UnreadableObject, decode_bytes, iter_records
+from lake.hive_types import Struct, leaf_columns, normalize_name
 from lake.pii import hash_key, mask
 from lake.streams import StreamSpec
 
@@ -56,13 +57,17 @@ class ObjectCleaned:
         return self.records_in == len(self.rows) + len(self.quarantined) + self.duplicates_dropped
 
 
-def columns_from_table(table: dict[str, Any], spec: StreamSpec) -> list[Column]:
-    """Flatten the catalog table's columns into leaf columns, with masks and unique names."""
+def columns_from_table(table: dict[str, Any] | None, spec: StreamSpec) -> list[Column]:
+    return leaf_columns_of(table_columns(table), spec)
+
+
+def leaf_columns_of(schema: Struct, spec: StreamSpec) -> list[Column]:
+    """Flatten top-level columns into leaf columns, with masks and unique names."""
     pii = {tuple(normalize_name(p) for p in path.split(".")): how for path, how in spec.pii.items()}
     columns: list[Column] = []
     used: set[str] = set(LINEAGE_COLUMNS)
-    for col in table["StorageDescriptor"]["Columns"]:
-        for flat, path, leaf in leaf_columns(col["Name"], parse_hive(col["Type"])):
+    for col_name, col_type in schema.fields.items():
+        for flat, path, leaf in leaf_columns(col_name, col_type):
             how = next((m for p, m in pii.items() if path[: len(p)] == p), None)
             if how == "hash":
                 leaf = "string"
@@ -75,31 +80,33 @@ def columns_from_table(table: dict[str, Any], spec: StreamSpec) -> list[Column]:
     return columns
 
 
-def clean_object(
+def read_object(key: str, data: bytes, spec: StreamSpec) -> list[RawRecord] | Quarantined:
+    """The object's records, or one quarantine entry when the object cannot be read at all."""
+    try:
+        return list(iter_records(decode_bytes(data), spec))
+    except UnreadableObject as exc:
+        raw = data[:1_000_000].decode("utf-8", "replace")
+        return Quarantined(key, -1, f"unreadable object: {exc}", raw)
+
+
+def clean_records(
     spec: StreamSpec,
     columns: list[Column],
     key: str,
-    data: bytes,
+    records: list[RawRecord] | Quarantined,
+    bytes_in: int,
     seen_keys: set[str],
     arrival_hour: datetime,
     ingested_at: datetime,
 ) -> ObjectCleaned:
-    """Clean one landed object. `seen_keys` carries dedup state across the objects of a run."""
-    out = ObjectCleaned(key=key, bytes_in=len(data))
-    try:
-        text = decode_bytes(data)
-        records = list(iter_records(text, spec))
-    except UnreadableObject as exc:
+    """Clean one object's records. `seen_keys` carries dedup state across a run's objects."""
+    out = ObjectCleaned(key=key, bytes_in=bytes_in)
+    if isinstance(records, Quarantined):
         out.records_in = 1
-        out.quarantined.append(
-            Quarantined(
-                key, -1, f"unreadable object: {exc}", data[:1_000_000].decode("utf-8", "replace")
-            )
-        )
+        out.quarantined.append(records)
         return out
     secret = hash_key()
     time_path = (normalize_name(spec.event_time_field),)
-    dedup_field = spec.dedup_key
     for record in records:
         out.records_in += 1
         reason = _record_problem(record, spec)
@@ -111,7 +118,7 @@ def clean_object(
         if reason is not None:
             out.quarantined.append(Quarantined(key, record.position, reason, record.text))
             continue
-        dedup_value = str(record.value[dedup_field])
+        dedup_value = str(record.value[spec.dedup_key])
         if dedup_value in seen_keys:
             out.duplicates_dropped += 1
             continue

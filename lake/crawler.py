@@ -53,19 +53,27 @@ def infer_objects(spec: StreamSpec, objects: Iterable[tuple[str, bytes]]) -> Hou
         seen.objects += 1
         seen.bytes += len(data)
         try:
-            text = decode_bytes(data)
-            for record in iter_records(text, spec):
-                if record.error is None and isinstance(record.value, dict):
-                    seen.records += 1
-                    seen.schema = merge(seen.schema, infer(record.value), report=report)
+            records = [r.value for r in iter_records(decode_bytes(data), spec) if r.error is None]
         except UnreadableObject as exc:
             seen.unreadable[key] = str(exc)
+            continue
+        seen.records += merge_records(seen.schema, records, report)
     seen.conflicts = report.conflicts
-    _type_event_time(seen.schema, spec)
+    type_event_time(seen.schema, spec)
     return seen
 
 
-def _type_event_time(schema: Struct, spec: StreamSpec) -> None:
+def merge_records(schema: Struct, records: Iterable[Any], report: MergeReport) -> int:
+    """Merge the JSON objects among `records` into `schema` in place; return how many."""
+    merged = 0
+    for value in records:
+        if isinstance(value, dict):
+            merged += 1
+            schema.fields = merge(schema, infer(value), report=report).fields
+    return merged
+
+
+def type_event_time(schema: Struct, spec: StreamSpec) -> None:
     name = spec.event_time_field.lower()
     if name in schema.fields:
         schema.fields[name] = "timestamp"

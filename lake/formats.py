@@ -73,7 +73,7 @@ def _ndjson(text: str) -> Iterator[RawRecord]:
         try:
             yield RawRecord(position, line, json.loads(line))
         except json.JSONDecodeError as exc:
-            yield RawRecord(position, line, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+            yield RawRecord(position, line, error=f"invalid JSON: {exc.msg} (column {exc.colno})")
         position += 1
 
 
@@ -93,7 +93,7 @@ def _concatenated(text: str) -> Iterator[RawRecord]:
             yield RawRecord(
                 position,
                 text[pos:resume],
-                error=f"invalid JSON: {exc.msg} at offset {exc.pos - pos}",
+                error=f"invalid JSON: {exc.msg} (offset {exc.pos - pos})",
             )
         else:
             resume = end

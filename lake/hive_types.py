@@ -93,6 +93,20 @@ def merge(a: HiveType, b: HiveType, path: str = "", report: MergeReport | None =
     return "string"
 
 
+def add_new_fields(base: Struct, extra: Struct) -> Struct:
+    """`base` plus the fields (at any depth) only `extra` has; `base` keeps its types.
+
+    Glue's MergeNewColumns: used when cleaning meets fields the catalog has not crawled yet.
+    """
+    out = Struct(dict(base.fields))
+    for name, t in extra.fields.items():
+        if name not in out.fields or out.fields[name] == NULL:
+            out.fields[name] = t
+        elif isinstance(out.fields[name], Struct) and isinstance(t, Struct):
+            out.fields[name] = add_new_fields(out.fields[name], t)
+    return out
+
+
 def to_hive(t: HiveType) -> str:
     """Glue's type string; a type that saw only nulls is written as string."""
     if isinstance(t, Struct):

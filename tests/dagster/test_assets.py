@@ -131,3 +131,24 @@ def test_mart_asset_builds_the_day_in_parquet_and_the_warehouse(local_lake) -> N
             "SELECT cow_id, milkings, yield_kg, milked_fewer_than_twice FROM marts.milking_per_cow_daily ORDER BY cow_id"
         ).fetchall()
     assert got == [("C1", 2, 22.5, False), ("C2", 1, 9.0, True)]
+
+
+def test_cleaned_alone_on_a_fresh_lake_keeps_fields_the_catalog_lacks(local_lake) -> None:
+    """`dagster asset materialize --select cleaned/<stream>` before any schema run."""
+    landing, lake = local_lake["landing"], local_lake["lake"]
+    records = [_milking(i, "C1", f"2026-11-21T08:0{i}:00Z", 10.0) for i in range(3)]
+    records[2]["milk_quality"] = {"somatic_cell_count": 120000}  # a firmware update's new field
+    key = object_key("robot_telemetry", datetime(2026, 11, 21, 8, 9, tzinfo=UTC), object_id="n")
+    landing.write(key, gzip.compress("".join(json.dumps(r) for r in records).encode()))
+    [cleaned] = [a for a in ingest_assets("robot_telemetry") if a.key.path[0] == "cleaned"]
+
+    result = materialize([cleaned], partition_key=HOUR, resources=local_lake["resources"])
+    assert result.success
+    md = _metadata(result, AssetKey(["cleaned", "robot_telemetry"]))
+    assert md["records_cleaned"] == 3
+    assert "milk_quality" in md["columns_not_in_catalog"]["added"]
+    assert not lake.exists("catalog/firehose_raw/robot_telemetry.json")  # schema/ owns the catalog
+    got = duckdb.sql(
+        f"SELECT event_id, milk_quality_somatic_cell_count FROM read_parquet('{lake.root}/cleaned/robot_telemetry/*/*.parquet') ORDER BY 1"
+    ).fetchall()
+    assert got == [("m-0", None), ("m-1", None), ("m-2", 120000)]

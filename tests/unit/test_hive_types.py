@@ -9,6 +9,7 @@ from lake.hive_types import (
     Array,
     MergeReport,
     Struct,
+    add_new_fields,
     infer,
     leaf_columns,
     merge,
@@ -208,3 +209,10 @@ def test_leaf_columns_of_a_scalar_and_custom_separator() -> None:
     assert leaf_columns("ts", "timestamp") == [("ts", ("ts",), "timestamp")]
     assert leaf_columns("a", Struct({"b": "int"}), sep="__") == [("a__b", ("a", "b"), "int")]
     assert leaf_columns("n", NULL) == [("n", ("n",), "string")]
+
+
+def test_add_new_fields_adds_missing_fields_at_any_depth_and_keeps_base_types() -> None:
+    base = parse_hive("struct<a:int,s:struct<x:int>,n:null>")
+    extra = parse_hive("struct<a:string,s:struct<x:string,y:double>,n:boolean,z:array<int>>")
+    out = add_new_fields(base, extra)
+    assert to_hive(out) == "struct<a:int,s:struct<x:int,y:double>,n:boolean,z:array<int>>"
