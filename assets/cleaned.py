@@ -9,18 +9,16 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
-from assets.time_windows import hours_of
+from assets.hourly import hourly_asset_args, hours_of
 from lake.cleaned_io import HourReport, clean_hour
 from lake.crawler import Catalog
 from lake.firehose import hour_prefix
 from lake.streams import StreamSpec
-from orchestration.partitions import hourly_partitions
 from orchestration.resources import LakeResource
 
 RECONCILE_CHECK = "records_reconcile"
@@ -31,11 +29,7 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
     key = AssetKey(["cleaned", spec.name])
 
     @asset(
-        key=key,
-        deps=[AssetKey(["schema", spec.name])],
-        partitions_def=hourly_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name="cleaned",
+        **hourly_asset_args("cleaned", spec.name, "schema"),
         kinds={"parquet"},
         description=f"{spec.description}: typed Parquet by event date (dt=), bad records quarantined.",
         check_specs=[

@@ -2,18 +2,15 @@
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
-from assets.time_windows import hours_of
+from assets.hourly import hourly_asset_args, hours_of
 from lake.firehose import hour_prefix
 from lake.streams import StreamSpec
-from orchestration.partitions import hourly_partitions
 from orchestration.resources import LakeResource
 
 KEYS_SHOWN = 50
@@ -21,10 +18,7 @@ KEYS_SHOWN = 50
 
 def build_landing_asset(spec: StreamSpec) -> AssetsDefinition:
     @asset(
-        key=AssetKey(["landing", spec.name]),
-        partitions_def=hourly_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name="landing",
+        **hourly_asset_args("landing", spec.name),
         kinds={"s3"},
         description=f"{spec.description}: raw Firehose objects ({spec.format}), by arrival hour.",
     )

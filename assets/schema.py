@@ -2,9 +2,7 @@
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -12,21 +10,16 @@ from dagster import (
     asset,
 )
 
-from assets.time_windows import hours_of
+from assets.hourly import hourly_asset_args, hours_of
 from lake.crawler import Catalog, crawl_hour
 from lake.firehose import hour_prefix
 from lake.streams import StreamSpec
-from orchestration.partitions import hourly_partitions
 from orchestration.resources import LakeResource
 
 
 def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
     @asset(
-        key=AssetKey(["schema", spec.name]),
-        deps=[AssetKey(["landing", spec.name])],
-        partitions_def=hourly_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name="schema",
+        **hourly_asset_args("schema", spec.name, "landing"),
         kinds={"glue"},
         description=f"Catalog table {database}.{spec.name} inferred from the landed records.",
     )

@@ -11,9 +11,13 @@ PORT=${DAGSTER_PORT:-3000}
 mkdir -p "$DAGSTER_HOME"
 cp orchestration/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
-echo "seeding ${SEED_HOURS}h of history into ${LANDING_URI:-data/landing}"
-"$VENV/bin/python" -m lake.simulator --hours "$SEED_HOURS" --seed 42 \
-  --duplicate-rate 0.01 --late-rate 0.01 --malformed-rate 0.002
+# Seed once: a second `make dev` keeps what the first one landed and processed.
+if [ ! -f data/.seeded ]; then
+  echo "seeding ${SEED_HOURS}h of history into ${LANDING_URI:-data/landing}"
+  "$VENV/bin/python" -m lake.simulator --hours "$SEED_HOURS" --seed 42 \
+    --duplicate-rate 0.01 --late-rate 0.01 --malformed-rate 0.002
+  touch data/.seeded
+fi
 
 echo "simulator: one object per stream every ${SIM_INTERVAL}s (log: data/simulator.log)"
 "$VENV/bin/python" -m lake.simulator --continuous --interval "$SIM_INTERVAL" --seed "$RANDOM" \

@@ -27,29 +27,17 @@ def _evaluate(sensor_name: str, resources: dict, cursor: str | None, instance=No
         return sensor.evaluate_tick(context)
 
 
+def _land(write, landing, stream: str, hour: int, minute: int, name: str) -> None:
+    """One object written at hour:minute holding one record of that minute."""
+    written_at = datetime(2026, 11, 21, hour, minute, tzinfo=UTC)
+    write(landing, stream, written_at, [_robot(minute, f"{written_at:%Y-%m-%dT%H:%M}:00Z")], name)
+
+
 def test_landing_sensor_requests_one_run_per_new_batch_and_hour(local_lake, write_concatenated):
     landing, resources = local_lake["landing"], local_lake["resources"]
-    write_concatenated(
-        landing,
-        "robot_telemetry",
-        datetime(2026, 11, 21, 8, 5, tzinfo=UTC),
-        [_robot(1, "2026-11-21T08:04:00Z")],
-        "a",
-    )
-    write_concatenated(
-        landing,
-        "robot_telemetry",
-        datetime(2026, 11, 21, 9, 1, tzinfo=UTC),
-        [_robot(2, "2026-11-21T09:00:00Z")],
-        "b",
-    )
-    write_concatenated(
-        landing,
-        "clickstream",
-        datetime(2026, 11, 21, 9, 1, tzinfo=UTC),
-        [_robot(3, "2026-11-21T09:00:00Z")],
-        "c",
-    )
+    _land(write_concatenated, landing, "robot_telemetry", 8, 5, "a")
+    _land(write_concatenated, landing, "robot_telemetry", 9, 1, "b")
+    _land(write_concatenated, landing, "clickstream", 9, 1, "c")
 
     first = _evaluate("robot_telemetry_landing_sensor", resources, None)
     assert sorted(r.partition_key for r in first.run_requests) == [
@@ -62,13 +50,7 @@ def test_landing_sensor_requests_one_run_per_new_batch_and_hour(local_lake, writ
     assert again.run_requests == []
 
     # A later object in an hour that already ran: a new run, never deduplicated by run key.
-    write_concatenated(
-        landing,
-        "robot_telemetry",
-        datetime(2026, 11, 21, 9, 2, tzinfo=UTC),
-        [_robot(4, "2026-11-21T09:01:00Z")],
-        "d",
-    )
+    _land(write_concatenated, landing, "robot_telemetry", 9, 2, "d")
     later = _evaluate("robot_telemetry_landing_sensor", resources, again.cursor)
     assert [r.partition_key for r in later.run_requests] == ["2026-11-21-09:00"]
     earlier_keys = {r.run_key for r in first.run_requests}

@@ -1,0 +1,28 @@
+"""What the hourly (arrival-hour) assets share: partitions, single-run backfills, hours of a run."""
+
+from datetime import datetime
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
+
+from lake.firehose import hours_between
+from orchestration.partitions import hourly_partitions
+
+
+def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> dict[str, Any]:
+    """`@asset` arguments for `<layer>/<stream>`, partitioned by arrival hour.
+
+    A backfill of many hours is one run (BackfillPolicy.single_run) that loops over them.
+    """
+    return {
+        "key": AssetKey([layer, stream]),
+        "deps": [AssetKey([upstream, stream])] if upstream else [],
+        "partitions_def": hourly_partitions,
+        "backfill_policy": BackfillPolicy.single_run(),
+        "group_name": layer,
+    }
+
+
+def hours_of(context: AssetExecutionContext) -> list[datetime]:
+    window = context.partition_time_window
+    return hours_between(window.start, window.end)
