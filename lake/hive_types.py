@@ -8,6 +8,7 @@ or an `Array`. The merge rules are documented in docs/schema-rules.md.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ class MergeReport:
     conflicts: list[str] = field(default_factory=list)
 
 
+@lru_cache(maxsize=65536)  # the same few hundred keys repeat in every record
 def normalize_name(name: str) -> str:
     """Glue lower-cases column names; anything but [a-z0-9_] becomes '_'."""
     safe = _SAFE_NAME.sub("_", name.lower())
