@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
 TMP_SUFFIX = ".inflight"
@@ -65,6 +65,8 @@ class Storage(Protocol):
 
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]: ...
     def read(self, key: str) -> bytes: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def read_range(self, key: str, start: int, length: int) -> bytes: ...
     def write(self, key: str, data: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
@@ -125,6 +127,18 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
 
+    def open(self, key: str) -> BinaryIO:
+        """A stream over the object: readers that stop early (sampling) pay only for what they read."""
+        try:
+            return open(self.path(key), "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        with self.open(key) as fh:
+            fh.seek(start)
+            return fh.read(length)
+
     def write(self, key: str, data: bytes) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +192,27 @@ class S3Storage:
             ].read()
         except self.client.exceptions.NoSuchKey as exc:
             raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
+
+    def open(self, key: str) -> BinaryIO:
+        """The GET's streaming body: bytes arrive as they are read; closing early drops the rest."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._full(check_key(key)))[
+                "Body"
+            ]
+        except self.client.exceptions.NoSuchKey as exc:
+            raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        byte_range = f"bytes={start}-{start + length - 1}"
+        try:
+            body = self.client.get_object(
+                Bucket=self.bucket, Key=self._full(check_key(key)), Range=byte_range
+            )["Body"]
+        except self.client.exceptions.NoSuchKey as exc:
+            raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
+        return body.read()
 
     def write(self, key: str, data: bytes) -> None:
         # A PUT is atomic on S3: readers see the old object or the whole new one.

@@ -47,3 +47,15 @@ def test_s3_listing_pages_past_1000_keys(s3_bucket: str) -> None:
         client.put_object(Bucket=s3_bucket, Key=f"many/k/{i:05d}", Body=b"")
     assert len(list(storage.list("k/"))) == 1105
     assert len(list(storage.list("k/", start_after="k/01000"))) == 104
+
+
+def test_s3_storage_streams_and_reads_ranges(s3_bucket: str) -> None:
+    storage = open_storage(f"s3://{s3_bucket}/r")
+    payload = bytes(range(256)) * 100
+    storage.write("blob", payload)
+    with storage.open("blob") as stream:
+        assert stream.read(10) == payload[:10]
+    assert storage.read_range("blob", 250, 12) == payload[250:262]
+    assert storage.read_range("blob", len(payload) - 8, 8) == payload[-8:]
+    with pytest.raises(ObjectNotFound):
+        storage.open("missing")

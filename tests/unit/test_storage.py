@@ -250,3 +250,16 @@ def test_open_storage_unsupported_scheme(uri: str) -> None:
 def test_open_storage_s3_without_bucket() -> None:
     with pytest.raises(ValueError):
         open_storage("s3:///prefix", s3_client=object())
+
+
+def test_local_storage_streams_and_reads_ranges(tmp_path) -> None:
+    from lake.storage import LocalStorage, ObjectNotFound
+
+    storage = LocalStorage(tmp_path)
+    payload = bytes(range(256)) * 100
+    storage.write("d/blob", payload)
+    with storage.open("d/blob") as stream:
+        assert stream.read(10) == payload[:10]
+    assert storage.read_range("d/blob", 250, 12) == payload[250:262]
+    with pytest.raises(ObjectNotFound):
+        storage.open("d/missing")
