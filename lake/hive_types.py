@@ -16,6 +16,7 @@ NULL = "null"
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _NUMERIC_RANK = {"int": 0, "bigint": 1, "double": 2}
 _SAFE_NAME = re.compile(r"[^a-z0-9_]")
+_SCALAR = re.compile(r"decimal\(\d+,\s*\d+\)|[a-z][a-z0-9_]*")
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _parse(s: str, i: int) -> tuple[HiveType, int]:
     if s.startswith("array<", i):
         element, i = _parse(s, i + len("array<"))
         return Array(element), i + 1
-    m = re.compile(r"[a-z0-9_(),]+?(?=[,>]|$)").match(s, i)
+    m = _SCALAR.match(s, i)
     if not m:
         raise ValueError(f"cannot parse Hive type {s!r} at {i}")
     return m.group(0), m.end()
