@@ -1,7 +1,15 @@
-"""schema/<stream>: the crawler's Glue-shaped catalog table, merged hour by hour, versioned."""
+"""schema/<stream>: the crawler's Glue-shaped catalog table, merged hour by hour, versioned,
+with a blocking check that stops incompatible drift before it reaches cleaned/."""
+
+import os
+from collections import Counter
+from collections.abc import Iterator
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
@@ -11,46 +19,103 @@ from dagster import (
 )
 
 from assets.hourly import hourly_asset_args, hours_of
-from lake.crawler import Catalog, crawl_hour
+from lake.crawler import Catalog, CrawlResult, crawl_objects, partition_doc
 from lake.firehose import hour_prefix
+from lake.glue_sync import GlueSync
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource
 
+COMPATIBLE_CHECK = "schema_compatible"
+
 
 def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
+    key = AssetKey(["schema", spec.name])
+    mode = spec.crawler.compatibility.upper()
+
     @asset(
         **hourly_asset_args("schema", spec.name, "landing"),
         kinds={"glue"},
-        description=f"Catalog table {database}.{spec.name} inferred from the landed records.",
+        description=(
+            f"Catalog table {database}.{spec.name} crawled from the landed objects "
+            f"(change policy {spec.crawler.change_policy.upper()}, compatibility {mode})."
+        ),
+        check_specs=[
+            AssetCheckSpec(
+                COMPATIBLE_CHECK,
+                asset=key,
+                blocking=True,  # cleaned/ does not run on a schema its readers cannot follow
+                description=f"the crawled schema change is {mode}-compatible with the table",
+            )
+        ],
     )
-    def _schema(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+    def _schema(context: AssetExecutionContext, lake: LakeResource) -> Iterator[MaterializeResult]:
         landing, catalog = lake.landing(), Catalog(lake.lake(), database)
-        changes, unreadable, conflicts, records = [], {}, [], 0
-        result = None
+        glue = _glue_sync()
+        results: list[CrawlResult] = []
         for hour in hours_of(context):
-            infos = list(landing.list(hour_prefix(spec.name, hour)))
-            objects = ((info.key, landing.read(info.key)) for info in infos)
-            result = crawl_hour(spec, catalog, landing.uri, hour, objects)
-            records += result.hour.records
-            unreadable.update(result.hour.unreadable)
-            conflicts += result.hour.conflicts
-            if result.changed:
-                changes.append({"version": result.version, **result.diff})
-        assert result is not None  # a partition window always holds at least one hour
-        columns = result.table["StorageDescriptor"]["Columns"]
-        return MaterializeResult(
-            metadata={
-                "dagster/column_schema": TableSchema(
-                    columns=[TableColumn(c["Name"], c["Type"]) for c in columns]
-                ),
-                "table": f"{database}.{spec.name}",
-                "version": result.version,
-                "changes": MetadataValue.json(changes),
-                "records_sampled": records,
-                "unreadable_objects": MetadataValue.json(unreadable),
-                "type_conflicts": MetadataValue.json(conflicts),
-                "catalog_key": catalog.table_key(spec.name),
-            }
+            objects = list(landing.list(hour_prefix(spec.name, hour)))
+            if not objects:
+                continue
+            result = crawl_objects(spec, catalog, landing, objects)
+            results.append(result)
+            if glue is not None:
+                partitions = [
+                    partition_doc(result.table, landing, p) for p in result.hour.partitions.values()
+                ]
+                synced = glue.sync_table(result.table, partitions)
+                context.log.info(f"Glue {glue.database}.{spec.name}: {synced}")
+        table = results[-1].table if results else catalog.get_table(spec.name)
+        yield MaterializeResult(
+            metadata=_metadata(database, spec, table, results),
+            check_results=[_compatibility(results, mode)],
         )
 
     return _schema
+
+
+def _glue_sync() -> GlueSync | None:
+    """Glue sync is off unless GLUE_DATABASE names the Glue database to keep in step."""
+    database = os.environ.get("GLUE_DATABASE")
+    return GlueSync(database=database) if database else None
+
+
+def _metadata(
+    database: str, spec: StreamSpec, table: dict | None, results: list[CrawlResult]
+) -> dict:
+    columns = table["StorageDescriptor"]["Columns"] if table else []
+    unknown = {k: v for r in results for k, v in r.hour.unknown.items()}
+    return {
+        "dagster/column_schema": TableSchema(
+            columns=[
+                TableColumn(c["Name"], c["Type"], description=c.get("Comment") or None)
+                for c in columns
+            ]
+        ),
+        "table": f"{database}.{spec.name}",
+        "version": int(table["VersionId"]) if table else 0,
+        "new_versions": MetadataValue.json([r.version for r in results if r.changed]),
+        "applied_changes": MetadataValue.json([r.applied.as_dict() for r in results if r.applied]),
+        "objects": sum(r.hour.objects for r in results),
+        "records_sampled": sum(r.hour.records_sampled for r in results),
+        "classifications": MetadataValue.json(
+            dict(sum((r.hour.classifications for r in results), Counter()))
+        ),
+        "unknown_objects": MetadataValue.json(unknown),
+        "type_conflicts": MetadataValue.json([c for r in results for c in r.hour.conflicts]),
+        "catalog_key": f"catalog/{database}/{spec.name}.json",
+    }
+
+
+def _compatibility(results: list[CrawlResult], mode: str) -> AssetCheckResult:
+    incompatible = [change for r in results for change in r.incompatible]
+    return AssetCheckResult(
+        check_name=COMPATIBLE_CHECK,
+        passed=not incompatible,
+        metadata={
+            "compatibility": mode,
+            "incompatible_changes": MetadataValue.json(incompatible),
+            "proposed_changes": MetadataValue.json(
+                [r.proposed.as_dict() for r in results if r.proposed]
+            ),
+        },
+    )

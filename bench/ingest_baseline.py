@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from lake.cleaned_io import HourReport, clean_hour
-from lake.crawler import Catalog, crawl_hour
+from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, hours_between
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import LocalStorage
@@ -52,9 +52,7 @@ def main() -> None:
         t0 = time.perf_counter()
         for hour in hours_between(start, end):
             infos = list(landing.list(hour_prefix(args.stream, hour)))
-            crawl_hour(
-                spec, catalog, landing.uri, hour, ((i.key, landing.read(i.key)) for i in infos)
-            )
+            crawl_objects(spec, catalog, landing, infos)
         crawl_s = time.perf_counter() - t0
 
         table = catalog.get_table(args.stream)

@@ -27,7 +27,7 @@ from lake.cleaning import (
     leaf_columns_of,
     read_object,
 )
-from lake.crawler import diff_columns, merge_records, table_columns, type_event_time
+from lake.crawler import diff_schemas, merge_records, stored_schema, type_event_time
 from lake.hive_types import MergeReport, Struct, add_new_fields
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
 from lake.streams import StreamSpec
@@ -136,7 +136,7 @@ def clean_hour(
     read = [(info.key, landing.read(info.key)) for info in objects]
     parsed = [(key, len(data), read_object(key, data, spec)) for key, data in read]
     del read
-    catalog = table_columns(table)
+    catalog = stored_schema(table)
     in_hour = Struct()
     for _, _, records in parsed:
         if not isinstance(records, Quarantined):
@@ -145,12 +145,13 @@ def clean_hour(
     widened = add_new_fields(catalog, in_hour)
     columns = leaf_columns_of(widened, spec)
     schema = arrow_schema(columns)
-    report = HourReport(columns_not_in_catalog=diff_columns(catalog, widened))
+    report = HourReport(columns_not_in_catalog=diff_schemas(catalog, widened).as_dict())
+    time_column = next((c.name for c in columns if c.path == (spec.event_time_field,)), None)
     seen: set[str] = set()
     for key, size, records in parsed:
         cleaned = clean_records(spec, columns, key, records, size, seen, hour, ingested_at)
         report.add(cleaned)
-        written = _write_object_outputs(spec, lake, hour, cleaned, schema, ingested_at)
+        written = _write_object_outputs(spec, lake, hour, cleaned, schema, time_column, ingested_at)
         report.files_written.extend(written)
         report.event_dates.update(
             k.split("/dt=")[1].split("/")[0] for k in written if k.startswith("cleaned/")
@@ -169,11 +170,11 @@ def _write_object_outputs(
     hour: datetime,
     cleaned: ObjectCleaned,
     schema: pa.Schema,
+    time_col: str | None,
     ingested_at: datetime,
 ) -> list[str]:
     name = output_name(hour, cleaned.key)
     by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    time_col = next((f.name for f in schema if f.name == spec.event_time_field.lower()), None)
     for row in cleaned.rows:
         by_date[f"{row[time_col]:%Y-%m-%d}" if time_col else f"{hour:%Y-%m-%d}"].append(row)
     written = []

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from lake.crawler import table_columns
+from lake.crawler import stored_schema
 from lake.formats import RawRecord, UnreadableObject, decode_bytes, iter_records
-from lake.hive_types import Struct, leaf_columns, normalize_name
+from lake.hive_types import Struct, leaf_columns
 from lake.pii import hash_key, mask
 from lake.streams import StreamSpec
 
@@ -30,7 +30,7 @@ class CastError(ValueError):
 @dataclass(frozen=True)
 class Column:
     name: str  # flat, safe column name
-    path: tuple[str, ...]  # normalized keys from the record's root
+    path: tuple[str, ...]  # the record's original keys from its root
     type: str  # Hive leaf type (arrays included, stored as JSON text)
     mask: str | None = None
 
@@ -58,25 +58,24 @@ class ObjectCleaned:
 
 
 def columns_from_table(table: dict[str, Any] | None, spec: StreamSpec) -> list[Column]:
-    return leaf_columns_of(table_columns(table), spec)
+    return leaf_columns_of(stored_schema(table), spec)
 
 
 def leaf_columns_of(schema: Struct, spec: StreamSpec) -> list[Column]:
-    """Flatten top-level columns into leaf columns, with masks and unique names."""
-    pii = {tuple(normalize_name(p) for p in path.split(".")): how for path, how in spec.pii.items()}
+    """Flatten the schema into leaf columns with PII masks; flat names made unique."""
+    pii = {tuple(path.split(".")): how for path, how in spec.pii.items()}
     columns: list[Column] = []
     used: set[str] = set(LINEAGE_COLUMNS)
-    for col_name, col_type in schema.fields.items():
-        for flat, path, leaf in leaf_columns(col_name, col_type):
-            how = next((m for p, m in pii.items() if path[: len(p)] == p), None)
-            if how == "hash":
-                leaf = "string"
-            name = flat
-            n = 2
-            while name in used:
-                name, n = f"{flat}_{n}", n + 1
-            used.add(name)
-            columns.append(Column(name, path, leaf, how))
+    for flat, path, leaf in leaf_columns(schema):
+        how = next((m for p, m in pii.items() if path[: len(p)] == p), None)
+        if how == "hash":
+            leaf = "string"
+        name = flat
+        n = 2
+        while name in used:
+            name, n = f"{flat}_{n}", n + 1
+        used.add(name)
+        columns.append(Column(name, path, leaf, how))
     return columns
 
 
@@ -106,7 +105,7 @@ def clean_records(
         out.quarantined.append(records)
         return out
     secret = hash_key()
-    time_path = (normalize_name(spec.event_time_field),)
+    time_path = (spec.event_time_field,)
     for record in records:
         out.records_in += 1
         reason = _record_problem(record, spec)
@@ -174,10 +173,7 @@ def _lookup(record: dict[str, Any], path: tuple[str, ...]) -> Any:
     for part in path:
         if not isinstance(value, dict):
             return None
-        if part in value:
-            value = value[part]
-            continue
-        value = next((v for k, v in value.items() if normalize_name(k) == part), None)
+        value = value.get(part)
     return value
 
 

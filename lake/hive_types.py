@@ -1,22 +1,29 @@
 """Hive type names as Glue writes them, inferred from JSON values, and the merge rules.
 
 A type is a plain string for scalars (`boolean`, `int`, `bigint`, `double`, `string`,
-`timestamp`, `date`, and the internal `null` for "only nulls seen so far"), a `Struct`
-or an `Array`. The merge rules are documented in docs/schema-rules.md.
+`timestamp`, `date`, `decimal(p,s)`, and the internal `null` for "only nulls seen so
+far"), a `Struct` or an `Array`. Inside the crawler a Struct is keyed by the records'
+original keys; Glue-safe names (lower case, [a-z0-9_], collisions suffixed) are made at
+the catalog boundary by `catalog_names`, with a map back to the original keys.
+The merge rules are documented in docs/schema-rules.md.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 NULL = "null"
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-_NUMERIC_RANK = {"int": 0, "bigint": 1, "double": 2}
+_WIDENING = {("int", "bigint"), ("int", "double"), ("bigint", "double"), ("date", "timestamp")}
 _SAFE_NAME = re.compile(r"[^a-z0-9_]")
 _SCALAR = re.compile(r"decimal\(\d+,\s*\d+\)|[a-z][a-z0-9_]*")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?"
+)
 
 
 @dataclass
@@ -47,6 +54,7 @@ def normalize_name(name: str) -> str:
 
 
 def infer(value: Any) -> HiveType:
+    """The Hive type of one JSON value; ISO-8601 strings are timestamps or dates."""
     if value is None:
         return NULL
     if isinstance(value, bool):
@@ -56,12 +64,11 @@ def infer(value: Any) -> HiveType:
     if isinstance(value, float):
         return "double"
     if isinstance(value, str):
-        return "string"
+        return _string_type(value)
     if isinstance(value, dict):
         struct = Struct()
         for key, item in value.items():
-            name = normalize_name(key)
-            struct.fields[name] = merge(struct.fields.get(name, NULL), infer(item))
+            struct.fields[key] = merge(struct.fields.get(key, NULL), infer(item))
         return struct
     if isinstance(value, list):
         element: HiveType = NULL
@@ -71,10 +78,19 @@ def infer(value: Any) -> HiveType:
     return "string"
 
 
+def _string_type(value: str) -> str:
+    if len(value) == 10 and _DATE.fullmatch(value):
+        return "date"
+    if 16 <= len(value) <= 35 and _TIMESTAMP.fullmatch(value):
+        return "timestamp"
+    return "string"
+
+
 def merge(a: HiveType, b: HiveType, path: str = "", report: MergeReport | None = None) -> HiveType:
-    """The wider of two types: null+T=T, int+bigint=bigint, number+double=double,
-    number+string=string, struct+struct=union of fields, array<T>+array<U>=array<merge>,
-    struct/array versus scalar = string (reported as a conflict)."""
+    """The wider of two types: null+T=T, int+bigint=bigint, int|bigint+double=double,
+    date+timestamp=timestamp, other scalar pairs=string, struct+struct=union of fields
+    (first-seen order), array<T>+array<U>=array<merge(T,U)>, struct/array versus anything
+    else = string (reported as a conflict)."""
     if a == NULL:
         return b
     if b == NULL or a == b:
@@ -88,18 +104,25 @@ def merge(a: HiveType, b: HiveType, path: str = "", report: MergeReport | None =
     if isinstance(a, Array) and isinstance(b, Array):
         return Array(merge(a.element, b.element, f"{path}[]", report))
     if isinstance(a, str) and isinstance(b, str):
-        if a in _NUMERIC_RANK and b in _NUMERIC_RANK:
-            return a if _NUMERIC_RANK[a] >= _NUMERIC_RANK[b] else b
+        if (a, b) in _WIDENING:
+            return b
+        if (b, a) in _WIDENING:
+            return a
         return "string"
     if report is not None:
         report.conflicts.append(f"{path or '<root>'}: {to_hive(a)} vs {to_hive(b)} -> string")
     return "string"
 
 
+def is_widening(old: str, new: str) -> bool:
+    """A scalar change that readers of the old type can follow (int->bigint, ->string...)."""
+    return (old, new) in _WIDENING or (new == "string" and old != NULL)
+
+
 def add_new_fields(base: Struct, extra: Struct) -> Struct:
     """`base` plus the fields (at any depth) only `extra` has; `base` keeps its types.
 
-    Glue's MergeNewColumns: used when cleaning meets fields the catalog has not crawled yet.
+    Glue's MergeNewColumns; also used when cleaning meets fields not crawled yet.
     """
     out = Struct(dict(base.fields))
     for name, t in extra.fields.items():
@@ -111,12 +134,72 @@ def add_new_fields(base: Struct, extra: Struct) -> Struct:
 
 
 def to_hive(t: HiveType) -> str:
-    """Glue's type string; a type that saw only nulls is written as string."""
+    """Glue's type string with catalog-safe field names; a type that saw only nulls is string."""
     if isinstance(t, Struct):
-        return "struct<" + ",".join(f"{n}:{to_hive(s)}" for n, s in t.fields.items()) + ">"
+        safe = safe_names(list(t.fields))
+        return "struct<" + ",".join(f"{safe[n]}:{to_hive(s)}" for n, s in t.fields.items()) + ">"
     if isinstance(t, Array):
         return f"array<{to_hive(t.element)}>"
     return "string" if t == NULL else t
+
+
+def safe_names(originals: list[str]) -> dict[str, str]:
+    """Original key -> Glue-safe unique name, in order; a collision gets `_2`, `_3`..."""
+    used: set[str] = set()
+    out = {}
+    for original in originals:
+        base = name = normalize_name(original)
+        n = 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        out[original] = name
+    return out
+
+
+def catalog_names(schema: Struct) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Top-level (catalog name, Hive type) pairs and the map back to the original keys.
+
+    The map is keyed by the dotted path of catalog names and holds only the names that
+    differ from their original key.
+    """
+    name_map: dict[str, str] = {}
+    _collect_map(schema, "", name_map)
+    top = safe_names(list(schema.fields))
+    return [(top[n], to_hive(t)) for n, t in schema.fields.items()], name_map
+
+
+def _collect_map(struct: Struct, prefix: str, name_map: dict[str, str]) -> None:
+    for original, safe in safe_names(list(struct.fields)).items():
+        path = f"{prefix}{safe}"
+        if safe != original:
+            name_map[path] = original
+        inner = struct.fields[original]
+        while isinstance(inner, Array):
+            inner = inner.element
+        if isinstance(inner, Struct):
+            _collect_map(inner, f"{path}.", name_map)
+
+
+def from_catalog(columns: list[tuple[str, str]], name_map: dict[str, str]) -> Struct:
+    """Inverse of catalog_names: a Struct keyed by the original keys again."""
+    out = Struct()
+    for name, hive in columns:
+        out.fields[name_map.get(name, name)] = _restore(parse_hive(hive), name, name_map)
+    return out
+
+
+def _restore(t: HiveType, path: str, name_map: dict[str, str]) -> HiveType:
+    if isinstance(t, Array):
+        return Array(_restore(t.element, path, name_map))
+    if isinstance(t, Struct):
+        return Struct(
+            {
+                name_map.get(f"{path}.{n}", n): _restore(s, f"{path}.{n}", name_map)
+                for n, s in t.fields.items()
+            }
+        )
+    return t
 
 
 def parse_hive(text: str) -> HiveType:
@@ -148,12 +231,14 @@ def _parse(s: str, i: int) -> tuple[HiveType, int]:
     return m.group(0), m.end()
 
 
-def leaf_columns(name: str, t: HiveType, sep: str = "_") -> list[tuple[str, tuple[str, ...], str]]:
-    """Flatten a column to (flat_name, path, leaf_type) leaves; arrays stay whole (as JSON)."""
-    if isinstance(t, Struct):
-        out = []
-        for sub_name, sub in t.fields.items():
-            for flat, path, leaf in leaf_columns(sub_name, sub, sep):
-                out.append((f"{name}{sep}{flat}", (name, *path), leaf))
-        return out
-    return [(name, (name,), to_hive(t))]
+def leaf_columns(schema: Struct, sep: str = "_") -> list[tuple[str, tuple[str, ...], str]]:
+    """Flatten to (flat catalog name, original key path, leaf type); arrays stay whole."""
+    out = []
+    for original, safe in safe_names(list(schema.fields)).items():
+        t = schema.fields[original]
+        if isinstance(t, Struct):
+            for flat, path, leaf in leaf_columns(t, sep):
+                out.append((f"{safe}{sep}{flat}", (original, *path), leaf))
+        else:
+            out.append((safe, (original,), to_hive(t)))
+    return out

@@ -14,10 +14,23 @@ STREAMS_FILE = REPO_ROOT / "streams.yaml"
 FORMATS = ("concatenated_json", "ndjson", "json_records")
 TIME_FORMATS = ("iso8601", "epoch_seconds", "epoch_millis")
 MASKS = ("hash", "redact")
+CHANGE_POLICIES = ("update_in_database", "log", "merge_new_columns")
+COMPATIBILITY = ("none", "backward", "forward", "full")
 
 
 class StreamConfigError(ValueError):
     """streams.yaml is missing something or has a value the pipeline does not know."""
+
+
+@dataclass(frozen=True)
+class CrawlerSettings:
+    """How the crawler samples and what it does with a schema change (Glue's vocabulary)."""
+
+    sample_bytes: int = 1_048_576  # Glue reads the first 1 MB of each object...
+    sample_records: int = 1000  # ...or its first 1,000 records
+    change_policy: str = "update_in_database"  # update_in_database | log | merge_new_columns
+    compatibility: str = "backward"  # none | backward | forward | full
+    partition_keys: tuple[str, ...] = ()  # names for Firehose's YYYY/MM/DD/HH folders
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,7 @@ class StreamSpec:
     allowed_lateness_hours: int = 24
     max_quarantine_ratio: float = 0.05
     description: str = ""
+    crawler: CrawlerSettings = field(default_factory=CrawlerSettings)
 
 
 @dataclass(frozen=True)
@@ -94,4 +108,32 @@ def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSp
         allowed_lateness_hours=int(body.get("allowed_lateness_hours", 24)),
         max_quarantine_ratio=float(body.get("max_quarantine_ratio", 0.05)),
         description=body.get("description", ""),
+        crawler=_parse_crawler(body.get("crawler") or {}, where),
     )
+
+
+def _parse_crawler(body: dict[str, Any], where: str) -> CrawlerSettings:
+    defaults = CrawlerSettings()
+    unknown = set(body) - {f for f in CrawlerSettings.__dataclass_fields__}
+    if unknown:
+        raise StreamConfigError(f"{where}: unknown crawler settings {sorted(unknown)}")
+    policy = str(body.get("change_policy", defaults.change_policy)).lower()
+    if policy not in CHANGE_POLICIES:
+        raise StreamConfigError(
+            f"{where}: crawler change_policy {policy!r} not in {CHANGE_POLICIES}"
+        )
+    compatibility = str(body.get("compatibility", defaults.compatibility)).lower()
+    if compatibility not in COMPATIBILITY:
+        raise StreamConfigError(
+            f"{where}: crawler compatibility {compatibility!r} not in {COMPATIBILITY}"
+        )
+    settings = CrawlerSettings(
+        sample_bytes=int(body.get("sample_bytes", defaults.sample_bytes)),
+        sample_records=int(body.get("sample_records", defaults.sample_records)),
+        change_policy=policy,
+        compatibility=compatibility,
+        partition_keys=tuple(str(k) for k in body.get("partition_keys", ())),
+    )
+    if settings.sample_bytes <= 0 or settings.sample_records <= 0:
+        raise StreamConfigError(f"{where}: crawler sample sizes must be positive")
+    return settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetKey, AssetsDefinition, Definitions
+from dagster import AssetKey, AssetsDefinition, Definitions, build_column_schema_change_checks
 
 from assets.cleaned import build_cleaned_asset
 from assets.landing import build_landing_asset
@@ -44,8 +44,13 @@ cleaned_read_by_marts = sorted(
     key=lambda k: k.to_user_string(),
 )
 
+schema_change_checks = build_column_schema_change_checks(
+    assets=[a for a in stream_assets if a.key.path[0] == "schema"]
+)
+
 defs = Definitions(
     assets=[*stream_assets, *mart_assets],
+    asset_checks=schema_change_checks,
     jobs=[*ingest_jobs.values(), daily_marts_job],
     sensors=[
         *(build_landing_sensor(name, job) for name, job in ingest_jobs.items()),

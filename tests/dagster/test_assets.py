@@ -67,7 +67,12 @@ def test_ingest_assets_write_catalog_cleaned_parquet_and_quarantine(local_lake) 
     assert cleaned_md["duplicates_dropped"] == 1
     assert cleaned_md["event_dates"] == ["2026-11-21"]
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"records_reconcile": True, "quarantine_ratio": False}  # 1/11 > 5%
+    # 1/11 quarantined > the stream's 5%
+    assert checks == {
+        "schema_compatible": True,
+        "records_reconcile": True,
+        "quarantine_ratio": False,
+    }
 
     rows = duckdb.sql(
         f"SELECT event_id, milking_yield_kg, operator_name FROM read_parquet('{lake.root}/cleaned/robot_telemetry/dt=2026-11-21/*.parquet') ORDER BY event_id"
@@ -152,3 +157,38 @@ def test_cleaned_alone_on_a_fresh_lake_keeps_fields_the_catalog_lacks(local_lake
         f"SELECT event_id, milk_quality_somatic_cell_count FROM read_parquet('{lake.root}/cleaned/robot_telemetry/*/*.parquet') ORDER BY 1"
     ).fetchall()
     assert got == [("m-0", None), ("m-1", None), ("m-2", 120000)]
+
+
+def test_incompatible_drift_is_stopped_before_cleaned(local_lake) -> None:
+    landing, lake = local_lake["landing"], local_lake["lake"]
+    first = dict(_milking(1, "C1", "2026-11-21T08:00:00Z", 10.0), gate={"gate_id": "G1"})
+    drifted = dict(_milking(2, "C1", "2026-11-21T09:00:00Z", 10.0), gate="G1")  # struct -> string
+    for hour, record in ((8, first), (9, drifted)):
+        key = object_key(
+            "robot_telemetry", datetime(2026, 11, 21, hour, 5, tzinfo=UTC), object_id=f"g{hour}"
+        )
+        landing.write(key, gzip.compress(json.dumps(record).encode()))
+    resources = local_lake["resources"]
+    assert materialize(
+        ingest_assets("robot_telemetry"), partition_key=HOUR, resources=resources
+    ).success
+
+    result = materialize(
+        ingest_assets("robot_telemetry"),
+        partition_key="2026-11-21-09:00",
+        resources=resources,
+        raise_on_error=False,
+    )
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "schema_compatible" and not check.passed
+    assert check.metadata["incompatible_changes"].value == [
+        "gate: struct<gate_id:string> -> string"
+    ]
+    materialized = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert materialized == {"landing", "schema"}  # cleaned/ did not run
+    assert not any(
+        o.key.startswith("cleaned/robot_telemetry/dt=2026-11-21/20261121T09")
+        for o in lake.list("cleaned/")
+    )
+    table = json.loads(lake.read("catalog/firehose_raw/robot_telemetry.json"))
+    assert table["VersionId"] == "1"

@@ -10,6 +10,8 @@ from lake.hive_types import (
     MergeReport,
     Struct,
     add_new_fields,
+    catalog_names,
+    from_catalog,
     infer,
     leaf_columns,
     merge,
@@ -194,21 +196,52 @@ def test_normalize_name(name: str, expected: str) -> None:
 
 
 def test_leaf_columns_flattens_structs_and_keeps_arrays() -> None:
-    t = parse_hive(
+    milking = parse_hive(
         "struct<yield_kg:double,quarters:array<struct<q:string>>,meta:struct<a:int,b:struct<c:string>>>"
     )
-    assert leaf_columns("milking", t) == [
+    assert leaf_columns(Struct({"milking": milking, "ts": "timestamp", "n": NULL})) == [
         ("milking_yield_kg", ("milking", "yield_kg"), "double"),
         ("milking_quarters", ("milking", "quarters"), "array<struct<q:string>>"),
         ("milking_meta_a", ("milking", "meta", "a"), "int"),
         ("milking_meta_b_c", ("milking", "meta", "b", "c"), "string"),
+        ("ts", ("ts",), "timestamp"),
+        ("n", ("n",), "string"),
     ]
 
 
-def test_leaf_columns_of_a_scalar_and_custom_separator() -> None:
-    assert leaf_columns("ts", "timestamp") == [("ts", ("ts",), "timestamp")]
-    assert leaf_columns("a", Struct({"b": "int"}), sep="__") == [("a__b", ("a", "b"), "int")]
-    assert leaf_columns("n", NULL) == [("n", ("n",), "string")]
+def test_leaf_columns_keep_original_keys_and_make_safe_unique_names() -> None:
+    schema = Struct({"User": Struct({"E-Mail": "string"}), "user": "int"})
+    assert leaf_columns(schema, sep="__") == [
+        ("user__e_mail", ("User", "E-Mail"), "string"),
+        ("user_2", ("user",), "int"),
+    ]
+
+
+def test_catalog_names_round_trip_through_the_name_map() -> None:
+    schema = infer({"userIdentity": {"userName": "a", "Tags": [{"Key": "k"}]}, "ok": True, "OK": 1})
+    columns, name_map = catalog_names(schema)
+    assert columns == [
+        ("useridentity", "struct<username:string,tags:array<struct<key:string>>>"),
+        ("ok", "boolean"),
+        ("ok_2", "int"),
+    ]
+    assert name_map == {
+        "useridentity": "userIdentity",
+        "useridentity.username": "userName",
+        "useridentity.tags": "Tags",
+        "useridentity.tags.key": "Key",
+        "ok_2": "OK",
+    }
+    assert from_catalog(columns, name_map) == schema
+
+
+def test_iso_strings_are_timestamps_and_dates() -> None:
+    assert infer("2026-11-21T08:01:02.123Z") == "timestamp"
+    assert infer("2026-11-21 08:01:02+01:00") == "timestamp"
+    assert infer("2026-11-21") == "date"
+    assert infer("2026-11-21T08") == "string"
+    assert merge("date", "timestamp") == "timestamp"
+    assert merge("timestamp", "string") == "string"
 
 
 def test_add_new_fields_adds_missing_fields_at_any_depth_and_keeps_base_types() -> None:
