@@ -63,13 +63,19 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh bucket; boto3 reaches it through AWS_ENDPOINT_URL like any S3-compatible store."""
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """boto3 pointed at moto through AWS_ENDPOINT_URL, as at any AWS-compatible endpoint."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return moto_endpoint
+
+
+@pytest.fixture
+def s3_bucket(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh bucket on moto's S3 over HTTP."""
     name = f"lake-test-{id(monkeypatch):x}"
     boto3.client("s3").create_bucket(Bucket=name)
     yield name

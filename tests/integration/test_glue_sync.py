@@ -17,12 +17,7 @@ NESTED = "struct<a:int,b:array<struct<c:string>>>"
 
 
 @pytest.fixture
-def glue(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def glue(aws_env: str) -> Any:
     return boto3.client("glue")
 
 

@@ -1,8 +1,10 @@
 """landing -> schema -> cleaned -> mart with s3:// URIs against moto over real HTTP on 127.0.0.1."""
 
 import io
+import json
 from datetime import UTC, datetime
 
+import boto3
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, build_sensor_context, materialize
@@ -90,3 +92,40 @@ def test_pipeline_runs_on_s3_uris(s3_bucket: str, tmp_path) -> None:
         if r["event_type"] == "milking_end" and r["ts"].startswith("2026-11-21")
     ]
     assert sum(r["milkings"] for r in mart_rows) == len({r["event_id"] for r in milkings})
+
+
+def test_schema_asset_syncs_glue_when_a_glue_database_is_set(
+    s3_bucket: str, tmp_path, monkeypatch
+) -> None:
+    landing_uri, lake_uri = f"s3://{s3_bucket}/landing", f"s3://{s3_bucket}/lake"
+    sim = Simulator(SimulatorConfig(seed=3, streams=("cloudtrail",), object_interval_s=900))
+    written = list(sim.write_range(open_storage(landing_uri), START, START.replace(hour=10)))
+    monkeypatch.setenv("GLUE_DATABASE", "lake_glue_it")
+    resources = {
+        "lake": LakeResource(landing_uri=landing_uri, lake_uri=lake_uri, s3=S3Resource()),
+        "warehouse": DuckDBResource(database=str(tmp_path / "warehouse.duckdb")),
+    }
+    schema_asset = [a for a in ingest_assets("cloudtrail") if a.key.path[0] == "schema"]
+    result = materialize(
+        schema_asset,
+        resources=resources,
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-21-08:00",
+            "dagster/asset_partition_range_end": "2026-11-21-09:00",
+        },
+    )
+    assert result.success
+
+    glue = boto3.client("glue")
+    table = glue.get_table(DatabaseName="lake_glue_it", Name="cloudtrail")["Table"]
+    ours = json.loads(open_storage(lake_uri).read("catalog/firehose_raw/cloudtrail.json"))
+    assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == [
+        c["Name"] for c in ours["StorageDescriptor"]["Columns"]
+    ]
+    assert table["StorageDescriptor"]["Location"] == f"{landing_uri}/cloudtrail/"
+    pages = glue.get_paginator("get_partitions").paginate(
+        DatabaseName="lake_glue_it", TableName="cloudtrail"
+    )
+    values = sorted(p["Values"] for page in pages for p in page["Partitions"])
+    assert values == [["2026", "11", "21", "08"], ["2026", "11", "21", "09"]]
+    assert {w.key.split("/")[4] for w in written} == {"08", "09"}
