@@ -398,3 +398,22 @@ def test_rerun_removes_outputs_no_longer_produced(
     landing.write(key, gzip.compress(dumps(rec("b")).encode()))
     run(landing, lake)
     assert lake_keys(lake, "cleaned/") == [f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}"]
+
+
+def test_keys_with_quotes_dots_spaces_and_sql_become_safe_columns(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    evil = 'a"; drop table x; --'
+    record = rec("k1", **{evil: 1, "dotted.key": "d", "with space": True, "Mixed": {"In-ner": 2.5}})
+    put(landing, 1, "keys", dumps(record))
+    report = run(landing, lake)
+    assert report.records_cleaned == 1
+    [key] = [o.key for o in lake.list("cleaned/")]
+    [row] = read_rows(lake, key)
+    assert row["a___drop_table_x____"] == 1
+    assert row["dotted_key"] == "d" and row["with_space"] is True and row["mixed_in_ner"] == 2.5
+    # The names are safe identifiers: DuckDB reads them without any quoting.
+    got = duckdb.sql(
+        f"SELECT a___drop_table_x____, mixed_in_ner FROM read_parquet('{lake.path(key)}')"
+    ).fetchall()
+    assert got == [(1, 2.5)]
