@@ -1,9 +1,10 @@
-"""Cleaning one arrival hour end to end: read landed objects, clean them, write Parquet.
+"""Cleaning one arrival hour end to end: landed objects -> typed Parquet by event date.
 
-Output names are deterministic from (arrival hour, source object), so a re-run rewrites
-the same files; a per-object manifest under _state/ lets a re-run remove files an
-earlier run wrote that the new run no longer produces (e.g. a record that moved from
-quarantine to cleaned after a schema widening).
+DuckDB does the work (lake.record_staging gets the records in, lake.cleaning types them);
+this module deduplicates, writes and keeps the ledger. Output names are deterministic
+from (arrival hour, source object), so a re-run rewrites the same files; a per-object
+manifest under _state/cleaned/ is the ledger of processed objects (a micro-batch run
+skips them) and lets a re-run remove files it no longer produces.
 """
 
 from __future__ import annotations
@@ -11,77 +12,82 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections import defaultdict
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.cleaning import (
     Column,
-    ObjectCleaned,
-    Quarantined,
-    clean_records,
+    add_unknown_fields,
     leaf_columns_of,
-    read_object,
+    sql_string,
+    typing_sql,
+    unknown_fields_sql,
 )
-from lake.crawler import diff_schemas, merge_records, stored_schema, type_event_time
-from lake.hive_types import MergeReport, Struct, add_new_fields
+from lake.crawler import sample_objects, stored_schema
+from lake.dedup_state import SEEN_TABLE, load_seen, save_hour_keys, window_dates
+from lake.hive_types import Struct
+from lake.record_staging import SOURCE_VIEW, Staged, stage_objects
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
-_ARROW_TYPES = {
-    "boolean": pa.bool_(),
-    "int": pa.int32(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "string": pa.string(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "date": pa.date32(),
-}
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("source_key", pa.string()),
-        ("position", pa.int64()),
-        ("reason", pa.string()),
-        ("raw_text", pa.string()),
-        ("arrival_hour", pa.timestamp("us", tz="UTC")),
-        ("quarantined_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
+
+
+@dataclass
+class ObjectCounts:
+    records_in: int = 0
+    records_cleaned: int = 0
+    records_quarantined: int = 0
+    duplicates_dropped: int = 0
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        accounted = self.records_cleaned + self.records_quarantined + self.duplicates_dropped
+        return self.records_in == accounted
 
 
 @dataclass
 class HourReport:
     objects: int = 0
+    objects_skipped: int = 0  # already in the ledger (processed by an earlier run)
     bytes_in: int = 0
     records_in: int = 0
     records_cleaned: int = 0
     records_quarantined: int = 0
     duplicates_dropped: int = 0
+    late_beyond_allowed: int = 0  # cleaned, but older than the lateness the dedup covers
     event_dates: set[str] = field(default_factory=set)
     files_written: list[str] = field(default_factory=list)
     unbalanced_objects: list[str] = field(default_factory=list)
     columns_not_in_catalog: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, cleaned: ObjectCleaned) -> None:
+    def add(self, info: ObjectInfo, counts: ObjectCounts) -> None:
         self.objects += 1
-        self.bytes_in += cleaned.bytes_in
-        self.records_in += cleaned.records_in
-        self.records_cleaned += len(cleaned.rows)
-        self.records_quarantined += len(cleaned.quarantined)
-        self.duplicates_dropped += cleaned.duplicates_dropped
-        if not cleaned.balanced:
-            self.unbalanced_objects.append(cleaned.key)
+        self.bytes_in += info.size
+        self.records_in += counts.records_in
+        self.records_cleaned += counts.records_cleaned
+        self.records_quarantined += counts.records_quarantined
+        self.duplicates_dropped += counts.duplicates_dropped
+        self.files_written += counts.files
+        if not counts.balanced:
+            self.unbalanced_objects.append(info.key)
 
     def absorb(self, other: HourReport) -> None:
         """Add another hour's counts to this one (a backfill run covers many hours)."""
-        for name in ("objects", "bytes_in", "records_in", "records_cleaned"):
+        for name in ("objects", "objects_skipped", "bytes_in", "records_in", "records_cleaned"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.records_quarantined += other.records_quarantined
         self.duplicates_dropped += other.duplicates_dropped
+        self.late_beyond_allowed += other.late_beyond_allowed
         self.event_dates |= other.event_dates
         self.files_written += other.files_written
         self.unbalanced_objects += other.unbalanced_objects
@@ -101,19 +107,10 @@ class HourReport:
             "records_cleaned": self.records_cleaned,
             "records_quarantined": self.records_quarantined,
             "duplicates_dropped": self.duplicates_dropped,
+            "objects_skipped": self.objects_skipped,
+            "late_beyond_allowed": self.late_beyond_allowed,
             "event_dates": sorted(self.event_dates),
         }
-
-
-def arrow_schema(columns: list[Column]) -> pa.Schema:
-    fields = [pa.field(c.name, _ARROW_TYPES.get(c.type, pa.string())) for c in columns]
-    fields += [
-        pa.field("_source_key", pa.string()),
-        pa.field("_position", pa.int64()),
-        pa.field("_arrival_hour", pa.timestamp("us", tz="UTC")),
-        pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
-    ]
-    return pa.schema(fields)
 
 
 def clean_hour(
@@ -124,39 +121,119 @@ def clean_hour(
     hour: datetime,
     objects: list[ObjectInfo],
     ingested_at: datetime | None = None,
+    full_refresh: bool = False,
 ) -> HourReport:
-    """Clean every given object of one arrival hour, in key order, deduplicating across them.
+    """Clean the hour's objects not processed yet (all of them with full_refresh).
 
-    Columns and types come from the catalog table; fields the hour holds that the table
-    lacks (the schema asset has not crawled them yet) are added for this run with their
-    inferred types and reported in `columns_not_in_catalog`, never dropped.
+    Duplicates are dropped within the run (first in key order and position wins) and
+    against the keys already written for event dates inside the allowed lateness.
     """
-    ingested_at = ingested_at or datetime.now(UTC)
-    objects = sorted(objects, key=lambda o: o.key)
-    read = [(info.key, landing.read(info.key)) for info in objects]
-    parsed = [(key, len(data), read_object(key, data, spec)) for key, data in read]
-    del read
-    catalog = stored_schema(table)
-    in_hour = Struct()
-    for _, _, records in parsed:
-        if not isinstance(records, Quarantined):
-            merge_records(in_hour, (r.value for r in records if r.error is None), MergeReport())
-    type_event_time(in_hour, spec)
-    widened = add_new_fields(catalog, in_hour)
-    columns = leaf_columns_of(widened, spec)
-    schema = arrow_schema(columns)
-    report = HourReport(columns_not_in_catalog=diff_schemas(catalog, widened).as_dict())
-    time_column = next((c.name for c in columns if c.path == (spec.event_time_field,)), None)
-    seen: set[str] = set()
-    for key, size, records in parsed:
-        cleaned = clean_records(spec, columns, key, records, size, seen, hour, ingested_at)
-        report.add(cleaned)
-        written = _write_object_outputs(spec, lake, hour, cleaned, schema, time_column, ingested_at)
-        report.files_written.extend(written)
-        report.event_dates.update(
-            k.split("/dt=")[1].split("/")[0] for k in written if k.startswith("cleaned/")
-        )
+    report = HourReport()
+    done = set() if full_refresh else processed_objects(lake, spec.name, hour)
+    todo = sorted((o for o in objects if o.key not in done), key=lambda o: o.key)
+    report.objects_skipped = len(objects) - len(todo)
+    if not todo:
+        return report
+    schema = stored_schema(table)
+    if not schema.fields:  # no crawl yet: type from a sample, as the crawler would
+        schema = sample_objects(spec, landing, todo).schema
+        report.columns_not_in_catalog = {"added": list(schema.fields)}
+    names = [output_name(hour, o.key) for o in todo]
+    with tempfile.TemporaryDirectory(prefix="clean-") as tmp:
+        scratch = Path(tmp)
+        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": tmp})
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            staged = stage_objects(con, spec, landing, todo, scratch)
+            columns = _type_records(con, spec, schema, report)
+            time_column = next(
+                (c.name for c in columns if c.path == (spec.event_time_field,)), None
+            )
+            con.register("objects", _objects_table(todo, names))
+            load_seen(
+                con,
+                lake,
+                spec.name,
+                window_dates(hour, spec.allowed_lateness_hours),
+                set(names),
+                scratch,
+            )
+            _keep_first_unseen(con, hour, time_column)
+            per_object = _write_outputs(
+                con, spec, lake, hour, staged, names, columns, ingested_at, scratch
+            )
+            save_hour_keys(con, lake, spec.name, hour, _NEW_KEYS_SQL, set(names))
+            report.event_dates = {
+                f"{r[0]:%Y-%m-%d}" for r in con.execute("SELECT DISTINCT dt FROM clean").fetchall()
+            }
+            report.late_beyond_allowed = con.execute(
+                "SELECT count(*) FROM clean WHERE dt < ?",
+                [window_dates(hour, spec.allowed_lateness_hours)[0]],
+            ).fetchall()[0][0]
+        finally:
+            con.close()
+    for info, name in zip(todo, names, strict=True):
+        counts = per_object[name]
+        report.add(info, counts)
+        _replace_manifest(lake, spec, hour, info.key, name, counts)
     return report
+
+
+_NEW_KEYS_SQL = "SELECT dt, hi, lo, _name AS obj FROM clean"
+
+
+def _type_records(
+    con: duckdb.DuckDBPyConnection, spec: StreamSpec, schema: Struct, report: HourReport
+) -> list[Column]:
+    """`typed`: every staged record with its typed columns or a reason. Top-level fields the
+    catalog lacks are added as JSON text (and reported) rather than dropped."""
+    for _ in range(2):
+        columns = leaf_columns_of(schema, spec)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE typed AS {typing_sql(SOURCE_VIEW, schema, columns, spec)}"
+        )
+        first_seen = con.execute(
+            "SELECT k FROM (SELECT unnest(_keys) AS k, _object, _position FROM typed) "
+            "GROUP BY k ORDER BY min(_object), min(_position)"
+        ).fetchall()
+        unknown = [k for (k,) in first_seen if k not in schema.fields]
+        if not unknown:
+            return columns
+        added = report.columns_not_in_catalog.get("added", [])
+        report.columns_not_in_catalog = {"added": added + unknown}
+        structure = json.loads(con.execute(unknown_fields_sql(unknown)).fetchall()[0][0])
+        schema = add_unknown_fields(schema, unknown, structure)
+    return columns
+
+
+def _objects_table(todo: list[ObjectInfo], names: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "_object": pa.array(range(len(todo)), pa.int64()),
+            "_source_key": pa.array([o.key for o in todo], pa.string()),
+            "_name": pa.array(names, pa.string()),
+        }
+    )
+
+
+def _keep_first_unseen(
+    con: duckdb.DuckDBPyConnection, hour: datetime, time_column: str | None
+) -> None:
+    """`clean`: typed records without a reason, first occurrence of their key, not seen before."""
+    dt = f'CAST("{time_column}" AS DATE)' if time_column else f"DATE '{hour:%Y-%m-%d}'"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE clean AS
+        SELECT t.*, o._source_key, o._name, {dt} AS dt,
+               md5_number_upper(t._dedup) AS hi, md5_number_lower(t._dedup) AS lo
+        FROM typed t JOIN objects o USING (_object)
+        WHERE t._reason IS NULL
+        QUALIFY row_number() OVER (PARTITION BY hi, lo ORDER BY t._object, t._position) = 1
+        """
+    )
+    con.execute(
+        f"DELETE FROM clean WHERE EXISTS (SELECT 1 FROM {SEEN_TABLE} s WHERE s.hi = clean.hi AND s.lo = clean.lo)"
+    )
 
 
 def output_name(hour: datetime, source_key: str) -> str:
@@ -164,54 +241,141 @@ def output_name(hour: datetime, source_key: str) -> str:
     return f"{hour:%Y%m%dT%H}-{stem}.parquet"
 
 
-def _write_object_outputs(
+def manifest_prefix(stream: str, hour: datetime) -> str:
+    return f"_state/cleaned/{stream}/{hour:%Y%m%dT%H}-"
+
+
+def processed_objects(lake: Storage, stream: str, hour: datetime) -> set[str]:
+    """The ledger: source keys of the hour whose outputs an earlier run wrote."""
+    done = set()
+    for info in lake.list(manifest_prefix(stream, hour)):
+        done.add(json.loads(lake.read(info.key))["source_key"])
+    return done
+
+
+def _write_outputs(
+    con: duckdb.DuckDBPyConnection,
     spec: StreamSpec,
     lake: Storage,
     hour: datetime,
-    cleaned: ObjectCleaned,
-    schema: pa.Schema,
-    time_col: str | None,
-    ingested_at: datetime,
-) -> list[str]:
-    name = output_name(hour, cleaned.key)
-    by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in cleaned.rows:
-        by_date[f"{row[time_col]:%Y-%m-%d}" if time_col else f"{hour:%Y-%m-%d}"].append(row)
-    written = []
-    for dt, rows in sorted(by_date.items()):
+    staged: Staged,
+    names: list[str],
+    columns: list[Column],
+    ingested_at: datetime | None,
+    scratch: Path,
+) -> dict[str, ObjectCounts]:
+    """Write cleaned rows (by event date) and quarantined records; count per object."""
+    ingested = sql_string((ingested_at or datetime.now(UTC)).isoformat())
+    arrival = sql_string(hour.isoformat())
+    column_list = ", ".join(f'"{c.name}"' for c in columns)
+    out = scratch / "cleaned"
+    con.execute(
+        f"""COPY (SELECT {column_list}, _source_key, _position,
+                         {arrival}::TIMESTAMPTZ AS _arrival_hour, {ingested}::TIMESTAMPTZ AS _ingested_at,
+                         dt, _object
+                  FROM clean ORDER BY _object, _position)
+            TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (dt, _object))"""
+    )
+    counts = {name: ObjectCounts() for name in names}
+    for path in sorted(out.glob("dt=*/_object=*/*.parquet")):
+        dt = path.parent.parent.name.removeprefix("dt=")
+        name = names[int(path.parent.name.removeprefix("_object="))]
         key = f"cleaned/{spec.name}/dt={dt}/{name}"
-        lake.write(key, parquet_bytes(pa.Table.from_pylist(rows, schema=schema)))
-        written.append(key)
-    if cleaned.quarantined:
-        key = f"quarantine/{spec.name}/dt={hour:%Y-%m-%d}/{name}"
-        rows = [
-            {**q.__dict__, "arrival_hour": hour, "quarantined_at": ingested_at}
-            for q in cleaned.quarantined
-        ]
-        lake.write(key, parquet_bytes(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)))
-        written.append(key)
-    _replace_manifest(lake, spec, hour, cleaned, written)
-    return written
+        lake.write(key, path.read_bytes())
+        counts[name].files.append(key)
+    _write_quarantine(con, spec, lake, hour, staged, names, counts, arrival, ingested)
+    _count(con, staged, names, counts)
+    return counts
+
+
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    spec: StreamSpec,
+    lake: Storage,
+    hour: datetime,
+    staged: Staged,
+    names: list[str],
+    counts: dict[str, ObjectCounts],
+    arrival: str,
+    ingested: str,
+) -> None:
+    rejected = pa.table(
+        {
+            "_object": pa.array([r.object_index for r in staged.rejected], pa.int64()),
+            "_position": pa.array([r.position for r in staged.rejected], pa.int64()),
+            "reason": pa.array([r.reason for r in staged.rejected], pa.string()),
+            "raw": pa.array([r.raw_text for r in staged.rejected], pa.string()),
+        }
+    )
+    con.register("rejected", rejected)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE quarantined AS
+            SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
+                   q.raw AS raw_text, {arrival}::TIMESTAMPTZ AS arrival_hour,
+                   {ingested}::TIMESTAMPTZ AS quarantined_at
+            FROM (SELECT _object, _position, _reason AS reason, raw FROM typed WHERE _reason IS NOT NULL
+                  UNION ALL SELECT _object, _position, reason, raw FROM rejected) q
+            JOIN objects o USING (_object)"""
+    )
+    for (index,) in con.execute("SELECT DISTINCT _object FROM quarantined ORDER BY 1").fetchall():
+        rows = con.sql(
+            "SELECT source_key, position, reason, raw_text, arrival_hour, quarantined_at "
+            "FROM quarantined WHERE _object = ? ORDER BY position",
+            params=[index],
+        ).to_arrow_table()
+        key = f"quarantine/{spec.name}/dt={hour:%Y-%m-%d}/{names[index]}"
+        lake.write(key, parquet_bytes(rows))
+        counts[names[index]].files.append(key)
+
+
+def _count(
+    con: duckdb.DuckDBPyConnection,
+    staged: Staged,
+    names: list[str],
+    counts: dict[str, ObjectCounts],
+) -> None:
+    rows = con.execute(
+        """SELECT _object,
+                  count(*) FILTER (WHERE _reason IS NULL) AS good,
+                  count(*) FILTER (WHERE _reason IS NOT NULL) AS bad
+           FROM typed GROUP BY _object"""
+    ).fetchall()
+    cleaned = dict(con.execute("SELECT _object, count(*) FROM clean GROUP BY _object").fetchall())
+    for index, good, bad in rows:
+        c = counts[names[index]]
+        c.records_in += good + bad
+        c.records_quarantined += bad
+        c.records_cleaned = cleaned.get(index, 0)
+        c.duplicates_dropped = good - c.records_cleaned
+    for r in staged.rejected:
+        c = counts[names[r.object_index]]
+        c.records_in += 1
+        c.records_quarantined += 1
 
 
 def _replace_manifest(
-    lake: Storage, spec: StreamSpec, hour: datetime, cleaned: ObjectCleaned, written: list[str]
+    lake: Storage,
+    spec: StreamSpec,
+    hour: datetime,
+    source_key: str,
+    name: str,
+    counts: ObjectCounts,
 ) -> None:
-    manifest_key = f"_state/cleaned/{spec.name}/{output_name(hour, cleaned.key)}.json"
+    manifest_key = f"_state/cleaned/{spec.name}/{name}.json"
     try:
         previous = json.loads(lake.read(manifest_key))["files"]
     except ObjectNotFound:
         previous = []
-    for stale in set(previous) - set(written):
+    for stale in set(previous) - set(counts.files):
         with contextlib.suppress(ObjectNotFound):
             lake.delete(stale)
     manifest = {
-        "source_key": cleaned.key,
-        "files": written,
-        "records_in": cleaned.records_in,
-        "records_cleaned": len(cleaned.rows),
-        "records_quarantined": len(cleaned.quarantined),
-        "duplicates_dropped": cleaned.duplicates_dropped,
+        "source_key": source_key,
+        "files": counts.files,
+        "records_in": counts.records_in,
+        "records_cleaned": counts.records_cleaned,
+        "records_quarantined": counts.records_quarantined,
+        "duplicates_dropped": counts.duplicates_dropped,
     }
     lake.write(manifest_key, json.dumps(manifest, indent=1).encode())
 

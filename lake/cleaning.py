@@ -1,30 +1,41 @@
-"""Records -> typed, flat, masked, deduplicated rows; everything else -> quarantine.
+"""Records -> typed, flat, masked rows, or a quarantine reason; as one DuckDB query.
 
 Columns come from the stream's catalog table: every leaf of every struct becomes a
-`parent_child` column; arrays are kept whole as JSON text (their element shape varies and
-Redshift/Athena read JSON text without a nested type); event time becomes a UTC timestamp.
-For every object: records_in = cleaned + quarantined + duplicates_dropped.
+`parent_child` column; arrays are kept whole as JSON text (their element shape varies
+from record to record, and Redshift's JSON functions, Athena and DuckDB all read JSON
+text, while a nested type would break on the first record whose elements differ); event
+time becomes a UTC timestamp.
+
+Each record is parsed once into a struct whose leaves are all VARCHAR (DuckDB's
+`json_transform`), then every leaf is cast to its column type; a value that is present but
+does not cast gives the record a reason, and a record with a reason is quarantined with
+its raw text instead of being half-loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from lake.crawler import stored_schema
-from lake.formats import RawRecord, UnreadableObject, decode_bytes, iter_records
-from lake.hive_types import Struct, leaf_columns
-from lake.pii import hash_key, mask
+from lake.hive_types import Struct, from_duckdb_structure, leaf_columns
+from lake.pii import REDACTED, hash_key
 from lake.streams import StreamSpec
 
 LINEAGE_COLUMNS = ("_source_key", "_position", "_arrival_hour", "_ingested_at")
-
-
-class CastError(ValueError):
-    pass
+DUCK_TYPES = {
+    "boolean": "BOOLEAN",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "date": "DATE",
+}
+_DECIMAL = re.compile(r"decimal\((\d+),\s*(\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -34,27 +45,10 @@ class Column:
     type: str  # Hive leaf type (arrays included, stored as JSON text)
     mask: str | None = None
 
-
-@dataclass
-class Quarantined:
-    source_key: str
-    position: int  # -1 for a whole unreadable object
-    reason: str
-    raw_text: str
-
-
-@dataclass
-class ObjectCleaned:
-    key: str
-    bytes_in: int
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    quarantined: list[Quarantined] = field(default_factory=list)
-    duplicates_dropped: int = 0
-    records_in: int = 0
-
     @property
-    def balanced(self) -> bool:
-        return self.records_in == len(self.rows) + len(self.quarantined) + self.duplicates_dropped
+    def duck_type(self) -> str:
+        m = _DECIMAL.fullmatch(self.type)
+        return f"DECIMAL({m.group(1)},{m.group(2)})" if m else DUCK_TYPES.get(self.type, "VARCHAR")
 
 
 def columns_from_table(table: dict[str, Any] | None, spec: StreamSpec) -> list[Column]:
@@ -79,147 +73,158 @@ def leaf_columns_of(schema: Struct, spec: StreamSpec) -> list[Column]:
     return columns
 
 
-def read_object(key: str, data: bytes, spec: StreamSpec) -> list[RawRecord] | Quarantined:
-    """The object's records, or one quarantine entry when the object cannot be read at all."""
-    try:
-        return list(iter_records(decode_bytes(data), spec))
-    except UnreadableObject as exc:
-        raw = data[:1_000_000].decode("utf-8", "replace")
-        return Quarantined(key, -1, f"unreadable object: {exc}", raw)
+def varchar_structure(schema: Struct) -> dict[str, Any]:
+    """The `json_transform` structure that reads every leaf as VARCHAR (arrays as JSON text)."""
+    return {
+        key: varchar_structure(t) if isinstance(t, Struct) and t.fields else "VARCHAR"
+        for key, t in schema.fields.items()
+    }
 
 
-def clean_records(
-    spec: StreamSpec,
-    columns: list[Column],
-    key: str,
-    records: list[RawRecord] | Quarantined,
-    bytes_in: int,
-    seen_keys: set[str],
-    arrival_hour: datetime,
-    ingested_at: datetime,
-) -> ObjectCleaned:
-    """Clean one object's records. `seen_keys` carries dedup state across a run's objects."""
-    out = ObjectCleaned(key=key, bytes_in=bytes_in)
-    if isinstance(records, Quarantined):
-        out.records_in = 1
-        out.quarantined.append(records)
-        return out
-    secret = hash_key()
-    time_path = (spec.event_time_field,)
-    for record in records:
-        out.records_in += 1
-        reason = _record_problem(record, spec)
-        if reason is None:
-            try:
-                row = _typed_row(record.value, columns, secret, time_path, spec.event_time_format)
-            except CastError as exc:
-                reason = str(exc)
-        if reason is not None:
-            out.quarantined.append(Quarantined(key, record.position, reason, record.text))
-            continue
-        dedup_value = str(record.value[spec.dedup_key])
-        if dedup_value in seen_keys:
-            out.duplicates_dropped += 1
-            continue
-        seen_keys.add(dedup_value)
-        row.update(
-            _source_key=key,
-            _position=record.position,
-            _arrival_hour=arrival_hour,
-            _ingested_at=ingested_at,
-        )
-        out.rows.append(row)
-    return out
+def sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _record_problem(record: Any, spec: StreamSpec) -> str | None:
-    if record.error is not None:
-        return record.error
-    value = record.value
-    if not isinstance(value, dict):
-        return f"record is a JSON {type(value).__name__}, not an object"
-    if value.get(spec.event_time_field) in (None, ""):
-        return f"missing event time field {spec.event_time_field!r}"
-    key = value.get(spec.dedup_key)
-    if key in (None, "") or isinstance(key, dict | list):
-        return f"missing or non-scalar dedup key {spec.dedup_key!r}"
-    return None
+def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamSpec) -> str:
+    """SELECT over `source` (columns _object, _position, raw) giving every typed column,
+    `_reason` (NULL when the record is clean), `_dedup` (the dedup key) and `_keys`
+    (the record's top-level keys, to find fields the catalog lacks)."""
+    structure = sql_string(json.dumps(varchar_structure(schema)))
+    leaves = [f"{_extract(c.path)} AS {_q('v_' + c.name)}" for c in columns]
+    typed = [f"{_typed(c, spec)} AS {_q(c.name)}" for c in columns]
+    reasons = _reasons(columns, spec)
+    dedup_path = sql_string("$." + json.dumps(spec.dedup_key))
+    return f"""
+WITH parsed AS (
+    SELECT _object, _position, raw, json_type(raw) AS _jt,
+           json_transform(raw, {structure}) AS s,
+           CASE WHEN json_type(raw) = 'OBJECT' THEN json_keys(raw) END AS _keys,
+           json_type(raw, {dedup_path}) AS _dedup_type
+    FROM {source}
+), leaves AS (
+    SELECT _object, _position, raw, _jt, _keys, _dedup_type, {", ".join(leaves) or "NULL AS _none"}
+    FROM parsed
+), typed AS (
+    SELECT *, {", ".join(typed) or "NULL AS _none2"} FROM leaves
+)
+SELECT _object, _position, raw, _keys, {_q("v_" + _dedup_column(columns, spec))} AS _dedup,
+       {reasons} AS _reason,
+       {", ".join(_q(c.name) for c in columns)}
+FROM typed
+"""
 
 
-def _typed_row(
-    record: dict[str, Any],
-    columns: Iterable[Column],
-    secret: bytes,
-    time_path: tuple[str, ...],
-    time_format: str,
-) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for col in columns:
-        value = _lookup(record, col.path)
-        if col.path == time_path:
-            row[col.name] = parse_event_time(value, time_format)
-            continue
-        if col.mask is not None:
-            value = mask(value, col.mask, secret)
-        try:
-            row[col.name] = cast(value, col.type)
-        except CastError as exc:
-            raise CastError(f"column {col.name}: {exc}") from None
-    return row
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-def _lookup(record: dict[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = record
+def _extract(path: tuple[str, ...]) -> str:
+    expr = "s"
     for part in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
+        expr = f"struct_extract({expr}, {sql_string(part)})"
+    return expr
 
 
-def cast(value: Any, hive_type: str) -> Any:
-    """Cast a JSON value to the Python value of a Hive leaf type, or raise CastError."""
-    if value is None:
-        return None
-    if hive_type == "string":
-        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    if hive_type.startswith(("array<", "struct<", "map<")):
-        return json.dumps(value, separators=(",", ":"))
-    if hive_type in ("int", "bigint"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CastError(f"cannot cast {value!r} to {hive_type}")
-        if hive_type == "int" and not -(2**31) <= value < 2**31:
-            raise CastError(f"{value} is out of range for int")
-        return value
-    if hive_type == "double":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise CastError(f"cannot cast {value!r} to double")
-        return float(value)
-    if hive_type == "boolean":
-        if not isinstance(value, bool):
-            raise CastError(f"cannot cast {value!r} to boolean")
-        return value
-    if hive_type == "timestamp":
-        return parse_event_time(value, "iso8601")
-    if hive_type == "date":
-        try:
-            return date.fromisoformat(str(value))
-        except ValueError as exc:
-            raise CastError(f"cannot cast {value!r} to date") from exc
-    raise CastError(f"unknown column type {hive_type!r}")
+def _typed(c: Column, spec: StreamSpec) -> str:
+    v = _q("v_" + c.name)
+    if c.path == (spec.event_time_field,):
+        return _event_time(v, spec.event_time_format)
+    if c.mask == "hash":
+        return _hmac_sql(v)
+    if c.mask == "redact":
+        return (
+            f"CASE WHEN {v} IS NOT NULL THEN {sql_string(REDACTED)} END"
+            if c.type == "string"
+            else "NULL"
+        )
+    return _cast(v, c)
 
 
-def parse_event_time(value: Any, time_format: str) -> datetime:
-    """ISO-8601 (offsets allowed, naive means UTC), epoch seconds or millis -> aware UTC."""
-    try:
-        if time_format == "iso8601" and isinstance(value, str):
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
-        if time_format in ("epoch_seconds", "epoch_millis") and not isinstance(value, bool):
-            seconds = float(value) / (1000 if time_format == "epoch_millis" else 1)
-            return datetime.fromtimestamp(seconds, UTC)
-    except (ValueError, TypeError, OverflowError, OSError):
-        pass
-    raise CastError(f"event time {value!r} is not {time_format}")
+def _cast(v: str, c: Column) -> str:
+    if c.type in ("int", "bigint"):
+        return (
+            f"CASE WHEN regexp_full_match({v}, '-?[0-9]+') THEN TRY_CAST({v} AS {c.duck_type}) END"
+        )
+    if c.type == "double":
+        return f"CASE WHEN {v} NOT IN ('NaN', 'Infinity', '-Infinity') THEN TRY_CAST({v} AS DOUBLE) END"
+    if c.type == "boolean":
+        return f"CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END"
+    if c.duck_type == "VARCHAR":
+        return v
+    return f"TRY_CAST({v} AS {c.duck_type})"
+
+
+def _event_time(v: str, time_format: str) -> str:
+    if time_format == "epoch_seconds":
+        return f"to_timestamp(TRY_CAST({v} AS DOUBLE))"
+    if time_format == "epoch_millis":
+        return f"to_timestamp(TRY_CAST({v} AS DOUBLE) / 1000)"
+    return f"TRY_CAST({v} AS TIMESTAMPTZ)"
+
+
+def _hmac_sql(v: str) -> str:
+    """HMAC-SHA256 in SQL (the same hex digest as Python's hmac), keyed by PII_HASH_KEY."""
+    key = hash_key()
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    ipad = bytes(b ^ 0x36 for b in key).hex()
+    opad = bytes(b ^ 0x5C for b in key).hex()
+    inner = f"unhex(sha256(unhex('{ipad}') || encode({v})))"
+    return f"CASE WHEN {v} IS NOT NULL THEN sha256(unhex('{opad}') || {inner}) END"
+
+
+def _dedup_column(columns: list[Column], spec: StreamSpec) -> str:
+    for c in columns:
+        if c.path == (spec.dedup_key,):
+            return c.name
+    raise ValueError(f"dedup key {spec.dedup_key!r} is not a column of the catalog table")
+
+
+def _reasons(columns: list[Column], spec: StreamSpec) -> str:
+    """The first problem of a record, in a fixed order, or NULL."""
+    time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
+    dedup = _q("v_" + _dedup_column(columns, spec))
+    cases = [
+        "WHEN _jt <> 'OBJECT' THEN 'record is a JSON ' || lower(_jt) || ', not an object'",
+        "WHEN len(_keys) <> len(list_distinct(_keys)) THEN 'duplicate key in record: ' || "
+        "list_filter(_keys, lambda k, i: list_position(_keys, k) < i)[1]",
+    ]
+    if time_col is None:
+        cases.append(
+            f"WHEN true THEN {sql_string(f'missing event time field {spec.event_time_field!r}')}"
+        )
+    else:
+        v, typed = _q("v_" + time_col.name), _q(time_col.name)
+        missing = f"missing event time field {spec.event_time_field!r}"
+        cases.append(f"WHEN {v} IS NULL OR {v} = '' THEN {sql_string(missing)}")
+        cases.append(
+            f"WHEN {typed} IS NULL THEN 'event time ' || {v} || "
+            f"{sql_string(' is not ' + spec.event_time_format)}"
+        )
+    cases.append(
+        f"WHEN {dedup} IS NULL OR {dedup} = '' OR _dedup_type IN ('OBJECT', 'ARRAY') THEN "
+        f"{sql_string(f'missing or non-scalar dedup key {spec.dedup_key!r}')}"
+    )
+    for c in columns:
+        if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type == "VARCHAR":
+            continue
+        v = _q("v_" + c.name)
+        cases.append(
+            f"WHEN {v} IS NOT NULL AND {_q(c.name)} IS NULL THEN "
+            f"{sql_string(f'column {c.name}: cannot cast ')} || {v} || {sql_string(f' to {c.type}')}"
+        )
+    return "CASE " + " ".join(cases) + " END"
+
+
+def unknown_fields_sql(unknown: list[str]) -> str:
+    """The merged JSON structure of the records holding top-level keys the catalog lacks."""
+    keys = "[" + ", ".join(sql_string(k) for k in unknown) + "]"
+    return f"SELECT json_group_structure(raw::JSON) FROM typed WHERE list_has_any(_keys, {keys})"
+
+
+def add_unknown_fields(schema: Struct, unknown: list[str], structure: dict[str, Any]) -> Struct:
+    """`schema` plus the fields it lacks, typed from the records (nothing is dropped)."""
+    found = from_duckdb_structure(structure)
+    assert isinstance(found, Struct)
+    return Struct({**schema.fields, **{k: found.fields.get(k, "string") for k in unknown}})

@@ -133,6 +133,25 @@ def add_new_fields(base: Struct, extra: Struct) -> Struct:
     return out
 
 
+_DUCKDB_SCALARS = {
+    "BOOLEAN": "boolean",
+    "BIGINT": "bigint",
+    "UBIGINT": "bigint",
+    "DOUBLE": "double",
+    "VARCHAR": "string",
+    "NULL": NULL,
+}
+
+
+def from_duckdb_structure(structure: Any) -> HiveType:
+    """A type from DuckDB's `json_group_structure` (mixed types, "JSON", become string)."""
+    if isinstance(structure, dict):
+        return Struct({k: from_duckdb_structure(v) for k, v in structure.items()})
+    if isinstance(structure, list):
+        return Array(from_duckdb_structure(structure[0]) if structure else NULL)
+    return _DUCKDB_SCALARS.get(structure, "string")
+
+
 def to_hive(t: HiveType) -> str:
     """Glue's type string with catalog-safe field names; a type that saw only nulls is string."""
     if isinstance(t, Struct):

@@ -196,7 +196,7 @@ def load_into_warehouse(
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema='marts' AND table_name=?",
         [spec.name],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     con.execute("BEGIN")
     try:
         if result is not None:

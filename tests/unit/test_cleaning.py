@@ -78,9 +78,23 @@ def put(landing: LocalStorage, minute: int, oid: str, text: str, *, gz: bool = T
     return key
 
 
-def run(landing: LocalStorage, lake: LocalStorage, ingested_at: datetime | None = None):
+def run(
+    landing: LocalStorage,
+    lake: LocalStorage,
+    ingested_at: datetime | None = None,
+    full_refresh: bool = False,
+):
     objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
-    return clean_hour(SPEC, TABLE, landing, lake, HOUR, objects, ingested_at=ingested_at)
+    return clean_hour(
+        SPEC,
+        TABLE,
+        landing,
+        lake,
+        HOUR,
+        objects,
+        ingested_at=ingested_at,
+        full_refresh=full_refresh,
+    )
 
 
 def out_name(key: str) -> str:
@@ -282,7 +296,7 @@ def test_malformed_records_are_quarantined_with_context(
     assert by_pos[3]["raw_text"] == bad_time
     assert "yesterday" in by_pos[3]["reason"]
     assert by_pos[4]["raw_text"] == not_object
-    assert "list" in by_pos[4]["reason"]
+    assert "array" in by_pos[4]["reason"]
     assert {r["source_key"] for r in rows} == {key}
     assert {r["arrival_hour"] for r in rows} == {HOUR}
     assert {r["quarantined_at"] for r in rows} == {HOUR + timedelta(hours=1)}
@@ -366,7 +380,9 @@ def test_rerun_writes_the_same_files_and_rows(landing: LocalStorage, lake: Local
         for k in data_keys
     }
 
-    second = run(landing, lake, ingested_at=datetime(2026, 11, 21, 10, tzinfo=UTC))
+    second = run(
+        landing, lake, ingested_at=datetime(2026, 11, 21, 10, tzinfo=UTC), full_refresh=True
+    )
     assert lake_keys(lake, "") == files_first
     assert sorted(second.files_written) == sorted(first.files_written)
     for k in data_keys:
@@ -396,7 +412,7 @@ def test_rerun_removes_outputs_no_longer_produced(
     assert len(lake_keys(lake, "cleaned/")) == 2
     # the object is replaced by one whose only record is on the arrival date
     landing.write(key, gzip.compress(dumps(rec("b")).encode()))
-    run(landing, lake)
+    run(landing, lake, full_refresh=True)
     assert lake_keys(lake, "cleaned/") == [f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}"]
 
 
@@ -417,3 +433,32 @@ def test_keys_with_quotes_dots_spaces_and_sql_become_safe_columns(
         f"SELECT a___drop_table_x____, mixed_in_ner FROM read_parquet('{lake.path(key)}')"
     ).fetchall()
     assert got == [(1, 2.5)]
+
+
+def test_a_second_run_processes_only_new_objects(landing: LocalStorage, lake: LocalStorage) -> None:
+    put(landing, 1, "first", dumps(rec("x1")) + dumps(rec("x2")))
+    first = run(landing, lake)
+    assert (first.objects, first.objects_skipped, first.records_cleaned) == (1, 0, 2)
+    put(landing, 2, "second", dumps(rec("x2")) + dumps(rec("x3")))  # x2 was written by run 1
+    second = run(landing, lake)
+    assert (second.objects, second.objects_skipped) == (1, 1)
+    assert (second.records_in, second.records_cleaned, second.duplicates_dropped) == (2, 1, 1)
+    ids = sorted(r["event_id"] for k in lake_keys(lake, "cleaned/") for r in read_rows(lake, k))
+    assert ids == ["x1", "x2", "x3"]
+
+
+def test_duplicates_against_earlier_hours_within_the_allowed_lateness(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    put(landing, 1, "h8", dumps(rec("d1", ts="2026-11-21T07:59:00Z")))
+    run(landing, lake)
+    later = HOUR.replace(hour=9)
+    key = object_key(SPEC.name, later.replace(minute=3), object_id="h9")
+    landing.write(
+        key,
+        gzip.compress((dumps(rec("d1", ts="2026-11-21T07:59:00Z")) + dumps(rec("d2"))).encode()),
+    )
+    report = clean_hour(
+        SPEC, TABLE, landing, lake, later, list(landing.list(hour_prefix(SPEC.name, later)))
+    )
+    assert (report.records_in, report.records_cleaned, report.duplicates_dropped) == (2, 1, 1)

@@ -1,0 +1,92 @@
+"""What is already written, by dedup key, so later runs drop the duplicates of earlier ones.
+
+Keys are kept as 128-bit MD5 halves (16 bytes a record) in one small Parquet file per
+(event date, arrival hour): `_state/keys/<stream>/dt=<date>/<YYYYMMDDTHH>.parquet`, with
+the output name of the object each key came from, so a full refresh of an object can take
+its own keys out again. A run reads the files of the event dates inside the stream's
+allowed lateness; older dates are deduplicated within the run only (and counted).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake.storage import Storage
+
+SEEN_TABLE = "seen_keys"
+
+
+def state_prefix(stream: str, day: date) -> str:
+    return f"_state/keys/{stream}/dt={day:%Y-%m-%d}/"
+
+
+def window_dates(hour: datetime, lateness_hours: int) -> list[date]:
+    """Event dates whose earlier keys a run for `hour` checks against."""
+    first = (hour - timedelta(hours=lateness_hours)).date()
+    last = (hour + timedelta(hours=1)).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def load_seen(
+    con: duckdb.DuckDBPyConnection,
+    lake: Storage,
+    stream: str,
+    days: list[date],
+    reprocessed: set[str],
+    scratch: Path,
+) -> int:
+    """Fill `seen_keys(hi, lo)` with the keys already written for `days`, except those of
+    objects being reprocessed now. Returns how many keys were loaded."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SEEN_TABLE} (hi UBIGINT, lo UBIGINT)")
+    paths = []
+    for day in days:
+        for info in lake.list(state_prefix(stream, day)):
+            path = scratch / f"seen-{len(paths)}.parquet"
+            path.write_bytes(lake.read(info.key))
+            paths.append(str(path))
+    if not paths:
+        return 0
+    con.register(
+        "reprocessed_objects", pa.table({"obj": pa.array(sorted(reprocessed), pa.string())})
+    )
+    con.execute(
+        f"INSERT INTO {SEEN_TABLE} SELECT hi, lo FROM read_parquet(?) "
+        "WHERE obj NOT IN (SELECT obj FROM reprocessed_objects)",
+        [paths],
+    )
+    return con.execute(f"SELECT count(*) FROM {SEEN_TABLE}").fetchall()[0][0]
+
+
+def save_hour_keys(
+    con: duckdb.DuckDBPyConnection,
+    lake: Storage,
+    stream: str,
+    hour: datetime,
+    new_keys_sql: str,
+    reprocessed: set[str],
+) -> list[str]:
+    """Merge the run's new keys (SQL giving dt, hi, lo, obj) into the hour's state files."""
+    written = []
+    days = [
+        r[0] for r in con.execute(f"SELECT DISTINCT dt FROM ({new_keys_sql}) ORDER BY 1").fetchall()
+    ]
+    for day in days:
+        key = f"{state_prefix(stream, day)}{hour:%Y%m%dT%H}.parquet"
+        new = con.sql(
+            f"SELECT hi, lo, obj FROM ({new_keys_sql}) WHERE dt = ?", params=[day]
+        ).to_arrow_table()
+        if lake.exists(key):
+            old = pq.read_table(io.BytesIO(lake.read(key)))
+            keep = [o not in reprocessed for o in old.column("obj").to_pylist()]
+            new = pa.concat_tables([old.filter(pa.array(keep)), new])
+        buf = io.BytesIO()
+        pq.write_table(new, buf, compression="zstd")
+        lake.write(key, buf.getvalue())
+        written.append(key)
+    return written

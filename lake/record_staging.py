@@ -1,0 +1,139 @@
+"""Getting an hour's landed objects into DuckDB as (object, position, raw record text).
+
+The fast path is DuckDB's own reader (`read_json_objects`, gzip included), which splits
+concatenated and newline-delimited JSON at C speed. It refuses a whole file when one
+record is malformed, so such files (and CloudTrail-style wrappers) go through the Python
+splitter in lake.formats instead, which keeps every good record and returns each bad one
+with its raw text and reason. Objects that cannot be read at all are returned whole.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from lake.formats import GZIP_MAGIC, UnreadableObject, decode_bytes, iter_records
+from lake.storage import LocalStorage, ObjectInfo, Storage
+from lake.streams import StreamSpec
+
+SOURCE_VIEW = "staged_records"
+_DUCKDB_FORMATS = {"concatenated_json": "unstructured", "ndjson": "newline_delimited"}
+
+
+@dataclass
+class Rejected:
+    """A record (or a whole object, position -1) refused before typing."""
+
+    object_index: int
+    position: int
+    reason: str
+    raw_text: str
+
+
+@dataclass
+class Staged:
+    objects: list[ObjectInfo]  # index in this list = `_object` in the view
+    rejected: list[Rejected] = field(default_factory=list)
+    python_split: list[str] = field(default_factory=list)  # keys DuckDB's reader refused
+
+
+def stage_objects(
+    con: duckdb.DuckDBPyConnection,
+    spec: StreamSpec,
+    landing: Storage,
+    objects: list[ObjectInfo],
+    scratch: Path,
+) -> Staged:
+    """Create the view `staged_records(_object, _position, raw)` over the given objects."""
+    staged = Staged(objects)
+    files = {i: _local_file(landing, info, scratch) for i, info in enumerate(objects)}
+    fast = {i: path for i, path in files.items() if spec.format in _DUCKDB_FORMATS}
+    fast = {i: path for i, path in fast.items() if _duckdb_reads(con, spec, path)}
+    python_rows: list[tuple[int, int, str]] = []
+    for i, info in enumerate(objects):
+        if i in fast:
+            continue
+        staged.python_split.append(info.key)
+        python_rows += _split_in_python(spec, i, files[i], staged.rejected)
+    con.register("python_records", _drop_invalid_for_duckdb(con, python_rows, staged.rejected))
+    parts = [_reader_sql(spec, i, path) for i, path in fast.items()]
+    parts.append("SELECT _object, _position, raw FROM python_records")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
+    return staged
+
+
+def _local_file(landing: Storage, info: ObjectInfo, scratch: Path) -> Path:
+    """DuckDB reads local files only here (no httpfs): S3 objects are fetched first."""
+    if isinstance(landing, LocalStorage):
+        return landing.path(info.key)
+    target = Path(tempfile.mkstemp(dir=scratch, suffix=".object")[1])
+    with landing.open(info.key) as body, open(target, "wb") as out:
+        while chunk := body.read(1 << 20):
+            out.write(chunk)
+    return target
+
+
+def _reader_sql(spec: StreamSpec, index: int, path: Path) -> str:
+    with open(path, "rb") as fh:
+        compression = "gzip" if fh.read(2) == GZIP_MAGIC else "none"
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    return (
+        f"SELECT {index}::BIGINT AS _object, (ordinality - 1)::BIGINT AS _position, json::VARCHAR AS raw "
+        f"FROM read_json_objects({quoted}, format='{_DUCKDB_FORMATS[spec.format]}', "
+        f"compression='{compression}', maximum_object_size=268435456) WITH ORDINALITY"
+    )
+
+
+def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) -> bool:
+    """Whether DuckDB's reader accepts the whole file (it refuses any malformed record)."""
+    try:
+        con.execute(f"SELECT count(*) FROM ({_reader_sql(spec, 0, path)})").fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _drop_invalid_for_duckdb(
+    con: duckdb.DuckDBPyConnection, rows: list[tuple[int, int, str]], rejected: list[Rejected]
+) -> pa.Table:
+    """Python's parser is laxer than DuckDB's (lone surrogates): DuckDB has the last word."""
+    table = pa.table(
+        {
+            "_object": pa.array([r[0] for r in rows], pa.int64()),
+            "_position": pa.array([r[1] for r in rows], pa.int64()),
+            "raw": pa.array([r[2] for r in rows], pa.string()),
+        }
+    )
+    con.register("python_candidates", table)
+    bad = con.execute(
+        "SELECT _object, _position, raw FROM python_candidates WHERE NOT json_valid(raw)"
+    ).fetchall()
+    rejected += [
+        Rejected(o, p, "invalid JSON (rejected by the JSON parser)", raw) for o, p, raw in bad
+    ]
+    if not bad:
+        return table
+    return con.sql("SELECT * FROM python_candidates WHERE json_valid(raw)").to_arrow_table()
+
+
+def _split_in_python(
+    spec: StreamSpec, index: int, path: Path, rejected: list[Rejected]
+) -> list[tuple[int, int, str]]:
+    data = path.read_bytes()
+    try:
+        records = list(iter_records(decode_bytes(data), spec))
+    except UnreadableObject as exc:
+        raw = data[:1_000_000].decode("utf-8", "replace")
+        rejected.append(Rejected(index, -1, f"unreadable object: {exc}", raw))
+        return []
+    rows = []
+    for record in records:
+        if record.error is not None:
+            rejected.append(Rejected(index, record.position, record.error, record.text))
+        else:
+            rows.append((index, record.position, record.text))
+    return rows
