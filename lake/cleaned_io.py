@@ -162,12 +162,12 @@ def clean_hour(
             per_object = _write_outputs(
                 con, spec, lake, hour, staged, names, columns, ingested_at, scratch
             )
-            save_hour_keys(con, lake, spec.name, hour, _NEW_KEYS_SQL, set(names))
+            save_hour_keys(con, lake, spec.name, hour, _NEW_KEYS_SQL, set(names), scratch)
             report.event_dates = {
-                f"{r[0]:%Y-%m-%d}" for r in con.execute("SELECT DISTINCT dt FROM clean").fetchall()
+                f"{r[0]:%Y-%m-%d}" for r in con.execute("SELECT DISTINCT dt FROM firsts").fetchall()
             }
             report.late_beyond_allowed = con.execute(
-                "SELECT count(*) FROM clean WHERE dt < ?",
+                "SELECT count(*) FROM firsts WHERE dt < ?",
                 [window_dates(hour, spec.allowed_lateness_hours)[0]],
             ).fetchall()[0][0]
         finally:
@@ -179,7 +179,7 @@ def clean_hour(
     return report
 
 
-_NEW_KEYS_SQL = "SELECT dt, hi, lo, _name AS obj FROM clean"
+_NEW_KEYS_SQL = "SELECT dt, hi, lo, o._name AS obj FROM firsts JOIN objects o USING (_object)"
 
 
 def _type_records(
@@ -219,21 +219,37 @@ def _objects_table(todo: list[ObjectInfo], names: list[str]) -> pa.Table:
 def _keep_first_unseen(
     con: duckdb.DuckDBPyConnection, hour: datetime, time_column: str | None
 ) -> None:
-    """`clean`: typed records without a reason, first occurrence of their key, not seen before."""
+    """`firsts` (narrow: row id, object, event date, 128-bit key hash) names the typed
+    records to keep: no reason, first occurrence of their key in (object, position) order,
+    and not among the keys already written. The view `clean` joins them to their columns."""
     dt = f'CAST("{time_column}" AS DATE)' if time_column else f"DATE '{hour:%Y-%m-%d}'"
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE clean AS
-        SELECT t.*, o._source_key, o._name, {dt} AS dt,
-               md5_number_upper(t._dedup) AS hi, md5_number_lower(t._dedup) AS lo
-        FROM typed t JOIN objects o USING (_object)
-        WHERE t._reason IS NULL
-        QUALIFY row_number() OVER (PARTITION BY hi, lo ORDER BY t._object, t._position) = 1
+        CREATE OR REPLACE TEMP TABLE firsts AS
+        SELECT arg_min(_object, rid) AS _object, min(rid) AS rid, arg_min(dt, rid) AS dt,
+               (h >> 64)::UBIGINT AS hi, (h & {(1 << 64) - 1})::UBIGINT AS lo
+        FROM (SELECT _object, _object * {_ROW_SPAN} + _position AS rid, {dt} AS dt,
+                     md5_number(_dedup) AS h
+              FROM typed WHERE _reason IS NULL)
+        GROUP BY h
         """
     )
     con.execute(
-        f"DELETE FROM clean WHERE EXISTS (SELECT 1 FROM {SEEN_TABLE} s WHERE s.hi = clean.hi AND s.lo = clean.lo)"
+        f"DELETE FROM firsts WHERE EXISTS "
+        f"(SELECT 1 FROM {SEEN_TABLE} s WHERE s.hi = firsts.hi AND s.lo = firsts.lo)"
     )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW clean AS
+        SELECT t.* EXCLUDE (raw, _keys), o._source_key, f.dt
+        FROM typed t
+        JOIN objects o USING (_object)
+        JOIN firsts f ON f.rid = t._object * {_ROW_SPAN} + t._position
+        """
+    )
+
+
+_ROW_SPAN = 1 << 32  # row id = object index * span + position (positions stay below 2**32)
 
 
 def output_name(hour: datetime, source_key: str) -> str:
@@ -340,7 +356,7 @@ def _count(
                   count(*) FILTER (WHERE _reason IS NOT NULL) AS bad
            FROM typed GROUP BY _object"""
     ).fetchall()
-    cleaned = dict(con.execute("SELECT _object, count(*) FROM clean GROUP BY _object").fetchall())
+    cleaned = dict(con.execute("SELECT _object, count(*) FROM firsts GROUP BY _object").fetchall())
     for index, good, bad in rows:
         c = counts[names[index]]
         c.records_in += good + bad

@@ -93,16 +93,14 @@ def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamS
     leaves = [f"{_extract(c.path)} AS {_q('v_' + c.name)}" for c in columns]
     typed = [f"{_typed(c, spec)} AS {_q(c.name)}" for c in columns]
     reasons = _reasons(columns, spec)
-    dedup_path = sql_string("$." + json.dumps(spec.dedup_key))
     return f"""
 WITH parsed AS (
-    SELECT _object, _position, raw, json_type(raw) AS _jt,
+    SELECT _object, _position, raw, _jt,
            json_transform(raw, {structure}) AS s,
-           CASE WHEN json_type(raw) = 'OBJECT' THEN json_keys(raw) END AS _keys,
-           json_type(raw, {dedup_path}) AS _dedup_type
-    FROM {source}
+           CASE WHEN _jt = 'OBJECT' THEN json_keys(raw) END AS _keys
+    FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
 ), leaves AS (
-    SELECT _object, _position, raw, _jt, _keys, _dedup_type, {", ".join(leaves) or "NULL AS _none"}
+    SELECT _object, _position, raw, _jt, _keys, {", ".join(leaves) or "NULL AS _none"}
     FROM parsed
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"} FROM leaves
@@ -112,6 +110,13 @@ SELECT _object, _position, raw, _keys, {_q("v_" + _dedup_column(columns, spec))}
        {", ".join(_q(c.name) for c in columns)}
 FROM typed
 """
+
+
+# A record's JSON kind from its first character (DuckDB's reader hands over valid JSON, and
+# json_type would parse every record once more).
+_JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'OBJECT' WHEN '[' THEN 'ARRAY'
+    WHEN '"' THEN 'VARCHAR' WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN'
+    WHEN 'n' THEN 'NULL' ELSE 'NUMBER' END"""
 
 
 def _q(name: str) -> str:
@@ -203,7 +208,7 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
             f"{sql_string(' is not ' + spec.event_time_format)}"
         )
     cases.append(
-        f"WHEN {dedup} IS NULL OR {dedup} = '' OR _dedup_type IN ('OBJECT', 'ARRAY') THEN "
+        f"WHEN {dedup} IS NULL OR {dedup} = '' OR left({dedup}, 1) IN ('{{', '[') THEN "
         f"{sql_string(f'missing or non-scalar dedup key {spec.dedup_key!r}')}"
     )
     for c in columns:

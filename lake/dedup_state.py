@@ -9,13 +9,11 @@ allowed lateness; older dates are deduplicated within the run only (and counted)
 
 from __future__ import annotations
 
-import io
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lake.storage import Storage
 
@@ -70,23 +68,26 @@ def save_hour_keys(
     hour: datetime,
     new_keys_sql: str,
     reprocessed: set[str],
+    scratch: Path,
 ) -> list[str]:
     """Merge the run's new keys (SQL giving dt, hi, lo, obj) into the hour's state files."""
     written = []
+    con.register("reprocessed_now", pa.table({"obj": pa.array(sorted(reprocessed), pa.string())}))
     days = [
         r[0] for r in con.execute(f"SELECT DISTINCT dt FROM ({new_keys_sql}) ORDER BY 1").fetchall()
     ]
     for day in days:
         key = f"{state_prefix(stream, day)}{hour:%Y%m%dT%H}.parquet"
-        new = con.sql(
-            f"SELECT hi, lo, obj FROM ({new_keys_sql}) WHERE dt = ?", params=[day]
-        ).to_arrow_table()
+        merged = f"SELECT hi, lo, obj FROM ({new_keys_sql}) WHERE dt = DATE '{day}'"
         if lake.exists(key):
-            old = pq.read_table(io.BytesIO(lake.read(key)))
-            keep = [o not in reprocessed for o in old.column("obj").to_pylist()]
-            new = pa.concat_tables([old.filter(pa.array(keep)), new])
-        buf = io.BytesIO()
-        pq.write_table(new, buf, compression="zstd")
-        lake.write(key, buf.getvalue())
+            old = scratch / f"old-{day}.parquet"
+            old.write_bytes(lake.read(key))
+            merged += (
+                f" UNION ALL SELECT hi, lo, obj FROM read_parquet('{old}') "
+                "WHERE obj NOT IN (SELECT obj FROM reprocessed_now)"
+            )
+        out = scratch / f"keys-{day}.parquet"
+        con.execute(f"COPY ({merged}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+        lake.write(key, out.read_bytes())
         written.append(key)
     return written

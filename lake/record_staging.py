@@ -48,21 +48,38 @@ def stage_objects(
     objects: list[ObjectInfo],
     scratch: Path,
 ) -> Staged:
-    """Create the view `staged_records(_object, _position, raw)` over the given objects."""
-    staged = Staged(objects)
+    """Create the table `staged_records(_object, _position, raw)` holding every record of
+    the given objects that reached DuckDB (the rest is in `Staged.rejected`)."""
     files = {i: _local_file(landing, info, scratch) for i, info in enumerate(objects)}
     fast = {i: path for i, path in files.items() if spec.format in _DUCKDB_FORMATS}
-    fast = {i: path for i, path in fast.items() if _duckdb_reads(con, spec, path)}
+    staged = _load(con, spec, objects, files, fast)
+    if staged is None:  # some file has a malformed record: find it, the others stay fast
+        fast = {i: path for i, path in fast.items() if _duckdb_reads(con, spec, path)}
+        staged = _load(con, spec, objects, files, fast)
+    assert staged is not None
+    return staged
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    spec: StreamSpec,
+    objects: list[ObjectInfo],
+    files: dict[int, Path],
+    fast: dict[int, Path],
+) -> Staged | None:
+    staged = Staged(objects)
     python_rows: list[tuple[int, int, str]] = []
     for i, info in enumerate(objects):
-        if i in fast:
-            continue
-        staged.python_split.append(info.key)
-        python_rows += _split_in_python(spec, i, files[i], staged.rejected)
+        if i not in fast:
+            staged.python_split.append(info.key)
+            python_rows += _split_in_python(spec, i, files[i], staged.rejected)
     con.register("python_records", _drop_invalid_for_duckdb(con, python_rows, staged.rejected))
     parts = [_reader_sql(spec, i, path) for i, path in fast.items()]
     parts.append("SELECT _object, _position, raw FROM python_records")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
+    except duckdb.Error:  # malformed JSON, a truncated gzip, binary junk...
+        return None
     return staged
 
 

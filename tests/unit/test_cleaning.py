@@ -462,3 +462,92 @@ def test_duplicates_against_earlier_hours_within_the_allowed_lateness(
         SPEC, TABLE, landing, lake, later, list(landing.list(hour_prefix(SPEC.name, later)))
     )
     assert (report.records_in, report.records_cleaned, report.duplicates_dropped) == (2, 1, 1)
+
+
+def _reasons(lake: LocalStorage) -> dict[int, str]:
+    rows = [r for k in lake_keys(lake, "quarantine/") for r in read_rows(lake, k)]
+    return {r["position"]: r["reason"] for r in rows}
+
+
+def test_invalid_utf8_and_binary_junk_are_quarantined_whole(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    put(landing, 1, "good", dumps(rec("ok")))
+    landing.write(
+        object_key(SPEC.name, HOUR.replace(minute=2), object_id="latin1"),
+        gzip.compress('{"event_id":"é"}'.encode("latin-1")),
+    )
+    landing.write(
+        object_key(SPEC.name, HOUR.replace(minute=3), object_id="bin"), bytes(range(256)) * 4
+    )
+    report = run(landing, lake)
+    assert (report.records_in, report.records_cleaned, report.records_quarantined) == (3, 1, 2)
+    rows = [r for k in lake_keys(lake, "quarantine/") for r in read_rows(lake, k)]
+    assert {r["position"] for r in rows} == {-1}
+    assert sorted(r["reason"] for r in rows) == [
+        "unreadable object: not valid UTF-8 at byte 128: b'\\x80\\x81\\x82\\x83\\x84\\x85\\x86\\x87'",
+        "unreadable object: not valid UTF-8 at byte 13: b'\\xe9\"}'",
+    ]
+
+
+def test_a_20_mb_record_is_cleaned(landing: LocalStorage, lake: LocalStorage) -> None:
+    big = rec("big", tags=["x" * 1000] * 20_000)  # ~20 MB of JSON
+    put(landing, 1, "big", dumps(big) + dumps(rec("small")))
+    report = run(landing, lake)
+    assert (report.records_cleaned, report.records_quarantined) == (2, 0)
+    rows = {r["event_id"]: r for k in lake_keys(lake, "cleaned/") for r in read_rows(lake, k)}
+    assert len(rows["big"]["tags"]) > 20_000_000 and json.loads(rows["big"]["tags"]) == big["tags"]
+
+
+def test_64_levels_of_nesting_become_one_column(landing: LocalStorage, lake: LocalStorage) -> None:
+    deep: dict[str, Any] = {"leaf": 7}
+    for level in range(63):
+        deep = {f"l{level}": deep}
+    put(landing, 1, "deep", dumps(rec("d", deep=deep)))
+    run(landing, lake)
+    [key] = lake_keys(lake, "cleaned/")
+    [row] = read_rows(lake, key)
+    name = "deep_" + "_".join(f"l{level}" for level in reversed(range(63))) + "_leaf"
+    assert row[name] == 7
+
+
+def test_nan_and_infinity_literals_are_quarantined(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    text = dumps(rec("n0", ratio=0.5)) + '{"event_id":"n1","ts":"2026-11-21T08:10:00Z","ratio":NaN}'
+    text += '{"event_id":"n2","ts":"2026-11-21T08:10:00Z","ratio":-Infinity}'
+    put(landing, 1, "nan", text)
+    report = run(landing, lake)
+    assert (report.records_cleaned, report.records_quarantined) == (1, 2)
+    reasons = _reasons(lake)
+    assert reasons[1] == "column ratio: cannot cast NaN to double"
+    assert reasons[2] == "column ratio: cannot cast -Infinity to double"
+
+
+def test_a_key_repeated_inside_one_record_is_quarantined(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    put(
+        landing,
+        1,
+        "dupkey",
+        '{"event_id":"r1","ts":"2026-11-21T08:10:00Z","count":1,"count":2}' + dumps(rec("r2")),
+    )
+    report = run(landing, lake)
+    assert (report.records_cleaned, report.records_quarantined) == (1, 1)
+    assert _reasons(lake) == {0: "duplicate key in record: count"}
+
+
+def test_empty_object_and_whitespace_only_records(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    landing.write(
+        object_key(SPEC.name, HOUR.replace(minute=1), object_id="empty"), gzip.compress(b"")
+    )
+    put(landing, 2, "spaces", "   \n\t  \n")
+    put(landing, 3, "ws-between", dumps(rec("w1")) + "\n   \n" + dumps(rec("w2")))
+    report = run(landing, lake)
+    # Whitespace carries no record: nothing to clean, nothing lost, and the ledger has them.
+    assert (report.objects, report.records_in, report.records_cleaned) == (3, 2, 2)
+    assert report.unbalanced_objects == []
+    assert run(landing, lake).objects_skipped == 3

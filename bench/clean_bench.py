@@ -1,0 +1,145 @@
+"""Cleaning benchmark: raw gzip Firehose objects -> cleaned Parquet, against bare DuckDB.
+
+    .venv/bin/python bench/clean_bench.py generate --dir /tmp/cleanbench --records 1000000 --objects 100
+    .venv/bin/python bench/clean_bench.py ours --dir /tmp/cleanbench    # lake.cleaned_io.clean_hour
+    .venv/bin/python bench/clean_bench.py bare --dir /tmp/cleanbench    # COPY (SELECT ... FROM read_json(...)) TO parquet
+
+`generate` writes one arrival hour of robot_telemetry objects (concatenated JSON, gzip)
+built from simulator records with fresh event ids, and crawls it once so `ours` has its
+catalog table. `bare` reads the same files with DuckDB's read_json and explicit columns
+(the catalog's, flattened the same way) and writes one zstd Parquet file: no quarantine,
+no dedup, no masking, no lineage. Run each mode in its own process: it prints its wall
+time, records/s and the process's peak RSS.
+"""
+
+import argparse
+import gzip
+import json
+import random
+import resource
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from lake.cleaned_io import clean_hour
+from lake.cleaning import columns_from_table
+from lake.crawler import Catalog, crawl_objects
+from lake.firehose import hour_prefix, object_key
+from lake.hive_types import Struct
+from lake.simulator import Simulator, SimulatorConfig
+from lake.storage import LocalStorage
+from lake.streams import load_streams
+
+SPEC = load_streams()["robot_telemetry"]
+HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
+
+
+def generate(root: Path, records: int, objects: int) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    scratch = LocalStorage(root / "simulated")
+    sim = Simulator(SimulatorConfig(seed=1, streams=(SPEC.name,), cows=3000, robots=40, object_interval_s=600))
+    templates = [r for w in sim.write_range(scratch, HOUR, HOUR + timedelta(hours=12)) for r in w.records]
+    shutil.rmtree(root / "simulated")
+    rng = random.Random(5)
+    landing = LocalStorage(root / "landing")
+    per_object, raw_bytes = records // objects, 0
+    for o in range(objects):
+        body = []
+        for _ in range(per_object):
+            record = dict(rng.choice(templates))
+            record["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            record["ts"] = f"2026-11-21T08:{rng.randrange(60):02d}:{rng.randrange(60):02d}.000Z"
+            body.append(json.dumps(record, separators=(",", ":")))
+        text = "".join(body).encode()
+        raw_bytes += len(text)
+        landing.write(object_key(SPEC.name, HOUR + timedelta(seconds=30 * o), object_id=f"{o:05d}"), gzip.compress(text, 6))
+    infos = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    crawl_objects(SPEC, Catalog(LocalStorage(root / "lake"), "bench"), landing, infos)
+    stored = sum(i.size for i in infos)
+    print(f"generated {per_object * objects:,} records in {objects} objects: {raw_bytes / 1e6:.0f} MB JSON, {stored / 1e6:.0f} MB gzip")
+
+
+def ours(root: Path) -> None:
+    landing, lake = LocalStorage(root / "landing"), LocalStorage(root / "lake")
+    table = Catalog(lake, "bench").get_table(SPEC.name)
+    infos = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    start = time.perf_counter()
+    report = clean_hour(SPEC, table, landing, lake, HOUR, infos, full_refresh=True)
+    _print("ours", time.perf_counter() - start, report.records_in)
+    print(f"  cleaned {report.records_cleaned:,}, quarantined {report.records_quarantined:,}, duplicates {report.duplicates_dropped:,}")
+
+
+def bare(root: Path) -> None:
+    lake = LocalStorage(root / "lake")
+    table = Catalog(lake, "bench").get_table(SPEC.name)
+    columns = columns_from_table(table, SPEC)
+    files = [str(p) for p in sorted((root / "landing").rglob("*.gz"))]
+    schema = {c.path[0] for c in columns}
+    spec_columns = {name: _duck_struct(t) for name, t in _top_level(table).fields.items() if name in schema}
+    select = ", ".join(
+        f"{_path_sql(c.path)}::{'VARCHAR' if c.type.startswith('array') else c.duck_type} AS \"{c.name}\""
+        for c in columns
+    )
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    out = root / "bare.parquet"
+    start = time.perf_counter()
+    count = con.execute(
+        f"COPY (SELECT {select} FROM read_json(?, format='auto', columns={_sql_map(spec_columns)})) "
+        f"TO '{out}' (FORMAT parquet, COMPRESSION zstd)",
+        [files],
+    ).fetchall()[0][0]
+    _print("bare", time.perf_counter() - start, count)
+
+
+def _top_level(table: dict) -> Struct:
+    from lake.crawler import stored_schema
+
+    return stored_schema(table)
+
+
+def _duck_struct(t) -> str:
+    if isinstance(t, Struct) and t.fields:
+        return "STRUCT(" + ", ".join(f'"{k}" {_duck_struct(v)}' for k, v in t.fields.items()) + ")"
+    from lake.cleaning import DUCK_TYPES
+
+    return DUCK_TYPES.get(t, "VARCHAR") if isinstance(t, str) else "JSON"
+
+
+def _sql_map(columns: dict[str, str]) -> str:
+    return "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
+
+
+def _path_sql(path: tuple[str, ...]) -> str:
+    expr = f'"{path[0]}"'
+    for part in path[1:]:
+        expr = f"struct_extract({expr}, '{part}')"
+    return expr
+
+
+def _print(mode: str, wall: float, records: int) -> None:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{mode}: {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s, peak RSS {peak:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("generate", "ours", "bare"))
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/cleanbench"))
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--objects", type=int, default=100)
+    args = parser.parse_args()
+    if args.mode == "generate":
+        generate(args.dir, args.records, args.objects)
+    elif args.mode == "ours":
+        ours(args.dir)
+    else:
+        bare(args.dir)
+
+
+if __name__ == "__main__":
+    main()
