@@ -9,10 +9,12 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Config,
     MaterializeResult,
     MetadataValue,
     asset,
 )
+from pydantic import Field
 
 from assets.hourly import hourly_asset_args, hours_of
 from lake.cleaned_io import HourReport, clean_hour
@@ -22,6 +24,17 @@ from lake.streams import StreamSpec
 from orchestration.resources import LakeResource
 
 RECONCILE_CHECK = "records_reconcile"
+
+
+class CleanedConfig(Config):
+    """Run options (the UI's launchpad shows them)."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description="Re-process every object of the hour, not only those no run has processed yet",
+    )
+
+
 QUARANTINE_CHECK = "quarantine_ratio"
 
 
@@ -45,7 +58,9 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
             ),
         ],
     )
-    def _cleaned(context: AssetExecutionContext, lake: LakeResource) -> Iterator[MaterializeResult]:
+    def _cleaned(
+        context: AssetExecutionContext, config: CleanedConfig, lake: LakeResource
+    ) -> Iterator[MaterializeResult]:
         landing, lake_storage = lake.landing(), lake.lake()
         table = Catalog(lake_storage, database).get_table(spec.name)
         if table is None:
@@ -56,7 +71,9 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         total = HourReport()
         for hour in hours_of(context):
             objects = list(landing.list(hour_prefix(spec.name, hour)))
-            report = clean_hour(spec, table, landing, lake_storage, hour, objects)
+            report = clean_hour(
+                spec, table, landing, lake_storage, hour, objects, full_refresh=config.full_refresh
+            )
             total.absorb(report)
         yield MaterializeResult(
             metadata={

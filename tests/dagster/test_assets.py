@@ -192,3 +192,37 @@ def test_incompatible_drift_is_stopped_before_cleaned(local_lake) -> None:
     )
     table = json.loads(lake.read("catalog/firehose_raw/robot_telemetry.json"))
     assert table["VersionId"] == "1"
+
+
+def test_micro_batches_process_new_objects_and_full_refresh_reprocesses(local_lake) -> None:
+    landing = local_lake["landing"]
+    resources = local_lake["resources"]
+    key = object_key("robot_telemetry", datetime(2026, 11, 21, 8, 1, tzinfo=UTC), object_id="b1")
+    landing.write(
+        key, gzip.compress(json.dumps(_milking(1, "C1", "2026-11-21T08:00:00Z", 9.0)).encode())
+    )
+    assert materialize(
+        ingest_assets("robot_telemetry"), partition_key=HOUR, resources=resources
+    ).success
+    key2 = object_key("robot_telemetry", datetime(2026, 11, 21, 8, 2, tzinfo=UTC), object_id="b2")
+    landing.write(
+        key2, gzip.compress(json.dumps(_milking(2, "C1", "2026-11-21T08:01:00Z", 9.5)).encode())
+    )
+
+    second = materialize(ingest_assets("robot_telemetry"), partition_key=HOUR, resources=resources)
+    md = _metadata(second, AssetKey(["cleaned", "robot_telemetry"]))
+    assert (md["objects"], md["objects_skipped"], md["records_cleaned"]) == (1, 1, 1)
+
+    full = materialize(
+        ingest_assets("robot_telemetry"),
+        partition_key=HOUR,
+        resources=resources,
+        run_config={"ops": {"cleaned__robot_telemetry": {"config": {"full_refresh": True}}}},
+    )
+    md = _metadata(full, AssetKey(["cleaned", "robot_telemetry"]))
+    assert (
+        md["objects"],
+        md["objects_skipped"],
+        md["records_cleaned"],
+        md["duplicates_dropped"],
+    ) == (2, 0, 2, 0)
