@@ -41,8 +41,12 @@ HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 def generate(root: Path, records: int, objects: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
     scratch = LocalStorage(root / "simulated")
-    sim = Simulator(SimulatorConfig(seed=1, streams=(SPEC.name,), cows=3000, robots=40, object_interval_s=600))
-    templates = [r for w in sim.write_range(scratch, HOUR, HOUR + timedelta(hours=12)) for r in w.records]
+    sim = Simulator(
+        SimulatorConfig(seed=1, streams=(SPEC.name,), cows=3000, robots=40, object_interval_s=600)
+    )
+    templates = [
+        r for w in sim.write_range(scratch, HOUR, HOUR + timedelta(hours=12)) for r in w.records
+    ]
     shutil.rmtree(root / "simulated")
     rng = random.Random(5)
     landing = LocalStorage(root / "landing")
@@ -56,11 +60,16 @@ def generate(root: Path, records: int, objects: int) -> None:
             body.append(json.dumps(record, separators=(",", ":")))
         text = "".join(body).encode()
         raw_bytes += len(text)
-        landing.write(object_key(SPEC.name, HOUR + timedelta(seconds=30 * o), object_id=f"{o:05d}"), gzip.compress(text, 6))
+        written_at = HOUR + timedelta(seconds=o * 3600 // objects)  # all in one arrival hour
+        landing.write(
+            object_key(SPEC.name, written_at, object_id=f"{o:05d}"), gzip.compress(text, 6)
+        )
     infos = list(landing.list(hour_prefix(SPEC.name, HOUR)))
     crawl_objects(SPEC, Catalog(LocalStorage(root / "lake"), "bench"), landing, infos)
     stored = sum(i.size for i in infos)
-    print(f"generated {per_object * objects:,} records in {objects} objects: {raw_bytes / 1e6:.0f} MB JSON, {stored / 1e6:.0f} MB gzip")
+    print(
+        f"generated {per_object * objects:,} records in {objects} objects: {raw_bytes / 1e6:.0f} MB JSON, {stored / 1e6:.0f} MB gzip"
+    )
 
 
 def ours(root: Path) -> None:
@@ -70,7 +79,9 @@ def ours(root: Path) -> None:
     start = time.perf_counter()
     report = clean_hour(SPEC, table, landing, lake, HOUR, infos, full_refresh=True)
     _print("ours", time.perf_counter() - start, report.records_in)
-    print(f"  cleaned {report.records_cleaned:,}, quarantined {report.records_quarantined:,}, duplicates {report.duplicates_dropped:,}")
+    print(
+        f"  cleaned {report.records_cleaned:,}, quarantined {report.records_quarantined:,}, duplicates {report.duplicates_dropped:,}"
+    )
 
 
 def bare(root: Path) -> None:
@@ -79,9 +90,11 @@ def bare(root: Path) -> None:
     columns = columns_from_table(table, SPEC)
     files = [str(p) for p in sorted((root / "landing").rglob("*.gz"))]
     schema = {c.path[0] for c in columns}
-    spec_columns = {name: _duck_struct(t) for name, t in _top_level(table).fields.items() if name in schema}
+    spec_columns = {
+        name: _duck_struct(t) for name, t in _top_level(table).fields.items() if name in schema
+    }
     select = ", ".join(
-        f"{_path_sql(c.path)}::{'VARCHAR' if c.type.startswith('array') else c.duck_type} AS \"{c.name}\""
+        f'{_path_sql(c.path)}::{"VARCHAR" if c.type.startswith("array") else c.duck_type} AS "{c.name}"'
         for c in columns
     )
     con = duckdb.connect()
@@ -123,7 +136,9 @@ def _path_sql(path: tuple[str, ...]) -> str:
 
 def _print(mode: str, wall: float, records: int) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{mode}: {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s, peak RSS {peak:.0f} MB")
+    print(
+        f"{mode}: {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s, peak RSS {peak:.0f} MB"
+    )
 
 
 def main() -> None:
