@@ -469,7 +469,10 @@ def _wrapper_key(doc: dict, hint: str | None) -> str | None:
     """The key of a document's only list of objects, when the document is a small wrapper."""
     if len(doc) > MAX_WRAPPER_KEYS:
         return None
-    keys = [k for k, v in doc.items() if _is_record_list(v, allow_empty=k == hint)]
+    # The stream's declared key holds its records even when some of them are not objects.
+    keys = [
+        k for k, v in doc.items() if (k == hint and isinstance(v, list)) or _is_record_list(v)
+    ]
     if len(keys) == 1 and hint in (None, keys[0]):
         return keys[0]
     return None

@@ -97,7 +97,7 @@ def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamS
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
            json_transform(raw, {structure}) AS s,
-           CASE WHEN _jt = 'OBJECT' THEN json_keys(raw) END AS _keys
+           CASE WHEN _jt = 'object' THEN json_keys(raw) END AS _keys
     FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
 ), leaves AS (
     SELECT _object, _position, raw, _jt, _keys, {", ".join(leaves) or "NULL AS _none"}
@@ -114,9 +114,9 @@ FROM typed
 
 # A record's JSON kind from its first character (DuckDB's reader hands over valid JSON, and
 # json_type would parse every record once more).
-_JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'OBJECT' WHEN '[' THEN 'ARRAY'
-    WHEN '"' THEN 'VARCHAR' WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN'
-    WHEN 'n' THEN 'NULL' ELSE 'NUMBER' END"""
+_JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'object' WHEN '[' THEN 'array'
+    WHEN '"' THEN 'string' WHEN 't' THEN 'boolean' WHEN 'f' THEN 'boolean'
+    WHEN 'n' THEN 'null' ELSE 'number' END"""
 
 
 def _q(name: str) -> str:
@@ -191,7 +191,7 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
     time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
     dedup = _q("v_" + _dedup_column(columns, spec))
     cases = [
-        "WHEN _jt <> 'OBJECT' THEN 'record is a JSON ' || lower(_jt) || ', not an object'",
+        "WHEN _jt <> 'object' THEN 'record is a JSON ' || _jt || ', not an object'",
         "WHEN len(_keys) <> len(list_distinct(_keys)) THEN 'duplicate key in record: ' || "
         "list_filter(_keys, lambda k, i: list_position(_keys, k) < i)[1]",
     ]

@@ -551,3 +551,20 @@ def test_empty_object_and_whitespace_only_records(
     assert (report.objects, report.records_in, report.records_cleaned) == (3, 2, 2)
     assert report.unbalanced_objects == []
     assert run(landing, lake).objects_skipped == 3
+
+
+def test_cloudtrail_records_that_are_not_objects_are_quarantined(tmp_path: Path) -> None:
+    spec = load_streams()["cloudtrail"]
+    landing, lake = LocalStorage(tmp_path / "l"), LocalStorage(tmp_path / "k")
+    good = {"eventID": "c1", "eventTime": "2026-11-21T08:01:02Z", "eventName": "ConsoleLogin"}
+    doc = {"Records": [good, "not a record", {"eventID": "c2", "eventName": "GetObject"}]}
+    key = object_key(spec.name, HOUR.replace(minute=1), object_id="ct")
+    landing.write(key, gzip.compress(json.dumps(doc).encode()))
+    report = clean_hour(spec, None, landing, lake, HOUR, list(landing.list(f"{spec.name}/")))
+    assert (report.records_in, report.records_cleaned, report.records_quarantined) == (3, 1, 2)
+    rows = [r for k in lake_keys(lake, "quarantine/") for r in read_rows(lake, k)]
+    assert {r["position"]: r["reason"] for r in rows} == {
+        1: "record is a JSON string, not an object",
+        2: "missing event time field 'eventTime'",
+    }
+    assert rows[0]["raw_text"] == '"not a record"'
