@@ -478,8 +478,8 @@ def _wrapper_key(doc: dict, hint: str | None) -> str | None:
     return None
 
 
-def _is_record_list(value: Any, allow_empty: bool = False) -> bool:
-    if not isinstance(value, list) or not (value or allow_empty):
+def _is_record_list(value: Any) -> bool:
+    if not isinstance(value, list) or not value:
         return False
     return all(isinstance(item, dict) for item in value)
 
