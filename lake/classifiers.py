@@ -470,9 +470,7 @@ def _wrapper_key(doc: dict, hint: str | None) -> str | None:
     if len(doc) > MAX_WRAPPER_KEYS:
         return None
     # The stream's declared key holds its records even when some of them are not objects.
-    keys = [
-        k for k, v in doc.items() if (k == hint and isinstance(v, list)) or _is_record_list(v)
-    ]
+    keys = [k for k, v in doc.items() if (k == hint and isinstance(v, list)) or _is_record_list(v)]
     if len(keys) == 1 and hint in (None, keys[0]):
         return keys[0]
     return None

@@ -129,8 +129,8 @@ def clean_hour(
     against the keys already written for event dates inside the allowed lateness.
     """
     report = HourReport()
-    done = set() if full_refresh else processed_objects(lake, spec.name, hour)
-    todo = sorted((o for o in objects if o.key not in done), key=lambda o: o.key)
+    done = set() if full_refresh else processed_outputs(lake, spec.name, hour)
+    todo = sorted((o for o in objects if output_name(hour, o.key) not in done), key=lambda o: o.key)
     report.objects_skipped = len(objects) - len(todo)
     if not todo:
         return report
@@ -261,12 +261,14 @@ def manifest_prefix(stream: str, hour: datetime) -> str:
     return f"_state/cleaned/{stream}/{hour:%Y%m%dT%H}-"
 
 
-def processed_objects(lake: Storage, stream: str, hour: datetime) -> set[str]:
-    """The ledger: source keys of the hour whose outputs an earlier run wrote."""
-    done = set()
-    for info in lake.list(manifest_prefix(stream, hour)):
-        done.add(json.loads(lake.read(info.key))["source_key"])
-    return done
+def processed_outputs(lake: Storage, stream: str, hour: datetime) -> set[str]:
+    """The ledger: output names (see output_name) of the hour's objects an earlier run
+    processed. A listing, no reads: the manifest's key carries the name."""
+    prefix = f"_state/cleaned/{stream}/"
+    return {
+        info.key.removeprefix(prefix).removesuffix(".json")
+        for info in lake.list(manifest_prefix(stream, hour))
+    }
 
 
 def _write_outputs(
