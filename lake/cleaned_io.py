@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from lake.storage import ObjectInfo, ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
 MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
+CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(32 << 20)))  # stored bytes a pass
 
 
 @dataclass
@@ -138,45 +140,89 @@ def clean_hour(
     if not schema.fields:  # no crawl yet: type from a sample, as the crawler would
         schema = sample_objects(spec, landing, todo).schema
         report.columns_not_in_catalog = {"added": list(schema.fields)}
-    names = [output_name(hour, o.key) for o in todo]
+    all_names = [output_name(hour, o.key) for o in todo]
+    window = window_dates(hour, spec.allowed_lateness_hours)
+    per_object: dict[str, ObjectCounts] = {}
     with tempfile.TemporaryDirectory(prefix="clean-") as tmp:
         scratch = Path(tmp)
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": tmp})
         try:
             con.execute("SET TimeZone = 'UTC'")
-            staged = stage_objects(con, spec, landing, todo, scratch)
-            columns = _type_records(con, spec, schema, report)
-            time_column = next(
-                (c.name for c in columns if c.path == (spec.event_time_field,)), None
+            load_seen(con, lake, spec.name, window, set(all_names), scratch)
+            con.execute("CREATE TEMP TABLE new_keys (dt DATE, hi UBIGINT, lo UBIGINT, obj VARCHAR)")
+            for n, chunk in enumerate(_chunks(todo, CHUNK_BYTES)):
+                work = scratch / f"chunk-{n}"
+                work.mkdir()
+                schema = _clean_chunk(
+                    con,
+                    spec,
+                    landing,
+                    lake,
+                    hour,
+                    chunk,
+                    schema,
+                    ingested_at,
+                    work,
+                    report,
+                    per_object,
+                )
+                shutil.rmtree(work)  # fetched S3 objects and written files of the chunk
+            save_hour_keys(
+                con, lake, spec.name, hour, "SELECT * FROM new_keys", set(all_names), scratch
             )
-            con.register("objects", _objects_table(todo, names))
-            load_seen(
-                con,
-                lake,
-                spec.name,
-                window_dates(hour, spec.allowed_lateness_hours),
-                set(names),
-                scratch,
-            )
-            _keep_first_unseen(con, hour, time_column)
-            per_object = _write_outputs(
-                con, spec, lake, hour, staged, names, columns, ingested_at, scratch
-            )
-            save_hour_keys(con, lake, spec.name, hour, _NEW_KEYS_SQL, set(names), scratch)
-            report.event_dates = {
-                f"{r[0]:%Y-%m-%d}" for r in con.execute("SELECT DISTINCT dt FROM firsts").fetchall()
-            }
             report.late_beyond_allowed = con.execute(
-                "SELECT count(*) FROM firsts WHERE dt < ?",
-                [window_dates(hour, spec.allowed_lateness_hours)[0]],
+                "SELECT count(*) FROM new_keys WHERE dt < ?", [window[0]]
             ).fetchall()[0][0]
         finally:
             con.close()
-    for info, name in zip(todo, names, strict=True):
-        counts = per_object[name]
-        report.add(info, counts)
-        _replace_manifest(lake, spec, hour, info.key, name, counts)
+    for info, name in zip(todo, all_names, strict=True):
+        report.add(info, per_object[name])
+        _replace_manifest(lake, spec, hour, info.key, name, per_object[name])
     return report
+
+
+def _chunks(objects: list[ObjectInfo], max_bytes: int) -> list[list[ObjectInfo]]:
+    """Consecutive runs of objects of about max_bytes stored, so DuckDB never has to spill."""
+    chunks: list[list[ObjectInfo]] = [[]]
+    size = 0
+    for info in objects:
+        if chunks[-1] and size + info.size > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(info)
+        size += info.size
+    return chunks
+
+
+def _clean_chunk(
+    con: duckdb.DuckDBPyConnection,
+    spec: StreamSpec,
+    landing: Storage,
+    lake: Storage,
+    hour: datetime,
+    chunk: list[ObjectInfo],
+    schema: Struct,
+    ingested_at: datetime | None,
+    work: Path,
+    report: HourReport,
+    per_object: dict[str, ObjectCounts],
+) -> Struct:
+    """One DuckDB pass over some of the hour's objects; returns the (maybe widened) schema."""
+    names = [output_name(hour, o.key) for o in chunk]
+    staged = stage_objects(con, spec, landing, chunk, work)
+    schema, columns = _type_records(con, spec, schema, report)
+    time_column = next((c.name for c in columns if c.path == (spec.event_time_field,)), None)
+    con.register("objects", _objects_table(chunk, names))
+    _keep_first_unseen(con, hour, time_column)
+    per_object.update(
+        _write_outputs(con, spec, lake, hour, staged, names, columns, ingested_at, work)
+    )
+    con.execute(f"INSERT INTO new_keys {_NEW_KEYS_SQL}")
+    con.execute(f"INSERT INTO {SEEN_TABLE} SELECT hi, lo FROM firsts")
+    report.event_dates |= {
+        f"{r[0]:%Y-%m-%d}" for r in con.execute("SELECT DISTINCT dt FROM firsts").fetchall()
+    }
+    return schema
 
 
 _NEW_KEYS_SQL = "SELECT dt, hi, lo, o._name AS obj FROM firsts JOIN objects o USING (_object)"
@@ -184,7 +230,7 @@ _NEW_KEYS_SQL = "SELECT dt, hi, lo, o._name AS obj FROM firsts JOIN objects o US
 
 def _type_records(
     con: duckdb.DuckDBPyConnection, spec: StreamSpec, schema: Struct, report: HourReport
-) -> list[Column]:
+) -> tuple[Struct, list[Column]]:
     """`typed`: every staged record with its typed columns or a reason. Top-level fields the
     catalog lacks are added as JSON text (and reported) rather than dropped."""
     for _ in range(2):
@@ -198,12 +244,12 @@ def _type_records(
         ).fetchall()
         unknown = [k for (k,) in first_seen if k not in schema.fields]
         if not unknown:
-            return columns
+            return schema, columns
         added = report.columns_not_in_catalog.get("added", [])
         report.columns_not_in_catalog = {"added": added + unknown}
         structure = json.loads(con.execute(unknown_fields_sql(unknown)).fetchall()[0][0])
         schema = add_unknown_fields(schema, unknown, structure)
-    return columns
+    return schema, columns
 
 
 def _objects_table(todo: list[ObjectInfo], names: list[str]) -> pa.Table:

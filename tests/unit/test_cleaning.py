@@ -568,3 +568,19 @@ def test_cloudtrail_records_that_are_not_objects_are_quarantined(tmp_path: Path)
         2: "missing event time field 'eventTime'",
     }
     assert rows[0]["raw_text"] == '"not a record"'
+
+
+def test_duplicates_across_chunks_of_one_run_are_dropped(
+    landing: LocalStorage, lake: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lake import cleaned_io
+
+    monkeypatch.setattr(cleaned_io, "CHUNK_BYTES", 1)  # one object per DuckDB pass
+    put(landing, 1, "c1", dumps(rec("k1")) + dumps(rec("k2")))
+    put(landing, 2, "c2", dumps(rec("k2")) + dumps(rec("k3")))
+    put(landing, 3, "c3", dumps(rec("k3", extra_field={"x": 1})))
+    report = run(landing, lake)
+    assert (report.records_in, report.records_cleaned, report.duplicates_dropped) == (5, 3, 2)
+    assert report.columns_not_in_catalog == {"added": ["extra_field"]}
+    ids = sorted(r["event_id"] for k in lake_keys(lake, "cleaned/") for r in read_rows(lake, k))
+    assert ids == ["k1", "k2", "k3"]
