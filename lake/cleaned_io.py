@@ -142,33 +142,17 @@ def clean_hour(
         report.columns_not_in_catalog = {"added": list(schema.fields)}
     all_names = [output_name(hour, o.key) for o in todo]
     window = window_dates(hour, spec.allowed_lateness_hours)
-    per_object: dict[str, ObjectCounts] = {}
     with tempfile.TemporaryDirectory(prefix="clean-") as tmp:
-        scratch = Path(tmp)
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": tmp})
         try:
             con.execute("SET TimeZone = 'UTC'")
-            load_seen(con, lake, spec.name, window, set(all_names), scratch)
+            run = _HourRun(con, spec, landing, lake, hour, Path(tmp), report, schema, ingested_at)
+            load_seen(con, lake, spec.name, window, set(all_names), run.scratch)
             con.execute("CREATE TEMP TABLE new_keys (dt DATE, hi UBIGINT, lo UBIGINT, obj VARCHAR)")
             for n, chunk in enumerate(_chunks(todo, CHUNK_BYTES)):
-                work = scratch / f"chunk-{n}"
-                work.mkdir()
-                schema = _clean_chunk(
-                    con,
-                    spec,
-                    landing,
-                    lake,
-                    hour,
-                    chunk,
-                    schema,
-                    ingested_at,
-                    work,
-                    report,
-                    per_object,
-                )
-                shutil.rmtree(work)  # fetched S3 objects and written files of the chunk
+                run.clean_pass(chunk, n)
             save_hour_keys(
-                con, lake, spec.name, hour, "SELECT * FROM new_keys", set(all_names), scratch
+                con, lake, spec.name, hour, "SELECT * FROM new_keys", set(all_names), run.scratch
             )
             report.late_beyond_allowed = con.execute(
                 "SELECT count(*) FROM new_keys WHERE dt < ?", [window[0]]
@@ -176,8 +160,8 @@ def clean_hour(
         finally:
             con.close()
     for info, name in zip(todo, all_names, strict=True):
-        report.add(info, per_object[name])
-        _replace_manifest(lake, spec, hour, info.key, name, per_object[name])
+        report.add(info, run.per_object[name])
+        _replace_manifest(lake, spec, hour, info.key, name, run.per_object[name])
     return report
 
 
@@ -194,62 +178,144 @@ def _chunks(objects: list[ObjectInfo], max_bytes: int) -> list[list[ObjectInfo]]
     return chunks
 
 
-def _clean_chunk(
-    con: duckdb.DuckDBPyConnection,
-    spec: StreamSpec,
-    landing: Storage,
-    lake: Storage,
-    hour: datetime,
-    chunk: list[ObjectInfo],
-    schema: Struct,
-    ingested_at: datetime | None,
-    work: Path,
-    report: HourReport,
-    per_object: dict[str, ObjectCounts],
-) -> Struct:
-    """One DuckDB pass over some of the hour's objects; returns the (maybe widened) schema."""
-    names = [output_name(hour, o.key) for o in chunk]
-    staged = stage_objects(con, spec, landing, chunk, work)
-    schema, columns = _type_records(con, spec, schema, report)
-    time_column = next((c.name for c in columns if c.path == (spec.event_time_field,)), None)
-    con.register("objects", _objects_table(chunk, names))
-    _keep_first_unseen(con, hour, time_column)
-    per_object.update(
-        _write_outputs(con, spec, lake, hour, staged, names, columns, ingested_at, work)
-    )
-    con.execute(f"INSERT INTO new_keys {_NEW_KEYS_SQL}")
-    con.execute(f"INSERT INTO {SEEN_TABLE} SELECT hi, lo FROM firsts")
-    report.event_dates |= {
-        f"{r[0]:%Y-%m-%d}" for r in con.execute("SELECT DISTINCT dt FROM firsts").fetchall()
-    }
-    return schema
+class _HourRun:
+    """What one clean_hour run shares across its DuckDB passes over the hour's objects."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        spec: StreamSpec,
+        landing: Storage,
+        lake: Storage,
+        hour: datetime,
+        scratch: Path,
+        report: HourReport,
+        schema: Struct,
+        ingested_at: datetime | None,
+    ) -> None:
+        self.con, self.spec, self.landing, self.lake = con, spec, landing, lake
+        self.hour, self.scratch, self.report, self.schema = hour, scratch, report, schema
+        self.arrival = sql_string(hour.isoformat())
+        self.ingested = sql_string((ingested_at or datetime.now(UTC)).isoformat())
+        self.per_object: dict[str, ObjectCounts] = {}
+
+    def clean_pass(self, chunk: list[ObjectInfo], n: int) -> None:
+        """Stage, type, deduplicate and write some of the hour's objects."""
+        work = self.scratch / f"pass-{n}"
+        work.mkdir()
+        names = [output_name(self.hour, o.key) for o in chunk]
+        staged = stage_objects(self.con, self.spec, self.landing, chunk, work)
+        columns = self._type_records()
+        time_column = next(
+            (c.name for c in columns if c.path == (self.spec.event_time_field,)), None
+        )
+        self.con.register("objects", _objects_table(chunk, names))
+        _keep_first_unseen(self.con, self.hour, time_column)
+        self.per_object.update({name: ObjectCounts() for name in names})
+        self._write_cleaned(names, columns, work)
+        self._write_quarantine(staged, names)
+        self._count(staged, names)
+        self.con.execute(f"INSERT INTO new_keys {_NEW_KEYS_SQL}")
+        self.con.execute(f"INSERT INTO {SEEN_TABLE} SELECT hi, lo FROM firsts")
+        dates = self.con.execute("SELECT DISTINCT dt FROM firsts").fetchall()
+        self.report.event_dates |= {f"{d:%Y-%m-%d}" for (d,) in dates}
+        shutil.rmtree(work)  # fetched S3 objects and the files written for this pass
+
+    def _type_records(self) -> list[Column]:
+        """`typed`: every staged record with its typed columns or a reason. Top-level fields
+        the catalog lacks are added, typed from the records (and reported), not dropped."""
+        for _ in range(2):
+            columns = leaf_columns_of(self.schema, self.spec)
+            sql = typing_sql(SOURCE_VIEW, self.schema, columns, self.spec)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {sql}")
+            first_seen = self.con.execute(
+                "SELECT k FROM (SELECT unnest(_keys) AS k, _object, _position FROM typed) "
+                "GROUP BY k ORDER BY min(_object), min(_position)"
+            ).fetchall()
+            unknown = [k for (k,) in first_seen if k not in self.schema.fields]
+            if not unknown:
+                return columns
+            added = self.report.columns_not_in_catalog.get("added", [])
+            self.report.columns_not_in_catalog = {"added": added + unknown}
+            structure = self.con.execute(unknown_fields_sql(unknown)).fetchall()[0][0]
+            self.schema = add_unknown_fields(self.schema, unknown, json.loads(structure))
+        return columns
+
+    def _write_cleaned(self, names: list[str], columns: list[Column], work: Path) -> None:
+        """One zstd file per object and event date, records in their order."""
+        column_list = ", ".join(f'"{c.name}"' for c in columns)
+        out = work / "cleaned"
+        self.con.execute(
+            f"""COPY (SELECT {column_list}, _source_key, _position,
+                             {self.arrival}::TIMESTAMPTZ AS _arrival_hour,
+                             {self.ingested}::TIMESTAMPTZ AS _ingested_at, dt, _object
+                      FROM clean ORDER BY _object, _position)
+                TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (dt, _object))"""
+        )
+        for path in sorted(out.glob("dt=*/_object=*/*.parquet")):
+            dt = path.parent.parent.name.removeprefix("dt=")
+            name = names[int(path.parent.name.removeprefix("_object="))]
+            key = f"cleaned/{self.spec.name}/dt={dt}/{name}"
+            self.lake.write(key, path.read_bytes())
+            self.per_object[name].files.append(key)
+
+    def _write_quarantine(self, staged: Staged, names: list[str]) -> None:
+        """Records with a reason, and what staging refused, one file per object."""
+        self.con.register("rejected", _rejected_table(staged))
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE quarantined AS
+                SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
+                       q.raw AS raw_text, {self.arrival}::TIMESTAMPTZ AS arrival_hour,
+                       {self.ingested}::TIMESTAMPTZ AS quarantined_at
+                FROM (SELECT _object, _position, _reason AS reason, raw FROM typed
+                      WHERE _reason IS NOT NULL
+                      UNION ALL SELECT _object, _position, reason, raw FROM rejected) q
+                JOIN objects o USING (_object)"""
+        )
+        indexes = self.con.execute("SELECT DISTINCT _object FROM quarantined ORDER BY 1").fetchall()
+        for (index,) in indexes:
+            rows = self.con.sql(
+                "SELECT source_key, position, reason, raw_text, arrival_hour, quarantined_at "
+                "FROM quarantined WHERE _object = ? ORDER BY position",
+                params=[index],
+            ).to_arrow_table()
+            key = f"quarantine/{self.spec.name}/dt={self.hour:%Y-%m-%d}/{names[index]}"
+            self.lake.write(key, parquet_bytes(rows))
+            self.per_object[names[index]].files.append(key)
+
+    def _count(self, staged: Staged, names: list[str]) -> None:
+        typed = self.con.execute(
+            """SELECT _object, count(*) FILTER (WHERE _reason IS NULL),
+                      count(*) FILTER (WHERE _reason IS NOT NULL)
+               FROM typed GROUP BY _object"""
+        ).fetchall()
+        kept = dict(
+            self.con.execute("SELECT _object, count(*) FROM firsts GROUP BY _object").fetchall()
+        )
+        for index, good, bad in typed:
+            c = self.per_object[names[index]]
+            c.records_in += good + bad
+            c.records_quarantined += bad
+            c.records_cleaned = kept.get(index, 0)
+            c.duplicates_dropped = good - c.records_cleaned
+        for r in staged.rejected:
+            c = self.per_object[names[r.object_index]]
+            c.records_in += 1
+            c.records_quarantined += 1
 
 
 _NEW_KEYS_SQL = "SELECT dt, hi, lo, o._name AS obj FROM firsts JOIN objects o USING (_object)"
 
 
-def _type_records(
-    con: duckdb.DuckDBPyConnection, spec: StreamSpec, schema: Struct, report: HourReport
-) -> tuple[Struct, list[Column]]:
-    """`typed`: every staged record with its typed columns or a reason. Top-level fields the
-    catalog lacks are added as JSON text (and reported) rather than dropped."""
-    for _ in range(2):
-        columns = leaf_columns_of(schema, spec)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE typed AS {typing_sql(SOURCE_VIEW, schema, columns, spec)}"
-        )
-        first_seen = con.execute(
-            "SELECT k FROM (SELECT unnest(_keys) AS k, _object, _position FROM typed) "
-            "GROUP BY k ORDER BY min(_object), min(_position)"
-        ).fetchall()
-        unknown = [k for (k,) in first_seen if k not in schema.fields]
-        if not unknown:
-            return schema, columns
-        added = report.columns_not_in_catalog.get("added", [])
-        report.columns_not_in_catalog = {"added": added + unknown}
-        structure = json.loads(con.execute(unknown_fields_sql(unknown)).fetchall()[0][0])
-        schema = add_unknown_fields(schema, unknown, structure)
-    return schema, columns
+def _rejected_table(staged: Staged) -> pa.Table:
+    return pa.table(
+        {
+            "_object": pa.array([r.object_index for r in staged.rejected], pa.int64()),
+            "_position": pa.array([r.position for r in staged.rejected], pa.int64()),
+            "reason": pa.array([r.reason for r in staged.rejected], pa.string()),
+            "raw": pa.array([r.raw_text for r in staged.rejected], pa.string()),
+        }
+    )
 
 
 def _objects_table(todo: list[ObjectInfo], names: list[str]) -> pa.Table:
@@ -315,106 +381,6 @@ def processed_outputs(lake: Storage, stream: str, hour: datetime) -> set[str]:
         info.key.removeprefix(prefix).removesuffix(".json")
         for info in lake.list(manifest_prefix(stream, hour))
     }
-
-
-def _write_outputs(
-    con: duckdb.DuckDBPyConnection,
-    spec: StreamSpec,
-    lake: Storage,
-    hour: datetime,
-    staged: Staged,
-    names: list[str],
-    columns: list[Column],
-    ingested_at: datetime | None,
-    scratch: Path,
-) -> dict[str, ObjectCounts]:
-    """Write cleaned rows (by event date) and quarantined records; count per object."""
-    ingested = sql_string((ingested_at or datetime.now(UTC)).isoformat())
-    arrival = sql_string(hour.isoformat())
-    column_list = ", ".join(f'"{c.name}"' for c in columns)
-    out = scratch / "cleaned"
-    con.execute(
-        f"""COPY (SELECT {column_list}, _source_key, _position,
-                         {arrival}::TIMESTAMPTZ AS _arrival_hour, {ingested}::TIMESTAMPTZ AS _ingested_at,
-                         dt, _object
-                  FROM clean ORDER BY _object, _position)
-            TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (dt, _object))"""
-    )
-    counts = {name: ObjectCounts() for name in names}
-    for path in sorted(out.glob("dt=*/_object=*/*.parquet")):
-        dt = path.parent.parent.name.removeprefix("dt=")
-        name = names[int(path.parent.name.removeprefix("_object="))]
-        key = f"cleaned/{spec.name}/dt={dt}/{name}"
-        lake.write(key, path.read_bytes())
-        counts[name].files.append(key)
-    _write_quarantine(con, spec, lake, hour, staged, names, counts, arrival, ingested)
-    _count(con, staged, names, counts)
-    return counts
-
-
-def _write_quarantine(
-    con: duckdb.DuckDBPyConnection,
-    spec: StreamSpec,
-    lake: Storage,
-    hour: datetime,
-    staged: Staged,
-    names: list[str],
-    counts: dict[str, ObjectCounts],
-    arrival: str,
-    ingested: str,
-) -> None:
-    rejected = pa.table(
-        {
-            "_object": pa.array([r.object_index for r in staged.rejected], pa.int64()),
-            "_position": pa.array([r.position for r in staged.rejected], pa.int64()),
-            "reason": pa.array([r.reason for r in staged.rejected], pa.string()),
-            "raw": pa.array([r.raw_text for r in staged.rejected], pa.string()),
-        }
-    )
-    con.register("rejected", rejected)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE quarantined AS
-            SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
-                   q.raw AS raw_text, {arrival}::TIMESTAMPTZ AS arrival_hour,
-                   {ingested}::TIMESTAMPTZ AS quarantined_at
-            FROM (SELECT _object, _position, _reason AS reason, raw FROM typed WHERE _reason IS NOT NULL
-                  UNION ALL SELECT _object, _position, reason, raw FROM rejected) q
-            JOIN objects o USING (_object)"""
-    )
-    for (index,) in con.execute("SELECT DISTINCT _object FROM quarantined ORDER BY 1").fetchall():
-        rows = con.sql(
-            "SELECT source_key, position, reason, raw_text, arrival_hour, quarantined_at "
-            "FROM quarantined WHERE _object = ? ORDER BY position",
-            params=[index],
-        ).to_arrow_table()
-        key = f"quarantine/{spec.name}/dt={hour:%Y-%m-%d}/{names[index]}"
-        lake.write(key, parquet_bytes(rows))
-        counts[names[index]].files.append(key)
-
-
-def _count(
-    con: duckdb.DuckDBPyConnection,
-    staged: Staged,
-    names: list[str],
-    counts: dict[str, ObjectCounts],
-) -> None:
-    rows = con.execute(
-        """SELECT _object,
-                  count(*) FILTER (WHERE _reason IS NULL) AS good,
-                  count(*) FILTER (WHERE _reason IS NOT NULL) AS bad
-           FROM typed GROUP BY _object"""
-    ).fetchall()
-    cleaned = dict(con.execute("SELECT _object, count(*) FROM firsts GROUP BY _object").fetchall())
-    for index, good, bad in rows:
-        c = counts[names[index]]
-        c.records_in += good + bad
-        c.records_quarantined += bad
-        c.records_cleaned = cleaned.get(index, 0)
-        c.duplicates_dropped = good - c.records_cleaned
-    for r in staged.rejected:
-        c = counts[names[r.object_index]]
-        c.records_in += 1
-        c.records_quarantined += 1
 
 
 def _replace_manifest(
