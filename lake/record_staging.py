@@ -21,6 +21,8 @@ from lake.storage import LocalStorage, ObjectInfo, Storage
 from lake.streams import StreamSpec
 
 SOURCE_VIEW = "staged_records"
+# DuckDB's reader buffers this per file it reads; a larger record goes the Python way.
+MAX_RECORD_BYTES = 64 << 20
 _DUCKDB_FORMATS = {"concatenated_json": "unstructured", "ndjson": "newline_delimited"}
 
 
@@ -78,7 +80,7 @@ def _load(
     parts.append("SELECT _object, _position, raw FROM python_records")
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
-    except duckdb.Error:  # malformed JSON, a truncated gzip, binary junk...
+    except duckdb.Error:  # malformed JSON, a truncated gzip, binary junk, a huge record...
         return None
     return staged
 
@@ -101,7 +103,7 @@ def _reader_sql(spec: StreamSpec, index: int, path: Path) -> str:
     return (
         f"SELECT {index}::BIGINT AS _object, (ordinality - 1)::BIGINT AS _position, json::VARCHAR AS raw "
         f"FROM read_json_objects({quoted}, format='{_DUCKDB_FORMATS[spec.format]}', "
-        f"compression='{compression}', maximum_object_size=268435456) WITH ORDINALITY"
+        f"compression='{compression}', maximum_object_size={MAX_RECORD_BYTES}) WITH ORDINALITY"
     )
 
 

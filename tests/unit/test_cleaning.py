@@ -584,3 +584,20 @@ def test_duplicates_across_chunks_of_one_run_are_dropped(
     assert report.columns_not_in_catalog == {"added": ["extra_field"]}
     ids = sorted(r["event_id"] for k in lake_keys(lake, "cleaned/") for r in read_rows(lake, k))
     assert ids == ["k1", "k2", "k3"]
+
+
+def test_a_record_larger_than_duckdbs_reader_takes_goes_the_python_way(
+    landing: LocalStorage, lake: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lake import record_staging
+
+    monkeypatch.setattr(record_staging, "MAX_RECORD_BYTES", 1024)
+    key = put(landing, 1, "huge", dumps(rec("h1", tags=["y" * 5000])) + dumps(rec("h2")))
+    report = run(landing, lake)
+    assert (report.records_cleaned, report.records_quarantined) == (2, 0)
+    # Only this object was refused by DuckDB's reader and split in Python, without loss.
+    rows = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
+    assert [r["event_id"] for r in rows] == ["h1", "h2"] and [r["_position"] for r in rows] == [
+        0,
+        1,
+    ]
