@@ -237,7 +237,7 @@ class _HourRun:
                 return columns
             added = self.report.columns_not_in_catalog.get("added", [])
             self.report.columns_not_in_catalog = {"added": added + unknown}
-            structure = self.con.execute(unknown_fields_sql(unknown)).fetchall()[0][0]
+            structure = self.con.execute(unknown_fields_sql(SOURCE_VIEW, unknown)).fetchall()[0][0]
             self.schema = add_unknown_fields(self.schema, unknown, json.loads(structure))
         return columns
 
@@ -267,8 +267,9 @@ class _HourRun:
                 SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
                        q.raw AS raw_text, {self.arrival}::TIMESTAMPTZ AS arrival_hour,
                        {self.ingested}::TIMESTAMPTZ AS quarantined_at
-                FROM (SELECT _object, _position, _reason AS reason, raw FROM typed
-                      WHERE _reason IS NOT NULL
+                FROM (SELECT t._object, t._position, t._reason AS reason, s.raw
+                      FROM typed t JOIN {SOURCE_VIEW} s USING (_object, _position)
+                      WHERE t._reason IS NOT NULL
                       UNION ALL SELECT _object, _position, reason, raw FROM rejected) q
                 JOIN objects o USING (_object)"""
         )
@@ -353,7 +354,7 @@ def _keep_first_unseen(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW clean AS
-        SELECT t.* EXCLUDE (raw, _keys), o._source_key, f.dt
+        SELECT t.* EXCLUDE (_keys), o._source_key, f.dt
         FROM typed t
         JOIN objects o USING (_object)
         JOIN firsts f ON f.rid = t._object * {_ROW_SPAN} + t._position

@@ -86,7 +86,8 @@ def sql_string(text: str) -> str:
 
 
 def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamSpec) -> str:
-    """SELECT over `source` (columns _object, _position, raw) giving every typed column,
+    """SELECT over `source` (columns _object, _position, raw) giving every typed column
+    (the raw text stays in `source`: only quarantined records need it),
     `_reason` (NULL when the record is clean), `_dedup` (the dedup key) and `_keys`
     (the record's top-level keys, to find fields the catalog lacks)."""
     structure = sql_string(json.dumps(varchar_structure(schema)))
@@ -100,12 +101,12 @@ WITH parsed AS (
            CASE WHEN _jt = 'object' THEN json_keys(raw) END AS _keys
     FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
 ), leaves AS (
-    SELECT _object, _position, raw, _jt, _keys, {", ".join(leaves) or "NULL AS _none"}
+    SELECT _object, _position, _jt, _keys, {", ".join(leaves) or "NULL AS _none"}
     FROM parsed
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"} FROM leaves
 )
-SELECT _object, _position, raw, _keys, {_q("v_" + _dedup_column(columns, spec))} AS _dedup,
+SELECT _object, _position, _keys, {_q("v_" + _dedup_column(columns, spec))} AS _dedup,
        {reasons} AS _reason,
        {", ".join(_q(c.name) for c in columns)}
 FROM typed
@@ -222,10 +223,13 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
     return "CASE " + " ".join(cases) + " END"
 
 
-def unknown_fields_sql(unknown: list[str]) -> str:
+def unknown_fields_sql(source: str, unknown: list[str]) -> str:
     """The merged JSON structure of the records holding top-level keys the catalog lacks."""
     keys = "[" + ", ".join(sql_string(k) for k in unknown) + "]"
-    return f"SELECT json_group_structure(raw::JSON) FROM typed WHERE list_has_any(_keys, {keys})"
+    return (
+        f"SELECT json_group_structure(s.raw::JSON) FROM typed t JOIN {source} s "
+        f"USING (_object, _position) WHERE list_has_any(t._keys, {keys})"
+    )
 
 
 def add_unknown_fields(schema: Struct, unknown: list[str], structure: dict[str, Any]) -> Struct:
