@@ -67,6 +67,7 @@ class HourReport:
     records_quarantined: int = 0
     duplicates_dropped: int = 0
     late_beyond_allowed: int = 0  # cleaned, but older than the lateness the dedup covers
+    objects_split_in_python: int = 0  # refused by DuckDB's reader (a bad record, a wrapper...)
     event_dates: set[str] = field(default_factory=set)
     files_written: list[str] = field(default_factory=list)
     unbalanced_objects: list[str] = field(default_factory=list)
@@ -90,6 +91,7 @@ class HourReport:
         self.records_quarantined += other.records_quarantined
         self.duplicates_dropped += other.duplicates_dropped
         self.late_beyond_allowed += other.late_beyond_allowed
+        self.objects_split_in_python += other.objects_split_in_python
         self.event_dates |= other.event_dates
         self.files_written += other.files_written
         self.unbalanced_objects += other.unbalanced_objects
@@ -111,6 +113,7 @@ class HourReport:
             "duplicates_dropped": self.duplicates_dropped,
             "objects_skipped": self.objects_skipped,
             "late_beyond_allowed": self.late_beyond_allowed,
+            "objects_split_in_python": self.objects_split_in_python,
             "event_dates": sorted(self.event_dates),
         }
 
@@ -205,6 +208,7 @@ class _HourRun:
         work.mkdir()
         names = [output_name(self.hour, o.key) for o in chunk]
         staged = stage_objects(self.con, self.spec, self.landing, chunk, work)
+        self.report.objects_split_in_python += len(staged.python_split)
         columns = self._type_records()
         time_column = next(
             (c.name for c in columns if c.path == (self.spec.event_time_field,)), None

@@ -595,6 +595,7 @@ def test_a_record_larger_than_duckdbs_reader_takes_goes_the_python_way(
     key = put(landing, 1, "huge", dumps(rec("h1", tags=["y" * 5000])) + dumps(rec("h2")))
     report = run(landing, lake)
     assert (report.records_cleaned, report.records_quarantined) == (2, 0)
+    assert report.objects_split_in_python == 1
     # Only this object was refused by DuckDB's reader and split in Python, without loss.
     rows = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
     assert [r["event_id"] for r in rows] == ["h1", "h2"] and [r["_position"] for r in rows] == [
