@@ -21,7 +21,8 @@ from lake.storage import LocalStorage, ObjectInfo, Storage
 from lake.streams import StreamSpec
 
 SOURCE_VIEW = "staged_records"
-# DuckDB's reader buffers this per file it reads; a larger record goes the Python way.
+# DuckDB's reader buffers twice this per file (16 MB at least); a record that does not fit
+# makes it refuse the file, which then goes the Python way.
 MAX_RECORD_BYTES = 64 << 20
 _DUCKDB_FORMATS = {"concatenated_json": "unstructured", "ndjson": "newline_delimited"}
 
