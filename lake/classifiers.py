@@ -85,6 +85,7 @@ class Classified:
     sampled_bytes: int = 0  # uncompressed bytes consumed
     raw_bytes_read: int = 0  # bytes read from storage, as stored
     raw_bytes_consumed: int = 0  # of those, the ones the sample was decoded from
+    records_span: int = 0  # characters of the sample the collected records cover (0: unknown)
     complete: bool = False  # the whole object was consumed: records are all of them
     bad_records: int = 0  # sampled records that did not parse (not in `records`)
     reason: str | None = None  # why UNKNOWN (always set then), or a note
@@ -384,6 +385,7 @@ class _Batch:
     # "limit": max_records taken; "cut": the sample ends inside a record; "error": see notes
     stop: str | None = None
     notes: list[str] = field(default_factory=list)
+    span: int = 0  # text offset just after the last record taken, where it is known
 
     def add(self, value: Any) -> None:
         if isinstance(value, dict):
@@ -423,6 +425,7 @@ def _classify_json(sample: _Text, start: int, limits: SampleLimits, hint: str | 
         records_key=records_key,
         records=batch.records,
         record_count=len(batch.records) + batch.bad if complete else None,
+        records_span=batch.span,
         complete=complete,
         bad_records=batch.bad,
         reason="; ".join(batch.notes) or None,
@@ -610,6 +613,7 @@ def _collect_concatenated(sample: _Text, start: int, batch: _Batch) -> None:
             i = _resync(sample, i + 1)
             continue
         batch.add(value)
+        batch.span = end
         i = _skip_ws(text, end)
 
 
@@ -617,7 +621,9 @@ def _collect_ndjson(sample: _Text, start: int, batch: _Batch) -> None:
     text = sample.text
     end = len(text) if sample.whole else text.rfind("\n") + 1  # the last line may be cut
     # Split on "\n" only: U+2028 and friends may stand unescaped inside JSON strings.
+    offset = start
     for line in text[start:end].split("\n"):
+        offset += len(line) + 1
         if not line.strip():
             continue
         if batch.full():
@@ -626,6 +632,7 @@ def _collect_ndjson(sample: _Text, start: int, batch: _Batch) -> None:
             batch.add(json.loads(line))
         except (json.JSONDecodeError, RecursionError):
             batch.bad += 1
+        batch.span = offset
     if _skip_ws(text, end) < len(text):
         batch.stop = "cut"
 

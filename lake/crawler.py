@@ -158,6 +158,9 @@ def _record_estimate(found: Classified, size: int) -> int:
     sampled = len(found.records) + found.bad_records
     if found.complete or found.raw_bytes_consumed <= 0:
         return sampled
+    if found.records_span > 0:  # records per text byte, times the object's text size
+        text_size = size * found.sampled_bytes / found.raw_bytes_consumed
+        return max(sampled, round(sampled * text_size / found.records_span))
     return max(sampled, round(sampled * size / found.raw_bytes_consumed))
 
 
