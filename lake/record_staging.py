@@ -21,8 +21,8 @@ from lake.storage import LocalStorage, ObjectInfo, Storage
 from lake.streams import StreamSpec
 
 SOURCE_VIEW = "staged_records"
-# DuckDB's reader buffers twice this per file (16 MB at least); a record that does not fit
-# makes it refuse the file, which then goes the Python way.
+# DuckDB's reader buffers twice this per thread (16 MB at least); a record that does not
+# fit makes it refuse the files, and the refused file then goes the Python way.
 MAX_RECORD_BYTES = 64 << 20
 _DUCKDB_FORMATS = {"concatenated_json": "unstructured", "ndjson": "newline_delimited"}
 
@@ -77,13 +77,51 @@ def _load(
             staged.python_split.append(info.key)
             python_rows += _split_in_python(spec, i, files[i], staged.rejected)
     con.register("python_records", _drop_invalid_for_duckdb(con, python_rows, staged.rejected))
-    parts = [_reader_sql(spec, i, path) for i, path in fast.items()]
-    parts.append("SELECT _object, _position, raw FROM python_records")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
+        parts = _read_fast_files(con, spec, fast)
     except duckdb.Error:  # malformed JSON, a truncated gzip, binary junk, a huge record...
         return None
+    parts.append("SELECT _object, _position, raw FROM python_records")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
+    for compression in _COMPRESSIONS:
+        con.execute(f"DROP TABLE IF EXISTS raw_{compression}")
     return staged
+
+
+_COMPRESSIONS = ("gzip", "none")
+
+
+def _read_fast_files(
+    con: duckdb.DuckDBPyConnection, spec: StreamSpec, fast: dict[int, Path]
+) -> list[str]:
+    """Read the files DuckDB accepts with one multi-file scan per compression (parallel
+    across files) into `raw_<compression>`, whose rowids keep file and record order; return
+    SELECTs giving (_object, _position, raw): position = rowid - the file's first rowid."""
+    groups: dict[str, dict[str, int]] = {c: {} for c in _COMPRESSIONS}
+    for i, path in fast.items():
+        with open(path, "rb") as fh:
+            groups["gzip" if fh.read(2) == GZIP_MAGIC else "none"][str(path)] = i
+    parts = []
+    for compression, files in groups.items():
+        if not files:
+            continue
+        table = f"raw_{compression}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT filename, json::VARCHAR AS raw "
+            f"FROM read_json_objects(?, format='{_DUCKDB_FORMATS[spec.format]}', "
+            f"compression='{compression}', filename=true, maximum_object_size={MAX_RECORD_BYTES})",
+            [list(files)],
+        )
+        con.register(
+            f"{table}_files", pa.table({"filename": list(files), "_object": list(files.values())})
+        )
+        parts.append(
+            f"SELECT m._object::BIGINT AS _object, (r.rowid - o.first)::BIGINT AS _position, r.raw "
+            f"FROM {table} r "
+            f"JOIN (SELECT filename, min(rowid) AS first FROM {table} GROUP BY filename) o USING (filename) "
+            f"JOIN {table}_files m USING (filename)"
+        )
+    return parts
 
 
 def _local_file(landing: Storage, info: ObjectInfo, scratch: Path) -> Path:
