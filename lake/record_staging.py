@@ -135,21 +135,16 @@ def _local_file(landing: Storage, info: ObjectInfo, scratch: Path) -> Path:
     return target
 
 
-def _reader_sql(spec: StreamSpec, index: int, path: Path) -> str:
-    with open(path, "rb") as fh:
-        compression = "gzip" if fh.read(2) == GZIP_MAGIC else "none"
-    quoted = "'" + str(path).replace("'", "''") + "'"
-    return (
-        f"SELECT {index}::BIGINT AS _object, (ordinality - 1)::BIGINT AS _position, json::VARCHAR AS raw "
-        f"FROM read_json_objects({quoted}, format='{_DUCKDB_FORMATS[spec.format]}', "
-        f"compression='{compression}', maximum_object_size={MAX_RECORD_BYTES}) WITH ORDINALITY"
-    )
-
-
 def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) -> bool:
     """Whether DuckDB's reader accepts the whole file (it refuses any malformed record)."""
+    with open(path, "rb") as fh:
+        compression = "gzip" if fh.read(2) == GZIP_MAGIC else "none"
     try:
-        con.execute(f"SELECT count(*) FROM ({_reader_sql(spec, 0, path)})").fetchall()
+        con.execute(
+            f"SELECT count(*) FROM read_json_objects(?, format='{_DUCKDB_FORMATS[spec.format]}', "
+            f"compression='{compression}', maximum_object_size={MAX_RECORD_BYTES})",
+            [str(path)],
+        ).fetchall()
     except duckdb.Error:
         return False
     return True
