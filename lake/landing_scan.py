@@ -19,26 +19,30 @@ from lake.storage import ObjectInfo, Storage
 DEFAULT_LOOKBACK = timedelta(minutes=2)
 
 
+MAX_REMEMBERED_STRAYS = 1000
+
+
 @dataclass
 class ScanCursor:
     last_key: str | None = None
     recent: list[str] = field(default_factory=list)  # keys seen inside the lookback window
+    strays: list[str] = field(default_factory=list)  # non-Firehose keys already reported
 
     def to_json(self) -> str:
-        return json.dumps({"last_key": self.last_key, "recent": self.recent})
+        return json.dumps({"last_key": self.last_key, "recent": self.recent, "strays": self.strays})
 
     @classmethod
     def from_json(cls, text: str | None) -> ScanCursor:
         if not text:
             return cls()
         doc = json.loads(text)
-        return cls(doc.get("last_key"), list(doc.get("recent", [])))
+        return cls(doc.get("last_key"), list(doc.get("recent", [])), list(doc.get("strays", [])))
 
 
 @dataclass
 class ScanResult:
     new: list[tuple[ObjectInfo, LandingKey]]
-    unparsable: list[str]  # keys under the stream that are not in the Firehose layout
+    unparsable: list[str]  # keys not in the Firehose layout, each reported once
     cursor: ScanCursor
     listed: int  # keys read from storage, the cost of the tick
     truncated: bool  # stopped at max_new; call again for the rest
@@ -60,6 +64,7 @@ def scan_new_objects(
 ) -> ScanResult:
     start_after = _start_after(stream, cursor, lookback)
     recent = set(cursor.recent)
+    strays = set(cursor.strays)
     new: list[tuple[ObjectInfo, LandingKey]] = []
     unparsable: list[str] = []
     listed = 0
@@ -74,13 +79,16 @@ def scan_new_objects(
             break
         parsed = parse_key(info.key)
         if parsed is None or parsed.stream != stream:
-            unparsable.append(info.key)
+            if info.key not in strays:
+                unparsable.append(info.key)
         else:
             new.append((info, parsed))
             if parsed.written_at is not None:  # a stray key must not become the cursor
                 last_key = max(last_key or "", info.key)
         recent.add(info.key)
-    return ScanResult(new, unparsable, _next_cursor(last_key, recent, lookback), listed, truncated)
+    next_cursor = _next_cursor(last_key, recent, lookback)
+    next_cursor.strays = sorted(strays | set(unparsable))[-MAX_REMEMBERED_STRAYS:]
+    return ScanResult(new, unparsable, next_cursor, listed, truncated)
 
 
 def _start_after(stream: str, cursor: ScanCursor, lookback: timedelta) -> str | None:
