@@ -92,7 +92,6 @@ class HourSchema:
     objects: int = 0
     bytes: int = 0
     records_sampled: int = 0
-    records_estimated: int = 0
     sampled_bytes: int = 0
     classifications: Counter = field(default_factory=Counter)
     unknown: dict[str, str] = field(default_factory=dict)  # key -> reason
@@ -134,7 +133,6 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
         seen.schema = merge(seen.schema, schema, report=report)  # type: ignore[assignment]
         estimate = _record_estimate(found, info.size)
         seen.records_sampled += len(found.records)
-        seen.records_estimated += estimate
         seen.sampled_bytes += found.sampled_bytes
         partition.stats["recordCount"] += estimate
         seen.csv_delimiter = seen.csv_delimiter or found.delimiter

@@ -38,9 +38,9 @@ def load_seen(
     days: list[date],
     reprocessed: set[str],
     scratch: Path,
-) -> int:
+) -> None:
     """Fill `seen_keys(hi, lo)` with the keys already written for `days`, except those of
-    objects being reprocessed now. Returns how many keys were loaded."""
+    objects being reprocessed now."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {SEEN_TABLE} (hi UBIGINT, lo UBIGINT)")
     paths = []
     for day in days:
@@ -49,16 +49,20 @@ def load_seen(
             path.write_bytes(lake.read(info.key))
             paths.append(str(path))
     if not paths:
-        return 0
-    con.register(
-        "reprocessed_objects", pa.table({"obj": pa.array(sorted(reprocessed), pa.string())})
-    )
+        return
+    _register_reprocessed(con, reprocessed)
     con.execute(
         f"INSERT INTO {SEEN_TABLE} SELECT hi, lo FROM read_parquet(?) "
         "WHERE obj NOT IN (SELECT obj FROM reprocessed_objects)",
         [paths],
     )
-    return con.execute(f"SELECT count(*) FROM {SEEN_TABLE}").fetchall()[0][0]
+
+
+def _register_reprocessed(con: duckdb.DuckDBPyConnection, reprocessed: set[str]) -> None:
+    """`reprocessed_objects(obj)`: output names whose earlier keys no longer count."""
+    con.register(
+        "reprocessed_objects", pa.table({"obj": pa.array(sorted(reprocessed), pa.string())})
+    )
 
 
 def save_hour_keys(
@@ -72,7 +76,7 @@ def save_hour_keys(
 ) -> list[str]:
     """Merge the run's new keys (SQL giving dt, hi, lo, obj) into the hour's state files."""
     written = []
-    con.register("reprocessed_now", pa.table({"obj": pa.array(sorted(reprocessed), pa.string())}))
+    _register_reprocessed(con, reprocessed)
     days = [
         r[0] for r in con.execute(f"SELECT DISTINCT dt FROM ({new_keys_sql}) ORDER BY 1").fetchall()
     ]
@@ -84,7 +88,7 @@ def save_hour_keys(
             old.write_bytes(lake.read(key))
             merged += (
                 f" UNION ALL SELECT hi, lo, obj FROM read_parquet('{old}') "
-                "WHERE obj NOT IN (SELECT obj FROM reprocessed_now)"
+                "WHERE obj NOT IN (SELECT obj FROM reprocessed_objects)"
             )
         out = scratch / f"keys-{day}.parquet"
         con.execute(f"COPY ({merged}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")

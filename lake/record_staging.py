@@ -99,8 +99,7 @@ def _read_fast_files(
     SELECTs giving (_object, _position, raw): position = rowid - the file's first rowid."""
     groups: dict[str, dict[str, int]] = {c: {} for c in _COMPRESSIONS}
     for i, path in fast.items():
-        with open(path, "rb") as fh:
-            groups["gzip" if fh.read(2) == GZIP_MAGIC else "none"][str(path)] = i
+        groups[_compression_of(path)][str(path)] = i
     parts = []
     for compression, files in groups.items():
         if not files:
@@ -108,8 +107,7 @@ def _read_fast_files(
         table = f"raw_{compression}"
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT filename, json::VARCHAR AS raw "
-            f"FROM read_json_objects(?, format='{_DUCKDB_FORMATS[spec.format]}', "
-            f"compression='{compression}', filename=true, maximum_object_size={MAX_RECORD_BYTES})",
+            f"FROM read_json_objects(?, {_reader_options(spec, compression)}, filename=true)",
             [list(files)],
         )
         con.register(
@@ -135,16 +133,23 @@ def _local_file(landing: Storage, info: ObjectInfo, scratch: Path) -> Path:
     return target
 
 
+def _compression_of(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return "gzip" if fh.read(2) == GZIP_MAGIC else "none"
+
+
+def _reader_options(spec: StreamSpec, compression: str) -> str:
+    return (
+        f"format='{_DUCKDB_FORMATS[spec.format]}', compression='{compression}', "
+        f"maximum_object_size={MAX_RECORD_BYTES}"
+    )
+
+
 def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) -> bool:
     """Whether DuckDB's reader accepts the whole file (it refuses any malformed record)."""
-    with open(path, "rb") as fh:
-        compression = "gzip" if fh.read(2) == GZIP_MAGIC else "none"
+    options = _reader_options(spec, _compression_of(path))
     try:
-        con.execute(
-            f"SELECT count(*) FROM read_json_objects(?, format='{_DUCKDB_FORMATS[spec.format]}', "
-            f"compression='{compression}', maximum_object_size={MAX_RECORD_BYTES})",
-            [str(path)],
-        ).fetchall()
+        con.execute(f"SELECT count(*) FROM read_json_objects(?, {options})", [str(path)]).fetchall()
     except duckdb.Error:
         return False
     return True

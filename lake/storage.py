@@ -185,34 +185,26 @@ class S3Storage:
             for obj in page.get("Contents", []):
                 yield ObjectInfo(obj["Key"][len(self.prefix) :], obj["Size"], obj["LastModified"])
 
-    def read(self, key: str) -> bytes:
+    def _body(self, key: str, **extra: Any) -> Any:
+        """The GET's streaming body; a missing key is ObjectNotFound."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._full(check_key(key)))[
-                "Body"
-            ].read()
+            return self.client.get_object(
+                Bucket=self.bucket, Key=self._full(check_key(key)), **extra
+            )["Body"]
         except self.client.exceptions.NoSuchKey as exc:
             raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
 
+    def read(self, key: str) -> bytes:
+        return self._body(key).read()
+
     def open(self, key: str) -> BinaryIO:
-        """The GET's streaming body: bytes arrive as they are read; closing early drops the rest."""
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._full(check_key(key)))[
-                "Body"
-            ]
-        except self.client.exceptions.NoSuchKey as exc:
-            raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
+        """Bytes arrive as they are read; closing early drops the rest."""
+        return self._body(key)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         if length <= 0:
             return b""
-        byte_range = f"bytes={start}-{start + length - 1}"
-        try:
-            body = self.client.get_object(
-                Bucket=self.bucket, Key=self._full(check_key(key)), Range=byte_range
-            )["Body"]
-        except self.client.exceptions.NoSuchKey as exc:
-            raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
-        return body.read()
+        return self._body(key, Range=f"bytes={start}-{start + length - 1}").read()
 
     def write(self, key: str, data: bytes) -> None:
         # A PUT is atomic on S3: readers see the old object or the whole new one.
