@@ -25,21 +25,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.cleaning import (
+    ROW_SPAN,
     Column,
     add_unknown_fields,
     leaf_columns_of,
+    repeated_key,
+    shape_keys_sql,
     sql_string,
     typing_sql,
     unknown_fields_sql,
 )
 from lake.crawler import sample_objects, stored_schema
 from lake.dedup_state import SEEN_TABLE, load_seen, save_hour_keys, window_dates
+from lake.grouped_parquet import write_groups
 from lake.hive_types import Struct
 from lake.record_staging import SOURCE_VIEW, Staged, stage_objects
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
 MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
+_BATCH_ROWS = 1 << 17  # rows a fetch from DuckDB to the Parquet writers
 CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(32 << 20)))  # stored bytes a pass
 
 
@@ -216,7 +221,7 @@ class _HourRun:
         self.con.register("objects", _objects_table(chunk, names))
         _keep_first_unseen(self.con, self.hour, time_column)
         self.per_object.update({name: ObjectCounts() for name in names})
-        self._write_cleaned(names, columns, work)
+        self._write_cleaned(names, columns)
         self._write_quarantine(staged, names)
         self._count(staged, names)
         self.con.execute(f"INSERT INTO new_keys {_NEW_KEYS_SQL}")
@@ -232,36 +237,53 @@ class _HourRun:
             columns = leaf_columns_of(self.schema, self.spec)
             sql = typing_sql(SOURCE_VIEW, self.schema, columns, self.spec)
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {sql}")
-            first_seen = self.con.execute(
-                "SELECT k FROM (SELECT unnest(_keys) AS k, _object, _position FROM typed) "
-                "GROUP BY k ORDER BY min(_object), min(_position)"
-            ).fetchall()
-            unknown = [k for (k,) in first_seen if k not in self.schema.fields]
+            shapes = self.con.execute(shape_keys_sql(SOURCE_VIEW, "typed")).fetchall()
+            self._quarantine_repeated_keys(shapes)
+            unknown: dict[str, None] = {}  # first-seen order
+            novel = []
+            for shape, keys in shapes:
+                new = [k for k in keys if k not in self.schema.fields]
+                unknown.update(dict.fromkeys(new))
+                if new:
+                    novel.append(shape)
             if not unknown:
                 return columns
             added = self.report.columns_not_in_catalog.get("added", [])
-            self.report.columns_not_in_catalog = {"added": added + unknown}
-            structure = self.con.execute(unknown_fields_sql(SOURCE_VIEW, unknown)).fetchall()[0][0]
-            self.schema = add_unknown_fields(self.schema, unknown, json.loads(structure))
+            self.report.columns_not_in_catalog = {"added": added + list(unknown)}
+            structure = self.con.execute(unknown_fields_sql(SOURCE_VIEW, novel)).fetchall()[0][0]
+            self.schema = add_unknown_fields(self.schema, list(unknown), json.loads(structure))
         return columns
 
-    def _write_cleaned(self, names: list[str], columns: list[Column], work: Path) -> None:
+    def _quarantine_repeated_keys(self, shapes: list[tuple[int, list[str]]]) -> None:
+        """A record with a key twice is ambiguous (which value counts?): it is quarantined,
+        whatever else is wrong with it."""
+        for shape, keys in shapes:
+            key = repeated_key(keys)
+            if key is not None:
+                self.con.execute(
+                    "UPDATE typed SET _reason = ? WHERE _shape = ?",
+                    [f"duplicate key in record: {key}", shape],
+                )
+
+    def _write_cleaned(self, names: list[str], columns: list[Column]) -> None:
         """One zstd file per object and event date, records in their order."""
         column_list = ", ".join(f'"{c.name}"' for c in columns)
-        out = work / "cleaned"
-        self.con.execute(
-            f"""COPY (SELECT {column_list}, _source_key, _position,
-                             {self.arrival}::TIMESTAMPTZ AS _arrival_hour,
-                             {self.ingested}::TIMESTAMPTZ AS _ingested_at, dt, _object
-                      FROM clean ORDER BY _object, _position)
-                TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (dt, _object))"""
-        )
-        for path in sorted(out.glob("dt=*/_object=*/*.parquet")):
-            dt = path.parent.parent.name.removeprefix("dt=")
-            name = names[int(path.parent.name.removeprefix("_object="))]
-            key = f"cleaned/{self.spec.name}/dt={dt}/{name}"
-            self.lake.write(key, path.read_bytes())
-            self.per_object[name].files.append(key)
+        rows = self.con.sql(
+            f"""SELECT {column_list}, _source_key, _position,
+                       {self.arrival}::TIMESTAMPTZ AS _arrival_hour,
+                       {self.ingested}::TIMESTAMPTZ AS _ingested_at, dt, _object
+                FROM clean ORDER BY _object, dt, _position"""
+        ).to_arrow_reader(_BATCH_ROWS)
+
+        def write(group: tuple[object, ...], table: pa.Table) -> None:
+            dt, index = group
+            self.lake.write(self._cleaned_key(dt, names[index]), parquet_bytes(table))
+
+        for dt, index in write_groups(rows, ["dt", "_object"], write):
+            self.per_object[names[index]].files.append(self._cleaned_key(dt, names[index]))
+
+    def _cleaned_key(self, dt: object, name: str) -> str:
+        return f"cleaned/{self.spec.name}/dt={dt:%Y-%m-%d}/{name}"
 
     def _write_quarantine(self, staged: Staged, names: list[str]) -> None:
         """Records with a reason, and what staging refused, one file per object."""
@@ -345,7 +367,7 @@ def _keep_first_unseen(
         CREATE OR REPLACE TEMP TABLE firsts AS
         SELECT arg_min(_object, rid) AS _object, min(rid) AS rid, arg_min(dt, rid) AS dt,
                (h >> 64)::UBIGINT AS hi, (h & {(1 << 64) - 1})::UBIGINT AS lo
-        FROM (SELECT _object, _object * {_ROW_SPAN} + _position AS rid, {dt} AS dt,
+        FROM (SELECT _object, _object * {ROW_SPAN} + _position AS rid, {dt} AS dt,
                      md5_number(_dedup) AS h
               FROM typed WHERE _reason IS NULL)
         GROUP BY h
@@ -358,15 +380,12 @@ def _keep_first_unseen(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW clean AS
-        SELECT t.* EXCLUDE (_keys), o._source_key, f.dt
+        SELECT t.* EXCLUDE (_shape), o._source_key, {dt} AS dt
         FROM typed t
         JOIN objects o USING (_object)
-        JOIN firsts f ON f.rid = t._object * {_ROW_SPAN} + t._position
+        WHERE t._object * {ROW_SPAN} + t._position IN (SELECT rid FROM firsts)
         """
     )
-
-
-_ROW_SPAN = 1 << 32  # row id = object index * span + position (positions stay below 2**32)
 
 
 def output_name(hour: datetime, source_key: str) -> str:

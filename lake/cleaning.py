@@ -88,8 +88,9 @@ def sql_string(text: str) -> str:
 def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamSpec) -> str:
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
-    `_reason` (NULL when the record is clean), `_dedup` (the dedup key) and `_keys`
-    (the record's top-level keys, to find fields the catalog lacks)."""
+    `_reason` (NULL when the record is clean), `_dedup` (the dedup key) and `_shape`
+    (a hash of the record's top-level key list: records share a few shapes, so repeated
+    keys and fields the catalog lacks are looked for once per shape, see shape_keys_sql)."""
     structure = sql_string(json.dumps(varchar_structure(schema)))
     leaves = [f"{_extract(c.path)} AS {_q('v_' + c.name)}" for c in columns]
     typed = [f"{_typed(c, spec)} AS {_q(c.name)}" for c in columns]
@@ -98,15 +99,15 @@ def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamS
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
            json_transform(raw, {structure}) AS s,
-           CASE WHEN _jt = 'object' THEN json_keys(raw) END AS _keys
+           CASE WHEN _jt = 'object' THEN hash(json_keys(raw)) END AS _shape
     FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
 ), leaves AS (
-    SELECT _object, _position, _jt, _keys, {", ".join(leaves) or "NULL AS _none"}
+    SELECT _object, _position, _jt, _shape, {", ".join(leaves) or "NULL AS _none"}
     FROM parsed
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"} FROM leaves
 )
-SELECT _object, _position, _keys, {_q("v_" + _dedup_column(columns, spec))} AS _dedup,
+SELECT _object, _position, _shape, {_q("v_" + _dedup_column(columns, spec))} AS _dedup,
        {reasons} AS _reason,
        {", ".join(_q(c.name) for c in columns)}
 FROM typed
@@ -193,8 +194,6 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
     dedup = _q("v_" + _dedup_column(columns, spec))
     cases = [
         "WHEN _jt <> 'object' THEN 'record is a JSON ' || _jt || ', not an object'",
-        "WHEN len(_keys) <> len(list_distinct(_keys)) THEN 'duplicate key in record: ' || "
-        "list_filter(_keys, lambda k, i: list_position(_keys, k) < i)[1]",
     ]
     if time_col is None:
         cases.append(
@@ -223,12 +222,37 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
     return "CASE " + " ".join(cases) + " END"
 
 
-def unknown_fields_sql(source: str, unknown: list[str]) -> str:
-    """The merged JSON structure of the records holding top-level keys the catalog lacks."""
-    keys = "[" + ", ".join(sql_string(k) for k in unknown) + "]"
+def shape_keys_sql(source: str, typed: str) -> str:
+    """(_shape, keys) for every record shape in `typed`, in first-seen record order, the
+    keys read from the shape's first record in `source`."""
+    return f"""
+SELECT f._shape, json_keys(s.raw) AS keys
+FROM (SELECT _shape, min(_object * {ROW_SPAN} + _position) AS rid
+      FROM {typed} WHERE _shape IS NOT NULL GROUP BY _shape) f
+JOIN {source} s ON s._object * {ROW_SPAN} + s._position = f.rid
+ORDER BY f.rid"""
+
+
+ROW_SPAN = 1 << 32  # record id = object index * span + position (positions stay below 2**32)
+
+
+def repeated_key(keys: list[str]) -> str | None:
+    """The first key that appears twice in a record's key list."""
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
+
+
+def unknown_fields_sql(source: str, shapes: list[int]) -> str:
+    """The merged JSON structure of the records of the given shapes (those holding
+    top-level keys the catalog lacks)."""
+    listed = ", ".join(str(h) for h in shapes)
     return (
         f"SELECT json_group_structure(s.raw::JSON) FROM typed t JOIN {source} s "
-        f"USING (_object, _position) WHERE list_has_any(t._keys, {keys})"
+        f"USING (_object, _position) WHERE t._shape IN ({listed})"
     )
 
 
