@@ -3,21 +3,27 @@
     .venv/bin/python bench/clean_bench.py generate --dir /tmp/cleanbench --records 1000000 --objects 100
     .venv/bin/python bench/clean_bench.py ours --dir /tmp/cleanbench    # lake.cleaned_io.clean_hour
     .venv/bin/python bench/clean_bench.py bare --dir /tmp/cleanbench    # COPY (SELECT ... FROM read_json(...)) TO parquet
+    .venv/bin/python bench/clean_bench.py compare --dir /tmp/cleanbench --runs 5
 
 `generate` writes one arrival hour of robot_telemetry objects (concatenated JSON, gzip)
 built from simulator records with fresh event ids, and crawls it once so `ours` has its
 catalog table. `bare` reads the same files with DuckDB's read_json and explicit columns
 (the catalog's, flattened the same way) and writes one zstd Parquet file: no quarantine,
-no dedup, no masking, no lineage. Run each mode in its own process: it prints its wall
-time, records/s and the process's peak RSS.
+no dedup, no masking, no lineage. Each mode prints its wall time, records/s and the
+process's peak RSS; `compare` runs bare and ours alternately, each in a fresh process,
+and prints the medians and their ratio.
 """
 
 import argparse
 import gzip
 import json
 import random
+import re
 import resource
 import shutil
+import statistics
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -141,17 +147,40 @@ def _print(mode: str, wall: float, records: int) -> None:
     )
 
 
+def compare(root: Path, runs: int) -> None:
+    """Alternate bare and ours in fresh processes; print each run and the medians."""
+    rates: dict[str, list[float]] = {"bare": [], "ours": []}
+    for n in range(runs):
+        for mode in ("bare", "ours"):
+            out = subprocess.run(
+                [sys.executable, __file__, mode, "--dir", str(root)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            print(f"run {n + 1} {out.splitlines()[0]}")
+            rates[mode].append(float(re.search(r"= ([\d,]+) records/s", out)[1].replace(",", "")))
+    bare_rate, ours_rate = (statistics.median(rates[m]) for m in ("bare", "ours"))
+    print(
+        f"median records/s: bare {bare_rate:,.0f}, ours {ours_rate:,.0f}, "
+        f"ours/bare {ours_rate / bare_rate:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("generate", "ours", "bare"))
+    parser.add_argument("mode", choices=("generate", "ours", "bare", "compare"))
     parser.add_argument("--dir", type=Path, default=Path("/tmp/cleanbench"))
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--objects", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=5, help="compare: runs of each mode")
     args = parser.parse_args()
     if args.mode == "generate":
         generate(args.dir, args.records, args.objects)
     elif args.mode == "ours":
         ours(args.dir)
+    elif args.mode == "compare":
+        compare(args.dir, args.runs)
     else:
         bare(args.dir)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.cleaning import (
@@ -37,7 +38,7 @@ from lake.cleaning import (
 )
 from lake.crawler import sample_objects, stored_schema
 from lake.dedup_state import SEEN_TABLE, load_seen, save_hour_keys, window_dates
-from lake.grouped_parquet import write_groups
+from lake.grouped_parquet import GroupKey, GroupsNotConsecutive, write_groups
 from lake.hive_types import Struct
 from lake.record_staging import SOURCE_VIEW, Staged, stage_objects
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
@@ -219,9 +220,10 @@ class _HourRun:
             (c.name for c in columns if c.path == (self.spec.event_time_field,)), None
         )
         self.con.register("objects", _objects_table(chunk, names))
-        _keep_first_unseen(self.con, self.hour, time_column)
+        dt = f'CAST("{time_column}" AS DATE)' if time_column else f"DATE '{self.hour:%Y-%m-%d}'"
+        _drop_duplicates(self.con, dt)
         self.per_object.update({name: ObjectCounts() for name in names})
-        self._write_cleaned(names, columns)
+        self._write_cleaned(chunk, names, columns, dt)
         self._write_quarantine(staged, names)
         self._count(staged, names)
         self.con.execute(f"INSERT INTO new_keys {_NEW_KEYS_SQL}")
@@ -236,7 +238,9 @@ class _HourRun:
         for _ in range(2):
             columns = leaf_columns_of(self.schema, self.spec)
             sql = typing_sql(SOURCE_VIEW, self.schema, columns, self.spec)
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {sql}")
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE typed AS SELECT *, false AS _dropped FROM ({sql})"
+            )
             shapes = self.con.execute(shape_keys_sql(SOURCE_VIEW, "typed")).fetchall()
             self._quarantine_repeated_keys(shapes)
             unknown: dict[str, None] = {}  # first-seen order
@@ -265,25 +269,38 @@ class _HourRun:
                     [f"duplicate key in record: {key}", shape],
                 )
 
-    def _write_cleaned(self, names: list[str], columns: list[Column]) -> None:
-        """One zstd file per object and event date, records in their order."""
-        column_list = ", ".join(f'"{c.name}"' for c in columns)
-        rows = self.con.sql(
-            f"""SELECT {column_list}, _source_key, _position,
-                       {self.arrival}::TIMESTAMPTZ AS _arrival_hour,
-                       {self.ingested}::TIMESTAMPTZ AS _ingested_at, dt, _object
-                FROM clean ORDER BY _object, dt, _position"""
-        ).to_arrow_reader(_BATCH_ROWS)
+    def _write_cleaned(
+        self, chunk: list[ObjectInfo], names: list[str], columns: list[Column], dt: str
+    ) -> None:
+        """One zstd file per object and event date, records in their order. The kept
+        records are read in table order, which is object and position order (no sort);
+        should DuckDB ever hand an object over in pieces, they are sorted and rewritten."""
+        source_keys = "[" + ", ".join(sql_string(o.key) for o in chunk) + "]"
+        query = f"""SELECT {", ".join(f'"{c.name}"' for c in columns)},
+                           {source_keys}[_object + 1] AS _source_key, _position,
+                           {self.arrival}::TIMESTAMPTZ AS _arrival_hour,
+                           {self.ingested}::TIMESTAMPTZ AS _ingested_at, {dt} AS dt, _object
+                    FROM typed WHERE _reason IS NULL AND NOT _dropped"""
 
-        def write(group: tuple[object, ...], table: pa.Table) -> None:
-            dt, index = group
-            self.lake.write(self._cleaned_key(dt, names[index]), parquet_bytes(table))
+        def write(group: GroupKey, table: pa.Table) -> list[str]:
+            name = names[group[0]]  # type: ignore[index]
+            days = pc.unique(table["dt"]).to_pylist()
+            keys = []
+            for day in days:
+                rows = table if len(days) == 1 else table.filter(pc.equal(table["dt"], day))
+                keys.append(f"cleaned/{self.spec.name}/dt={day:%Y-%m-%d}/{name}")
+                self.lake.write(keys[-1], parquet_bytes(rows.drop_columns(["dt"])))
+            return keys
 
-        for dt, index in write_groups(rows, ["dt", "_object"], write):
-            self.per_object[names[index]].files.append(self._cleaned_key(dt, names[index]))
-
-    def _cleaned_key(self, dt: object, name: str) -> str:
-        return f"cleaned/{self.spec.name}/dt={dt:%Y-%m-%d}/{name}"
+        try:
+            files = write_groups(
+                self.con.sql(query).to_arrow_reader(_BATCH_ROWS), ["_object"], write
+            )
+        except GroupsNotConsecutive:
+            ordered = self.con.sql(f"{query} ORDER BY _object, _position")
+            files = write_groups(ordered.to_arrow_reader(_BATCH_ROWS), ["_object"], write)
+        for (index,), keys in files.items():
+            self.per_object[names[index]].files += keys
 
     def _write_quarantine(self, staged: Staged, names: list[str]) -> None:
         """Records with a reason, and what staging refused, one file per object."""
@@ -355,37 +372,39 @@ def _objects_table(todo: list[ObjectInfo], names: list[str]) -> pa.Table:
     )
 
 
-def _keep_first_unseen(
-    con: duckdb.DuckDBPyConnection, hour: datetime, time_column: str | None
-) -> None:
-    """`firsts` (narrow: row id, object, event date, 128-bit key hash) names the typed
-    records to keep: no reason, first occurrence of their key in (object, position) order,
-    and not among the keys already written. The view `clean` joins them to their columns."""
-    dt = f'CAST("{time_column}" AS DATE)' if time_column else f"DATE '{hour:%Y-%m-%d}'"
+def _drop_duplicates(con: duckdb.DuckDBPyConnection, dt: str) -> None:
+    """Mark typed records `_dropped` when their dedup key came earlier in (object, position)
+    order in this run, or is among the keys already written. `firsts` (narrow: row id,
+    object, event date `dt`, 128-bit key halves) lists the records kept."""
+    rid = f"_object * {ROW_SPAN} + _position"
+    keyed = f"SELECT {rid} AS rid, _key_hash AS h FROM typed WHERE _reason IS NULL"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE firsts AS
-        SELECT arg_min(_object, rid) AS _object, min(rid) AS rid, arg_min(dt, rid) AS dt,
+        SELECT h, arg_min(_object, rid) AS _object, min(rid) AS rid, arg_min(dt, rid) AS dt,
+               count(*) AS copies,
                (h >> 64)::UBIGINT AS hi, (h & {(1 << 64) - 1})::UBIGINT AS lo
-        FROM (SELECT _object, _object * {ROW_SPAN} + _position AS rid, {dt} AS dt,
-                     md5_number(_dedup) AS h
+        FROM (SELECT _object, {rid} AS rid, {dt} AS dt, _key_hash AS h
               FROM typed WHERE _reason IS NULL)
         GROUP BY h
         """
     )
-    con.execute(
-        f"DELETE FROM firsts WHERE EXISTS "
-        f"(SELECT 1 FROM {SEEN_TABLE} s WHERE s.hi = firsts.hi AND s.lo = firsts.lo)"
-    )
+    seen = f"EXISTS (SELECT 1 FROM {SEEN_TABLE} s WHERE s.hi = firsts.hi AND s.lo = firsts.lo)"
+    copies, seen_keys = con.execute(
+        f"SELECT (SELECT max(copies) FROM firsts), (SELECT count(*) FROM {SEEN_TABLE})"
+    ).fetchall()[0]
+    if (copies or 0) <= 1 and not seen_keys:
+        return  # nothing to drop (the usual first run of an hour)
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP VIEW clean AS
-        SELECT t.* EXCLUDE (_shape), o._source_key, {dt} AS dt
-        FROM typed t
-        JOIN objects o USING (_object)
-        WHERE t._object * {ROW_SPAN} + t._position IN (SELECT rid FROM firsts)
+        CREATE OR REPLACE TEMP TABLE dropped AS
+        SELECT k.rid FROM ({keyed}) k JOIN (SELECT h, rid FROM firsts WHERE copies > 1) f
+            ON f.h = k.h AND k.rid <> f.rid
+        UNION ALL SELECT rid FROM firsts WHERE {seen}
         """
     )
+    con.execute(f"DELETE FROM firsts WHERE {seen}")
+    con.execute(f"UPDATE typed SET _dropped = true WHERE {rid} IN (SELECT rid FROM dropped)")
 
 
 def output_name(hour: datetime, source_key: str) -> str:

@@ -88,7 +88,8 @@ def sql_string(text: str) -> str:
 def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamSpec) -> str:
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
-    `_reason` (NULL when the record is clean), `_dedup` (the dedup key) and `_shape`
+    `_reason` (NULL when the record is clean), `_key_hash` (the dedup key's MD5 as a
+    HUGEINT) and `_shape`
     (a hash of the record's top-level key list: records share a few shapes, so repeated
     keys and fields the catalog lacks are looked for once per shape, see shape_keys_sql)."""
     structure = sql_string(json.dumps(varchar_structure(schema)))
@@ -107,7 +108,7 @@ WITH parsed AS (
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"} FROM leaves
 )
-SELECT _object, _position, _shape, {_q("v_" + _dedup_column(columns, spec))} AS _dedup,
+SELECT _object, _position, _shape, md5_number({_q("v_" + _dedup_column(columns, spec))}) AS _key_hash,
        {reasons} AS _reason,
        {", ".join(_q(c.name) for c in columns)}
 FROM typed

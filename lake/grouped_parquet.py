@@ -13,38 +13,42 @@ import functools
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+T = TypeVar("T")
+
 GroupKey = tuple[object, ...]
-WriteGroup = Callable[[GroupKey, pa.Table], None]
+WriteGroup = Callable[[GroupKey, pa.Table], T]
 
 WRITER_THREADS = 2
 _IN_FLIGHT = 2 * WRITER_THREADS  # groups handed over but not written yet
 
 
+class GroupsNotConsecutive(ValueError):
+    """The rows of a group were not consecutive in the reader."""
+
+
 def write_groups(
-    reader: pa.RecordBatchReader, group_columns: list[str], write: WriteGroup
-) -> list[GroupKey]:
+    reader: pa.RecordBatchReader, group_columns: list[str], write: WriteGroup[T]
+) -> dict[GroupKey, T]:
     """Call `write(key, rows)` once per run of equal `group_columns` values (those columns
-    are left out of `rows`), in writer threads; return the keys in order. Rows of one
-    group must be consecutive in `reader`."""
-    keys: list[GroupKey] = []
-    seen: set[GroupKey] = set()
-    pending: deque[Future[None]] = deque()
+    are left out of `rows`), in writer threads; return what each call returned, by key.
+    Rows of one group must be consecutive in `reader` (else GroupsNotConsecutive, after
+    the groups handed over are written)."""
+    results: dict[GroupKey, Future[T]] = {}
+    pending: deque[Future[T]] = deque()
     with ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="parquet") as pool:
         for key, table in _groups(reader, group_columns):
-            if key in seen:
-                raise ValueError(f"rows of group {key} are not consecutive")
-            seen.add(key)
-            keys.append(key)
-            pending.append(pool.submit(write, key, table.drop_columns(group_columns)))
+            if key in results:
+                raise GroupsNotConsecutive(f"rows of group {key} are not consecutive")
+            results[key] = pool.submit(write, key, table.drop_columns(group_columns))
+            pending.append(results[key])
             while len(pending) > _IN_FLIGHT:
                 pending.popleft().result()
-        for future in pending:
-            future.result()
-    return keys
+    return {key: future.result() for key, future in results.items()}
 
 
 def _groups(

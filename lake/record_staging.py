@@ -51,10 +51,10 @@ def stage_objects(
     objects: list[ObjectInfo],
     scratch: Path,
 ) -> Staged:
-    """Create the table `staged_records(_object, _position, raw)` holding every record of
+    """Create the view `staged_records(_object, _position, raw)` over every record of
     the given objects that reached DuckDB (the rest is in `Staged.rejected`)."""
     files = {i: _local_file(landing, info, scratch) for i, info in enumerate(objects)}
-    fast = {i: path for i, path in files.items() if spec.format in _DUCKDB_FORMATS}
+    fast = _indexed_links(files, scratch) if spec.format in _DUCKDB_FORMATS else {}
     staged = _load(con, spec, objects, files, fast)
     if staged is None:  # some file has a malformed record: find it, the others stay fast
         fast = {i: path for i, path in fast.items() if _duckdb_reads(con, spec, path)}
@@ -82,9 +82,7 @@ def _load(
     except duckdb.Error:  # malformed JSON, a truncated gzip, binary junk, a huge record...
         return None
     parts.append("SELECT _object, _position, raw FROM python_records")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
-    for compression in _COMPRESSIONS:
-        con.execute(f"DROP TABLE IF EXISTS raw_{compression}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
     return staged
 
 
@@ -95,31 +93,44 @@ def _read_fast_files(
     con: duckdb.DuckDBPyConnection, spec: StreamSpec, fast: dict[int, Path]
 ) -> list[str]:
     """Read the files DuckDB accepts with one multi-file scan per compression (parallel
-    across files) into `raw_<compression>`, whose rowids keep file and record order; return
-    SELECTs giving (_object, _position, raw): position = rowid - the file's first rowid."""
-    groups: dict[str, dict[str, int]] = {c: {} for c in _COMPRESSIONS}
-    for i, path in fast.items():
-        groups[_compression_of(path)][str(path)] = i
+    across files) into `raw_<compression>(_object, raw)`, whose rowids keep file and
+    record order; return SELECTs giving (_object, _position, raw), where position =
+    rowid - the object's first rowid. Each file is read through a link named by its object
+    index, so the index comes from the file name and no join reorders the records."""
+    groups: dict[str, list[str]] = {c: [] for c in _COMPRESSIONS}
+    for path in fast.values():
+        groups[_compression_of(path)].append(str(path))
     parts = []
-    for compression, files in groups.items():
-        if not files:
-            continue
+    for compression, links in groups.items():
         table = f"raw_{compression}"
+        if not links:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+            continue
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT filename, json::VARCHAR AS raw "
+            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"SELECT parse_filename(filename, true)::BIGINT AS _object, json::VARCHAR AS raw "
             f"FROM read_json_objects(?, {_reader_options(spec, compression)}, filename=true)",
-            [list(files)],
+            [links],
         )
-        con.register(
-            f"{table}_files", pa.table({"filename": list(files), "_object": list(files.values())})
+        firsts = dict(
+            con.execute(f"SELECT _object, min(rowid) FROM {table} GROUP BY _object").fetchall()
         )
+        first_rowids = "[" + ", ".join(str(firsts.get(i, 0)) for i in range(max(fast) + 1)) + "]"
         parts.append(
-            f"SELECT m._object::BIGINT AS _object, (r.rowid - o.first)::BIGINT AS _position, r.raw "
-            f"FROM {table} r "
-            f"JOIN (SELECT filename, min(rowid) AS first FROM {table} GROUP BY filename) o USING (filename) "
-            f"JOIN {table}_files m USING (filename)"
+            f"SELECT _object, (rowid - {first_rowids}[_object + 1])::BIGINT AS _position, raw "
+            f"FROM {table}"
         )
     return parts
+
+
+def _indexed_links(files: dict[int, Path], scratch: Path) -> dict[int, Path]:
+    """A link to each file named by its object index (see _read_fast_files)."""
+    folder = Path(tempfile.mkdtemp(dir=scratch, prefix="links-"))
+    links = {}
+    for i, path in files.items():
+        links[i] = folder / str(i)
+        links[i].symlink_to(path.resolve())
+    return links
 
 
 def _local_file(landing: Storage, info: ObjectInfo, scratch: Path) -> Path:
