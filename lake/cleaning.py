@@ -88,8 +88,8 @@ def sql_string(text: str) -> str:
 def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamSpec) -> str:
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
-    `_reason` (NULL when the record is clean), `_key_hash` (the dedup key's MD5 as a
-    HUGEINT) and `_shape`
+    `_reason` (NULL when the record is clean), `_key_hi` and `_key_lo` (the dedup key's
+    MD5 in two UBIGINT halves) and `_shape`
     (a hash of the record's top-level key list: records share a few shapes, so repeated
     keys and fields the catalog lacks are looked for once per shape, see shape_keys_sql)."""
     structure = sql_string(json.dumps(varchar_structure(schema)))
@@ -106,9 +106,12 @@ WITH parsed AS (
     SELECT _object, _position, _jt, _shape, {", ".join(leaves) or "NULL AS _none"}
     FROM parsed
 ), typed AS (
-    SELECT *, {", ".join(typed) or "NULL AS _none2"} FROM leaves
+    SELECT *, {", ".join(typed) or "NULL AS _none2"},
+           md5_number({_q("v_" + _dedup_column(columns, spec))}) AS _key_hash
+    FROM leaves
 )
-SELECT _object, _position, _shape, md5_number({_q("v_" + _dedup_column(columns, spec))}) AS _key_hash,
+SELECT _object, _position, _shape,
+       (_key_hash >> 64)::UBIGINT AS _key_hi, (_key_hash & {(1 << 64) - 1})::UBIGINT AS _key_lo,
        {reasons} AS _reason,
        {", ".join(_q(c.name) for c in columns)}
 FROM typed

@@ -29,8 +29,8 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from lake.cleaned_io import parquet_bytes
 from lake.config import REPO_ROOT
+from lake.parquet_writing import parquet_bytes
 from lake.storage import LocalStorage, Storage
 
 MARTS_DIR = REPO_ROOT / "sql" / "marts"

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.cleaned_io import parquet_bytes
 from lake.marts import (
     MARTS_DIR,
     MartDefinitionError,
@@ -21,6 +20,7 @@ from lake.marts import (
     parse_mart,
     warehouse_connection,
 )
+from lake.parquet_writing import parquet_bytes
 from lake.storage import LocalStorage
 
 STREAMS = {"robot_telemetry", "clickstream", "cloudtrail"}

@@ -1,15 +1,16 @@
-"""Writing a query's rows as one Parquet file per group, streaming.
+"""Writing Parquet: one table as zstd bytes, or a stream of rows as one file per group.
 
-The rows arrive ordered by their group columns (say object and event date), so each
-group is a run of consecutive rows: a group is complete as soon as the next one starts,
-and only the groups being written are held in memory. pyarrow encodes and compresses
-with the GIL released, so two writer threads keep both cores busy; this is faster than
-DuckDB's PARTITION_BY, which buffers every partition before writing.
+For write_groups, the rows arrive ordered by their group columns (say the source object),
+so each group is a run of consecutive rows, complete as soon as the next one starts.
+pyarrow encodes and compresses with the GIL released, so two writer threads keep both
+cores busy; for many small files this is faster than DuckDB's PARTITION_BY (measured in
+bench/README.md).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 T = TypeVar("T")
 
@@ -25,6 +27,15 @@ WriteGroup = Callable[[GroupKey, pa.Table], T]
 
 WRITER_THREADS = 2
 _IN_FLIGHT = 2 * WRITER_THREADS  # groups handed over but not written yet
+
+
+def parquet_bytes(table: pa.Table, no_dictionary: set[str] = frozenset()) -> bytes:
+    """zstd Parquet; `no_dictionary` names columns whose values are (nearly) all distinct,
+    where a dictionary only costs time."""
+    buf = io.BytesIO()
+    dictionary = [c for c in table.column_names if c not in no_dictionary]
+    pq.write_table(table, buf, compression="zstd", use_dictionary=dictionary)
+    return buf.getvalue()
 
 
 class GroupsNotConsecutive(ValueError):

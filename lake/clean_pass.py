@@ -1,0 +1,307 @@
+"""One pass of an hour's cleaning: some of its objects staged, typed, deduplicated, written.
+
+DuckDB does the SQL (lake.record_staging gets the records in, lake.cleaning types them);
+the typed records come back as one Arrow table in (object, position) order, registered
+in DuckDB as `typed` for the dedup and count queries and sliced per object for the files,
+so they are materialized once. The hour's passes share one DuckDB connection, the keys
+seen so far (`seen_keys`) and the keys written (`new_keys`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.clean_report import HourReport, ObjectCounts
+from lake.cleaning import (
+    ROW_SPAN,
+    Column,
+    add_unknown_fields,
+    leaf_columns_of,
+    repeated_key,
+    shape_keys_sql,
+    sql_string,
+    typing_sql,
+    unknown_fields_sql,
+)
+from lake.dedup_state import SEEN_TABLE
+from lake.hive_types import Struct
+from lake.parquet_writing import GroupKey, GroupsNotConsecutive, parquet_bytes, write_groups
+from lake.record_staging import SOURCE_VIEW, Staged, stage_objects
+from lake.storage import ObjectInfo, Storage
+from lake.streams import StreamSpec
+
+NEW_KEYS_TABLE = "new_keys"  # (dt, hi, lo, obj): the keys this run wrote
+_BATCH_ROWS = 1 << 17  # rows handed to the Parquet writers at a time
+
+
+class HourRun:
+    """What one clean_hour run shares across its passes over the hour's objects."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        spec: StreamSpec,
+        landing: Storage,
+        lake: Storage,
+        hour: datetime,
+        scratch: Path,
+        report: HourReport,
+        schema: Struct,
+        ingested_at: datetime | None,
+    ) -> None:
+        self.con, self.spec, self.landing, self.lake = con, spec, landing, lake
+        self.hour, self.scratch, self.report, self.schema = hour, scratch, report, schema
+        self.ingested_at = ingested_at or datetime.now(UTC)
+        self.per_object: dict[str, ObjectCounts] = {}
+        con.execute(
+            f"CREATE TEMP TABLE {NEW_KEYS_TABLE} (dt DATE, hi UBIGINT, lo UBIGINT, obj VARCHAR)"
+        )
+
+    def clean_pass(self, chunk: list[ObjectInfo], names: list[str], n: int) -> None:
+        """Stage, type, deduplicate and write some of the hour's objects (`names` are their
+        output names)."""
+        work = self.scratch / f"pass-{n}"
+        work.mkdir()
+        staged = stage_objects(self.con, self.spec, self.landing, chunk, work)
+        self.report.objects_split_in_python += len(staged.python_split)
+        columns, typed = self._type_records()
+        self.con.register("objects", _objects_table(chunk, names))
+        dropped = _drop_duplicates(self.con)
+        self.per_object.update({name: ObjectCounts() for name in names})
+        self._write_cleaned(chunk, names, columns, typed, dropped)
+        self._write_quarantine(staged, names, typed)
+        self._count(staged, names)
+        self.con.execute(
+            f"INSERT INTO {NEW_KEYS_TABLE} "
+            "SELECT dt, hi, lo, o._name AS obj FROM firsts JOIN objects o USING (_object)"
+        )
+        self.con.execute(f"INSERT INTO {SEEN_TABLE} SELECT hi, lo FROM firsts")
+        dates = self.con.execute("SELECT DISTINCT dt FROM firsts").fetchall()
+        self.report.event_dates |= {f"{d:%Y-%m-%d}" for (d,) in dates}
+        self.con.unregister("typed")
+        shutil.rmtree(work)  # fetched S3 objects and links made for this pass
+
+    def _type_records(self) -> tuple[list[Column], pa.Table]:
+        """Every staged record with its typed columns or a reason, its event date `_dt`
+        (registered as `typed`). Top-level fields the catalog lacks are added, typed from
+        the records (and reported), not dropped."""
+        for _ in range(2):
+            columns = leaf_columns_of(self.schema, self.spec)
+            sql = typing_sql(SOURCE_VIEW, self.schema, columns, self.spec)
+            typed = self.con.sql(
+                f"SELECT *, {self._event_date(columns)} AS _dt FROM ({sql})"
+            ).to_arrow_table()
+            self.con.register("typed", typed)
+            shapes = self.con.execute(shape_keys_sql(SOURCE_VIEW, "typed")).fetchall()
+            typed = self._quarantine_repeated_keys(typed, shapes)
+            unknown: dict[str, None] = {}  # first-seen order
+            novel = []
+            for shape, keys in shapes:
+                new = [k for k in keys if k not in self.schema.fields]
+                unknown.update(dict.fromkeys(new))
+                if new:
+                    novel.append(shape)
+            if not unknown:
+                return columns, typed
+            added = self.report.columns_not_in_catalog.get("added", [])
+            self.report.columns_not_in_catalog = {"added": added + list(unknown)}
+            structure = self.con.execute(unknown_fields_sql(SOURCE_VIEW, novel)).fetchall()[0][0]
+            self.schema = add_unknown_fields(self.schema, list(unknown), json.loads(structure))
+        return columns, typed
+
+    def _event_date(self, columns: list[Column]) -> str:
+        """SQL for a record's event date (the arrival date if the catalog has no event time)."""
+        for c in columns:
+            if c.path == (self.spec.event_time_field,):
+                return f'CAST("{c.name}" AS DATE)'
+        return f"DATE '{self.hour:%Y-%m-%d}'"
+
+    def _quarantine_repeated_keys(
+        self, typed: pa.Table, shapes: list[tuple[int, list[str]]]
+    ) -> pa.Table:
+        """A record with a key twice is ambiguous (which value counts?): it is quarantined,
+        whatever else is wrong with it."""
+        repeated = [(shape, repeated_key(keys)) for shape, keys in shapes]
+        repeated = [(shape, key) for shape, key in repeated if key is not None]
+        if not repeated:
+            return typed
+        reasons = typed["_reason"]
+        for shape, key in repeated:
+            of_shape = pc.fill_null(pc.equal(typed["_shape"], shape), False)
+            reasons = pc.if_else(of_shape, f"duplicate key in record: {key}", reasons)
+        typed = typed.set_column(typed.schema.get_field_index("_reason"), "_reason", reasons)
+        self.con.register("typed", typed)
+        return typed
+
+    def _write_cleaned(
+        self,
+        chunk: list[ObjectInfo],
+        names: list[str],
+        columns: list[Column],
+        typed: pa.Table,
+        dropped: pa.Array | None,
+    ) -> None:
+        """One zstd file per object and event date, records in their order. `typed` is in
+        object and position order, so each object is a run of rows (no sort); should an
+        object ever come in pieces, the rows are sorted and all files rewritten."""
+        keep = pc.is_null(typed["_reason"])
+        if dropped is not None:
+            rid = pc.add(pc.multiply(typed["_object"], ROW_SPAN), typed["_position"])
+            keep = pc.and_(keep, pc.invert(pc.is_in(rid, value_set=dropped)))
+        rows = typed.select([c.name for c in columns] + ["_position", "_dt", "_object"])
+        if pc.sum(pc.invert(keep)).as_py():
+            rows = rows.filter(keep)
+        unique = {"_position"} | {
+            c.name
+            for c in columns
+            if c.path in ((self.spec.dedup_key,), (self.spec.event_time_field,))
+        }
+
+        def write(group: GroupKey, table: pa.Table) -> list[str]:
+            index = group[0]
+            assert isinstance(index, int)
+            days = pc.unique(table["_dt"]).to_pylist()
+            keys = []
+            for day in days:
+                part = table if len(days) == 1 else table.filter(pc.equal(table["_dt"], day))
+                keys.append(f"cleaned/{self.spec.name}/dt={day:%Y-%m-%d}/{names[index]}")
+                part = self._with_lineage(part.drop_columns(["_dt"]), chunk[index].key)
+                self.lake.write(keys[-1], parquet_bytes(part, no_dictionary=unique))
+            return keys
+
+        try:
+            files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
+        except GroupsNotConsecutive:
+            rows = rows.sort_by([("_object", "ascending"), ("_position", "ascending")])
+            files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
+        for (index,), keys in files.items():
+            self.per_object[names[index]].files += keys  # type: ignore[index]
+
+    def _with_lineage(self, rows: pa.Table, source_key: str) -> pa.Table:
+        """The record columns, then _source_key, _position, _arrival_hour, _ingested_at
+        (constants made per file, not carried per row)."""
+        n = rows.num_rows
+        position = rows.column("_position")
+        rows = rows.drop_columns(["_position"])
+        utc = pa.timestamp("us", tz="UTC")
+        lineage = {
+            "_source_key": pa.repeat(pa.scalar(source_key), n),
+            "_position": position,
+            "_arrival_hour": pa.repeat(pa.scalar(self.hour, utc), n),
+            "_ingested_at": pa.repeat(pa.scalar(self.ingested_at, utc), n),
+        }
+        for name, values in lineage.items():
+            rows = rows.append_column(name, values)
+        return rows
+
+    def _write_quarantine(self, staged: Staged, names: list[str], typed: pa.Table) -> None:
+        """Records with a reason, and what staging refused, one file per object."""
+        if typed["_reason"].null_count == typed.num_rows and not staged.rejected:
+            return
+        self.con.register("rejected", _rejected_table(staged))
+        arrival = sql_string(self.hour.isoformat())
+        ingested = sql_string(self.ingested_at.isoformat())
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE quarantined AS
+                SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
+                       q.raw AS raw_text, {arrival}::TIMESTAMPTZ AS arrival_hour,
+                       {ingested}::TIMESTAMPTZ AS quarantined_at
+                FROM (SELECT t._object, t._position, t._reason AS reason, s.raw
+                      FROM typed t JOIN {SOURCE_VIEW} s USING (_object, _position)
+                      WHERE t._reason IS NOT NULL
+                      UNION ALL SELECT _object, _position, reason, raw FROM rejected) q
+                JOIN objects o USING (_object)"""
+        )
+        indexes = self.con.execute("SELECT DISTINCT _object FROM quarantined ORDER BY 1").fetchall()
+        for (index,) in indexes:
+            rows = self.con.sql(
+                "SELECT source_key, position, reason, raw_text, arrival_hour, quarantined_at "
+                "FROM quarantined WHERE _object = ? ORDER BY position",
+                params=[index],
+            ).to_arrow_table()
+            key = f"quarantine/{self.spec.name}/dt={self.hour:%Y-%m-%d}/{names[index]}"
+            self.lake.write(key, parquet_bytes(rows))
+            self.per_object[names[index]].files.append(key)
+
+    def _count(self, staged: Staged, names: list[str]) -> None:
+        typed = self.con.execute(
+            """SELECT _object, count(*) FILTER (WHERE _reason IS NULL),
+                      count(*) FILTER (WHERE _reason IS NOT NULL)
+               FROM typed GROUP BY _object"""
+        ).fetchall()
+        kept = dict(
+            self.con.execute("SELECT _object, count(*) FROM firsts GROUP BY _object").fetchall()
+        )
+        for index, good, bad in typed:
+            c = self.per_object[names[index]]
+            c.records_in += good + bad
+            c.records_quarantined += bad
+            c.records_cleaned = kept.get(index, 0)
+            c.duplicates_dropped = good - c.records_cleaned
+        for r in staged.rejected:
+            c = self.per_object[names[r.object_index]]
+            c.records_in += 1
+            c.records_quarantined += 1
+
+
+def _rejected_table(staged: Staged) -> pa.Table:
+    return pa.table(
+        {
+            "_object": pa.array([r.object_index for r in staged.rejected], pa.int64()),
+            "_position": pa.array([r.position for r in staged.rejected], pa.int64()),
+            "reason": pa.array([r.reason for r in staged.rejected], pa.string()),
+            "raw": pa.array([r.raw_text for r in staged.rejected], pa.string()),
+        }
+    )
+
+
+def _objects_table(chunk: list[ObjectInfo], names: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "_object": pa.array(range(len(chunk)), pa.int64()),
+            "_source_key": pa.array([o.key for o in chunk], pa.string()),
+            "_name": pa.array(names, pa.string()),
+        }
+    )
+
+
+def _drop_duplicates(con: duckdb.DuckDBPyConnection) -> pa.Array | None:
+    """The row ids (object * ROW_SPAN + position) of typed records whose dedup key came
+    earlier in (object, position) order in this run or is among the keys already written;
+    None when there are none. `firsts` (narrow: row id, object, event date, 128-bit key
+    halves) lists the records kept."""
+    rid = f"_object * {ROW_SPAN} + _position"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE firsts AS
+        SELECT hi, lo, arg_min(_object, rid) AS _object, min(rid) AS rid,
+               arg_min(_dt, rid) AS dt, count(*) AS copies
+        FROM (SELECT _object, {rid} AS rid, _dt, _key_hi AS hi, _key_lo AS lo
+              FROM typed WHERE _reason IS NULL)
+        GROUP BY hi, lo
+        """
+    )
+    copies, seen_keys = con.execute(
+        f"SELECT (SELECT max(copies) FROM firsts), (SELECT count(*) FROM {SEEN_TABLE})"
+    ).fetchall()[0]
+    if (copies or 0) <= 1 and not seen_keys:
+        return None  # nothing to drop (the usual first run of an hour)
+    seen = f"EXISTS (SELECT 1 FROM {SEEN_TABLE} s WHERE s.hi = firsts.hi AND s.lo = firsts.lo)"
+    dropped = con.sql(
+        f"""
+        SELECT k.rid
+        FROM (SELECT {rid} AS rid, _key_hi AS hi, _key_lo AS lo FROM typed WHERE _reason IS NULL) k
+        JOIN (SELECT hi, lo, rid FROM firsts WHERE copies > 1) f
+            ON f.hi = k.hi AND f.lo = k.lo AND k.rid <> f.rid
+        UNION ALL SELECT rid FROM firsts WHERE {seen}
+        """
+    ).to_arrow_table()["rid"]
+    con.execute(f"DELETE FROM firsts WHERE {seen}")
+    return dropped.combine_chunks() if len(dropped) else None
