@@ -603,3 +603,62 @@ def test_a_record_larger_than_duckdbs_reader_takes_goes_the_python_way(
         0,
         1,
     ]
+
+
+def many_objects(landing: LocalStorage, objects: int, per_object: int) -> dict[str, list[str]]:
+    """Objects of concatenated records with one late record each; event ids by object key."""
+    written = {}
+    for o in range(objects):
+        ids = [f"o{o}-r{r}" for r in range(per_object)]
+        late = per_object // 2  # one record of the day before, in the middle of the object
+        body = "".join(
+            dumps(rec(eid, ts="2026-11-20T23:59:00Z" if r == late else "2026-11-21T08:10:00Z"))
+            for r, eid in enumerate(ids)
+        )
+        written[put(landing, o % 60, f"m{o:03d}", body)] = ids
+    return written
+
+
+def test_each_file_holds_one_objects_records_in_their_order(
+    landing: LocalStorage, lake: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lake import cleaned_io
+
+    monkeypatch.setattr(cleaned_io, "CHUNK_BYTES", 40_000)  # several objects a pass, 3+ passes
+    written = many_objects(landing, objects=12, per_object=2_000)
+    report = run(landing, lake)
+
+    assert report.records_cleaned == 12 * 2_000
+    for key, ids in written.items():
+        late = ids[len(ids) // 2]
+        today = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
+        before = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-20/{out_name(key)}")
+        assert [r["event_id"] for r in today] == [i for i in ids if i != late]
+        assert [r["_position"] for r in today] == [p for p in range(len(ids)) if p != len(ids) // 2]
+        assert {r["_source_key"] for r in today} == {key}
+        assert [(r["event_id"], r["_position"]) for r in before] == [(late, len(ids) // 2)]
+
+
+def test_objects_handed_over_in_pieces_are_sorted_and_rewritten(
+    landing: LocalStorage, lake: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lake import clean_pass
+    from lake.parquet_writing import GroupsNotConsecutive
+
+    calls = []
+
+    def first_call_fails(reader: pa.RecordBatchReader, columns: list[str], write: Any) -> Any:
+        calls.append(columns)
+        if len(calls) == 1:
+            raise GroupsNotConsecutive("simulated")
+        return real(reader, columns, write)
+
+    real = clean_pass.write_groups
+    monkeypatch.setattr(clean_pass, "write_groups", first_call_fails)
+    written = many_objects(landing, objects=3, per_object=50)
+    report = run(landing, lake)
+
+    assert len(calls) == 2 and report.records_cleaned == 150
+    for key, ids in written.items():
+        today = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
+        assert [r["event_id"] for r in today] == [i for i in ids if i != ids[25]]
