@@ -12,14 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.marts import (
-    MARTS_DIR,
-    MartDefinitionError,
-    build_mart,
-    load_marts,
-    parse_mart,
-    warehouse_connection,
-)
+from lake.mart_build import build_mart, warehouse_connection
+from lake.marts import MARTS_DIR, MartDefinitionError, load_marts, parse_mart
 from lake.parquet_writing import parquet_bytes
 from lake.storage import LocalStorage
 

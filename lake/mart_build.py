@@ -1,0 +1,277 @@
+"""Building a mart partition: run its SQL in DuckDB over the lake, write what it produces.
+
+For each daily partition (or the whole table when not partitioned):
+- `marts/<mart>/dt=<day>/<mart>-0000.parquet` (written even when empty, so marts reading it
+  see a typed table), its column order and types those of the Redshift DDL;
+- the partition replaced in the DuckDB warehouse table `marts.<mart>`, in one transaction;
+- `redshift/<mart>/create_table.sql`, and per partition a COPY manifest and a load script
+  (lake.redshift).
+
+A mart's SQL reads its partition's day as `getvariable('mart_day')` (NULL when not
+partitioned). Cleaned inputs are typed from the catalog: a column no file of the day has yet, or a day
+with no file at all, reads as NULLs of the right type, so a mart does not break because a
+rare field (a failed console login) did not occur that day.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from lake import redshift
+from lake.marts import MartDefinitionError, MartSpec
+from lake.parquet_writing import parquet_bytes
+from lake.storage import LocalStorage, ObjectNotFound, Storage
+
+WarehouseConnect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+InputColumns = dict[str, list[tuple[str, str]]]  # cleaned stream -> [(column, DuckDB type)]
+LINEAGE_TYPES = [
+    ("_source_key", "VARCHAR"),
+    ("_position", "BIGINT"),
+    ("_arrival_hour", "TIMESTAMPTZ"),
+    ("_ingested_at", "TIMESTAMPTZ"),
+    ("dt", "DATE"),
+]
+
+
+@dataclass
+class MartBuild:
+    rows: int = 0
+    files: list[str] = field(default_factory=list)
+    missing_inputs: list[str] = field(default_factory=list)  # not built yet: mart skipped
+    empty_inputs: list[str] = field(default_factory=list)  # no data that day: read as empty
+    columns: list[tuple[str, str]] = field(default_factory=list)
+    redshift_files: list[str] = field(default_factory=list)
+    result: pa.Table | None = None
+
+
+def build_mart(
+    spec: MartSpec,
+    day: date | None,
+    lake: Storage,
+    warehouse: WarehouseConnect,
+    cleaned_columns: InputColumns | None = None,
+    iam_role: str = "default",
+) -> MartBuild:
+    """Compute one mart (one day of it when daily) and write it to the lake, the DuckDB
+    warehouse and the Redshift load files."""
+    build = MartBuild()
+    with tempfile.TemporaryDirectory(prefix="mart-") as scratch:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        for layer, table in spec.deps:
+            days = _input_days(spec, day)
+            paths = _input_files(lake, layer, table, days, Path(scratch))
+            columns = (cleaned_columns or {}).get(table) if layer == "cleaned" else None
+            if not paths and columns is None:
+                build.missing_inputs.append(f"{layer}.{table}")
+                continue
+            if not paths:
+                build.empty_inputs.append(f"{layer}.{table}")
+            _create_input_view(con, layer, table, paths, columns)
+        if not build.missing_inputs:
+            build.result = _run(con, spec, day)
+        con.close()
+    prefix = f"marts/{spec.name}/" + (f"dt={day}/" if day else "")
+    key = f"{prefix}{spec.name}-0000.parquet"
+    for stale in list(lake.list(prefix)):
+        if stale.key != key:
+            lake.delete(stale.key)
+    if build.result is None:
+        if lake.exists(key):
+            lake.delete(key)
+    else:
+        data = parquet_bytes(build.result)
+        lake.write(key, data)
+        build.files.append(key)
+        build.rows = build.result.num_rows
+        build.columns = [(f.name, str(f.type)) for f in build.result.schema]
+        build.redshift_files = write_redshift_files(
+            lake, spec, day, key, len(data), build.result, iam_role
+        )
+    with warehouse() as con:
+        load_into_warehouse(con, spec, day, build.result)
+    return build
+
+
+def _input_days(spec: MartSpec, day: date | None) -> list[date] | None:
+    if day is None:
+        return None
+    return [day - timedelta(days=n) for n in range(spec.lookback_days, -1, -1)]
+
+
+def _run(con: duckdb.DuckDBPyConnection, spec: MartSpec, day: date | None) -> pa.Table:
+    """The mart's rows; its SQL can read the partition's day as getvariable('mart_day')."""
+    con.execute(f"SET VARIABLE mart_day = {f'DATE {_sql_string(str(day))}' if day else 'NULL'}")
+    relation = con.sql(spec.sql)
+    if spec.partitioned_by == "day":
+        if "dt" not in relation.columns:
+            raise MartDefinitionError(f"{spec.path.name}: a daily mart must select a dt column")
+        if day is not None:  # lookback marts read earlier days: keep the partition's own
+            return con.sql(f"SELECT * FROM ({spec.sql}) WHERE dt = DATE '{day}'").to_arrow_table()
+    return relation.to_arrow_table()
+
+
+def _create_input_view(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    table: str,
+    paths: list[Path],
+    columns: list[tuple[str, str]] | None,
+) -> None:
+    """`<layer>.<table>` over the files; with `columns` (cleaned, from the catalog) every
+    catalog column is there, NULL where the files do not have it."""
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+    view = f'"{layer}"."{table}"'
+    if paths:
+        files = ", ".join(_sql_string(str(p)) for p in paths)
+        hive = "true" if layer == "cleaned" else "false"
+        source = f"read_parquet([{files}], union_by_name=true, hive_partitioning={hive})"
+        if columns is None:
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {source}")
+            return
+        present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    else:
+        source, present = "(SELECT 1) WHERE false", set()
+    assert columns is not None
+    named = {name for name, _ in columns}
+    wanted = columns + [(n, t) for n, t in LINEAGE_TYPES if n not in named]
+    select = ", ".join(
+        f'"{name}"' if name in present else f'NULL::{duck_type} AS "{name}"'
+        for name, duck_type in wanted
+    )
+    extra = sorted(present - {name for name, _ in wanted})
+    if extra:  # columns the catalog does not know yet (added by cleaning): keep them
+        select += ", " + ", ".join(f'"{name}"' for name in extra)
+    con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _input_files(
+    lake: Storage, layer: str, table: str, days: list[date] | None, scratch: Path
+) -> list[Path]:
+    folder = f"{layer}/{table}/"
+    prefixes = [folder] if days is None else [f"{folder}dt={d}/" for d in days]
+    keys = [o.key for p in prefixes for o in lake.list(p) if o.key.endswith(".parquet")]
+    if isinstance(lake, LocalStorage):
+        return [lake.path(k) for k in keys]
+    local = []  # DuckDB has no S3 reader offline here: fetch the day's files with boto3
+    for key in keys:
+        target = scratch / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(lake.read(key))
+        local.append(target)
+    return local
+
+
+def write_redshift_files(
+    lake: Storage,
+    spec: MartSpec,
+    day: date | None,
+    parquet_key: str,
+    parquet_size: int,
+    result: pa.Table,
+    iam_role: str,
+) -> list[str]:
+    """DDL for the table (VARCHAR widths the widest any partition needed so far), and the
+    partition's manifest and load script."""
+    state_key = f"_state/redshift/{spec.name}.json"
+    try:
+        known = json.loads(lake.read(state_key))["varchar_widths"]
+    except ObjectNotFound:
+        known = {}
+    columns = redshift.columns_of(result, known)
+    widened = [c for c in columns if c.width and c.name in known and c.width > known[c.name]]
+    folder = f"redshift/{spec.name}/"
+    partition = folder + (f"dt={day}/" if day else "")
+    manifest_key = f"{partition}manifest.json"
+    files = {
+        f"{folder}create_table.sql": redshift.create_table_ddl(spec, columns),
+        manifest_key: redshift.manifest([(lake.uri_of(parquet_key), parquet_size)]),
+        f"{partition}load.sql": redshift.load_script(
+            spec, columns, lake.uri_of(manifest_key), str(day) if day else None, widened, iam_role
+        ),
+    }
+    for key, text in files.items():
+        lake.write(key, text.encode())
+    widths = {**known, **{c.name: c.width for c in columns if c.width}}
+    lake.write(state_key, json.dumps({"varchar_widths": widths}, indent=1).encode())
+    return list(files)
+
+
+def load_into_warehouse(
+    con: duckdb.DuckDBPyConnection, spec: MartSpec, day: date | None, result: pa.Table | None
+) -> None:
+    """Replace the mart's day (or the whole table) in the DuckDB warehouse, in one transaction."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    table = f'marts."{spec.name}"'
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema='marts' AND table_name=?",
+        [spec.name],
+    ).fetchall()[0][0]
+    con.execute("BEGIN")
+    try:
+        if result is not None:
+            con.register("mart_result", result)
+        if not exists and result is not None:
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM mart_result")
+        elif exists:
+            if day is not None and spec.partitioned_by == "day":
+                con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
+            else:
+                con.execute(f"DELETE FROM {table}")
+            if result is not None and result.num_rows:
+                _add_new_columns(con, table, spec.name)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM mart_result")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        if result is not None:
+            con.unregister("mart_result")
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, name: str) -> None:
+    existing = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema='marts' AND table_name=?",
+            [name],
+        ).fetchall()
+    }
+    for column, duck_type, *_ in con.execute("DESCRIBE SELECT * FROM mart_result").fetchall():
+        if column not in existing:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {duck_type}')
+
+
+@contextmanager
+def warehouse_connection(
+    path: str, attempts: int = 30, wait_s: float = 1.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse file; DuckDB allows one writer process, so wait for another to let go."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        try:
+            con = duckdb.connect(path)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(wait_s)
+    try:
+        yield con
+    finally:
+        con.close()

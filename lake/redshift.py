@@ -1,0 +1,168 @@
+"""What Redshift needs to load a mart: CREATE TABLE DDL, a COPY manifest, a load script.
+
+Types follow Redshift's COPY rules for Parquet (the column order and types of the mart's
+Parquet files are the table's): integers to SMALLINT/INTEGER/BIGINT, doubles to DOUBLE
+PRECISION, decimals to DECIMAL(p,s), UTC timestamps to TIMESTAMPTZ, strings to
+VARCHAR(n) with n the longest value in bytes (rounded up, so a day with longer values
+rarely needs a wider column), nested values (lists, structs, maps) to SUPER, loaded with
+SERIALIZETOJSON. Everything written here parses with sqlglot's Redshift dialect (tested).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.marts import MartSpec
+
+SCHEMA = "marts"
+MAX_VARCHAR = 65535
+MIN_VARCHAR = 16
+
+
+class RedshiftTypeError(ValueError):
+    """A mart column whose type Redshift cannot load from Parquet."""
+
+
+@dataclass(frozen=True)
+class RedshiftColumn:
+    name: str
+    type: str  # Redshift type, e.g. VARCHAR(64)
+    nested: bool = False
+
+    @property
+    def width(self) -> int | None:
+        return int(self.type[8:-1]) if self.type.startswith("VARCHAR(") else None
+
+
+def columns_of(table: pa.Table, known: dict[str, int] | None = None) -> list[RedshiftColumn]:
+    """Redshift columns for a mart result; `known` holds VARCHAR widths already deployed
+    (columns never get narrower)."""
+    known = known or {}
+    return [
+        _column(field, table.column(field.name), known.get(field.name)) for field in table.schema
+    ]
+
+
+def _column(field: pa.Field, values: pa.ChunkedArray, known_width: int | None) -> RedshiftColumn:
+    t = field.type
+    name = field.name
+    if pa.types.is_nested(t):
+        return RedshiftColumn(name, "SUPER", nested=True)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        longest = pc.max(pc.binary_length(values)).as_py() or 0
+        return RedshiftColumn(name, f"VARCHAR({max(_round_up(longest), known_width or 0)})")
+    if pa.types.is_timestamp(t):
+        return RedshiftColumn(name, "TIMESTAMPTZ" if t.tz else "TIMESTAMP")
+    simple = {
+        pa.bool_(): "BOOLEAN",
+        pa.int8(): "SMALLINT",
+        pa.int16(): "SMALLINT",
+        pa.int32(): "INTEGER",
+        pa.int64(): "BIGINT",
+        pa.uint8(): "SMALLINT",
+        pa.uint16(): "INTEGER",
+        pa.uint32(): "BIGINT",
+        pa.float32(): "REAL",
+        pa.float64(): "DOUBLE PRECISION",
+        pa.date32(): "DATE",
+    }
+    if t in simple:
+        return RedshiftColumn(name, simple[t])
+    if pa.types.is_decimal(t):
+        if t.precision > 38:
+            raise RedshiftTypeError(f"column {name}: {t} is wider than Redshift's DECIMAL(38)")
+        return RedshiftColumn(name, f"DECIMAL({t.precision},{t.scale})")
+    raise RedshiftTypeError(f"column {name}: {t} has no Redshift type for a Parquet COPY")
+
+
+def _round_up(length: int) -> int:
+    """The next power of two at or above `length`, within Redshift's VARCHAR limits."""
+    width = MIN_VARCHAR
+    while width < length:
+        width *= 2
+    if length > MAX_VARCHAR:
+        raise RedshiftTypeError(f"a value of {length} bytes is longer than VARCHAR(65535)")
+    return min(width, MAX_VARCHAR)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_name(spec: MartSpec) -> str:
+    return f"{SCHEMA}.{_q(spec.name)}"
+
+
+def create_table_ddl(spec: MartSpec, columns: list[RedshiftColumn]) -> str:
+    """CREATE TABLE with DISTSTYLE/DISTKEY/SORTKEY from the mart file's header."""
+    names = {c.name for c in columns}
+    for key in (spec.distkey, *spec.sortkey):
+        if key and key not in names:
+            raise RedshiftTypeError(f"{spec.path.name}: key column {key!r} is not in the result")
+    body = ",\n".join(f"    {_q(c.name)} {c.type}" for c in columns)
+    ddl = f"CREATE TABLE IF NOT EXISTS {table_name(spec)} (\n{body}\n)"
+    ddl += f"\nDISTSTYLE {spec.diststyle.upper()}"
+    if spec.diststyle == "key" and spec.distkey:
+        ddl += f" DISTKEY ({_q(spec.distkey)})"
+    if spec.sortkey:
+        ddl += f"\nCOMPOUND SORTKEY ({', '.join(_q(k) for k in spec.sortkey)})"
+    return ddl + ";\n"
+
+
+def manifest(entries: list[tuple[str, int]]) -> str:
+    """A COPY manifest: every file mandatory, with its size (`meta.content_length`, which
+    Redshift requires for Parquet manifests)."""
+    return json.dumps(
+        {
+            "entries": [
+                {"url": url, "mandatory": True, "meta": {"content_length": size}}
+                for url, size in entries
+            ]
+        },
+        indent=1,
+    )
+
+
+def load_statements(
+    spec: MartSpec,
+    columns: list[RedshiftColumn],
+    manifest_url: str,
+    day: str | None,
+    widened: list[RedshiftColumn],
+    iam_role: str = "default",
+) -> tuple[list[str], list[str]]:
+    """(setup, transaction): the setup creates the schema and table and widens VARCHARs
+    (Redshift will not alter a column inside a transaction); the transaction COPYs the
+    partition into a staging table and replaces it in the target, so a re-run of the same
+    day replaces it again, never doubles it."""
+    target = table_name(spec)
+    stage = _q(f"stage_{spec.name}")
+    role = "default" if iam_role == "default" else "'" + iam_role.replace("'", "''") + "'"
+    nested = " SERIALIZETOJSON" if any(c.nested for c in columns) else ""
+    setup = [f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}", create_table_ddl(spec, columns).strip()]
+    setup += [f"ALTER TABLE {target} ALTER COLUMN {_q(c.name)} TYPE {c.type}" for c in widened]
+    transaction = [
+        f"CREATE TEMP TABLE {stage} (LIKE {target})",
+        f"COPY {stage} FROM '{manifest_url}' IAM_ROLE {role} FORMAT AS PARQUET{nested} MANIFEST",
+        f"DELETE FROM {target} WHERE dt = DATE '{day}'" if day else f"DELETE FROM {target}",
+        f"INSERT INTO {target} SELECT * FROM {stage}",
+        f"DROP TABLE {stage}",
+    ]
+    return [s.rstrip(";") for s in setup], transaction
+
+
+def load_script(
+    spec: MartSpec,
+    columns: list[RedshiftColumn],
+    manifest_url: str,
+    day: str | None,
+    widened: list[RedshiftColumn],
+    iam_role: str = "default",
+) -> str:
+    """The load as one script, to run with psql or the query editor."""
+    setup, transaction = load_statements(spec, columns, manifest_url, day, widened, iam_role)
+    return ";\n".join([*setup, "BEGIN", *transaction, "COMMIT"]) + ";\n"
