@@ -1,33 +1,67 @@
-"""marts/<name>: one asset per SQL file in sql/marts/, lineage read from the SQL."""
+"""marts/<name>: one asset per SQL file in sql/marts/, lineage read from the SQL.
 
+A daily mart partition depends on the arrival hours that can hold its events: the day,
+the days its SQL looks back (`lookback_days`), and the stream's allowed lateness after
+it. A backfill of many days is one run (BackfillPolicy.single_run) that builds the days
+in order. Alert marts notify their new rows once (lake.alerts).
+"""
+
+import math
 from datetime import date
 
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TableColumn,
     TableSchema,
+    TimeWindowPartitionMapping,
     asset,
 )
 from dagster_duckdb import DuckDBResource
 
-from lake.marts import MartSpec, build_mart
+from lake.alerts import notify_new, publisher_from_env
+from lake.cleaning import columns_from_table
+from lake.crawler import Catalog
+from lake.mart_build import InputColumns, MartBuild, build_mart
+from lake.marts import MartSpec
+from lake.redshift_data_api import RedshiftLoader
+from lake.streams import StreamCatalog
 from orchestration.partitions import daily_partitions
 from orchestration.resources import LakeResource
 
 
-def build_mart_asset(spec: MartSpec) -> AssetsDefinition:
+def mart_deps(spec: MartSpec, streams: StreamCatalog) -> list[AssetDep]:
+    deps = []
+    for layer, table in spec.deps:
+        mapping = None
+        if spec.partitioned_by == "day":
+            late_days = (
+                math.ceil(streams[table].allowed_lateness_hours / 24) if layer == "cleaned" else 0
+            )
+            mapping = TimeWindowPartitionMapping(
+                start_offset=-spec.lookback_days,
+                end_offset=late_days,
+                allow_nonexistent_upstream_partitions=True,
+            )
+        deps.append(AssetDep(AssetKey([layer, table]), partition_mapping=mapping))
+    return deps
+
+
+def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition:
     daily = spec.partitioned_by == "day"
 
     @asset(
         key=AssetKey(["marts", spec.name]),
-        deps=[AssetKey([layer, table]) for layer, table in spec.deps],
+        deps=mart_deps(spec, streams),
         partitions_def=daily_partitions if daily else None,
+        backfill_policy=BackfillPolicy.single_run() if daily else None,
         group_name="marts",
-        kinds={"duckdb", "sql"},
+        kinds={"duckdb", "sql", "redshift"},
         description=spec.description or f"Mart from sql/marts/{spec.path.name}",
         metadata={
             "sql_file": f"sql/marts/{spec.path.name}",
@@ -35,21 +69,57 @@ def build_mart_asset(spec: MartSpec) -> AssetsDefinition:
             "redshift_diststyle": spec.diststyle,
             "redshift_distkey": spec.distkey or "",
             "redshift_sortkey": ", ".join(spec.sortkey),
+            "lookback_days": spec.lookback_days,
+            "alerts": spec.alerts,
         },
     )
     def _mart(
         context: AssetExecutionContext, lake: LakeResource, warehouse: DuckDBResource
     ) -> MaterializeResult:
-        day = date.fromisoformat(context.partition_key) if daily else None
-        build = build_mart(spec, day, lake.lake(), warehouse.get_connection)
-        if build.missing_inputs:
-            context.log.warning(f"no input for {', '.join(build.missing_inputs)} on {day}")
-        metadata = {
-            "dagster/row_count": build.rows,
-            "files": MetadataValue.json(build.files),
-            "missing_inputs": MetadataValue.json(build.missing_inputs),
-            "warehouse_table": f"marts.{spec.name}",
-        }
+        lake_storage = lake.lake()
+        catalog = Catalog(lake_storage, streams.database)
+        columns: InputColumns = {}  # streams not crawled yet stay out: no types to give
+        for layer, table in spec.deps:
+            if layer == "cleaned" and (found := catalog.get_table(table)) is not None:
+                found_columns = columns_from_table(found, streams[table])
+                columns[table] = [(c.name, c.duck_type) for c in found_columns]
+        days = [date.fromisoformat(k) for k in context.partition_keys] if daily else [None]
+        loader = RedshiftLoader.from_env()
+        metadata: dict = {"days": MetadataValue.json([str(d) for d in days if d])}
+        rows, files, empty = 0, [], set()
+        alerts_new: list[str] = []
+        alerts_seen: list[str] = []
+        build = MartBuild()
+        for day in days:
+            build = build_mart(spec, day, lake_storage, warehouse.get_connection, columns)
+            rows += build.rows
+            files += build.files
+            empty.update(build.empty_inputs)
+            if build.missing_inputs:
+                context.log.warning(f"no input for {', '.join(build.missing_inputs)} on {day}")
+            if spec.alerts and build.result is not None:
+                publish, target = publisher_from_env()
+                run = notify_new(lake_storage, spec.name, build.result, publish)
+                alerts_new += run.notified
+                alerts_seen += run.already_notified
+                metadata["alerts_target"] = target
+            if loader is not None and build.result is not None:
+                load = next(k for k in build.redshift_files if k.endswith("load.sql"))
+                loader.run_script(lake_storage.read(load).decode(), context.log)
+        metadata.update(
+            {
+                "dagster/row_count": rows,
+                "files": MetadataValue.json(files),
+                "missing_inputs": MetadataValue.json(build.missing_inputs),
+                "empty_inputs": MetadataValue.json(sorted(empty)),
+                "warehouse_table": f"marts.{spec.name}",
+                "redshift_files": MetadataValue.json(build.redshift_files),
+                "redshift_loaded": loader is not None,
+            }
+        )
+        if spec.alerts:
+            metadata["alerts_notified"] = MetadataValue.json(alerts_new)
+            metadata["alerts_already_notified"] = len(alerts_seen)
         if build.columns:
             metadata["dagster/column_schema"] = TableSchema(
                 columns=[TableColumn(name, type_) for name, type_ in build.columns]

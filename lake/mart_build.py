@@ -77,7 +77,7 @@ def build_mart(
                 continue
             if not paths:
                 build.empty_inputs.append(f"{layer}.{table}")
-            _create_input_view(con, layer, table, paths, columns)
+            _create_input_view(con, layer, table, paths, columns, spec.names_used)
         if not build.missing_inputs:
             build.result = _run(con, spec, day)
         con.close()
@@ -127,9 +127,11 @@ def _create_input_view(
     table: str,
     paths: list[Path],
     columns: list[tuple[str, str]] | None,
+    names_used: tuple[str, ...] = (),
 ) -> None:
     """`<layer>.<table>` over the files; with `columns` (cleaned, from the catalog) every
-    catalog column is there, NULL where the files do not have it."""
+    catalog column is there, NULL where the files do not have it, and so is every name
+    the mart's SQL uses that neither has (a field no record has carried yet)."""
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
     view = f'"{layer}"."{table}"'
     if paths:
@@ -152,6 +154,9 @@ def _create_input_view(
     extra = sorted(present - {name for name, _ in wanted})
     if extra:  # columns the catalog does not know yet (added by cleaning): keep them
         select += ", " + ", ".join(f'"{name}"' for name in extra)
+    unseen = sorted(set(names_used) - present - {name for name, _ in wanted})
+    if unseen:  # untyped NULLs take the type their use asks for
+        select += ", " + ", ".join(f'NULL AS "{name}"' for name in unseen)
     con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
 
 

@@ -60,6 +60,7 @@ class MartSpec:
     lookback_days: int = 0
     alerts: bool = False
     description: str = ""
+    names_used: tuple[str, ...] = ()  # every column name the SQL refers to
 
 
 def load_marts(stream_names: set[str], folder: Path = MARTS_DIR) -> dict[str, MartSpec]:
@@ -130,6 +131,7 @@ def parse_mart(path: Path, stream_names: set[str], mart_names: set[str]) -> Mart
         lookback_days=int(lookback),
         alerts=alerts == "true",
         description=settings.get("description", ""),
+        names_used=tuple(sorted({c.name for c in query.find_all(exp.Column)})),
     )
 
 

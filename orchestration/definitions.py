@@ -12,6 +12,7 @@ from lake.marts import load_marts
 from lake.streams import load_streams
 from orchestration.jobs import ingest_job, marts_job
 from orchestration.resources import resources_from_env
+from orchestration.schedules import build_daily_marts_schedule
 from orchestration.sensors import build_landing_sensor, build_marts_sensor
 
 streams = load_streams()
@@ -29,7 +30,7 @@ def ingest_assets(stream: str) -> list[AssetsDefinition]:
 
 
 stream_assets = [a for name in streams.streams for a in ingest_assets(name)]
-mart_assets = [build_mart_asset(spec) for spec in marts.values()]
+mart_assets = [build_mart_asset(spec, streams) for spec in marts.values()]
 ingest_jobs = {name: ingest_job(name) for name in streams.streams}
 
 daily_marts = [AssetKey(["marts", m.name]) for m in marts.values() if m.partitioned_by == "day"]
@@ -52,6 +53,7 @@ defs = Definitions(
     assets=[*stream_assets, *mart_assets],
     asset_checks=schema_change_checks,
     jobs=[*ingest_jobs.values(), daily_marts_job],
+    schedules=[build_daily_marts_schedule(daily_marts_job)],
     sensors=[
         *(build_landing_sensor(name, job) for name, job in ingest_jobs.items()),
         build_marts_sensor(cleaned_read_by_marts, daily_marts_job),

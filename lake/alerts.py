@@ -1,0 +1,94 @@
+"""Notifying anomalies once: an SNS topic when configured, otherwise a log line.
+
+An alert mart (header `alerts: true`) has one row per anomaly with a stable
+`anomaly_id`. Each id is claimed in the lake (`_state/alerts/<mart>/<id>.json`) before
+it is published, so a re-run, a backfill or a second run racing this one never notifies
+it again; if publishing fails the claim is withdrawn and the run fails, so the next run
+tries again. (A crash between publish and the claim's update leaves the claim: at most
+once, never twice.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from lake.storage import Storage
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, dict[str, Any]], str]  # (subject, message) -> message id
+
+
+@dataclass
+class AlertRun:
+    notified: list[str] = field(default_factory=list)  # published (or logged) by this run
+    already_notified: list[str] = field(default_factory=list)  # by an earlier run
+
+
+def sns_publisher(topic_arn: str, client: Any | None = None) -> Publish:
+    """Publish to SNS (boto3, so AWS_ENDPOINT_URL and the credential chain apply)."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("sns")
+
+    def publish(subject: str, message: dict[str, Any]) -> str:
+        response = client.publish(
+            TopicArn=topic_arn,
+            Subject=subject[:100],  # SNS's limit
+            Message=json.dumps(message, default=str),
+            MessageAttributes={
+                "kind": {"DataType": "String", "StringValue": str(message.get("kind", ""))}
+            },
+        )
+        return str(response["MessageId"])
+
+    return publish
+
+
+def log_publisher(subject: str, message: dict[str, Any]) -> str:
+    log.warning("ALERT %s: %s", subject, json.dumps(message, default=str))
+    return "logged"
+
+
+def publisher_from_env() -> tuple[Publish, str]:
+    """SNS when ALERTS_SNS_TOPIC_ARN is set, else the log; and a name for the metadata."""
+    topic = os.environ.get("ALERTS_SNS_TOPIC_ARN")
+    return (sns_publisher(topic), f"sns:{topic}") if topic else (log_publisher, "log")
+
+
+def notify_new(lake: Storage, mart: str, rows: pa.Table, publish: Publish) -> AlertRun:
+    """Publish every row whose anomaly_id has never been notified."""
+    run = AlertRun()
+    if "anomaly_id" not in rows.column_names:
+        raise ValueError(f"alert mart {mart} has no anomaly_id column")
+    for row in rows.to_pylist():
+        anomaly_id = str(row["anomaly_id"])
+        claim = f"_state/alerts/{mart}/{_file_name(anomaly_id)}.json"
+        if lake.exists(claim):
+            run.already_notified.append(anomaly_id)
+            continue
+        record = {"anomaly_id": anomaly_id, "claimed_at": datetime.now(UTC).isoformat()}
+        lake.write(claim, json.dumps(record).encode())
+        try:
+            message_id = publish(f"[{mart}] {row.get('summary') or anomaly_id}", row)
+        except Exception:
+            lake.delete(claim)
+            raise
+        record["message_id"] = message_id
+        lake.write(claim, json.dumps(record).encode())
+        run.notified.append(anomaly_id)
+    return run
+
+
+def _file_name(anomaly_id: str) -> str:
+    """The id as a safe file name (ids hold ':'; keep them readable and unique)."""
+    return "".join(c if c.isalnum() or c in "-_." else f"~{ord(c):02x}" for c in anomaly_id)

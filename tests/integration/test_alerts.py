@@ -1,0 +1,102 @@
+"""Alerts through moto's SNS delivering to SQS over HTTP on 127.0.0.1: each anomaly once."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow as pa
+import pytest
+
+from lake.alerts import notify_new, sns_publisher
+from lake.storage import LocalStorage
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture
+def topic_to_queue(aws_env: str) -> tuple[str, str]:
+    """An SNS topic whose messages land in an SQS queue (raw delivery off: SNS envelopes)."""
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    name = f"alerts-{uuid.uuid4().hex[:8]}"
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return topic, queue_url
+
+
+def received(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    messages = []
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    ).get("Messages"):
+        for m in batch:
+            messages.append(json.loads(json.loads(m["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return messages
+
+
+def anomalies(*ids: str) -> pa.Table:
+    return pa.table(
+        {
+            "anomaly_id": list(ids),
+            "kind": ["robot_down"] * len(ids),
+            "summary": [f"robot down ({i})" for i in ids],
+        }
+    )
+
+
+def test_each_anomaly_reaches_the_queue_once_across_reruns(
+    topic_to_queue: tuple[str, str], tmp_path: Path
+) -> None:
+    topic, queue = topic_to_queue
+    lake = LocalStorage(tmp_path / "lake")
+    publish = sns_publisher(topic)  # boto3 from the environment (AWS_ENDPOINT_URL -> moto)
+
+    first = notify_new(
+        lake, "robot_anomalies", anomalies("robot_down:R02:2026-11-21T09:30:00"), publish
+    )
+    # a re-run of the same day, then a backfill that finds one more
+    second = notify_new(
+        lake, "robot_anomalies", anomalies("robot_down:R02:2026-11-21T09:30:00"), publish
+    )
+    third = notify_new(
+        lake,
+        "robot_anomalies",
+        anomalies("robot_down:R02:2026-11-21T09:30:00", "robot_down:R04:2026-11-20T13:00:00"),
+        publish,
+    )
+
+    assert first.notified == ["robot_down:R02:2026-11-21T09:30:00"]
+    assert second.notified == [] and second.already_notified == first.notified
+    assert third.notified == ["robot_down:R04:2026-11-20T13:00:00"]
+    messages = received(queue)
+    assert sorted(m["anomaly_id"] for m in messages) == [
+        "robot_down:R02:2026-11-21T09:30:00",
+        "robot_down:R04:2026-11-20T13:00:00",
+    ]
+    assert messages[0]["summary"].startswith("robot down")
+
+
+def test_a_failed_publish_is_retried_by_the_next_run(tmp_path: Path) -> None:
+    lake = LocalStorage(tmp_path / "lake")
+    sent = []
+
+    def flaky(subject: str, message: dict[str, Any]) -> str:
+        if not sent:
+            sent.append(None)
+            raise ConnectionError("SNS unreachable")
+        sent.append(message["anomaly_id"])
+        return "m-1"
+
+    with pytest.raises(ConnectionError):
+        notify_new(lake, "robot_anomalies", anomalies("a:1"), flaky)
+    again = notify_new(lake, "robot_anomalies", anomalies("a:1"), flaky)
+    assert again.notified == ["a:1"] and sent == [None, "a:1"]
