@@ -1,5 +1,6 @@
 """End to end: a real `dagster dev` process; its sensor launches the run that cleans what lands."""
 
+import json
 import os
 import shutil
 import signal
@@ -8,16 +9,22 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 from dagster import DagsterInstance, RunsFilter
 
+from lake.cleaned_io import clean_hour
 from lake.config import REPO_ROOT
+from lake.crawler import Catalog, crawl_objects
+from lake.firehose import hour_prefix, parse_key
+from lake.marts import load_marts
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import LocalStorage
+from lake.streams import load_streams
 
 pytestmark = pytest.mark.e2e
 STARTUP_BOUND_S = 120
@@ -121,3 +128,89 @@ def test_sensor_launched_run_cleans_landed_objects(dagster_dev, monkeypatch) -> 
         runs = instance.get_runs(RunsFilter(job_name="ingest_robot_telemetry"))
     assert runs, "no ingest run was recorded"
     assert {r.tags.get("dagster/sensor_name") for r in runs} == {"robot_telemetry_landing_sensor"}
+
+
+GRAPHQL_BACKFILL = """
+mutation Backfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}"""
+GRAPHQL_STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status numPartitions }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def _graphql(port: int, query: str, variables: dict) -> dict:
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert "errors" not in answer, answer
+    return answer["data"]
+
+
+def _seed_cleaned(data: Path, tmp: Path, days: list[str]) -> None:
+    """Cleaned data for the days, made with the lake core (no landing objects for the sensors)."""
+    landing, lake = LocalStorage(tmp / "seed-landing"), LocalStorage(data / "lake")
+    streams = load_streams()
+    catalog = Catalog(lake, streams.database)
+    sim = Simulator(SimulatorConfig(seed=3, object_interval_s=900))
+    start = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+    hours = defaultdict(list)
+    for w in sim.write_range(landing, start, start + timedelta(days=len(days))):
+        hours[(w.stream, parse_key(w.key).arrival_hour)].append(w.key)
+    for (stream, hour), _ in sorted(hours.items()):
+        infos = list(landing.list(hour_prefix(stream, hour)))
+        crawl_objects(streams[stream], catalog, landing, infos)
+        clean_hour(streams[stream], catalog.get_table(stream), landing, lake, hour, infos)
+
+
+def test_mart_backfill_launched_through_graphql_runs_once(
+    dagster_dev, tmp_path, monkeypatch
+) -> None:
+    data, port = dagster_dev["data"], dagster_dev["port"]
+    days = ["2026-11-19", "2026-11-20"]
+    _seed_cleaned(data, tmp_path, days)
+    marts = sorted(load_marts(set(load_streams().streams)))
+    params = {
+        "partitionNames": days,
+        "assetSelection": [{"path": ["marts", name]} for name in marts],
+        "fromFailure": False,
+    }
+    launched = _graphql(port, GRAPHQL_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+
+    def finished() -> bool:
+        status = _graphql(port, GRAPHQL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        assert status["status"] not in ("FAILED", "COMPLETED_FAILED", "CANCELED"), status
+        return status["status"] in ("COMPLETED", "COMPLETED_SUCCESS")
+
+    _wait(finished, RUN_BOUND_S, "the mart backfill", dagster_dev["log"])
+
+    lake = LocalStorage(data / "lake")
+    for name in marts:
+        for day in days:
+            assert lake.exists(f"marts/{name}/dt={day}/{name}-0000.parquet"), (name, day)
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        got = con.sql(
+            "SELECT DISTINCT CAST(dt AS VARCHAR) FROM marts.milking_per_cow_daily ORDER BY 1"
+        ).fetchall()
+    assert [d for (d,) in got] == days
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_dev["home"]))
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
+    # every mart has a single-run backfill policy: two days of six marts are one run
+    assert len(runs) == 1 and runs[0].status.value == "SUCCESS"
