@@ -7,6 +7,7 @@ in order. Alert marts notify their new rows once (lake.alerts).
 """
 
 import math
+import os
 from datetime import date
 
 from dagster import (
@@ -33,6 +34,9 @@ from lake.redshift_data_api import RedshiftLoader
 from lake.streams import StreamCatalog
 from orchestration.partitions import daily_partitions
 from orchestration.resources import LakeResource
+
+
+IAM_ROLE = os.environ.get("REDSHIFT_IAM_ROLE", "default")  # COPY ... IAM_ROLE in load scripts
 
 
 def mart_deps(spec: MartSpec, streams: StreamCatalog) -> list[AssetDep]:
@@ -91,7 +95,9 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
         alerts_seen: list[str] = []
         build = MartBuild()
         for day in days:
-            build = build_mart(spec, day, lake_storage, warehouse.get_connection, columns)
+            build = build_mart(
+                spec, day, lake_storage, warehouse.get_connection, columns, IAM_ROLE
+            )
             rows += build.rows
             files += build.files
             empty.update(build.empty_inputs)
