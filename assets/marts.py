@@ -35,7 +35,6 @@ from lake.streams import StreamCatalog
 from orchestration.partitions import daily_partitions
 from orchestration.resources import LakeResource
 
-
 IAM_ROLE = os.environ.get("REDSHIFT_IAM_ROLE", "default")  # COPY ... IAM_ROLE in load scripts
 
 
@@ -95,9 +94,7 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
         alerts_seen: list[str] = []
         build = MartBuild()
         for day in days:
-            build = build_mart(
-                spec, day, lake_storage, warehouse.get_connection, columns, IAM_ROLE
-            )
+            build = build_mart(spec, day, lake_storage, warehouse.get_connection, columns, IAM_ROLE)
             rows += build.rows
             files += build.files
             empty.update(build.empty_inputs)
