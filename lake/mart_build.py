@@ -206,7 +206,14 @@ def write_redshift_files(
         f"{folder}create_table.sql": redshift.create_table_ddl(spec, columns),
         manifest_key: redshift.manifest([(lake.uri_of(parquet_key), parquet_size)]),
         f"{partition}load.sql": redshift.load_script(
-            spec, columns, lake.uri_of(manifest_key), str(day) if day else None, widened, iam_role
+            *redshift.load_statements(
+                spec,
+                columns,
+                lake.uri_of(manifest_key),
+                str(day) if day else None,
+                widened,
+                iam_role,
+            )
         ),
     }
     for key, text in files.items():

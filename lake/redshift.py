@@ -155,14 +155,6 @@ def load_statements(
     return [s.rstrip(";") for s in setup], transaction
 
 
-def load_script(
-    spec: MartSpec,
-    columns: list[RedshiftColumn],
-    manifest_url: str,
-    day: str | None,
-    widened: list[RedshiftColumn],
-    iam_role: str = "default",
-) -> str:
-    """The load as one script, to run with psql or the query editor."""
-    setup, transaction = load_statements(spec, columns, manifest_url, day, widened, iam_role)
+def load_script(setup: list[str], transaction: list[str]) -> str:
+    """The load (see load_statements) as one script, to run with psql or the query editor."""
     return ";\n".join([*setup, "BEGIN", *transaction, "COMMIT"]) + ";\n"

@@ -140,6 +140,10 @@ mutation Backfill($params: LaunchBackfillParams!) {
     ... on UnauthorizedError { message }
   }
 }"""
+GRAPHQL_GRAPH = """
+query Graph {
+  assetNodes { assetKey { path } dependencyKeys { path } }
+}"""
 GRAPHQL_STATUS = """
 query Status($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
@@ -184,6 +188,13 @@ def test_mart_backfill_launched_through_graphql_runs_once(
     days = ["2026-11-19", "2026-11-20"]
     _seed_cleaned(data, tmp_path, days)
     marts = sorted(load_marts(set(load_streams().streams)))
+    graph = {
+        "/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]}
+        for n in _graphql(port, GRAPHQL_GRAPH, {})["assetNodes"]
+    }
+    assert {f"marts/{name}" for name in marts} <= set(graph)  # the UI's graph shows every mart
+    assert graph["marts/clickstream_funnel_daily"] == {"marts/clickstream_sessions_daily"}
+    assert graph["marts/robot_anomalies"] == {"cleaned/robot_telemetry"}
     params = {
         "partitionNames": days,
         "assetSelection": [{"path": ["marts", name]} for name in marts],

@@ -36,6 +36,11 @@ def client(aws_env: str) -> Any:
     return boto3.client("redshift-data")
 
 
+def loader_for(client: Any, timeout_s: float) -> RedshiftLoader:
+    target = {"ClusterIdentifier": "farm", "Database": "dev", "DbUser": "loader"}
+    return RedshiftLoader(target, client=client, poll_s=0.05, timeout_s=timeout_s)
+
+
 def test_off_unless_a_cluster_or_workgroup_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("REDSHIFT_WORKGROUP", "REDSHIFT_CLUSTER_ID"):
         monkeypatch.delenv(name, raising=False)
@@ -48,12 +53,7 @@ def test_off_unless_a_cluster_or_workgroup_is_configured(monkeypatch: pytest.Mon
 
 
 def test_a_statement_that_never_finishes_fails_the_load_with_its_sql(client: Any) -> None:
-    loader = RedshiftLoader(
-        {"ClusterIdentifier": "farm", "Database": "dev", "DbUser": "loader"},
-        client=client,
-        poll_s=0.05,
-        timeout_s=0.2,
-    )
+    loader = loader_for(client, timeout_s=0.2)
     with pytest.raises(
         RedshiftLoadError, match="still STARTED .*CREATE SCHEMA IF NOT EXISTS marts"
     ):
@@ -61,12 +61,7 @@ def test_a_statement_that_never_finishes_fails_the_load_with_its_sql(client: Any
 
 
 def test_an_aborted_statement_is_reported_with_the_statement(client: Any) -> None:
-    loader = RedshiftLoader(
-        {"ClusterIdentifier": "farm", "Database": "dev", "DbUser": "loader"},
-        client=client,
-        poll_s=0.05,
-        timeout_s=10,
-    )
+    loader = loader_for(client, timeout_s=10)
     sent: list[str] = []
     real_execute = client.execute_statement
 
