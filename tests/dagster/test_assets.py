@@ -226,3 +226,27 @@ def test_micro_batches_process_new_objects_and_full_refresh_reprocesses(local_la
         md["records_cleaned"],
         md["duplicates_dropped"],
     ) == (2, 0, 2, 0)
+
+
+def _upstream_hours(mart: str, day: str, stream: str) -> list[str]:
+    graph = defs.get_repository_def().asset_graph
+    key, parent = AssetKey(["marts", mart]), AssetKey(["cleaned", stream])
+    node = graph.get(key)
+    mapping = node.partition_mappings[parent]
+    downstream = node.partitions_def
+    subset = downstream.empty_subset().with_partition_keys([day])
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        subset, downstream, graph.get(parent).partitions_def
+    )
+    return sorted(upstream.partitions_subset.get_partition_keys())
+
+
+def test_a_mart_day_reads_the_arrival_hours_its_events_can_arrive_in() -> None:
+    # robot_telemetry allows 48 hours of lateness: the day and the two days after it
+    # (a past day: hours that do not exist yet are left out of the mapping)
+    hours = _upstream_hours("milking_per_cow_daily", "2026-10-10", "robot_telemetry")
+    assert hours[0] == "2026-10-10-00:00" and hours[-1] == "2026-10-12-23:00"
+    assert len(hours) == 72
+    # clickstream allows 24 hours, and its sessions mart looks one day back
+    hours = _upstream_hours("clickstream_sessions_daily", "2026-10-10", "clickstream")
+    assert hours[0] == "2026-10-09-00:00" and hours[-1] == "2026-10-11-23:00"
