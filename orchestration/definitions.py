@@ -13,7 +13,7 @@ from lake.streams import load_streams
 from orchestration.jobs import ingest_job, marts_job
 from orchestration.resources import resources_from_env
 from orchestration.schedules import build_daily_marts_schedule
-from orchestration.sensors import build_landing_sensor, build_marts_sensor
+from orchestration.sensors import build_landing_sensor, build_marts_sensor, build_reconcile_sensor
 
 streams = load_streams()
 marts = load_marts(set(streams.streams))
@@ -56,6 +56,7 @@ defs = Definitions(
     schedules=[build_daily_marts_schedule(daily_marts_job)],
     sensors=[
         *(build_landing_sensor(name, job) for name, job in ingest_jobs.items()),
+        *(build_reconcile_sensor(name, job) for name, job in ingest_jobs.items()),
         build_marts_sensor(cleaned_read_by_marts, daily_marts_job),
     ],
     resources=resources_from_env(),

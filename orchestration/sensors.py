@@ -24,11 +24,17 @@ if TYPE_CHECKING:
     )
 
 from lake.firehose import partition_key
-from lake.landing_scan import ScanCursor, scan_new_objects
+from lake.landing_scan import LATE_HOURS, ScanCursor, scan_new_objects
+from lake.reconcile import ReconcileCursor, reconcile_some_hours
 from orchestration.partitions import START_DATE
 from orchestration.resources import LakeResource
 
 SENSOR_INTERVAL_S = int(os.environ.get("SENSOR_INTERVAL_SECONDS", "5"))
+# Objects a landing tick takes at most; the rest waits for the next tick, so a run's batch
+# and a tick's time stay bounded however much lands at once.
+MAX_OBJECTS_PER_TICK = int(os.environ.get("MAX_OBJECTS_PER_TICK", "2000"))
+RECONCILE_INTERVAL_S = int(os.environ.get("RECONCILE_INTERVAL_SECONDS", "600"))
+RECONCILE_DAYS = int(os.environ.get("RECONCILE_DAYS", "7"))
 MARTS_SENSOR_INTERVAL_S = int(os.environ.get("MARTS_SENSOR_INTERVAL_SECONDS", "30"))
 PIPELINE_START = datetime.fromisoformat(START_DATE).replace(tzinfo=UTC)
 
@@ -48,29 +54,18 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
         description=f"Starts {job.name} for the arrival hours of new objects under {stream}/",
     )
     def _landing_sensor(context: SensorEvaluationContext, lake: LakeResource):
-        scan = scan_new_objects(lake.landing(), stream, ScanCursor.from_json(context.cursor))
+        scan = scan_new_objects(
+            lake.landing(),
+            stream,
+            ScanCursor.from_json(context.cursor),
+            max_new=MAX_OBJECTS_PER_TICK,
+        )
         if scan.unparsable:
             context.log.warning(
                 f"{len(scan.unparsable)} keys under {stream}/ are not in Firehose's layout and "
                 f"belong to no hour, e.g. {scan.unparsable[:3]}"
             )
-        latest_hour = datetime.now(UTC) + timedelta(hours=1)
-        requests = []
-        for hour, infos in scan.by_hour().items():
-            if not PIPELINE_START <= hour <= latest_hour:
-                context.log.warning(
-                    f"{len(infos)} objects in hour {hour:%Y-%m-%d %H}:00 are outside the "
-                    f"partitions ({START_DATE} .. now); set PIPELINE_START_DATE to include them"
-                )
-                continue
-            pk = partition_key(hour)
-            requests.append(
-                RunRequest(
-                    run_key=batch_run_key(stream, pk, [i.key for i in infos]),
-                    partition_key=pk,
-                    tags={"stream": stream, "landing/new_objects": str(len(infos))},
-                )
-            )
+        requests = hour_run_requests(context, stream, scan.by_hour(), "landing")
         cursor = scan.cursor.to_json()
         if not requests:
             return SensorResult(
@@ -80,6 +75,67 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
         return SensorResult(run_requests=requests, cursor=cursor)
 
     return _landing_sensor
+
+
+def hour_run_requests(
+    context: SensorEvaluationContext,
+    stream: str,
+    by_hour: dict[datetime, list],
+    source: str,
+) -> list[RunRequest]:
+    """One run per arrival hour, keyed by its batch of objects (a later batch of the same
+    hour is a new run, never deduplicated away)."""
+    latest_hour = datetime.now(UTC) + timedelta(hours=1)
+    requests = []
+    for hour, infos in by_hour.items():
+        if not PIPELINE_START <= hour <= latest_hour:
+            context.log.warning(
+                f"{len(infos)} objects in hour {hour:%Y-%m-%d %H}:00 are outside the "
+                f"partitions ({START_DATE} .. now); set PIPELINE_START_DATE to include them"
+            )
+            continue
+        pk = partition_key(hour)
+        requests.append(
+            RunRequest(
+                run_key=f"{source}:" + batch_run_key(stream, pk, [i.key for i in infos]),
+                partition_key=pk,
+                tags={"stream": stream, f"{source}/new_objects": str(len(infos))},
+            )
+        )
+    return requests
+
+
+def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> SensorDefinition:
+    """Now and then, compare whole hour folders of the last days with the cleaning ledger
+    and run the hours that hold objects no run processed (a few hours a tick)."""
+
+    @sensor(
+        name=f"{stream}_reconciliation",
+        job=job,
+        minimum_interval_seconds=RECONCILE_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Finds {stream} objects no cleaning run processed, over {RECONCILE_DAYS} days",
+    )
+    def _reconcile(context: SensorEvaluationContext, lake: LakeResource):
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        newest = now - timedelta(hours=LATE_HOURS + 1)  # nearer hours: the landing scan's
+        oldest = max(now - timedelta(days=RECONCILE_DAYS), PIPELINE_START)
+        found, cursor = reconcile_some_hours(
+            lake.landing(),
+            lake.lake(),
+            stream,
+            ReconcileCursor.from_json(context.cursor),
+            newest,
+            oldest,
+        )
+        requests = hour_run_requests(context, stream, found, "reconcile")
+        if not requests:
+            return SensorResult(
+                skip_reason=SkipReason("every object checked is processed"), cursor=cursor.to_json()
+            )
+        return SensorResult(run_requests=requests, cursor=cursor.to_json())
+
+    return _reconcile
 
 
 def build_marts_sensor(

@@ -1,0 +1,67 @@
+"""Reconciliation: landed objects that no cleaning run has processed, hour folder by hour.
+
+The landing scan finds new objects cheaply but can miss one that lands, named early,
+into an hour folder it has moved past. Reconciliation lists whole hour folders of the
+last days and compares them with the cleaning ledger (one manifest per processed object,
+lake.cleaned_io), a few hours at a time, so it is slow and thorough where the scan is
+fast and near.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from lake.cleaned_io import output_name, processed_outputs
+from lake.firehose import hour_prefix
+from lake.storage import ObjectInfo, Storage
+
+
+@dataclass
+class ReconcileCursor:
+    """The next hour to check, walking back from the newest; None starts a new round."""
+
+    next_hour: datetime | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"next_hour": self.next_hour.isoformat() if self.next_hour else None})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ReconcileCursor:
+        doc = json.loads(text) if text else {}
+        hour = doc.get("next_hour")
+        return cls(datetime.fromisoformat(hour) if hour else None)
+
+
+def unprocessed_objects(
+    landing: Storage, lake: Storage, stream: str, hour: datetime
+) -> list[ObjectInfo]:
+    """The objects of one arrival hour that have no manifest in the ledger."""
+    done = processed_outputs(lake, stream, hour)
+    return [
+        o for o in landing.list(hour_prefix(stream, hour)) if output_name(hour, o.key) not in done
+    ]
+
+
+def reconcile_some_hours(
+    landing: Storage,
+    lake: Storage,
+    stream: str,
+    cursor: ReconcileCursor,
+    newest: datetime,
+    oldest: datetime,
+    hours_per_call: int = 24,
+) -> tuple[dict[datetime, list[ObjectInfo]], ReconcileCursor]:
+    """Check up to `hours_per_call` hours, from the cursor back to `oldest` (then start
+    again at `newest`); return the hours with unprocessed objects and the next cursor."""
+    found: dict[datetime, list[ObjectInfo]] = {}
+    hour = cursor.next_hour if cursor.next_hour and cursor.next_hour <= newest else newest
+    for _ in range(hours_per_call):
+        if hour < oldest:
+            return found, ReconcileCursor(None)
+        missing = unprocessed_objects(landing, lake, stream, hour)
+        if missing:
+            found[hour] = missing
+        hour -= timedelta(hours=1)
+    return found, ReconcileCursor(hour)
