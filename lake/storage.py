@@ -172,6 +172,13 @@ class S3Storage:
     def _full(self, key: str) -> str:
         return self.prefix + key
 
+    def key_of(self, bucket: str, full_key: str) -> str | None:
+        """The storage key of an object named by bucket and full key (an S3 event's), or
+        None when it is outside this storage."""
+        if bucket != self.bucket or not full_key.startswith(self.prefix):
+            return None
+        return full_key[len(self.prefix) :]
+
     def uri_of(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(check_key(key))}"
 

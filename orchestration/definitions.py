@@ -13,7 +13,12 @@ from lake.streams import load_streams
 from orchestration.jobs import ingest_job, marts_job
 from orchestration.resources import resources_from_env
 from orchestration.schedules import build_daily_marts_schedule
-from orchestration.sensors import build_landing_sensor, build_marts_sensor, build_reconcile_sensor
+from orchestration.sensors import (
+    build_landing_events_sensor,
+    build_landing_sensor,
+    build_marts_sensor,
+    build_reconcile_sensor,
+)
 
 streams = load_streams()
 marts = load_marts(set(streams.streams))
@@ -57,6 +62,7 @@ defs = Definitions(
     sensors=[
         *(build_landing_sensor(name, job) for name, job in ingest_jobs.items()),
         *(build_reconcile_sensor(name, job) for name, job in ingest_jobs.items()),
+        build_landing_events_sensor(ingest_jobs),
         build_marts_sensor(cleaned_read_by_marts, daily_marts_job),
     ],
     resources=resources_from_env(),

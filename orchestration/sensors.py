@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -23,9 +24,13 @@ if TYPE_CHECKING:
         UnresolvedAssetJobDefinition,
     )
 
-from lake.firehose import partition_key
+import boto3
+
+from lake import s3_events
+from lake.firehose import parse_key, partition_key
 from lake.landing_scan import LATE_HOURS, ScanCursor, scan_new_objects
 from lake.reconcile import ReconcileCursor, reconcile_some_hours
+from lake.storage import S3Storage
 from orchestration.partitions import START_DATE
 from orchestration.resources import LakeResource
 
@@ -50,7 +55,10 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
         name=f"{stream}_landing_sensor",
         job=job,
         minimum_interval_seconds=SENSOR_INTERVAL_S,
-        default_status=DefaultSensorStatus.RUNNING,
+        # with S3 events on SQS configured, the queue finds new objects: listing is off
+        default_status=DefaultSensorStatus.STOPPED
+        if os.environ.get("LANDING_SQS_QUEUE_URL")
+        else DefaultSensorStatus.RUNNING,
         description=f"Starts {job.name} for the arrival hours of new objects under {stream}/",
     )
     def _landing_sensor(context: SensorEvaluationContext, lake: LakeResource):
@@ -65,7 +73,8 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
                 f"{len(scan.unparsable)} keys under {stream}/ are not in Firehose's layout and "
                 f"belong to no hour, e.g. {scan.unparsable[:3]}"
             )
-        requests = hour_run_requests(context, stream, scan.by_hour(), "landing")
+        by_hour = {hour: [i.key for i in infos] for hour, infos in scan.by_hour().items()}
+        requests = hour_run_requests(context, stream, by_hour, "landing")
         cursor = scan.cursor.to_json()
         if not requests:
             return SensorResult(
@@ -80,29 +89,88 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
 def hour_run_requests(
     context: SensorEvaluationContext,
     stream: str,
-    by_hour: dict[datetime, list],
+    by_hour: dict[datetime, list[str]],
     source: str,
+    job_name: str | None = None,
 ) -> list[RunRequest]:
-    """One run per arrival hour, keyed by its batch of objects (a later batch of the same
-    hour is a new run, never deduplicated away)."""
+    """One run per arrival hour, keyed by its batch of object keys (a later batch of the
+    same hour is a new run, never deduplicated away)."""
     latest_hour = datetime.now(UTC) + timedelta(hours=1)
     requests = []
-    for hour, infos in by_hour.items():
+    for hour, keys in by_hour.items():
         if not PIPELINE_START <= hour <= latest_hour:
             context.log.warning(
-                f"{len(infos)} objects in hour {hour:%Y-%m-%d %H}:00 are outside the "
+                f"{len(keys)} objects in hour {hour:%Y-%m-%d %H}:00 are outside the "
                 f"partitions ({START_DATE} .. now); set PIPELINE_START_DATE to include them"
             )
             continue
         pk = partition_key(hour)
         requests.append(
             RunRequest(
-                run_key=f"{source}:" + batch_run_key(stream, pk, [i.key for i in infos]),
+                run_key=f"{source}:" + batch_run_key(stream, pk, keys),
                 partition_key=pk,
-                tags={"stream": stream, f"{source}/new_objects": str(len(infos))},
+                job_name=job_name,
+                tags={"stream": stream, f"{source}/new_objects": str(len(keys))},
             )
         )
     return requests
+
+
+def build_landing_events_sensor(
+    jobs: dict[str, "UnresolvedAssetJobDefinition"],
+) -> SensorDefinition:
+    """SQS mode: S3 ObjectCreated events from LANDING_SQS_QUEUE_URL start the ingest runs.
+    A tick deletes the messages of the previous tick (whose run requests are committed by
+    now) and reads new ones; see lake.s3_events."""
+
+    @sensor(
+        name="landing_events_sensor",
+        jobs=list(jobs.values()),
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING
+        if os.environ.get("LANDING_SQS_QUEUE_URL")
+        else DefaultSensorStatus.STOPPED,
+        description="Starts ingest runs from S3 event notifications on LANDING_SQS_QUEUE_URL",
+    )
+    def _events(context: SensorEvaluationContext, lake: LakeResource):
+        queue = os.environ.get("LANDING_SQS_QUEUE_URL")
+        if not queue:
+            return SkipReason("LANDING_SQS_QUEUE_URL is not set: the landing sensors list")
+        landing = lake.landing()
+        if not isinstance(landing, S3Storage):
+            return SkipReason("S3 events need an s3:// LANDING_URI")
+        sqs = boto3.client("sqs")
+        committed = json.loads(context.cursor or "{}").get("receipts", [])
+        refused = s3_events.delete(sqs, queue, committed)
+        if refused:
+            context.log.warning(
+                f"{len(refused)} messages expired before deletion; they will repeat"
+            )
+        got = s3_events.receive(sqs, queue)
+        by_stream: dict[str, dict[datetime, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for bucket, full_key in got.keys:
+            key = landing.key_of(bucket, full_key)
+            parsed = parse_key(key) if key else None
+            if parsed is None or parsed.stream not in jobs:
+                context.log.warning(f"S3 event for s3://{bucket}/{full_key}: not a landing object")
+                continue
+            by_stream[parsed.stream][parsed.arrival_hour].append(key)
+        requests = [
+            request
+            for stream, by_hour in sorted(by_stream.items())
+            for request in hour_run_requests(
+                context, stream, dict(sorted(by_hour.items())), "events", jobs[stream].name
+            )
+        ]
+        cursor = json.dumps({"receipts": got.receipts})
+        if not requests:
+            return SensorResult(
+                skip_reason=SkipReason(f"no new objects ({len(got.receipts)} messages read)"),
+                cursor=cursor,
+            )
+        return SensorResult(run_requests=requests, cursor=cursor)
+
+    return _events
 
 
 def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> SensorDefinition:
@@ -128,7 +196,8 @@ def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> 
             newest,
             oldest,
         )
-        requests = hour_run_requests(context, stream, found, "reconcile")
+        by_hour = {hour: [i.key for i in infos] for hour, infos in found.items()}
+        requests = hour_run_requests(context, stream, by_hour, "reconcile")
         if not requests:
             return SensorResult(
                 skip_reason=SkipReason("every object checked is processed"), cursor=cursor.to_json()
