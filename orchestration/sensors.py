@@ -75,15 +75,18 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
             )
         by_hour = {hour: [i.key for i in infos] for hour, infos in scan.by_hour().items()}
         requests = hour_run_requests(context, stream, by_hour, "landing")
-        cursor = scan.cursor.to_json()
-        if not requests:
-            return SensorResult(
-                skip_reason=SkipReason(f"no new objects ({scan.listed} keys listed)"),
-                cursor=cursor,
-            )
-        return SensorResult(run_requests=requests, cursor=cursor)
+        return tick_result(
+            requests, scan.cursor.to_json(), f"no new objects ({scan.listed} keys listed)"
+        )
 
     return _landing_sensor
+
+
+def tick_result(requests: list[RunRequest], cursor: str, idle: str) -> SensorResult:
+    """The tick's run requests and cursor, or a skip saying why there are none."""
+    if not requests:
+        return SensorResult(skip_reason=SkipReason(idle), cursor=cursor)
+    return SensorResult(run_requests=requests, cursor=cursor)
 
 
 def hour_run_requests(
@@ -162,13 +165,11 @@ def build_landing_events_sensor(
                 context, stream, dict(sorted(by_hour.items())), "events", jobs[stream].name
             )
         ]
-        cursor = json.dumps({"receipts": got.receipts})
-        if not requests:
-            return SensorResult(
-                skip_reason=SkipReason(f"no new objects ({len(got.receipts)} messages read)"),
-                cursor=cursor,
-            )
-        return SensorResult(run_requests=requests, cursor=cursor)
+        return tick_result(
+            requests,
+            json.dumps({"receipts": got.receipts}),
+            f"no new objects ({len(got.receipts)} messages read)",
+        )
 
     return _events
 
@@ -198,11 +199,7 @@ def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> 
         )
         by_hour = {hour: [i.key for i in infos] for hour, infos in found.items()}
         requests = hour_run_requests(context, stream, by_hour, "reconcile")
-        if not requests:
-            return SensorResult(
-                skip_reason=SkipReason("every object checked is processed"), cursor=cursor.to_json()
-            )
-        return SensorResult(run_requests=requests, cursor=cursor.to_json())
+        return tick_result(requests, cursor.to_json(), "every object checked is processed")
 
     return _reconcile
 

@@ -84,3 +84,41 @@ def test_marts_sensor_requests_the_event_dates_cleaned_data_touched(local_lake, 
         _evaluate("marts_on_new_cleaned_data", resources, result.cursor, instance).run_requests
         == []
     )
+
+
+def test_a_flood_of_objects_is_taken_a_bounded_batch_per_tick(
+    local_lake, write_concatenated, monkeypatch
+):
+    import orchestration.sensors as sensors
+
+    monkeypatch.setattr(sensors, "MAX_OBJECTS_PER_TICK", 10)
+    landing, resources = local_lake["landing"], local_lake["resources"]
+    for n in range(30):  # 30 objects over two arrival hours
+        _land(write_concatenated, landing, "robot_telemetry", 8 + n // 20, n % 20, f"o{n:02d}")
+
+    cursor, batches = None, []
+    for _ in range(5):
+        tick = _evaluate("robot_telemetry_landing_sensor", resources, cursor)
+        cursor = tick.cursor
+        hours = [r.partition_key for r in tick.run_requests]
+        assert len(hours) == len(set(hours))  # one run per hour and tick
+        batches.append(
+            {r.partition_key: int(r.tags["landing/new_objects"]) for r in tick.run_requests}
+        )
+    assert [sum(b.values()) for b in batches] == [10, 10, 10, 0, 0]
+    assert sum(b.get("2026-11-21-08:00", 0) for b in batches) == 20
+    assert sum(b.get("2026-11-21-09:00", 0) for b in batches) == 10
+
+
+def test_the_shipped_instance_runs_one_ingest_per_stream_at_a_time(tmp_path):
+    import shutil
+
+    from lake.config import REPO_ROOT
+
+    shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+    limits = {(t["key"], str(t.get("value"))): t["limit"] for t in queue.tag_concurrency_limits}
+    # ingest runs carry the tag stream=<name>: one at a time per stream (so per stream and hour)
+    assert limits[("stream", "{'applyLimitPerUniqueValue': True}")] == 1
+    assert limits[("warehouse", "None")] == 1  # one writer of the DuckDB file

@@ -3,10 +3,6 @@
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import defaultdict
@@ -25,16 +21,11 @@ from lake.marts import load_marts
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import LocalStorage
 from lake.streams import load_streams
+from orchestration import dev_server
 
 pytestmark = pytest.mark.e2e
 STARTUP_BOUND_S = 120
 RUN_BOUND_S = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(predicate, bound_s: float, what: str, log: Path) -> None:
@@ -48,21 +39,13 @@ def _wait(predicate, bound_s: float, what: str, log: Path) -> None:
     )
 
 
-def _server_up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def dagster_dev(tmp_path: Path):
     data = tmp_path / "data"
     home = data / "dagster_home"
     home.mkdir(parents=True)
     shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
-    port = _free_port()
+    port = dev_server.free_port()
     env = {
         **os.environ,
         "LANDING_URI": (data / "landing").as_uri(),
@@ -73,26 +56,12 @@ def dagster_dev(tmp_path: Path):
         "MARTS_SENSOR_INTERVAL_SECONDS": "5",
     }
     log = tmp_path / "dagster-dev.log"
-    dagster = Path(sys.executable).with_name("dagster")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = dev_server.start(env, log, port)
     try:
-        _wait(lambda: _server_up(port), STARTUP_BOUND_S, "the Dagster webserver", log)
+        _wait(lambda: dev_server.is_up(port), STARTUP_BOUND_S, "the Dagster webserver", log)
         yield {"data": data, "home": home, "log": log, "port": port}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        dev_server.stop(proc)
 
 
 def test_sensor_launched_run_cleans_landed_objects(dagster_dev, monkeypatch) -> None:

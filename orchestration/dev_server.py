@@ -1,0 +1,62 @@
+"""Starting and stopping a `dagster dev` process (the e2e tests and the latency benchmark)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from lake.config import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    """`dagster dev -w workspace.yaml` on 127.0.0.1:port in its own process group."""
+    dagster = Path(sys.executable).with_name("dagster")
+    with open(log, "wb") as out:  # the child keeps its own handle
+        return subprocess.Popen(
+            [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_until_up(port: int, bound_s: float) -> float:
+    """Seconds the webserver took to answer; TimeoutError past `bound_s`."""
+    began = time.monotonic()
+    while not is_up(port):
+        if time.monotonic() - began > bound_s:
+            raise TimeoutError(f"dagster dev did not answer within {bound_s:.0f} s")
+        time.sleep(1)
+    return time.monotonic() - began
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group (webserver, daemon, code server, runs); SIGKILL after 30 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
