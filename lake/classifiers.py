@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.hive_types import Array, HiveType, Struct
+from lake.json_text import DECODER, NotText, resync, skip_ws, strict_utf8
 from lake.storage import Storage
 
 UNKNOWN = "UNKNOWN"
@@ -32,8 +33,6 @@ PARQUET_MAGIC = b"PAR1"
 CSV_DELIMITERS = (",", "|", "\t", ";")
 MAX_WRAPPER_KEYS = 4  # {"Records": [...]} may carry a little metadata beside its list
 
-_WS = re.compile(r"[ \t\r\n]*")
-_DECODER = json.JSONDecoder()
 _JSON_LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
 _NUMBER_TAIL = re.compile(r"[0-9+\-.eE]+")
 _INT = re.compile(r"[+-]?[0-9]{1,18}")  # longer integers do not fit a bigint
@@ -315,7 +314,7 @@ def _classify_sample(
 ) -> Classified:
     whole = at_end and error is None
     text = _to_text(data, whole)
-    start = _skip_ws(text, 0)
+    start = skip_ws(text, 0)
     if start == len(text):
         if whole:
             raise _Unknown("empty object")
@@ -335,17 +334,10 @@ def _classify_sample(
 
 def _to_text(data: bytes, whole: bool) -> str:
     """Strict UTF-8 without a BOM; a character cut by the sample's end is dropped."""
-    nul = data.find(b"\x00")
-    if nul != -1:
-        raise _Unknown(f"binary content (NUL byte at offset {nul})")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if whole or exc.reason != "unexpected end of data":
-            bad = data[exc.start : exc.start + 1]
-            raise _Unknown(f"not UTF-8 text (byte {bad!r} at offset {exc.start})") from None
-        text = data[: exc.start].decode("utf-8")
-    return text.removeprefix("\ufeff")
+        return strict_utf8(data, whole)
+    except NotText as exc:
+        raise _Unknown(str(exc)) from None
 
 
 def _unknown(source: _Source, sampled: int, reason: str) -> Classified:
@@ -457,7 +449,7 @@ def _framing_after(sample: _Text, start: int, end: int) -> str:
     """What follows the first record decides: a newline and `{` for ndjson, `{` on the same
     line for concatenated, nothing for a single object."""
     text = sample.text
-    after = _skip_ws(text, end)
+    after = skip_ws(text, end)
     if after == len(text):
         if sample.more:
             raise _NeedMore
@@ -489,29 +481,29 @@ def _open_wrapper(sample: _Text, start: int, hint: str | None) -> tuple[str, int
     """For an object the sample's end cuts: (key, where its list starts) when the cut falls
     in a list of objects under one of its first few keys, after only complete values."""
     text = sample.text
-    i = _skip_ws(text, start + 1)
+    i = skip_ws(text, start + 1)
     try:
         for _ in range(MAX_WRAPPER_KEYS):
             if not text.startswith('"', i):
                 return None
             key, i = _decode(sample, i)
-            i = _skip_ws(text, i)
+            i = skip_ws(text, i)
             if not text.startswith(":", i):
                 return None
-            i = _skip_ws(text, i + 1)
+            i = skip_ws(text, i + 1)
             try:
                 value, i = _decode(sample, i)
             except _Cut:  # i is still where the cut value starts
                 lists_objects = text.startswith("[", i) and text.startswith(
-                    "{", _skip_ws(text, i + 1)
+                    "{", skip_ws(text, i + 1)
                 )
                 return (key, i) if lists_objects and hint in (None, key) else None
             if _is_record_list(value):
                 return None  # the record list is complete, so the cut is in something else
-            i = _skip_ws(text, i)
+            i = skip_ws(text, i)
             if not text.startswith(",", i):
                 return None
-            i = _skip_ws(text, i + 1)
+            i = skip_ws(text, i + 1)
     except (_Cut, json.JSONDecodeError):
         return None
     return None
@@ -536,7 +528,7 @@ def _collect_wrappers(sample: _Text, start: int, records_key: str, batch: _Batch
             i = _resync(sample, i + 1)
             continue
         _take_list(doc, records_key, batch)
-        i = _skip_ws(text, end)
+        i = skip_ws(text, end)
 
 
 def _take_list(doc: Any, records_key: str, batch: _Batch) -> None:
@@ -566,7 +558,7 @@ def _collect_elements(sample: _Text, start: int, batch: _Batch, what: str) -> in
 
 def _collect_list(sample: _Text, start: int, batch: _Batch) -> int | None:
     text = sample.text
-    i = _skip_ws(text, start + 1)
+    i = skip_ws(text, start + 1)
     if text.startswith("]", i):
         return i + 1
     while not batch.full():
@@ -576,7 +568,7 @@ def _collect_list(sample: _Text, start: int, batch: _Batch) -> int | None:
             batch.stop = "cut"
             return None
         batch.add(value)
-        i = _skip_ws(text, i)
+        i = skip_ws(text, i)
         if text.startswith("]", i):
             return i + 1
         if i == len(text) and not sample.whole:
@@ -584,13 +576,13 @@ def _collect_list(sample: _Text, start: int, batch: _Batch) -> int | None:
             return None
         if not text.startswith(",", i):
             raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
-        i = _skip_ws(text, i + 1)
+        i = skip_ws(text, i + 1)
     return None
 
 
 def _check_after_array(sample: _Text, end: int, batch: _Batch) -> None:
     """Only one top-level array is read: say so when more text follows it."""
-    if _skip_ws(sample.text, end) < len(sample.text):
+    if skip_ws(sample.text, end) < len(sample.text):
         batch.stop = "error"
         batch.notes.append(
             f"the text after the top-level array (from character {end}) was not read"
@@ -614,7 +606,7 @@ def _collect_concatenated(sample: _Text, start: int, batch: _Batch) -> None:
             continue
         batch.add(value)
         batch.span = end
-        i = _skip_ws(text, end)
+        i = skip_ws(text, end)
 
 
 def _collect_ndjson(sample: _Text, start: int, batch: _Batch) -> None:
@@ -633,34 +625,19 @@ def _collect_ndjson(sample: _Text, start: int, batch: _Batch) -> None:
         except (json.JSONDecodeError, RecursionError):
             batch.bad += 1
         batch.span = offset
-    if _skip_ws(text, end) < len(text):
+    if skip_ws(text, end) < len(text):
         batch.stop = "cut"
 
 
 def _resync(sample: _Text, start: int) -> int:
-    """The next `{` from which a document decodes and is followed by another `{` or the end
-    (or is cut by the sample's end); the text's end when there is none."""
-    text = sample.text
-    candidate = text.find("{", start)
-    while candidate != -1:
-        try:
-            _, end = _decode(sample, candidate)
-        except _Cut:
-            return candidate
-        except json.JSONDecodeError:
-            pass
-        else:
-            after = _skip_ws(text, end)
-            if after == len(text) or text[after] == "{":
-                return candidate
-        candidate = text.find("{", candidate + 1)
-    return len(text)
+    """The next `{` from which a document decodes (or is cut by the sample's end)."""
+    return resync(sample.text, start, lambda _text, pos: _decode(sample, pos), (_Cut,))
 
 
 def _decode(sample: _Text, pos: int) -> tuple[Any, int]:
     """The JSON value at pos and where it ends; _Cut when the sample's end cuts it."""
     try:
-        return _DECODER.raw_decode(sample.text, pos)
+        return DECODER.raw_decode(sample.text, pos)
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", sample.text, pos) from None
     except json.JSONDecodeError as exc:
@@ -677,14 +654,10 @@ def _ends_inside(text: str, exc: json.JSONDecodeError) -> bool:
     if exc.msg.startswith("Invalid \\uXXXX escape"):
         return len(tail) <= len("u1234\\u1234")  # a cut escape or surrogate pair
     return (
-        _skip_ws(text, exc.pos) == len(text)
+        skip_ws(text, exc.pos) == len(text)
         or _NUMBER_TAIL.fullmatch(tail) is not None
         or any(literal.startswith(tail) for literal in _JSON_LITERALS)
     )
-
-
-def _skip_ws(text: str, pos: int) -> int:
-    return _WS.match(text, pos).end()  # type: ignore[union-attr]
 
 
 # --- CSV ------------------------------------------------------------------------------

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from lake.json_text import DECODER, NotText, resync, skip_ws, strict_utf8
 from lake.streams import StreamSpec
 
 GZIP_MAGIC = b"\x1f\x8b"
-_WS = re.compile(r"[ \t\r\n]*")
-_DECODER = json.JSONDecoder()
 
 
 class UnreadableObject(Exception):
@@ -43,16 +41,9 @@ def decode_bytes(data: bytes) -> str:
         except (OSError, EOFError, zlib.error) as exc:
             raise UnreadableObject(f"gzip stream is corrupt or truncated: {exc}") from exc
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UnreadableObject(
-            f"not valid UTF-8 at byte {exc.start}: {data[exc.start : exc.start + 8]!r}"
-        ) from exc
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if "\x00" in text:
-        raise UnreadableObject(f"binary content: NUL byte at character {text.index(chr(0))}")
-    return text
+        return strict_utf8(data)
+    except NotText as exc:
+        raise UnreadableObject(str(exc)) from exc
 
 
 def iter_records(text: str, spec: StreamSpec) -> Iterator[RawRecord]:
@@ -83,13 +74,13 @@ def _concatenated(text: str) -> Iterator[RawRecord]:
     After a broken document, reading resumes at the next `{` from which a whole document
     parses and is followed by another document, whitespace or the end.
     """
-    pos = _WS.match(text, 0).end()
+    pos = skip_ws(text, 0)
     position = 0
     while pos < len(text):
         try:
-            value, end = _DECODER.raw_decode(text, pos)
+            value, end = DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            resume = _resync(text, pos + 1)
+            resume = resync(text, pos + 1)
             yield RawRecord(
                 position,
                 text[pos:resume],
@@ -99,22 +90,7 @@ def _concatenated(text: str) -> Iterator[RawRecord]:
             resume = end
             yield RawRecord(position, text[pos:end], value)
         position += 1
-        pos = _WS.match(text, resume).end()
-
-
-def _resync(text: str, start: int) -> int:
-    candidate = text.find("{", start)
-    while candidate != -1:
-        try:
-            _, end = _DECODER.raw_decode(text, candidate)
-        except json.JSONDecodeError:
-            pass
-        else:
-            after = _WS.match(text, end).end()
-            if after == len(text) or text[after] == "{":
-                return candidate
-        candidate = text.find("{", candidate + 1)
-    return len(text)
+        pos = skip_ws(text, resume)
 
 
 def _wrapped(text: str, records_key: str) -> Iterator[RawRecord]:

@@ -485,7 +485,7 @@ def test_invalid_utf8_and_binary_junk_are_quarantined_whole(
     rows = [r for k in lake_keys(lake, "quarantine/") for r in read_rows(lake, k)]
     assert {r["position"] for r in rows} == {-1}
     assert sorted(r["reason"] for r in rows) == [
-        "unreadable object: not valid UTF-8 at byte 128: b'\\x80\\x81\\x82\\x83\\x84\\x85\\x86\\x87'",
+        "unreadable object: binary content: NUL byte at byte 0",  # bytes 0..255
         "unreadable object: not valid UTF-8 at byte 13: b'\\xe9\"}'",
     ]
 

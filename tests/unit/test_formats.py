@@ -136,7 +136,9 @@ def test_invalid_utf8_is_unreadable_with_the_position() -> None:
 
 
 def test_binary_junk_is_unreadable() -> None:
-    with pytest.raises(UnreadableObject, match="UTF-8"):
+    with pytest.raises(UnreadableObject, match="NUL byte at byte 0"):
         decode_bytes(bytes(range(256)))
-    with pytest.raises(UnreadableObject, match="NUL"):
-        decode_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(UnreadableObject, match="UTF-8 at byte 0"):
+        decode_bytes(bytes(range(128, 256)))  # no NUL, but no text either
+    with pytest.raises(UnreadableObject, match="NUL byte at byte 7"):
+        decode_bytes(b'{"a":1}\x00\x01\x02binary')

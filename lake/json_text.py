@@ -1,0 +1,68 @@
+"""What the two readers of landed JSON share: strict UTF-8 text, and finding the next record.
+
+lake.formats splits whole objects for cleaning; lake.classifiers reads a sample of an
+object for the crawler, whose end may cut a record. Both decode text the same way and,
+after a malformed record in concatenated JSON, resume at the same place.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+WS = re.compile(r"[ \t\r\n]*")
+DECODER = json.JSONDecoder()
+Decode = Callable[[str, int], tuple[Any, int]]
+
+
+class NotText(ValueError):
+    """Bytes that are not UTF-8 text (the message says where)."""
+
+
+def strict_utf8(data: bytes, whole: bool = True) -> str:
+    """Strict UTF-8 without a BOM. With `whole` False (a sample), a character cut by the
+    end of the bytes is dropped instead of refused. A NUL byte means binary content."""
+    nul = data.find(b"\x00")
+    if nul != -1:
+        raise NotText(f"binary content: NUL byte at byte {nul}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if whole or exc.reason != "unexpected end of data":
+            raise NotText(
+                f"not valid UTF-8 at byte {exc.start}: {data[exc.start : exc.start + 8]!r}"
+            ) from None
+        text = data[: exc.start].decode("utf-8")
+    return text.removeprefix("\ufeff")
+
+
+def skip_ws(text: str, pos: int) -> int:
+    return WS.match(text, pos).end()  # type: ignore[union-attr]
+
+
+def resync(
+    text: str,
+    start: int,
+    decode: Decode = DECODER.raw_decode,
+    cut: tuple[type[Exception], ...] = (),
+) -> int:
+    """Where reading resumes after a malformed document in concatenated JSON: the next `{`
+    from which a document decodes and is followed by another `{` or the end (or, for a
+    sample, one `decode` reports as cut by the sample's end: an exception in `cut`);
+    the text's end when there is none."""
+    candidate = text.find("{", start)
+    while candidate != -1:
+        try:
+            _, end = decode(text, candidate)
+        except cut:
+            return candidate
+        except json.JSONDecodeError:
+            pass
+        else:
+            after = skip_ws(text, end)
+            if after == len(text) or text[after] == "{":
+                return candidate
+        candidate = text.find("{", candidate + 1)
+    return len(text)
