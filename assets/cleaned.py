@@ -33,6 +33,13 @@ class CleanedConfig(Config):
         default=False,
         description="Re-process every object of the hour, not only those no run has processed yet",
     )
+    up_to_key: str | None = Field(
+        default=None,
+        description=(
+            "Only objects whose key sorts at or before this one (a sensor's batch: newer "
+            "objects wait for the run of their own batch)"
+        ),
+    )
 
 
 QUARANTINE_CHECK = "quarantine_ratio"
@@ -70,7 +77,11 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
             )
         total = HourReport()
         for hour in hours_of(context):
-            objects = list(landing.list(hour_prefix(spec.name, hour)))
+            objects = [
+                o
+                for o in landing.list(hour_prefix(spec.name, hour))
+                if config.up_to_key is None or o.key <= config.up_to_key
+            ]
             report = clean_hour(
                 spec, table, landing, lake_storage, hour, objects, full_refresh=config.full_refresh
             )

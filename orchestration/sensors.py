@@ -97,7 +97,10 @@ def hour_run_requests(
     job_name: str | None = None,
 ) -> list[RunRequest]:
     """One run per arrival hour, keyed by its batch of object keys (a later batch of the
-    same hour is a new run, never deduplicated away)."""
+    same hour is a new run, never deduplicated away). The run cleans the hour's
+    unprocessed objects up to the batch's last key: the batch, and any earlier object a
+    failed run left, but not objects that landed after the scan (their batch's run takes
+    them), so a run never takes much more than MAX_OBJECTS_PER_TICK."""
     latest_hour = datetime.now(UTC) + timedelta(hours=1)
     requests = []
     for hour, keys in by_hour.items():
@@ -108,11 +111,13 @@ def hour_run_requests(
             )
             continue
         pk = partition_key(hour)
+        cleaned_config = {"up_to_key": max(keys)}  # newer objects: their own batch's run
         requests.append(
             RunRequest(
                 run_key=f"{source}:" + batch_run_key(stream, pk, keys),
                 partition_key=pk,
                 job_name=job_name,
+                run_config={"ops": {f"cleaned__{stream}": {"config": cleaned_config}}},
                 tags={"stream": stream, f"{source}/new_objects": str(len(keys))},
             )
         )

@@ -122,3 +122,23 @@ def test_the_shipped_instance_runs_one_ingest_per_stream_at_a_time(tmp_path):
     # ingest runs carry the tag stream=<name>: one at a time per stream (so per stream and hour)
     assert limits[("stream", "{'applyLimitPerUniqueValue': True}")] == 1
     assert limits[("warehouse", "None")] == 1  # one writer of the DuckDB file
+
+
+def test_a_run_cleans_its_batch_not_objects_that_landed_after_the_tick(
+    local_lake, write_concatenated
+):
+    landing, lake, resources = local_lake["landing"], local_lake["lake"], local_lake["resources"]
+    for minute in (1, 2, 3):
+        _land(write_concatenated, landing, "robot_telemetry", 8, minute, f"m{minute}")
+    (request,) = _evaluate("robot_telemetry_landing_sensor", resources, None).run_requests
+    _land(write_concatenated, landing, "robot_telemetry", 8, 4, "m4")  # lands after the tick
+
+    result = materialize(
+        ingest_assets("robot_telemetry"),
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+        resources=resources,
+    )
+    assert result.success
+    cleaned = sorted(o.key.rsplit("-", 1)[-1] for o in lake.list("_state/cleaned/robot_telemetry/"))
+    assert cleaned == ["m1.parquet.json", "m2.parquet.json", "m3.parquet.json"]
