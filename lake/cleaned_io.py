@@ -77,7 +77,8 @@ def clean_hour(
             con.close()
     for info, name in zip(todo, all_names, strict=True):
         report.add(info, run.per_object[name])
-        _replace_manifest(lake, spec, hour, info.key, name, run.per_object[name])
+        # without full_refresh the object had no manifest (the ledger said so): none to read
+        _replace_manifest(lake, spec, info.key, name, run.per_object[name], full_refresh)
     return report
 
 
@@ -116,16 +117,16 @@ def processed_outputs(lake: Storage, stream: str, hour: datetime) -> set[str]:
 def _replace_manifest(
     lake: Storage,
     spec: StreamSpec,
-    hour: datetime,
     source_key: str,
     name: str,
     counts: ObjectCounts,
+    may_exist: bool,
 ) -> None:
     manifest_key = f"_state/cleaned/{spec.name}/{name}.json"
-    try:
-        previous = json.loads(lake.read(manifest_key))["files"]
-    except ObjectNotFound:
-        previous = []
+    previous = []
+    if may_exist:
+        with contextlib.suppress(ObjectNotFound):
+            previous = json.loads(lake.read(manifest_key))["files"]
     for stale in set(previous) - set(counts.files):
         with contextlib.suppress(ObjectNotFound):
             lake.delete(stale)
