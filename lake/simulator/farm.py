@@ -200,9 +200,7 @@ class Farm(EventSource):
     def _milking_start(self, cow: Cow, t: int) -> None:
         rng = self.rng
         robot = cow.robot
-        down = robot.down_until(t)
-        if down is not None:
-            self._abort(cow, down)
+        if self._aborted_by_breakdown(cow, t):
             return
         self.emit(t, self._record(t, robot, "milking_start", cow, self._sensors(robot, cow)))
         hours_since = (t - cow.last_milked_ms) / HOUR_MS
@@ -227,9 +225,7 @@ class Farm(EventSource):
     def _milking_end(self, cow: Cow, yield_kg: float, duration_s: int, t: int) -> None:
         rng = self.rng
         robot = cow.robot
-        down = robot.down_until(t)
-        if down is not None:
-            self._abort(cow, down)
+        if self._aborted_by_breakdown(cow, t):
             return
         quarters = [
             {"quarter": q, "yield_kg": round(yield_kg * share * rng.uniform(0.95, 1.05), 1)}
@@ -261,6 +257,13 @@ class Farm(EventSource):
         rec = self._record(t, robot, "gate_pass", cow, self._sensors(robot))
         rec["gate"] = {"gate_id": robot.gate_id, "direction": "out"}
         self.emit(t, rec)
+
+    def _aborted_by_breakdown(self, cow: Cow, t: int) -> bool:
+        """Whether the cow's robot is down at t (her milking is then aborted)."""
+        down = cow.robot.down_until(t)
+        if down is not None:
+            self._abort(cow, down)
+        return down is not None
 
     def _abort(self, cow: Cow, down_until: int) -> None:
         robot = cow.robot
