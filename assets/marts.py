@@ -25,7 +25,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from lake.alerts import notify_new, publisher_from_env
+from lake.alerts import log_publisher, notify_new, publisher_from_env
 from lake.cleaning import columns_from_table
 from lake.crawler import Catalog
 from lake.mart_build import InputColumns, MartBuild, build_mart
@@ -88,8 +88,11 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
                 columns[table] = [(c.name, c.duck_type) for c in found_columns]
         days = [date.fromisoformat(k) for k in context.partition_keys] if daily else [None]
         loader = RedshiftLoader.from_env()
+        # an SNS client only for a mart that alerts
+        publish, alerts_target = publisher_from_env() if spec.alerts else (log_publisher, "log")
         metadata: dict = {"days": MetadataValue.json([str(d) for d in days if d])}
-        rows, files, empty = 0, [], set()
+        rows, files, redshift_files = 0, [], []
+        missing, empty = set(), set()
         alerts_new: list[str] = []
         alerts_seen: list[str] = []
         build = MartBuild()
@@ -97,15 +100,15 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
             build = build_mart(spec, day, lake_storage, warehouse.get_connection, columns, IAM_ROLE)
             rows += build.rows
             files += build.files
+            redshift_files += build.redshift_files
+            missing.update(build.missing_inputs)
             empty.update(build.empty_inputs)
             if build.missing_inputs:
                 context.log.warning(f"no input for {', '.join(build.missing_inputs)} on {day}")
             if spec.alerts and build.result is not None:
-                publish, target = publisher_from_env()
                 run = notify_new(lake_storage, spec.name, build.result, publish)
                 alerts_new += run.notified
                 alerts_seen += run.already_notified
-                metadata["alerts_target"] = target
             if loader is not None and build.result is not None:
                 load = next(k for k in build.redshift_files if k.endswith("load.sql"))
                 loader.run_script(lake_storage.read(load).decode(), context.log)
@@ -113,14 +116,15 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
             {
                 "dagster/row_count": rows,
                 "files": MetadataValue.json(files),
-                "missing_inputs": MetadataValue.json(build.missing_inputs),
+                "missing_inputs": MetadataValue.json(sorted(missing)),
                 "empty_inputs": MetadataValue.json(sorted(empty)),
                 "warehouse_table": f"marts.{spec.name}",
-                "redshift_files": MetadataValue.json(build.redshift_files),
+                "redshift_files": MetadataValue.json(redshift_files),
                 "redshift_loaded": loader is not None,
             }
         )
         if spec.alerts:
+            metadata["alerts_target"] = alerts_target
             metadata["alerts_notified"] = MetadataValue.json(alerts_new)
             metadata["alerts_already_notified"] = len(alerts_seen)
         if build.columns:
