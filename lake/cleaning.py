@@ -25,7 +25,12 @@ from lake.hive_types import Struct, from_duckdb_structure, leaf_columns
 from lake.pii import REDACTED, hash_key
 from lake.streams import StreamSpec
 
-LINEAGE_COLUMNS = ("_source_key", "_position", "_arrival_hour", "_ingested_at")
+LINEAGE_TYPES = {  # the columns every cleaned file ends with, after the record's own
+    "_source_key": "VARCHAR",
+    "_position": "BIGINT",
+    "_arrival_hour": "TIMESTAMPTZ",
+    "_ingested_at": "TIMESTAMPTZ",
+}
 DUCK_TYPES = {
     "boolean": "BOOLEAN",
     "int": "INTEGER",
@@ -59,7 +64,7 @@ def leaf_columns_of(schema: Struct, spec: StreamSpec) -> list[Column]:
     """Flatten the schema into leaf columns with PII masks; flat names made unique."""
     pii = {tuple(path.split(".")): how for path, how in spec.pii.items()}
     columns: list[Column] = []
-    used: set[str] = set(LINEAGE_COLUMNS)
+    used: set[str] = set(LINEAGE_TYPES)
     for flat, path, leaf in leaf_columns(schema):
         how = next((m for p, m in pii.items() if path[: len(p)] == p), None)
         if how == "hash":
@@ -93,8 +98,8 @@ def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamS
     (a hash of the record's top-level key list: records share a few shapes, so repeated
     keys and fields the catalog lacks are looked for once per shape, see shape_keys_sql)."""
     structure = sql_string(json.dumps(varchar_structure(schema)))
-    leaves = [f"{_extract(c.path)} AS {_q('v_' + c.name)}" for c in columns]
-    typed = [f"{_typed(c, spec)} AS {_q(c.name)}" for c in columns]
+    leaves = [f"{_extract(c.path)} AS {quote_identifier('v_' + c.name)}" for c in columns]
+    typed = [f"{_typed(c, spec)} AS {quote_identifier(c.name)}" for c in columns]
     reasons = _reasons(columns, spec)
     return f"""
 WITH parsed AS (
@@ -107,13 +112,13 @@ WITH parsed AS (
     FROM parsed
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"},
-           md5_number({_q("v_" + _dedup_column(columns, spec))}) AS _key_hash
+           md5_number({quote_identifier("v_" + _dedup_column(columns, spec))}) AS _key_hash
     FROM leaves
 )
 SELECT _object, _position, _shape,
        (_key_hash >> 64)::UBIGINT AS _key_hi, (_key_hash & {(1 << 64) - 1})::UBIGINT AS _key_lo,
        {reasons} AS _reason,
-       {", ".join(_q(c.name) for c in columns)}
+       {", ".join(quote_identifier(c.name) for c in columns)}
 FROM typed
 """
 
@@ -125,7 +130,8 @@ _JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'object' WHEN '[' THEN 'a
     WHEN 'n' THEN 'null' ELSE 'number' END"""
 
 
-def _q(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """A SQL identifier in double quotes (DuckDB and Redshift alike)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -137,7 +143,7 @@ def _extract(path: tuple[str, ...]) -> str:
 
 
 def _typed(c: Column, spec: StreamSpec) -> str:
-    v = _q("v_" + c.name)
+    v = quote_identifier("v_" + c.name)
     if c.path == (spec.event_time_field,):
         return _event_time(v, spec.event_time_format)
     if c.mask == "hash":
@@ -195,7 +201,7 @@ def _dedup_column(columns: list[Column], spec: StreamSpec) -> str:
 def _reasons(columns: list[Column], spec: StreamSpec) -> str:
     """The first problem of a record, in a fixed order, or NULL."""
     time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
-    dedup = _q("v_" + _dedup_column(columns, spec))
+    dedup = quote_identifier("v_" + _dedup_column(columns, spec))
     cases = [
         "WHEN _jt <> 'object' THEN 'record is a JSON ' || _jt || ', not an object'",
     ]
@@ -204,7 +210,7 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
             f"WHEN true THEN {sql_string(f'missing event time field {spec.event_time_field!r}')}"
         )
     else:
-        v, typed = _q("v_" + time_col.name), _q(time_col.name)
+        v, typed = quote_identifier("v_" + time_col.name), quote_identifier(time_col.name)
         missing = f"missing event time field {spec.event_time_field!r}"
         cases.append(f"WHEN {v} IS NULL OR {v} = '' THEN {sql_string(missing)}")
         cases.append(
@@ -218,9 +224,9 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
     for c in columns:
         if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type == "VARCHAR":
             continue
-        v = _q("v_" + c.name)
+        v = quote_identifier("v_" + c.name)
         cases.append(
-            f"WHEN {v} IS NOT NULL AND {_q(c.name)} IS NULL THEN "
+            f"WHEN {v} IS NOT NULL AND {quote_identifier(c.name)} IS NULL THEN "
             f"{sql_string(f'column {c.name}: cannot cast ')} || {v} || {sql_string(f' to {c.type}')}"
         )
     return "CASE " + " ".join(cases) + " END"

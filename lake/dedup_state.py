@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from lake.storage import Storage
+from lake.storage import Storage, local_path
 
 SEEN_TABLE = "seen_keys"
 
@@ -45,9 +45,7 @@ def load_seen(
     paths = []
     for day in days:
         for info in lake.list(state_prefix(stream, day)):
-            path = scratch / f"seen-{len(paths)}.parquet"
-            path.write_bytes(lake.read(info.key))
-            paths.append(str(path))
+            paths.append(str(local_path(lake, info.key, scratch)))
     if not paths:
         return
     _register_reprocessed(con, reprocessed)
@@ -84,8 +82,7 @@ def save_hour_keys(
         key = f"{state_prefix(stream, day)}{hour:%Y%m%dT%H}.parquet"
         merged = f"SELECT hi, lo, obj FROM ({new_keys_sql}) WHERE dt = DATE '{day}'"
         if lake.exists(key):
-            old = scratch / f"old-{day}.parquet"
-            old.write_bytes(lake.read(key))
+            old = local_path(lake, key, scratch)
             merged += (
                 f" UNION ALL SELECT hi, lo, obj FROM read_parquet('{old}') "
                 "WHERE obj NOT IN (SELECT obj FROM reprocessed_objects)"

@@ -28,19 +28,14 @@ import duckdb
 import pyarrow as pa
 
 from lake import redshift
+from lake.cleaning import LINEAGE_TYPES, quote_identifier, sql_string
 from lake.marts import MartDefinitionError, MartSpec
 from lake.parquet_writing import parquet_bytes
-from lake.storage import LocalStorage, ObjectNotFound, Storage
+from lake.storage import ObjectNotFound, Storage, local_path
 
 WarehouseConnect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 InputColumns = dict[str, list[tuple[str, str]]]  # cleaned stream -> [(column, DuckDB type)]
-LINEAGE_TYPES = [
-    ("_source_key", "VARCHAR"),
-    ("_position", "BIGINT"),
-    ("_arrival_hour", "TIMESTAMPTZ"),
-    ("_ingested_at", "TIMESTAMPTZ"),
-    ("dt", "DATE"),
-]
+CLEANED_EXTRA = [*LINEAGE_TYPES.items(), ("dt", "DATE")]  # lineage, then the Hive dt folder
 
 
 @dataclass
@@ -84,12 +79,9 @@ def build_mart(
     prefix = f"marts/{spec.name}/" + (f"dt={day}/" if day else "")
     key = f"{prefix}{spec.name}-0000.parquet"
     for stale in list(lake.list(prefix)):
-        if stale.key != key:
+        if build.result is None or stale.key != key:
             lake.delete(stale.key)
-    if build.result is None:
-        if lake.exists(key):
-            lake.delete(key)
-    else:
+    if build.result is not None:
         data = parquet_bytes(build.result)
         lake.write(key, data)
         build.files.append(key)
@@ -111,7 +103,7 @@ def _input_days(spec: MartSpec, day: date | None) -> list[date] | None:
 
 def _run(con: duckdb.DuckDBPyConnection, spec: MartSpec, day: date | None) -> pa.Table:
     """The mart's rows; its SQL can read the partition's day as getvariable('mart_day')."""
-    con.execute(f"SET VARIABLE mart_day = {f'DATE {_sql_string(str(day))}' if day else 'NULL'}")
+    con.execute(f"SET VARIABLE mart_day = {f'DATE {sql_string(str(day))}' if day else 'NULL'}")
     relation = con.sql(spec.sql)
     if spec.partitioned_by == "day":
         if "dt" not in relation.columns:
@@ -135,7 +127,7 @@ def _create_input_view(
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
     view = f'"{layer}"."{table}"'
     if paths:
-        files = ", ".join(_sql_string(str(p)) for p in paths)
+        files = ", ".join(sql_string(str(p)) for p in paths)
         hive = "true" if layer == "cleaned" else "false"
         source = f"read_parquet([{files}], union_by_name=true, hive_partitioning={hive})"
         if columns is None:
@@ -146,22 +138,20 @@ def _create_input_view(
         source, present = "(SELECT 1) WHERE false", set()
     assert columns is not None
     named = {name for name, _ in columns}
-    wanted = columns + [(n, t) for n, t in LINEAGE_TYPES if n not in named]
+    wanted = columns + [(n, t) for n, t in CLEANED_EXTRA if n not in named]
     select = ", ".join(
-        f'"{name}"' if name in present else f'NULL::{duck_type} AS "{name}"'
+        quote_identifier(name)
+        if name in present
+        else f"NULL::{duck_type} AS {quote_identifier(name)}"
         for name, duck_type in wanted
     )
     extra = sorted(present - {name for name, _ in wanted})
     if extra:  # columns the catalog does not know yet (added by cleaning): keep them
-        select += ", " + ", ".join(f'"{name}"' for name in extra)
+        select += ", " + ", ".join(quote_identifier(name) for name in extra)
     unseen = sorted(set(names_used) - present - {name for name, _ in wanted})
     if unseen:  # untyped NULLs take the type their use asks for
-        select += ", " + ", ".join(f'NULL AS "{name}"' for name in unseen)
+        select += ", " + ", ".join(f"NULL AS {quote_identifier(name)}" for name in unseen)
     con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _input_files(
@@ -170,15 +160,7 @@ def _input_files(
     folder = f"{layer}/{table}/"
     prefixes = [folder] if days is None else [f"{folder}dt={d}/" for d in days]
     keys = [o.key for p in prefixes for o in lake.list(p) if o.key.endswith(".parquet")]
-    if isinstance(lake, LocalStorage):
-        return [lake.path(k) for k in keys]
-    local = []  # DuckDB has no S3 reader offline here: fetch the day's files with boto3
-    for key in keys:
-        target = scratch / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(lake.read(key))
-        local.append(target)
-    return local
+    return [local_path(lake, key, scratch) for key in keys]
 
 
 def write_redshift_files(

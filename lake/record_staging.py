@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from lake.formats import GZIP_MAGIC, UnreadableObject, decode_bytes, iter_records
-from lake.storage import LocalStorage, ObjectInfo, Storage
+from lake.storage import ObjectInfo, Storage, local_path
 from lake.streams import StreamSpec
 
 SOURCE_VIEW = "staged_records"
@@ -53,7 +53,7 @@ def stage_objects(
 ) -> Staged:
     """Create the view `staged_records(_object, _position, raw)` over every record of
     the given objects that reached DuckDB (the rest is in `Staged.rejected`)."""
-    files = {i: _local_file(landing, info, scratch) for i, info in enumerate(objects)}
+    files = {i: local_path(landing, info.key, scratch) for i, info in enumerate(objects)}
     fast = _indexed_links(files, scratch) if spec.format in _DUCKDB_FORMATS else {}
     staged = _load(con, spec, objects, files, fast)
     if staged is None:  # some file has a malformed record: find it, the others stay fast
@@ -131,17 +131,6 @@ def _indexed_links(files: dict[int, Path], scratch: Path) -> dict[int, Path]:
         links[i] = folder / str(i)
         links[i].symlink_to(path.resolve())
     return links
-
-
-def _local_file(landing: Storage, info: ObjectInfo, scratch: Path) -> Path:
-    """DuckDB reads local files only here (no httpfs): S3 objects are fetched first."""
-    if isinstance(landing, LocalStorage):
-        return landing.path(info.key)
-    target = Path(tempfile.mkstemp(dir=scratch, suffix=".object")[1])
-    with landing.open(info.key) as body, open(target, "wb") as out:
-        while chunk := body.read(1 << 20):
-            out.write(chunk)
-    return target
 
 
 def _compression_of(path: Path) -> str:

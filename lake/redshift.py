@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake.cleaning import quote_identifier, sql_string
 from lake.marts import MartSpec
 
 SCHEMA = "marts"
@@ -89,12 +90,8 @@ def _round_up(length: int) -> int:
     return min(width, MAX_VARCHAR)
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def table_name(spec: MartSpec) -> str:
-    return f"{SCHEMA}.{_q(spec.name)}"
+    return f"{SCHEMA}.{quote_identifier(spec.name)}"
 
 
 def create_table_ddl(spec: MartSpec, columns: list[RedshiftColumn]) -> str:
@@ -103,13 +100,13 @@ def create_table_ddl(spec: MartSpec, columns: list[RedshiftColumn]) -> str:
     for key in (spec.distkey, *spec.sortkey):
         if key and key not in names:
             raise RedshiftTypeError(f"{spec.path.name}: key column {key!r} is not in the result")
-    body = ",\n".join(f"    {_q(c.name)} {c.type}" for c in columns)
+    body = ",\n".join(f"    {quote_identifier(c.name)} {c.type}" for c in columns)
     ddl = f"CREATE TABLE IF NOT EXISTS {table_name(spec)} (\n{body}\n)"
     ddl += f"\nDISTSTYLE {spec.diststyle.upper()}"
     if spec.diststyle == "key" and spec.distkey:
-        ddl += f" DISTKEY ({_q(spec.distkey)})"
+        ddl += f" DISTKEY ({quote_identifier(spec.distkey)})"
     if spec.sortkey:
-        ddl += f"\nCOMPOUND SORTKEY ({', '.join(_q(k) for k in spec.sortkey)})"
+        ddl += f"\nCOMPOUND SORTKEY ({', '.join(quote_identifier(k) for k in spec.sortkey)})"
     return ddl + ";\n"
 
 
@@ -140,11 +137,14 @@ def load_statements(
     partition into a staging table and replaces it in the target, so a re-run of the same
     day replaces it again, never doubles it."""
     target = table_name(spec)
-    stage = _q(f"stage_{spec.name}")
-    role = "default" if iam_role == "default" else "'" + iam_role.replace("'", "''") + "'"
+    stage = quote_identifier(f"stage_{spec.name}")
+    role = "default" if iam_role == "default" else sql_string(iam_role)
     nested = " SERIALIZETOJSON" if any(c.nested for c in columns) else ""
     setup = [f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}", create_table_ddl(spec, columns).strip()]
-    setup += [f"ALTER TABLE {target} ALTER COLUMN {_q(c.name)} TYPE {c.type}" for c in widened]
+    setup += [
+        f"ALTER TABLE {target} ALTER COLUMN {quote_identifier(c.name)} TYPE {c.type}"
+        for c in widened
+    ]
     transaction = [
         f"CREATE TEMP TABLE {stage} (LIKE {target})",
         f"COPY {stage} FROM '{manifest_url}' IAM_ROLE {role} FORMAT AS PARQUET{nested} MANIFEST",

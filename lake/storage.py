@@ -7,6 +7,7 @@ UTF-8 key), so a `start_after` cursor means the same thing on both backends.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -238,6 +239,19 @@ def default_s3_client() -> Any:
     from botocore.config import Config
 
     return boto3.client("s3", config=Config(retries={"max_attempts": 10, "mode": "adaptive"}))
+
+
+def local_path(storage: Storage, key: str, scratch: Path) -> Path:
+    """A local file with the object's bytes, for readers of local files only (DuckDB here
+    has no S3 reader): the file itself on LocalStorage, else a copy at scratch/<key>
+    (the key's folders kept, so `dt=` folders still read as Hive partitions)."""
+    if isinstance(storage, LocalStorage):
+        return storage.path(key)
+    target = scratch / check_key(key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with storage.open(key) as body, open(target, "wb") as out:
+        shutil.copyfileobj(body, out, 1 << 20)
+    return target
 
 
 def open_storage(uri: str, s3_client: Any | None = None) -> Storage:
