@@ -3,10 +3,18 @@
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Backoff, Jitter, RetryPolicy
 
 from lake.firehose import hours_between
 from orchestration.partitions import hourly_partitions
+
+# A step that raised (S3 503s past boto3's own retries, a lost connection) runs again in
+# the same run, after ~10 s then ~20 s. Re-running a step is safe: cleaning skips objects
+# in the ledger and rewrites the same files; a crashed run worker is dagster.yaml's
+# run_retries' job.
+ASSET_RETRY_POLICY = RetryPolicy(
+    max_retries=2, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
 
 
 def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> dict[str, Any]:
@@ -20,6 +28,7 @@ def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> d
         "partitions_def": hourly_partitions,
         "backfill_policy": BackfillPolicy.single_run(),
         "group_name": layer,
+        "retry_policy": ASSET_RETRY_POLICY,
     }
 
 

@@ -25,6 +25,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from assets.hourly import ASSET_RETRY_POLICY
 from lake.alerts import log_publisher, notify_new, publisher_from_env
 from lake.cleaning import columns_from_table
 from lake.crawler import Catalog
@@ -64,6 +65,7 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
         partitions_def=daily_partitions if daily else None,
         backfill_policy=BackfillPolicy.single_run() if daily else None,
         group_name="marts",
+        retry_policy=ASSET_RETRY_POLICY,
         kinds={"duckdb", "sql", "redshift"},
         description=spec.description or f"Mart from sql/marts/{spec.path.name}",
         metadata={

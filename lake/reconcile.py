@@ -1,10 +1,11 @@
 """Reconciliation: landed objects that no cleaning run has processed, hour folder by hour.
 
 The landing scan finds new objects cheaply but can miss one that lands, named early,
-into an hour folder it has moved past. Reconciliation lists whole hour folders of the
-last days and compares them with the cleaning ledger (one manifest per processed object,
-lake.cleaned_io), a few hours at a time, so it is slow and thorough where the scan is
-fast and near.
+below the key its listing starts from (lake.landing_scan). Reconciliation lists whole
+hour folders, from the current hour back over the last days, and compares them with the
+cleaning ledger (one manifest per processed object, lake.cleaned_io), a few hours at a
+time, so it is slow and thorough where the scan is fast and near. Objects that landed in
+the last `grace` are left out: the landing scan's runs for them may still be queued.
 """
 
 from __future__ import annotations
@@ -35,12 +36,20 @@ class ReconcileCursor:
 
 
 def unprocessed_objects(
-    landing: Storage, lake: Storage, stream: str, hour: datetime
+    landing: Storage,
+    lake: Storage,
+    stream: str,
+    hour: datetime,
+    landed_before: datetime | None = None,
 ) -> list[ObjectInfo]:
-    """The objects of one arrival hour that have no manifest in the ledger."""
+    """The objects of one arrival hour that have no manifest in the ledger (and, with
+    `landed_before`, landed before it)."""
     done = processed_outputs(lake, stream, hour)
     return [
-        o for o in landing.list(hour_prefix(stream, hour)) if output_name(hour, o.key) not in done
+        o
+        for o in landing.list(hour_prefix(stream, hour))
+        if output_name(hour, o.key) not in done
+        and (landed_before is None or o.last_modified < landed_before)
     ]
 
 
@@ -52,15 +61,17 @@ def reconcile_some_hours(
     newest: datetime,
     oldest: datetime,
     hours_per_call: int = 24,
+    landed_before: datetime | None = None,
 ) -> tuple[dict[datetime, list[ObjectInfo]], ReconcileCursor]:
     """Check up to `hours_per_call` hours, from the cursor back to `oldest` (then start
-    again at `newest`); return the hours with unprocessed objects and the next cursor."""
+    again at `newest`); return the hours with unprocessed objects (landed before
+    `landed_before`) and the next cursor."""
     found: dict[datetime, list[ObjectInfo]] = {}
     hour = cursor.next_hour if cursor.next_hour and cursor.next_hour <= newest else newest
     for _ in range(hours_per_call):
         if hour < oldest:
             return found, ReconcileCursor(None)
-        missing = unprocessed_objects(landing, lake, stream, hour)
+        missing = unprocessed_objects(landing, lake, stream, hour, landed_before)
         if missing:
             found[hour] = missing
         hour -= timedelta(hours=1)

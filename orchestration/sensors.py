@@ -28,7 +28,7 @@ import boto3
 
 from lake import s3_events
 from lake.firehose import parse_key, partition_key
-from lake.landing_scan import LATE_HOURS, ScanCursor, scan_new_objects
+from lake.landing_scan import ScanCursor, scan_new_objects
 from lake.reconcile import ReconcileCursor, reconcile_some_hours
 from lake.storage import S3Storage
 from orchestration.partitions import START_DATE
@@ -40,6 +40,8 @@ SENSOR_INTERVAL_S = int(os.environ.get("SENSOR_INTERVAL_SECONDS", "5"))
 MAX_OBJECTS_PER_TICK = int(os.environ.get("MAX_OBJECTS_PER_TICK", "2000"))
 RECONCILE_INTERVAL_S = int(os.environ.get("RECONCILE_INTERVAL_SECONDS", "600"))
 RECONCILE_DAYS = int(os.environ.get("RECONCILE_DAYS", "7"))
+# Objects younger than this are the landing sensor's: their runs may still be queued.
+RECONCILE_GRACE = timedelta(minutes=int(os.environ.get("RECONCILE_GRACE_MINUTES", "15")))
 MARTS_SENSOR_INTERVAL_S = int(os.environ.get("MARTS_SENSOR_INTERVAL_SECONDS", "30"))
 PIPELINE_START = datetime.fromisoformat(START_DATE).replace(tzinfo=UTC)
 
@@ -191,9 +193,11 @@ def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> 
         description=f"Finds {stream} objects no cleaning run processed, over {RECONCILE_DAYS} days",
     )
     def _reconcile(context: SensorEvaluationContext, lake: LakeResource):
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        newest = now - timedelta(hours=LATE_HOURS + 1)  # nearer hours: the landing scan's
-        oldest = max(now - timedelta(days=RECONCILE_DAYS), PIPELINE_START)
+        now = datetime.now(UTC)
+        # from the current hour: the landing scan skips keys named below its floor, in any
+        # hour, so no hour may be left to it alone
+        newest = now.replace(minute=0, second=0, microsecond=0)
+        oldest = max(newest - timedelta(days=RECONCILE_DAYS), PIPELINE_START)
         found, cursor = reconcile_some_hours(
             lake.landing(),
             lake.lake(),
@@ -201,6 +205,7 @@ def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> 
             ReconcileCursor.from_json(context.cursor),
             newest,
             oldest,
+            landed_before=now - RECONCILE_GRACE,
         )
         by_hour = {hour: [i.key for i in infos] for hour, infos in found.items()}
         requests = hour_run_requests(context, stream, by_hour, "reconcile")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from lake.firehose import object_key
-from lake.landing_scan import ScanCursor, ScanResult, scan_new_objects
+from lake.landing_scan import MAX_RECENT, ScanCursor, ScanResult, key_digest, scan_new_objects
 from lake.storage import LocalStorage
 
 STREAM = "robot_telemetry"
@@ -200,7 +201,65 @@ def test_max_new_truncates_and_the_next_call_continues(landing: LocalStorage) ->
 
 
 def test_cursor_json_round_trip() -> None:
-    cursor = ScanCursor("a/b", ["x", "y"])
+    cursor = ScanCursor(
+        "a/b", "a/a", {key_digest("x"), key_digest("y")}, {key_digest("z")}, {"h": "k"}, 3
+    )
     assert ScanCursor.from_json(cursor.to_json()) == cursor
     assert ScanCursor.from_json(None) == ScanCursor()
     assert ScanCursor.from_json("") == ScanCursor()
+
+
+def test_cursor_of_the_earlier_layout_starts_from_its_newest_key(landing: LocalStorage) -> None:
+    old = put(landing, T0, "old")
+    new = put(landing, T0 + timedelta(minutes=10), "new")
+    legacy = json.dumps({"last_key": old, "recent": [old], "strays": [], "hour_marks": {}})
+    result = scan_new_objects(landing, STREAM, ScanCursor.from_json(legacy))
+    assert new in keys(result)
+
+
+CURSOR_BOUND = 64 * 1024  # bytes of cursor JSON, whatever the burst
+
+
+def test_a_burst_larger_than_the_listing_cap_is_requested_once_and_the_scan_moves_on(
+    landing: LocalStorage,
+) -> None:
+    """25,000 objects within the 2-minute lookback (more than the 20,000 keys a scan may
+    read): every tick takes new objects until all are taken exactly once, the cursor stays
+    small, and an object landing 10 minutes later is found."""
+    burst = 25_000
+    written = {put(landing, T0 + timedelta(milliseconds=4 * i), f"{i:05d}") for i in range(burst)}
+    assert len(written) == burst
+    seen: list[str] = []
+    cursor, ticks = ScanCursor(), 0
+    while True:
+        result = scan_new_objects(landing, STREAM, cursor, max_new=2000)
+        ticks += 1
+        assert ticks <= burst // 2000 + 3, "the scan stopped making progress"
+        assert result.new or not result.truncated  # a truncated tick always takes something
+        seen += keys(result)
+        text = result.cursor.to_json()
+        assert len(text) < CURSOR_BOUND
+        cursor = ScanCursor.from_json(text)
+        if not result.new:
+            break
+    assert len(seen) == len(set(seen)) == burst
+    assert set(seen) == written
+    assert len(cursor.recent) <= MAX_RECENT
+
+    later = put(landing, T0 + timedelta(minutes=10), "later")
+    tick = scan_new_objects(landing, STREAM, cursor, max_new=2000)
+    assert keys(tick) == [later]
+    assert tick.listed <= MAX_RECENT + 2  # the remembered window and the new key, not 25,000
+    assert scan_new_objects(landing, STREAM, tick.cursor, max_new=2000).new == []
+
+
+def test_a_key_below_the_raised_floor_is_left_to_reconciliation(landing: LocalStorage) -> None:
+    for i in range(50):
+        put(landing, T0 + timedelta(seconds=i), f"{i:03d}")
+    first = scan_new_objects(landing, STREAM, ScanCursor(), max_recent=10)
+    assert len(first.new) == 50 and len(first.cursor.recent) == 10
+    # named among the oldest of the window, below the floor the cap raised: not rescanned
+    below = put(landing, T0 + timedelta(seconds=5), "005-late")
+    assert first.cursor.floor is not None and below < first.cursor.floor
+    again = scan_new_objects(landing, STREAM, first.cursor, max_recent=10)
+    assert below not in keys(again)
