@@ -28,11 +28,13 @@ from dagster_duckdb import DuckDBResource
 from assets.hourly import ASSET_RETRY_POLICY
 from lake.alerts import log_publisher, notify_new, publisher_from_env
 from lake.cleaning import columns_from_table
+from lake.committed import CommittedFiles
 from lake.crawler import Catalog
 from lake.mart_build import InputColumns, MartBuild, build_mart
 from lake.marts import MartSpec
 from lake.redshift_data_api import RedshiftLoader
 from lake.streams import StreamCatalog
+from lake.warehouse import Warehouse
 from orchestration.partitions import daily_partitions
 from orchestration.resources import LakeResource
 
@@ -98,8 +100,16 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
         alerts_new: list[str] = []
         alerts_seen: list[str] = []
         build = MartBuild()
+        # the warehouse holds views over copies of the mart files: a run writes it only to
+        # make a view, and a reader holding it open delays that to a later run, never fails it
+        local_warehouse = Warehouse(warehouse.database)
+        committed: dict[str, CommittedFiles] = {}  # ledger reads shared by a backfill's days
+        pending = None
         for day in days:
-            build = build_mart(spec, day, lake_storage, warehouse.get_connection, columns, IAM_ROLE)
+            build = build_mart(
+                spec, day, lake_storage, local_warehouse, columns, IAM_ROLE, committed
+            )
+            pending = build.warehouse_pending
             rows += build.rows
             files += build.files
             redshift_files += build.redshift_files
@@ -121,10 +131,13 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
                 "missing_inputs": MetadataValue.json(sorted(missing)),
                 "empty_inputs": MetadataValue.json(sorted(empty)),
                 "warehouse_table": f"marts.{spec.name}",
+                "warehouse_pending": pending or "",
                 "redshift_files": MetadataValue.json(redshift_files),
                 "redshift_loaded": loader is not None,
             }
         )
+        if pending:
+            context.log.warning(f"marts.{spec.name} is not in the warehouse yet: {pending}")
         if spec.alerts:
             metadata["alerts_target"] = alerts_target
             metadata["alerts_notified"] = MetadataValue.json(alerts_new)

@@ -3,23 +3,24 @@
 For each daily partition (or the whole table when not partitioned):
 - `marts/<mart>/dt=<day>/<mart>-0000.parquet` (written even when empty, so marts reading it
   see a typed table), its column order and types those of the Redshift DDL;
-- the partition replaced in the DuckDB warehouse table `marts.<mart>`, in one transaction;
+- the partition's copy under the DuckDB warehouse, whose `marts.<mart>` is a view over the
+  copies (lake.warehouse: a reader holding the warehouse open never blocks a run);
 - `redshift/<mart>/create_table.sql`, and per partition a COPY manifest and a load script
   (lake.redshift).
 
 A mart's SQL reads its partition's day as `getvariable('mart_day')` (NULL when not
 partitioned). Cleaned inputs are typed from the catalog: a column no file of the day has yet, or a day
 with no file at all, reads as NULLs of the right type, so a mart does not break because a
-rare field (a failed console login) did not occur that day.
+rare field (a failed console login) did not occur that day. Only files a committed
+ledger entry names are read (lake.committed), each through a literal path
+(lake.literal_paths), so a cleaning run killed mid-way or a key with glob characters
+never changes what a mart counts.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,11 +30,13 @@ import pyarrow as pa
 
 from lake import redshift
 from lake.cleaning import LINEAGE_TYPES, quote_identifier, sql_string
+from lake.committed import LEDGER_LAYERS, CommittedFiles
+from lake.literal_paths import literal_links
 from lake.marts import MartDefinitionError, MartSpec
 from lake.parquet_writing import parquet_bytes
-from lake.storage import ObjectNotFound, Storage, local_path
+from lake.storage import ObjectNotFound, Storage
+from lake.warehouse import Warehouse
 
-WarehouseConnect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 InputColumns = dict[str, list[tuple[str, str]]]  # cleaned stream -> [(column, DuckDB type)]
 CLEANED_EXTRA = [*LINEAGE_TYPES.items(), ("dt", "DATE")]  # lineage, then the Hive dt folder
 
@@ -47,25 +50,34 @@ class MartBuild:
     columns: list[tuple[str, str]] = field(default_factory=list)
     redshift_files: list[str] = field(default_factory=list)
     result: pa.Table | None = None
+    warehouse_pending: str | None = None  # marts.<mart> not in the warehouse yet, and why
 
 
 def build_mart(
     spec: MartSpec,
     day: date | None,
     lake: Storage,
-    warehouse: WarehouseConnect,
+    warehouse: Warehouse,
     cleaned_columns: InputColumns | None = None,
     iam_role: str = "default",
+    committed: dict[str, CommittedFiles] | None = None,
 ) -> MartBuild:
     """Compute one mart (one day of it when daily) and write it to the lake, the DuckDB
-    warehouse and the Redshift load files."""
+    warehouse and the Redshift load files. `committed` caches ledger reads across the
+    days of a backfill."""
     build = MartBuild()
+    committed = {} if committed is None else committed
     with tempfile.TemporaryDirectory(prefix="mart-") as scratch:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         for layer, table in spec.deps:
             days = _input_days(spec, day)
-            paths = _input_files(lake, layer, table, days, Path(scratch))
+            if layer in LEDGER_LAYERS:
+                ledger = committed.setdefault(table, CommittedFiles(lake, table))
+                keys = ledger.of_days(layer, days)
+            else:
+                keys = _listed_files(lake, layer, table, days)
+            paths = literal_links(lake, keys, Path(scratch))
             columns = (cleaned_columns or {}).get(table) if layer == "cleaned" else None
             if not paths and columns is None:
                 build.missing_inputs.append(f"{layer}.{table}")
@@ -81,6 +93,7 @@ def build_mart(
     for stale in list(lake.list(prefix)):
         if build.result is None or stale.key != key:
             lake.delete(stale.key)
+    data = None
     if build.result is not None:
         data = parquet_bytes(build.result)
         lake.write(key, data)
@@ -90,8 +103,8 @@ def build_mart(
         build.redshift_files = write_redshift_files(
             lake, spec, day, key, len(data), build.result, iam_role
         )
-    with warehouse() as con:
-        load_into_warehouse(con, spec, day, build.result)
+    warehouse.put_partition(spec.name, f"dt={day}" if day else None, data)
+    build.warehouse_pending = warehouse.refresh(lake, spec.name).pending
     return build
 
 
@@ -154,13 +167,11 @@ def _create_input_view(
     con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
 
 
-def _input_files(
-    lake: Storage, layer: str, table: str, days: list[date] | None, scratch: Path
-) -> list[Path]:
+def _listed_files(lake: Storage, layer: str, table: str, days: list[date] | None) -> list[str]:
+    """Files of a layer no cleaning run writes (marts: one file a partition, replaced whole)."""
     folder = f"{layer}/{table}/"
     prefixes = [folder] if days is None else [f"{folder}dt={d}/" for d in days]
-    keys = [o.key for p in prefixes for o in lake.list(p) if o.key.endswith(".parquet")]
-    return [local_path(lake, key, scratch) for key in keys]
+    return [o.key for p in prefixes for o in lake.list(p) if o.key.endswith(".parquet")]
 
 
 def write_redshift_files(
@@ -203,69 +214,3 @@ def write_redshift_files(
     widths = {**known, **{c.name: c.width for c in columns if c.width}}
     lake.write(state_key, json.dumps({"varchar_widths": widths}, indent=1).encode())
     return list(files)
-
-
-def load_into_warehouse(
-    con: duckdb.DuckDBPyConnection, spec: MartSpec, day: date | None, result: pa.Table | None
-) -> None:
-    """Replace the mart's day (or the whole table) in the DuckDB warehouse, in one transaction."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    table = f'marts."{spec.name}"'
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema='marts' AND table_name=?",
-        [spec.name],
-    ).fetchall()[0][0]
-    con.execute("BEGIN")
-    try:
-        if result is not None:
-            con.register("mart_result", result)
-        if not exists and result is not None:
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM mart_result")
-        elif exists:
-            if day is not None and spec.partitioned_by == "day":
-                con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
-            else:
-                con.execute(f"DELETE FROM {table}")
-            if result is not None and result.num_rows:
-                _add_new_columns(con, table, spec.name)
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM mart_result")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        if result is not None:
-            con.unregister("mart_result")
-
-
-def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, name: str) -> None:
-    existing = {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema='marts' AND table_name=?",
-            [name],
-        ).fetchall()
-    }
-    for column, duck_type, *_ in con.execute("DESCRIBE SELECT * FROM mart_result").fetchall():
-        if column not in existing:
-            con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {duck_type}')
-
-
-@contextmanager
-def warehouse_connection(
-    path: str, attempts: int = 30, wait_s: float = 1.0
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse file; DuckDB allows one writer process, so wait for another to let go."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(attempts):
-        try:
-            con = duckdb.connect(path)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or attempt == attempts - 1:
-                raise
-            time.sleep(wait_s)
-    try:
-        yield con
-    finally:
-        con.close()

@@ -7,7 +7,6 @@ the pipeline runs micro-batch by micro-batch through a forced robot breakdown.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 from collections import Counter, defaultdict
@@ -23,12 +22,13 @@ from lake.cleaned_io import clean_hour
 from lake.cleaning import columns_from_table
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, parse_key
-from lake.mart_build import build_mart, warehouse_connection
+from lake.mart_build import build_mart
 from lake.marts import load_marts
 from lake.pii import hash_key
 from lake.simulator import ObjectWritten, Simulator, SimulatorConfig
 from lake.storage import LocalStorage
 from lake.streams import load_streams
+from lake.warehouse import Warehouse
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 BREAKDOWN = datetime(2026, 11, 21, 9, 32, tzinfo=UTC)
@@ -51,7 +51,7 @@ class Pipeline:
         self.streams = load_streams()
         self.catalog = Catalog(self.lake, "golden")
         self.marts = load_marts(set(self.streams.streams))
-        self.warehouse = functools.partial(warehouse_connection, str(root / "wh.duckdb"))
+        self.warehouse = Warehouse(root / "wh.duckdb")
         self.alerts: list[dict[str, Any]] = []
 
     def publish(self, subject: str, message: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.mart_build import build_mart, warehouse_connection
+from lake.mart_build import build_mart
 from lake.marts import MARTS_DIR, MartDefinitionError, load_marts, parse_mart
 from lake.parquet_writing import parquet_bytes
 from lake.storage import LocalStorage
+from lake.warehouse import Warehouse
 
 STREAMS = {"robot_telemetry", "clickstream", "cloudtrail"}
 MART = "milking_per_cow_daily"
@@ -200,7 +201,15 @@ def _expected(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _put_cleaned(lake: LocalStorage, day: date, name: str, rows: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist(rows, schema=CLEANED_SCHEMA)
-    lake.write(f"cleaned/robot_telemetry/dt={day}/{name}.parquet", parquet_bytes(table))
+    key = f"cleaned/robot_telemetry/dt={day}/{name}.parquet"
+    lake.write(key, parquet_bytes(table))
+    commit(lake, key)
+
+
+def commit(lake: LocalStorage, *keys: str) -> None:
+    """The ledger entry a cleaning run writes last (lake.cleaned_io): its files are visible."""
+    name = keys[0].rsplit("/", 1)[-1]
+    lake.write(f"_state/cleaned/robot_telemetry/{name}.json", json.dumps({"files": keys}).encode())
 
 
 @pytest.fixture
@@ -235,7 +244,7 @@ def _warehouse_rows(path: str, day: date | None = None) -> list[tuple]:
 
 
 def test_build_mart_per_cow_aggregates(spec, lake: LocalStorage, warehouse_path: str) -> None:
-    warehouse = functools.partial(warehouse_connection, warehouse_path)
+    warehouse = Warehouse(warehouse_path)
     build = build_mart(spec, DAY, lake, warehouse)
 
     expected = _expected(DAY_FILE_A + DAY_FILE_B)
@@ -274,7 +283,7 @@ def test_build_mart_per_cow_aggregates(spec, lake: LocalStorage, warehouse_path:
 def test_building_the_same_day_twice_does_not_duplicate(
     spec, lake: LocalStorage, warehouse_path: str
 ) -> None:
-    warehouse = functools.partial(warehouse_connection, warehouse_path)
+    warehouse = Warehouse(warehouse_path)
     build_mart(spec, DAY, lake, warehouse)
     build_mart(spec, OTHER_DAY, lake, warehouse)
     first = _warehouse_rows(warehouse_path)
@@ -294,7 +303,7 @@ def test_building_the_same_day_twice_does_not_duplicate(
 
 
 def test_day_without_input_has_zero_rows(spec, lake: LocalStorage, warehouse_path: str) -> None:
-    warehouse = functools.partial(warehouse_connection, warehouse_path)
+    warehouse = Warehouse(warehouse_path)
     build_mart(spec, DAY, lake, warehouse)
     empty_day = date(2026, 11, 25)
     build = build_mart(spec, empty_day, lake, warehouse)
@@ -309,7 +318,7 @@ def test_day_without_input_has_zero_rows(spec, lake: LocalStorage, warehouse_pat
 def test_day_whose_input_disappeared_is_emptied(
     spec, lake: LocalStorage, warehouse_path: str
 ) -> None:
-    warehouse = functools.partial(warehouse_connection, warehouse_path)
+    warehouse = Warehouse(warehouse_path)
     build_mart(spec, DAY, lake, warehouse)
     build_mart(spec, OTHER_DAY, lake, warehouse)
     for o in list(lake.list(f"cleaned/robot_telemetry/dt={DAY}/")):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import date
 from pathlib import Path
@@ -13,11 +12,12 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from lake.mart_build import build_mart, warehouse_connection, write_redshift_files
+from lake.mart_build import build_mart, write_redshift_files
 from lake.marts import load_marts
 from lake.redshift import RedshiftTypeError, columns_of
 from lake.redshift_data_api import split_script
 from lake.storage import LocalStorage
+from lake.warehouse import Warehouse
 
 STREAMS = {"robot_telemetry", "clickstream", "cloudtrail"}
 DAY = date(2026, 11, 21)
@@ -85,8 +85,10 @@ def built(tmp_path: Path) -> tuple[LocalStorage, str]:
     path = lake.path(f"cleaned/robot_telemetry/dt={DAY}/x.parquet")
     path.parent.mkdir(parents=True)
     pq.write_table(rows, path)
+    manifest = {"files": [f"cleaned/robot_telemetry/dt={DAY}/x.parquet"]}  # committed
+    lake.write("_state/cleaned/robot_telemetry/x.parquet.json", json.dumps(manifest).encode())
     spec = load_marts(STREAMS)["milking_per_cow_daily"]
-    warehouse = functools.partial(warehouse_connection, str(tmp_path / "wh.duckdb"))
+    warehouse = Warehouse(tmp_path / "wh.duckdb")
     build_mart(spec, DAY, lake, warehouse)
     return lake, spec.name
 

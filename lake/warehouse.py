@@ -1,0 +1,145 @@
+"""The DuckDB warehouse as views over local copies of the mart files.
+
+The lake is the source of truth. Each mart partition written to the lake is also copied
+to `<warehouse folder>/<warehouse name>_marts/<mart>/<partition>/part.parquet` (a temp
+file and a rename, so a reader sees the old or the new file), and the warehouse holds
+`marts.<mart>` as a view over those files (`union_by_name`, so new columns show up
+without rewriting it). A mart run therefore writes the warehouse file only to create a
+view it has not made yet; then it waits for the DuckDB lock at most `lock_wait_s` and,
+failing that (a reader holds the file open), reports the view as pending and the next
+run makes it. Readers holding the warehouse open never block or fail a mart run, and
+see new partitions on their next query.
+
+Every run also copies partitions the lake has and the copy lacks, and removes those the
+lake no longer has, so a run killed between the lake and the copy heals on the next.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from lake.cleaning import sql_string
+from lake.literal_paths import GLOB_CHARACTERS
+from lake.storage import Storage
+
+LOCK_WAIT_S = float(os.environ.get("WAREHOUSE_LOCK_WAIT_SECONDS", "5"))
+PART_FILE = "part.parquet"
+_PARTITION = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass
+class WarehouseRefresh:
+    view_ready: bool  # marts.<mart> exists in the warehouse
+    pending: str | None = None  # why not: it is made by a later run
+
+
+class Warehouse:
+    def __init__(self, path: str | Path, lock_wait_s: float = LOCK_WAIT_S) -> None:
+        self.path = Path(path)
+        self.copies = self.path.parent / f"{self.path.stem}_marts"
+        self.lock_wait_s = lock_wait_s
+
+    def put_partition(self, mart: str, partition: str | None, data: bytes | None) -> None:
+        """Copy (or with None remove) one partition just written to the lake."""
+        target = self.copies / safe_name(mart) / (partition or "all") / PART_FILE
+        if data is None:
+            target.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(target, data)
+
+    def refresh(self, lake: Storage, mart: str) -> WarehouseRefresh:
+        """Bring the mart's local copy in line with the lake, then make sure its view exists."""
+        folder = self.copies / safe_name(mart)
+        sync_copy(lake, f"marts/{mart}/", folder)
+        if not any(folder.glob(f"*/{PART_FILE}")):
+            return WarehouseRefresh(False, "no partition yet")
+        if GLOB_CHARACTERS & set(str(folder)):
+            return WarehouseRefresh(False, f"WAREHOUSE_PATH folder {folder} has glob characters")
+        source = sql_string(str(folder / "*" / PART_FILE))
+        view_sql = (
+            f'CREATE OR REPLACE VIEW marts."{mart.replace(chr(34), chr(34) * 2)}" AS '
+            f"SELECT * FROM read_parquet({source}, union_by_name=true, hive_partitioning=false)"
+        )
+        marker = folder / ".view.sql"
+        if marker.exists() and marker.read_text() == view_sql and self.path.exists():
+            return WarehouseRefresh(True)
+        try:
+            con = self._connect()
+        except duckdb.IOException as exc:
+            return WarehouseRefresh(False, f"warehouse busy: {str(exc).splitlines()[0]}")
+        try:
+            con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+            kind = con.execute(
+                "SELECT table_type FROM information_schema.tables "
+                "WHERE table_schema = 'marts' AND table_name = ?",
+                [mart],
+            ).fetchall()
+            if kind and kind[0][0] != "VIEW":  # a table of the earlier layout
+                con.execute(f'DROP TABLE marts."{mart.replace(chr(34), chr(34) * 2)}"')
+            con.execute(view_sql)
+        finally:
+            con.close()
+        _write_atomically(marker, view_sql.encode())
+        return WarehouseRefresh(True)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Open for writing; a reader or writer elsewhere holds DuckDB's lock: wait a little."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.25)
+
+
+def safe_name(name: str) -> str:
+    """A folder name for a mart: letters, digits, `-_.` kept, anything else `~hh`."""
+    return "".join(
+        c if (c.isascii() and c.isalnum()) or c in "-_" else f"~{ord(c):02x}" for c in name
+    )
+
+
+def sync_copy(lake: Storage, prefix: str, folder: Path) -> None:
+    """Make `folder/<partition>/part.parquet` the lake's `<prefix><partition>/*.parquet`
+    (one file a partition: `all` for an unpartitioned mart)."""
+    wanted = {}
+    for info in lake.list(prefix):
+        rest = info.key[len(prefix) :]
+        part, _, name = rest.rpartition("/")
+        if not name.endswith(".parquet") or "/" in part:
+            continue
+        if part and not _PARTITION.match(part):
+            continue
+        wanted[part or "all"] = info
+    for existing in folder.glob(f"*/{PART_FILE}") if folder.exists() else []:
+        if existing.parent.name not in wanted:
+            existing.unlink()
+    for part, info in wanted.items():
+        target = folder / part / PART_FILE
+        if target.exists():
+            stat = target.stat()
+            if stat.st_size == info.size and stat.st_mtime >= info.last_modified.timestamp():
+                continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{uuid.uuid4().hex}.tmp")
+        with lake.open(info.key) as body, open(tmp, "wb") as out:
+            shutil.copyfileobj(body, out, 1 << 20)
+        os.replace(tmp, target)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
