@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
+
+from lake.s3_retry import resuming_reader
 
 TMP_SUFFIX = ".inflight"
 
@@ -193,26 +195,32 @@ class S3Storage:
             for obj in page.get("Contents", []):
                 yield ObjectInfo(obj["Key"][len(self.prefix) :], obj["Size"], obj["LastModified"])
 
-    def _body(self, key: str, **extra: Any) -> Any:
-        """The GET's streaming body; a missing key is ObjectNotFound."""
-        try:
-            return self.client.get_object(
-                Bucket=self.bucket, Key=self._full(check_key(key)), **extra
-            )["Body"]
-        except self.client.exceptions.NoSuchKey as exc:
-            raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
+    def _get(self, key: str) -> Callable[..., dict[str, Any]]:
+        """get_object for one key; a missing key is ObjectNotFound."""
+        full = self._full(check_key(key))
 
+        def get(**extra: Any) -> dict[str, Any]:
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=full, **extra)
+            except self.client.exceptions.NoSuchKey as exc:
+                raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
+
+        return get
+
+    # Reads resume after a connection cut mid-body (lake.s3_retry); botocore retries the rest.
     def read(self, key: str) -> bytes:
-        return self._body(key).read()
+        with resuming_reader(self._get(key)) as body:
+            return body.read()
 
     def open(self, key: str) -> BinaryIO:
         """Bytes arrive as they are read; closing early drops the rest."""
-        return self._body(key)
+        return resuming_reader(self._get(key))
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         if length <= 0:
             return b""
-        return self._body(key, Range=f"bytes={start}-{start + length - 1}").read()
+        with resuming_reader(self._get(key), start, start + length - 1) as body:
+            return body.read()
 
     def write(self, key: str, data: bytes) -> None:
         # A PUT is atomic on S3: readers see the old object or the whole new one.

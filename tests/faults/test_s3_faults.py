@@ -1,0 +1,134 @@
+"""S3 faults between the pipeline and its buckets: 503/500 answers, dropped connections
+and bodies cut off mid-stream, injected by a proxy in front of moto's S3 over HTTP."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from conftest import (
+    HOUR,
+    STREAM,
+    FaultProxy,
+    assert_all_accounted,
+    land,
+    records_for,
+    s3_storage_via,
+)
+
+from lake.cleaned_io import clean_hour
+from lake.firehose import hour_prefix
+from lake.s3_retry import READ_ATTEMPTS, ReadFailed
+from lake.streams import load_streams
+
+pytestmark = pytest.mark.s3
+SPEC = load_streams()[STREAM]
+BLOB = os.urandom(3 << 20)
+
+
+def _put_blob(bucket: str) -> None:
+    boto3.client("s3").put_object(Bucket=bucket, Key="raw/blob.bin", Body=BLOB)
+
+
+def _cut(times: int):
+    """Cut off the first `times` GETs of the blob, mid-body."""
+    return lambda method, path, n: (
+        "truncate" if method == "GET" and path.endswith("blob.bin") and n <= times else None
+    )
+
+
+def test_a_body_cut_off_mid_stream_is_read_whole(proxy: FaultProxy, s3_bucket: str) -> None:
+    _put_blob(s3_bucket)
+    storage = s3_storage_via(proxy.client(), s3_bucket, "raw")
+    proxy.plan = _cut(2)
+    assert storage.read("blob.bin") == BLOB
+    assert proxy.injected["truncate"] == 2
+
+
+def test_streams_and_ranges_resume_from_the_byte_they_stopped_at(
+    proxy: FaultProxy, s3_bucket: str
+) -> None:
+    _put_blob(s3_bucket)
+    storage = s3_storage_via(proxy.client(), s3_bucket, "raw")
+    proxy.plan = _cut(1)
+    with storage.open("blob.bin") as body:
+        assert body.read(10) == BLOB[:10]
+        assert body.read() == BLOB[10:]
+    proxy.plan = lambda method, path, n: "truncate" if method == "GET" and n <= 3 else None
+    assert storage.read_range("blob.bin", 1000, 500_000) == BLOB[1000:501_000]
+    assert proxy.injected["truncate"] == 2
+
+
+def test_a_body_that_keeps_breaking_fails_after_bounded_attempts(
+    proxy: FaultProxy, s3_bucket: str
+) -> None:
+    _put_blob(s3_bucket)
+    storage = s3_storage_via(proxy.client(), s3_bucket, "raw")
+    proxy.plan = _cut(1000)
+    with pytest.raises(ReadFailed):
+        storage.read("blob.bin")
+    assert proxy.injected["truncate"] == READ_ATTEMPTS
+
+
+def test_an_object_replaced_while_resuming_is_an_error_not_a_mix(
+    proxy: FaultProxy, s3_bucket: str
+) -> None:
+    _put_blob(s3_bucket)
+    storage = s3_storage_via(proxy.client(), s3_bucket, "raw")
+    direct = boto3.client("s3")
+
+    def plan(method: str, path: str, n: int) -> str | None:
+        if method == "GET" and path.endswith("blob.bin"):
+            if n == 2:  # before the resumed GET reaches S3, the object changes
+                direct.put_object(Bucket=s3_bucket, Key="raw/blob.bin", Body=b"new" * 1000)
+            return "truncate" if n == 1 else None
+        return None
+
+    proxy.plan = plan
+    with pytest.raises(ClientError, match="PreconditionFailed|412"):
+        storage.read("blob.bin")
+
+
+def _mixed_faults(method: str, path: str, n: int) -> str | None:
+    """Every kind, on the first attempts of many requests, so each is retried."""
+    if "/landing/" in path and method == "GET" and n == 1:
+        return "truncate"
+    if method == "PUT" and n == 1 and hash(path) % 3 == 0:
+        return "503"
+    if method == "GET" and "list-type" in path and n == 1:
+        return "500"
+    if method in ("GET", "HEAD") and "_state" in path and n == 1:
+        return "drop"
+    return None
+
+
+def test_a_cleaning_run_through_faults_accounts_for_every_record(
+    proxy: FaultProxy, s3_bucket: str
+) -> None:
+    upstream = boto3.client("s3")
+    direct_landing = s3_storage_via(upstream, s3_bucket, "landing")
+    objects = records_for(n_objects=6, per_object=20)
+    keys = land(direct_landing, objects)
+
+    client = proxy.client()
+    landing = s3_storage_via(client, s3_bucket, "landing")
+    lake = s3_storage_via(client, s3_bucket, "lake")
+    proxy.plan = _mixed_faults
+    infos = list(landing.list(hour_prefix(STREAM, HOUR)))
+    report = clean_hour(SPEC, None, landing, lake, HOUR, infos)
+    assert report.records_in == sum(len(r) for r in objects)
+    assert proxy.injected["truncate"] >= 6 and proxy.injected["503"] >= 1
+    assert proxy.injected["drop"] >= 1
+    proxy.plan = lambda method, path, n: None
+    assert_all_accounted(lake, keys, objects)
+
+    # the next hour is cleaned as usual
+    nxt = HOUR + timedelta(hours=1)
+    more = records_for(n_objects=1, per_object=5)
+    land(direct_landing, more, nxt)
+    proxy.plan = _mixed_faults
+    later = clean_hour(SPEC, None, landing, lake, nxt, list(landing.list(hour_prefix(STREAM, nxt))))
+    assert later.records_in == 6 and later.objects == 1
