@@ -7,6 +7,7 @@ then cuts the response body off halfway (the connection closes with bytes still 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
@@ -130,10 +131,8 @@ def _read_body(req: BaseHTTPRequestHandler) -> bytes:
 
 def _hang_up(req: BaseHTTPRequestHandler) -> None:
     req.close_connection = True
-    try:
+    with contextlib.suppress(OSError):
         req.connection.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 @pytest.fixture
@@ -194,9 +193,7 @@ def assert_all_accounted(lake: Storage, landed: list[str], objects: list[list[di
     are in quarantine."""
     from lake.committed import CommittedFiles
 
-    manifests = [
-        json.loads(lake.read(info.key)) for info in lake.list(f"_state/cleaned/{STREAM}/")
-    ]
+    manifests = [json.loads(lake.read(info.key)) for info in lake.list(f"_state/cleaned/{STREAM}/")]
     assert sorted(m["source_key"] for m in manifests) == sorted(landed)
     for m in manifests:
         accounted = m["records_cleaned"] + m["records_quarantined"] + m["duplicates_dropped"]
