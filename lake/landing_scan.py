@@ -166,7 +166,7 @@ class _Scan:
         self.strays = set(cursor.strays)
         self.marks = dict(cursor.hour_marks)
         self.last_key = cursor.last_key
-        self.read_keys: list[tuple[str, bytes]] = []  # in the layout, read by this scan
+        self.read_keys: list[tuple[str, bytes]] = []  # layout keys read by this scan
         self.new: list[tuple[ObjectInfo, LandingKey]] = []
         self.unparsable: list[str] = []
         self.listed = 0
@@ -179,13 +179,13 @@ class _Scan:
                 return
             self.listed += 1
             digest = key_digest(info.key)
-            self.read_keys.append((info.key, digest))
             parsed = parse_key(info.key)
             if parsed is None or parsed.stream != self.stream:
                 if digest not in self.strays:
                     self.unparsable.append(info.key)
                     self.strays.add(digest)
                 continue
+            self.read_keys.append((info.key, digest))
             if digest in self.known:
                 continue
             self.known.add(digest)
