@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import HOUR, STREAM, assert_all_accounted, expected_ids, land, records_for
+from fault_kit import HOUR, STREAM, assert_all_accounted, expected_ids, land, records_for
 
 from lake.cleaned_io import clean_hour
 from lake.firehose import hour_prefix

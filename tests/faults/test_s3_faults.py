@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import (
+from fault_kit import (
     HOUR,
     STREAM,
     FaultProxy,

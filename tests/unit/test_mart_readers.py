@@ -166,3 +166,14 @@ def test_a_warehouse_table_of_the_earlier_layout_becomes_a_view(spec, tmp_path: 
     assert build_mart(spec, DAY, lake, Warehouse(path)).warehouse_pending is None
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT records FROM marts.record_count").fetchall() == [(1,)]
+
+
+def test_mart_folder_names_are_safe_and_one_per_name() -> None:
+    from lake.literal_paths import GLOB_CHARACTERS
+    from lake.warehouse import safe_name
+
+    names = ["a.b", "a~2eb", "a*", "a[b]", "a?", "ü", "~u0000fc", "日本", "a/b", "..", "a b"]
+    folders = [safe_name(n) for n in names]
+    assert len(set(folders)) == len(names)
+    for folder in folders:
+        assert not GLOB_CHARACTERS & set(folder) and "/" not in folder and folder not in ("", "..")
