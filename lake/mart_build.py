@@ -103,8 +103,8 @@ def build_mart(
         build.redshift_files = write_redshift_files(
             lake, spec, day, key, len(data), build.result, iam_role
         )
-    warehouse.put_partition(spec.name, f"dt={day}" if day else None, data)
-    build.warehouse_pending = warehouse.refresh(lake, spec.name).pending
+    refreshed = warehouse.refresh(lake, spec.name, f"dt={day}" if day else None, data)
+    build.warehouse_pending = refreshed.pending
     return build
 
 

@@ -47,8 +47,19 @@ class Warehouse:
         self.copies = self.path.parent / f"{self.path.stem}_marts"
         self.lock_wait_s = lock_wait_s
 
-    def put_partition(self, mart: str, partition: str | None, data: bytes | None) -> None:
-        """Copy (or with None remove) one partition just written to the lake."""
+    def refresh(
+        self, lake: Storage, mart: str, partition: str | None, data: bytes | None
+    ) -> WarehouseRefresh:
+        """After a partition was written to the lake (`data`; None: removed), bring the
+        local copy in line and make sure the view exists. Never raises for the warehouse's
+        sake: the lake side is done, so a failure here is reported as pending."""
+        try:
+            self._put_partition(mart, partition, data)
+            return self._sync_and_view(lake, mart)
+        except (duckdb.Error, OSError) as exc:
+            return WarehouseRefresh(False, f"warehouse refresh failed: {exc}")
+
+    def _put_partition(self, mart: str, partition: str | None, data: bytes | None) -> None:
         target = self.copies / safe_name(mart) / (partition or "all") / PART_FILE
         if data is None:
             target.unlink(missing_ok=True)
@@ -56,8 +67,7 @@ class Warehouse:
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(target, data)
 
-    def refresh(self, lake: Storage, mart: str) -> WarehouseRefresh:
-        """Bring the mart's local copy in line with the lake, then make sure its view exists."""
+    def _sync_and_view(self, lake: Storage, mart: str) -> WarehouseRefresh:
         folder = self.copies / safe_name(mart)
         sync_copy(lake, f"marts/{mart}/", folder)
         if not any(folder.glob(f"*/{PART_FILE}")):

@@ -177,3 +177,14 @@ def test_mart_folder_names_are_safe_and_one_per_name() -> None:
     assert len(set(folders)) == len(names)
     for folder in folders:
         assert not GLOB_CHARACTERS & set(folder) and "/" not in folder and folder not in ("", "..")
+
+
+def test_a_warehouse_that_cannot_be_written_leaves_the_lake_side_done(spec, tmp_path: Path) -> None:
+    lake = LocalStorage(tmp_path / "lake")
+    _commit(lake, _file(lake, "d1.parquet", ["a"]))
+    broken = tmp_path / "wh" / "w.duckdb"
+    broken.mkdir(parents=True)  # a folder where the file should be: DuckDB cannot open it
+    build = build_mart(spec, DAY, lake, Warehouse(broken, lock_wait_s=0.1))
+    assert build.warehouse_pending is not None
+    assert lake.exists(f"marts/record_count/dt={DAY}/record_count-0000.parquet")
+    assert build.rows == 1
