@@ -21,9 +21,10 @@ import pyarrow.compute as pc
 from lake.clean_report import HourReport, ObjectCounts
 from lake.cleaning import (
     ROW_SPAN,
+    TOO_MANY_COLUMNS,
     Column,
-    add_unknown_fields,
     leaf_columns_of,
+    reason_code_sql,
     repeated_key,
     shape_keys_sql,
     sql_string,
@@ -31,7 +32,7 @@ from lake.cleaning import (
     unknown_fields_sql,
 )
 from lake.dedup_state import SEEN_TABLE
-from lake.hive_types import Struct
+from lake.hive_types import Struct, from_duckdb_structure, leaf_columns, leaf_count
 from lake.parquet_writing import GroupKey, GroupsNotConsecutive, parquet_bytes, write_groups
 from lake.record_staging import SOURCE_VIEW, Staged, stage_objects
 from lake.storage import ObjectInfo, Storage
@@ -55,9 +56,11 @@ class HourRun:
         report: HourReport,
         schema: Struct,
         ingested_at: datetime | None,
+        assigned: dict[tuple[str, ...], str] | None = None,
     ) -> None:
         self.con, self.spec, self.landing, self.lake = con, spec, landing, lake
         self.hour, self.scratch, self.report, self.schema = hour, scratch, report, schema
+        self.assigned = assigned or {}  # the catalog's column names (lake.column_names)
         self.ingested_at = ingested_at or datetime.now(UTC)
         self.per_object: dict[str, ObjectCounts] = {}
         con.execute(
@@ -91,30 +94,56 @@ class HourRun:
     def _type_records(self) -> tuple[list[Column], pa.Table]:
         """Every staged record with its typed columns or a reason, its event date `_dt`
         (registered as `typed`). Top-level fields the catalog lacks are added, typed from
-        the records (and reported), not dropped."""
-        for _ in range(2):
-            columns = leaf_columns_of(self.schema, self.spec)
-            sql = typing_sql(SOURCE_VIEW, self.schema, columns, self.spec)
+        the records (and reported), not dropped, while the stream's max_columns leaves
+        room; records with a field that does not fit are quarantined."""
+        refused: dict[str, None] = {}  # unknown fields past max_columns, first-seen order
+        while True:  # each round adds or refuses every unknown field: two rounds at most
+            columns = leaf_columns_of(self.schema, self.spec, self.assigned)
+            sql = typing_sql(SOURCE_VIEW, columns, self.spec, self.hour)
             typed = self.con.sql(
                 f"SELECT *, {self._event_date(columns)} AS _dt FROM ({sql})"
             ).to_arrow_table()
             self.con.register("typed", typed)
             shapes = self.con.execute(shape_keys_sql(SOURCE_VIEW, "typed")).fetchall()
-            typed = self._quarantine_repeated_keys(typed, shapes)
+            typed = self._quarantine_shapes(typed, shapes, refused)
             unknown: dict[str, None] = {}  # first-seen order
             novel = []
             for shape, keys in shapes:
-                new = [k for k in keys if k not in self.schema.fields]
+                if len(keys) > self.spec.limits.max_columns:
+                    continue  # quarantined whole: its keys never reach the columns
+                new = [k for k in keys if k not in self.schema.fields and k not in refused]
                 unknown.update(dict.fromkeys(new))
                 if new:
                     novel.append(shape)
             if not unknown:
                 return columns, typed
-            added = self.report.columns_not_in_catalog.get("added", [])
-            self.report.columns_not_in_catalog = {"added": added + list(unknown)}
             structure = self.con.execute(unknown_fields_sql(SOURCE_VIEW, novel)).fetchall()[0][0]
-            self.schema = add_unknown_fields(self.schema, list(unknown), json.loads(structure))
-        return columns, typed
+            added = self._add_unknown_fields(list(unknown), json.loads(structure), refused)
+            report = self.report.columns_not_in_catalog
+            report["added"] = report.get("added", []) + added
+            if refused:
+                report["over_column_limit"] = list(refused)
+
+    def _add_unknown_fields(
+        self, unknown: list[str], structure: dict, refused: dict[str, None]
+    ) -> list[str]:
+        """Add the fields, typed from the records, in first-seen order while the table
+        stays within max_columns leaves; the others go to `refused`. Returns those added."""
+        found = from_duckdb_structure(structure)
+        assert isinstance(found, Struct)
+        room = self.spec.limits.max_columns - len(leaf_columns(self.schema))
+        fields = dict(self.schema.fields)
+        added = []
+        for key in unknown:
+            t = found.fields.get(key, "string")
+            if leaf_count(t) <= room:
+                fields[key] = t
+                room -= leaf_count(t)
+                added.append(key)
+            else:
+                refused[key] = None
+        self.schema = Struct(fields)
+        return added
 
     def _event_date(self, columns: list[Column]) -> str:
         """SQL for a record's event date (the arrival date if the catalog has no event time)."""
@@ -123,22 +152,37 @@ class HourRun:
                 return f'CAST("{c.name}" AS DATE)'
         return f"DATE '{self.hour:%Y-%m-%d}'"
 
-    def _quarantine_repeated_keys(
-        self, typed: pa.Table, shapes: list[tuple[int, list[str]]]
+    def _quarantine_shapes(
+        self, typed: pa.Table, shapes: list[tuple[int, list[str]]], refused: dict[str, None]
     ) -> pa.Table:
-        """A record with a key twice is ambiguous (which value counts?): it is quarantined,
-        whatever else is wrong with it."""
-        repeated = [(shape, repeated_key(keys)) for shape, keys in shapes]
-        repeated = [(shape, key) for shape, key in repeated if key is not None]
-        if not repeated:
+        """Reasons that come from a record's key list, whatever else is wrong with it: a
+        key twice is ambiguous (which value counts?); more top-level keys than the stream
+        may have columns, or a field that did not fit them, is too many columns."""
+        reasons = [(shape, self._shape_reason(keys, refused)) for shape, keys in shapes]
+        reasons = [(shape, reason) for shape, reason in reasons if reason is not None]
+        if not reasons:
             return typed
-        reasons = typed["_reason"]
-        for shape, key in repeated:
+        column = typed["_reason"]
+        for shape, reason in reasons:
             of_shape = pc.fill_null(pc.equal(typed["_shape"], shape), False)
-            reasons = pc.if_else(of_shape, f"duplicate key in record: {key}", reasons)
-        typed = typed.set_column(typed.schema.get_field_index("_reason"), "_reason", reasons)
+            column = pc.if_else(of_shape, reason, column)
+        typed = typed.set_column(typed.schema.get_field_index("_reason"), "_reason", column)
         self.con.register("typed", typed)
         return typed
+
+    def _shape_reason(self, keys: list[str], refused: dict[str, None]) -> str | None:
+        limit = self.spec.limits.max_columns
+        key = repeated_key(keys)
+        if key is not None:
+            return f"duplicate key in record: {key[:200]}"
+        if len(keys) > limit:
+            return (
+                f"{TOO_MANY_COLUMNS}: {len(keys)} top-level keys, the stream allows {limit} columns"
+            )
+        over = next((k for k in keys if k in refused), None)
+        if over is not None:
+            return f"{TOO_MANY_COLUMNS}: field {over[:200]!r} would take the stream past {limit} columns"
+        return None
 
     def _write_cleaned(
         self,
@@ -211,7 +255,7 @@ class HourRun:
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE quarantined AS
                 SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
-                       q.raw AS raw_text, {arrival}::TIMESTAMPTZ AS arrival_hour,
+                       {reason_code_sql("q.reason")} AS reason_code, q.raw AS raw_text, {arrival}::TIMESTAMPTZ AS arrival_hour,
                        {ingested}::TIMESTAMPTZ AS quarantined_at
                 FROM (SELECT t._object, t._position, t._reason AS reason, s.raw
                       FROM typed t JOIN {SOURCE_VIEW} s USING (_object, _position)
@@ -222,7 +266,8 @@ class HourRun:
         indexes = self.con.execute("SELECT DISTINCT _object FROM quarantined ORDER BY 1").fetchall()
         for (index,) in indexes:
             rows = self.con.sql(
-                "SELECT source_key, position, reason, raw_text, arrival_hour, quarantined_at "
+                "SELECT source_key, position, reason, reason_code, raw_text, arrival_hour, "
+                "quarantined_at "
                 "FROM quarantined WHERE _object = ? ORDER BY position",
                 params=[index],
             ).to_arrow_table()
