@@ -164,7 +164,7 @@ class HourRun:
             return typed
         column = typed["_reason"]
         for shape, reason in reasons:
-            of_shape = pc.fill_null(pc.equal(typed["_shape"], shape), False)
+            of_shape = pc.fill_null(pc.equal(typed["_shape"], pa.scalar(shape, pa.uint64())), False)
             column = pc.if_else(of_shape, reason, column)
         typed = typed.set_column(typed.schema.get_field_index("_reason"), "_reason", column)
         self.con.register("typed", typed)
