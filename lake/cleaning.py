@@ -187,7 +187,20 @@ def _cast(v: str, c: Column) -> str:
         return f"CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END"
     if c.duck_type == "VARCHAR":
         return v
+    if c.type in _DATE_RANGES:  # infinities and year 10000 parse, but no reader takes them
+        lo, hi = _DATE_RANGES[c.type]
+        t = f"TRY_CAST({v} AS {c.duck_type})"
+        return f"CASE WHEN {t} BETWEEN {lo} AND {hi} THEN {t} END"
     return f"TRY_CAST({v} AS {c.duck_type})"
+
+
+_DATE_RANGES = {  # what Python, Parquet readers and Redshift all hold: years 1..9999
+    "date": ("DATE '0001-01-01'", "DATE '9999-12-31'"),
+    "timestamp": (
+        "TIMESTAMPTZ '0001-01-01 00:00:00+00'",
+        "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'",
+    ),
+}
 
 
 def _event_any(columns: list[Column], spec: StreamSpec) -> str:

@@ -150,6 +150,30 @@ def test_epoch_event_time_out_of_range_is_quarantined(
     next_hour_cleans(lake)
 
 
+def test_other_date_columns_refuse_infinity_and_year_10000(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.hour(H8, [rec("a", seen="2026-11-21T08:00:00Z", day="2026-11-21")])  # crawled types
+    h9 = H8 + timedelta(hours=1)
+    ts = "2026-11-21T09:01:00Z"
+    records = [
+        rec("b", ts, seen="infinity"),
+        rec("c", ts, seen="10000-01-01T00:00:00Z"),
+        rec("d", ts, day="-infinity"),
+        rec("e", ts, seen="9999-12-31T23:59:59Z", day="0001-01-01"),
+    ]
+    report = lake.hour(h9, records, crawl=False)
+    assert (report.records_cleaned, report.records_quarantined) == (1, 3)
+    [row] = lake.cleaned(h9)  # every value is readable back in Python
+    assert (row["event_id"], row["day"].year, row["seen"].year) == ("e", 1, 9999)
+    reasons = sorted(q["reason"] for q in lake.quarantined())
+    assert reasons == [
+        "column day: cannot cast -infinity to date",
+        "column seen: cannot cast 10000-01-01T00:00:00Z to timestamp",
+        "column seen: cannot cast infinity to timestamp",
+    ]
+    assert {q["reason_code"] for q in lake.quarantined()} == {"cannot_cast"}
+
+
 def test_the_accepted_event_time_range_is_set_per_stream(tmp_path: Path) -> None:
     config = tmp_path / "streams.yaml"
     config.write_text(
