@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 from lake.clean_report import HourReport, ObjectCounts
 from lake.cleaning import (
     ROW_SPAN,
-    TOO_MANY_COLUMNS,
     Column,
+    json_pointer,
     leaf_columns_of,
     reason_code_sql,
     repeated_key,
@@ -34,6 +34,7 @@ from lake.cleaning import (
 from lake.dedup_state import SEEN_TABLE
 from lake.hive_types import Struct, from_duckdb_structure, leaf_columns, leaf_count
 from lake.parquet_writing import GroupKey, GroupsNotConsecutive, parquet_bytes, write_groups
+from lake.record_limits import TOO_DEEP, TOO_MANY_COLUMNS, json_depth, key_problem, value_problem
 from lake.record_staging import SOURCE_VIEW, Staged, stage_objects
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
@@ -94,9 +95,10 @@ class HourRun:
     def _type_records(self) -> tuple[list[Column], pa.Table]:
         """Every staged record with its typed columns or a reason, its event date `_dt`
         (registered as `typed`). Top-level fields the catalog lacks are added, typed from
-        the records (and reported), not dropped, while the stream's max_columns leaves
-        room; records with a field that does not fit are quarantined."""
-        refused: dict[str, None] = {}  # unknown fields past max_columns, first-seen order
+        the records (and reported), not dropped, while the stream's limits allow them
+        (max_columns, max_nesting_depth, max_key_bytes); records with a field that does
+        not fit are quarantined."""
+        refused: dict[str, str] = {}  # unknown field -> why it was not added
         while True:  # each round adds or refuses every unknown field: two rounds at most
             columns = leaf_columns_of(self.schema, self.spec, self.assigned)
             sql = typing_sql(SOURCE_VIEW, columns, self.spec, self.hour)
@@ -109,7 +111,7 @@ class HourRun:
             unknown: dict[str, None] = {}  # first-seen order
             novel = []
             for shape, keys in shapes:
-                if len(keys) > self.spec.limits.max_columns:
+                if self._keys_reason(keys) is not None:
                     continue  # quarantined whole: its keys never reach the columns
                 new = [k for k in keys if k not in self.schema.fields and k not in refused]
                 unknown.update(dict.fromkeys(new))
@@ -117,31 +119,63 @@ class HourRun:
                     novel.append(shape)
             if not unknown:
                 return columns, typed
-            structure = self.con.execute(unknown_fields_sql(SOURCE_VIEW, novel)).fetchall()[0][0]
-            added = self._add_unknown_fields(list(unknown), json.loads(structure), refused)
+            found = self._unknown_structure(list(unknown), novel, refused)
+            added = self._add_unknown_fields(list(unknown), found, refused)
             report = self.report.columns_not_in_catalog
             report["added"] = report.get("added", []) + added
             if refused:
-                report["over_column_limit"] = list(refused)
+                report["over_limits"] = list(refused)
+
+    def _unknown_structure(
+        self, unknown: list[str], novel: list[int], refused: dict[str, str]
+    ) -> Struct:
+        """The types of the unknown fields, from the records; a field nested past
+        max_nesting_depth or with a key past max_key_bytes goes to `refused` instead
+        (checked on the text first, so that no parse recurses too deep)."""
+        limits = self.spec.limits
+        text = self.con.execute(unknown_fields_sql(SOURCE_VIEW, novel)).fetchall()[0][0]
+        if json_depth(text) <= limits.max_nesting_depth:
+            structure = json.loads(text)
+        else:  # one field at a time, to find the deep ones
+            structure = {}
+            for key in unknown:
+                sql = unknown_fields_sql(SOURCE_VIEW, novel, json_pointer((key,)))
+                text = self.con.execute(sql).fetchall()[0][0]
+                if json_depth(text) + 1 > limits.max_nesting_depth:
+                    refused[key] = (
+                        f"{TOO_DEEP}: field {key[:200]!r} nests past {limits.max_nesting_depth} levels"
+                    )
+                else:
+                    structure[key] = json.loads(text)
+        for key in unknown:
+            if key in structure and (problem := value_problem(structure[key], limits, 2)):
+                refused[key] = f"{problem} (in field {key[:200]!r})"
+        found = from_duckdb_structure({k: v for k, v in structure.items() if k not in refused})
+        assert isinstance(found, Struct)
+        return found
 
     def _add_unknown_fields(
-        self, unknown: list[str], structure: dict, refused: dict[str, None]
+        self, unknown: list[str], found: Struct, refused: dict[str, str]
     ) -> list[str]:
-        """Add the fields, typed from the records, in first-seen order while the table
-        stays within max_columns leaves; the others go to `refused`. Returns those added."""
-        found = from_duckdb_structure(structure)
-        assert isinstance(found, Struct)
-        room = self.spec.limits.max_columns - len(leaf_columns(self.schema))
+        """Add the fields in first-seen order while the table stays within max_columns
+        leaves; the others go to `refused`. Returns those added."""
+        limit = self.spec.limits.max_columns
+        room = limit - len(leaf_columns(self.schema))
         fields = dict(self.schema.fields)
         added = []
         for key in unknown:
+            if key in refused:
+                continue
             t = found.fields.get(key, "string")
             if leaf_count(t) <= room:
                 fields[key] = t
                 room -= leaf_count(t)
                 added.append(key)
             else:
-                refused[key] = None
+                refused[key] = (
+                    f"{TOO_MANY_COLUMNS}: field {key[:200]!r} would take the stream past "
+                    f"{limit} columns"
+                )
         self.schema = Struct(fields)
         return added
 
@@ -153,7 +187,7 @@ class HourRun:
         return f"DATE '{self.hour:%Y-%m-%d}'"
 
     def _quarantine_shapes(
-        self, typed: pa.Table, shapes: list[tuple[int, list[str]]], refused: dict[str, None]
+        self, typed: pa.Table, shapes: list[tuple[int, list[str]]], refused: dict[str, str]
     ) -> pa.Table:
         """Reasons that come from a record's key list, whatever else is wrong with it: a
         key twice is ambiguous (which value counts?); more top-level keys than the stream
@@ -170,7 +204,13 @@ class HourRun:
         self.con.register("typed", typed)
         return typed
 
-    def _shape_reason(self, keys: list[str], refused: dict[str, None]) -> str | None:
+    def _shape_reason(self, keys: list[str], refused: dict[str, str]) -> str | None:
+        if (reason := self._keys_reason(keys)) is not None:
+            return reason
+        return next((refused[k] for k in keys if k in refused), None)
+
+    def _keys_reason(self, keys: list[str]) -> str | None:
+        """Why a record's top-level key list alone makes it unusable, or None."""
         limit = self.spec.limits.max_columns
         key = repeated_key(keys)
         if key is not None:
@@ -179,10 +219,7 @@ class HourRun:
             return (
                 f"{TOO_MANY_COLUMNS}: {len(keys)} top-level keys, the stream allows {limit} columns"
             )
-        over = next((k for k in keys if k in refused), None)
-        if over is not None:
-            return f"{TOO_MANY_COLUMNS}: field {over[:200]!r} would take the stream past {limit} columns"
-        return None
+        return next(filter(None, (key_problem(k, self.spec.limits) for k in keys)), None)
 
     def _write_cleaned(
         self,

@@ -26,6 +26,7 @@ from lake.column_names import LINEAGE_NAMES, assign_columns
 from lake.crawler import column_assignment, stored_schema
 from lake.hive_types import Struct, leaf_columns
 from lake.pii import REDACTED, hash_key
+from lake.record_limits import KEY_TOO_LONG, TOO_DEEP, TOO_MANY_COLUMNS
 from lake.streams import StreamSpec
 
 LINEAGE_TYPES = {  # the columns every cleaned file ends with, after the record's own
@@ -322,17 +323,17 @@ def repeated_key(keys: list[str]) -> str | None:
     return None
 
 
-def unknown_fields_sql(source: str, shapes: list[int]) -> str:
+def unknown_fields_sql(source: str, shapes: list[int], pointer: str = "") -> str:
     """The merged JSON structure of the records of the given shapes (those holding
-    top-level keys the catalog lacks)."""
+    top-level keys the catalog lacks), or of the value at `pointer` in them."""
     listed = ", ".join(str(h) for h in shapes)
+    value = f"json_extract(s.raw, {sql_string(pointer)})" if pointer else "s.raw::JSON"
     return (
-        f"SELECT json_group_structure(s.raw::JSON) FROM typed t JOIN {source} s "
+        f"SELECT json_group_structure({value}) FROM typed t JOIN {source} s "
         f"USING (_object, _position) WHERE t._shape IN ({listed})"
     )
 
 
-TOO_MANY_COLUMNS = "too many columns"
 # Quarantine reason -> short stable code (the `reason_code` column), by the reason's start;
 # the first match wins, so longer prefixes come before the shorter ones they begin with.
 REASON_CODES = (
@@ -340,6 +341,8 @@ REASON_CODES = (
     ("record is a JSON", "not_an_object"),
     ("duplicate key in record", "duplicate_key"),
     (TOO_MANY_COLUMNS, "too_many_columns"),
+    (TOO_DEEP, "too_deep"),
+    (KEY_TOO_LONG, "key_too_long"),
     ("missing event time field", "missing_event_time"),
     (OUT_OF_RANGE, "event_time_out_of_range"),
     ("event time ", "invalid_event_time"),

@@ -42,8 +42,9 @@ from lake.hive_types import (
     to_hive,
     without_paths,
 )
+from lake.record_limits import value_problem
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
-from lake.streams import StreamSpec
+from lake.streams import RecordLimits, StreamSpec
 
 CRAWLER_NAME = "firehose-lake-crawler"
 STAT_KEYS = ("recordCount", "objectCount", "sizeKey")
@@ -109,7 +110,8 @@ class HourSchema:
     conflicts: list[str] = field(default_factory=list)
     partitions: dict[str, Partition] = field(default_factory=dict)  # by folder
     csv_delimiter: str | None = None
-    records_over_column_limit: int = 0  # sampled records with more leaves than max_columns
+    # sampled records past the stream's limits (leaves, depth, key length): left out
+    records_over_limits: int = 0
     # new leaves (dotted original keys) not added: the table would pass max_columns
     columns_over_limit: list[str] = field(default_factory=list)
 
@@ -143,7 +145,7 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
         if found.classification == "UNKNOWN":
             seen.unknown[info.key] = found.reason or "no classifier accepted it"
             continue
-        schema = _schema_of(found, report, spec.limits.max_columns, seen)
+        schema = _schema_of(found, report, spec.limits, seen)
         seen.schema = merge(seen.schema, schema, report=report)  # type: ignore[assignment]
         estimate = _record_estimate(found, info.size)
         seen.records_sampled += len(found.records)
@@ -156,13 +158,13 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
 
 
 def _schema_of(
-    found: Classified, report: MergeReport, max_columns: int, seen: HourSchema
+    found: Classified, report: MergeReport, limits: RecordLimits, seen: HourSchema
 ) -> Struct:
     if found.schema_hint is not None:
         return found.schema_hint
     schema = Struct()
-    merged = merge_records(schema, found.records, report, max_columns)
-    seen.records_over_column_limit += sum(isinstance(r, dict) for r in found.records) - merged
+    merged = merge_records(schema, found.records, report, limits)
+    seen.records_over_limits += sum(isinstance(r, dict) for r in found.records) - merged
     return schema
 
 
@@ -180,16 +182,19 @@ def _record_estimate(found: Classified, size: int) -> int:
 
 
 def merge_records(
-    schema: Struct, records: Iterable[Any], report: MergeReport, max_columns: int | None = None
+    schema: Struct, records: Iterable[Any], report: MergeReport, limits: RecordLimits | None = None
 ) -> int:
     """Merge the JSON objects among `records` into `schema` in place; return how many.
-    A record with more leaves than `max_columns` could never be cleaned (cleaning
-    quarantines it): it is left out, so that it cannot fill the table with its keys."""
+    A record past the stream's `limits` (nested too deep, a key too long, more leaves than
+    max_columns) could never be cleaned (cleaning quarantines it): it is left out, so
+    that it cannot fill the table with its keys or break the type code's recursion."""
     merged = 0
     for value in records:
         if isinstance(value, dict):
+            if limits is not None and value_problem(value, limits):
+                continue
             inferred = infer(value)
-            if max_columns is not None and leaf_count(inferred) > max_columns:
+            if limits is not None and leaf_count(inferred) > limits.max_columns:
                 continue
             merged += 1
             schema.fields = merge(schema, inferred, report=report).fields  # type: ignore[union-attr]

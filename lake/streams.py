@@ -36,6 +36,8 @@ class CrawlerSettings:
 
 REDSHIFT_MAX_COLUMNS = 1600
 REDSHIFT_MAX_NAME_BYTES = 127
+MAX_NESTING_DEPTH = 200  # the crawler's types recurse per level: keep far from Python's limit
+MAX_KEY_BYTES = 65536
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class RecordLimits:
     # Event times outside [earliest, arrival hour + ahead] cannot be partitioned sensibly
     earliest_event_time: datetime = datetime(1970, 1, 1, tzinfo=UTC)
     max_event_time_ahead_hours: int = 168
+    max_nesting_depth: int = 100  # levels of objects/arrays in a record (the record is 1)
+    max_key_bytes: int = 1024  # one JSON key (UTF-8); the catalog keeps every original key
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,8 @@ def _parse_limits(body: dict[str, Any], where: str) -> RecordLimits:
             max_event_time_ahead_hours=int(
                 body.get("max_event_time_ahead_hours", defaults.max_event_time_ahead_hours)
             ),
+            max_nesting_depth=int(body.get("max_nesting_depth", defaults.max_nesting_depth)),
+            max_key_bytes=int(body.get("max_key_bytes", defaults.max_key_bytes)),
         )
     except (TypeError, ValueError) as exc:
         raise StreamConfigError(f"{where}: bad limits: {exc}") from None
@@ -154,6 +160,10 @@ def _parse_limits(body: dict[str, Any], where: str) -> RecordLimits:
         raise StreamConfigError(
             f"{where}: limits.max_name_bytes must be 32..{REDSHIFT_MAX_NAME_BYTES}"
         )
+    if not 2 <= limits.max_nesting_depth <= MAX_NESTING_DEPTH:
+        raise StreamConfigError(f"{where}: limits.max_nesting_depth must be 2..{MAX_NESTING_DEPTH}")
+    if not 1 <= limits.max_key_bytes <= MAX_KEY_BYTES:
+        raise StreamConfigError(f"{where}: limits.max_key_bytes must be 1..{MAX_KEY_BYTES}")
     if limits.max_event_time_ahead_hours < 0:
         raise StreamConfigError(f"{where}: limits.max_event_time_ahead_hours must be >= 0")
     return limits

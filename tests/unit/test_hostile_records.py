@@ -39,14 +39,15 @@ class Lake:
 
     def land(self, hour: datetime, records: list[str], oid: str = "o") -> str:
         key = object_key(self.spec.name, hour.replace(minute=5), object_id=oid)
-        self.landing.write(key, gzip.compress("".join(records).encode()))
+        sep = "\n" if self.spec.format == "ndjson" else ""
+        self.landing.write(key, gzip.compress(sep.join(records).encode()))
         return key
 
     def hour(self, hour: datetime, records: list[str], crawl: bool = True) -> HourReport:
         self.land(hour, records, oid=f"o{hour:%H}")
         objects = list(self.landing.list(hour_prefix(self.spec.name, hour)))
         if crawl:
-            crawl_objects(self.spec, self.catalog, self.landing, objects)
+            self.crawl = crawl_objects(self.spec, self.catalog, self.landing, objects)
         table = self.catalog.get_table(self.spec.name)
         report = clean_hour(self.spec, table, self.landing, self.lake, hour, objects)
         assert report.unbalanced_objects == []
@@ -211,6 +212,8 @@ def test_the_accepted_event_time_range_is_set_per_stream(tmp_path: Path) -> None
         "{max_name_bytes: 128}",
         "{earliest_event_time: yesterday}",
         "{max_event_time_ahead_hours: -1}",
+        "{max_nesting_depth: 201}",
+        "{max_key_bytes: 0}",
         "{max_rows: 5}",
     ],
 )
@@ -275,6 +278,7 @@ def test_a_record_with_10000_keys_is_quarantined_and_the_catalog_stays_small(
 
     assert (report.records_in, report.records_cleaned, report.records_quarantined) == (3, 2, 1)
     assert lake.columns() == 4  # event_id, ts, robot_id, extra: the crawler left it out
+    assert lake.crawl.hour.records_over_limits == 1
     [q] = lake.quarantined()
     assert q["reason_code"] == "too_many_columns"
     assert q["reason"] == "too many columns: 10003 top-level keys, the stream allows 1000 columns"
@@ -290,6 +294,7 @@ def test_the_catalog_and_cleaning_stop_at_max_columns(tmp_path: Path) -> None:
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == [
         "event_id", "ts", "robot_id", "a", "b", "c",
     ]  # fmt: skip
+    assert lake.crawl.hour.columns_over_limit == ["d", "e"]
     rows = {r["event_id"]: r for r in lake.cleaned()}
     assert set(rows) == {"r1"}
     [q] = lake.quarantined()
@@ -300,7 +305,7 @@ def test_the_catalog_and_cleaning_stop_at_max_columns(tmp_path: Path) -> None:
     h9 = H8 + timedelta(hours=1)
     report = lake.hour(h9, [rec("r3", "2026-11-21T09:01:00Z", a=7), rec("r4", "2026-11-21T09:02:00Z", z={"x": 1})], crawl=False)  # fmt: skip
     assert (report.records_cleaned, report.records_quarantined) == (1, 1)
-    assert report.columns_not_in_catalog == {"added": [], "over_column_limit": ["z"]}
+    assert report.columns_not_in_catalog == {"added": [], "over_limits": ["z"]}
     assert lake.cleaned(h9)[0]["a"] == 7
 
 
@@ -311,9 +316,62 @@ def test_fields_the_catalog_lacks_are_added_while_there_is_room(tmp_path: Path) 
     ts = "2026-11-21T09:01:00Z"
     records = [rec("n1", ts, new1=1), rec("n2", ts, new2={"x": 1, "y": 2}), rec("n3", ts, new1=3)]
     report = lake.hour(h9, records, crawl=False)
-    assert report.columns_not_in_catalog == {"added": ["new1"], "over_column_limit": ["new2"]}
+    assert report.columns_not_in_catalog == {"added": ["new1"], "over_limits": ["new2"]}
     assert sorted(r["event_id"] for r in lake.cleaned(h9)) == ["n1", "n3"]
     assert [q["reason_code"] for q in lake.quarantined()] == ["too_many_columns"]
+
+
+def _nested(depth: int) -> str:
+    """A JSON value `depth` objects deep."""
+    return '{"x":' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+@pytest.mark.parametrize("depth", [400, 3000, 100_000])
+def test_a_record_nested_too_deep_is_quarantined(tmp_path: Path, depth: int) -> None:
+    lake = Lake(tmp_path)
+    deep = '{"event_id":"deep","ts":"2026-11-21T08:10:00Z","d":' + _nested(depth) + "}"
+    ok = '{"event_id":"ok","ts":"2026-11-21T08:10:00Z","e":' + _nested(99) + "}"  # 100 levels
+    report = lake.hour(H8, [rec("g1"), deep, ok])
+    assert (report.records_in, report.records_cleaned, report.records_quarantined) == (3, 2, 1)
+    [q] = lake.quarantined()
+    assert q["reason_code"] == "too_deep" and q["raw_text"].startswith('{"event_id":"deep"')
+    assert "d" not in stored_schema(lake.catalog.get_table(ROBOT.name)).fields
+    next_hour_cleans(lake)
+
+
+@pytest.mark.parametrize("fmt", ["concatenated_json", "ndjson"])
+def test_too_deep_for_any_parser_beside_a_malformed_record(tmp_path: Path, fmt: str) -> None:
+    """A malformed record sends the object to the Python splitter, whose parser recurses:
+    a record 50,000 levels deep is a reason there too, found in linear time."""
+    lake = Lake(tmp_path, dataclasses.replace(ROBOT, format=fmt))
+    deep = '{"event_id":"deep","ts":"2026-11-21T08:10:00Z","d":' + _nested(50_000) + "}"
+    report = lake.hour(H8, [rec("g1"), deep, '{"event_id":"broken",', rec("g2")])
+    assert report.objects_split_in_python == 1
+    assert (report.records_cleaned, report.records_quarantined) == (2, 2)
+    codes = {q["raw_text"][:18]: q["reason_code"] for q in lake.quarantined()}
+    assert codes['{"event_id":"deep"'] == "too_deep"
+    assert sorted(r["event_id"] for r in lake.cleaned()) == ["g1", "g2"]
+    next_hour_cleans(lake)
+
+
+def test_a_key_past_max_key_bytes_is_quarantined(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    long_key = "k" * 1025
+    report = lake.hour(
+        H8,
+        [
+            rec("top", **{long_key: 1}),
+            rec("nested", n={long_key: 1}),
+            rec("fits", **{"k" * 1024: 2}),
+        ],
+    )
+    assert (report.records_cleaned, report.records_quarantined) == (1, 2)
+    reasons = {json.loads(q["raw_text"])["event_id"]: q for q in lake.quarantined()}
+    assert {q["reason_code"] for q in reasons.values()} == {"key_too_long"}
+    assert reasons["top"]["reason"].startswith("key too long: 1025 bytes")
+    [row] = lake.cleaned()
+    assert [v for k, v in row.items() if k.startswith("kkk")] == [2]
+    next_hour_cleans(lake)
 
 
 # --- 4. Names that collide after normalisation stay put ---------------------------------
