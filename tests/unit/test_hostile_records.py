@@ -266,6 +266,17 @@ def test_an_empty_key_is_a_column_like_any_other(tmp_path: Path) -> None:
     next_hour_cleans(lake)
 
 
+def test_repeated_keys_in_many_shapes_are_all_quarantined(tmp_path: Path) -> None:
+    """Shape hashes are UBIGINT: half of them do not fit an int64 (compared as one, the
+    hour failed with ArrowInvalid)."""
+    lake = Lake(tmp_path)
+    dup = '{{"event_id":"d{0}","ts":"2026-11-21T08:10:00Z","k{0}":1,"k{0}":2}}'
+    report = lake.hour(H8, [rec("g1"), *(dup.format(i) for i in range(8))])
+    assert (report.records_cleaned, report.records_quarantined) == (1, 8)
+    assert {q["reason_code"] for q in lake.quarantined()} == {"duplicate_key"}
+    next_hour_cleans(lake)
+
+
 # --- 3. Too many columns ----------------------------------------------------------------
 
 
