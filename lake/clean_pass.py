@@ -292,7 +292,8 @@ class HourRun:
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE quarantined AS
                 SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
-                       {reason_code_sql("q.reason")} AS reason_code, q.raw AS raw_text, {arrival}::TIMESTAMPTZ AS arrival_hour,
+                       {reason_code_sql("q.reason")} AS reason_code, q.raw AS raw_text,
+                       {arrival}::TIMESTAMPTZ AS arrival_hour,
                        {ingested}::TIMESTAMPTZ AS quarantined_at
                 FROM (SELECT t._object, t._position, t._reason AS reason, s.raw
                       FROM typed t JOIN {SOURCE_VIEW} s USING (_object, _position)
