@@ -301,6 +301,13 @@ class HourRun:
                       UNION ALL SELECT _object, _position, reason, raw FROM rejected) q
                 JOIN objects o USING (_object)"""
         )
+        self.report.quarantined_by_reason.update(
+            dict(
+                self.con.execute(
+                    "SELECT reason_code, count(*) FROM quarantined GROUP BY 1"
+                ).fetchall()
+            )
+        )
         indexes = self.con.execute("SELECT DISTINCT _object FROM quarantined ORDER BY 1").fetchall()
         for (index,) in indexes:
             rows = self.con.sql(

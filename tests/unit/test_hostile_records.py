@@ -113,6 +113,7 @@ def test_iso_event_time_out_of_range_is_quarantined(tmp_path: Path, bad_ts: str)
     report = lake.hour(H8, [good[0], rec("bad", bad_ts), *good[1:]])
 
     assert (report.records_in, report.records_cleaned, report.records_quarantined) == (4, 3, 1)
+    assert report.as_metadata()["quarantined_by_reason"] == {"event_time_out_of_range": 1}
     assert sorted(r["event_id"] for r in lake.cleaned()) == ["g1", "g2", "g3"]
     [q] = lake.quarantined()
     assert (q["position"], q["reason_code"]) == (1, "event_time_out_of_range")
