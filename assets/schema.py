@@ -102,6 +102,10 @@ def _metadata(
         ),
         "unknown_objects": MetadataValue.json(unknown),
         "type_conflicts": MetadataValue.json([c for r in results for c in r.hour.conflicts]),
+        "records_over_limits": sum(r.hour.records_over_limits for r in results),
+        "columns_over_limit": MetadataValue.json(
+            [c for r in results for c in r.hour.columns_over_limit]
+        ),
         "catalog_key": f"catalog/{database}/{spec.name}.json",
     }
 

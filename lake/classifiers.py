@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.hive_types import Array, HiveType, Struct
-from lake.json_text import DECODER, NotText, resync, skip_ws, strict_utf8
+from lake.json_text import NestedTooDeep, NotText, raw_decode, resync, skip_ws, strict_utf8
 from lake.storage import Storage
 
 UNKNOWN = "UNKNOWN"
@@ -435,8 +435,8 @@ def _object_framing(sample: _Text, start: int, hint: str | None) -> tuple[str, s
             if opened is None:
                 raise _NeedMore from None
             return "wrapper", opened[0]
-        except json.JSONDecodeError:
-            pos = _resync(sample, pos + 1)
+        except json.JSONDecodeError as exc:
+            pos = _after_bad(sample, pos, exc)
             continue
         records_key = _wrapper_key(doc, hint)
         if records_key is not None:
@@ -523,9 +523,9 @@ def _collect_wrappers(sample: _Text, start: int, records_key: str, batch: _Batch
             else:
                 _collect_elements(sample, opened[1], batch, f"{records_key!r} list")
             return
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
             batch.bad += 1
-            i = _resync(sample, i + 1)
+            i = _after_bad(sample, i, exc)
             continue
         _take_list(doc, records_key, batch)
         i = skip_ws(text, end)
@@ -600,9 +600,9 @@ def _collect_concatenated(sample: _Text, start: int, batch: _Batch) -> None:
         except _Cut:
             batch.stop = "cut"
             return
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
             batch.bad += 1
-            i = _resync(sample, i + 1)
+            i = _after_bad(sample, i, exc)
             continue
         batch.add(value)
         batch.span = end
@@ -629,6 +629,14 @@ def _collect_ndjson(sample: _Text, start: int, batch: _Batch) -> None:
         batch.stop = "cut"
 
 
+def _after_bad(sample: _Text, pos: int, exc: json.JSONDecodeError) -> int:
+    """Where reading goes on after the malformed document at pos: past its end when it is
+    only too deep (well formed), else at the next document (see resync)."""
+    if isinstance(exc, NestedTooDeep) and exc.end is not None:
+        return skip_ws(sample.text, exc.end)
+    return _resync(sample, pos + 1)
+
+
 def _resync(sample: _Text, start: int) -> int:
     """The next `{` from which a document decodes (or is cut by the sample's end)."""
     return resync(sample.text, start, lambda _text, pos: _decode(sample, pos), (_Cut,))
@@ -637,9 +645,11 @@ def _resync(sample: _Text, start: int) -> int:
 def _decode(sample: _Text, pos: int) -> tuple[Any, int]:
     """The JSON value at pos and where it ends; _Cut when the sample's end cuts it."""
     try:
-        return DECODER.raw_decode(sample.text, pos)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", sample.text, pos) from None
+        return raw_decode(sample.text, pos)
+    except NestedTooDeep as exc:
+        if exc.end is None and not sample.whole:
+            raise _Cut from None
+        raise
     except json.JSONDecodeError as exc:
         if not sample.whole and _ends_inside(sample.text, exc):
             raise _Cut from None

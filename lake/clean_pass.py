@@ -22,8 +22,9 @@ from lake.clean_report import HourReport, ObjectCounts
 from lake.cleaning import (
     ROW_SPAN,
     Column,
-    add_unknown_fields,
+    json_pointer,
     leaf_columns_of,
+    reason_code_sql,
     repeated_key,
     shape_keys_sql,
     sql_string,
@@ -31,8 +32,9 @@ from lake.cleaning import (
     unknown_fields_sql,
 )
 from lake.dedup_state import SEEN_TABLE
-from lake.hive_types import Struct
+from lake.hive_types import Struct, from_duckdb_structure, leaf_columns, leaf_count
 from lake.parquet_writing import GroupKey, GroupsNotConsecutive, parquet_bytes, write_groups
+from lake.record_limits import TOO_DEEP, TOO_MANY_COLUMNS, json_depth, key_problem, value_problem
 from lake.record_staging import SOURCE_VIEW, Staged, stage_objects
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
@@ -55,9 +57,11 @@ class HourRun:
         report: HourReport,
         schema: Struct,
         ingested_at: datetime | None,
+        assigned: dict[tuple[str, ...], str] | None = None,
     ) -> None:
         self.con, self.spec, self.landing, self.lake = con, spec, landing, lake
         self.hour, self.scratch, self.report, self.schema = hour, scratch, report, schema
+        self.assigned = assigned or {}  # the catalog's column names (lake.column_names)
         self.ingested_at = ingested_at or datetime.now(UTC)
         self.per_object: dict[str, ObjectCounts] = {}
         con.execute(
@@ -91,30 +95,89 @@ class HourRun:
     def _type_records(self) -> tuple[list[Column], pa.Table]:
         """Every staged record with its typed columns or a reason, its event date `_dt`
         (registered as `typed`). Top-level fields the catalog lacks are added, typed from
-        the records (and reported), not dropped."""
-        for _ in range(2):
-            columns = leaf_columns_of(self.schema, self.spec)
-            sql = typing_sql(SOURCE_VIEW, self.schema, columns, self.spec)
+        the records (and reported), not dropped, while the stream's limits allow them
+        (max_columns, max_nesting_depth, max_key_bytes); records with a field that does
+        not fit are quarantined."""
+        refused: dict[str, str] = {}  # unknown field -> why it was not added
+        while True:  # each round adds or refuses every unknown field: two rounds at most
+            columns = leaf_columns_of(self.schema, self.spec, self.assigned)
+            sql = typing_sql(SOURCE_VIEW, columns, self.spec, self.hour)
             typed = self.con.sql(
                 f"SELECT *, {self._event_date(columns)} AS _dt FROM ({sql})"
             ).to_arrow_table()
             self.con.register("typed", typed)
             shapes = self.con.execute(shape_keys_sql(SOURCE_VIEW, "typed")).fetchall()
-            typed = self._quarantine_repeated_keys(typed, shapes)
+            typed = self._quarantine_shapes(typed, shapes, refused)
             unknown: dict[str, None] = {}  # first-seen order
             novel = []
             for shape, keys in shapes:
-                new = [k for k in keys if k not in self.schema.fields]
+                if self._keys_reason(keys) is not None:
+                    continue  # quarantined whole: its keys never reach the columns
+                new = [k for k in keys if k not in self.schema.fields and k not in refused]
                 unknown.update(dict.fromkeys(new))
                 if new:
                     novel.append(shape)
             if not unknown:
                 return columns, typed
-            added = self.report.columns_not_in_catalog.get("added", [])
-            self.report.columns_not_in_catalog = {"added": added + list(unknown)}
-            structure = self.con.execute(unknown_fields_sql(SOURCE_VIEW, novel)).fetchall()[0][0]
-            self.schema = add_unknown_fields(self.schema, list(unknown), json.loads(structure))
-        return columns, typed
+            found = self._unknown_structure(list(unknown), novel, refused)
+            added = self._add_unknown_fields(list(unknown), found, refused)
+            report = self.report.columns_not_in_catalog
+            report["added"] = report.get("added", []) + added
+            if refused:
+                report["over_limits"] = list(refused)
+
+    def _unknown_structure(
+        self, unknown: list[str], novel: list[int], refused: dict[str, str]
+    ) -> Struct:
+        """The types of the unknown fields, from the records; a field nested past
+        max_nesting_depth or with a key past max_key_bytes goes to `refused` instead
+        (checked on the text first, so that no parse recurses too deep)."""
+        limits = self.spec.limits
+        text = self.con.execute(unknown_fields_sql(SOURCE_VIEW, novel)).fetchall()[0][0]
+        if json_depth(text) <= limits.max_nesting_depth:
+            structure = json.loads(text)
+        else:  # one field at a time, to find the deep ones
+            structure = {}
+            for key in unknown:
+                sql = unknown_fields_sql(SOURCE_VIEW, novel, json_pointer((key,)))
+                text = self.con.execute(sql).fetchall()[0][0]
+                if json_depth(text) + 1 > limits.max_nesting_depth:
+                    refused[key] = (
+                        f"{TOO_DEEP}: field {key[:200]!r} nests past {limits.max_nesting_depth} levels"
+                    )
+                else:
+                    structure[key] = json.loads(text)
+        for key in unknown:
+            if key in structure and (problem := value_problem(structure[key], limits, 2)):
+                refused[key] = f"{problem} (in field {key[:200]!r})"
+        found = from_duckdb_structure({k: v for k, v in structure.items() if k not in refused})
+        assert isinstance(found, Struct)
+        return found
+
+    def _add_unknown_fields(
+        self, unknown: list[str], found: Struct, refused: dict[str, str]
+    ) -> list[str]:
+        """Add the fields in first-seen order while the table stays within max_columns
+        leaves; the others go to `refused`. Returns those added."""
+        limit = self.spec.limits.max_columns
+        room = limit - len(leaf_columns(self.schema))
+        fields = dict(self.schema.fields)
+        added = []
+        for key in unknown:
+            if key in refused:
+                continue
+            t = found.fields.get(key, "string")
+            if leaf_count(t) <= room:
+                fields[key] = t
+                room -= leaf_count(t)
+                added.append(key)
+            else:
+                refused[key] = (
+                    f"{TOO_MANY_COLUMNS}: field {key[:200]!r} would take the stream past "
+                    f"{limit} columns"
+                )
+        self.schema = Struct(fields)
+        return added
 
     def _event_date(self, columns: list[Column]) -> str:
         """SQL for a record's event date (the arrival date if the catalog has no event time)."""
@@ -123,22 +186,40 @@ class HourRun:
                 return f'CAST("{c.name}" AS DATE)'
         return f"DATE '{self.hour:%Y-%m-%d}'"
 
-    def _quarantine_repeated_keys(
-        self, typed: pa.Table, shapes: list[tuple[int, list[str]]]
+    def _quarantine_shapes(
+        self, typed: pa.Table, shapes: list[tuple[int, list[str]]], refused: dict[str, str]
     ) -> pa.Table:
-        """A record with a key twice is ambiguous (which value counts?): it is quarantined,
-        whatever else is wrong with it."""
-        repeated = [(shape, repeated_key(keys)) for shape, keys in shapes]
-        repeated = [(shape, key) for shape, key in repeated if key is not None]
-        if not repeated:
+        """Reasons that come from a record's key list, whatever else is wrong with it: a
+        key twice is ambiguous (which value counts?); more top-level keys than the stream
+        may have columns, or a field that did not fit them, is too many columns."""
+        reasons = [(shape, self._shape_reason(keys, refused)) for shape, keys in shapes]
+        reasons = [(shape, reason) for shape, reason in reasons if reason is not None]
+        if not reasons:
             return typed
-        reasons = typed["_reason"]
-        for shape, key in repeated:
-            of_shape = pc.fill_null(pc.equal(typed["_shape"], shape), False)
-            reasons = pc.if_else(of_shape, f"duplicate key in record: {key}", reasons)
-        typed = typed.set_column(typed.schema.get_field_index("_reason"), "_reason", reasons)
+        column = typed["_reason"]
+        for shape, reason in reasons:
+            of_shape = pc.fill_null(pc.equal(typed["_shape"], pa.scalar(shape, pa.uint64())), False)
+            column = pc.if_else(of_shape, reason, column)
+        typed = typed.set_column(typed.schema.get_field_index("_reason"), "_reason", column)
         self.con.register("typed", typed)
         return typed
+
+    def _shape_reason(self, keys: list[str], refused: dict[str, str]) -> str | None:
+        if (reason := self._keys_reason(keys)) is not None:
+            return reason
+        return next((refused[k] for k in keys if k in refused), None)
+
+    def _keys_reason(self, keys: list[str]) -> str | None:
+        """Why a record's top-level key list alone makes it unusable, or None."""
+        limit = self.spec.limits.max_columns
+        key = repeated_key(keys)
+        if key is not None:
+            return f"duplicate key in record: {key[:200]}"
+        if len(keys) > limit:
+            return (
+                f"{TOO_MANY_COLUMNS}: {len(keys)} top-level keys, the stream allows {limit} columns"
+            )
+        return next(filter(None, (key_problem(k, self.spec.limits) for k in keys)), None)
 
     def _write_cleaned(
         self,
@@ -211,7 +292,8 @@ class HourRun:
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE quarantined AS
                 SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
-                       q.raw AS raw_text, {arrival}::TIMESTAMPTZ AS arrival_hour,
+                       {reason_code_sql("q.reason")} AS reason_code, q.raw AS raw_text,
+                       {arrival}::TIMESTAMPTZ AS arrival_hour,
                        {ingested}::TIMESTAMPTZ AS quarantined_at
                 FROM (SELECT t._object, t._position, t._reason AS reason, s.raw
                       FROM typed t JOIN {SOURCE_VIEW} s USING (_object, _position)
@@ -219,10 +301,18 @@ class HourRun:
                       UNION ALL SELECT _object, _position, reason, raw FROM rejected) q
                 JOIN objects o USING (_object)"""
         )
+        self.report.quarantined_by_reason.update(
+            dict(
+                self.con.execute(
+                    "SELECT reason_code, count(*) FROM quarantined GROUP BY 1"
+                ).fetchall()
+            )
+        )
         indexes = self.con.execute("SELECT DISTINCT _object FROM quarantined ORDER BY 1").fetchall()
         for (index,) in indexes:
             rows = self.con.sql(
-                "SELECT source_key, position, reason, raw_text, arrival_hour, quarantined_at "
+                "SELECT source_key, position, reason, reason_code, raw_text, arrival_hour, "
+                "quarantined_at "
                 "FROM quarantined WHERE _object = ? ORDER BY position",
                 params=[index],
             ).to_arrow_table()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ class HourReport:
     files_written: list[str] = field(default_factory=list)
     unbalanced_objects: list[str] = field(default_factory=list)
     columns_not_in_catalog: dict[str, list[str]] = field(default_factory=dict)
+    quarantined_by_reason: Counter = field(default_factory=Counter)  # reason_code -> records
 
     def add(self, info: ObjectInfo, counts: ObjectCounts) -> None:
         self.objects += 1
@@ -60,6 +62,7 @@ class HourReport:
         self.event_dates |= other.event_dates
         self.files_written += other.files_written
         self.unbalanced_objects += other.unbalanced_objects
+        self.quarantined_by_reason.update(other.quarantined_by_reason)
         for kind, names in other.columns_not_in_catalog.items():
             known = self.columns_not_in_catalog.setdefault(kind, [])
             known += [n for n in names if n not in known]
@@ -80,4 +83,5 @@ class HourReport:
             "late_beyond_allowed": self.late_beyond_allowed,
             "objects_split_in_python": self.objects_split_in_python,
             "event_dates": sorted(self.event_dates),
+            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
         }

@@ -22,7 +22,7 @@ import duckdb
 
 from lake.clean_pass import NEW_KEYS_TABLE, HourRun
 from lake.clean_report import HourReport, ObjectCounts
-from lake.crawler import sample_objects, stored_schema
+from lake.crawler import column_assignment, sample_objects, stored_schema
 from lake.dedup_state import load_seen, save_hour_keys, window_dates
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
 from lake.streams import StreamSpec
@@ -64,7 +64,18 @@ def clean_hour(
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": tmp})
         try:
             con.execute("SET TimeZone = 'UTC'")
-            run = HourRun(con, spec, landing, lake, hour, Path(tmp), report, schema, ingested_at)
+            run = HourRun(
+                con,
+                spec,
+                landing,
+                lake,
+                hour,
+                Path(tmp),
+                report,
+                schema,
+                ingested_at,
+                column_assignment(table),
+            )
             load_seen(con, lake, spec.name, window, set(all_names), run.scratch)
             for n, chunk in enumerate(_chunks(todo, CHUNK_BYTES)):
                 run.clean_pass(chunk, [output_name(hour, o.key) for o in chunk], n)

@@ -6,23 +6,27 @@ from record to record, and Redshift's JSON functions, Athena and DuckDB all read
 text, while a nested type would break on the first record whose elements differ); event
 time becomes a UTC timestamp.
 
-Each record is parsed once into a struct whose leaves are all VARCHAR (DuckDB's
-`json_transform`), then every leaf is cast to its column type; a value that is present but
-does not cast gives the record a reason, and a record with a reason is quarantined with
-its raw text instead of being half-loaded.
+Each record is parsed once into the list of its leaves as VARCHAR (DuckDB's
+`json_extract_string` with one JSON pointer per column: pointers match keys exactly, so
+keys that differ only by case, or the empty key, are distinct leaves, where a struct
+type would refuse them), then every leaf is cast to its column type; a value that is
+present but does not cast gives the record a reason, and a record with a reason is
+quarantined with its raw text instead of being half-loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from lake.crawler import stored_schema
-from lake.hive_types import Struct, from_duckdb_structure, leaf_columns
+from lake.column_names import LINEAGE_NAMES, assign_columns
+from lake.crawler import column_assignment, stored_schema
+from lake.hive_types import Struct, leaf_columns
 from lake.pii import REDACTED, hash_key
+from lake.record_limits import KEY_TOO_LONG, TOO_DEEP, TOO_MANY_COLUMNS
 from lake.streams import StreamSpec
 
 LINEAGE_TYPES = {  # the columns every cleaned file ends with, after the record's own
@@ -31,6 +35,7 @@ LINEAGE_TYPES = {  # the columns every cleaned file ends with, after the record'
     "_arrival_hour": "TIMESTAMPTZ",
     "_ingested_at": "TIMESTAMPTZ",
 }
+assert set(LINEAGE_TYPES) == LINEAGE_NAMES
 DUCK_TYPES = {
     "boolean": "BOOLEAN",
     "int": "INTEGER",
@@ -57,63 +62,76 @@ class Column:
 
 
 def columns_from_table(table: dict[str, Any] | None, spec: StreamSpec) -> list[Column]:
-    return leaf_columns_of(stored_schema(table), spec)
+    return leaf_columns_of(stored_schema(table), spec, column_assignment(table))
 
 
-def leaf_columns_of(schema: Struct, spec: StreamSpec) -> list[Column]:
-    """Flatten the schema into leaf columns with PII masks; flat names made unique."""
+def leaf_columns_of(
+    schema: Struct, spec: StreamSpec, assigned: dict[tuple[str, ...], str] | None = None
+) -> list[Column]:
+    """Flatten the schema into leaf columns with PII masks, named by the catalog's
+    assignment (`assigned`, see lake.column_names); a leaf it lacks gets the name the
+    crawler would give it."""
     pii = {tuple(path.split(".")): how for path, how in spec.pii.items()}
+    leaves = leaf_columns(schema)
+    names = assign_columns(
+        [(flat, path) for flat, path, _ in leaves],
+        assigned or {},
+        spec.limits.max_name_bytes,
+        LINEAGE_NAMES,
+    )
     columns: list[Column] = []
-    used: set[str] = set(LINEAGE_TYPES)
-    for flat, path, leaf in leaf_columns(schema):
+    for _, path, leaf in leaves:
         how = next((m for p, m in pii.items() if path[: len(p)] == p), None)
         if how == "hash":
             leaf = "string"
-        name = flat
-        n = 2
-        while name in used:
-            name, n = f"{flat}_{n}", n + 1
-        used.add(name)
-        columns.append(Column(name, path, leaf, how))
+        columns.append(Column(names[path], path, leaf, how))
     return columns
 
 
-def varchar_structure(schema: Struct) -> dict[str, Any]:
-    """The `json_transform` structure that reads every leaf as VARCHAR (arrays as JSON text)."""
-    return {
-        key: varchar_structure(t) if isinstance(t, Struct) and t.fields else "VARCHAR"
-        for key, t in schema.fields.items()
-    }
+def json_pointer(path: tuple[str, ...]) -> str:
+    """RFC 6901: `/` before every key, `~` written `~0` and `/` written `~1`."""
+    return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in path)
 
 
 def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def typing_sql(source: str, schema: Struct, columns: list[Column], spec: StreamSpec) -> str:
+def typing_sql(
+    source: str,
+    columns: list[Column],
+    spec: StreamSpec,
+    hour: datetime | None = None,
+) -> str:
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
     `_reason` (NULL when the record is clean), `_key_hi` and `_key_lo` (the dedup key's
     MD5 in two UBIGINT halves) and `_shape`
     (a hash of the record's top-level key list: records share a few shapes, so repeated
-    keys and fields the catalog lacks are looked for once per shape, see shape_keys_sql)."""
-    structure = sql_string(json.dumps(varchar_structure(schema)))
-    leaves = [f"{_extract(c.path)} AS {quote_identifier('v_' + c.name)}" for c in columns]
-    typed = [f"{_typed(c, spec)} AS {quote_identifier(c.name)}" for c in columns]
-    reasons = _reasons(columns, spec)
+    keys and fields the catalog lacks are looked for once per shape, see shape_keys_sql).
+    Event times outside the stream's accepted range around the arrival `hour` count as
+    missing a value (typed column NULL) and give the record its reason."""
+    pointers = "[" + ", ".join(sql_string(json_pointer(c.path)) for c in columns) + "]"
+    leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(columns, 1)]
+    bounds = event_time_bounds(spec, hour)
+    typed = [f"{_typed(c, spec, bounds)} AS {quote_identifier(c.name)}" for c in columns]
+    reasons = _reasons(columns, spec, bounds)
+    extract = f"json_extract_string(raw, {pointers}::VARCHAR[])" if columns else "NULL"
     return f"""
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
-           json_transform(raw, {structure}) AS s,
+           {extract} AS _l,
            CASE WHEN _jt = 'object' THEN hash(json_keys(raw)) END AS _shape
     FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
 ), leaves AS (
     SELECT _object, _position, _jt, _shape, {", ".join(leaves) or "NULL AS _none"}
     FROM parsed
+), timed AS (
+    SELECT *, {_event_any(columns, spec)} AS _event_any FROM leaves
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"},
            md5_number({quote_identifier("v_" + _dedup_column(columns, spec))}) AS _key_hash
-    FROM leaves
+    FROM timed
 )
 SELECT _object, _position, _shape,
        (_key_hash >> 64)::UBIGINT AS _key_hi, (_key_hash & {(1 << 64) - 1})::UBIGINT AS _key_lo,
@@ -121,6 +139,15 @@ SELECT _object, _position, _shape,
        {", ".join(quote_identifier(c.name) for c in columns)}
 FROM typed
 """
+
+
+def event_time_bounds(spec: StreamSpec, hour: datetime | None) -> tuple[datetime, datetime]:
+    """The event times a record of the arrival `hour` may carry (both ends included):
+    from the stream's earliest_event_time to the end of the hour plus
+    max_event_time_ahead_hours. Outside it a date cannot be partitioned or is junk."""
+    hour = hour or datetime.now(spec.limits.earliest_event_time.tzinfo)
+    ahead = timedelta(hours=1 + spec.limits.max_event_time_ahead_hours)
+    return spec.limits.earliest_event_time, hour + ahead
 
 
 # A record's JSON kind from its first character (DuckDB's reader hands over valid JSON, and
@@ -135,17 +162,10 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _extract(path: tuple[str, ...]) -> str:
-    expr = "s"
-    for part in path:
-        expr = f"struct_extract({expr}, {sql_string(part)})"
-    return expr
-
-
-def _typed(c: Column, spec: StreamSpec) -> str:
+def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
     v = quote_identifier("v_" + c.name)
     if c.path == (spec.event_time_field,):
-        return _event_time(v, spec.event_time_format)
+        return _event_time(spec.event_time_format, bounds)
     if c.mask == "hash":
         return _hmac_sql(v)
     if c.mask == "redact":
@@ -168,15 +188,45 @@ def _cast(v: str, c: Column) -> str:
         return f"CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END"
     if c.duck_type == "VARCHAR":
         return v
+    if c.type in _DATE_RANGES:  # infinities and year 10000 parse, but no reader takes them
+        lo, hi = _DATE_RANGES[c.type]
+        t = f"TRY_CAST({v} AS {c.duck_type})"
+        return f"CASE WHEN {t} BETWEEN {lo} AND {hi} THEN {t} END"
     return f"TRY_CAST({v} AS {c.duck_type})"
 
 
-def _event_time(v: str, time_format: str) -> str:
-    if time_format == "epoch_seconds":
-        return f"to_timestamp(TRY_CAST({v} AS DOUBLE))"
-    if time_format == "epoch_millis":
-        return f"to_timestamp(TRY_CAST({v} AS DOUBLE) / 1000)"
+_DATE_RANGES = {  # what Python, Parquet readers and Redshift all hold: years 1..9999
+    "date": ("DATE '0001-01-01'", "DATE '9999-12-31'"),
+    "timestamp": (
+        "TIMESTAMPTZ '0001-01-01 00:00:00+00'",
+        "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'",
+    ),
+}
+
+
+def _event_any(columns: list[Column], spec: StreamSpec) -> str:
+    """The event time parsed with no bound: a TIMESTAMPTZ (iso8601, infinities included)
+    or a DOUBLE of epoch seconds (kept numeric: to_timestamp raises out of its range)."""
+    time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
+    if time_col is None:
+        return "NULL"
+    v = quote_identifier("v_" + time_col.name)
+    if spec.event_time_format == "epoch_seconds":
+        return f"TRY_CAST({v} AS DOUBLE)"
+    if spec.event_time_format == "epoch_millis":
+        return f"TRY_CAST({v} AS DOUBLE) / 1000"
     return f"TRY_CAST({v} AS TIMESTAMPTZ)"
+
+
+def _event_time(time_format: str, bounds: tuple[datetime, datetime]) -> str:
+    """The event time when it is inside `bounds`, else NULL (never an error)."""
+    if time_format in ("epoch_seconds", "epoch_millis"):
+        lo, hi = (b.timestamp() for b in bounds)
+        return f"to_timestamp(CASE WHEN _event_any BETWEEN {lo!r} AND {hi!r} THEN _event_any END)"
+    lo, hi = (sql_string(b.isoformat()) for b in bounds)
+    return (
+        f"CASE WHEN _event_any BETWEEN {lo}::TIMESTAMPTZ AND {hi}::TIMESTAMPTZ THEN _event_any END"
+    )
 
 
 def _hmac_sql(v: str) -> str:
@@ -198,7 +248,7 @@ def _dedup_column(columns: list[Column], spec: StreamSpec) -> str:
     raise ValueError(f"dedup key {spec.dedup_key!r} is not a column of the catalog table")
 
 
-def _reasons(columns: list[Column], spec: StreamSpec) -> str:
+def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
     """The first problem of a record, in a fixed order, or NULL."""
     time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
     dedup = quote_identifier("v_" + _dedup_column(columns, spec))
@@ -214,9 +264,10 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
         missing = f"missing event time field {spec.event_time_field!r}"
         cases.append(f"WHEN {v} IS NULL OR {v} = '' THEN {sql_string(missing)}")
         cases.append(
-            f"WHEN {typed} IS NULL THEN 'event time ' || {v} || "
+            f"WHEN _event_any IS NULL THEN 'event time ' || {v} || "
             f"{sql_string(' is not ' + spec.event_time_format)}"
         )
+        cases.append(f"WHEN {typed} IS NULL THEN {_out_of_range(v, spec, bounds)}")
     cases.append(
         f"WHEN {dedup} IS NULL OR {dedup} = '' OR left({dedup}, 1) IN ('{{', '[') THEN "
         f"{sql_string(f'missing or non-scalar dedup key {spec.dedup_key!r}')}"
@@ -230,6 +281,22 @@ def _reasons(columns: list[Column], spec: StreamSpec) -> str:
             f"{sql_string(f'column {c.name}: cannot cast ')} || {v} || {sql_string(f' to {c.type}')}"
         )
     return "CASE " + " ".join(cases) + " END"
+
+
+OUT_OF_RANGE = "event time out of range"
+
+
+def _out_of_range(v: str, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
+    lo, hi = (f"{b:%Y-%m-%dT%H:%M:%SZ}" for b in bounds)
+    expr = (
+        f"{sql_string(OUT_OF_RANGE + ': ')} || left({v}, 64) || "
+        f"{sql_string(f' is not within {lo} .. {hi}')}"
+    )
+    if spec.event_time_format == "epoch_seconds":
+        a, b = (x.timestamp() for x in bounds)
+        hint = sql_string(" (milliseconds in an epoch_seconds stream?)")
+        expr += f" || CASE WHEN _event_any / 1000 BETWEEN {a!r} AND {b!r} THEN {hint} ELSE '' END"
+    return expr
 
 
 def shape_keys_sql(source: str, typed: str) -> str:
@@ -256,18 +323,43 @@ def repeated_key(keys: list[str]) -> str | None:
     return None
 
 
-def unknown_fields_sql(source: str, shapes: list[int]) -> str:
+def unknown_fields_sql(source: str, shapes: list[int], pointer: str = "") -> str:
     """The merged JSON structure of the records of the given shapes (those holding
-    top-level keys the catalog lacks)."""
+    top-level keys the catalog lacks), or of the value at `pointer` in them."""
     listed = ", ".join(str(h) for h in shapes)
+    value = f"json_extract(s.raw, {sql_string(pointer)})" if pointer else "s.raw::JSON"
     return (
-        f"SELECT json_group_structure(s.raw::JSON) FROM typed t JOIN {source} s "
+        f"SELECT json_group_structure({value}) FROM typed t JOIN {source} s "
         f"USING (_object, _position) WHERE t._shape IN ({listed})"
     )
 
 
-def add_unknown_fields(schema: Struct, unknown: list[str], structure: dict[str, Any]) -> Struct:
-    """`schema` plus the fields it lacks, typed from the records (nothing is dropped)."""
-    found = from_duckdb_structure(structure)
-    assert isinstance(found, Struct)
-    return Struct({**schema.fields, **{k: found.fields.get(k, "string") for k in unknown}})
+# Quarantine reason -> short stable code (the `reason_code` column), by the reason's start;
+# the first match wins, so longer prefixes come before the shorter ones they begin with.
+REASON_CODES = (
+    ("invalid JSON", "invalid_json"),
+    ("record is a JSON", "not_an_object"),
+    ("duplicate key in record", "duplicate_key"),
+    (TOO_MANY_COLUMNS, "too_many_columns"),
+    (TOO_DEEP, "too_deep"),
+    (KEY_TOO_LONG, "key_too_long"),
+    ("missing event time field", "missing_event_time"),
+    (OUT_OF_RANGE, "event_time_out_of_range"),
+    ("event time ", "invalid_event_time"),
+    ("missing or non-scalar dedup key", "missing_dedup_key"),
+    ("column ", "cannot_cast"),
+    ("unreadable object", "unreadable_object"),
+)
+
+
+def reason_code(reason: str) -> str:
+    return next((code for prefix, code in REASON_CODES if reason.startswith(prefix)), "other")
+
+
+def reason_code_sql(reason: str) -> str:
+    """SQL giving reason_code() of the VARCHAR expression `reason`."""
+    cases = " ".join(
+        f"WHEN starts_with({reason}, {sql_string(prefix)}) THEN {sql_string(code)}"
+        for prefix, code in REASON_CODES
+    )
+    return f"CASE {cases} ELSE 'other' END"

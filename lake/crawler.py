@@ -17,6 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lake.classifiers import Classified, SampleLimits, classify_object
+from lake.column_names import (
+    LINEAGE_NAMES,
+    PARAMETER,
+    assign_columns,
+    from_parameter,
+    legacy_assignment,
+    to_parameter,
+)
 from lake.hive_types import (
     NULL,
     Array,
@@ -28,11 +36,15 @@ from lake.hive_types import (
     from_catalog,
     infer,
     is_widening,
+    leaf_columns,
+    leaf_count,
     merge,
     to_hive,
+    without_paths,
 )
+from lake.record_limits import value_problem
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
-from lake.streams import StreamSpec
+from lake.streams import RecordLimits, StreamSpec
 
 CRAWLER_NAME = "firehose-lake-crawler"
 STAT_KEYS = ("recordCount", "objectCount", "sizeKey")
@@ -98,6 +110,10 @@ class HourSchema:
     conflicts: list[str] = field(default_factory=list)
     partitions: dict[str, Partition] = field(default_factory=dict)  # by folder
     csv_delimiter: str | None = None
+    # sampled records past the stream's limits (leaves, depth, key length): left out
+    records_over_limits: int = 0
+    # new leaves (dotted original keys) not added: the table would pass max_columns
+    columns_over_limit: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -129,7 +145,7 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
         if found.classification == "UNKNOWN":
             seen.unknown[info.key] = found.reason or "no classifier accepted it"
             continue
-        schema = _schema_of(found, report)
+        schema = _schema_of(found, report, spec.limits, seen)
         seen.schema = merge(seen.schema, schema, report=report)  # type: ignore[assignment]
         estimate = _record_estimate(found, info.size)
         seen.records_sampled += len(found.records)
@@ -141,11 +157,14 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
     return seen
 
 
-def _schema_of(found: Classified, report: MergeReport) -> Struct:
+def _schema_of(
+    found: Classified, report: MergeReport, limits: RecordLimits, seen: HourSchema
+) -> Struct:
     if found.schema_hint is not None:
         return found.schema_hint
     schema = Struct()
-    merge_records(schema, found.records, report)
+    merged = merge_records(schema, found.records, report, limits)
+    seen.records_over_limits += sum(isinstance(r, dict) for r in found.records) - merged
     return schema
 
 
@@ -162,13 +181,23 @@ def _record_estimate(found: Classified, size: int) -> int:
     return max(sampled, round(sampled * size / found.raw_bytes_consumed))
 
 
-def merge_records(schema: Struct, records: Iterable[Any], report: MergeReport) -> int:
-    """Merge the JSON objects among `records` into `schema` in place; return how many."""
+def merge_records(
+    schema: Struct, records: Iterable[Any], report: MergeReport, limits: RecordLimits | None = None
+) -> int:
+    """Merge the JSON objects among `records` into `schema` in place; return how many.
+    A record past the stream's `limits` (nested too deep, a key too long, more leaves than
+    max_columns) could never be cleaned (cleaning quarantines it): it is left out, so
+    that it cannot fill the table with its keys or break the type code's recursion."""
     merged = 0
     for value in records:
         if isinstance(value, dict):
+            if limits is not None and value_problem(value, limits):
+                continue
+            inferred = infer(value)
+            if limits is not None and leaf_count(inferred) > limits.max_columns:
+                continue
             merged += 1
-            schema.fields = merge(schema, infer(value), report=report).fields  # type: ignore[union-attr]
+            schema.fields = merge(schema, inferred, report=report).fields  # type: ignore[union-attr]
     return merged
 
 
@@ -314,6 +343,7 @@ def crawl_objects(
     proposed = diff_schemas(old, proposed_schema)
     incompatible = incompatibilities(proposed, spec.crawler.compatibility)
     new = _apply_policy(spec.crawler.change_policy, old, seen.schema, proposed_schema, incompatible)
+    new, seen.columns_over_limit = within_column_limit(old, new, spec.limits.max_columns)
     applied = diff_schemas(old, new)
     version = int(stored["VersionId"]) if stored else 0
     changed = stored is None or bool(applied)
@@ -322,7 +352,15 @@ def crawl_objects(
     stats = _table_stats(stored, previous, seen.partitions.values())
     classification = _classification(stored, seen)
     table = build_table(
-        spec, catalog.database, landing.uri, new, stats, version, classification, seen
+        spec,
+        catalog.database,
+        landing.uri,
+        new,
+        stats,
+        version,
+        classification,
+        seen,
+        column_assignment(stored),
     )
     if changed:
         catalog.put_version(table, version, applied)
@@ -330,6 +368,30 @@ def crawl_objects(
     for partition in seen.partitions.values():
         catalog.put_partition(spec.name, partition_doc(table, landing, partition))
     return CrawlResult(table, version, changed, proposed, applied, incompatible, seen)
+
+
+def within_column_limit(old: Struct, new: Struct, max_columns: int) -> tuple[Struct, list[str]]:
+    """`new` with at most `max_columns` leaves: every leaf of `old` stays, new leaves are
+    taken in column order while there is room; returns the dotted paths left out."""
+    old_paths = {path for _, path, _ in leaf_columns(old)}
+    fresh = [path for _, path, _ in leaf_columns(new) if path not in old_paths]
+    room = max(0, max_columns - len(old_paths))
+    if len(fresh) <= room:
+        return new, []
+    left_out = fresh[room:]
+    return without_paths(new, set(left_out)), [".".join(p) for p in left_out]
+
+
+def column_assignment(table: dict[str, Any] | None) -> dict[tuple[str, ...], str]:
+    """The table's cleaned column names by original key path (see lake.column_names);
+    a table written before they were kept gets the names cleaning gave it then."""
+    if not table:
+        return {}
+    text = table.get("Parameters", {}).get(PARAMETER)
+    if text:
+        return from_parameter(text)
+    leaves = [(flat, path) for flat, path, _ in leaf_columns(stored_schema(table))]
+    return legacy_assignment(leaves, LINEAGE_NAMES)
 
 
 def _apply_policy(
@@ -358,9 +420,13 @@ def build_table(
     version: int,
     classification: str,
     seen: HourSchema,
+    assigned: dict[tuple[str, ...], str] | None = None,
 ) -> dict[str, Any]:
-    """A dict in the shape of Glue GetTable's `Table`."""
+    """A dict in the shape of Glue GetTable's `Table`; `assigned` holds the cleaned column
+    names given so far (they never move; new leaves get theirs here)."""
     columns, name_map = catalog_names(schema)
+    leaves = [(flat, path) for flat, path, _ in leaf_columns(schema)]
+    names = assign_columns(leaves, assigned or {}, spec.limits.max_name_bytes, LINEAGE_NAMES)
     input_format, output_format, serde = _FORMATS.get(classification, _FORMATS["json"])
     serde_params = _serde_parameters(classification, name_map, columns, seen)
     partition_names = next(iter(seen.partitions.values())).names if seen.partitions else []
@@ -389,6 +455,7 @@ def build_table(
             "UPDATED_BY_CRAWLER": CRAWLER_NAME,
             "fieldNameMap": json.dumps(name_map, sort_keys=True),
             "nullOnlyFields": json.dumps(_null_paths(schema)),
+            PARAMETER: to_parameter(names),
             "changePolicy": spec.crawler.change_policy.upper(),
             "compatibility": spec.crawler.compatibility.upper(),
             **{k: str(v) for k, v in stats.items()},

@@ -15,8 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lake.json_text import DECODER, NotText, resync, skip_ws, strict_utf8
+from lake.json_text import NestedTooDeep, NotText, raw_decode, resync, skip_ws, strict_utf8
+from lake.record_limits import TOO_DEEP
 from lake.streams import StreamSpec
+
+TOO_DEEP_TO_PARSE = f"{TOO_DEEP}: deeper than the JSON parser's recursion allows"
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -65,6 +68,8 @@ def _ndjson(text: str) -> Iterator[RawRecord]:
             yield RawRecord(position, line, json.loads(line))
         except json.JSONDecodeError as exc:
             yield RawRecord(position, line, error=f"invalid JSON: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            yield RawRecord(position, line, error=TOO_DEEP_TO_PARSE)
         position += 1
 
 
@@ -78,7 +83,10 @@ def _concatenated(text: str) -> Iterator[RawRecord]:
     position = 0
     while pos < len(text):
         try:
-            value, end = DECODER.raw_decode(text, pos)
+            value, end = raw_decode(text, pos)
+        except NestedTooDeep as exc:
+            resume = exc.end or len(text)
+            yield RawRecord(position, text[pos:resume], error=TOO_DEEP_TO_PARSE)
         except json.JSONDecodeError as exc:
             resume = resync(text, pos + 1)
             yield RawRecord(

@@ -10,12 +10,14 @@ The merge rules are documented in docs/schema-rules.md.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 NULL = "null"
+MAX_NAME_CHARS = 127  # Redshift's limit for a column name (Glue's is 255)
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _WIDENING = {("int", "bigint"), ("int", "double"), ("bigint", "double"), ("date", "timestamp")}
 _SAFE_NAME = re.compile(r"[^a-z0-9_]")
@@ -46,10 +48,14 @@ class MergeReport:
 
 @lru_cache(maxsize=65536)  # the same few hundred keys repeat in every record
 def normalize_name(name: str) -> str:
-    """Glue lower-cases column names; anything but [a-z0-9_] becomes '_'."""
+    """Glue lower-cases column names; anything but [a-z0-9_] becomes '_'. A name longer
+    than MAX_NAME_CHARS keeps its head and gets a hash of the whole key (deterministic)."""
     safe = _SAFE_NAME.sub("_", name.lower())
     if not safe or safe[0].isdigit():
         safe = "_" + safe
+    if len(safe) > MAX_NAME_CHARS:
+        digest = hashlib.md5(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        safe = f"{safe[: MAX_NAME_CHARS - 9]}_{digest}"
     return safe
 
 
@@ -248,6 +254,29 @@ def _parse(s: str, i: int) -> tuple[HiveType, int]:
     if not m:
         raise ValueError(f"cannot parse Hive type {s!r} at {i}")
     return m.group(0), m.end()
+
+
+def leaf_count(t: HiveType) -> int:
+    """Columns a type flattens to (a struct's leaves; an array or scalar is one)."""
+    if isinstance(t, Struct):
+        return sum(leaf_count(s) for s in t.fields.values())
+    return 1
+
+
+def without_paths(
+    schema: Struct, drop: set[tuple[str, ...]], prefix: tuple[str, ...] = ()
+) -> Struct:
+    """`schema` less the given leaf paths (a struct left with no field goes too)."""
+    out = Struct()
+    for name, t in schema.fields.items():
+        path = (*prefix, name)
+        if isinstance(t, Struct) and t.fields:
+            inner = without_paths(t, drop, path)
+            if inner.fields:
+                out.fields[name] = inner
+        elif path not in drop:
+            out.fields[name] = t
+    return out
 
 
 def leaf_columns(schema: Struct, sep: str = "_") -> list[tuple[str, tuple[str, ...], str]]:

@@ -17,6 +17,41 @@ DECODER = json.JSONDecoder()
 Decode = Callable[[str, int], tuple[Any, int]]
 
 
+class NestedTooDeep(json.JSONDecodeError):
+    """A value nested deeper than Python's decoder recurses; `end` is where it ends (found
+    without recursion), None when the text ends first."""
+
+    def __init__(self, text: str, pos: int) -> None:
+        super().__init__("nested too deeply", text, pos)
+        self.end = value_end(text, pos)
+
+
+def raw_decode(text: str, pos: int) -> tuple[Any, int]:
+    """DECODER.raw_decode, with a value too deep for it as NestedTooDeep."""
+    try:
+        return DECODER.raw_decode(text, pos)
+    except RecursionError:
+        raise NestedTooDeep(text, pos) from None
+
+
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def value_end(text: str, pos: int) -> int | None:
+    """Where the object or array at `pos` ends, by counting brackets outside strings;
+    None when the text ends first."""
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text, pos):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    return None
+
+
 class NotText(ValueError):
     """Bytes that are not UTF-8 text (the message says where)."""
 
@@ -45,19 +80,26 @@ def skip_ws(text: str, pos: int) -> int:
 def resync(
     text: str,
     start: int,
-    decode: Decode = DECODER.raw_decode,
+    decode: Decode | None = None,
     cut: tuple[type[Exception], ...] = (),
 ) -> int:
     """Where reading resumes after a malformed document in concatenated JSON: the next `{`
     from which a document decodes and is followed by another `{` or the end (or, for a
     sample, one `decode` reports as cut by the sample's end: an exception in `cut`);
     the text's end when there is none."""
+    decode = decode or raw_decode
     candidate = text.find("{", start)
     while candidate != -1:
         try:
             _, end = decode(text, candidate)
         except cut:
             return candidate
+        except NestedTooDeep as exc:  # a document of its own (too deep), or never closed
+            if exc.end is None:
+                return len(text)
+            after = skip_ws(text, exc.end)
+            if after == len(text) or text[after] == "{":
+                return candidate
         except json.JSONDecodeError:
             pass
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,26 @@ class CrawlerSettings:
     partition_keys: tuple[str, ...] = ()  # names for Firehose's YYYY/MM/DD/HH folders
 
 
+REDSHIFT_MAX_COLUMNS = 1600
+REDSHIFT_MAX_NAME_BYTES = 127
+MAX_NESTING_DEPTH = 200  # the crawler's types recurse per level: keep far from Python's limit
+MAX_KEY_BYTES = 65536
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    """What one record (and the stream's table) may hold; past it, records are quarantined
+    with a reason code instead of breaking a run (docs/cleaning.md, "Limits")."""
+
+    max_columns: int = 1000  # cleaned columns (leaves) of the stream; Redshift allows 1,600
+    max_name_bytes: int = 127  # a cleaned column name; Redshift allows 127, Glue 255
+    # Event times outside [earliest, arrival hour + ahead] cannot be partitioned sensibly
+    earliest_event_time: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    max_event_time_ahead_hours: int = 168
+    max_nesting_depth: int = 100  # levels of objects/arrays in a record (the record is 1)
+    max_key_bytes: int = 1024  # one JSON key (UTF-8); the catalog keeps every original key
+
+
 @dataclass(frozen=True)
 class StreamSpec:
     name: str
@@ -47,6 +68,7 @@ class StreamSpec:
     max_quarantine_ratio: float = 0.05
     description: str = ""
     crawler: CrawlerSettings = field(default_factory=CrawlerSettings)
+    limits: RecordLimits = field(default_factory=RecordLimits)
 
 
 @dataclass(frozen=True)
@@ -109,7 +131,56 @@ def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSp
         max_quarantine_ratio=float(body.get("max_quarantine_ratio", 0.05)),
         description=body.get("description", ""),
         crawler=_parse_crawler(body.get("crawler") or {}, where),
+        limits=_parse_limits(body.get("limits") or {}, where),
     )
+
+
+def _parse_limits(body: dict[str, Any], where: str) -> RecordLimits:
+    defaults = RecordLimits()
+    unknown = set(body) - set(RecordLimits.__dataclass_fields__)
+    if unknown:
+        raise StreamConfigError(f"{where}: unknown limits {sorted(unknown)}")
+    try:
+        earliest = _utc(body.get("earliest_event_time", defaults.earliest_event_time))
+        limits = RecordLimits(
+            max_columns=int(body.get("max_columns", defaults.max_columns)),
+            max_name_bytes=int(body.get("max_name_bytes", defaults.max_name_bytes)),
+            earliest_event_time=earliest,
+            max_event_time_ahead_hours=int(
+                body.get("max_event_time_ahead_hours", defaults.max_event_time_ahead_hours)
+            ),
+            max_nesting_depth=int(body.get("max_nesting_depth", defaults.max_nesting_depth)),
+            max_key_bytes=int(body.get("max_key_bytes", defaults.max_key_bytes)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise StreamConfigError(f"{where}: bad limits: {exc}") from None
+    if not 1 <= limits.max_columns <= REDSHIFT_MAX_COLUMNS:
+        raise StreamConfigError(f"{where}: limits.max_columns must be 1..{REDSHIFT_MAX_COLUMNS}")
+    if not 32 <= limits.max_name_bytes <= REDSHIFT_MAX_NAME_BYTES:
+        raise StreamConfigError(
+            f"{where}: limits.max_name_bytes must be 32..{REDSHIFT_MAX_NAME_BYTES}"
+        )
+    if not 2 <= limits.max_nesting_depth <= MAX_NESTING_DEPTH:
+        raise StreamConfigError(f"{where}: limits.max_nesting_depth must be 2..{MAX_NESTING_DEPTH}")
+    if not 1 <= limits.max_key_bytes <= MAX_KEY_BYTES:
+        raise StreamConfigError(f"{where}: limits.max_key_bytes must be 1..{MAX_KEY_BYTES}")
+    if limits.max_event_time_ahead_hours < 0:
+        raise StreamConfigError(f"{where}: limits.max_event_time_ahead_hours must be >= 0")
+    return limits
+
+
+def _utc(value: Any) -> datetime:
+    """A date or date-time from YAML (which parses unquoted ones itself), in UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif hasattr(value, "isoformat"):  # a date
+        moment = datetime.fromisoformat(value.isoformat())
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.astimezone(UTC).year < 1:
+        raise ValueError("earliest_event_time is before year 1")
+    return moment.astimezone(UTC)
 
 
 def _parse_crawler(body: dict[str, Any], where: str) -> CrawlerSettings:
