@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lake.cleaned_io import output_name, processed_outputs
 from lake.firehose import hour_prefix
+from lake.ledger import unprocessed
 from lake.storage import ObjectInfo, Storage
 
 
@@ -37,11 +37,8 @@ class ReconcileCursor:
 def unprocessed_objects(
     landing: Storage, lake: Storage, stream: str, hour: datetime
 ) -> list[ObjectInfo]:
-    """The objects of one arrival hour that have no manifest in the ledger."""
-    done = processed_outputs(lake, stream, hour)
-    return [
-        o for o in landing.list(hour_prefix(stream, hour)) if output_name(hour, o.key) not in done
-    ]
+    """The objects of one arrival hour the ledger has no manifest for (in their version)."""
+    return unprocessed(lake, stream, hour, list(landing.list(hour_prefix(stream, hour))))
 
 
 def reconcile_some_hours(

@@ -166,7 +166,8 @@ class LocalStorage:
 
     @staticmethod
     def _replace(target: Path, data: bytes) -> None:
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+        # the name's start keeps it recognisable; cut so a 255-byte name still has room
+        tmp = target.with_name(f".{target.name[:64]}.{uuid.uuid4().hex}{TMP_SUFFIX}")
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)

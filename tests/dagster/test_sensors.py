@@ -1,5 +1,6 @@
 """Sensors evaluated with build_sensor_context against real folders and a real instance."""
 
+import json
 from datetime import UTC, datetime
 
 from dagster import DagsterInstance, build_sensor_context, materialize
@@ -140,5 +141,8 @@ def test_a_run_cleans_its_batch_not_objects_that_landed_after_the_tick(
         resources=resources,
     )
     assert result.success
-    cleaned = sorted(o.key.rsplit("-", 1)[-1] for o in lake.list("_state/cleaned/robot_telemetry/"))
-    assert cleaned == ["m1.parquet.json", "m2.parquet.json", "m3.parquet.json"]
+    manifests = lake.list("_state/cleaned/robot_telemetry/")
+    cleaned = sorted(
+        json.loads(lake.read(m.key))["source_key"].rsplit("-", 1)[-1] for m in manifests
+    )
+    assert cleaned == ["m1.gz", "m2.gz", "m3.gz"]
