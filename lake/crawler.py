@@ -10,6 +10,8 @@ The rules are written down in docs/schema-rules.md.
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,7 +33,13 @@ from lake.hive_types import (
     merge,
     to_hive,
 )
-from lake.storage import ObjectInfo, ObjectNotFound, Storage
+from lake.storage import (
+    ConcurrentUpdateError,
+    ObjectInfo,
+    ObjectNotFound,
+    PreconditionFailed,
+    Storage,
+)
 from lake.streams import StreamSpec
 
 CRAWLER_NAME = "firehose-lake-crawler"
@@ -237,7 +245,14 @@ def incompatibilities(diff: SchemaDiff, mode: str) -> list[str]:
 
 
 class Catalog:
-    """The Glue-shaped catalog kept as JSON files in the lake."""
+    """The Glue-shaped catalog kept as JSON files in the lake.
+
+    The table is read-merged-written, so it is committed by compare-and-swap
+    (read_table gives its version tag, commit_table writes only if it is unchanged); the
+    commit's winner alone owns the new VersionId, so version files are numbered without
+    gaps or overwrites however many crawls race."""
+
+    COMMIT_ATTEMPTS = 20
 
     def __init__(self, lake: Storage, database: str) -> None:
         self.lake = lake
@@ -249,8 +264,20 @@ class Catalog:
     def get_table(self, table: str) -> dict[str, Any] | None:
         return self._get(self.table_key(table))
 
-    def put_table(self, table: dict[str, Any]) -> None:
-        self.lake.write(self.table_key(table["Name"]), _dumps(table))
+    def read_table(self, table: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The table and its version tag for commit_table (None, None when absent)."""
+        found = self.lake.read_versioned(self.table_key(table))
+        return (json.loads(found[0]), found[1]) if found else (None, None)
+
+    def commit_table(
+        self, table: dict[str, Any], read_tag: str | None, diff: SchemaDiff | None
+    ) -> None:
+        """Write the table if it is still as read (PreconditionFailed otherwise: re-read,
+        re-merge, retry); with a diff, then its version file (the table names the version:
+        a crash in between leaves that one version file missing, never a wrong one)."""
+        self.lake.write_if(self.table_key(table["Name"]), _dumps(table), read_tag)
+        if diff is not None:
+            self.put_version(table, int(table["VersionId"]), diff)
 
     def put_version(self, table: dict[str, Any], version: int, diff: SchemaDiff) -> None:
         doc = {
@@ -305,9 +332,21 @@ def crawl_objects(
     landing: Storage,
     objects: list[ObjectInfo],
 ) -> CrawlResult:
-    """Crawl the given objects (an arrival hour) and merge them into the stored table."""
+    """Crawl the given objects (an arrival hour) and merge them into the stored table;
+    a concurrent crawl's commit makes this one re-read and re-merge (the sample is kept)."""
     seen = sample_objects(spec, landing, objects)
-    stored = catalog.get_table(spec.name)
+    for _ in range(catalog.COMMIT_ATTEMPTS):
+        try:
+            return _merge_into_table(spec, catalog, landing, seen)
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.05))  # de-synchronise the racers
+    raise ConcurrentUpdateError(f"catalog table {spec.name}: still changing after retries")
+
+
+def _merge_into_table(
+    spec: StreamSpec, catalog: Catalog, landing: Storage, seen: HourSchema
+) -> CrawlResult:
+    stored, read_tag = catalog.read_table(spec.name)
     old = stored_schema(stored)
     proposed_schema = merge(old, seen.schema, report=MergeReport())
     assert isinstance(proposed_schema, Struct)
@@ -324,9 +363,7 @@ def crawl_objects(
     table = build_table(
         spec, catalog.database, landing.uri, new, stats, version, classification, seen
     )
-    if changed:
-        catalog.put_version(table, version, applied)
-    catalog.put_table(table)
+    catalog.commit_table(table, read_tag, applied if changed else None)
     for partition in seen.partitions.values():
         catalog.put_partition(spec.name, partition_doc(table, landing, partition))
     return CrawlResult(table, version, changed, proposed, applied, incompatible, seen)
