@@ -13,6 +13,8 @@ def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> d
     """`@asset` arguments for `<layer>/<stream>`, partitioned by arrival hour.
 
     A backfill of many hours is one run (BackfillPolicy.single_run) that loops over them.
+    The stream's pool (limit 1 in dagster.yaml) keeps two runs of one stream from working
+    at once, however they were launched (sensor, UI, backfill, CLI).
     """
     return {
         "key": AssetKey([layer, stream]),
@@ -20,7 +22,13 @@ def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> d
         "partitions_def": hourly_partitions,
         "backfill_policy": BackfillPolicy.single_run(),
         "group_name": layer,
+        "pool": stream_pool(stream),
     }
+
+
+def stream_pool(stream: str) -> str:
+    """The concurrency pool of a stream's landing, schema and cleaned assets."""
+    return f"stream_{stream}"
 
 
 def hours_of(context: AssetExecutionContext) -> list[datetime]:

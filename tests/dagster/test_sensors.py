@@ -111,20 +111,6 @@ def test_a_flood_of_objects_is_taken_a_bounded_batch_per_tick(
     assert sum(b.get("2026-11-21-09:00", 0) for b in batches) == 10
 
 
-def test_the_shipped_instance_runs_one_ingest_per_stream_at_a_time(tmp_path):
-    import shutil
-
-    from lake.config import REPO_ROOT
-
-    shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", tmp_path / "dagster.yaml")
-    with DagsterInstance.from_config(str(tmp_path)) as instance:
-        queue = instance.get_concurrency_config().run_queue_config
-    limits = {(t["key"], str(t.get("value"))): t["limit"] for t in queue.tag_concurrency_limits}
-    # ingest runs carry the tag stream=<name>: one at a time per stream (so per stream and hour)
-    assert limits[("stream", "{'applyLimitPerUniqueValue': True}")] == 1
-    assert limits[("warehouse", "None")] == 1  # one writer of the DuckDB file
-
-
 def test_a_run_cleans_its_batch_not_objects_that_landed_after_the_tick(
     local_lake, write_concatenated
 ):
