@@ -84,6 +84,7 @@ def test_sensor_launched_run_cleans_landed_objects(dagster_dev, monkeypatch) -> 
         for o in landing.list(hour_prefix("robot_telemetry", hour))
         if o.key in keys
     ]
+    assert len(manifests) == len(written)
     _wait(
         lambda: all(lake.exists(m) for m in manifests),
         RUN_BOUND_S,
