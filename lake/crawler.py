@@ -9,6 +9,7 @@ The rules are written down in docs/schema-rules.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -279,6 +280,20 @@ class Catalog:
         if diff is not None:
             self.put_version(table, int(table["VersionId"]), diff)
 
+    def version_key(self, table: str, version: int) -> str:
+        return f"catalog/{self.database}/{table}/versions/{version}.json"
+
+    def repair_version(self, table: dict[str, Any]) -> None:
+        """Write the committed table's version file if a crash left it out (its diff is
+        then unknown). Create-only: the committing writer's own, later write wins."""
+        key = self.version_key(table["Name"], int(table["VersionId"]))
+        if self.lake.exists(key):
+            return
+        doc = {"version": int(table["VersionId"]), "created_at": table["UpdateTime"]}
+        doc |= {"diff": None, "repaired": "written after a crash, diff unknown", "table": table}
+        with contextlib.suppress(PreconditionFailed):
+            self.lake.write_if(key, _dumps(doc), None)
+
     def put_version(self, table: dict[str, Any], version: int, diff: SchemaDiff) -> None:
         doc = {
             "version": version,
@@ -286,9 +301,7 @@ class Catalog:
             "diff": diff.as_dict(),
             "table": table,
         }
-        self.lake.write(
-            f"catalog/{self.database}/{table['Name']}/versions/{version}.json", _dumps(doc)
-        )
+        self.lake.write(self.version_key(table["Name"], version), _dumps(doc))
 
     def partition_key(self, table: str, values: list[str]) -> str:
         return f"catalog/{self.database}/{table}/partitions/{'-'.join(values)}.json"
@@ -347,6 +360,8 @@ def _merge_into_table(
     spec: StreamSpec, catalog: Catalog, landing: Storage, seen: HourSchema
 ) -> CrawlResult:
     stored, read_tag = catalog.read_table(spec.name)
+    if stored:
+        catalog.repair_version(stored)
     old = stored_schema(stored)
     proposed_schema = merge(old, seen.schema, report=MergeReport())
     assert isinstance(proposed_schema, Struct)

@@ -178,3 +178,34 @@ def test_two_runs_racing_notify_each_anomaly_once(
     assert errors == []
     assert sorted(published) == ["r1:2026-11-21T08", "r2:2026-11-21T08"]
     assert sorted(a for r in runs for a in r.already_notified) == sorted(published)
+
+
+def test_a_crash_between_table_and_version_leaves_no_gap(
+    lake: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing = LocalStorage(tmp_path / "landing")
+    catalog = Catalog(lake, DB)
+    base = {"event_id": "e", "ts": "2026-11-21T08:00:00Z", "robot_id": "R1"}
+    for n, column in enumerate(["", "firmware", "battery"]):
+        key = object_key(ROBOT.name, HOUR.replace(hour=8 + n), object_id=f"o{n}")
+        extra = {column: "x"} if column else {}
+        landing.write(key, gzip.compress(json.dumps({**base, **extra}).encode()))
+    hours = [
+        list(landing.list(hour_prefix(ROBOT.name, HOUR.replace(hour=8 + n)))) for n in range(3)
+    ]
+    crawl_objects(ROBOT, catalog, landing, hours[0])
+
+    def crash(*args, **kwargs):
+        raise SystemExit("killed after the table commit")
+
+    with monkeypatch.context() as m:
+        m.setattr(Catalog, "put_version", crash)
+        with pytest.raises(SystemExit):
+            crawl_objects(ROBOT, catalog, landing, hours[1])
+    assert catalog.get_table(ROBOT.name)["VersionId"] == "2"
+    crawl_objects(ROBOT, catalog, landing, hours[2])
+
+    versions = [json.loads(lake.read(catalog.version_key(ROBOT.name, n))) for n in (1, 2, 3)]
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    assert versions[1]["diff"] is None and "firmware" in json.dumps(versions[1]["table"])
+    assert versions[2]["diff"]["added"] == ["battery"]
