@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test test-fast lint seed bench clean
+.PHONY: install dev ui test test-fast lint seed bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ install: $(STAMP)
 dev: install
 	mkdir -p data
 	./scripts/dev.sh
+
+## make ui: only the Dagster UI (daemon, sensors) on LANDING_URI/LAKE_URI, with the project's
+## instance settings (DAGSTER_HOME defaults to data/dagster_home); no demo data
+ui: install
+	$(VENV)/bin/python -m orchestration.launch dev -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
 
 ## make test: install, then every test (unit, dagster, S3 over HTTP, end-to-end dagster dev)
 test: install

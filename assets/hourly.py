@@ -21,6 +21,8 @@ def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> d
     """`@asset` arguments for `<layer>/<stream>`, partitioned by arrival hour.
 
     A backfill of many hours is one run (BackfillPolicy.single_run) that loops over them.
+    The stream's pool (limit 1 in dagster.yaml) keeps two runs of one stream from working
+    at once, however they were launched (sensor, UI, backfill, CLI).
     """
     return {
         "key": AssetKey([layer, stream]),
@@ -29,7 +31,13 @@ def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> d
         "backfill_policy": BackfillPolicy.single_run(),
         "group_name": layer,
         "retry_policy": ASSET_RETRY_POLICY,
+        "pool": stream_pool(stream),
     }
+
+
+def stream_pool(stream: str) -> str:
+    """The concurrency pool of a stream's landing, schema and cleaned assets."""
+    return f"stream_{stream}"
 
 
 def hours_of(context: AssetExecutionContext) -> list[datetime]:

@@ -39,6 +39,9 @@ from orchestration.partitions import daily_partitions
 from orchestration.resources import LakeResource
 
 IAM_ROLE = os.environ.get("REDSHIFT_IAM_ROLE", "default")  # COPY ... IAM_ROLE in load scripts
+# One writer of the DuckDB warehouse file at a time (limit 1 in dagster.yaml), however
+# the run was launched.
+WAREHOUSE_POOL = "warehouse"
 
 
 def mart_deps(spec: MartSpec, streams: StreamCatalog) -> list[AssetDep]:
@@ -68,6 +71,7 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
         backfill_policy=BackfillPolicy.single_run() if daily else None,
         group_name="marts",
         retry_policy=ASSET_RETRY_POLICY,
+        pool=WAREHOUSE_POOL,
         kinds={"duckdb", "sql", "redshift"},
         description=spec.description or f"Mart from sql/marts/{spec.path.name}",
         metadata={

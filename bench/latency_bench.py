@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lake.ledger import manifest_of  # noqa: E402
 from lake.simulator import Simulator, SimulatorConfig  # noqa: E402
 from lake.storage import LocalStorage  # noqa: E402
 from orchestration import dev_server  # noqa: E402
@@ -34,9 +35,10 @@ from orchestration import dev_server  # noqa: E402
 STREAMS = ("robot_telemetry", "clickstream", "cloudtrail")
 
 
-def _manifest(key: str, arrival: datetime) -> str:
-    stream, name = key.split("/", 1)[0], key.rsplit("/", 1)[1].removesuffix(".gz")
-    return f"_state/cleaned/{stream}/{arrival:%Y%m%dT%H}-{name}.parquet.json"
+def _manifest(landing: LocalStorage, key: str, arrival: datetime) -> str:
+    (info,) = [o for o in landing.list(key) if o.key == key]
+    hour = arrival.replace(minute=0, second=0, microsecond=0)
+    return manifest_of(key.split("/", 1)[0], hour, info)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -99,7 +101,7 @@ def measure(data: Path, objects: int, interval: float, timeout: float) -> dict[s
         w = sim.write_object(landing, stream, arrival)
         if w is not None:
             with lock:
-                pending[_manifest(w.key, arrival)] = time.monotonic()
+                pending[_manifest(landing, w.key, arrival)] = time.monotonic()
             written += 1
         time.sleep(interval / len(STREAMS))
     deadline = time.monotonic() + timeout

@@ -2,8 +2,9 @@
 
 An alert mart (header `alerts: true`) has one row per anomaly with a stable
 `anomaly_id`. Each id is claimed in the lake (`_state/alerts/<mart>/<id>.json`) before
-it is published, so a re-run, a backfill or a second run racing this one never notifies
-it again; if publishing fails the claim is withdrawn and the run fails, so the next run
+it is published, by a create-only write (S3 `If-None-Match: *`, an atomic check on the
+local lake), so a re-run, a backfill or a second run racing this one never notifies it
+again; if publishing fails the claim is withdrawn and the run fails, so the next run
 tries again. (A crash between publish and the claim's update leaves the claim: at most
 once, never twice.)
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lake.storage import Storage
+from lake.storage import PreconditionFailed, Storage
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +74,19 @@ def notify_new(lake: Storage, mart: str, rows: pa.Table, publish: Publish) -> Al
     for row in rows.to_pylist():
         anomaly_id = str(row["anomaly_id"])
         claim = f"_state/alerts/{mart}/{_file_name(anomaly_id)}.json"
-        if lake.exists(claim):
+        record = {"anomaly_id": anomaly_id, "claimed_at": datetime.now(UTC).isoformat()}
+        try:
+            tag = lake.write_if(claim, json.dumps(record).encode(), None)
+        except PreconditionFailed:  # claimed by an earlier or a concurrent run
             run.already_notified.append(anomaly_id)
             continue
-        record = {"anomaly_id": anomaly_id, "claimed_at": datetime.now(UTC).isoformat()}
-        lake.write(claim, json.dumps(record).encode())
         try:
             message_id = publish(f"[{mart}] {row.get('summary') or anomaly_id}", row)
         except Exception:
             lake.delete(claim)
             raise
         record["message_id"] = message_id
-        lake.write(claim, json.dumps(record).encode())
+        lake.write_if(claim, json.dumps(record).encode(), tag)  # only this run holds it
         run.notified.append(anomaly_id)
     return run
 

@@ -2,32 +2,34 @@
 
 The hour's new objects are cleaned in passes of about CLEAN_CHUNK_BYTES stored (see
 lake.clean_pass), so memory stays flat however big the hour is; this module picks the
-objects, runs the passes, saves the dedup keys and keeps the ledger. Output names are deterministic
-from (arrival hour, source object), so a re-run rewrites the same files; a per-object
-manifest under _state/cleaned/ is the ledger of processed objects (a micro-batch run
-skips them) and lets a re-run remove files it no longer produces.
+objects, runs the passes, saves the dedup keys and keeps the ledger (lake.ledger). Output
+names are deterministic from (arrival hour, full source key), so a re-run rewrites the same
+files; a per-object manifest under _state/cleaned/, named by the object's version (ETag and
+size), is the ledger of processed objects (a micro-batch run skips them; an object
+overwritten under its key is cleaned again) and lets a re-run remove files it no longer
+produces.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
+import re
 import tempfile
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from lake.clean_pass import NEW_KEYS_TABLE, HourRun
-from lake.clean_report import HourReport, ObjectCounts
+from lake.clean_report import HourReport
 from lake.crawler import column_assignment, sample_objects, stored_schema
 from lake.dedup_state import load_seen, save_hour_keys, window_dates
-from lake.storage import ObjectInfo, ObjectNotFound, Storage
+from lake.ledger import files_of, output_name, read_ledger, replace_manifest, unprocessed
+from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 
-__all__ = ["HourReport", "clean_hour", "output_name", "processed_outputs"]
+__all__ = ["HourReport", "clean_hour", "output_name", "unprocessed"]
 
 MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
 CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(32 << 20)))  # stored bytes a pass
@@ -49,11 +51,17 @@ def clean_hour(
     against the keys already written for event dates inside the allowed lateness.
     """
     report = HourReport()
-    done = set() if full_refresh else processed_outputs(lake, spec.name, hour)
-    todo = sorted((o for o in objects if output_name(hour, o.key) not in done), key=lambda o: o.key)
+    ledger = read_ledger(lake, spec.name, hour)
+    todo = sorted(
+        (o for o in objects if full_refresh or not ledger.is_done(o)), key=lambda o: o.key
+    )
     report.objects_skipped = len(objects) - len(todo)
     if not todo:
         return report
+    # what earlier runs wrote for these keys (a full refresh, an object overwritten since)
+    earlier = {o.key: ledger.earlier_manifests(o) for o in todo}
+    earlier_files = {key: files_of(lake, manifests) for key, manifests in earlier.items()}
+    reprocessed = set().union(*(ledger.earlier_names(o) for o in todo))
     schema = stored_schema(table)
     if not schema.fields:  # no crawl yet: type from a sample, as the crawler would
         schema = sample_objects(spec, landing, todo).schema
@@ -76,11 +84,12 @@ def clean_hour(
                 ingested_at,
                 column_assignment(table),
             )
-            load_seen(con, lake, spec.name, window, set(all_names), run.scratch)
+            load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
             for n, chunk in enumerate(_chunks(todo, CHUNK_BYTES)):
                 run.clean_pass(chunk, [output_name(hour, o.key) for o in chunk], n)
             new_keys = f"SELECT * FROM {NEW_KEYS_TABLE}"
-            save_hour_keys(con, lake, spec.name, hour, new_keys, set(all_names), run.scratch)
+            stale_days = _days_of([f for files in earlier_files.values() for f in files])
+            save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed, stale_days)
             report.late_beyond_allowed = con.execute(
                 f"SELECT count(*) FROM {NEW_KEYS_TABLE} WHERE dt < ?", [window[0]]
             ).fetchall()[0][0]
@@ -88,8 +97,10 @@ def clean_hour(
             con.close()
     for info, name in zip(todo, all_names, strict=True):
         report.add(info, run.per_object[name])
-        # without full_refresh the object had no manifest (the ledger said so): none to read
-        _replace_manifest(lake, spec, info.key, name, run.per_object[name], full_refresh)
+        counts = run.per_object[name]
+        replace_manifest(
+            lake, spec.name, info, name, counts, earlier[info.key], earlier_files[info.key]
+        )
     return report
 
 
@@ -106,47 +117,9 @@ def _chunks(objects: list[ObjectInfo], max_bytes: int) -> list[list[ObjectInfo]]
     return chunks
 
 
-def output_name(hour: datetime, source_key: str) -> str:
-    stem = source_key.rsplit("/", 1)[-1].removesuffix(".gz")
-    return f"{hour:%Y%m%dT%H}-{stem}.parquet"
+_CLEANED_DT = re.compile(r"cleaned/[^/]+/dt=(\d{4}-\d{2}-\d{2})/")
 
 
-def manifest_prefix(stream: str, hour: datetime) -> str:
-    return f"_state/cleaned/{stream}/{hour:%Y%m%dT%H}-"
-
-
-def processed_outputs(lake: Storage, stream: str, hour: datetime) -> set[str]:
-    """The ledger: output names (see output_name) of the hour's objects an earlier run
-    processed. A listing, no reads: the manifest's key carries the name."""
-    prefix = f"_state/cleaned/{stream}/"
-    return {
-        info.key.removeprefix(prefix).removesuffix(".json")
-        for info in lake.list(manifest_prefix(stream, hour))
-    }
-
-
-def _replace_manifest(
-    lake: Storage,
-    spec: StreamSpec,
-    source_key: str,
-    name: str,
-    counts: ObjectCounts,
-    may_exist: bool,
-) -> None:
-    manifest_key = f"_state/cleaned/{spec.name}/{name}.json"
-    previous = []
-    if may_exist:
-        with contextlib.suppress(ObjectNotFound):
-            previous = json.loads(lake.read(manifest_key))["files"]
-    for stale in set(previous) - set(counts.files):
-        with contextlib.suppress(ObjectNotFound):
-            lake.delete(stale)
-    manifest = {
-        "source_key": source_key,
-        "files": counts.files,
-        "records_in": counts.records_in,
-        "records_cleaned": counts.records_cleaned,
-        "records_quarantined": counts.records_quarantined,
-        "duplicates_dropped": counts.duplicates_dropped,
-    }
-    lake.write(manifest_key, json.dumps(manifest, indent=1).encode())
+def _days_of(files: list[str]) -> set[date]:
+    """Event dates of cleaned files (their dedup keys are in that date's state)."""
+    return {date.fromisoformat(m[1]) for f in files if (m := _CLEANED_DT.match(f))}

@@ -9,7 +9,10 @@ The rules are written down in docs/schema-rules.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,7 +46,13 @@ from lake.hive_types import (
     without_paths,
 )
 from lake.record_limits import value_problem
-from lake.storage import ObjectInfo, ObjectNotFound, Storage
+from lake.storage import (
+    ConcurrentUpdateError,
+    ObjectInfo,
+    ObjectNotFound,
+    PreconditionFailed,
+    Storage,
+)
 from lake.streams import RecordLimits, StreamSpec
 
 CRAWLER_NAME = "firehose-lake-crawler"
@@ -266,7 +275,14 @@ def incompatibilities(diff: SchemaDiff, mode: str) -> list[str]:
 
 
 class Catalog:
-    """The Glue-shaped catalog kept as JSON files in the lake."""
+    """The Glue-shaped catalog kept as JSON files in the lake.
+
+    The table is read-merged-written, so it is committed by compare-and-swap
+    (read_table gives its version tag, commit_table writes only if it is unchanged); the
+    commit's winner alone owns the new VersionId, so version files are numbered without
+    gaps or overwrites however many crawls race."""
+
+    COMMIT_ATTEMPTS = 20
 
     def __init__(self, lake: Storage, database: str) -> None:
         self.lake = lake
@@ -278,8 +294,34 @@ class Catalog:
     def get_table(self, table: str) -> dict[str, Any] | None:
         return self._get(self.table_key(table))
 
-    def put_table(self, table: dict[str, Any]) -> None:
-        self.lake.write(self.table_key(table["Name"]), _dumps(table))
+    def read_table(self, table: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The table and its version tag for commit_table (None, None when absent)."""
+        found = self.lake.read_versioned(self.table_key(table))
+        return (json.loads(found[0]), found[1]) if found else (None, None)
+
+    def commit_table(
+        self, table: dict[str, Any], read_tag: str | None, diff: SchemaDiff | None
+    ) -> None:
+        """Write the table if it is still as read (PreconditionFailed otherwise: re-read,
+        re-merge, retry); with a diff, then its version file (the table names the version:
+        a crash in between leaves that one version file missing, never a wrong one)."""
+        self.lake.write_if(self.table_key(table["Name"]), _dumps(table), read_tag)
+        if diff is not None:
+            self.put_version(table, int(table["VersionId"]), diff)
+
+    def version_key(self, table: str, version: int) -> str:
+        return f"catalog/{self.database}/{table}/versions/{version}.json"
+
+    def repair_version(self, table: dict[str, Any]) -> None:
+        """Write the committed table's version file if a crash left it out (its diff is
+        then unknown). Create-only: the committing writer's own, later write wins."""
+        key = self.version_key(table["Name"], int(table["VersionId"]))
+        if self.lake.exists(key):
+            return
+        doc = {"version": int(table["VersionId"]), "created_at": table["UpdateTime"]}
+        doc |= {"diff": None, "repaired": "written after a crash, diff unknown", "table": table}
+        with contextlib.suppress(PreconditionFailed):
+            self.lake.write_if(key, _dumps(doc), None)
 
     def put_version(self, table: dict[str, Any], version: int, diff: SchemaDiff) -> None:
         doc = {
@@ -288,9 +330,7 @@ class Catalog:
             "diff": diff.as_dict(),
             "table": table,
         }
-        self.lake.write(
-            f"catalog/{self.database}/{table['Name']}/versions/{version}.json", _dumps(doc)
-        )
+        self.lake.write(self.version_key(table["Name"], version), _dumps(doc))
 
     def partition_key(self, table: str, values: list[str]) -> str:
         return f"catalog/{self.database}/{table}/partitions/{'-'.join(values)}.json"
@@ -334,9 +374,23 @@ def crawl_objects(
     landing: Storage,
     objects: list[ObjectInfo],
 ) -> CrawlResult:
-    """Crawl the given objects (an arrival hour) and merge them into the stored table."""
+    """Crawl the given objects (an arrival hour) and merge them into the stored table;
+    a concurrent crawl's commit makes this one re-read and re-merge (the sample is kept)."""
     seen = sample_objects(spec, landing, objects)
-    stored = catalog.get_table(spec.name)
+    for _ in range(catalog.COMMIT_ATTEMPTS):
+        try:
+            return _merge_into_table(spec, catalog, landing, seen)
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.05))  # de-synchronise the racers
+    raise ConcurrentUpdateError(f"catalog table {spec.name}: still changing after retries")
+
+
+def _merge_into_table(
+    spec: StreamSpec, catalog: Catalog, landing: Storage, seen: HourSchema
+) -> CrawlResult:
+    stored, read_tag = catalog.read_table(spec.name)
+    if stored:
+        catalog.repair_version(stored)
     old = stored_schema(stored)
     proposed_schema = merge(old, seen.schema, report=MergeReport())
     assert isinstance(proposed_schema, Struct)
@@ -362,9 +416,7 @@ def crawl_objects(
         seen,
         column_assignment(stored),
     )
-    if changed:
-        catalog.put_version(table, version, applied)
-    catalog.put_table(table)
+    catalog.commit_table(table, read_tag, applied if changed else None)
     for partition in seen.partitions.values():
         catalog.put_partition(spec.name, partition_doc(table, landing, partition))
     return CrawlResult(table, version, changed, proposed, applied, incompatible, seen)

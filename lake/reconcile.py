@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lake.cleaned_io import output_name, processed_outputs
 from lake.firehose import hour_prefix
+from lake.ledger import unprocessed
 from lake.storage import ObjectInfo, Storage
 
 
@@ -42,15 +42,10 @@ def unprocessed_objects(
     hour: datetime,
     landed_before: datetime | None = None,
 ) -> list[ObjectInfo]:
-    """The objects of one arrival hour that have no manifest in the ledger (and, with
-    `landed_before`, landed before it)."""
-    done = processed_outputs(lake, stream, hour)
-    return [
-        o
-        for o in landing.list(hour_prefix(stream, hour))
-        if output_name(hour, o.key) not in done
-        and (landed_before is None or o.last_modified < landed_before)
-    ]
+    """The objects of one arrival hour the ledger has no manifest for (in their version)
+    and, with `landed_before`, that landed before it."""
+    todo = unprocessed(lake, stream, hour, list(landing.list(hour_prefix(stream, hour))))
+    return [o for o in todo if landed_before is None or o.last_modified < landed_before]
 
 
 def reconcile_some_hours(

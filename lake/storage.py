@@ -6,8 +6,12 @@ UTF-8 key), so a `start_after` cursor means the same thing on both backends.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import random
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,11 +33,23 @@ class ObjectNotFound(KeyError):
     """Reading or deleting a key that does not exist."""
 
 
+class PreconditionFailed(RuntimeError):
+    """A conditional write lost: the object exists (create) or changed since it was read
+    (replace). Re-read, re-merge and try again."""
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """A compare-and-swap still lost after its bounded retries."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
     size: int
     last_modified: datetime
+    # What changes when the object is rewritten under the same key: S3's ETag in a listing;
+    # on a local folder mtime (ns) and size. "" when unknown (e.g. built by hand).
+    etag: str = ""
 
 
 def check_key(key: str, *, allow_prefix: bool = False) -> str:
@@ -71,6 +87,8 @@ class Storage(Protocol):
     def open(self, key: str) -> BinaryIO: ...
     def read_range(self, key: str, start: int, length: int) -> bytes: ...
     def write(self, key: str, data: bytes) -> None: ...
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None: ...
+    def write_if(self, key: str, data: bytes, expected: str | None) -> str: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
     def uri_of(self, key: str) -> str: ...
@@ -122,7 +140,8 @@ class LocalStorage:
             if start_after is not None and key <= start_after:
                 continue
             stat = entry.stat()
-            yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+            yield ObjectInfo(key, stat.st_size, modified, f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
 
     def read(self, key: str) -> bytes:
         try:
@@ -145,13 +164,49 @@ class LocalStorage:
     def write(self, key: str, data: bytes) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+        self._replace(target, data)
+
+    @staticmethod
+    def _replace(target: Path, data: bytes) -> None:
+        # the name's start keeps it recognisable; cut so a 255-byte name still has room
+        tmp = target.with_name(f".{target.name[:64]}.{uuid.uuid4().hex}{TMP_SUFFIX}")
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and version tag (MD5 of the content, as S3's ETag of a
+        single-part PUT), or None when it does not exist."""
+        try:
+            data = self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, _md5(data)
+
+    def write_if(self, key: str, data: bytes, expected: str | None) -> str:
+        """Write only if the object is absent (expected=None) or still has the version
+        tag `expected`; PreconditionFailed otherwise. Returns the new version tag.
+
+        The check and the rename happen under an exclusive flock on the object's folder,
+        held by every conditional writer of that folder (threads or processes), so
+        two writers can never both pass the check."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            current = self.read_versioned(key)
+            if expected is None and current is not None:
+                raise PreconditionFailed(f"{self.uri_of(key)} already exists")
+            if expected is not None and (current is None or current[1] != expected):
+                raise PreconditionFailed(f"{self.uri_of(key)} changed since it was read")
+            self._replace(target, data)
+        finally:
+            os.close(folder)  # releases the lock
+        return _md5(data)
 
     def delete(self, key: str) -> None:
         try:
@@ -193,7 +248,12 @@ class S3Storage:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(**kwargs):
             for obj in page.get("Contents", []):
-                yield ObjectInfo(obj["Key"][len(self.prefix) :], obj["Size"], obj["LastModified"])
+                yield ObjectInfo(
+                    obj["Key"][len(self.prefix) :],
+                    obj["Size"],
+                    obj["LastModified"],
+                    obj.get("ETag", ""),
+                )
 
     def _get(self, key: str) -> Callable[..., dict[str, Any]]:
         """get_object for one key; a missing key is ObjectNotFound."""
@@ -226,6 +286,33 @@ class S3Storage:
         # A PUT is atomic on S3: readers see the old object or the whole new one.
         self.client.put_object(Bucket=self.bucket, Key=self._full(check_key(key)), Body=data)
 
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or None when it does not exist."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._full(check_key(key)))
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return response["Body"].read(), response["ETag"]
+
+    def write_if(self, key: str, data: bytes, expected: str | None) -> str:
+        """An S3 conditional PUT: `If-None-Match: *` (create) or `If-Match: <etag>`
+        (replace); PreconditionFailed when S3 refuses it. Returns the new ETag."""
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=self._full(check_key(key)), Body=data, **condition
+            )
+        except self.client.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            # 412: the condition failed; 409: a concurrent conditional write won (retry);
+            # NoSuchKey on If-Match: deleted since it was read
+            deleted = expected is not None and error.get("Code") == "NoSuchKey"
+            if deleted or error.get("Code") in _LOST_RACE or status in (409, 412):
+                raise PreconditionFailed(f"{self.uri_of(key)}: {error.get('Code')}") from exc
+            raise
+        return response["ETag"]
+
     def delete(self, key: str) -> None:
         if not self.exists(key):
             raise ObjectNotFound(f"{self.uri_of(key)} does not exist")
@@ -239,6 +326,36 @@ class S3Storage:
                 return False
             raise
         return True
+
+
+_LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def _md5(data: bytes) -> str:
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+
+
+def compare_and_swap(
+    storage: Storage,
+    key: str,
+    change: Callable[[bytes | None], bytes | None],
+    attempts: int = 20,
+) -> bytes | None:
+    """Read `key`, let `change` compute its new content from the current one (None: the
+    object does not exist), and write it only if nobody wrote in between; on a lost race,
+    read and change again, a bounded number of times (ConcurrentUpdateError past it).
+    `change` returning None writes nothing. Returns what was written (or None)."""
+    for attempt in range(attempts):
+        current = storage.read_versioned(key)
+        new = change(current[0] if current else None)
+        if new is None:
+            return None
+        try:
+            storage.write_if(key, new, current[1] if current else None)
+            return new
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))  # de-synchronise racers
+    raise ConcurrentUpdateError(f"{storage.uri_of(key)}: still changing after {attempts} attempts")
 
 
 def default_s3_client() -> Any:

@@ -29,11 +29,12 @@ def is_up(port: int) -> bool:
 
 
 def start(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
-    """`dagster dev -w workspace.yaml` on 127.0.0.1:port in its own process group."""
-    dagster = Path(sys.executable).with_name("dagster")
+    """`dagster dev -w workspace.yaml` on 127.0.0.1:port in its own process group, started
+    the documented way (orchestration.launch: the project's instance settings apply)."""
+    launcher = [sys.executable, "-m", "orchestration.launch"]
     with open(log, "wb") as out:  # the child keeps its own handle
         return subprocess.Popen(
-            [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [*launcher, "dev", "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,

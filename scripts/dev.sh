@@ -3,13 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/data/dagster_home}
 SEED_HOURS=${SEED_HOURS:-3}
 SIM_INTERVAL=${SIM_INTERVAL:-15}
 PORT=${DAGSTER_PORT:-3000}
-
-mkdir -p "$DAGSTER_HOME"
-cp orchestration/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
 # Seed once: a second `make dev` keeps what the first one landed and processed.
 if [ ! -f data/.seeded ]; then
@@ -26,4 +22,5 @@ SIM_PID=$!
 trap 'kill $SIM_PID 2>/dev/null || true' EXIT INT TERM
 
 echo "Dagster UI: http://127.0.0.1:${PORT} (sensors are on; runs start within a minute)"
-"$VENV/bin/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$PORT"
+# the launcher sets DAGSTER_HOME (default data/dagster_home) with the project's dagster.yaml
+"$VENV/bin/python" -m orchestration.launch dev -h 127.0.0.1 -p "$PORT"

@@ -1,5 +1,6 @@
 """Sensors evaluated with build_sensor_context against real folders and a real instance."""
 
+import json
 from datetime import UTC, datetime
 
 from dagster import DagsterInstance, build_sensor_context, materialize
@@ -110,20 +111,6 @@ def test_a_flood_of_objects_is_taken_a_bounded_batch_per_tick(
     assert sum(b.get("2026-11-21-09:00", 0) for b in batches) == 10
 
 
-def test_the_shipped_instance_runs_one_ingest_per_stream_at_a_time(tmp_path):
-    import shutil
-
-    from lake.config import REPO_ROOT
-
-    shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", tmp_path / "dagster.yaml")
-    with DagsterInstance.from_config(str(tmp_path)) as instance:
-        queue = instance.get_concurrency_config().run_queue_config
-    limits = {(t["key"], str(t.get("value"))): t["limit"] for t in queue.tag_concurrency_limits}
-    # ingest runs carry the tag stream=<name>: one at a time per stream (so per stream and hour)
-    assert limits[("stream", "{'applyLimitPerUniqueValue': True}")] == 1
-    assert limits[("warehouse", "None")] == 1  # one writer of the DuckDB file
-
-
 def test_a_run_cleans_its_batch_not_objects_that_landed_after_the_tick(
     local_lake, write_concatenated
 ):
@@ -140,8 +127,12 @@ def test_a_run_cleans_its_batch_not_objects_that_landed_after_the_tick(
         resources=resources,
     )
     assert result.success
-    cleaned = sorted(o.key.rsplit("-", 1)[-1] for o in lake.list("_state/cleaned/robot_telemetry/"))
-    assert cleaned == ["m1.parquet.json", "m2.parquet.json", "m3.parquet.json"]
+    manifests = lake.list("_state/cleaned/robot_telemetry/")
+    cleaned = sorted(
+        json.loads(lake.read(m.key))["source_key"].rsplit("-", 1)[-1] for m in manifests
+    )
+    assert cleaned == ["m1.gz", "m2.gz", "m3.gz"]
+
 
 
 def test_reconciliation_covers_the_current_hour_after_a_grace(local_lake):

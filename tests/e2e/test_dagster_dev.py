@@ -17,6 +17,7 @@ from lake.cleaned_io import clean_hour
 from lake.config import REPO_ROOT
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, parse_key
+from lake.ledger import manifest_of
 from lake.marts import load_marts
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import LocalStorage
@@ -76,10 +77,14 @@ def test_sensor_launched_run_cleans_landed_objects(dagster_dev, monkeypatch) -> 
     written = [w for w in [sim.write_object(landing, "robot_telemetry", arrival=now)] if w]
     assert written, "the simulator wrote nothing"
     expected = {r["event_id"] for w in written for r in w.records}
+    hour = now.replace(minute=0, second=0)
+    keys = {w.key for w in written}
     manifests = [
-        f"_state/cleaned/robot_telemetry/{now:%Y%m%dT%H}-{w.key.rsplit('/', 1)[1].removesuffix('.gz')}.parquet.json"
-        for w in written
+        manifest_of("robot_telemetry", hour, o)
+        for o in landing.list(hour_prefix("robot_telemetry", hour))
+        if o.key in keys
     ]
+    assert len(manifests) == len(written)
     _wait(
         lambda: all(lake.exists(m) for m in manifests),
         RUN_BOUND_S,

@@ -17,6 +17,8 @@ import pytest
 
 from lake.cleaned_io import clean_hour
 from lake.firehose import hour_prefix, object_key
+from lake.ledger import manifest_of as manifest_key_of
+from lake.ledger import output_name
 from lake.pii import REDACTED, hash_key
 from lake.storage import LocalStorage
 from lake.streams import load_streams
@@ -98,7 +100,13 @@ def run(
 
 
 def out_name(key: str) -> str:
-    return f"20261121T08-{key.rsplit('/', 1)[1].removesuffix('.gz')}.parquet"
+    return output_name(HOUR, key)
+
+
+def manifest_of(landing: LocalStorage, lake: LocalStorage, key: str) -> dict[str, Any]:
+    """The ledger entry of a landed object in its current version."""
+    (info,) = [o for o in landing.list(key) if o.key == key]
+    return json.loads(lake.read(manifest_key_of(SPEC.name, HOUR, info)))
 
 
 def read_rows(lake: LocalStorage, key: str) -> list[dict[str, Any]]:
@@ -138,7 +146,7 @@ def test_counts_balance_per_object_and_in_total(landing: LocalStorage, lake: Loc
     assert report.bytes_in == len(landing.read(k1)) + len(landing.read(k2))
 
     for key, expected in ((k1, (6, 3, 2, 1)), (k2, (2, 1, 0, 1))):
-        manifest = json.loads(lake.read(f"_state/cleaned/{SPEC.name}/{out_name(key)}.json"))
+        manifest = manifest_of(landing, lake, key)
         got = (
             manifest["records_in"],
             manifest["records_cleaned"],
