@@ -1,29 +1,32 @@
 """What readers may see of the cleaned layers: files named by a committed ledger entry.
 
-A cleaning run writes an object's files first and its manifest
-(`_state/cleaned/<stream>/<name>.json`, lake.cleaned_io) last, so files of a run killed
-mid-way sit in the dt= folders with no manifest naming them until a re-run commits them.
-A reader lists the day's folder and keeps a file only if the manifest of the object it
-came from lists it: the file's name is its object's ledger name, so that is one GET per
-object (cached across days), never a glob.
+A cleaning run writes an object's files first and its manifest (lake.ledger) last, so
+files of a run killed mid-way sit in the dt= folders with no manifest naming them until a
+re-run commits them. A reader lists the day's folder and keeps a file only if a manifest
+of the object it came from lists it. A file's name is its object's output name, which
+starts with the arrival hour, so the ledger is one listing per arrival hour and one GET
+per object (both cached across days), never a glob.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 
+from lake.ledger import Ledger, is_manifest_of, manifests_folder, read_ledger
 from lake.storage import ObjectNotFound, Storage
 
 LEDGER_LAYERS = ("cleaned", "quarantine")  # written by cleaning runs, committed by manifests
+_HOUR_FORMAT = "%Y%m%dT%H"  # how an output name starts (lake.ledger.output_name)
 
 
 class CommittedFiles:
-    """Committed files of one stream; manifests read once per instance."""
+    """Committed files of one stream; ledgers and manifests read once per instance."""
 
     def __init__(self, lake: Storage, stream: str) -> None:
         self.lake, self.stream = lake, stream
-        self._manifests: dict[str, frozenset[str]] = {}
+        self._ledgers: dict[str, Ledger] = {}
+        self._files: dict[str, frozenset[str]] = {}  # output name -> files its manifests list
 
     def of_days(self, layer: str, days: list[date] | None) -> list[str]:
         """Keys of `<layer>/<stream>/dt=<day>/` (every day when None) that a committed
@@ -35,14 +38,34 @@ class CommittedFiles:
 
     def is_committed(self, key: str) -> bool:
         name = key.rsplit("/", 1)[-1]
-        if name not in self._manifests:
-            self._manifests[name] = self._files_of(f"_state/cleaned/{self.stream}/{name}.json")
-        return key in self._manifests[name]
+        if name not in self._files:
+            self._files[name] = self._files_named(name)
+        return key in self._files[name]
 
-    def _files_of(self, manifest_key: str) -> frozenset[str]:
+    def _files_named(self, name: str) -> frozenset[str]:
+        files: set[str] = set()
+        for manifest in self._manifests_named(name):
+            files |= self._listed_by(manifest)
+        return frozenset(files)
+
+    def _manifests_named(self, name: str) -> list[str]:
+        """From the arrival hour's ledger (one listing, cached), or for a name that does
+        not start with an hour, from a listing of the name's own manifests."""
+        hour_text = name[:11]
+        try:
+            hour = datetime.strptime(hour_text, _HOUR_FORMAT)
+        except ValueError:
+            folder = manifests_folder(self.stream)
+            found = (o.key for o in self.lake.list(folder + name))
+            return [k for k in found if is_manifest_of(k.removeprefix(folder), name)]
+        if hour_text not in self._ledgers:
+            self._ledgers[hour_text] = read_ledger(self.lake, self.stream, hour)
+        return self._ledgers[hour_text].manifests_named(name)
+
+    def _listed_by(self, manifest_key: str) -> set[str]:
         try:
             doc = json.loads(self.lake.read(manifest_key))
         except (ObjectNotFound, ValueError):
-            return frozenset()  # no entry (not committed yet), or not a manifest
+            return set()  # gone meanwhile (replaced by a newer version), or not a manifest
         files = doc.get("files") if isinstance(doc, dict) else None
-        return frozenset(f for f in files or [] if isinstance(f, str))
+        return {f for f in files or [] if isinstance(f, str)}

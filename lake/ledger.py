@@ -93,11 +93,14 @@ class Ledger:
 
     def earlier_manifests(self, info: ObjectInfo) -> list[str]:
         """Manifest keys an earlier run wrote for this key (any version, old naming too)."""
-        name = output_name(self.hour, info.key)
+        keys = self.manifests_named(output_name(self.hour, info.key))
+        return keys + self.manifests_named(legacy_output_name(self.hour, info.key))
+
+    def manifests_named(self, name: str) -> list[str]:
+        """The manifest keys of an output name (each version, or the old naming's one)."""
         keys = [manifest_key(self.stream, name, v) for v in sorted(self.versions.get(name, ()))]
-        legacy = legacy_output_name(self.hour, info.key)
-        if legacy in self.legacy:
-            keys.append(f"{manifests_folder(self.stream)}{legacy}.json")
+        if name in self.legacy:
+            keys.append(f"{manifests_folder(self.stream)}{name}.json")
         return keys
 
     def earlier_names(self, info: ObjectInfo) -> set[str]:
@@ -107,6 +110,13 @@ class Ledger:
         if legacy in self.legacy:
             names.add(legacy)
         return names
+
+
+def is_manifest_of(entry: str, name: str) -> bool:
+    """Whether `entry` (a key under the manifests folder) is a manifest of output `name`."""
+    stem = entry.removesuffix(".json")
+    match = _VERSIONED.fullmatch(stem)
+    return stem == name if match is None else match["name"] == name
 
 
 def read_ledger(lake: Storage, stream: str, hour: datetime) -> Ledger:

@@ -22,18 +22,26 @@ MAX_MESSAGES_PER_TICK = 100  # ten receives of ten
 @dataclass
 class Received:
     keys: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key) created
+    # (bucket, key) -> what tells this write of the key from an earlier one (ETag, sequencer)
+    versions: dict[tuple[str, str], str] = field(default_factory=dict)
     receipts: list[str] = field(default_factory=list)  # every message read, to delete later
     ignored: int = 0  # messages with no ObjectCreated record (S3's test event, deletes...)
 
 
 def created_keys(body: str) -> list[tuple[str, str]]:
     """(bucket, key) of the ObjectCreated records of one message body (SNS-wrapped or not)."""
+    return [(bucket, key) for bucket, key, _ in created_objects(body)]
+
+
+def created_objects(body: str) -> list[tuple[str, str, str]]:
+    """(bucket, key, version) of the ObjectCreated records of one message body, the
+    version being the event's ETag and sequencer (an overwrite under the same key differs)."""
     try:
         doc = json.loads(body)
     except json.JSONDecodeError:
         return []
     if isinstance(doc, dict) and doc.get("Type") == "Notification" and "Message" in doc:
-        return created_keys(doc["Message"])
+        return created_objects(doc["Message"])
     records = doc.get("Records") if isinstance(doc, dict) else None
     keys = []
     for record in records or []:
@@ -41,9 +49,11 @@ def created_keys(body: str) -> list[tuple[str, str]]:
             continue
         s3 = record.get("s3") or {}
         bucket = (s3.get("bucket") or {}).get("name")
-        key = (s3.get("object") or {}).get("key")
+        obj = s3.get("object") or {}
+        key = obj.get("key")
         if bucket and key:
-            keys.append((bucket, unquote_plus(key)))  # S3 URL-encodes keys in events
+            version = f"{obj.get('eTag', '')}:{obj.get('sequencer', '')}"
+            keys.append((bucket, unquote_plus(key), version))  # S3 URL-encodes keys in events
     return keys
 
 
@@ -61,9 +71,11 @@ def receive(sqs: Any, queue_url: str, max_messages: int = MAX_MESSAGES_PER_TICK)
             break
         for message in batch:
             got.receipts.append(message["ReceiptHandle"])
-            keys = created_keys(message.get("Body", ""))
-            got.keys += keys
-            got.ignored += not keys
+            created = created_objects(message.get("Body", ""))
+            for bucket, key, version in created:
+                got.keys.append((bucket, key))
+                got.versions[(bucket, key)] = version
+            got.ignored += not created
     return got
 
 

@@ -46,9 +46,11 @@ MARTS_SENSOR_INTERVAL_S = int(os.environ.get("MARTS_SENSOR_INTERVAL_SECONDS", "3
 PIPELINE_START = datetime.fromisoformat(START_DATE).replace(tzinfo=UTC)
 
 
-def batch_run_key(stream: str, partition: str, keys: list[str]) -> str:
-    """Unique per batch of objects, so a later batch for the same hour is never deduplicated away."""
-    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+def batch_run_key(stream: str, partition: str, objects: list[tuple[str, str]]) -> str:
+    """Unique per batch of (key, version) objects, so a later batch for the same hour, or
+    an object overwritten under its key, is never deduplicated away."""
+    lines = sorted(f"{key}\t{version}" for key, version in objects)
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
     return f"{stream}:{partition}:{digest}"
 
 
@@ -75,7 +77,7 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
                 f"{len(scan.unparsable)} keys under {stream}/ are not in Firehose's layout and "
                 f"belong to no hour, e.g. {scan.unparsable[:3]}"
             )
-        by_hour = {hour: [i.key for i in infos] for hour, infos in scan.by_hour().items()}
+        by_hour = {hour: [(i.key, i.etag) for i in infos] for hour, infos in scan.by_hour().items()}
         requests = hour_run_requests(context, stream, by_hour, "landing")
         return tick_result(
             requests, scan.cursor.to_json(), f"no new objects ({scan.listed} keys listed)"
@@ -94,7 +96,7 @@ def tick_result(requests: list[RunRequest], cursor: str, idle: str) -> SensorRes
 def hour_run_requests(
     context: SensorEvaluationContext,
     stream: str,
-    by_hour: dict[datetime, list[str]],
+    by_hour: dict[datetime, list[tuple[str, str]]],
     source: str,
     job_name: str | None = None,
 ) -> list[RunRequest]:
@@ -105,7 +107,8 @@ def hour_run_requests(
     them), so a run never takes much more than MAX_OBJECTS_PER_TICK."""
     latest_hour = datetime.now(UTC) + timedelta(hours=1)
     requests = []
-    for hour, keys in by_hour.items():
+    for hour, objects in by_hour.items():
+        keys = [key for key, _ in objects]
         if not PIPELINE_START <= hour <= latest_hour:
             context.log.warning(
                 f"{len(keys)} objects in hour {hour:%Y-%m-%d %H}:00 are outside the "
@@ -116,7 +119,7 @@ def hour_run_requests(
         cleaned_config = {"up_to_key": max(keys)}  # newer objects: their own batch's run
         requests.append(
             RunRequest(
-                run_key=f"{source}:" + batch_run_key(stream, pk, keys),
+                run_key=f"{source}:" + batch_run_key(stream, pk, objects),
                 partition_key=pk,
                 job_name=job_name,
                 run_config={"ops": {f"cleaned__{stream}": {"config": cleaned_config}}},
@@ -157,14 +160,17 @@ def build_landing_events_sensor(
                 f"{len(refused)} messages expired before deletion; they will repeat"
             )
         got = s3_events.receive(sqs, queue)
-        by_stream: dict[str, dict[datetime, list[str]]] = defaultdict(lambda: defaultdict(list))
+        by_stream: dict[str, dict[datetime, list[tuple[str, str]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
         for bucket, full_key in got.keys:
             key = landing.key_of(bucket, full_key)
             parsed = parse_key(key) if key else None
             if parsed is None or parsed.stream not in jobs:
                 context.log.warning(f"S3 event for s3://{bucket}/{full_key}: not a landing object")
                 continue
-            by_stream[parsed.stream][parsed.arrival_hour].append(key)
+            version = got.versions.get((bucket, full_key), "")
+            by_stream[parsed.stream][parsed.arrival_hour].append((key, version))
         requests = [
             request
             for stream, by_hour in sorted(by_stream.items())
@@ -207,7 +213,7 @@ def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> 
             oldest,
             landed_before=now - RECONCILE_GRACE,
         )
-        by_hour = {hour: [i.key for i in infos] for hour, infos in found.items()}
+        by_hour = {hour: [(i.key, i.etag) for i in infos] for hour, infos in found.items()}
         requests = hour_run_requests(context, stream, by_hour, "reconcile")
         return tick_result(requests, cursor.to_json(), "every object checked is processed")
 

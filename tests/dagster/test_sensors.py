@@ -134,7 +134,6 @@ def test_a_run_cleans_its_batch_not_objects_that_landed_after_the_tick(
     assert cleaned == ["m1.gz", "m2.gz", "m3.gz"]
 
 
-
 def test_reconciliation_covers_the_current_hour_after_a_grace(local_lake):
     """An object the landing scan skipped (named below its floor) in the current hour is
     found by reconciliation once older than the grace; a fresh one is left to the scan."""
@@ -212,3 +211,42 @@ def test_the_shipped_instance_retries_dead_runs_and_purges_old_ticks(tmp_path):
     # a failed step is retried inside its run, however the run was started
     for key in (["cleaned", "robot_telemetry"], ["landing", "robot_telemetry"]):
         assert defs.get_assets_def(AssetKey(key)).op.retry_policy.max_retries >= 1
+
+
+def test_an_object_overwritten_under_its_key_gets_a_new_run_key(local_lake):
+    """Run keys deduplicate forever: a run for the rewritten object (new ETag) must not
+    reuse the key of the run for its first version, or it is never launched."""
+    import os
+    import time
+    from datetime import timedelta
+
+    from lake.firehose import object_key
+
+    landing, resources = local_lake["landing"], local_lake["resources"]
+    written_at = datetime.now(UTC).replace(minute=0, second=1) - timedelta(hours=2)
+    key = object_key("robot_telemetry", written_at, object_id="rewritten")
+
+    now = time.time()
+
+    def land(body: bytes, age_s: int) -> str:
+        landing.write(key, body)
+        then = now - age_s
+        os.utime(landing.path(key), (then, then))
+        (request,) = _evaluate("robot_telemetry_reconciliation", resources, None).run_requests
+        return request.run_key
+
+    first = land(b'{"event_id": "x"}', 3600)
+    assert land(b'{"event_id": "x"}', 3600) == first  # the same version: the same key
+    assert land(b'{"event_id": "y", "more": 1}', 3000) != first
+
+
+def test_s3_events_carry_the_version_of_each_write():
+    from lake.s3_events import created_objects
+
+    def event(etag: str, sequencer: str) -> str:
+        s3 = {"bucket": {"name": "b"}, "object": {"key": "k", "eTag": etag, "sequencer": sequencer}}
+        return json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": s3}]})
+
+    (first,) = created_objects(event("e1", "01"))
+    (second,) = created_objects(event("e2", "02"))
+    assert first[:2] == second[:2] == ("b", "k") and first[2] != second[2]
