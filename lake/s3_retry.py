@@ -120,6 +120,11 @@ class ResumingBody(io.RawIOBase):
         self._etag = self._etag or response.get("ETag")
         self._body = response["Body"]
 
+    @property
+    def etag(self) -> str | None:
+        """The ETag of the version being read (every resumed GET is pinned to it)."""
+        return self._etag
+
     def _drop_body(self) -> None:
         if self._body is not None:
             with contextlib.suppress(Exception):  # a broken connection may fail to close too

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
-from lake.s3_retry import resuming_reader
+from lake.s3_retry import ResumingBody, resuming_reader
 
 TMP_SUFFIX = ".inflight"
 
@@ -289,10 +289,12 @@ class S3Storage:
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when it does not exist."""
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._full(check_key(key)))
-        except self.client.exceptions.NoSuchKey:
+            body = ResumingBody(self._get(key))
+        except ObjectNotFound:
             return None
-        return response["Body"].read(), response["ETag"]
+        with body:
+            data = body.readall()
+        return data, body.etag or ""
 
     def write_if(self, key: str, data: bytes, expected: str | None) -> str:
         """An S3 conditional PUT: `If-None-Match: *` (create) or `If-Match: <etag>`

@@ -48,11 +48,19 @@ kill_after = args["kill_after"]
 written = []
 
 class Dying(LocalStorage):
-    def write(self, key, data):
-        super().write(key, data)
+    def _wrote(self, key):
         written.append(key)
         if len(written) == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+
+    def write(self, key, data):
+        super().write(key, data)
+        self._wrote(key)
+
+    def write_if(self, key, data, expected):
+        tag = super().write_if(key, data, expected)
+        self._wrote(key)
+        return tag
 
 lake = Dying(args["lake"])
 if args["mode"] == "clean":
