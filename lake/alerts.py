@@ -11,9 +11,11 @@ once, never twice.)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,10 +76,13 @@ def notify_new(lake: Storage, mart: str, rows: pa.Table, publish: Publish) -> Al
     for row in rows.to_pylist():
         anomaly_id = str(row["anomaly_id"])
         claim = f"_state/alerts/{mart}/{_file_name(anomaly_id)}.json"
-        record = {"anomaly_id": anomaly_id, "claimed_at": datetime.now(UTC).isoformat()}
-        try:
-            tag = lake.write_if(claim, json.dumps(record).encode(), None)
-        except PreconditionFailed:  # claimed by an earlier or a concurrent run
+        record = {
+            "anomaly_id": anomaly_id,
+            "claimed_at": datetime.now(UTC).isoformat(),
+            "claim": uuid.uuid4().hex,
+        }
+        tag = _claim(lake, claim, record)
+        if tag is None:  # claimed by an earlier or a concurrent run
             run.already_notified.append(anomaly_id)
             continue
         try:
@@ -91,6 +96,26 @@ def notify_new(lake: Storage, mart: str, rows: pa.Table, publish: Publish) -> Al
     return run
 
 
+def _claim(lake: Storage, key: str, record: dict[str, str]) -> str | None:
+    """Create the claim; its version tag, or None when another run holds it. A create
+    whose response was lost and that was retried fails its precondition against itself:
+    the claim's token tells that case apart."""
+    try:
+        return lake.write_if(key, json.dumps(record).encode(), None)
+    except PreconditionFailed:
+        found = lake.read_versioned(key)
+    if found is None or json.loads(found[0]).get("claim") != record["claim"]:
+        return None
+    return found[1]
+
+
+_MAX_NAME = 120  # a claim's file name; longer ids keep a readable head and a hash
+
+
 def _file_name(anomaly_id: str) -> str:
-    """The id as a safe file name (ids hold ':'; keep them readable and unique)."""
-    return "".join(c if c.isalnum() or c in "-_." else f"~{ord(c):02x}" for c in anomaly_id)
+    """The id as a safe, bounded file name (ids hold ':'; keep them readable and unique)."""
+    name = "".join(c if c.isalnum() or c in "-_." else f"~{ord(c):02x}" for c in anomaly_id)
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(anomaly_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"_{name[: _MAX_NAME - 17]}-{digest}"

@@ -100,3 +100,39 @@ def test_a_failed_publish_is_retried_by_the_next_run(tmp_path: Path) -> None:
         notify_new(lake, "robot_anomalies", anomalies("a:1"), flaky)
     again = notify_new(lake, "robot_anomalies", anomalies("a:1"), flaky)
     assert again.notified == ["a:1"] and sent == [None, "a:1"]
+
+
+class _LostResponse(LocalStorage):
+    """A create that lands but whose response is lost, so the client retries it (as
+    botocore does) and the retry fails its precondition against the first attempt."""
+
+    def write_if(self, key: str, data: bytes, expected: str | None) -> str:
+        tag = super().write_if(key, data, expected)
+        if expected is None:
+            super().write_if(key, data, None)  # the retry: raises PreconditionFailed
+        return tag
+
+
+def test_a_claim_whose_create_was_retried_is_still_this_runs(tmp_path: Path) -> None:
+    lake = _LostResponse(tmp_path / "lake")
+    sent: list[str] = []
+
+    def publish(subject: str, message: dict[str, Any]) -> str:
+        sent.append(message["anomaly_id"])
+        return "m-1"
+
+    run = notify_new(lake, "robot_anomalies", anomalies("a:1"), publish)
+    assert run.notified == ["a:1"] and sent == ["a:1"]
+    again = notify_new(
+        LocalStorage(tmp_path / "lake"), "robot_anomalies", anomalies("a:1"), publish
+    )
+    assert again.already_notified == ["a:1"] and sent == ["a:1"]
+
+
+def test_a_very_long_anomaly_id_gets_a_bounded_unique_claim(tmp_path: Path) -> None:
+    lake = LocalStorage(tmp_path / "lake")
+    ids = ["r" * 5000 + ":1", "r" * 5000 + ":2"]
+    run = notify_new(lake, "robot_anomalies", anomalies(*ids), lambda s, m: "m")
+    assert run.notified == ids
+    claims = [o.key for o in lake.list("_state/alerts/robot_anomalies/")]
+    assert len(claims) == 2 and all(len(k.rsplit("/", 1)[-1]) <= 130 for k in claims)
