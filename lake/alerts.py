@@ -5,8 +5,9 @@ An alert mart (header `alerts: true`) has one row per anomaly with a stable
 it is published, by a create-only write (S3 `If-None-Match: *`, an atomic check on the
 local lake), so a re-run, a backfill or a second run racing this one never notifies it
 again; if publishing fails the claim is withdrawn and the run fails, so the next run
-tries again. (A crash between publish and the claim's update leaves the claim: at most
-once, never twice.)
+tries again. A claim left without a message by a run that died before publishing is
+taken over after CLAIM_TIMEOUT, so a crash loses no alert (one right after publishing may
+notify twice).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -104,11 +105,31 @@ def _claim(lake: Storage, key: str, record: dict[str, str]) -> str | None:
         return lake.write_if(key, json.dumps(record).encode(), None)
     except PreconditionFailed:
         found = lake.read_versioned(key)
-    if found is None or json.loads(found[0]).get("claim") != record["claim"]:
+    if found is None:
         return None
-    return found[1]
+    held, tag = json.loads(found[0]), found[1]
+    if held.get("claim") == record["claim"]:
+        return tag
+    if "message_id" in held or not _abandoned(held):
+        return None
+    try:  # a run that claimed it died before publishing: take the claim over
+        return lake.write_if(key, json.dumps(record).encode(), tag)
+    except PreconditionFailed:
+        return None
 
 
+def _abandoned(claim: dict[str, Any]) -> bool:
+    try:
+        claimed_at = datetime.fromisoformat(claim["claimed_at"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return datetime.now(UTC) - claimed_at > CLAIM_TIMEOUT
+
+
+# A claim with no message after this was left by a run that died before publishing; the
+# next run takes it over (a crash right after publishing may then notify twice: an alert
+# is worth more than its duplicate).
+CLAIM_TIMEOUT = timedelta(minutes=10)
 _MAX_NAME = 120  # a claim's file name; longer ids keep a readable head and a hash
 
 

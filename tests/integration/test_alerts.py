@@ -136,3 +136,21 @@ def test_a_very_long_anomaly_id_gets_a_bounded_unique_claim(tmp_path: Path) -> N
     assert run.notified == ids
     claims = [o.key for o in lake.list("_state/alerts/robot_anomalies/")]
     assert len(claims) == 2 and all(len(k.rsplit("/", 1)[-1]) <= 130 for k in claims)
+
+
+def test_a_claim_left_by_a_run_that_died_before_publishing_is_taken_over(tmp_path: Path) -> None:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    lake = LocalStorage(tmp_path / "lake")
+    key = "_state/alerts/robot_anomalies/a~3a1.json"
+    stale = {"anomaly_id": "a:1", "claim": "dead-run"}
+    fresh = {"anomaly_id": "b:1", "claim": "live-run"}
+    stale["claimed_at"] = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    fresh["claimed_at"] = datetime.now(UTC).isoformat()
+    lake.write(key, json.dumps(stale).encode())
+    lake.write("_state/alerts/robot_anomalies/b~3a1.json", json.dumps(fresh).encode())
+
+    run = notify_new(lake, "robot_anomalies", anomalies("a:1", "b:1"), lambda s, m: "m-9")
+    assert run.notified == ["a:1"] and run.already_notified == ["b:1"]
+    assert json.loads(lake.read(key))["message_id"] == "m-9"
