@@ -37,6 +37,7 @@ class HourReport:
     files_written: list[str] = field(default_factory=list)
     unbalanced_objects: list[str] = field(default_factory=list)
     columns_not_in_catalog: dict[str, list[str]] = field(default_factory=dict)
+    folder_markers: list[str] = field(default_factory=list)  # S3 console folders, ignored
 
     def add(self, info: ObjectInfo, counts: ObjectCounts) -> None:
         self.objects += 1
@@ -60,6 +61,7 @@ class HourReport:
         self.event_dates |= other.event_dates
         self.files_written += other.files_written
         self.unbalanced_objects += other.unbalanced_objects
+        self.folder_markers += other.folder_markers
         for kind, names in other.columns_not_in_catalog.items():
             known = self.columns_not_in_catalog.setdefault(kind, [])
             known += [n for n in names if n not in known]
@@ -80,4 +82,6 @@ class HourReport:
             "late_beyond_allowed": self.late_beyond_allowed,
             "objects_split_in_python": self.objects_split_in_python,
             "event_dates": sorted(self.event_dates),
+            "folder_markers_ignored": len(self.folder_markers),
+            "folder_marker_keys": self.folder_markers[:50],
         }

@@ -1,7 +1,8 @@
 """Cleaning one arrival hour end to end: landed objects -> typed Parquet by event date.
 
-The hour's new objects are cleaned in passes of about CLEAN_CHUNK_BYTES stored (see
-lake.clean_pass), so memory stays flat however big the hour is; this module picks the
+The hour's new objects are cleaned in passes of about CLEAN_CHUNK_BYTES decompressed
+(see lake.clean_pass; lake.object_fetch gunzips each object within its stream's cap first),
+so memory stays flat however big the hour is or how far its objects expand; this module picks the
 objects, runs the passes, saves the dedup keys and keeps the ledger. Output names are deterministic
 from (arrival hour, source object), so a re-run rewrites the same files; a per-object
 manifest under _state/cleaned/ is the ledger of processed objects (a micro-batch run
@@ -14,6 +15,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,16 @@ from lake.clean_pass import NEW_KEYS_TABLE, HourRun
 from lake.clean_report import HourReport, ObjectCounts
 from lake.crawler import sample_objects, stored_schema
 from lake.dedup_state import load_seen, save_hour_keys, window_dates
+from lake.firehose import is_folder_marker
+from lake.object_fetch import LandedObject, fetch_objects
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
 __all__ = ["HourReport", "clean_hour", "output_name", "processed_outputs"]
 
 MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
-CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(32 << 20)))  # stored bytes a pass
+# decompressed bytes a pass (an object larger than this is a pass of its own)
+CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(256 << 20)))
 
 
 def clean_hour(
@@ -49,6 +54,8 @@ def clean_hour(
     against the keys already written for event dates inside the allowed lateness.
     """
     report = HourReport()
+    report.folder_markers = [o.key for o in objects if is_folder_marker(o.key, o.size)]
+    objects = [o for o in objects if not is_folder_marker(o.key, o.size)]
     done = set() if full_refresh else processed_outputs(lake, spec.name, hour)
     todo = sorted((o for o in objects if output_name(hour, o.key) not in done), key=lambda o: o.key)
     report.objects_skipped = len(objects) - len(todo)
@@ -66,8 +73,12 @@ def clean_hour(
             con.execute("SET TimeZone = 'UTC'")
             run = HourRun(con, spec, landing, lake, hour, Path(tmp), report, schema, ingested_at)
             load_seen(con, lake, spec.name, window, set(all_names), run.scratch)
-            for n, chunk in enumerate(_chunks(todo, CHUNK_BYTES)):
+            cap = spec.max_object_expanded_bytes
+            landed = fetch_objects(landing, todo, Path(tmp) / "landed", cap)
+            for n, chunk in enumerate(_chunks(landed, CHUNK_BYTES)):
                 run.clean_pass(chunk, [output_name(hour, o.key) for o in chunk], n)
+                for o in chunk:
+                    o.discard()
             new_keys = f"SELECT * FROM {NEW_KEYS_TABLE}"
             save_hour_keys(con, lake, spec.name, hour, new_keys, set(all_names), run.scratch)
             report.late_beyond_allowed = con.execute(
@@ -82,17 +93,19 @@ def clean_hour(
     return report
 
 
-def _chunks(objects: list[ObjectInfo], max_bytes: int) -> list[list[ObjectInfo]]:
-    """Consecutive runs of objects of about max_bytes stored, so DuckDB never has to spill."""
-    chunks: list[list[ObjectInfo]] = [[]]
+def _chunks(objects: Iterable[LandedObject], max_bytes: int) -> Iterator[list[LandedObject]]:
+    """Consecutive runs of objects of about max_bytes decompressed, each handed over as
+    soon as it is full (the objects after it are fetched meanwhile)."""
+    chunk: list[LandedObject] = []
     size = 0
-    for info in objects:
-        if chunks[-1] and size + info.size > max_bytes:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(info)
-        size += info.size
-    return chunks
+    for landed in objects:
+        if chunk and size + landed.expanded_bytes > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(landed)
+        size += landed.expanded_bytes
+    if chunk:
+        yield chunk
 
 
 def output_name(hour: datetime, source_key: str) -> str:

@@ -16,6 +16,12 @@ TIME_FORMATS = ("iso8601", "epoch_seconds", "epoch_millis")
 MASKS = ("hash", "redact")
 CHANGE_POLICIES = ("update_in_database", "log", "merge_new_columns")
 COMPATIBILITY = ("none", "backward", "forward", "full")
+# Size guards (docs/cleaning.md, "Limits and memory"). A record is parsed whole by DuckDB
+# or Python, so its ceiling keeps one parse well inside the cleaning's memory; Firehose's
+# largest buffer is 128 MiB before compression, twice that is the default object cap.
+DEFAULT_MAX_RECORD_BYTES = 32 << 20
+RECORD_BYTES_CEILING = 64 << 20
+DEFAULT_MAX_OBJECT_EXPANDED_BYTES = 256 << 20
 
 
 class StreamConfigError(ValueError):
@@ -47,6 +53,9 @@ class StreamSpec:
     max_quarantine_ratio: float = 0.05
     description: str = ""
     crawler: CrawlerSettings = field(default_factory=CrawlerSettings)
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # larger: quarantined, record_too_large
+    # decompressed bytes of one object; beyond: quarantined whole, object_too_large_expanded
+    max_object_expanded_bytes: int = DEFAULT_MAX_OBJECT_EXPANDED_BYTES
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,20 @@ def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSp
         max_quarantine_ratio=float(body.get("max_quarantine_ratio", 0.05)),
         description=body.get("description", ""),
         crawler=_parse_crawler(body.get("crawler") or {}, where),
+        **_parse_size_limits(body, where),
     )
+
+
+def _parse_size_limits(body: dict[str, Any], where: str) -> dict[str, int]:
+    record = int(body.get("max_record_bytes", DEFAULT_MAX_RECORD_BYTES))
+    expanded = int(body.get("max_object_expanded_bytes", DEFAULT_MAX_OBJECT_EXPANDED_BYTES))
+    if not 0 < record <= RECORD_BYTES_CEILING:
+        raise StreamConfigError(
+            f"{where}: max_record_bytes must be between 1 and {RECORD_BYTES_CEILING}"
+        )
+    if expanded < record:
+        raise StreamConfigError(f"{where}: max_object_expanded_bytes must be >= max_record_bytes")
+    return {"max_record_bytes": record, "max_object_expanded_bytes": expanded}
 
 
 def _parse_crawler(body: dict[str, Any], where: str) -> CrawlerSettings:
