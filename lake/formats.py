@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -236,15 +237,23 @@ def _concatenated_stream(window: _TextWindow, limit: int) -> Iterator[RawRecord]
         else:
             if end < len(text) or window.eof:
                 if end - pos > limit // 4 and _utf8_len(text[pos:end]) > limit:
-                    yield _too_large(position, text[pos : pos + PREFIX_CHARS], end - pos, limit)
+                    length = _utf8_len(text[pos:end])
+                    yield _too_large(position, text[pos : pos + PREFIX_CHARS], length, limit)
                 else:
                     yield RawRecord(position, text[pos:end], value)
                 pos = end
                 position += 1
                 continue
-        if _maybe_cut(exc, window) and len(text) - pos <= limit:
+        cut = _maybe_cut(exc, window)
+        if cut and len(text) - pos <= limit:
             window.more(pos, at_least=len(text) - pos)
             pos = 0
+            continue
+        prefix = text[pos : pos + PREFIX_CHARS]
+        if cut and text[pos] in "{[":  # a document still open after `limit`: find its end
+            pos, length = _skip_structure(window, pos)
+            yield _too_large(position, prefix, length, limit)
+            position += 1
             continue
         resume = resync(text, pos + 1) if window.eof else _next_document(text, pos + 1)
         if resume is None and len(text) - pos <= limit:
@@ -258,11 +267,56 @@ def _concatenated_stream(window: _TextWindow, limit: int) -> Iterator[RawRecord]
                 error=f"invalid JSON: {exc.msg} (offset {exc.pos - pos})",
             )
         else:
-            prefix = text[pos : pos + PREFIX_CHARS]
             resume, length = _skip_large(window, pos, resume, limit)
             yield _too_large(position, prefix, length, limit)
         pos = resume
         position += 1
+
+
+_OUTSIDE_STRING = re.compile(r'["{}\[\]]')
+_INSIDE_STRING = re.compile(r'["\\]')
+
+
+def _skip_structure(window: _TextWindow, pos: int) -> tuple[int, int]:
+    """Slide past the object or array opening at `pos` by following only its strings and
+    brackets (so `{}{` inside a string does not end it); return where it ends in the
+    window and its length in bytes. Nothing of it is kept. An object never closed runs
+    to the end of the file."""
+    depth, in_string, escaped = 0, False, False
+    length = 0
+    i = pos
+    while True:
+        text = window.text
+        while i < len(text):
+            if escaped:
+                i, escaped = i + 1, False
+            elif in_string:
+                m = _INSIDE_STRING.search(text, i)
+                if m is None:
+                    i = len(text)
+                elif m.group() == "\\":
+                    i, escaped = m.end(), True
+                else:
+                    i, in_string = m.end(), False
+            else:
+                m = _OUTSIDE_STRING.search(text, i)
+                if m is None:
+                    i = len(text)
+                    break
+                i = m.end()
+                if m.group() == '"':
+                    in_string = True
+                elif m.group() in "{[":
+                    depth += 1
+                else:
+                    depth -= 1
+                    if depth <= 0:
+                        return i, length + _utf8_len(text[pos:i])
+        length += _utf8_len(text[pos:])
+        if window.eof:
+            return len(text), length
+        window.more(len(text))
+        pos = i = 0
 
 
 def _skip_large(window: _TextWindow, pos: int, resume: int | None, limit: int) -> tuple[int, int]:
