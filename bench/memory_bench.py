@@ -67,7 +67,7 @@ def _write_valid(landing: LocalStorage, n: int, target_bytes: int, rng: random.R
     written = records = 0
     with gzip.open(path, "wb", compresslevel=6) as out:
         while written < target_bytes:
-            pad = 4 * MB if records % 200_000 == 199_999 else 0
+            pad = 4 * MB if records % 230_000 == 0 else 0  # ~64 MB of records apart
             batch = "".join(
                 json.dumps(_record(rng, pad if i == 0 else 0), separators=(",", ":"))
                 for i in range(1000)

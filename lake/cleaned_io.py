@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from lake.clean_pass import NEW_KEYS_TABLE, HourRun
 from lake.clean_report import HourReport, ObjectCounts
@@ -79,6 +80,7 @@ def clean_hour(
                 run.clean_pass(chunk, [output_name(hour, o.key) for o in chunk], n)
                 for o in chunk:
                     o.discard()
+                pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
             new_keys = f"SELECT * FROM {NEW_KEYS_TABLE}"
             save_hour_keys(con, lake, spec.name, hour, new_keys, set(all_names), run.scratch)
             report.late_beyond_allowed = con.execute(

@@ -121,14 +121,11 @@ def _load(
     return staged
 
 
-_COMPRESSIONS = ("none",)  # lake.object_fetch hands over plain files
-
-
 def _read_fast_files(
     con: duckdb.DuckDBPyConnection, spec: StreamSpec, fast: dict[int, Path]
 ) -> list[str]:
-    """Read the files DuckDB accepts with one multi-file scan per compression (parallel
-    across files) into `raw_<compression>(_object, raw)`, whose rowids keep file and
+    """Read the files DuckDB accepts (plain: lake.object_fetch decompressed them) with one
+    multi-file scan (parallel across files) into `raw_<compression>(_object, raw)`, whose rowids keep file and
     record order; return SELECTs giving (_object, _position, raw), where position =
     rowid - the object's first rowid. Each file is read through a link named by its object
     index, so the index comes from the file name and no join reorders the records."""
@@ -136,8 +133,8 @@ def _read_fast_files(
     parts = []
     for compression, links in groups.items():
         table = f"raw_{compression}"
+        con.execute(f"DROP TABLE IF EXISTS {table}")  # the last pass's, before the new one
         if not links:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
             continue
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
