@@ -36,7 +36,7 @@ __all__ = ["HourReport", "clean_hour", "output_name", "processed_outputs"]
 
 MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
 # decompressed bytes a pass (an object larger than this is a pass of its own)
-CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(256 << 20)))
+CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(128 << 20)))
 
 
 def clean_hour(
