@@ -21,6 +21,7 @@ from dagster_duckdb import DuckDBResource
 from lake.cleaned_io import clean_hour
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, object_key
+from lake.landing_scan import ScanCursor, scan_new_objects
 from lake.storage import Storage, open_storage
 from lake.streams import load_streams
 from orchestration.definitions import ingest_assets
@@ -168,3 +169,17 @@ def test_cleaned_asset_reports_the_folder_marker_on_s3(hostile_hour: dict, tmp_p
     # with the stream's default limits the 2 MB record and the 8 MB object are allowed
     assert md["records_cleaned"].value == good + 3 + 1
     assert md["records_in"].value == good + 3 + 1
+
+
+def test_the_sensor_scan_finds_the_slash_key_and_reports_the_marker_once(
+    hostile_hour: dict,
+) -> None:
+    h = hostile_hour
+    first = scan_new_objects(h["landing"], SPEC.name, ScanCursor())
+    found = {info.key: parsed for info, parsed in first.new}
+    assert h["slash_key"] in found and found[h["slash_key"]].arrival_hour == HOUR
+    assert set(found) == set(h["good"]) | {h["bomb_key"], h["big_key"]}
+    assert first.unparsable == [FOLDER]
+    assert list(first.by_hour()) == [HOUR]
+    again = scan_new_objects(h["landing"], SPEC.name, first.cursor)
+    assert (again.new, again.unparsable) == ([], [])

@@ -18,7 +18,7 @@ import pytest
 
 from lake import formats, object_fetch
 from lake.cleaned_io import _chunks, clean_hour
-from lake.firehose import hour_prefix, object_key
+from lake.firehose import hour_prefix, is_folder_marker, object_key, parse_key
 from lake.formats import UnreadableObject, iter_file_records, iter_records
 from lake.object_fetch import LandedObject, fetch_object
 from lake.storage import LocalStorage
@@ -363,3 +363,29 @@ def test_limits_out_of_range_are_refused(tmp_path: Path, limits: str) -> None:
     path.write_text(body + limits)
     with pytest.raises(StreamConfigError):
         load_streams(path)
+
+
+# --- landing keys ---------------------------------------------------------------------
+
+
+def test_a_key_with_an_empty_folder_name_is_in_its_hour() -> None:
+    name = "robot_telemetry-1-2026-11-21-09-07-00-x.gz"
+    parsed = parse_key(f"robot_telemetry/2026/11/21/09//{name}")
+    assert parsed is not None
+    assert parsed.arrival_hour == datetime(2026, 11, 21, 9, tzinfo=UTC)
+    assert parsed.written_at == datetime(2026, 11, 21, 9, 7, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "key, size, marker",
+    [
+        ("robot_telemetry/2026/11/21/09/", 0, True),
+        ("robot_telemetry/", 0, True),
+        ("robot_telemetry/2026/11/21/09/", 5, False),  # has content: read like any object
+        ("robot_telemetry/2026/11/21/09/x.gz", 0, False),  # an empty object, not a folder
+    ],
+)
+def test_folder_markers(key: str, size: int, marker: bool) -> None:
+    assert is_folder_marker(key, size) is marker
+    if key.endswith("/"):
+        assert parse_key(key) is None
