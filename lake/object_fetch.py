@@ -157,11 +157,15 @@ def _copy_expanded(source: BinaryIO, out: BinaryIO, cap: int) -> int:
 
 
 def _too_large(text: BinaryIO, size: int | None, cap: int) -> dict[str, str]:
-    how_big = f"{size} bytes" if size is not None else f"more than {cap} bytes decompressed"
+    how_big = (
+        f"{size} bytes"
+        if size is not None
+        else f"more than {cap} bytes (decompression stopped there)"
+    )
     return {
         "refusal": (
             f"object_too_large_expanded: the object expands to {how_big}, over "
-            f"max_object_expanded_bytes={cap} (decompression stopped there)"
+            f"max_object_expanded_bytes={cap}"
         ),
         "raw_prefix": _text_prefix(text),
     }

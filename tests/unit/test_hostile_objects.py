@@ -389,3 +389,32 @@ def test_folder_markers(key: str, size: int, marker: bool) -> None:
     assert is_folder_marker(key, size) is marker
     if key.endswith("/"):
         assert parse_key(key) is None
+
+
+def test_a_wrapper_over_the_limit_is_one_too_large_entry() -> None:
+    small = json.dumps({"Records": [{"eventID": "a"}, {"eventID": "b"}]})
+    big = json.dumps({"Records": [{"eventID": str(i), "pad": "p" * 100} for i in range(50)]})
+    records = _stream(small + big + small, STREAMS["cloudtrail"], limit=2000)
+    assert [
+        (r.position, r.error.split(":")[0] if r.error else r.value["eventID"]) for r in records
+    ] == [
+        (0, "a"),
+        (1, "b"),
+        (2, "record_too_large"),
+        (3, "a"),
+        (4, "b"),
+    ]
+    assert f"record of {len(big)} bytes" in records[2].error  # type: ignore[operator]
+
+
+def test_a_plain_local_object_over_the_cap_is_refused_unread(tmp_path: Path) -> None:
+    landing = LocalStorage(tmp_path / "landing")
+    landing.write("s/k.json", b'{"id":1}' * 1000)
+    [info] = landing.list("s/")
+    landed = fetch_object(landing, info, tmp_path / "x", 4000)
+    assert landed.path is None and not (tmp_path / "x").exists()
+    assert landed.refusal == (
+        "object_too_large_expanded: the object expands to 8000 bytes, over "
+        "max_object_expanded_bytes=4000"
+    )
+    assert landed.raw_prefix == '{"id":1}' * 1000
