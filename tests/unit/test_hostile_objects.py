@@ -418,3 +418,25 @@ def test_a_plain_local_object_over_the_cap_is_refused_unread(tmp_path: Path) -> 
         "max_object_expanded_bytes=4000"
     )
     assert landed.raw_prefix == '{"id":1}' * 1000
+
+
+def test_malformed_records_cost_their_own_text_not_the_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each failed parse is handed a slice near its record, never the whole window (the
+    stdlib's error counts the lines before the error: an object of malformed records was
+    quadratic; 262 MB of them ran for more than 9 minutes)."""
+    seen: list[int] = []
+    real = formats.DECODER
+
+    class Recording:
+        def raw_decode(self, s: str, idx: int = 0) -> tuple[Any, int]:
+            seen.append(len(s) - idx)
+            return real.raw_decode(s, idx)
+
+    monkeypatch.setattr(formats, "DECODER", Recording())
+    broken = "".join(json.dumps({"id": i, "nested": {"a": i}})[:-1] + ",}" for i in range(20_000))
+    records = _stream(broken, _spec("concatenated_json"), limit=4 << 20)
+    assert len(records) == 1 and records[0].error is not None  # no document to resume at
+    assert records[0].error.startswith("invalid JSON: Expecting property name")
+    assert max(seen) <= 4096 * 4 and len(broken) > 500_000
