@@ -39,6 +39,7 @@ class HourReport:
     unbalanced_objects: list[str] = field(default_factory=list)
     columns_not_in_catalog: dict[str, list[str]] = field(default_factory=dict)
     quarantined_by_reason: Counter = field(default_factory=Counter)  # reason_code -> records
+    folder_markers: list[str] = field(default_factory=list)  # S3 console folders, ignored
 
     def add(self, info: ObjectInfo, counts: ObjectCounts) -> None:
         self.objects += 1
@@ -63,6 +64,7 @@ class HourReport:
         self.files_written += other.files_written
         self.unbalanced_objects += other.unbalanced_objects
         self.quarantined_by_reason.update(other.quarantined_by_reason)
+        self.folder_markers += other.folder_markers
         for kind, names in other.columns_not_in_catalog.items():
             known = self.columns_not_in_catalog.setdefault(kind, [])
             known += [n for n in names if n not in known]
@@ -84,4 +86,6 @@ class HourReport:
             "objects_split_in_python": self.objects_split_in_python,
             "event_dates": sorted(self.event_dates),
             "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+            "folder_markers_ignored": len(self.folder_markers),
+            "folder_marker_keys": self.folder_markers[:50],
         }

@@ -1,13 +1,14 @@
 """Cleaning one arrival hour end to end: landed objects -> typed Parquet by event date.
 
-The hour's new objects are cleaned in passes of about CLEAN_CHUNK_BYTES stored (see
-lake.clean_pass), so memory stays flat however big the hour is; this module picks the
-objects, runs the passes, saves the dedup keys and keeps the ledger (lake.ledger). Output
-names are deterministic from (arrival hour, full source key), so a re-run rewrites the same
-files; a per-object manifest under _state/cleaned/, named by the object's version (ETag and
-size), is the ledger of processed objects (a micro-batch run skips them; an object
-overwritten under its key is cleaned again) and lets a re-run remove files it no longer
-produces.
+The hour's new objects are cleaned in passes of about CLEAN_CHUNK_BYTES decompressed
+(see lake.clean_pass; lake.object_fetch gunzips each object within its stream's cap first),
+so memory stays flat however big the hour is or how far its objects expand; this module
+picks the objects, runs the passes, saves the dedup keys and keeps the ledger
+(lake.ledger). Output names are deterministic from (arrival hour, full source key), so a
+re-run rewrites the same files; a per-object manifest under _state/cleaned/, named by the
+object's version (ETag and size), is the ledger of processed objects (a micro-batch run
+skips them; an object overwritten under its key is cleaned again) and lets a re-run remove
+files it no longer produces.
 """
 
 from __future__ import annotations
@@ -15,24 +16,29 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from lake.clean_pass import NEW_KEYS_TABLE, HourRun
 from lake.clean_report import HourReport
 from lake.crawler import column_assignment, sample_objects, stored_schema
 from lake.dedup_state import load_seen, save_hour_keys, window_dates
+from lake.firehose import is_folder_marker
 from lake.ledger import files_of, output_name, read_ledger, replace_manifest, unprocessed
+from lake.object_fetch import LandedObject, fetch_objects
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 
 __all__ = ["HourReport", "clean_hour", "output_name", "unprocessed"]
 
 MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
-CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(32 << 20)))  # stored bytes a pass
+# decompressed bytes a pass (an object larger than this is a pass of its own)
+CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(128 << 20)))
 
 
 def clean_hour(
@@ -51,6 +57,8 @@ def clean_hour(
     against the keys already written for event dates inside the allowed lateness.
     """
     report = HourReport()
+    report.folder_markers = [o.key for o in objects if is_folder_marker(o.key, o.size)]
+    objects = [o for o in objects if not is_folder_marker(o.key, o.size)]
     ledger = read_ledger(lake, spec.name, hour)
     todo = sorted(
         (o for o in objects if full_refresh or not ledger.is_done(o)), key=lambda o: o.key
@@ -85,8 +93,13 @@ def clean_hour(
                 column_assignment(table),
             )
             load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
-            for n, chunk in enumerate(_chunks(todo, CHUNK_BYTES)):
+            cap = spec.limits.max_object_expanded_bytes
+            landed = fetch_objects(landing, todo, Path(tmp) / "landed", cap)
+            for n, chunk in enumerate(_chunks(landed, CHUNK_BYTES)):
                 run.clean_pass(chunk, [output_name(hour, o.key) for o in chunk], n)
+                for o in chunk:
+                    o.discard()
+                pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
             new_keys = f"SELECT * FROM {NEW_KEYS_TABLE}"
             stale_days = _days_of([f for files in earlier_files.values() for f in files])
             save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed, stale_days)
@@ -104,17 +117,19 @@ def clean_hour(
     return report
 
 
-def _chunks(objects: list[ObjectInfo], max_bytes: int) -> list[list[ObjectInfo]]:
-    """Consecutive runs of objects of about max_bytes stored, so DuckDB never has to spill."""
-    chunks: list[list[ObjectInfo]] = [[]]
+def _chunks(objects: Iterable[LandedObject], max_bytes: int) -> Iterator[list[LandedObject]]:
+    """Consecutive runs of objects of about max_bytes decompressed, each handed over as
+    soon as it is full (the objects after it are fetched meanwhile)."""
+    chunk: list[LandedObject] = []
     size = 0
-    for info in objects:
-        if chunks[-1] and size + info.size > max_bytes:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(info)
-        size += info.size
-    return chunks
+    for landed in objects:
+        if chunk and size + landed.expanded_bytes > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(landed)
+        size += landed.expanded_bytes
+    if chunk:
+        yield chunk
 
 
 _CLEANED_DT = re.compile(r"cleaned/[^/]+/dt=(\d{4}-\d{2}-\d{2})/")

@@ -28,6 +28,7 @@ from lake.column_names import (
     legacy_assignment,
     to_parameter,
 )
+from lake.firehose import hour_prefix, is_folder_marker, parse_key
 from lake.hive_types import (
     NULL,
     Array,
@@ -144,6 +145,9 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
     seen = HourSchema()
     report = MergeReport()
     for info in objects:
+        if is_folder_marker(info.key, info.size):
+            seen.unknown[info.key] = "folder_marker: an S3 console folder, not data (ignored)"
+            continue
         seen.objects += 1
         seen.bytes += info.size
         found = classify_object(landing, info.key, info.size, limits, spec.records_key)
@@ -219,8 +223,13 @@ def type_event_time(schema: Struct, spec: StreamSpec) -> None:
 def _partition_of(spec: StreamSpec, key: str, partitions: dict[str, Partition]) -> Partition:
     """Hive-style `k=v` folders name their keys; plain folders are partition_0.. (Glue),
     unless the stream names them."""
-    folders = key.split("/")[1:-1]
-    folder = "/".join(key.split("/")[:-1]) + "/"
+    parsed = parse_key(key)  # `HH//name` is in the hour folder, like `HH/name`
+    folder = (
+        hour_prefix(parsed.stream, parsed.arrival_hour)
+        if parsed is not None
+        else "/".join(key.split("/")[:-1]) + "/"
+    )
+    folders = folder.split("/")[1:-1]
     if folder in partitions:
         return partitions[folder]
     if folders and all("=" in f for f in folders):

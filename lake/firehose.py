@@ -18,7 +18,9 @@ _NAME_RE = re.compile(
     r"^(?P<stream>.+)-(?P<version>[^-/]+)-"
     r"(?P<ts>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})-(?P<suffix>[^/]+)$"
 )
-_HOUR_DIR_RE = re.compile(r"^(?P<stream>[^/]+)/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
+# S3 keys are not paths: `HH//name` (an empty folder name, as some writers make) is a
+# name in the hour folder like any other.
+_HOUR_DIR_RE = re.compile(r"^(?P<stream>[^/]+)/(\d{4})/(\d{2})/(\d{2})/(\d{2})/+[^/]+$")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ def parse_key(key: str) -> LandingKey | None:
         except ValueError:
             written_at = None
     return LandingKey(key, stream, hour, written_at, version)
+
+
+def is_folder_marker(key: str, size: int) -> bool:
+    """An S3 console "folder": a 0-byte object whose key ends in '/'. Not data."""
+    return size == 0 and key.endswith("/")
 
 
 def partition_key(hour: datetime) -> str:

@@ -5,6 +5,12 @@ concatenated and newline-delimited JSON at C speed. It refuses a whole file when
 record is malformed, so such files (and CloudTrail-style wrappers) go through the Python
 splitter in lake.formats instead, which keeps every good record and returns each bad one
 with its raw text and reason. Objects that cannot be read at all are returned whole.
+
+Both read plain files made by lake.object_fetch (decompressed within the stream's
+max_object_expanded_bytes). The Python splitter streams: it writes its records to a
+scratch Parquet file as it goes, so an object of any size costs a few times the stream's
+max_record_bytes in memory, and a record over that limit is set aside (record_too_large)
+with a prefix of its text and its length.
 """
 
 from __future__ import annotations
@@ -15,15 +21,21 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from lake.formats import GZIP_MAGIC, UnreadableObject, decode_bytes, iter_records
-from lake.storage import ObjectInfo, Storage, local_path
+from lake.formats import PREFIX_CHARS, TOO_LARGE, UnreadableObject, iter_file_records
+from lake.object_fetch import PREFIX_BYTES, LandedObject, fetch_object
+from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 
 SOURCE_VIEW = "staged_records"
 # DuckDB's reader buffers twice this per thread (16 MB at least); a record that does not
 # fit makes it refuse the files, and the refused file then goes the Python way.
 MAX_RECORD_BYTES = 64 << 20
+_PYTHON_BATCH_CHARS = 16 << 20  # record text per batch written by the Python splitter
+_PYTHON_SCHEMA = pa.schema(
+    [("_object", pa.int64()), ("_position", pa.int64()), ("raw", pa.string())]
+)
 _DUCKDB_FORMATS = {"concatenated_json": "unstructured", "ndjson": "newline_delimited"}
 
 
@@ -52,15 +64,35 @@ def stage_objects(
     scratch: Path,
 ) -> Staged:
     """Create the view `staged_records(_object, _position, raw)` over every record of
-    the given objects that reached DuckDB (the rest is in `Staged.rejected`)."""
-    files = {i: local_path(landing, info.key, scratch) for i, info in enumerate(objects)}
+    the given objects that reached DuckDB (the rest is in `Staged.rejected`). Objects
+    not fetched yet (not LandedObject) are fetched into `scratch` first."""
+    landed = [
+        o
+        if isinstance(o, LandedObject)
+        else fetch_object(
+            landing, o, scratch / f"object-{i}", spec.limits.max_object_expanded_bytes
+        )
+        for i, o in enumerate(objects)
+    ]
+    refused = [Rejected(i, -1, o.refusal, o.raw_prefix) for i, o in enumerate(landed) if o.refusal]
+    files = {i: o.path for i, o in enumerate(landed) if o.path is not None}
     fast = _indexed_links(files, scratch) if spec.format in _DUCKDB_FORMATS else {}
-    staged = _load(con, spec, objects, files, fast)
+    split: dict[int, _Split] = {}
+    staged = _load(con, spec, objects, files, fast, scratch, split)
     if staged is None:  # some file has a malformed record: find it, the others stay fast
         fast = {i: path for i, path in fast.items() if _duckdb_reads(con, spec, path)}
-        staged = _load(con, spec, objects, files, fast)
+        staged = _load(con, spec, objects, files, fast, scratch, split)
     assert staged is not None
+    staged.rejected = refused + staged.rejected
     return staged
+
+
+@dataclass
+class _Split:
+    """What the Python splitter made of one object: its records' file, its refusals."""
+
+    parquet: Path | None
+    rejected: list[Rejected]
 
 
 def _load(
@@ -69,42 +101,44 @@ def _load(
     objects: list[ObjectInfo],
     files: dict[int, Path],
     fast: dict[int, Path],
+    scratch: Path,
+    split: dict[int, _Split],
 ) -> Staged | None:
     staged = Staged(objects)
-    python_rows: list[tuple[int, int, str]] = []
-    for i, info in enumerate(objects):
+    for i in files:
         if i not in fast:
-            staged.python_split.append(info.key)
-            python_rows += _split_in_python(spec, i, files[i], staged.rejected)
-    con.register("python_records", _drop_invalid_for_duckdb(con, python_rows, staged.rejected))
+            staged.python_split.append(objects[i].key)
+            if i not in split:
+                split[i] = _split_in_python(spec, i, files[i], scratch / f"python-{i}.parquet")
+            staged.rejected += split[i].rejected
+    parquet = [s.parquet for i, s in split.items() if i not in fast and s.parquet is not None]
+    _register_python_records(con, parquet, staged.rejected)
     try:
         parts = _read_fast_files(con, spec, fast)
-    except duckdb.Error:  # malformed JSON, a truncated gzip, binary junk, a huge record...
+    except duckdb.Error:  # malformed JSON, binary junk, a record over the reader's limit...
         return None
+    parts = [
+        _set_aside_large(con, part, spec.limits.max_record_bytes, staged.rejected) for part in parts
+    ]
     parts.append("SELECT _object, _position, raw FROM python_records")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
     return staged
 
 
-_COMPRESSIONS = ("gzip", "none")
-
-
 def _read_fast_files(
     con: duckdb.DuckDBPyConnection, spec: StreamSpec, fast: dict[int, Path]
 ) -> list[str]:
-    """Read the files DuckDB accepts with one multi-file scan per compression (parallel
-    across files) into `raw_<compression>(_object, raw)`, whose rowids keep file and
+    """Read the files DuckDB accepts (plain: lake.object_fetch decompressed them) with one
+    multi-file scan (parallel across files) into `raw_<compression>(_object, raw)`, whose rowids keep file and
     record order; return SELECTs giving (_object, _position, raw), where position =
     rowid - the object's first rowid. Each file is read through a link named by its object
     index, so the index comes from the file name and no join reorders the records."""
-    groups: dict[str, list[str]] = {c: [] for c in _COMPRESSIONS}
-    for path in fast.values():
-        groups[_compression_of(path)].append(str(path))
+    groups: dict[str, list[str]] = {"none": [str(path) for path in fast.values()]}
     parts = []
     for compression, links in groups.items():
         table = f"raw_{compression}"
+        con.execute(f"DROP TABLE IF EXISTS {table}")  # the last pass's, before the new one
         if not links:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
             continue
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
@@ -123,6 +157,23 @@ def _read_fast_files(
     return parts
 
 
+def _set_aside_large(
+    con: duckdb.DuckDBPyConnection, part: str, limit: int, rejected: list[Rejected]
+) -> str:
+    """DuckDB's reader takes records up to 16 MB whatever its limit says: those over the
+    stream's limit join `rejected` (a prefix of their text, their length) and `part`
+    comes back without them."""
+    large = con.execute(
+        f"SELECT _object, _position, left(raw, {PREFIX_CHARS}), strlen(raw) FROM ({part}) "
+        f"WHERE strlen(raw) > {int(limit)}"
+    ).fetchall()
+    rejected += [
+        Rejected(o, p, f"{TOO_LARGE}: record of {n} bytes exceeds max_record_bytes={limit}", t)
+        for o, p, t, n in large
+    ]
+    return f"SELECT * FROM ({part}) WHERE strlen(raw) <= {int(limit)}" if large else part
+
+
 def _indexed_links(files: dict[int, Path], scratch: Path) -> dict[int, Path]:
     """A link to each file named by its object index (see _read_fast_files)."""
     folder = Path(tempfile.mkdtemp(dir=scratch, prefix="links-"))
@@ -133,21 +184,19 @@ def _indexed_links(files: dict[int, Path], scratch: Path) -> dict[int, Path]:
     return links
 
 
-def _compression_of(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return "gzip" if fh.read(2) == GZIP_MAGIC else "none"
-
-
 def _reader_options(spec: StreamSpec, compression: str) -> str:
+    # A record over the stream's limit makes the reader refuse the file: it then goes the
+    # Python way, where that record is set aside with its reason.
+    limit = min(spec.limits.max_record_bytes, MAX_RECORD_BYTES)
     return (
         f"format='{_DUCKDB_FORMATS[spec.format]}', compression='{compression}', "
-        f"maximum_object_size={MAX_RECORD_BYTES}"
+        f"maximum_object_size={limit}"
     )
 
 
 def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) -> bool:
     """Whether DuckDB's reader accepts the whole file (it refuses any malformed record)."""
-    options = _reader_options(spec, _compression_of(path))
+    options = _reader_options(spec, "none")
     try:
         con.execute(f"SELECT count(*) FROM read_json_objects(?, {options})", [str(path)]).fetchall()
     except duckdb.Error:
@@ -155,43 +204,77 @@ def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) 
     return True
 
 
-def _drop_invalid_for_duckdb(
-    con: duckdb.DuckDBPyConnection, rows: list[tuple[int, int, str]], rejected: list[Rejected]
-) -> pa.Table:
-    """Python's parser is laxer than DuckDB's (lone surrogates): DuckDB has the last word."""
-    table = pa.table(
-        {
-            "_object": pa.array([r[0] for r in rows], pa.int64()),
-            "_position": pa.array([r[1] for r in rows], pa.int64()),
-            "raw": pa.array([r[2] for r in rows], pa.string()),
-        }
-    )
-    con.register("python_candidates", table)
+def _register_python_records(
+    con: duckdb.DuckDBPyConnection, parquet: list[Path], rejected: list[Rejected]
+) -> None:
+    """`python_records` over the Python splitter's files. Python's parser is laxer than
+    DuckDB's (lone surrogates): DuckDB has the last word, its refusals join `rejected`."""
+    if not parquet:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW python_records AS SELECT NULL::BIGINT AS _object, "
+            "NULL::BIGINT AS _position, NULL::VARCHAR AS raw WHERE false"
+        )
+        return
+    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parquet) + "]"
+    source = f"read_parquet({files})"
     bad = con.execute(
-        "SELECT _object, _position, raw FROM python_candidates WHERE NOT json_valid(raw)"
+        f"SELECT _object, _position, raw FROM {source} WHERE NOT json_valid(raw)"
     ).fetchall()
     rejected += [
         Rejected(o, p, "invalid JSON (rejected by the JSON parser)", raw) for o, p, raw in bad
     ]
-    if not bad:
-        return table
-    return con.sql("SELECT * FROM python_candidates WHERE json_valid(raw)").to_arrow_table()
+    with_bad = " WHERE json_valid(raw)" if bad else ""
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW python_records AS "
+        f"SELECT _object, _position, raw FROM {source}{with_bad}"
+    )
 
 
-def _split_in_python(
-    spec: StreamSpec, index: int, path: Path, rejected: list[Rejected]
-) -> list[tuple[int, int, str]]:
-    data = path.read_bytes()
+def _split_in_python(spec: StreamSpec, index: int, path: Path, out: Path) -> _Split:
+    """Split one plain file with lake.formats' streaming splitter, writing its good records
+    to `out` in batches; a file that is not text is refused whole."""
+    rejected: list[Rejected] = []
+    positions: list[int] = []
+    texts: list[str] = []
+    size = 0
+    written = 0
     try:
-        records = list(iter_records(decode_bytes(data), spec))
+        with open(path, "rb") as fh, pq.ParquetWriter(out, _PYTHON_SCHEMA, compression="none") as w:
+            for record in iter_file_records(fh, spec, spec.limits.max_record_bytes):
+                if record.error is not None:
+                    rejected.append(Rejected(index, record.position, record.error, record.text))
+                    continue
+                positions.append(record.position)
+                texts.append(record.text)
+                size += len(record.text)
+                if size >= _PYTHON_BATCH_CHARS:
+                    written += _write_batch(w, index, positions, texts)
+                    size = 0
+            written += _write_batch(w, index, positions, texts)
     except UnreadableObject as exc:
-        raw = data[:1_000_000].decode("utf-8", "replace")
-        rejected.append(Rejected(index, -1, f"unreadable object: {exc}", raw))
-        return []
-    rows = []
-    for record in records:
-        if record.error is not None:
-            rejected.append(Rejected(index, record.position, record.error, record.text))
-        else:
-            rows.append((index, record.position, record.text))
-    return rows
+        out.unlink(missing_ok=True)
+        with open(path, "rb") as fh:
+            raw = fh.read(PREFIX_BYTES).decode("utf-8", "replace")
+        return _Split(None, [Rejected(index, -1, f"unreadable_object: {exc}", raw)])
+    return _Split(out if written else None, rejected)
+
+
+def _write_batch(
+    writer: pq.ParquetWriter, index: int, positions: list[int], texts: list[str]
+) -> int:
+    if not positions:
+        return 0
+    n = len(positions)
+    writer.write_table(
+        pa.table(
+            {
+                "_object": pa.array([index] * n, pa.int64()),
+                "_position": pa.array(positions, pa.int64()),
+                "raw": pa.array(texts, pa.string()),
+            },
+            schema=_PYTHON_SCHEMA,
+        )
+    )
+    positions.clear()
+    texts.clear()
+    return n

@@ -79,6 +79,18 @@ def check_key(key: str, *, allow_prefix: bool = False) -> str:
     return key
 
 
+def check_s3_read_key(key: str) -> str:
+    """Return `key` if it can name an object to GET on S3; raise UnsafeKeyError otherwise.
+
+    An S3 key is an exact name, not a path (botocore sends `a//b`, `a/./b` and `a/../b`
+    as they are), so a GET by a listed key cannot leave the prefix. Only writes and local
+    paths need check_key.
+    """
+    if not isinstance(key, str) or key == "" or "\x00" in key:
+        raise UnsafeKeyError(f"S3 object key {key!r} is empty or not a string or has a NUL")
+    return key
+
+
 class Storage(Protocol):
     uri: str
 
@@ -257,13 +269,13 @@ class S3Storage:
 
     def _get(self, key: str) -> Callable[..., dict[str, Any]]:
         """get_object for one key; a missing key is ObjectNotFound."""
-        full = self._full(check_key(key))
+        full = self._full(check_s3_read_key(key))
 
         def get(**extra: Any) -> dict[str, Any]:
             try:
                 return self.client.get_object(Bucket=self.bucket, Key=full, **extra)
             except self.client.exceptions.NoSuchKey as exc:
-                raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
+                raise ObjectNotFound(f"s3://{self.bucket}/{full} does not exist") from exc
 
         return get
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,12 @@ TIME_FORMATS = ("iso8601", "epoch_seconds", "epoch_millis")
 MASKS = ("hash", "redact")
 CHANGE_POLICIES = ("update_in_database", "log", "merge_new_columns")
 COMPATIBILITY = ("none", "backward", "forward", "full")
+# Size guards (docs/cleaning.md, "Limits and memory"). A record is parsed whole by DuckDB
+# or Python, so its ceiling keeps one parse well inside the cleaning's memory; Firehose's
+# largest buffer is 128 MiB before compression, twice that is the default object cap.
+DEFAULT_MAX_RECORD_BYTES = 32 << 20
+RECORD_BYTES_CEILING = 64 << 20
+DEFAULT_MAX_OBJECT_EXPANDED_BYTES = 256 << 20
 
 
 class StreamConfigError(ValueError):
@@ -52,6 +58,9 @@ class RecordLimits:
     max_event_time_ahead_hours: int = 168
     max_nesting_depth: int = 100  # levels of objects/arrays in a record (the record is 1)
     max_key_bytes: int = 1024  # one JSON key (UTF-8); the catalog keeps every original key
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # larger: quarantined, record_too_large
+    # decompressed bytes of one object; beyond: quarantined whole, object_too_large_expanded
+    max_object_expanded_bytes: int = DEFAULT_MAX_OBJECT_EXPANDED_BYTES
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,10 @@ class StreamSpec:
     description: str = ""
     crawler: CrawlerSettings = field(default_factory=CrawlerSettings)
     limits: RecordLimits = field(default_factory=RecordLimits)
+
+    def with_limits(self, **changes: Any) -> StreamSpec:
+        """This stream with some of its limits changed (tests, benchmarks)."""
+        return replace(self, limits=replace(self.limits, **changes))
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,10 @@ def _parse_limits(body: dict[str, Any], where: str) -> RecordLimits:
             ),
             max_nesting_depth=int(body.get("max_nesting_depth", defaults.max_nesting_depth)),
             max_key_bytes=int(body.get("max_key_bytes", defaults.max_key_bytes)),
+            max_record_bytes=int(body.get("max_record_bytes", defaults.max_record_bytes)),
+            max_object_expanded_bytes=int(
+                body.get("max_object_expanded_bytes", defaults.max_object_expanded_bytes)
+            ),
         )
     except (TypeError, ValueError) as exc:
         raise StreamConfigError(f"{where}: bad limits: {exc}") from None
@@ -166,6 +183,14 @@ def _parse_limits(body: dict[str, Any], where: str) -> RecordLimits:
         raise StreamConfigError(f"{where}: limits.max_key_bytes must be 1..{MAX_KEY_BYTES}")
     if limits.max_event_time_ahead_hours < 0:
         raise StreamConfigError(f"{where}: limits.max_event_time_ahead_hours must be >= 0")
+    if not 0 < limits.max_record_bytes <= RECORD_BYTES_CEILING:
+        raise StreamConfigError(
+            f"{where}: limits.max_record_bytes must be between 1 and {RECORD_BYTES_CEILING}"
+        )
+    if limits.max_object_expanded_bytes < limits.max_record_bytes:
+        raise StreamConfigError(
+            f"{where}: limits.max_object_expanded_bytes must be >= max_record_bytes"
+        )
     return limits
 
 

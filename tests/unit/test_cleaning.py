@@ -493,8 +493,8 @@ def test_invalid_utf8_and_binary_junk_are_quarantined_whole(
     rows = [r for k in lake_keys(lake, "quarantine/") for r in read_rows(lake, k)]
     assert {r["position"] for r in rows} == {-1}
     assert sorted(r["reason"] for r in rows) == [
-        "unreadable object: binary content: NUL byte at byte 0",  # bytes 0..255
-        "unreadable object: not valid UTF-8 at byte 13: b'\\xe9\"}'",
+        "unreadable_object: binary content: NUL byte at byte 0",  # bytes 0..255
+        "unreadable_object: not valid UTF-8 at byte 13: b'\\xe9\"}'",
     ]
 
 
@@ -606,7 +606,9 @@ def test_a_record_larger_than_duckdbs_reader_takes_goes_the_python_way(
     # DuckDB's reader takes at least 16 MB and buffers twice the limit: 40 MB is over it.
     monkeypatch.setattr(record_staging, "MAX_RECORD_BYTES", 16 << 20)
     key = put(landing, 1, "huge", dumps(rec("h1", tags=["y" * 40_000_000])) + dumps(rec("h2")))
-    report = run(landing, lake)
+    spec = SPEC.with_limits(max_record_bytes=48 << 20)  # the stream allows 40 MB
+    objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    report = clean_hour(spec, TABLE, landing, lake, HOUR, objects)
     assert (report.records_cleaned, report.records_quarantined) == (2, 0)
     assert report.objects_split_in_python == 1
     # Only this object was refused by DuckDB's reader and split in Python, without loss.
