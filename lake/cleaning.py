@@ -349,6 +349,11 @@ REASON_CODES = (
     ("missing or non-scalar dedup key", "missing_dedup_key"),
     ("column ", "cannot_cast"),
     ("unreadable object", "unreadable_object"),
+    # object- and size-level reasons (lake.object_fetch, lake.formats) start with their code
+    ("unreadable_object", "unreadable_object"),
+    ("unsafe_key", "unsafe_key"),
+    ("record_too_large", "record_too_large"),
+    ("object_too_large_expanded", "object_too_large_expanded"),
 )
 
 

@@ -330,6 +330,8 @@ def test_clean_hour_quarantines_too_large_and_bombs_and_cleans_the_rest(
     )
     assert quarantine[bomb_key]["position"] == -1
     assert quarantine[bomb_key]["reason"].startswith("object_too_large_expanded: ")
+    assert quarantine[big_key]["reason_code"] == "record_too_large"
+    assert quarantine[bomb_key]["reason_code"] == "object_too_large_expanded"
 
 
 # --- the limits are per stream, with defaults -----------------------------------------
