@@ -20,6 +20,18 @@ from orchestration.resources import LakeResource
 
 
 @pytest.fixture
+def landing(tmp_path: Path) -> LocalStorage:
+    """A landing folder (Firehose's layout) for core tests."""
+    return LocalStorage(tmp_path / "landing")
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> LocalStorage:
+    """A lake folder for core tests."""
+    return LocalStorage(tmp_path / "lake")
+
+
+@pytest.fixture
 def local_lake(tmp_path: Path) -> dict[str, object]:
     """Landing and lake folders plus the Dagster resources that point at them."""
     landing, lake = tmp_path / "landing", tmp_path / "lake"

@@ -55,16 +55,6 @@ def _pii_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PII_HASH_KEY", PII_KEY)
 
 
-@pytest.fixture
-def landing(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(tmp_path / "landing")
-
-
-@pytest.fixture
-def lake(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(tmp_path / "lake")
-
-
 def rec(eid: str, ts: str = "2026-11-21T08:10:00Z", **extra: Any) -> dict[str, Any]:
     return {"event_id": eid, "ts": ts, "robot_id": "R1", **extra}
 

@@ -70,16 +70,6 @@ def key_state(lake: LocalStorage) -> pa.Table:
     return table_of(lake, f"_state/keys/{SPEC.name}/")
 
 
-@pytest.fixture
-def landing(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(tmp_path / "landing")
-
-
-@pytest.fixture
-def lake(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(tmp_path / "lake")
-
-
 def test_keys_sharing_a_last_part_keep_all_their_records(
     landing: LocalStorage, lake: LocalStorage
 ) -> None:
