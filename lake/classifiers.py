@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.hive_types import Array, HiveType, Struct
-from lake.json_text import NestedTooDeep, NotText, raw_decode, resync, skip_ws, strict_utf8
+from lake.json_text import NestedTooDeep, NotText, decode_near, resync, skip_ws, strict_utf8
 from lake.storage import Storage
 
 UNKNOWN = "UNKNOWN"
@@ -645,7 +645,7 @@ def _resync(sample: _Text, start: int) -> int:
 def _decode(sample: _Text, pos: int) -> tuple[Any, int]:
     """The JSON value at pos and where it ends; _Cut when the sample's end cuts it."""
     try:
-        return raw_decode(sample.text, pos)
+        return decode_near(sample.text, pos)
     except NestedTooDeep as exc:
         if exc.end is None and not sample.whole:
             raise _Cut from None
@@ -656,17 +656,22 @@ def _decode(sample: _Text, pos: int) -> tuple[Any, int]:
         raise
 
 
+_LONGEST_CUT_TAIL = 4096  # a cut number or literal is shorter than this
+
+
 def _ends_inside(text: str, exc: json.JSONDecodeError) -> bool:
     """Whether a decoding error comes from the text ending mid-value rather than bad JSON."""
     if exc.msg.startswith("Unterminated string"):
         return True
+    if skip_ws(text, exc.pos) == len(text):
+        return True
+    if len(text) - exc.pos > _LONGEST_CUT_TAIL:
+        return False  # (no copy of the rest: a sample of many bad records stays linear)
     tail = text[exc.pos :]
     if exc.msg.startswith("Invalid \\uXXXX escape"):
         return len(tail) <= len("u1234\\u1234")  # a cut escape or surrogate pair
-    return (
-        skip_ws(text, exc.pos) == len(text)
-        or _NUMBER_TAIL.fullmatch(tail) is not None
-        or any(literal.startswith(tail) for literal in _JSON_LITERALS)
+    return _NUMBER_TAIL.fullmatch(tail) is not None or any(
+        literal.startswith(tail) for literal in _JSON_LITERALS
     )
 
 

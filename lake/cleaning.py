@@ -130,7 +130,7 @@ WITH parsed AS (
     SELECT *, {_event_any(columns, spec)} AS _event_any FROM leaves
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"},
-           md5_number({quote_identifier("v_" + _dedup_column(columns, spec))}) AS _key_hash
+           md5_number({_dedup_value(columns, spec)}) AS _key_hash
     FROM timed
 )
 SELECT _object, _position, _shape,
@@ -241,17 +241,19 @@ def _hmac_sql(v: str) -> str:
     return f"CASE WHEN {v} IS NOT NULL THEN sha256(unhex('{opad}') || {inner}) END"
 
 
-def _dedup_column(columns: list[Column], spec: StreamSpec) -> str:
+def _dedup_value(columns: list[Column], spec: StreamSpec) -> str:
+    """SQL for a record's dedup key as text; NULL when no record has carried the key yet
+    (every record then has no key, and is quarantined for it)."""
     for c in columns:
         if c.path == (spec.dedup_key,):
-            return c.name
-    raise ValueError(f"dedup key {spec.dedup_key!r} is not a column of the catalog table")
+            return quote_identifier("v_" + c.name)
+    return "NULL::VARCHAR"
 
 
 def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
     """The first problem of a record, in a fixed order, or NULL."""
     time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
-    dedup = quote_identifier("v_" + _dedup_column(columns, spec))
+    dedup = _dedup_value(columns, spec)
     cases = [
         "WHEN _jt <> 'object' THEN 'record is a JSON ' || _jt || ', not an object'",
     ]

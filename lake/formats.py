@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from lake.json_text import NestedTooDeep, NotText, raw_decode, resync, skip_ws, strict_utf8
+from lake.json_text import (
+    NestedTooDeep,
+    NotText,
+    decode_near,
+    resync,
+    skip_ws,
+    strict_utf8,
+)
 from lake.record_limits import TOO_DEEP
 from lake.streams import StreamSpec
 
@@ -88,7 +95,7 @@ def _concatenated(text: str) -> Iterator[RawRecord]:
     position = 0
     while pos < len(text):
         try:
-            value, end = raw_decode(text, pos)
+            value, end = decode_near(text, pos)
         except NestedTooDeep as exc:
             resume = exc.end or len(text)
             yield RawRecord(position, text[pos:resume], error=TOO_DEEP_TO_PARSE)
@@ -194,35 +201,6 @@ class _TextWindow:
         self.text = self.text[drop:] + text
 
 
-class _Malformed(json.JSONDecodeError):
-    """A JSONDecodeError without the stdlib's line count (O(position) for each error: for
-    a window of many malformed records that is quadratic)."""
-
-    def __init__(self, msg: str, pos: int) -> None:
-        ValueError.__init__(self, f"{msg}: char {pos}")
-        self.msg, self.pos = msg, pos
-
-
-def _decode_at(text: str, pos: int) -> tuple[Any, int]:
-    """raw_decode(text, pos), reading a slice of text that grows only while the
-    document may go on past it, so a failure costs the slice, not the window."""
-    size = 4096
-    while True:
-        piece = text[pos : pos + size]
-        whole = pos + size >= len(text)
-        try:
-            value, end = raw_decode(piece, 0)
-        except NestedTooDeep:
-            raise NestedTooDeep(text, pos) from None  # its end, searched in the whole window
-        except json.JSONDecodeError as exc:
-            if whole or (exc.pos < len(piece) - 16 and not exc.msg.startswith("Unterminated")):
-                raise _Malformed(exc.msg, pos + exc.pos) from None
-        else:
-            if whole or end < len(piece):
-                return value, pos + end
-        size *= 4
-
-
 def _maybe_cut(exc: json.JSONDecodeError | None, window: _TextWindow) -> bool:
     """Whether a failed parse may only lack the text after the window's end."""
     if window.eof:
@@ -239,7 +217,7 @@ def _next_document(text: str, start: int) -> int | None:
     candidate = text.find("{", start)
     while candidate != -1:
         try:
-            _, end = _decode_at(text, candidate)
+            _, end = decode_near(text, candidate)
         except json.JSONDecodeError:
             pass
         else:
@@ -268,7 +246,7 @@ def _concatenated_stream(window: _TextWindow, limit: int) -> Iterator[RawRecord]
         text = window.text
         exc: json.JSONDecodeError | None = None
         try:
-            value, end = _decode_at(text, pos)
+            value, end = decode_near(text, pos)
         except NestedTooDeep as deep:
             if deep.end is None and not window.eof and len(text) - pos <= limit:
                 window.more(pos, at_least=len(text) - pos)  # its end may be past the window
@@ -306,7 +284,7 @@ def _concatenated_stream(window: _TextWindow, limit: int) -> Iterator[RawRecord]
             yield _too_large(position, prefix, length, limit)
             position += 1
             continue
-        resume = resync(text, pos + 1, _decode_at) if window.eof else _next_document(text, pos + 1)
+        resume = resync(text, pos + 1, decode_near) if window.eof else _next_document(text, pos + 1)
         if resume is None and len(text) - pos <= limit:
             window.more(pos, at_least=len(text) - pos)
             pos = 0
@@ -381,7 +359,7 @@ def _skip_large(window: _TextWindow, pos: int, resume: int | None, limit: int) -
         window.more(keep, at_least=limit)
         pos = 0
         text = window.text
-        resume = resync(text, 0, _decode_at) if window.eof else _next_document(text, 0)
+        resume = resync(text, 0, decode_near) if window.eof else _next_document(text, 0)
     return resume, length + _utf8_len(window.text[pos:resume])
 
 

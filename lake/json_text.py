@@ -34,6 +34,35 @@ def raw_decode(text: str, pos: int) -> tuple[Any, int]:
         raise NestedTooDeep(text, pos) from None
 
 
+class Malformed(json.JSONDecodeError):
+    """A JSONDecodeError without the stdlib's line count (O(position) for each error: for
+    a window of many malformed records that is quadratic)."""
+
+    def __init__(self, msg: str, pos: int) -> None:
+        ValueError.__init__(self, f"{msg}: char {pos}")
+        self.msg, self.pos = msg, pos
+
+
+def decode_near(text: str, pos: int) -> tuple[Any, int]:
+    """raw_decode(text, pos), reading a slice of text that grows only while the
+    document may go on past it, so a failure costs the slice, not the window."""
+    size = 4096
+    while True:
+        piece = text[pos : pos + size]
+        whole = pos + size >= len(text)
+        try:
+            value, end = raw_decode(piece, 0)
+        except NestedTooDeep:
+            raise NestedTooDeep(text, pos) from None  # its end, searched in the whole window
+        except json.JSONDecodeError as exc:
+            if whole or (exc.pos < len(piece) - 16 and not exc.msg.startswith("Unterminated")):
+                raise Malformed(exc.msg, pos + exc.pos) from None
+        else:
+            if whole or end < len(piece):
+                return value, pos + end
+        size *= 4
+
+
 _STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
@@ -87,7 +116,7 @@ def resync(
     from which a document decodes and is followed by another `{` or the end (or, for a
     sample, one `decode` reports as cut by the sample's end: an exception in `cut`);
     the text's end when there is none."""
-    decode = decode or raw_decode
+    decode = decode or decode_near
     candidate = text.find("{", start)
     while candidate != -1:
         try:

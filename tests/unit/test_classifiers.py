@@ -571,3 +571,26 @@ def test_truncated_parquet_is_unknown(landing: LocalStorage) -> None:
 
     assert found.classification == "UNKNOWN"
     assert "Parquet" in (found.reason or "")
+
+
+def test_a_sample_of_many_malformed_records_costs_each_a_slice(
+    landing: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming after a malformed record tries each later `{`; each failed try must cost
+    a slice near it, not the rest of the sample (the stdlib's error counts the lines up to
+    its position): 10 MB of such records took over 10 minutes to sample."""
+    from lake import json_text
+
+    seen: list[int] = []
+    real = json_text.raw_decode
+
+    def recording(text: str, pos: int):
+        seen.append(len(text) - pos)
+        return real(text, pos)
+
+    monkeypatch.setattr(json_text, "raw_decode", recording)
+    text = "".join(f'{{"event_id":"b{i}","robot_id":"R1",}}' for i in range(20_000))
+    landing.write("s/2026/11/21/08/s-1-2026-11-21-08-00-00-x", text.encode())
+    limits = SampleLimits(max_bytes=1 << 20, max_records=1000)
+    classify_object(landing, "s/2026/11/21/08/s-1-2026-11-21-08-00-00-x", len(text), limits)
+    assert len(seen) > 1000 and max(seen) <= 4 * 4096

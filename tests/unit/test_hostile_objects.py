@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from lake import formats, object_fetch
+from lake import formats, json_text, object_fetch
 from lake.cleaned_io import _chunks, clean_hour
 from lake.firehose import hour_prefix, is_folder_marker, object_key, parse_key
 from lake.formats import UnreadableObject, iter_file_records, iter_records
@@ -428,13 +428,13 @@ def test_malformed_records_cost_their_own_text_not_the_window(
     stdlib's error counts the lines before the error: an object of malformed records was
     quadratic; 262 MB of them ran for more than 9 minutes)."""
     seen: list[int] = []
-    real = formats.raw_decode
+    real = json_text.raw_decode
 
     def recording(s: str, idx: int) -> tuple[Any, int]:
         seen.append(len(s) - idx)
         return real(s, idx)
 
-    monkeypatch.setattr(formats, "raw_decode", recording)
+    monkeypatch.setattr(json_text, "raw_decode", recording)
     broken = "".join(json.dumps({"id": i, "nested": {"a": i}})[:-1] + ",}" for i in range(20_000))
     records = _stream(broken, _spec("concatenated_json"), limit=4 << 20)
     assert len(records) == 1 and records[0].error is not None  # no document to resume at

@@ -461,3 +461,29 @@ def test_long_keys_get_capped_deterministic_names(tmp_path: Path) -> None:
     assert (_column_of(rows, "va9"), _column_of(rows, "vb9")) == (a, b)
     table = lake.catalog.get_table(ROBOT.name)
     assert max(len(c["Name"]) for c in table["StorageDescriptor"]["Columns"]) <= 127
+
+
+def test_an_hour_whose_records_never_carry_the_dedup_key_is_quarantined_not_failed(
+    tmp_path: Path,
+) -> None:
+    """No catalog yet and no record with the dedup key: typing has no key column, so
+    every record is quarantined for it (the run used to fail, on every retry)."""
+    lake = Lake(tmp_path)
+    keyless = [json.dumps({"ts": "2026-11-21T08:10:00Z", "robot_id": f"R{i}"}) for i in range(3)]
+    report = lake.hour(H8, keyless, crawl=False)
+    assert (report.records_in, report.records_quarantined) == (3, 3)
+    assert {q["reason_code"] for q in lake.quarantined()} == {"missing_dedup_key"}
+    next_hour_cleans(lake)
+
+
+def test_records_only_duckdb_accepts_are_cleaned_with_no_catalog(tmp_path: Path) -> None:
+    """Trailing commas: Python's parser (the crawler's sample) refuses every record,
+    DuckDB's reader takes them; the hour is typed from the records themselves."""
+    lake = Lake(tmp_path)
+    lenient = [
+        f'{{"event_id":"t{i}","ts":"2026-11-21T08:10:00Z","robot_id":"R1",}}' for i in range(50)
+    ]
+    report = lake.hour(H8, lenient, crawl=False)
+    assert (report.records_in, report.records_cleaned) == (50, 50)
+    assert sorted(r["event_id"] for r in lake.cleaned()) == sorted(f"t{i}" for i in range(50))
+    next_hour_cleans(lake)
