@@ -9,7 +9,7 @@ from dagster import (
 )
 
 from assets.hourly import hourly_asset_args, hours_of
-from lake.firehose import hour_prefix
+from lake.firehose import hour_prefix, is_folder_marker
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource
 
@@ -24,11 +24,12 @@ def build_landing_asset(spec: StreamSpec) -> AssetsDefinition:
     )
     def _landing(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         landing = lake.landing()
-        objects = [
+        listed = [
             info
             for hour in hours_of(context)
             for info in landing.list(hour_prefix(spec.name, hour))
         ]
+        objects = [o for o in listed if not is_folder_marker(o.key, o.size)]
         context.log.info(f"{len(objects)} objects under {landing.uri}/{spec.name}/")
         return MaterializeResult(
             metadata={
@@ -36,6 +37,7 @@ def build_landing_asset(spec: StreamSpec) -> AssetsDefinition:
                 "bytes": sum(o.size for o in objects),
                 "keys": MetadataValue.json([o.key for o in objects[:KEYS_SHOWN]]),
                 "keys_not_shown": max(0, len(objects) - KEYS_SHOWN),
+                "folder_markers_ignored": len(listed) - len(objects),
                 "location": MetadataValue.url(f"{landing.uri}/{spec.name}/"),
             }
         )

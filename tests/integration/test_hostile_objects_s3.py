@@ -155,13 +155,12 @@ def test_cleaned_asset_reports_the_folder_marker_on_s3(hostile_hour: dict, tmp_p
         ingest_assets(SPEC.name), partition_key="2026-11-21-09:00", resources=resources
     )
     assert result.success
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key == AssetKey(["cleaned", SPEC.name])
-    ]
-    md = event.materialization.metadata
+    events = {e.asset_key: e for e in result.get_asset_materialization_events()}
+    md = events[AssetKey(["cleaned", SPEC.name])].materialization.metadata
     assert md["folder_markers_ignored"].value == 1
+    landed = events[AssetKey(["landing", SPEC.name])].materialization.metadata
+    assert landed["folder_markers_ignored"].value == 1
+    assert FOLDER not in landed["keys"].value
     good = sum(len(r) for r in h["good"].values())
     # with the stream's default limits the 2 MB record and the 8 MB object are allowed
     assert md["records_cleaned"].value == good + 3 + 1
