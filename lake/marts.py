@@ -26,6 +26,7 @@ import sqlglot
 from sqlglot import exp
 
 from lake.config import REPO_ROOT
+from lake.streams import PLAIN_NAME_RULE, is_plain_name
 
 MARTS_DIR = REPO_ROOT / "sql" / "marts"
 LAYERS = ("cleaned", "marts")
@@ -74,6 +75,8 @@ def load_marts(stream_names: set[str], folder: Path = MARTS_DIR) -> dict[str, Ma
 
 
 def parse_mart(path: Path, stream_names: set[str], mart_names: set[str]) -> MartSpec:
+    if not is_plain_name(path.stem):
+        raise MartDefinitionError(f"{path.name!r}: the file name is the mart's name; {PLAIN_NAME_RULE}")
     text = path.read_text()
     settings: dict[str, str] = {}
     for line in text.splitlines():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,16 @@ class CrawlerSettings:
     change_policy: str = "update_in_database"  # update_in_database | log | merge_new_columns
     compatibility: str = "backward"  # none | backward | forward | full
     partition_keys: tuple[str, ...] = ()  # names for Firehose's YYYY/MM/DD/HH folders
+
+
+# Stream and mart names become S3 prefixes, Glue/Redshift/DuckDB table names and Dagster
+# asset keys: plain ASCII identifiers only, so none of them needs quoting or escaping.
+_PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+PLAIN_NAME_RULE = "names are 1-63 of a-z, 0-9 and '_', starting with a letter"
+
+
+def is_plain_name(name: object) -> bool:
+    return isinstance(name, str) and _PLAIN_NAME.fullmatch(name) is not None
 
 
 REDSHIFT_MAX_COLUMNS = 1600
@@ -111,8 +122,8 @@ def load_streams(path: str | Path = STREAMS_FILE) -> StreamCatalog:
 
 def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSpec:
     where = f"{path}: stream {name!r}"
-    if not name.replace("_", "").isalnum() or not name[0].isalpha() or name != name.lower():
-        raise StreamConfigError(f"{where}: names are lower-case letters, digits and '_'")
+    if not is_plain_name(name):
+        raise StreamConfigError(f"{where}: {PLAIN_NAME_RULE}")
     for required in ("format", "event_time", "dedup_key"):
         if required not in body:
             raise StreamConfigError(f"{where}: '{required}' is required")

@@ -328,3 +328,41 @@ def test_day_whose_input_disappeared_is_emptied(
     assert _warehouse_rows(warehouse_path, DAY) == []
     assert list(lake.list(f"marts/{MART}/dt={DAY}/")) == []
     assert len(_warehouse_rows(warehouse_path, OTHER_DAY)) == 1
+
+
+@pytest.mark.parametrize(
+    "file_name",
+    [
+        "daily' FROM x; DROP TABLE marts.milking_per_cow_daily; --.sql",
+        'a"b.sql',
+        "Daily.sql",
+        "1daily.sql",
+        "daily-mart.sql",
+        "dailyé.sql",
+        "daily٣.sql",
+        "x" * 64 + ".sql",
+    ],
+)
+def test_a_mart_name_that_is_not_a_plain_identifier_is_refused(
+    tmp_path: Path, file_name: str
+) -> None:
+    """The file name becomes a table name in DuckDB and Redshift SQL, an S3 prefix and
+    an asset key: anything but a plain identifier is refused when marts load."""
+    (tmp_path / file_name).write_text(
+        "-- partitioned_by: day\nSELECT dt FROM cleaned.robot_telemetry\n"
+    )
+    with pytest.raises(MartDefinitionError, match="file name"):
+        load_marts({"robot_telemetry"}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name", ["Robot", "robot-telemetry", "robot telemetry", "robotß", "_x", "r" * 64]
+)
+def test_a_stream_name_that_is_not_a_plain_identifier_is_refused(tmp_path: Path, name: str) -> None:
+    from lake.streams import StreamConfigError, load_streams
+
+    path = tmp_path / "streams.yaml"
+    body = {"streams": {name: {"format": "ndjson", "event_time": "ts", "dedup_key": "id"}}}
+    path.write_text(json.dumps(body))  # JSON is YAML
+    with pytest.raises(StreamConfigError, match="names are"):
+        load_streams(path)
