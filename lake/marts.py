@@ -76,7 +76,9 @@ def load_marts(stream_names: set[str], folder: Path = MARTS_DIR) -> dict[str, Ma
 
 def parse_mart(path: Path, stream_names: set[str], mart_names: set[str]) -> MartSpec:
     if not is_plain_name(path.stem):
-        raise MartDefinitionError(f"{path.name!r}: the file name is the mart's name; {PLAIN_NAME_RULE}")
+        raise MartDefinitionError(
+            f"{path.name!r}: the file name is the mart's name; {PLAIN_NAME_RULE}"
+        )
     text = path.read_text()
     settings: dict[str, str] = {}
     for line in text.splitlines():

@@ -238,6 +238,7 @@ class S3Storage:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.client = client if client is not None else default_s3_client()
+        self.put_args = encryption_from_env()  # applied to every PUT
 
     def _full(self, key: str) -> str:
         return self.prefix + key
@@ -296,7 +297,9 @@ class S3Storage:
 
     def write(self, key: str, data: bytes) -> None:
         # A PUT is atomic on S3: readers see the old object or the whole new one.
-        self.client.put_object(Bucket=self.bucket, Key=self._full(check_key(key)), Body=data)
+        self.client.put_object(
+            Bucket=self.bucket, Key=self._full(check_key(key)), Body=data, **self.put_args
+        )
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when it does not exist."""
@@ -314,7 +317,11 @@ class S3Storage:
         condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
         try:
             response = self.client.put_object(
-                Bucket=self.bucket, Key=self._full(check_key(key)), Body=data, **condition
+                Bucket=self.bucket,
+                Key=self._full(check_key(key)),
+                Body=data,
+                **condition,
+                **self.put_args,
             )
         except self.client.exceptions.ClientError as exc:
             error = exc.response.get("Error", {})
@@ -370,6 +377,29 @@ def compare_and_swap(
         except PreconditionFailed:
             time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))  # de-synchronise racers
     raise ConcurrentUpdateError(f"{storage.uri_of(key)}: still changing after {attempts} attempts")
+
+
+_SSE_MODES = ("AES256", "aws:kms")
+
+
+def encryption_from_env() -> dict[str, str]:
+    """put_object arguments for server-side encryption: `S3_SSE` = AES256 | aws:kms (with
+    `S3_SSE_KMS_KEY_ID`, optional: the bucket's or AWS's default key otherwise); none
+    when unset. Any other value is refused, so a typo never means unencrypted writes."""
+    mode = os.environ.get("S3_SSE", "").strip()
+    key_id = os.environ.get("S3_SSE_KMS_KEY_ID", "").strip()
+    if not mode:
+        if key_id:
+            raise ValueError("S3_SSE_KMS_KEY_ID is set but S3_SSE is not: set S3_SSE=aws:kms")
+        return {}
+    if mode not in _SSE_MODES:
+        raise ValueError(f"S3_SSE={mode!r}: use one of {', '.join(_SSE_MODES)}")
+    if key_id and mode != "aws:kms":
+        raise ValueError("S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms")
+    args = {"ServerSideEncryption": mode}
+    if key_id:
+        args["SSEKMSKeyId"] = key_id
+    return args
 
 
 def default_s3_client() -> Any:
