@@ -114,7 +114,12 @@ class LocalStorage:
         self.uri = self.root.as_uri()
 
     def path(self, key: str) -> Path:
-        return self.root / check_key(key)
+        """The key's path under the root; UnsafeKeyError when the key, or a symlink on
+        its way (a link inside the folder pointing elsewhere), leads outside the root."""
+        path = self.root / check_key(key)
+        if not path.resolve().is_relative_to(self.root):
+            raise UnsafeKeyError(f"storage key {key!r} leads outside {self.root} (a symlink)")
+        return path
 
     def uri_of(self, key: str) -> str:
         return self.path(key).as_uri()

@@ -20,7 +20,7 @@ import pytest
 from lake.cleaned_io import clean_hour
 from lake.firehose import hour_prefix
 from lake.ledger import legacy_output_name, output_name, read_ledger
-from lake.storage import LocalStorage
+from lake.storage import LocalStorage, UnsafeKeyError
 from lake.streams import load_streams
 
 SPEC = load_streams()["robot_telemetry"]
@@ -236,3 +236,35 @@ def test_local_listing_version_follows_content_rewrites(tmp_path: Path) -> None:
     s.write("k", b"abd")
     (b,) = s.list()
     assert a.etag != b.etag
+
+
+def test_a_symlink_out_of_the_landing_folder_is_never_followed(
+    tmp_path: Path, landing: LocalStorage, lake: LocalStorage
+) -> None:
+    """A link inside the landing folder pointing at a file elsewhere (a credentials file)
+    is refused whole: its target's bytes reach neither the cleaned rows nor the
+    quarantine; the hour's other objects are cleaned."""
+    secret = tmp_path / "outside" / "credentials"
+    secret.parent.mkdir()
+    secret.write_text('{"event_id":"x","ts":"2026-11-21T08:10:00Z","token":"AKIASECRET"}')
+    landing.write(f"{FOLDER}good.gz", records("g", 2))
+    landing.path(f"{FOLDER}good.gz").with_name("evil").symlink_to(secret)
+    assert len(list(landing.list(FOLDER))) == 2
+    report = run(landing, lake)
+    assert (report.records_cleaned, report.records_quarantined) == (2, 1)
+    quarantined = table_of(lake, f"quarantine/{SPEC.name}/").to_pylist()
+    assert [q["reason_code"] for q in quarantined] == ["unsafe_key"]
+    every_file = b"".join(p.read_bytes() for p in (tmp_path / "lake").rglob("*") if p.is_file())
+    assert b"AKIASECRET" not in every_file
+
+
+def test_a_write_through_a_symlinked_folder_out_of_the_lake_is_refused(
+    tmp_path: Path, lake: LocalStorage
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "lake").mkdir(exist_ok=True)
+    (tmp_path / "lake" / "cleaned").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafeKeyError):
+        lake.write("cleaned/s/dt=2026-11-21/x.parquet", b"data")
+    assert not any(outside.iterdir())
