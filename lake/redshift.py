@@ -11,6 +11,7 @@ SERIALIZETOJSON. Everything written here parses with sqlglot's Redshift dialect 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -138,7 +139,8 @@ def load_statements(
     day replaces it again, never doubles it."""
     target = table_name(spec)
     stage = quote_identifier(f"stage_{spec.name}")
-    role = "default" if iam_role == "default" else sql_string(iam_role)
+    role = "default" if iam_role == "default" else _literal(iam_role, "REDSHIFT_IAM_ROLE")
+    manifest_literal = _literal(manifest_url, "the manifest's URL (LAKE_URI)")
     nested = " SERIALIZETOJSON" if any(c.nested for c in columns) else ""
     setup = [f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}", create_table_ddl(spec, columns).strip()]
     setup += [
@@ -147,12 +149,28 @@ def load_statements(
     ]
     transaction = [
         f"CREATE TEMP TABLE {stage} (LIKE {target})",
-        f"COPY {stage} FROM '{manifest_url}' IAM_ROLE {role} FORMAT AS PARQUET{nested} MANIFEST",
+        f"COPY {stage} FROM {manifest_literal} IAM_ROLE {role} FORMAT AS PARQUET{nested} MANIFEST",
         f"DELETE FROM {target} WHERE dt = DATE '{day}'" if day else f"DELETE FROM {target}",
         f"INSERT INTO {target} SELECT * FROM {stage}",
         f"DROP TABLE {stage}",
     ]
     return [s.rstrip(";") for s in setup], transaction
+
+
+_UNSAFE_IN_LITERAL = re.compile(r"['\\\x00-\x1f\x7f]")
+
+
+class UnsafeLiteralError(ValueError):
+    """A setting that would have to be escaped inside a Redshift string literal."""
+
+
+def _literal(text: str, what: str) -> str:
+    """A Redshift string literal of `text`, refused when it holds a quote, a backslash or
+    a control character (no URL or role ARN needs one, and Redshift's escaping of
+    backslashes depends on settings): a setting never becomes a statement of its own."""
+    if _UNSAFE_IN_LITERAL.search(text):
+        raise UnsafeLiteralError(f"{what} {text!r} holds a quote, backslash or control character")
+    return sql_string(text)
 
 
 def load_script(setup: list[str], transaction: list[str]) -> str:

@@ -145,3 +145,36 @@ def test_a_wider_value_widens_the_column_outside_the_transaction(
     setup, _ = split_script(script)
     assert setup[-1] == f'ALTER TABLE marts."{name}" ALTER COLUMN "cow_id" TYPE VARCHAR(128)'
     assert "VARCHAR(128)" in lake.read(f"redshift/{name}/create_table.sql").decode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://bucket/la'ke/redshift/m/manifest.json",
+        "s3://bucket/x'; DROP TABLE marts.milking_per_cow_daily; --/manifest.json",
+        "s3://bucket/back\\slash/manifest.json",
+        "s3://bucket/new\nline/manifest.json",
+    ],
+)
+def test_a_manifest_url_that_would_break_out_of_its_literal_is_refused(url: str) -> None:
+    from lake.redshift import UnsafeLiteralError, load_statements
+
+    spec = load_marts(STREAMS)["milking_per_cow_daily"]
+    columns = columns_of(pa.table({"dt": pa.array([DAY]), "cow_id": ["C1"]}))
+    with pytest.raises(UnsafeLiteralError):
+        load_statements(spec, columns, url, str(DAY), [])
+    with pytest.raises(UnsafeLiteralError):
+        load_statements(spec, columns, "s3://b/m.json", str(DAY), [], iam_role=f"arn:{url}")
+
+
+def test_the_load_script_is_exactly_its_statements_for_a_plain_url() -> None:
+    from lake.redshift import load_script, load_statements
+
+    spec = load_marts(STREAMS)["milking_per_cow_daily"]
+    columns = columns_of(pa.table({"dt": pa.array([DAY]), "cow_id": ["C1"]}))
+    role = "arn:aws:iam::123456789012:role/load"
+    script = load_script(*load_statements(spec, columns, "s3://b/p/m.json", str(DAY), [], role))
+    statements = parse_redshift(script)
+    assert len(statements) == 9
+    (copy,) = [s for s in statements if isinstance(s, exp.Copy)]
+    assert "'s3://b/p/m.json'" in copy.sql(dialect="redshift")
