@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from lake.cleaning import sql_string
+from lake.cleaning import quote_identifier, sql_string
 from lake.literal_paths import GLOB_CHARACTERS
 from lake.storage import Storage
 
@@ -76,7 +76,7 @@ class Warehouse:
             return WarehouseRefresh(False, f"WAREHOUSE_PATH folder {folder} has glob characters")
         source = sql_string(str(folder / "*" / PART_FILE))
         view_sql = (
-            f'CREATE OR REPLACE VIEW marts."{mart.replace(chr(34), chr(34) * 2)}" AS '
+            f"CREATE OR REPLACE VIEW marts.{quote_identifier(mart)} AS "
             f"SELECT * FROM read_parquet({source}, union_by_name=true, hive_partitioning=false)"
         )
         marker = folder / ".view.sql"
@@ -94,7 +94,7 @@ class Warehouse:
                 [mart],
             ).fetchall()
             if kind and kind[0][0] != "VIEW":  # a table of the earlier layout
-                con.execute(f'DROP TABLE marts."{mart.replace(chr(34), chr(34) * 2)}"')
+                con.execute(f"DROP TABLE marts.{quote_identifier(mart)}")
             con.execute(view_sql)
         finally:
             con.close()
