@@ -10,6 +10,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -20,6 +21,7 @@ from assets.hourly import hourly_asset_args, hours_of
 from lake.cleaned_io import HourReport, clean_hour
 from lake.crawler import Catalog
 from lake.firehose import hour_prefix
+from lake.pii import MissingPIIKey, require_key_for
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource
 
@@ -69,6 +71,10 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         context: AssetExecutionContext, config: CleanedConfig, lake: LakeResource
     ) -> Iterator[MaterializeResult]:
         landing, lake_storage = lake.landing(), lake.lake()
+        try:
+            require_key_for(landing.uri, lake_storage.uri)
+        except MissingPIIKey as exc:  # a setting: retrying the step cannot help
+            raise Failure(str(exc), allow_retries=False) from exc
         table = Catalog(lake_storage, database).get_table(spec.name)
         if table is None:
             context.log.warning(
