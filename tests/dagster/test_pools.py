@@ -102,6 +102,11 @@ def test_two_untagged_runs_of_one_stream_never_work_at_once(
             ]
             write_concatenated(landing, "robot_telemetry", hour.replace(minute=n), records, f"o{n}")
     home = tmp_path / "home"
+    # the instance's storage exists before the two processes start (two processes
+    # creating a fresh SQLite instance at once race on its schema migration)
+    launch.prepare_home({"DAGSTER_HOME": str(home)})
+    with DagsterInstance.from_config(str(home)):
+        pass
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
