@@ -14,8 +14,6 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, materialize
-from dagster_aws.s3 import S3Resource
-from dagster_duckdb import DuckDBResource
 
 from lake.cleaned_io import clean_hour
 from lake.crawler import Catalog, crawl_objects
@@ -24,7 +22,7 @@ from lake.landing_scan import ScanCursor, scan_new_objects
 from lake.storage import Storage, open_storage
 from lake.streams import load_streams
 from orchestration.definitions import ingest_assets
-from orchestration.resources import LakeResource
+from tests.s3_resources import s3_resources
 
 pytestmark = pytest.mark.s3
 SPEC = load_streams()["robot_telemetry"]
@@ -143,14 +141,7 @@ def test_hostile_objects_do_not_block_the_hour_on_s3(hostile_hour: dict) -> None
 
 def test_cleaned_asset_reports_the_folder_marker_on_s3(hostile_hour: dict, tmp_path) -> None:
     h = hostile_hour
-    resources = {
-        "lake": LakeResource(
-            landing_uri=f"s3://{h['bucket']}/landing",
-            lake_uri=f"s3://{h['bucket']}/lake",
-            s3=S3Resource(),
-        ),
-        "warehouse": DuckDBResource(database=str(tmp_path / "warehouse.duckdb")),
-    }
+    resources = s3_resources(h["bucket"], tmp_path / "warehouse.duckdb")
     result = materialize(
         ingest_assets(SPEC.name), partition_key="2026-11-21-09:00", resources=resources
     )

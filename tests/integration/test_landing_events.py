@@ -10,12 +10,11 @@ from typing import Any
 import boto3
 import pytest
 from dagster import DagsterInstance, build_sensor_context
-from dagster_aws.s3 import S3Resource
 
 from lake.firehose import object_key
 from lake.s3_events import created_keys
 from orchestration.definitions import defs
-from orchestration.resources import LakeResource
+from tests.s3_resources import s3_resources
 
 pytestmark = pytest.mark.s3
 REPO = defs.get_repository_def()
@@ -66,7 +65,7 @@ def _tick(resources: dict, cursor: str | None, instance: DagsterInstance):
 
 
 def test_events_start_runs_and_messages_go_only_after_the_tick_is_committed(
-    s3_bucket: str, queue: str
+    s3_bucket: str, queue: str, tmp_path
 ) -> None:
     s3 = boto3.client("s3")
     robot = [
@@ -78,13 +77,7 @@ def test_events_start_runs_and_messages_go_only_after_the_tick_is_committed(
     s3.put_object(Bucket=s3_bucket, Key="elsewhere/readme.txt", Body=b"x")  # not landing
     assert _in_queue(queue) == 4
 
-    resources = {
-        "lake": LakeResource(
-            landing_uri=f"s3://{s3_bucket}/landing",
-            lake_uri=f"s3://{s3_bucket}/lake",
-            s3=S3Resource(),
-        )
-    }
+    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb")
     with DagsterInstance.ephemeral() as instance:
         first = _tick(resources, None, instance)
         by_job = sorted(

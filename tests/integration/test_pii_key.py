@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import pytest
 from dagster import materialize
-from dagster_aws.s3 import S3Resource
-from dagster_duckdb import DuckDBResource
 
 from lake.pii import MissingPIIKey, require_key_for
 from orchestration.definitions import ingest_assets
-from orchestration.resources import LakeResource
+from tests.s3_resources import s3_resources
 
 pytestmark = pytest.mark.s3
 
 
 def test_an_s3_run_without_a_key_refuses_to_clean(s3_bucket: str, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("PII_HASH_KEY")
-    resources = {
-        "lake": LakeResource(
-            landing_uri=f"s3://{s3_bucket}/landing",
-            lake_uri=f"s3://{s3_bucket}/lake",
-            s3=S3Resource(),
-        ),
-        "warehouse": DuckDBResource(database=str(tmp_path / "warehouse.duckdb")),
-    }
+    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb")
     result = materialize(
         ingest_assets("robot_telemetry"),
         partition_key="2026-11-21-09:00",
