@@ -125,36 +125,34 @@ def _load(
     return staged
 
 
+_RAW_TABLE = "raw_records"
+
+
 def _read_fast_files(
     con: duckdb.DuckDBPyConnection, spec: StreamSpec, fast: dict[int, Path]
 ) -> list[str]:
     """Read the files DuckDB accepts (plain: lake.object_fetch decompressed them) with one
-    multi-file scan (parallel across files) into `raw_<compression>(_object, raw)`, whose rowids keep file and
-    record order; return SELECTs giving (_object, _position, raw), where position =
-    rowid - the object's first rowid. Each file is read through a link named by its object
-    index, so the index comes from the file name and no join reorders the records."""
-    groups: dict[str, list[str]] = {"none": [str(path) for path in fast.values()]}
-    parts = []
-    for compression, links in groups.items():
-        table = f"raw_{compression}"
-        con.execute(f"DROP TABLE IF EXISTS {table}")  # the last pass's, before the new one
-        if not links:
-            continue
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"SELECT parse_filename(filename, true)::BIGINT AS _object, json::VARCHAR AS raw "
-            f"FROM read_json_objects(?, {_reader_options(spec, compression)}, filename=true)",
-            [links],
-        )
-        firsts = dict(
-            con.execute(f"SELECT _object, min(rowid) FROM {table} GROUP BY _object").fetchall()
-        )
-        first_rowids = "[" + ", ".join(str(firsts.get(i, 0)) for i in range(max(fast) + 1)) + "]"
-        parts.append(
-            f"SELECT _object, (rowid - {first_rowids}[_object + 1])::BIGINT AS _position, raw "
-            f"FROM {table}"
-        )
-    return parts
+    multi-file scan (parallel across files) into `raw_records(_object, raw)`, whose rowids
+    keep file and record order; return the SELECT giving (_object, _position, raw), where
+    position = rowid - the object's first rowid. Each file is read through a link named by
+    its object index, so the index comes from the file name and no join reorders the records."""
+    con.execute(f"DROP TABLE IF EXISTS {_RAW_TABLE}")  # the last pass's, before the new one
+    if not fast:
+        return []
+    con.execute(
+        f"CREATE TEMP TABLE {_RAW_TABLE} AS "
+        f"SELECT parse_filename(filename, true)::BIGINT AS _object, json::VARCHAR AS raw "
+        f"FROM read_json_objects(?, {_reader_options(spec)}, filename=true)",
+        [[str(path) for path in fast.values()]],
+    )
+    firsts = dict(
+        con.execute(f"SELECT _object, min(rowid) FROM {_RAW_TABLE} GROUP BY _object").fetchall()
+    )
+    first_rowids = "[" + ", ".join(str(firsts.get(i, 0)) for i in range(max(fast) + 1)) + "]"
+    return [
+        f"SELECT _object, (rowid - {first_rowids}[_object + 1])::BIGINT AS _position, raw "
+        f"FROM {_RAW_TABLE}"
+    ]
 
 
 def _set_aside_large(
@@ -184,19 +182,18 @@ def _indexed_links(files: dict[int, Path], scratch: Path) -> dict[int, Path]:
     return links
 
 
-def _reader_options(spec: StreamSpec, compression: str) -> str:
+def _reader_options(spec: StreamSpec) -> str:
     # A record over the stream's limit makes the reader refuse the file: it then goes the
     # Python way, where that record is set aside with its reason.
     limit = min(spec.limits.max_record_bytes, MAX_RECORD_BYTES)
     return (
-        f"format='{_DUCKDB_FORMATS[spec.format]}', compression='{compression}', "
-        f"maximum_object_size={limit}"
+        f"format='{_DUCKDB_FORMATS[spec.format]}', compression='none', maximum_object_size={limit}"
     )
 
 
 def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) -> bool:
     """Whether DuckDB's reader accepts the whole file (it refuses any malformed record)."""
-    options = _reader_options(spec, "none")
+    options = _reader_options(spec)
     try:
         con.execute(f"SELECT count(*) FROM read_json_objects(?, {options})", [str(path)]).fetchall()
     except duckdb.Error:
