@@ -26,6 +26,7 @@ from lake.column_names import LINEAGE_NAMES, assign_columns
 from lake.crawler import column_assignment, stored_schema
 from lake.hive_types import Struct, leaf_columns
 from lake.pii import REDACTED, hash_key
+from lake.pii_rules import PiiRules, text_rules_sql
 from lake.record_limits import KEY_TOO_LONG, TOO_DEEP, TOO_MANY_COLUMNS
 from lake.streams import StreamSpec
 
@@ -71,7 +72,6 @@ def leaf_columns_of(
     """Flatten the schema into leaf columns with PII masks, named by the catalog's
     assignment (`assigned`, see lake.column_names); a leaf it lacks gets the name the
     crawler would give it."""
-    pii = {tuple(path.split(".")): how for path, how in spec.pii.items()}
     leaves = leaf_columns(schema)
     names = assign_columns(
         [(flat, path) for flat, path, _ in leaves],
@@ -81,7 +81,7 @@ def leaf_columns_of(
     )
     columns: list[Column] = []
     for _, path, leaf in leaves:
-        how = next((m for p, m in pii.items() if path[: len(p)] == p), None)
+        how = spec.pii.column_mask(path)
         if how == "hash":
             leaf = "string"
         columns.append(Column(names[path], path, leaf, how))
@@ -174,10 +174,10 @@ def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> st
             if c.type == "string"
             else "NULL"
         )
-    return _cast(v, c)
+    return _cast(v, c, spec.pii)
 
 
-def _cast(v: str, c: Column) -> str:
+def _cast(v: str, c: Column, text_rules: PiiRules | None = None) -> str:
     if c.type in ("int", "bigint"):
         return (
             f"CASE WHEN regexp_full_match({v}, '-?[0-9]+') THEN TRY_CAST({v} AS {c.duck_type}) END"
@@ -187,7 +187,7 @@ def _cast(v: str, c: Column) -> str:
     if c.type == "boolean":
         return f"CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END"
     if c.duck_type == "VARCHAR":
-        return v
+        return v if text_rules is None else text_rules_sql(v, text_rules, _hmac_sql, REDACTED)
     if c.type in _DATE_RANGES:  # infinities and year 10000 parse, but no reader takes them
         lo, hi = _DATE_RANGES[c.type]
         t = f"TRY_CAST({v} AS {c.duck_type})"

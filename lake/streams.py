@@ -11,11 +11,11 @@ from typing import Any
 import yaml
 
 from lake.config import REPO_ROOT
+from lake.pii_rules import PiiRuleError, PiiRules, parse_pii_rules
 
 STREAMS_FILE = REPO_ROOT / "streams.yaml"
 FORMATS = ("concatenated_json", "ndjson", "json_records")
 TIME_FORMATS = ("iso8601", "epoch_seconds", "epoch_millis")
-MASKS = ("hash", "redact")
 CHANGE_POLICIES = ("update_in_database", "log", "merge_new_columns")
 COMPATIBILITY = ("none", "backward", "forward", "full")
 # Size guards (docs/cleaning.md, "Limits and memory"). A record is parsed whole by DuckDB
@@ -83,7 +83,7 @@ class StreamSpec:
     event_time_format: str = "iso8601"
     compression: str = "gzip"
     records_key: str | None = None
-    pii: dict[str, str] = field(default_factory=dict)
+    pii: PiiRules = field(default_factory=PiiRules)
     allowed_lateness_hours: int = 24
     max_quarantine_ratio: float = 0.05
     description: str = ""
@@ -138,10 +138,10 @@ def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSp
     time_format = event_time.get("format", "iso8601")
     if time_format not in TIME_FORMATS:
         raise StreamConfigError(f"{where}: event_time format {time_format!r} not in {TIME_FORMATS}")
-    pii = {str(k): str(v) for k, v in (body.get("pii") or {}).items()}
-    for field_path, mask in pii.items():
-        if mask not in MASKS:
-            raise StreamConfigError(f"{where}: pii {field_path!r} mask {mask!r} not in {MASKS}")
+    try:
+        pii = parse_pii_rules(body, where)
+    except PiiRuleError as exc:
+        raise StreamConfigError(str(exc)) from None
     return StreamSpec(
         name=name,
         format=fmt,

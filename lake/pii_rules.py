@@ -1,0 +1,233 @@
+"""Which cleaned columns are masked and how: a stream's PII rules, failing closed.
+
+Three kinds of rule, declared per stream in streams.yaml (docs/cleaning.md, "PII"):
+- `pii`: a dotted field path -> mask. The path covers what lies under it, and when the
+  value arrives with another shape (`operator` as a string where `operator.email` was
+  declared, or inside an array kept as JSON text) the whole value is masked: never passed
+  through because it no longer resolves to the declared leaf.
+- `pii_keys`: a key -> mask, at any depth: every column with that key on its path, and the
+  key's string values inside JSON text (arrays, or an object arriving where a string was
+  typed). A non-string value of such a key in JSON text redacts the whole text.
+- `pii_values`: value rules (built-in patterns, or `{pattern, mask}`): every match in a
+  stream's text columns is masked, wherever it occurs (an IAM ARN's user part in an error
+  message, an e-mail in a free-text field).
+Keys match whatever their case: a producer writing `Email` for `email` gains nothing.
+The masking runs in SQL (lake.cleaning); regular expressions are RE2 (DuckDB's).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MASKS = ("hash", "redact")
+
+_NAME = r"[A-Za-z0-9+=,.@_-]+"  # IAM's characters for user, role and session names
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_H = r"[0-9A-Fa-f]{1,4}"
+_IPV4 = r"\b(?:" + _OCTET + r"\.){3}" + _OCTET + r"\b"
+# The full form, an IPv4-mapped one, or a form with `::` (a time such as 12:30:45 is none
+# of these, nor are ARNs' `iam::<account>` and `s3:::`). RE2 takes the first alternative that matches, so for each count of groups
+# before `::` (fixed by the text) the alternative taking the groups after it comes first.
+_IPV6 = "|".join(
+    [
+        r"\b(?:" + _H + r":){7}" + _H + r"\b",
+        r"::(?:[Ff]{4}:)?" + _IPV4,
+        *(
+            r"\b(?:" + _H + r":){" + str(n) + r"}(?::" + _H + r"){1," + str(7 - n) + r"}\b"
+            for n in range(1, 7)
+        ),
+        r"\b(?:" + _H + r":){2,7}:",
+        r"::" + _H + r"(?::" + _H + r"){0,6}\b",
+    ]
+)
+
+# name -> (kept prefix, masked part): a match keeps its prefix and masks the rest
+BUILTIN_VALUE_RULES: dict[str, tuple[str, str]] = {
+    # arn:aws:iam::<account>:user/<path/><name>, :assumed-role/<role>/<session>,
+    # :federated-user/<name>: the account, the role and the path stay, the person is masked
+    "iam_user_arn": (
+        r"arn:aws[a-z-]*:(?:iam::[0-9]{12}:(?:user|mfa)/(?:" + _NAME + r"/)*|sts::[0-9]{12}:"
+        r"(?:assumed-role/" + _NAME + r"/|federated-user/))",
+        _NAME,
+    ),
+    # an assumed role's unique id with its session: AROA...:<session>, in principalId
+    "iam_session_id": (r"\b(?:AROA|ASIA)[A-Z0-9]{16}:", _NAME),
+    "email": ("", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+    "ipv4": ("", _IPV4),
+    "ipv6": ("", "(?:" + _IPV6 + ")"),
+    "aws_access_key_id": ("", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+}
+# a JSON string's content (escapes included) after `"<key>": "`
+_JSON_STRING = r"(?:[^\"\\]|\\.)+"
+
+
+class PiiRuleError(ValueError):
+    """A stream's PII rules are not usable (unknown mask, unknown built-in, bad pattern)."""
+
+
+@dataclass(frozen=True)
+class ValueRule:
+    """Mask every match of `keep` + `value` in a text: `keep` stays, `value` is masked."""
+
+    name: str
+    keep: str
+    value: str
+    mask: str
+
+    @property
+    def pattern(self) -> str:
+        return f"({self.keep})({self.value})"
+
+
+@dataclass(frozen=True)
+class PiiRules:
+    paths: Mapping[str, str] = field(default_factory=dict)  # dotted path -> mask
+    keys: Mapping[str, str] = field(default_factory=dict)  # key at any depth -> mask
+    values: tuple[ValueRule, ...] = ()
+
+    @property
+    def text_rules(self) -> tuple[ValueRule, ...]:
+        """Rules applied to text columns: the keys' string values inside JSON text, then
+        the value rules."""
+        return tuple(
+            ValueRule(f"key {key}", '"' + _any_case(key) + r'"\s*:\s*"', _JSON_STRING, mask)
+            for key, mask in self.keys.items()
+        ) + tuple(self.values)
+
+    @property
+    def non_string_key_value(self) -> str | None:
+        """RE2 pattern of a PII key holding a number, boolean, object or array inside JSON
+        text: the value cannot be masked in place, so the whole text is redacted."""
+        if not self.keys:
+            return None
+        keys = "|".join(_any_case(k) for k in self.keys)
+        return '"(?:' + keys + r')"\s*:\s*[-0-9tf{\[]'
+
+    def column_mask(self, path: tuple[str, ...]) -> str | None:
+        """The mask of the column at `path` (the record's keys), or None when only the text
+        rules apply. Redact wins over hash when several rules meet."""
+        lowered = tuple(k.lower() for k in path)
+        found = [m for k, m in self.keys.items() if k.lower() in lowered]
+        for dotted, mask in self.paths.items():
+            rule = tuple(dotted.lower().split("."))
+            n = min(len(rule), len(lowered))
+            # the column lies under the path, or holds it (another shape): masked whole
+            if rule[:n] == lowered[:n]:
+                found.append(mask)
+        if not found:
+            return None
+        return "redact" if "redact" in found else "hash"
+
+
+def _any_case(key: str) -> str:
+    return "(?i:" + re.escape(key) + ")"
+
+
+def parse_pii_rules(body: Mapping[str, Any], where: str) -> PiiRules:
+    """The `pii`, `pii_keys` and `pii_values` entries of one stream of streams.yaml."""
+    paths = _mask_map(body.get("pii"), "pii", where)
+    keys = _mask_map(body.get("pii_keys"), "pii_keys", where)
+    values = []
+    for name, how in (body.get("pii_values") or {}).items():
+        if isinstance(how, str):
+            if name not in BUILTIN_VALUE_RULES:
+                raise PiiRuleError(
+                    f"{where}: pii_values {name!r} is not a built-in rule "
+                    f"({', '.join(BUILTIN_VALUE_RULES)}); give {{pattern, mask}} for your own"
+                )
+            keep, value = BUILTIN_VALUE_RULES[name]
+            values.append(
+                ValueRule(str(name), keep, value, _mask(how, f"pii_values {name}", where))
+            )
+        elif isinstance(how, Mapping) and set(how) == {"pattern", "mask"}:
+            pattern = str(how["pattern"])
+            _check_pattern(pattern, f"{where}: pii_values {name!r}")
+            values.append(ValueRule(str(name), "", pattern, _mask(how["mask"], name, where)))
+        else:
+            raise PiiRuleError(f"{where}: pii_values {name!r}: a mask, or {{pattern, mask}}")
+    # built-ins first, in their fixed order (the earlier wins where two match at one place)
+    order = list(BUILTIN_VALUE_RULES)
+    values.sort(key=lambda r: order.index(r.name) if r.name in order else len(order))
+    return PiiRules(paths=paths, keys=keys, values=tuple(values))
+
+
+def _mask_map(entries: Any, what: str, where: str) -> dict[str, str]:
+    if entries is None:
+        return {}
+    if not isinstance(entries, Mapping):
+        raise PiiRuleError(f"{where}: {what} must map a field to a mask")
+    out = {}
+    for name, how in entries.items():
+        if not str(name) or any(part == "" for part in str(name).split(".")):
+            raise PiiRuleError(f"{where}: {what} has an empty field name {name!r}")
+        out[str(name)] = _mask(how, f"{what} {name}", where)
+    return out
+
+
+def _mask(how: Any, what: str, where: str) -> str:
+    if how not in MASKS:
+        raise PiiRuleError(f"{where}: {what}: mask {how!r} is not one of {MASKS}")
+    return str(how)
+
+
+def _check_pattern(pattern: str, where: str) -> None:
+    """A custom pattern must compile in RE2 (checked by DuckDB here, not at the first run)
+    and must not match the empty text (it would match between every character)."""
+    import duckdb
+
+    try:
+        empty = duckdb.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchone()
+    except duckdb.Error as exc:
+        raise PiiRuleError(f"{where}: pattern is not a valid RE2 expression: {exc}") from None
+    if empty and empty[0]:
+        raise PiiRuleError(f"{where}: pattern matches the empty text")
+
+
+def text_rules_sql(v: str, rules: PiiRules, hmac_sql: Callable[[str], str], redacted: str) -> str:
+    """SQL masking every text-rule match in the VARCHAR expression `v` (evaluated once).
+
+    All rules form one alternation, so a text is scanned once and the leftmost match wins
+    (an assumed-role ARN whose session is an e-mail is masked as an ARN). Each match is
+    split into its kept prefix and masked part by matching it again, anchored, against
+    the rules in order."""
+    text_rules = rules.text_rules
+    whole = rules.non_string_key_value
+    if not text_rules:
+        return v
+    alternation = "|".join(r.pattern for r in text_rules)
+    masked_match = (
+        "CASE "
+        + " ".join(_rule_case(r, hmac_sql, redacted) for r in text_rules)
+        + f" ELSE {_lit(redacted)} END"
+    )
+    pieces = (
+        f"list_zip(string_split_regex(_t, {_lit(alternation)}), "
+        f"regexp_extract_all(_t, {_lit(alternation)}))"
+    )
+    rewrite = (
+        f"array_to_string(list_transform({pieces}, lambda _z: _z[1] || "
+        f"CASE WHEN _z[2] IS NULL THEN '' "
+        f"ELSE list_transform([_z[2]], lambda _m: {masked_match})[1] END), '')"
+    )
+    body = f"CASE WHEN regexp_matches(_t, {_lit(alternation)}) THEN {rewrite} ELSE _t END"
+    if whole:
+        body = f"CASE WHEN regexp_matches(_t, {_lit(whole)}) THEN {_lit(redacted)} ELSE {body} END"
+    return f"list_transform([{v}], lambda _t: {body})[1]"
+
+
+def _rule_case(rule: ValueRule, hmac_sql: Callable[[str], str], redacted: str) -> str:
+    """WHEN the match `_m` is this rule's: its kept prefix followed by the masked part."""
+    anchored = _lit("^" + rule.pattern + "$")
+    part = f"regexp_extract(_m, {anchored}, 2)"
+    masked = hmac_sql(part) if rule.mask == "hash" else _lit(redacted)
+    return (
+        f"WHEN regexp_full_match(_m, {_lit(rule.pattern)}) "
+        f"THEN regexp_extract(_m, {anchored}, 1) || {masked}"
+    )
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
