@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,19 @@ def scan_bucket(
     return leaks, left_out
 
 
-def scan_glue(scanner: Scanner, glue: Any) -> tuple[list[Leak], int]:
-    """Every table (and its partitions) of every Glue database; also returns the table count."""
+def scan_glue(scanner: Scanner, glue: Any) -> tuple[list[Leak], list[str]]:
+    """Every table (and its partitions) of every Glue database; also returns the tables read
+    (`database.table`)."""
     leaks: list[Leak] = []
-    tables = 0
+    tables: list[str] = []
     for page in glue.get_paginator("get_databases").paginate():
         for db in page["DatabaseList"]:
             name = db["Name"]
             leaks += scanner.value(f"glue:{name}", "(database)", db)
             for tpage in glue.get_paginator("get_tables").paginate(DatabaseName=name):
                 for table in tpage["TableList"]:
-                    tables += 1
-                    place = f"glue:{name}.{table['Name']}"
+                    tables.append(f"{name}.{table['Name']}")
+                    place = f"glue:{tables[-1]}"
                     leaks += scanner.value(place, "(table)", table)
                     parts = glue.get_paginator("get_partitions").paginate(
                         DatabaseName=name, TableName=table["Name"]
@@ -66,7 +66,9 @@ def scan_duckdb_file(scanner: Scanner, path: Path) -> tuple[list[Leak], list[str
             "WHERE table_catalog = current_database() ORDER BY ALL"
         ).fetchall()
         for schema, name in relations:
-            ident = f'"{schema.replace(chr(34), chr(34) * 2)}"."{name.replace(chr(34), chr(34) * 2)}"'
+            ident = (
+                f'"{schema.replace(chr(34), chr(34) * 2)}"."{name.replace(chr(34), chr(34) * 2)}"'
+            )
             table = con.sql(f"SELECT * FROM {ident}").to_arrow_table()
             leaks += scanner.arrow(f"duckdb:{path.name}:{schema}.{name}", table)
         for schema, name, sql in con.execute(
@@ -123,7 +125,3 @@ def _event_metadata(event: Any) -> dict[str, Any]:
         if inner is not None and getattr(inner, "metadata", None):
             return dict(inner.metadata)
     return dict(getattr(data, "metadata", None) or {})
-
-
-def as_json(leaks: list[Leak]) -> str:
-    return json.dumps([leak.__dict__ for leak in leaks], indent=1)
