@@ -53,6 +53,8 @@ BUILTIN_VALUE_RULES: dict[str, tuple[str, str]] = {
         r"(?:assumed-role/" + _NAME + r"/|federated-user/))",
         _NAME,
     ),
+    # IAM's AccessDenied wording for a user resource: "... on resource: user <name> because"
+    "iam_message_user": (r"\bresource: user ", _NAME),
     # an assumed role's unique id with its session: AROA...:<session>, in principalId
     "iam_session_id": (r"\b(?:AROA|ASIA)[A-Z0-9]{16}:", _NAME),
     "email": ("", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),

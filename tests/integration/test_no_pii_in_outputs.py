@@ -71,7 +71,6 @@ def pipeline_run(
         }
 
 
-@pytest.mark.xfail(reason="issue 11: masking rules in progress", strict=False)
 def test_no_raw_pii_value_reaches_any_output(pipeline_run: dict) -> None:
     run = pipeline_run
     values = raw_values()

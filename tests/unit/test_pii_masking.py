@@ -203,7 +203,8 @@ def cloudtrail_records() -> list[dict[str, Any]]:
             "sourceIPAddress": "198.51.100.23",
             "userIdentity": iam_user,
             "errorCode": "AccessDenied",
-            "errorMessage": f"User: {USER_ARN} is not authorized to perform: s3:ListAllMyBuckets",
+            "errorMessage": f"User: {USER_ARN} is not authorized to perform: iam:DeleteUser on "
+            "resource: user BobRoe because no identity-based policy allows the iam:DeleteUser action",
         },
     ]
 
@@ -234,7 +235,8 @@ def test_cloudtrail_shapes_carry_no_personal_value(landing, lake) -> None:
     assert by_id["c1"]["useridentity_username"] == h("JaneDoe")
     assert by_id["c4"]["errormessage"] == (
         f"User: arn:aws:iam::{ACCOUNT}:user/{h('JaneDoe')} is not authorized to perform: "
-        "s3:ListAllMyBuckets"
+        f"iam:DeleteUser on resource: user {h('BobRoe')} because no identity-based policy "
+        "allows the iam:DeleteUser action"
     )
     assumed = by_id["c2"]
     assert assumed["responseelements_assumedroleuser_arn"] == (
