@@ -350,3 +350,23 @@ def test_custom_value_rule_is_applied_after_the_built_ins(con) -> None:
     assert mask_texts(con, rules, ["COW-123456 by a@b.example"]) == [
         f"{REDACTED} by {h('a@b.example')}"
     ]
+
+
+def test_a_pii_field_the_catalog_lacks_is_masked_when_added_for_the_run(landing, lake) -> None:
+    table = {
+        "Name": "robot_telemetry",
+        "StorageDescriptor": {
+            "Columns": [
+                {"Name": "event_id", "Type": "string"},
+                {"Name": "ts", "Type": "timestamp"},
+                {"Name": "robot_id", "Type": "string"},
+            ]
+        },
+    }
+    text = robot("e1", {"name": "Jane Doe", "email": "jane.doe@farm.example"}) + robot(
+        "e2", {"name": "Jane Doe", "email": "jane.doe@farm.example"}
+    )
+    rows = clean("robot_telemetry", text, landing, lake, table)
+    assert [(r["operator_name"], r["operator_email"]) for r in rows] == [
+        (REDACTED, h("jane.doe@farm.example"))
+    ] * 2
