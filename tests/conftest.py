@@ -17,6 +17,13 @@ from moto.server import ThreadedMotoServer
 from lake.firehose import object_key
 from lake.storage import LocalStorage, Storage
 from orchestration.resources import LakeResource
+from tests import aws_calls
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Record the pipeline's AWS calls and hold them against docs/security.md."""
+    aws_calls.install()
+    config.pluginmanager.register(aws_calls, "aws-calls")
 
 
 @pytest.fixture
