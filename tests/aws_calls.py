@@ -180,6 +180,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Any:
 
 
 _problems: list[str] = []
+_SHOWN = 40
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -191,8 +192,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _problems:
         terminalreporter.section("IAM policy check FAILED (docs/security.md)", red=True)
-        for problem in _problems:
+        for problem in _problems[:_SHOWN]:
             terminalreporter.line(problem)
+        if len(_problems) > _SHOWN:
+            terminalreporter.line(f"... and {len(_problems) - _SHOWN} more")
     elif RECORDER.calls:
         pairs = RECORDER.actions_per_role()
         terminalreporter.section("IAM policy check (docs/security.md)", green=True)

@@ -192,13 +192,13 @@ def _secrets(
 
 
 def _secret(out: CallAccess, secret_id: str, region: str) -> str:
-    name = secret_id.split(":secret:", 1)[-1]
-    out.bindings.setdefault("PiiKeySecret", name)
-    return (
-        secret_id
-        if secret_id.startswith("arn:")
-        else f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{name}"
-    )
+    """A secret's full ARN: by name, AWS still checks the ARN, which ends in a random
+    six-character suffix (hence `-??????` in policies)."""
+    if secret_id.startswith("arn:"):
+        out.bindings.setdefault("PiiKeySecret", secret_id.split(":secret:", 1)[-1][:-7])
+        return secret_id
+    out.bindings.setdefault("PiiKeySecret", secret_id)
+    return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{secret_id}-AbCdEf"
 
 
 def _redshift_data(
@@ -220,7 +220,7 @@ def _redshift_data(
     out.bindings["RedshiftDatabase"] = database
     if secret := params.get("SecretArn"):
         out.need("secretsmanager:GetSecretValue", secret)
-        out.bindings["RedshiftSecret"] = secret.split(":secret:", 1)[-1]
+        out.bindings["RedshiftSecret"] = secret.split(":secret:", 1)[-1][:-7]
     elif user := params.get("DbUser"):
         cluster = params["ClusterIdentifier"]
         out.bindings["RedshiftDbUser"] = user
