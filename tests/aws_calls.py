@@ -14,6 +14,7 @@ processes (the `dagster dev` and CLI tests) are not seen.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ def _caller(frame: FrameType | None) -> tuple[str | None, StorageRoot | None]:
     return pipeline, root
 
 
+@functools.lru_cache(maxsize=4096)
 def _repo_path(filename: str) -> str | None:
     try:
         return Path(filename).resolve().relative_to(REPO).as_posix()
