@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,13 @@ from moto.server import ThreadedMotoServer
 from lake.firehose import object_key
 from lake.storage import LocalStorage, Storage
 from orchestration.resources import LakeResource
+from tests import aws_calls
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Record the pipeline's AWS calls and hold them against docs/security.md."""
+    aws_calls.install()
+    config.pluginmanager.register(aws_calls, "aws-calls")
 
 
 @pytest.fixture
@@ -89,6 +97,6 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def s3_bucket(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh bucket on moto's S3 over HTTP."""
-    name = f"lake-test-{id(monkeypatch):x}"
+    name = f"lake-test-{uuid.uuid4().hex[:16]}"  # id() of an object is reused once it is freed
     boto3.client("s3").create_bucket(Bucket=name)
     yield name

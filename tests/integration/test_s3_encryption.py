@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import boto3
 import pytest
+from dagster import materialize
 
+from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import S3Storage, encryption_from_env, open_storage
+from orchestration.definitions import ingest_assets
+from tests.s3_resources import s3_resources
 
 pytestmark = pytest.mark.s3
 
@@ -33,6 +39,30 @@ def test_kms_with_a_key_id(s3_bucket: str, monkeypatch) -> None:
     s.write("k", b"x")
     sse = _sse_of(s3_bucket, "kms/k")
     assert sse["ServerSideEncryption"] == "aws:kms" and "alias/lake" in sse["SSEKMSKeyId"]
+
+
+def test_the_pipeline_writes_and_reads_the_lake_with_sse_kms(
+    s3_bucket: str, tmp_path, monkeypatch
+) -> None:
+    """Every lake object an ingest run writes is SSE-KMS (the IAM check of docs/security.md
+    then sees the KMS permissions a run needs)."""
+    monkeypatch.setenv("S3_SSE", "aws:kms")
+    monkeypatch.setenv("S3_SSE_KMS_KEY_ID", "alias/lake")
+    start = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    sim = Simulator(SimulatorConfig(seed=5, streams=("robot_telemetry",), object_interval_s=1200))
+    list(sim.write_range(open_storage(f"s3://{s3_bucket}/landing"), start, start.replace(hour=9)))
+    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb")
+    result = materialize(
+        ingest_assets("robot_telemetry"), partition_key="2026-11-21-08:00", resources=resources
+    )
+    assert result.success
+    lake_keys = [
+        o["Key"]
+        for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="lake/")["Contents"]
+    ]
+    assert any(k.startswith("lake/cleaned/") for k in lake_keys)
+    for key in lake_keys:
+        assert _sse_of(s3_bucket, key)["ServerSideEncryption"] == "aws:kms", key
 
 
 @pytest.mark.parametrize(
