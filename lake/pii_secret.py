@@ -3,7 +3,8 @@ version; SecretString as UTF-8 bytes, verbatim, or SecretBinary as is).
 
 boto3 makes the client, so AWS_ENDPOINT_URL, AWS_REGION and the credential chain apply
 as for the project's S3 and Glue clients. No message raised here holds the secret's
-value: errors name the secret id and AWS's error code only.
+value: errors name the secret id and give AWS's error code and message (no response to a
+failed call carries the value).
 """
 
 from __future__ import annotations
