@@ -10,7 +10,6 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -21,9 +20,8 @@ from assets.hourly import hourly_asset_args, hours_of
 from lake.cleaned_io import HourReport, clean_hour
 from lake.crawler import Catalog
 from lake.firehose import hour_prefix
-from lake.pii import MissingPIIKey, require_key_for
 from lake.streams import StreamSpec
-from orchestration.resources import LakeResource
+from orchestration.resources import LakeResource, PIIKeyResource
 
 RECONCILE_CHECK = "records_reconcile"
 
@@ -68,13 +66,13 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         ],
     )
     def _cleaned(
-        context: AssetExecutionContext, config: CleanedConfig, lake: LakeResource
+        context: AssetExecutionContext,
+        config: CleanedConfig,
+        lake: LakeResource,
+        pii_key: PIIKeyResource,
     ) -> Iterator[MaterializeResult]:
         landing, lake_storage = lake.landing(), lake.lake()
-        try:
-            require_key_for(landing.uri, lake_storage.uri)
-        except MissingPIIKey as exc:  # a setting: retrying the step cannot help
-            raise Failure(str(exc), allow_retries=False) from exc
+        key = pii_key.key_for(landing.uri, lake_storage.uri)
         table = Catalog(lake_storage, database).get_table(spec.name)
         if table is None:
             context.log.warning(
@@ -89,7 +87,14 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                 if config.up_to_key is None or o.key <= config.up_to_key
             ]
             report = clean_hour(
-                spec, table, landing, lake_storage, hour, objects, full_refresh=config.full_refresh
+                spec,
+                table,
+                landing,
+                lake_storage,
+                hour,
+                objects,
+                full_refresh=config.full_refresh,
+                pii_key=key,
             )
             total.absorb(report)
         yield MaterializeResult(
@@ -102,6 +107,7 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                     {k: v for k, v in total.columns_not_in_catalog.items() if v}
                 ),
                 "files_written": len(total.files_written),
+                "pii_key_source": key.source,
             },
             check_results=[_reconcile(total), _quarantine(total, spec.max_quarantine_ratio)],
         )

@@ -39,7 +39,7 @@ import assets.schema  # noqa: E402
 from lake.simulator import Simulator, SimulatorConfig  # noqa: E402
 from lake.storage import LocalStorage  # noqa: E402
 from orchestration.definitions import ingest_assets, mart_assets, streams  # noqa: E402
-from orchestration.resources import LakeResource  # noqa: E402
+from orchestration.resources import LakeResource, PIIKeyResource  # noqa: E402
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 SPENT: collections.Counter[str] = collections.Counter()
@@ -94,6 +94,7 @@ def main() -> None:
             landing_uri=landing.root.as_uri(), lake_uri=(root / "lake").as_uri(), s3=S3Resource()
         ),
         "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
+        "pii_key": PIIKeyResource(),
     }
     hourly = [a for name in streams.streams for a in ingest_assets(name)]
     walls = {}

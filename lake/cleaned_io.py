@@ -31,6 +31,7 @@ from lake.dedup_state import load_seen, save_hour_keys, window_dates
 from lake.firehose import is_folder_marker
 from lake.ledger import files_of, output_name, read_ledger, replace_manifest, unprocessed
 from lake.object_fetch import LandedObject, fetch_objects
+from lake.pii import PIIKey, install_key, key_from_env
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 
@@ -50,11 +51,14 @@ def clean_hour(
     objects: list[ObjectInfo],
     ingested_at: datetime | None = None,
     full_refresh: bool = False,
+    pii_key: PIIKey | None = None,
 ) -> HourReport:
     """Clean the hour's objects not processed yet (all of them with full_refresh).
 
     Duplicates are dropped within the run (first in key order and position wins) and
     against the keys already written for event dates inside the allowed lateness.
+    PII fields are hashed with `pii_key` (default: lake.pii.key_from_env, which refuses
+    the development key for S3 locations).
     """
     report = HourReport()
     report.folder_markers = [o.key for o in objects if is_folder_marker(o.key, o.size)]
@@ -66,6 +70,7 @@ def clean_hour(
     report.objects_skipped = len(objects) - len(todo)
     if not todo:
         return report
+    key = pii_key if pii_key is not None else key_from_env(landing.uri, lake.uri)
     # what earlier runs wrote for these keys (a full refresh, an object overwritten since)
     earlier = {o.key: ledger.earlier_manifests(o) for o in todo}
     earlier_files = {key: files_of(lake, manifests) for key, manifests in earlier.items()}
@@ -80,6 +85,7 @@ def clean_hour(
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": tmp})
         try:
             con.execute("SET TimeZone = 'UTC'")
+            install_key(con, key)
             run = HourRun(
                 con,
                 spec,

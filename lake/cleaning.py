@@ -16,7 +16,6 @@ quarantined with its raw text instead of being half-loaded.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from typing import Any
 from lake.column_names import LINEAGE_NAMES, assign_columns
 from lake.crawler import column_assignment, stored_schema
 from lake.hive_types import Struct, leaf_columns
-from lake.pii import REDACTED, hash_key
+from lake.pii import IPAD_VARIABLE, OPAD_VARIABLE, REDACTED
 from lake.pii_rules import PiiRules, text_rules_sql
 from lake.record_limits import KEY_TOO_LONG, TOO_DEEP, TOO_MANY_COLUMNS
 from lake.streams import StreamSpec
@@ -230,15 +229,16 @@ def _event_time(time_format: str, bounds: tuple[datetime, datetime]) -> str:
 
 
 def _hmac_sql(v: str) -> str:
-    """HMAC-SHA256 in SQL (the same hex digest as Python's hmac), keyed by PII_HASH_KEY."""
-    key = hash_key()
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    ipad = bytes(b ^ 0x36 for b in key).hex()
-    opad = bytes(b ^ 0x5C for b in key).hex()
-    inner = f"unhex(sha256(unhex('{ipad}') || encode({v})))"
-    return f"CASE WHEN {v} IS NOT NULL THEN sha256(unhex('{opad}') || {inner}) END"
+    """HMAC-SHA256 in SQL (the same hex digest as Python's hmac), keyed by the padded keys
+    lake.pii.install_key put on the connection: the key is never in the SQL text, and a
+    connection without it fails rather than hashing with no key."""
+    missing = sql_string("no PII key on this DuckDB connection (lake.pii.install_key)")
+    ipad, opad = (
+        f"coalesce(getvariable({sql_string(name)})::BLOB, error({missing})::BLOB)"
+        for name in (IPAD_VARIABLE, OPAD_VARIABLE)
+    )
+    inner = f"unhex(sha256({ipad} || encode({v})))"
+    return f"CASE WHEN {v} IS NOT NULL THEN sha256({opad} || {inner}) END"
 
 
 def _dedup_value(columns: list[Column], spec: StreamSpec) -> str:

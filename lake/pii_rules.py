@@ -181,10 +181,11 @@ def _check_pattern(pattern: str, where: str) -> None:
     import duckdb
 
     try:
-        empty = duckdb.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchone()
+        with duckdb.connect() as con:  # not the module's shared connection
+            ((empty,),) = con.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
     except duckdb.Error as exc:
         raise PiiRuleError(f"{where}: pattern is not a valid RE2 expression: {exc}") from None
-    if empty and empty[0]:
+    if empty:
         raise PiiRuleError(f"{where}: pattern matches the empty text")
 
 

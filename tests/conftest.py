@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from lake.firehose import object_key
 from lake.storage import LocalStorage, Storage
-from orchestration.resources import LakeResource
+from orchestration.resources import LakeResource, PIIKeyResource
 from tests import aws_calls
 
 
@@ -53,6 +53,7 @@ def local_lake(tmp_path: Path) -> dict[str, object]:
                 landing_uri=landing.as_uri(), lake_uri=lake.as_uri(), s3=S3Resource()
             ),
             "warehouse": DuckDBResource(database=str(warehouse)),
+            "pii_key": PIIKeyResource(),
         },
     }
 

@@ -8,13 +8,11 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, build_sensor_context, materialize
-from dagster_aws.s3 import S3Resource
-from dagster_duckdb import DuckDBResource
 
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import open_storage
 from orchestration.definitions import defs, ingest_assets, mart_assets
-from orchestration.resources import LakeResource
+from tests.s3_resources import s3_resources
 
 pytestmark = pytest.mark.s3
 START = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -41,10 +39,7 @@ def test_pipeline_runs_on_s3_uris(s3_bucket: str, tmp_path) -> None:
     )
     written = list(sim.write_range(landing, START, START.replace(hour=9)))
     assert {w.stream for w in written} == {"robot_telemetry", "cloudtrail"}
-    resources = {
-        "lake": LakeResource(landing_uri=landing_uri, lake_uri=lake_uri, s3=S3Resource()),
-        "warehouse": DuckDBResource(database=str(tmp_path / "warehouse.duckdb")),
-    }
+    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb")
 
     # The sensor finds the objects over HTTP and asks for the 08:00 hour.
     sensor = defs.get_repository_def().get_sensor_def("robot_telemetry_landing_sensor")
@@ -101,10 +96,7 @@ def test_schema_asset_syncs_glue_when_a_glue_database_is_set(
     sim = Simulator(SimulatorConfig(seed=3, streams=("cloudtrail",), object_interval_s=900))
     written = list(sim.write_range(open_storage(landing_uri), START, START.replace(hour=10)))
     monkeypatch.setenv("GLUE_DATABASE", "lake_glue_it")
-    resources = {
-        "lake": LakeResource(landing_uri=landing_uri, lake_uri=lake_uri, s3=S3Resource()),
-        "warehouse": DuckDBResource(database=str(tmp_path / "warehouse.duckdb")),
-    }
+    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb")
     schema_asset = [a for a in ingest_assets("cloudtrail") if a.key.path[0] == "schema"]
     result = materialize(
         schema_asset,

@@ -18,7 +18,7 @@ import pytest
 from lake.cleaned_io import clean_hour
 from lake.cleaning import _hmac_sql
 from lake.firehose import hour_prefix, object_key
-from lake.pii import REDACTED
+from lake.pii import REDACTED, PIIKey, install_key
 from lake.pii_rules import PiiRules, parse_pii_rules, text_rules_sql
 from lake.storage import LocalStorage
 from lake.streams import StreamConfigError, load_streams
@@ -256,7 +256,9 @@ def test_cloudtrail_shapes_carry_no_personal_value(landing, lake) -> None:
 
 @pytest.fixture
 def con() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
+    con = duckdb.connect()
+    install_key(con, PIIKey(KEY.encode(), "env"))
+    return con
 
 
 def mask_texts(con: duckdb.DuckDBPyConnection, rules: PiiRules, texts: list[str | None]) -> list:
