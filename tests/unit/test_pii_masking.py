@@ -68,17 +68,15 @@ def robot(eid: str, operator: Any) -> str:
     )
 
 
-ROBOT_TABLE_OPERATOR_STRING = {
-    "Name": "robot_telemetry",
-    "StorageDescriptor": {
-        "Columns": [
-            {"Name": "event_id", "Type": "string"},
-            {"Name": "ts", "Type": "timestamp"},
-            {"Name": "robot_id", "Type": "string"},
-            {"Name": "operator", "Type": "string"},  # the catalog followed a string operator
-        ]
-    },
-}
+def robot_table(**extra: str) -> dict[str, Any]:
+    """A robot_telemetry catalog table (only Columns matter to cleaning): the stream's
+    identity columns plus `extra` name -> Hive type."""
+    types = {"event_id": "string", "ts": "timestamp", "robot_id": "string", **extra}
+    columns = [{"Name": n, "Type": t} for n, t in types.items()]
+    return {"Name": "robot_telemetry", "StorageDescriptor": {"Columns": columns}}
+
+
+ROBOT_TABLE_OPERATOR_STRING = robot_table(operator="string")  # the catalog followed a string
 
 
 def test_a_pii_object_arriving_as_a_string_is_masked_whole(landing, lake) -> None:
@@ -355,16 +353,7 @@ def test_custom_value_rule_is_applied_after_the_built_ins(con) -> None:
 
 
 def test_a_pii_field_the_catalog_lacks_is_masked_when_added_for_the_run(landing, lake) -> None:
-    table = {
-        "Name": "robot_telemetry",
-        "StorageDescriptor": {
-            "Columns": [
-                {"Name": "event_id", "Type": "string"},
-                {"Name": "ts", "Type": "timestamp"},
-                {"Name": "robot_id", "Type": "string"},
-            ]
-        },
-    }
+    table = robot_table()
     text = robot("e1", {"name": "Jane Doe", "email": "jane.doe@farm.example"}) + robot(
         "e2", {"name": "Jane Doe", "email": "jane.doe@farm.example"}
     )
