@@ -25,7 +25,7 @@ from lake.column_names import LINEAGE_NAMES, assign_columns
 from lake.crawler import column_assignment, stored_schema
 from lake.hive_types import Struct, leaf_columns
 from lake.pii import IPAD_VARIABLE, OPAD_VARIABLE, REDACTED
-from lake.pii_rules import PiiRules, text_rules_sql
+from lake.pii_rules import text_rule_stages
 from lake.record_limits import KEY_TOO_LONG, TOO_DEEP, TOO_MANY_COLUMNS
 from lake.streams import StreamSpec
 
@@ -116,6 +116,20 @@ def typing_sql(
     typed = [f"{_typed(c, spec, bounds)} AS {quote_identifier(c.name)}" for c in columns]
     reasons = _reasons(columns, spec, bounds)
     extract = f"json_extract_string(raw, {pointers}::VARCHAR[])" if columns else "NULL"
+    masking = text_rule_stages(
+        [
+            (quote_identifier("v_" + c.name), quote_identifier("m_" + c.name))
+            for c in columns
+            if _text_masked(c, spec)
+        ],
+        spec.pii,
+        _hmac_sql,
+        REDACTED,
+    )
+    masked = "".join(
+        f"masked_{i} AS (SELECT {stage} FROM {'leaves' if i == 0 else f'masked_{i - 1}'}),\n"
+        for i, stage in enumerate(masking)
+    )
     return f"""
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
@@ -125,8 +139,9 @@ WITH parsed AS (
 ), leaves AS (
     SELECT _object, _position, _jt, _shape, {", ".join(leaves) or "NULL AS _none"}
     FROM parsed
-), timed AS (
-    SELECT *, {_event_any(columns, spec)} AS _event_any FROM leaves
+),
+{masked}timed AS (
+    SELECT *, {_event_any(columns, spec)} AS _event_any FROM {f"masked_{len(masking) - 1}" if masking else "leaves"}
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"},
            md5_number({_dedup_value(columns, spec)}) AS _key_hash
@@ -173,10 +188,23 @@ def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> st
             if c.type == "string"
             else "NULL"
         )
-    return _cast(v, c, spec.pii)
+    if _text_masked(c, spec):
+        return quote_identifier("m_" + c.name)  # the masking stages' result
+    return _cast(v, c)
 
 
-def _cast(v: str, c: Column, text_rules: PiiRules | None = None) -> str:
+def _text_masked(c: Column, spec: StreamSpec) -> bool:
+    """Whether the stream's text rules (pii_keys, pii_values) rewrite this column: text
+    columns without a mask of their own (numbers, booleans and times hold no text)."""
+    return (
+        spec.pii.masks_text
+        and c.mask is None
+        and c.duck_type == "VARCHAR"
+        and c.path != (spec.event_time_field,)
+    )
+
+
+def _cast(v: str, c: Column) -> str:
     if c.type in ("int", "bigint"):
         return (
             f"CASE WHEN regexp_full_match({v}, '-?[0-9]+') THEN TRY_CAST({v} AS {c.duck_type}) END"
@@ -186,7 +214,7 @@ def _cast(v: str, c: Column, text_rules: PiiRules | None = None) -> str:
     if c.type == "boolean":
         return f"CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END"
     if c.duck_type == "VARCHAR":
-        return v if text_rules is None else text_rules_sql(v, text_rules, _hmac_sql, REDACTED)
+        return v
     if c.type in _DATE_RANGES:  # infinities and year 10000 parse, but no reader takes them
         lo, hi = _DATE_RANGES[c.type]
         t = f"TRY_CAST({v} AS {c.duck_type})"
@@ -237,8 +265,9 @@ def _hmac_sql(v: str) -> str:
         f"coalesce(getvariable({sql_string(name)})::BLOB, error({missing})::BLOB)"
         for name in (IPAD_VARIABLE, OPAD_VARIABLE)
     )
-    inner = f"unhex(sha256({ipad} || encode({v})))"
-    return f"CASE WHEN {v} IS NOT NULL THEN sha256({opad} || {inner}) END"
+    # `v` appears once (NULL in, NULL out through ||): the caller's expression, often a
+    # regexp extraction, is not evaluated twice
+    return f"sha256({opad} || unhex(sha256({ipad} || encode({v}))))"
 
 
 def _dedup_value(columns: list[Column], spec: StreamSpec) -> str:

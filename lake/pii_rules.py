@@ -44,23 +44,26 @@ _IPV6 = "|".join(
     ]
 )
 
-# name -> (kept prefix, masked part): a match keeps its prefix and masks the rest
-BUILTIN_VALUE_RULES: dict[str, tuple[str, str]] = {
-    # arn:aws:iam::<account>:user/<path/><name>, :assumed-role/<role>/<session>,
+# name -> (kept prefix, masked part, literal hints), applied in this order: a masked part
+# becomes hex, which no later rule matches (ipv6 comes before ipv4 so that an
+# IPv4-mapped address is masked whole)
+BUILTIN_VALUE_RULES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    # arn:aws:iam::<account>:user/<path/><name>, :mfa/<name>, :assumed-role/<role>/<session>,
     # :federated-user/<name>: the account, the role and the path stay, the person is masked
     "iam_user_arn": (
         r"arn:aws[a-z-]*:(?:iam::[0-9]{12}:(?:user|mfa)/(?:" + _NAME + r"/)*|sts::[0-9]{12}:"
         r"(?:assumed-role/" + _NAME + r"/|federated-user/))",
         _NAME,
+        ("arn:aws",),
     ),
     # IAM's AccessDenied wording for a user resource: "... on resource: user <name> because"
-    "iam_message_user": (r"\bresource: user ", _NAME),
+    "iam_message_user": (r"\bresource: user ", _NAME, ("resource: user ",)),
     # an assumed role's unique id with its session: AROA...:<session>, in principalId
-    "iam_session_id": (r"\b(?:AROA|ASIA)[A-Z0-9]{16}:", _NAME),
-    "email": ("", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-    "ipv4": ("", _IPV4),
-    "ipv6": ("", "(?:" + _IPV6 + ")"),
-    "aws_access_key_id": ("", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+    "iam_session_id": (r"\b(?:AROA|ASIA)[A-Z0-9]{16}:", _NAME, ("AROA", "ASIA")),
+    "email": ("", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", ("@",)),
+    "ipv6": ("", "(?:" + _IPV6 + ")", (":",)),
+    "ipv4": ("", _IPV4, (".",)),
+    "aws_access_key_id": ("", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", ("AKIA", "ASIA")),
 }
 # a JSON string's content (escapes included) after `"<key>": "`
 _JSON_STRING = r"(?:[^\"\\]|\\.)+"
@@ -78,6 +81,8 @@ class ValueRule:
     keep: str
     value: str
     mask: str
+    # literal texts of which every match holds one: a cheap test before the regex runs
+    hints: tuple[str, ...] = ()
 
     @property
     def pattern(self) -> str:
@@ -94,10 +99,18 @@ class PiiRules:
     def text_rules(self) -> tuple[ValueRule, ...]:
         """Rules applied to text columns: the keys' string values inside JSON text, then
         the value rules."""
+        by_mask = {m: [k for k, km in self.keys.items() if km == m] for m in MASKS}
         return tuple(
-            ValueRule(f"key {key}", '"' + _any_case(key) + r'"\s*:\s*"', _JSON_STRING, mask)
-            for key, mask in self.keys.items()
+            ValueRule(
+                f"keys ({mask})", _quoted_keys(keys) + r'\s*:\s*"', _JSON_STRING, mask, ('"',)
+            )
+            for mask, keys in by_mask.items()
+            if keys
         ) + tuple(self.values)
+
+    @property
+    def masks_text(self) -> bool:
+        return bool(self.keys or self.values)
 
     @property
     def non_string_key_value(self) -> str | None:
@@ -105,8 +118,7 @@ class PiiRules:
         text: the value cannot be masked in place, so the whole text is redacted."""
         if not self.keys:
             return None
-        keys = "|".join(_any_case(k) for k in self.keys)
-        return '"(?:' + keys + r')"\s*:\s*[-0-9tf{\[]'
+        return _quoted_keys(list(self.keys)) + r"\s*:\s*[-0-9tf{\[]"
 
     def column_mask(self, path: tuple[str, ...]) -> str | None:
         """The mask of the column at `path` (the record's keys), or None when only the text
@@ -124,8 +136,9 @@ class PiiRules:
         return "redact" if "redact" in found else "hash"
 
 
-def _any_case(key: str) -> str:
-    return "(?i:" + re.escape(key) + ")"
+def _quoted_keys(keys: list[str]) -> str:
+    """RE2 for any of `keys` as a JSON object key, in any case."""
+    return '"(?i:' + "|".join(re.escape(k) for k in keys) + ')"'
 
 
 def parse_pii_rules(body: Mapping[str, Any], where: str) -> PiiRules:
@@ -140,10 +153,9 @@ def parse_pii_rules(body: Mapping[str, Any], where: str) -> PiiRules:
                     f"{where}: pii_values {name!r} is not a built-in rule "
                     f"({', '.join(BUILTIN_VALUE_RULES)}); give {{pattern, mask}} for your own"
                 )
-            keep, value = BUILTIN_VALUE_RULES[name]
-            values.append(
-                ValueRule(str(name), keep, value, _mask(how, f"pii_values {name}", where))
-            )
+            keep, value, hints = BUILTIN_VALUE_RULES[name]
+            mask = _mask(how, f"pii_values {name}", where)
+            values.append(ValueRule(str(name), keep, value, mask, hints))
         elif isinstance(how, Mapping) and set(how) == {"pattern", "mask"}:
             pattern = str(how["pattern"])
             _check_pattern(pattern, f"{where}: pii_values {name!r}")
@@ -189,47 +201,71 @@ def _check_pattern(pattern: str, where: str) -> None:
         raise PiiRuleError(f"{where}: pattern matches the empty text")
 
 
-def text_rules_sql(v: str, rules: PiiRules, hmac_sql: Callable[[str], str], redacted: str) -> str:
-    """SQL masking every text-rule match in the VARCHAR expression `v` (evaluated once).
+def text_rule_stages(
+    columns: list[tuple[str, str]],
+    rules: PiiRules,
+    hmac_sql: Callable[[str], str],
+    redacted: str,
+) -> list[str]:
+    """Select lists of the query stages that mask text: each (source, target) pair of
+    quoted column names gets `target`, the source with every text-rule match masked.
 
-    All rules form one alternation, so a text is scanned once and the leftmost match wins
-    (an assumed-role ARN whose session is an e-mail is masked as an ARN). Each match is
-    split into its kept prefix and masked part by matching it again, anchored, against
-    the rules in order."""
-    text_rules = rules.text_rules
-    whole = rules.non_string_key_value
-    if not text_rules:
-        return v
-    alternation = "|".join(r.pattern for r in text_rules)
-    masked_match = (
-        "CASE "
-        + " ".join(_rule_case(r, hmac_sql, redacted) for r in text_rules)
-        + f" ELSE {_lit(redacted)} END"
-    )
-    pieces = (
-        f"list_zip(string_split_regex(_t, {_lit(alternation)}), "
-        f"regexp_extract_all(_t, {_lit(alternation)}))"
-    )
-    rewrite = (
-        f"array_to_string(list_transform({pieces}, lambda _z: _z[1] || "
-        f"CASE WHEN _z[2] IS NULL THEN '' "
-        f"ELSE list_transform([_z[2]], lambda _m: {masked_match})[1] END), '')"
-    )
-    body = f"CASE WHEN regexp_matches(_t, {_lit(alternation)}) THEN {rewrite} ELSE _t END"
-    if whole:
-        body = f"CASE WHEN regexp_matches(_t, {_lit(whole)}) THEN {_lit(redacted)} ELSE {body} END"
-    return f"list_transform([{v}], lambda _t: {body})[1]"
+    The first stage copies each source into its target; then one stage per rule
+    rewrites the targets (`SELECT <list> FROM <previous stage>`), so every rule reads
+    the one before's result without repeating its SQL. A rule runs only where one of its
+    literal hints occurs and its pattern matches: most values pay a few substring tests.
+    The sources stay as they were (the dedup key is taken from them)."""
+    if not columns or not rules.masks_text:
+        return []
+    stages = ["*, " + ", ".join(f"{src} AS {dst}" for src, dst in columns)]
+    for rule in rules.text_rules:
+        stages.append(
+            _replace_all(columns, lambda _, t, r=rule: _rule_step(t, r, hmac_sql, redacted))
+        )
+    if whole := rules.non_string_key_value:
+        stages.append(
+            _replace_all(
+                columns,
+                lambda src, t: (
+                    f"CASE WHEN contains({src}, '\"') AND "
+                    f"regexp_matches({src}, {_lit(whole)}) THEN {_lit(redacted)} ELSE {t} END"
+                ),
+            )
+        )
+    return stages
 
 
-def _rule_case(rule: ValueRule, hmac_sql: Callable[[str], str], redacted: str) -> str:
-    """WHEN the match `_m` is this rule's: its kept prefix followed by the masked part."""
-    anchored = _lit("^" + rule.pattern + "$")
-    part = f"regexp_extract(_m, {anchored}, 2)"
-    masked = hmac_sql(part) if rule.mask == "hash" else _lit(redacted)
+def _replace_all(columns: list[tuple[str, str]], step: Callable[[str, str], str]) -> str:
+    return "* REPLACE (" + ", ".join(f"{step(src, dst)} AS {dst}" for src, dst in columns) + ")"
+
+
+def _rule_step(t: str, rule: ValueRule, hmac_sql: Callable[[str], str], redacted: str) -> str:
+    """`t` after `rule`. A text that is one match as a whole (an ARN column, an address)
+    takes the short way: two extractions instead of three scans and list work."""
+    pattern = _lit(rule.pattern)
+    hinted = " OR ".join(f"contains({t}, {_lit(h)})" for h in rule.hints) or "true"
+    keep, part = (f"regexp_extract({t}, {pattern}, {g})" for g in (1, 2))
+    whole = f"{keep} || {hmac_sql(part) if rule.mask == 'hash' else _lit(redacted)}"
     return (
-        f"WHEN regexp_full_match(_m, {_lit(rule.pattern)}) "
-        f"THEN regexp_extract(_m, {anchored}, 1) || {masked}"
+        f"CASE WHEN NOT ({hinted}) THEN {t} "
+        f"WHEN regexp_full_match({t}, {pattern}) THEN {whole} "
+        f"WHEN regexp_matches({t}, {pattern}) THEN {_rewrite(t, rule, hmac_sql, redacted)} "
+        f"ELSE {t} END"
     )
+
+
+def _rewrite(t: str, rule: ValueRule, hmac_sql: Callable[[str], str], redacted: str) -> str:
+    """`t` with each match of `rule`: its kept prefix, then its masked part. The pieces
+    between matches, the kept prefixes and the masked parts come from three scans that
+    find the same matches (leftmost, not overlapping), zipped (pieces has one more)."""
+    pattern = _lit(rule.pattern)
+    zipped = (
+        f"list_zip(string_split_regex({t}, {pattern}), regexp_extract_all({t}, {pattern}, 1), "
+        f"regexp_extract_all({t}, {pattern}, 2))"
+    )
+    masked = hmac_sql("_z[3]") if rule.mask == "hash" else _lit(redacted)
+    piece = f"_z[1] || CASE WHEN _z[3] IS NULL THEN '' ELSE _z[2] || {masked} END"
+    return f"array_to_string(list_transform({zipped}, lambda _z: {piece}), '')"
 
 
 def _lit(text: str) -> str:

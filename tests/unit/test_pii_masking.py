@@ -19,7 +19,7 @@ from lake.cleaned_io import clean_hour
 from lake.cleaning import _hmac_sql
 from lake.firehose import hour_prefix, object_key
 from lake.pii import REDACTED, PIIKey, install_key
-from lake.pii_rules import PiiRules, parse_pii_rules, text_rules_sql
+from lake.pii_rules import PiiRules, parse_pii_rules, text_rule_stages
 from lake.storage import LocalStorage
 from lake.streams import StreamConfigError, load_streams
 
@@ -260,10 +260,18 @@ def con() -> duckdb.DuckDBPyConnection:
 
 
 def mask_texts(con: duckdb.DuckDBPyConnection, rules: PiiRules, texts: list[str | None]) -> list:
-    sql = text_rules_sql("v", rules, _hmac_sql, REDACTED)
+    """The texts through the masking stages cleaning runs (lake.cleaning.typing_sql)."""
     con.execute("CREATE OR REPLACE TABLE t (i INTEGER, v VARCHAR)")
     con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
-    return [r[0] for r in con.execute(f"SELECT {sql} FROM t ORDER BY i").fetchall()]
+    stages = text_rule_stages([("v", "m")], rules, _hmac_sql, REDACTED)
+    ctes = ", ".join(
+        f"s{i} AS (SELECT {stage} FROM {'t' if i == 0 else f's{i - 1}'})"
+        for i, stage in enumerate(stages)
+    )
+    return [
+        r[0]
+        for r in con.execute(f"WITH {ctes} SELECT m FROM s{len(stages) - 1} ORDER BY i").fetchall()
+    ]
 
 
 CLOUDTRAIL_RULES = load_streams()["cloudtrail"].pii
