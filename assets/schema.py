@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from assets.hourly import hourly_asset_args, hours_of
+from lake.athena_ddl import show_create_table, table_problems
 from lake.crawler import Catalog, CrawlResult, crawl_objects, partition_doc
 from lake.firehose import hour_prefix
 from lake.glue_sync import GlueSync
@@ -84,7 +85,13 @@ def _metadata(
 ) -> dict:
     columns = table["StorageDescriptor"]["Columns"] if table else []
     unknown = {k: v for r in results for k, v in r.hour.unknown.items()}
-    return {
+    athena = {}
+    if table:  # the DDL for users who create the table in Athena by hand, not by Glue sync
+        athena = {
+            "athena_ddl": MetadataValue.md(f"```sql\n{show_create_table(table)}\n```"),
+            "athena_problems": MetadataValue.json(table_problems(table)),
+        }
+    return athena | {
         "dagster/column_schema": TableSchema(
             columns=[
                 TableColumn(c["Name"], c["Type"], description=c.get("Comment") or None)

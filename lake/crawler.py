@@ -36,13 +36,16 @@ from lake.hive_types import (
     MergeReport,
     Struct,
     add_new_fields,
+    case_variants,
     catalog_names,
+    empty_object_paths,
     from_catalog,
     infer,
     is_widening,
     leaf_columns,
     leaf_count,
     merge,
+    restore_empty_objects,
     to_hive,
     without_paths,
 )
@@ -55,26 +58,10 @@ from lake.storage import (
     Storage,
 )
 from lake.streams import RecordLimits, StreamSpec
+from lake.table_formats import table_format
 
 CRAWLER_NAME = "firehose-lake-crawler"
 STAT_KEYS = ("recordCount", "objectCount", "sizeKey")
-_FORMATS = {
-    "json": (
-        "org.apache.hadoop.mapred.TextInputFormat",
-        "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-        "org.openx.data.jsonserde.JsonSerDe",
-    ),
-    "csv": (
-        "org.apache.hadoop.mapred.TextInputFormat",
-        "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-        "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
-    ),
-    "parquet": (
-        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-    ),
-}
 
 
 @dataclass
@@ -363,9 +350,11 @@ def stored_schema(table: dict[str, Any] | None) -> Struct:
         return Struct()
     params = table.get("Parameters", {})
     columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
-    schema = from_catalog(columns, json.loads(params.get("fieldNameMap", "{}")))
+    name_map = json.loads(params.get("fieldNameMap", "{}"))
+    schema = from_catalog(columns, name_map, json.loads(params.get("caseVariants", "{}")))
     for path in json.loads(params.get("nullOnlyFields", "[]")):
         _set_null(schema, path.split("."))
+    restore_empty_objects(schema, json.loads(params.get("emptyObjectFields", "[]")))
     return schema
 
 
@@ -488,8 +477,7 @@ def build_table(
     columns, name_map = catalog_names(schema)
     leaves = [(flat, path) for flat, path, _ in leaf_columns(schema)]
     names = assign_columns(leaves, assigned or {}, spec.limits.max_name_bytes, LINEAGE_NAMES)
-    input_format, output_format, serde = _FORMATS.get(classification, _FORMATS["json"])
-    serde_params = _serde_parameters(classification, name_map, columns, seen)
+    fmt = table_format(spec, classification, schema, name_map, columns, seen.csv_delimiter)
     partition_names = next(iter(seen.partitions.values())).names if seen.partitions else []
     return {
         "Name": spec.name,
@@ -503,10 +491,10 @@ def build_table(
                 for name, hive in columns
             ],
             "Location": f"{landing_uri.rstrip('/')}/{spec.name}/",
-            "InputFormat": input_format,
-            "OutputFormat": output_format,
+            "InputFormat": fmt.input_format,
+            "OutputFormat": fmt.output_format,
             "Compressed": spec.compression == "gzip",
-            "SerdeInfo": {"SerializationLibrary": serde, "Parameters": serde_params},
+            "SerdeInfo": {"SerializationLibrary": fmt.serde, "Parameters": fmt.serde_parameters},
         },
         "PartitionKeys": [{"Name": n, "Type": "string"} for n in partition_names],
         "Parameters": {
@@ -516,6 +504,9 @@ def build_table(
             "UPDATED_BY_CRAWLER": CRAWLER_NAME,
             "fieldNameMap": json.dumps(name_map, sort_keys=True),
             "nullOnlyFields": json.dumps(_null_paths(schema)),
+            "caseVariants": json.dumps(case_variants(schema)),
+            "emptyObjectFields": json.dumps(empty_object_paths(schema)),
+            **fmt.parameters,
             PARAMETER: to_parameter(names),
             "changePolicy": spec.crawler.change_policy.upper(),
             "compatibility": spec.crawler.compatibility.upper(),
@@ -526,19 +517,6 @@ def build_table(
 
 def _comment(name: str, name_map: dict[str, str]) -> str:
     return f"from JSON key {name_map[name]!r}" if name in name_map else ""
-
-
-def _serde_parameters(
-    classification: str, name_map: dict[str, str], columns: list[tuple[str, str]], seen: HourSchema
-) -> dict[str, str]:
-    if classification == "csv":
-        return {"field.delim": seen.csv_delimiter or ","}
-    if classification != "json":
-        return {}
-    # OpenX JsonSerDe reads a top-level column from a differently named key via mapping.<col>
-    params = {"paths": ",".join(name for name, _ in columns), "case.insensitive": "FALSE"}
-    params.update({f"mapping.{n}": o for n, o in name_map.items() if "." not in n})
-    return params
 
 
 def _null_paths(schema: Struct, prefix: str = "") -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -159,13 +160,58 @@ def from_duckdb_structure(structure: Any) -> HiveType:
 
 
 def to_hive(t: HiveType) -> str:
-    """Glue's type string with catalog-safe field names; a type that saw only nulls is string."""
+    """Glue's type string as Athena reads it: catalog-safe field names, keys that differ
+    only by case folded into one field (athena_fields), and no empty struct (Athena
+    rejects `struct<>`: an object only ever seen empty is `string`, its JSON text); a
+    type that saw only nulls is string."""
     if isinstance(t, Struct):
-        safe = safe_names(list(t.fields))
-        return "struct<" + ",".join(f"{safe[n]}:{to_hive(s)}" for n, s in t.fields.items()) + ">"
+        if not t.fields:
+            return "string"
+        return "struct<" + ",".join(f"{n}:{to_hive(s)}" for n, _, s in athena_fields(t)) + ">"
     if isinstance(t, Array):
         return f"array<{to_hive(t.element)}>"
     return "string" if t == NULL else t
+
+
+def athena_fields(struct: Struct) -> list[tuple[str, list[str], HiveType]]:
+    """(catalog name, original keys, type) of each field Athena sees in `struct`.
+
+    Athena's names are case-insensitive and its JSON SerDes match keys ignoring case, so
+    keys equal but for case (`accountId`, `accountid`) are one field typed by merging
+    theirs; other collisions of the Glue-safe spelling (`a-b`, `a_b`) get `_2`, `_3`...
+    """
+    groups: dict[str, list[str]] = {}
+    for original in struct.fields:
+        groups.setdefault(original.lower(), []).append(original)
+    safe = safe_names([members[0] for members in groups.values()])
+    out: list[tuple[str, list[str], HiveType]] = []
+    for members in groups.values():
+        merged: HiveType = NULL
+        for original in members:
+            merged = merge(merged, struct.fields[original])
+        out.append((safe[members[0]], members, merged))
+    return out
+
+
+def catalog_fields(struct: Struct, prefix: str = "") -> Iterator[CatalogField]:
+    """Every field of the catalog's types, at any depth (through arrays), in column order."""
+    for name, members, t in athena_fields(struct):
+        path = f"{prefix}{name}"
+        yield CatalogField(path, name, members, t, not prefix)
+        inner = t
+        while isinstance(inner, Array):
+            inner = inner.element
+        if isinstance(inner, Struct):
+            yield from catalog_fields(inner, f"{path}.")
+
+
+@dataclass(frozen=True)
+class CatalogField:
+    path: str  # dotted catalog names
+    name: str
+    originals: list[str]  # the JSON keys it reads (several when they differ only by case)
+    type: HiveType
+    top_level: bool
 
 
 def safe_names(originals: list[str]) -> dict[str, str]:
@@ -186,45 +232,115 @@ def catalog_names(schema: Struct) -> tuple[list[tuple[str, str]], dict[str, str]
     """Top-level (catalog name, Hive type) pairs and the map back to the original keys.
 
     The map is keyed by the dotted path of catalog names and holds only the names that
-    differ from their original key.
+    differ from their original key (the first one seen, for keys folded by case).
     """
-    name_map: dict[str, str] = {}
-    _collect_map(schema, "", name_map)
-    top = safe_names(list(schema.fields))
-    return [(top[n], to_hive(t)) for n, t in schema.fields.items()], name_map
+    name_map = {f.path: f.originals[0] for f in catalog_fields(schema) if f.name != f.originals[0]}
+    return [(name, to_hive(t)) for name, _, t in athena_fields(schema)], name_map
 
 
-def _collect_map(struct: Struct, prefix: str, name_map: dict[str, str]) -> None:
-    for original, safe in safe_names(list(struct.fields)).items():
-        path = f"{prefix}{safe}"
-        if safe != original:
-            name_map[path] = original
-        inner = struct.fields[original]
-        while isinstance(inner, Array):
-            inner = inner.element
-        if isinstance(inner, Struct):
-            _collect_map(inner, f"{path}.", name_map)
+def case_variants(schema: Struct) -> dict[str, dict[str, Any]]:
+    """Catalog path -> {original key: its own type (encode_type)} for every field folded
+    from keys that differ only by case, so that from_catalog gives each key back."""
+    return {
+        f.path: {o: _field_type(schema, f.path, o) for o in f.originals}
+        for f in catalog_fields(schema)
+        if len(f.originals) > 1
+    }
 
 
-def from_catalog(columns: list[tuple[str, str]], name_map: dict[str, str]) -> Struct:
-    """Inverse of catalog_names: a Struct keyed by the original keys again."""
+def _field_type(schema: Struct, path: str, original: str) -> Any:
+    node: HiveType = schema
+    for part in path.split(".")[:-1]:
+        node = _unwrap(node)
+        node = next(t for n, _, t in athena_fields(node) if n == part)  # type: ignore[arg-type]
+    return encode_type(_unwrap(node).fields[original])  # type: ignore[union-attr]
+
+
+def _unwrap(t: HiveType) -> HiveType:
+    while isinstance(t, Array):
+        t = t.element
+    return t
+
+
+def encode_type(t: HiveType) -> Any:
+    """A type keyed by original keys as JSON: "int", {"array": ...}, {"struct": [[k, ...]]}."""
+    if isinstance(t, Struct):
+        return {"struct": [[k, encode_type(v)] for k, v in t.fields.items()]}
+    if isinstance(t, Array):
+        return {"array": encode_type(t.element)}
+    return t
+
+
+def decode_type(doc: Any) -> HiveType:
+    if isinstance(doc, dict) and "struct" in doc:
+        return Struct({k: decode_type(v) for k, v in doc["struct"]})
+    if isinstance(doc, dict) and "array" in doc:
+        return Array(decode_type(doc["array"]))
+    return str(doc)
+
+
+def from_catalog(
+    columns: list[tuple[str, str]],
+    name_map: dict[str, str],
+    variants: dict[str, dict[str, Any]] | None = None,
+) -> Struct:
+    """Inverse of catalog_names (and case_variants): a Struct keyed by the original keys."""
+    folded = variants or {}
     out = Struct()
     for name, hive in columns:
-        out.fields[name_map.get(name, name)] = _restore(parse_hive(hive), name, name_map)
+        if name in folded:
+            out.fields |= {o: decode_type(t) for o, t in folded[name].items()}
+            continue
+        out.fields[name_map.get(name, name)] = _restore(parse_hive(hive), name, name_map, folded)
     return out
 
 
-def _restore(t: HiveType, path: str, name_map: dict[str, str]) -> HiveType:
+def _restore(
+    t: HiveType, path: str, name_map: dict[str, str], folded: dict[str, dict[str, Any]]
+) -> HiveType:
     if isinstance(t, Array):
-        return Array(_restore(t.element, path, name_map))
+        return Array(_restore(t.element, path, name_map, folded))
     if isinstance(t, Struct):
-        return Struct(
-            {
-                name_map.get(f"{path}.{n}", n): _restore(s, f"{path}.{n}", name_map)
-                for n, s in t.fields.items()
-            }
-        )
+        out = Struct()
+        for n, s in t.fields.items():
+            sub = f"{path}.{n}"
+            if sub in folded:
+                out.fields |= {o: decode_type(v) for o, v in folded[sub].items()}
+            else:
+                out.fields[name_map.get(sub, n)] = _restore(s, sub, name_map, folded)
+        return out
     return t
+
+
+def empty_object_paths(t: HiveType, prefix: tuple[str | None, ...] = ()) -> list[list[str | None]]:
+    """Original-key paths (None = an array's element) of objects only ever seen empty;
+    the catalog writes them as `string`, the crawler remembers them to merge later shapes."""
+    if isinstance(t, Array):
+        return empty_object_paths(t.element, (*prefix, None))
+    if not isinstance(t, Struct):
+        return []
+    if not t.fields:
+        return [list(prefix)] if prefix else []
+    return [p for k, v in t.fields.items() for p in empty_object_paths(v, (*prefix, k))]
+
+
+def restore_empty_objects(schema: Struct, paths: list[list[str | None]]) -> None:
+    """Put back the empty objects the catalog wrote as `string` (see empty_object_paths)."""
+    for path in paths:
+        parent: HiveType = schema
+        for part in path[:-1]:
+            parent = _step(parent, part)
+        last = path[-1]
+        if last is None and isinstance(parent, Array) and parent.element in ("string", NULL):
+            parent.element = Struct()
+        elif isinstance(parent, Struct) and parent.fields.get(last or "", 0) in ("string", NULL):
+            parent.fields[last or ""] = Struct()  # `string` as written: no shape seen since
+
+
+def _step(node: HiveType, part: str | None) -> HiveType:
+    if part is None:
+        return node.element if isinstance(node, Array) else NULL
+    return node.fields.get(part, NULL) if isinstance(node, Struct) else NULL
 
 
 def parse_hive(text: str) -> HiveType:

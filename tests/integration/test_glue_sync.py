@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from lake.athena_ddl import table_problems
+from lake.crawler import Catalog, crawl_objects
+from lake.firehose import hour_prefix, object_key
 from lake.glue_sync import GlueSync, GlueSyncError, SyncResult
+from lake.storage import LocalStorage
+from lake.streams import load_streams
 
 pytestmark = pytest.mark.s3
 
@@ -190,3 +199,51 @@ def test_other_partition_errors_raise_naming_the_partition(sync: GlueSync) -> No
 
     assert "['2026', '11', '21', '09']: InvalidInputException: bad" in str(info.value)
     assert info.value.result.partitions_created == 2
+
+
+def test_crawled_cloudtrail_table_syncs_as_athena_reads_it(
+    sync: GlueSync, glue: Any, tmp_path: Path
+) -> None:
+    """A real crawl of a gzip CloudTrail object (empty objects, `accountId`/`accountid` in
+    resources, `Status`/`status`) pushed to Glue: what Glue holds is what Athena needs."""
+    spec = load_streams()["cloudtrail"]
+    landing = LocalStorage(tmp_path / "landing")
+    catalog = Catalog(LocalStorage(tmp_path / "lake"), sync.database)
+    hour = datetime(2026, 11, 21, 8, 3, tzinfo=UTC)
+    records = [
+        {
+            "eventTime": "2026-11-21T08:03:00Z",
+            "eventID": "e1",
+            "userIdentity": {"accountId": "1", "sessionContext": {"webIdFederationData": {}}},
+            "environment": {},
+            "resources": [{"ARN": "arn:aws:s3:::b", "accountId": "1"}],
+            "Status": "ok",
+        },
+        {
+            "eventTime": "2026-11-21T08:04:00Z",
+            "eventID": "e2",
+            "status": 2,
+            "resources": [{"ARN": "arn:aws:s3:::c", "accountid": "1"}],
+        },
+    ]
+    body = gzip.compress(json.dumps({"Records": records}).encode())
+    landing.write(object_key("cloudtrail", hour, object_id="ct"), body)
+    result = crawl_objects(
+        spec, catalog, landing, list(landing.list(hour_prefix("cloudtrail", hour)))
+    )
+    partitions = [catalog.get_partition("cloudtrail", ["2026", "11", "21", "08"])]
+
+    assert sync.sync_table(result.table, partitions).table_created
+    table = glue.get_table(DatabaseName=sync.database, Name="cloudtrail")["Table"]
+    sd = table["StorageDescriptor"]
+    assert sd["InputFormat"] == "com.amazon.emr.cloudtrail.CloudTrailInputFormat"
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hive.hcatalog.data.JsonSerDe"
+    columns = {c["Name"]: c["Type"] for c in sd["Columns"]}
+    assert columns["resources"] == "array<struct<arn:string,accountid:string>>"
+    assert columns["environment"] == "string" and columns["status"] == "string"
+    assert "struct<>" not in json.dumps(columns)
+    assert table_problems({**table, "DatabaseName": sync.database}) == []
+    (partition,) = glue.get_partitions(DatabaseName=sync.database, TableName="cloudtrail")[
+        "Partitions"
+    ]
+    assert partition["StorageDescriptor"]["InputFormat"] == sd["InputFormat"]
