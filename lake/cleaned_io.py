@@ -123,7 +123,7 @@ def clean_hour(
         finally:
             con.close()
     typed_as = TypedAs(
-        int(table["VersionId"]) if table else 0,
+        int(table.get("VersionId", 0)) if table else 0,
         {c.name: c.duck_type for c in leaf_columns_of(run.schema, spec, run.assigned)},
     )
     for info, name in zip(todo, all_names, strict=True):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +38,12 @@ from lake.pii import PIIKey, install_key
 from lake.storage import ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
-_HOUR_FORMAT = "%Y%m%dT%H"  # how an output name starts (lake.ledger.output_name)
+_HOUR_FORMAT = "%Y%m%dT%H"
+# objects brought to the catalog's types per run (oldest arrival hours first); the rest
+# wait for the next run, which scans again
+MAX_OBJECTS = int(
+    os.environ.get("RETYPE_MAX_OBJECTS", "1000")
+)  # how an output name starts (lake.ledger.output_name)
 
 
 @dataclass
@@ -47,6 +53,7 @@ class RetypeReport:
     objects_recleaned: list[str] = field(default_factory=list)  # landing keys
     objects_cast: list[str] = field(default_factory=list)  # landing keys no longer in landing
     files_retyped: list[str] = field(default_factory=list)
+    remaining: int = 0  # stale objects left for the next run (past max_objects)
 
     def as_metadata(self) -> dict[str, Any]:
         return {
@@ -55,6 +62,7 @@ class RetypeReport:
             "objects_recleaned": len(self.objects_recleaned),
             "objects_cast": len(self.objects_cast),
             "files_retyped": len(self.files_retyped),
+            "retype_remaining": self.remaining,
         }
 
 
@@ -73,13 +81,15 @@ def retype_stream(
     landing: Storage,
     lake: Storage,
     pii_key: PIIKey,
+    max_objects: int = MAX_OBJECTS,
 ) -> RetypeReport:
-    """Bring every committed cleaned file of the stream to the catalog's column types."""
+    """Bring every committed cleaned file of the stream to the catalog's column types, at
+    most `max_objects` objects of it in this call."""
     report = RetypeReport()
     if not table:
         return report
     target = catalog_types(table, spec)
-    version = int(table["VersionId"])
+    version = int(table.get("VersionId", 0))
     if _marker(lake, spec.name) == target:
         return report
     report.scanned = True
@@ -94,7 +104,13 @@ def retype_stream(
                 manifest["_key"] = info.key
                 hour = datetime.strptime(info.key.removeprefix(folder)[:11], _HOUR_FORMAT)
                 stale.setdefault(hour.replace(tzinfo=UTC), []).append(manifest)
-    for hour, manifests in sorted(stale.items()):
+    budget = max_objects
+    for hour in sorted(stale):
+        manifests = stale[hour][:budget]
+        report.remaining += len(stale[hour]) - len(manifests)
+        budget -= len(manifests)
+        if not manifests:
+            continue
         listed = {o.key: o for o in landing.list(hour_prefix(spec.name, hour))}
         again = [listed[m["source_key"]] for m in manifests if m.get("source_key") in listed]
         if again:
@@ -107,7 +123,9 @@ def retype_stream(
             if manifest.get("source_key") not in listed:
                 report.files_retyped += cast_object(spec, lake, manifest, version, target, pii_key)
                 report.objects_cast.append(str(manifest.get("source_key")))
-    lake.write(marker_key(spec.name), json.dumps({"column_types": target}, indent=1).encode())
+    if not report.remaining:
+        doc = {"catalog_version": version, "column_types": target}
+        lake.write(marker_key(spec.name), json.dumps(doc, indent=1).encode())
     return report
 
 

@@ -6,14 +6,17 @@ cast when landing no longer holds the object)."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from moto import mock_aws
 
 from lake.cleaned_io import clean_hour
 from lake.committed import CommittedFiles
@@ -23,7 +26,7 @@ from lake.mart_build import build_mart
 from lake.marts import parse_mart
 from lake.pii import PIIKey, key_from_env
 from lake.retype import marker_key, retype_stream
-from lake.storage import LocalStorage, ObjectInfo
+from lake.storage import LocalStorage, ObjectInfo, S3Storage, Storage
 from lake.streams import load_streams
 from lake.warehouse import Warehouse
 
@@ -45,7 +48,7 @@ def _pii_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
 
 
-def _put(landing: LocalStorage, hour: datetime, oid: str, records: list[dict[str, Any]]) -> str:
+def _put(landing: Storage, hour: datetime, oid: str, records: list[dict[str, Any]]) -> str:
     key = object_key(SPEC.name, hour.replace(minute=5), object_id=oid)
     text = "".join(json.dumps(r) for r in records)
     landing.write(key, gzip.compress(text.encode()))
@@ -56,22 +59,22 @@ def _rec(eid: str, created: str) -> dict[str, Any]:
     return {"event_id": eid, "ts": "2026-11-21T08:10:00Z", "robot_id": "R1", "created": created}
 
 
-def _objects(landing: LocalStorage, hour: datetime) -> list[ObjectInfo]:
+def _objects(landing: Storage, hour: datetime) -> list[ObjectInfo]:
     return list(landing.list(hour_prefix(SPEC.name, hour)))
 
 
-def _crawl_and_clean(landing: LocalStorage, lake: LocalStorage, hour: datetime) -> dict[str, Any]:
+def _crawl_and_clean(landing: Storage, lake: Storage, hour: datetime) -> dict[str, Any]:
     objects = _objects(landing, hour)
     table = crawl_objects(SPEC, Catalog(lake, DB), landing, objects).table
     clean_hour(SPEC, table, landing, lake, hour, objects)
     return table
 
 
-def _key(landing: LocalStorage, lake: LocalStorage) -> PIIKey:
+def _key(landing: Storage, lake: Storage) -> PIIKey:
     return key_from_env(landing.uri, lake.uri)
 
 
-def _widened_lake(landing: LocalStorage, lake: LocalStorage) -> tuple[dict[str, Any], str]:
+def _widened_lake(landing: Storage, lake: Storage) -> tuple[dict[str, Any], str]:
     """Hour 1: `created` is a timestamp (a producer's +02:00 offset in object a, the
     canonical UTC form in object b); hour 2: it is text once. Returns the widened table
     and object b's key."""
@@ -97,12 +100,12 @@ def _column_type(table: dict[str, Any], name: str) -> str:
     return next(c["Type"] for c in columns if c["Name"] == name)
 
 
-def _committed(lake: LocalStorage) -> list[str]:
+def _committed(lake: Storage) -> list[str]:
     return CommittedFiles(lake, SPEC.name).of_days("cleaned", None)
 
 
-def _types(lake: LocalStorage, name: str) -> set[pa.DataType]:
-    return {pq.read_schema(lake.path(k)).field(name).type for k in _committed(lake)}
+def _types(lake: Storage, name: str) -> set[pa.DataType]:
+    return {pq.read_schema(io.BytesIO(lake.read(k))).field(name).type for k in _committed(lake)}
 
 
 def _parquet_types(lake: LocalStorage, name: str) -> set[tuple[str, str]]:
@@ -115,8 +118,9 @@ def _parquet_types(lake: LocalStorage, name: str) -> set[tuple[str, str]]:
     return found
 
 
-def _rows(lake: LocalStorage) -> dict[str, Any]:
-    rows = [r for k in _committed(lake) for r in pq.read_table(lake.path(k)).to_pylist()]
+def _rows(lake: Storage) -> dict[str, Any]:
+    files = [pq.read_table(io.BytesIO(lake.read(k))) for k in _committed(lake)]
+    rows = [r for t in files for r in t.to_pylist()]
     return {r["event_id"]: r["created"] for r in rows}
 
 
@@ -229,3 +233,32 @@ def test_marts_read_mixed_files_as_the_catalog_type_and_after_the_rewrite(
     after = build()
     assert sum(after["records"].to_pylist()) == 5
     assert "2026-11-21T09:00:00+02:00" in after["created"].to_pylist()
+
+
+def test_the_same_widening_on_s3(tmp_path: Path) -> None:
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="lake-test")
+        landing, lake = S3Storage("lake-test", "landing"), S3Storage("lake-test", "lake")
+        table, b = _widened_lake(landing, lake)
+        assert len(_types(lake, "created")) == 2
+        landing.delete(b)
+        report = retype_stream(SPEC, table, landing, lake, _key(landing, lake))
+        assert report.objects_cast == [b] and len(report.files_retyped) == 2
+        assert _types(lake, "created") == {pa.string()}
+        rows = _rows(lake)
+        assert rows["a1"] == "2026-11-21T09:00:00+02:00"  # re-cleaned: the producer's text
+        assert rows["b1"] == "2026-11-21T07:30:00Z"  # cast: ISO-8601 UTC
+        assert len(rows) == 5
+
+
+def test_at_most_max_objects_per_run_the_rest_next_run(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    table, _ = _widened_lake(landing, lake)
+    key = _key(landing, lake)
+    first = retype_stream(SPEC, table, landing, lake, key, max_objects=1)
+    assert len(first.objects_recleaned) == 1 and first.remaining == 1
+    assert not lake.exists(marker_key(SPEC.name))  # not done: the next run scans again
+    second = retype_stream(SPEC, table, landing, lake, key, max_objects=1)
+    assert len(second.objects_recleaned) == 1 and second.remaining == 0
+    assert _types(lake, "created") == {pa.string()}
