@@ -20,6 +20,7 @@ from assets.hourly import hourly_asset_args, hours_of
 from lake.cleaned_io import HourReport, clean_hour
 from lake.crawler import Catalog
 from lake.firehose import hour_prefix
+from lake.retype import retype_stream
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource, PIIKeyResource
 
@@ -97,6 +98,14 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                 pii_key=key,
             )
             total.absorb(report)
+        # files cleaned under an older catalog version get the current column types
+        retyped = retype_stream(spec, table, landing, lake_storage, key)
+        if retyped.files_retyped:
+            context.log.info(
+                f"retyped {len(retyped.files_retyped)} cleaned files of {spec.name} to the "
+                f"catalog's types ({len(retyped.objects_recleaned)} objects re-cleaned from "
+                f"landing, {len(retyped.objects_cast)} cast)"
+            )
         yield MaterializeResult(
             metadata={
                 **total.as_metadata(),
@@ -108,6 +117,7 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                 ),
                 "files_written": len(total.files_written),
                 "pii_key_source": key.source,
+                **retyped.as_metadata(),
             },
             check_results=[_reconcile(total), _quarantine(total, spec.max_quarantine_ratio)],
         )

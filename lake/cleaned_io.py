@@ -26,10 +26,18 @@ import pyarrow as pa
 
 from lake.clean_pass import NEW_KEYS_TABLE, HourRun
 from lake.clean_report import HourReport
+from lake.cleaning import leaf_columns_of
 from lake.crawler import column_assignment, sample_objects, stored_schema
 from lake.dedup_state import load_seen, save_hour_keys, window_dates
 from lake.firehose import is_folder_marker
-from lake.ledger import files_of, output_name, read_ledger, replace_manifest, unprocessed
+from lake.ledger import (
+    TypedAs,
+    files_of,
+    output_name,
+    read_ledger,
+    replace_manifest,
+    unprocessed,
+)
 from lake.object_fetch import LandedObject, fetch_objects
 from lake.pii import PIIKey, install_key, key_from_env
 from lake.storage import ObjectInfo, Storage
@@ -114,11 +122,22 @@ def clean_hour(
             ).fetchall()[0][0]
         finally:
             con.close()
+    typed_as = TypedAs(
+        int(table.get("VersionId", 0)) if table else 0,
+        {c.name: c.duck_type for c in leaf_columns_of(run.schema, spec, run.assigned)},
+    )
     for info, name in zip(todo, all_names, strict=True):
         report.add(info, run.per_object[name])
         counts = run.per_object[name]
         replace_manifest(
-            lake, spec.name, info, name, counts, earlier[info.key], earlier_files[info.key]
+            lake,
+            spec.name,
+            info,
+            name,
+            counts,
+            earlier[info.key],
+            earlier_files[info.key],
+            typed_as,
         )
     return report
 

@@ -71,6 +71,17 @@ def manifest_of(stream: str, hour: datetime, info: ObjectInfo) -> str:
     return manifest_key(stream, output_name(hour, info.key), object_version(info))
 
 
+@dataclass(frozen=True)
+class TypedAs:
+    """The catalog version a run cleaned with and the DuckDB type of each column it wrote."""
+
+    catalog_version: int
+    column_types: dict[str, str]
+
+    def as_manifest(self) -> dict[str, object]:
+        return {"catalog_version": self.catalog_version, "column_types": self.column_types}
+
+
 def _hour_prefix(stream: str, hour: datetime) -> str:
     return f"{manifests_folder(stream)}{hour:%Y%m%dT%H}-"
 
@@ -156,10 +167,13 @@ def replace_manifest(
     counts: ObjectCounts,
     earlier: list[str],
     earlier_files: list[str],
+    typed_as: TypedAs | None = None,
 ) -> str:
     """Remove the files earlier runs wrote for the key and this run did not, record the
     object as processed in its current version, then drop the earlier manifests. (In this
-    order a crash anywhere leaves the object unprocessed, or processed with nothing stale.)"""
+    order a crash anywhere leaves the object unprocessed, or processed with nothing stale.)
+    `typed_as` records the catalog version and column types the files were written with
+    (lake.retype rewrites the files when the catalog's types move on)."""
     for stale in set(earlier_files) - set(counts.files):
         with contextlib.suppress(ObjectNotFound):
             lake.delete(stale)
@@ -174,6 +188,8 @@ def replace_manifest(
         "records_quarantined": counts.records_quarantined,
         "duplicates_dropped": counts.duplicates_dropped,
     }
+    if typed_as is not None:
+        manifest |= typed_as.as_manifest()
     lake.write(key, json.dumps(manifest, indent=1).encode())
     for old in earlier:
         if old != key:

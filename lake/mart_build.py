@@ -152,8 +152,11 @@ def _create_input_view(
     assert columns is not None
     named = {name for name, _ in columns}
     wanted = columns + [(n, t) for n, t in CLEANED_EXTRA if n not in named]
+    # CAST: a file cleaned before the catalog widened a column may still hold the old type
+    # (lake.retype rewrites it); union_by_name gives the files' common type, the cast the
+    # catalog's
     select = ", ".join(
-        quote_identifier(name)
+        f"CAST({quote_identifier(name)} AS {duck_type}) AS {quote_identifier(name)}"
         if name in present
         else f"NULL::{duck_type} AS {quote_identifier(name)}"
         for name, duck_type in wanted

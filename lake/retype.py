@@ -1,0 +1,246 @@
+"""One type per column across a stream's cleaned files, after the catalog widens a column.
+
+Every manifest records the catalog version and the DuckDB type of each column its files
+were written with (lake.ledger.TypedAs; manifests older than that are judged by their
+files' Parquet schemas). When the catalog's column types are not those a committed
+object was cleaned with, the object is brought to the current types:
+
+- re-cleaned from landing (lake.cleaned_io.clean_hour with full_refresh, that object
+  only) when landing still holds its key: the rows are exactly what a re-clean gives
+  (text as the producer sent it, records quarantined as `cannot_cast` before the
+  widening now cleaned), and the ledger's replace-then-commit order keeps it crash-safe;
+- else its cleaned files are cast in place (cast_to_catalog), the manifest updated last.
+
+A stream is scanned once per change of its catalog column types: `_state/retyped/<stream>.json`
+remembers the types the last complete scan brought every file to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake.cleaned_io import clean_hour
+from lake.cleaning import Column, _cast, columns_from_table, quote_identifier
+from lake.firehose import hour_prefix
+from lake.ledger import manifests_folder
+from lake.parquet_writing import parquet_bytes
+from lake.pii import PIIKey, install_key
+from lake.storage import ObjectNotFound, Storage
+from lake.streams import StreamSpec
+
+_HOUR_FORMAT = "%Y%m%dT%H"
+# objects brought to the catalog's types per run (oldest arrival hours first); the rest
+# wait for the next run, which scans again
+MAX_OBJECTS = int(
+    os.environ.get("RETYPE_MAX_OBJECTS", "1000")
+)  # how an output name starts (lake.ledger.output_name)
+
+
+@dataclass
+class RetypeReport:
+    scanned: bool = False  # False: the catalog's types had not changed since the last scan
+    manifests_checked: int = 0
+    objects_recleaned: list[str] = field(default_factory=list)  # landing keys
+    objects_cast: list[str] = field(default_factory=list)  # landing keys no longer in landing
+    files_retyped: list[str] = field(default_factory=list)
+    remaining: int = 0  # stale objects left for the next run (past max_objects)
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "retype_scanned": self.scanned,
+            "retype_manifests_checked": self.manifests_checked,
+            "objects_recleaned": len(self.objects_recleaned),
+            "objects_cast": len(self.objects_cast),
+            "files_retyped": len(self.files_retyped),
+            "retype_remaining": self.remaining,
+        }
+
+
+def marker_key(stream: str) -> str:
+    return f"_state/retyped/{stream}.json"
+
+
+def catalog_types(table: dict[str, Any], spec: StreamSpec) -> dict[str, str]:
+    """Column name -> the DuckDB type cleaning writes it with under this catalog table."""
+    return {c.name: c.duck_type for c in columns_from_table(table, spec)}
+
+
+def retype_stream(
+    spec: StreamSpec,
+    table: dict[str, Any] | None,
+    landing: Storage,
+    lake: Storage,
+    pii_key: PIIKey,
+    max_objects: int = MAX_OBJECTS,
+) -> RetypeReport:
+    """Bring every committed cleaned file of the stream to the catalog's column types, at
+    most `max_objects` objects of it in this call."""
+    report = RetypeReport()
+    if not table:
+        return report
+    target = catalog_types(table, spec)
+    version = int(table.get("VersionId", 0))
+    if _marker(lake, spec.name) == target:
+        return report
+    report.scanned = True
+    arrow_target = arrow_types(target)
+    stale: dict[datetime, list[dict[str, Any]]] = {}
+    folder = manifests_folder(spec.name)
+    for info in list(lake.list(folder)):
+        with contextlib.suppress(ObjectNotFound, ValueError):
+            manifest = json.loads(lake.read(info.key))
+            report.manifests_checked += 1
+            if isinstance(manifest, dict) and _is_stale(lake, manifest, target, arrow_target):
+                manifest["_key"] = info.key
+                hour = datetime.strptime(info.key.removeprefix(folder)[:11], _HOUR_FORMAT)
+                stale.setdefault(hour.replace(tzinfo=UTC), []).append(manifest)
+    budget = max_objects
+    for hour in sorted(stale):
+        manifests = stale[hour][:budget]
+        report.remaining += len(stale[hour]) - len(manifests)
+        budget -= len(manifests)
+        if not manifests:
+            continue
+        listed = {o.key: o for o in landing.list(hour_prefix(spec.name, hour))}
+        again = [listed[m["source_key"]] for m in manifests if m.get("source_key") in listed]
+        if again:
+            cleaned = clean_hour(
+                spec, table, landing, lake, hour, again, full_refresh=True, pii_key=pii_key
+            )
+            report.objects_recleaned += [o.key for o in again]
+            report.files_retyped += [f for f in cleaned.files_written if f.startswith("cleaned/")]
+        for manifest in manifests:
+            if manifest.get("source_key") not in listed:
+                report.files_retyped += cast_object(spec, lake, manifest, version, target, pii_key)
+                report.objects_cast.append(str(manifest.get("source_key")))
+    if not report.remaining:
+        doc = {"catalog_version": version, "column_types": target}
+        lake.write(marker_key(spec.name), json.dumps(doc, indent=1).encode())
+    return report
+
+
+def _marker(lake: Storage, stream: str) -> dict[str, str] | None:
+    try:
+        return json.loads(lake.read(marker_key(stream))).get("column_types")
+    except (ObjectNotFound, ValueError, AttributeError):
+        return None
+
+
+def _is_stale(
+    lake: Storage,
+    manifest: dict[str, Any],
+    target: dict[str, str],
+    arrow_target: dict[str, pa.DataType],
+) -> bool:
+    recorded = manifest.get("column_types")
+    if isinstance(recorded, dict):
+        return any(name in target and target[name] != t for name, t in recorded.items())
+    # a manifest from before types were recorded: ask the files themselves
+    for key in _cleaned_files(manifest):
+        with contextlib.suppress(ObjectNotFound):
+            schema = pq.read_schema(io.BytesIO(lake.read(key)))
+            if any(f.name in arrow_target and f.type != arrow_target[f.name] for f in schema):
+                return True
+    return False
+
+
+def _cleaned_files(manifest: dict[str, Any]) -> list[str]:
+    files = manifest.get("files") or []
+    return [f for f in files if isinstance(f, str) and f.startswith("cleaned/")]
+
+
+def arrow_types(duck_types: dict[str, str]) -> dict[str, pa.DataType]:
+    """The Arrow (so Parquet) type cleaning gives each DuckDB type: asked of DuckDB itself."""
+    if not duck_types:
+        return {}
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        select = ", ".join(f"NULL::{t} AS {quote_identifier(n)}" for n, t in duck_types.items())
+        schema = con.sql(f"SELECT {select}").to_arrow_table().schema
+    finally:
+        con.close()
+    return {f.name: f.type for f in schema}
+
+
+def cast_object(
+    spec: StreamSpec,
+    lake: Storage,
+    manifest: dict[str, Any],
+    version: int,
+    target: dict[str, str],
+    pii_key: PIIKey,
+) -> list[str]:
+    """Cast an object's cleaned files to the catalog's types (each file replaced whole),
+    then record the new types in its manifest. Returns the files rewritten."""
+    rewritten = []
+    written_as = dict(manifest.get("column_types") or {})
+    for key in _cleaned_files(manifest):
+        try:
+            data = lake.read(key)
+        except ObjectNotFound:
+            continue
+        rows = pq.read_table(io.BytesIO(data))
+        cast = cast_to_catalog(spec, rows, target, pii_key)
+        written_as |= {n: target[n] for n in rows.column_names if n in target}
+        if cast is not None:
+            lake.write(key, parquet_bytes(cast, no_dictionary={"_position"}))
+            rewritten.append(key)
+    doc = {k: v for k, v in manifest.items() if k != "_key"}
+    doc |= {"catalog_version": version, "column_types": written_as}
+    lake.write(manifest["_key"], json.dumps(doc, indent=1).encode())
+    return rewritten
+
+
+def cast_to_catalog(
+    spec: StreamSpec, rows: pa.Table, target: dict[str, str], pii_key: PIIKey
+) -> pa.Table | None:
+    """`rows` with every catalog column cast to its catalog type (None when all already
+    are). Widening only, with cleaning's rules: a timestamp becomes ISO-8601 text in UTC
+    (`2026-11-21T08:10:00Z`, `.ffffffZ` when it has fractions of a second), other values
+    DuckDB's text (`1.5`, `true`, `2026-11-21`); text gets the stream's PII value rules."""
+    arrow_target = arrow_types({n: target[n] for n in rows.column_names if n in target})
+    changed = [n for n, t in arrow_target.items() if rows.schema.field(n).type != t]
+    if not changed:
+        return None
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        install_key(con, pii_key)
+        con.register("file_rows", rows.select(changed))
+        select = ", ".join(
+            _cast_sql(spec, n, rows.schema.field(n).type, target[n]) for n in changed
+        )
+        cast = con.sql(f"SELECT {select} FROM file_rows").to_arrow_table()
+    finally:
+        con.close()
+    for name in changed:  # the other columns keep their bytes and types
+        index = rows.schema.get_field_index(name)
+        column = cast.column(name).cast(arrow_target[name])
+        rows = rows.set_column(index, rows.schema.field(name).with_type(arrow_target[name]), column)
+    return rows
+
+
+def _cast_sql(spec: StreamSpec, name: str, source: pa.DataType, duck_type: str) -> str:
+    v = quote_identifier(name)
+    if duck_type != "VARCHAR":
+        return f"CAST({v} AS {duck_type}) AS {v}"
+    if pa.types.is_timestamp(source):
+        text = (
+            f"strftime({v}, CASE WHEN microsecond({v}) % 1000000 = 0 "
+            "THEN '%Y-%m-%dT%H:%M:%SZ' ELSE '%Y-%m-%dT%H:%M:%S.%fZ' END)"
+        )
+    else:
+        text = f"CAST({v} AS VARCHAR)"
+    # the same PII value rules cleaning applies to a text column
+    return f"{_cast(text, Column(name, (name,), 'string'), spec.pii)} AS {v}"
