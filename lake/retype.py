@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.cleaned_io import clean_hour
-from lake.cleaning import Column, _cast, columns_from_table, quote_identifier
+from lake.cleaning import columns_from_table, quote_identifier
 from lake.firehose import hour_prefix
 from lake.ledger import manifests_folder
 from lake.parquet_writing import parquet_bytes
@@ -208,7 +208,7 @@ def cast_to_catalog(
     """`rows` with every catalog column cast to its catalog type (None when all already
     are). Widening only, with cleaning's rules: a timestamp becomes ISO-8601 text in UTC
     (`2026-11-21T08:10:00Z`, `.ffffffZ` when it has fractions of a second), other values
-    DuckDB's text (`1.5`, `true`, `2026-11-21`); text gets the stream's PII value rules."""
+    DuckDB's text (`1.5`, `true`, `2026-11-21`)."""
     arrow_target = arrow_types({n: target[n] for n in rows.column_names if n in target})
     changed = [n for n, t in arrow_target.items() if rows.schema.field(n).type != t]
     if not changed:
@@ -242,5 +242,5 @@ def _cast_sql(spec: StreamSpec, name: str, source: pa.DataType, duck_type: str) 
         )
     else:
         text = f"CAST({v} AS VARCHAR)"
-    # the same PII value rules cleaning applies to a text column
-    return f"{_cast(text, Column(name, (name,), 'string'), spec.pii)} AS {v}"
+    # widening to text starts from a number, boolean or time: no personal text to mask
+    return f"{text} AS {v}"
