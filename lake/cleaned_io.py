@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from lake.clean_pass import NEW_KEYS_TABLE, HourRun
 from lake.clean_report import HourReport
+from lake.cleaning import json_paths_of
 from lake.crawler import column_assignment, sample_objects, stored_schema
 from lake.dedup_state import load_seen, save_hour_keys, window_dates
 from lake.firehose import is_folder_marker
@@ -76,8 +77,10 @@ def clean_hour(
     earlier_files = {key: files_of(lake, manifests) for key, manifests in earlier.items()}
     reprocessed = set().union(*(ledger.earlier_names(o) for o in todo))
     schema = stored_schema(table)
+    json_paths = json_paths_of(table, spec)
     if not schema.fields:  # no crawl yet: type from a sample, as the crawler would
-        schema = sample_objects(spec, landing, todo).schema
+        sampled = sample_objects(spec, landing, todo)
+        schema, json_paths = sampled.schema, json_paths | frozenset(sampled.json_fields)
         report.columns_not_in_catalog = {"added": list(schema.fields)}
     all_names = [output_name(hour, o.key) for o in todo]
     window = window_dates(hour, spec.allowed_lateness_hours)
@@ -97,6 +100,7 @@ def clean_hour(
                 schema,
                 ingested_at,
                 column_assignment(table),
+                json_paths,
             )
             load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
             cap = spec.limits.max_object_expanded_bytes

@@ -16,6 +16,7 @@ quarantined with its raw text instead of being half-loaded.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any
 from lake.column_names import LINEAGE_NAMES, assign_columns
 from lake.crawler import column_assignment, stored_schema
 from lake.hive_types import Struct, leaf_columns
+from lake.json_fields import Path, collapse_schema, paths_from_parameter
 from lake.pii import IPAD_VARIABLE, OPAD_VARIABLE, REDACTED
 from lake.pii_rules import PiiRules, text_rules_sql
 from lake.record_limits import KEY_TOO_LONG, TOO_DEEP, TOO_MANY_COLUMNS
@@ -54,36 +56,61 @@ class Column:
     path: tuple[str, ...]  # the record's original keys from its root
     type: str  # Hive leaf type (arrays included, stored as JSON text)
     mask: str | None = None
+    json: bool = False  # a JSON field (lake.json_fields): its value's JSON text
+    inner_keys: tuple[tuple[str, str], ...] = ()  # pii paths inside a JSON field: key, mask
 
     @property
     def duck_type(self) -> str:
+        if self.json:
+            return "JSON"
         m = _DECIMAL.fullmatch(self.type)
         return f"DECIMAL({m.group(1)},{m.group(2)})" if m else DUCK_TYPES.get(self.type, "VARCHAR")
 
 
 def columns_from_table(table: dict[str, Any] | None, spec: StreamSpec) -> list[Column]:
-    return leaf_columns_of(stored_schema(table), spec, column_assignment(table))
+    schema, assigned = stored_schema(table), column_assignment(table)
+    return leaf_columns_of(schema, spec, assigned, json_paths_of(table, spec))
+
+
+def json_paths_of(table: dict[str, Any] | None, spec: StreamSpec) -> frozenset[Path]:
+    """The stream's JSON fields: declared ones and those the crawler found (lake.json_fields)."""
+    return spec.json.paths | paths_from_parameter(table)
 
 
 def leaf_columns_of(
-    schema: Struct, spec: StreamSpec, assigned: dict[tuple[str, ...], str] | None = None
+    schema: Struct,
+    spec: StreamSpec,
+    assigned: dict[tuple[str, ...], str] | None = None,
+    json_paths: frozenset[Path] | None = None,
 ) -> list[Column]:
     """Flatten the schema into leaf columns with PII masks, named by the catalog's
     assignment (`assigned`, see lake.column_names); a leaf it lacks gets the name the
-    crawler would give it."""
-    leaves = leaf_columns(schema)
+    crawler would give it. A JSON field is one column (its JSON text); a promoted
+    sub-field of one is a typed column of its own, after the schema's leaves."""
+    json_paths = spec.json.paths if json_paths is None else json_paths
+    leaves = [
+        (flat, path, leaf, path in json_paths)
+        for flat, path, leaf in leaf_columns(collapse_schema(schema, json_paths))
+    ]
+    known = {path for _, path, _, _ in leaves}
+    leaves += [(f, p, t, False) for f, p, t in spec.json.promoted() if p not in known]
     names = assign_columns(
-        [(flat, path) for flat, path, _ in leaves],
+        [(flat, path) for flat, path, _, _ in leaves],
         assigned or {},
         spec.limits.max_name_bytes,
         LINEAGE_NAMES,
     )
     columns: list[Column] = []
-    for _, path, leaf in leaves:
-        how = spec.pii.column_mask(path)
+    for _, path, leaf, is_json in leaves:
+        inner: dict[str, str] = {}
+        if is_json:
+            how, inner = spec.pii.json_column(path)
+            leaf = "string"
+        else:
+            how = spec.pii.column_mask(path)
         if how == "hash":
             leaf = "string"
-        columns.append(Column(names[path], path, leaf, how))
+        columns.append(Column(names[path], path, leaf, how, is_json, tuple(inner.items())))
     return columns
 
 
@@ -110,16 +137,23 @@ def typing_sql(
     keys and fields the catalog lacks are looked for once per shape, see shape_keys_sql).
     Event times outside the stream's accepted range around the arrival `hour` count as
     missing a value (typed column NULL) and give the record its reason."""
-    pointers = "[" + ", ".join(sql_string(json_pointer(c.path)) for c in columns) + "]"
-    leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(columns, 1)]
+    plain = [c for c in columns if not c.json]
+    texts = [c for c in columns if c.json]
+    leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(plain, 1)]
+    # a JSON field's value as JSON text (a string stays quoted); JSON null is no value
+    leaves += [
+        f"CASE WHEN _j[{i}] <> 'null' THEN _j[{i}] END AS {quote_identifier('v_' + c.name)}"
+        for i, c in enumerate(texts, 1)
+    ]
     bounds = event_time_bounds(spec, hour)
     typed = [f"{_typed(c, spec, bounds)} AS {quote_identifier(c.name)}" for c in columns]
     reasons = _reasons(columns, spec, bounds)
-    extract = f"json_extract_string(raw, {pointers}::VARCHAR[])" if columns else "NULL"
+    extract = f"json_extract_string(raw, {_pointers(plain)})" if plain else "NULL"
+    extract_json = f"json_extract(raw, {_pointers(texts)})::VARCHAR[]" if texts else "NULL"
     return f"""
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
-           {extract} AS _l,
+           {extract} AS _l, {extract_json} AS _j,
            CASE WHEN _jt = 'object' THEN hash(json_keys(raw)) END AS _shape
     FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
 ), leaves AS (
@@ -138,6 +172,10 @@ SELECT _object, _position, _shape,
        {", ".join(quote_identifier(c.name) for c in columns)}
 FROM typed
 """
+
+
+def _pointers(columns: list[Column]) -> str:
+    return "[" + ", ".join(sql_string(json_pointer(c.path)) for c in columns) + "]::VARCHAR[]"
 
 
 def event_time_bounds(spec: StreamSpec, hour: datetime | None) -> tuple[datetime, datetime]:
@@ -165,6 +203,8 @@ def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> st
     v = quote_identifier("v_" + c.name)
     if c.path == (spec.event_time_field,):
         return _event_time(spec.event_time_format, bounds)
+    if c.json:
+        return _json_text(v, c, spec.pii)
     if c.mask == "hash":
         return _hmac_sql(v)
     if c.mask == "redact":
@@ -174,6 +214,21 @@ def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> st
             else "NULL"
         )
     return _cast(v, c, spec.pii)
+
+
+def _json_text(v: str, c: Column, rules: PiiRules) -> str:
+    """A JSON field's text, still valid JSON after masking: masked whole, it is the mask
+    as a JSON string; else the text rules (and pii paths inside it, as keys) apply."""
+    if c.mask == "hash":
+        return f"to_json({_hmac_sql(v)})::VARCHAR"
+    if c.mask == "redact":
+        return f"CASE WHEN {v} IS NOT NULL THEN {sql_string(json.dumps(REDACTED))} END"
+    masked = text_rules_sql(v, rules.with_keys(dict(c.inner_keys)), _hmac_sql, REDACTED)
+    # a PII key holding an object or number redacts the whole text: keep it a JSON string
+    return (
+        f"list_transform([{masked}], lambda _x: CASE WHEN _x = {sql_string(REDACTED)} "
+        f"THEN {sql_string(json.dumps(REDACTED))} ELSE _x END)[1]"
+    )
 
 
 def _cast(v: str, c: Column, text_rules: PiiRules | None = None) -> str:
@@ -275,7 +330,7 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, da
         f"{sql_string(f'missing or non-scalar dedup key {spec.dedup_key!r}')}"
     )
     for c in columns:
-        if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type == "VARCHAR":
+        if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type in _TEXT:
             continue
         v = quote_identifier("v_" + c.name)
         cases.append(
@@ -285,6 +340,7 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, da
     return "CASE " + " ".join(cases) + " END"
 
 
+_TEXT = ("VARCHAR", "JSON")  # never fail to cast
 OUT_OF_RANGE = "event time out of range"
 
 

@@ -46,6 +46,7 @@ from lake.hive_types import (
     to_hive,
     without_paths,
 )
+from lake.json_fields import PARAMETER as JSON_PARAMETER
 from lake.json_fields import (
     Path,
     ShapeCounter,
@@ -55,7 +56,6 @@ from lake.json_fields import (
     dotted,
     paths_from_parameter,
 )
-from lake.json_fields import PARAMETER as JSON_PARAMETER
 from lake.json_fields import to_parameter as json_parameter
 from lake.record_limits import value_problem
 from lake.storage import (

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from lake.hive_types import NULL, Array, HiveType, Struct, normalize_name
 
 Path = tuple[str, ...]
@@ -73,7 +75,9 @@ def parse_json_settings(declared: Any, where: str, reserved: Iterable[str]) -> J
     for dotted, body in declared.items():
         path = _dotted(dotted, f"{where}: json_fields")
         if path[0] in set(reserved):
-            raise JsonFieldError(f"{where}: json_fields {dotted!r} holds the event time or dedup key")
+            raise JsonFieldError(
+                f"{where}: json_fields {dotted!r} holds the event time or dedup key"
+            )
         body = body or {}
         if not isinstance(body, Mapping) or set(body) - {"promote"}:
             raise JsonFieldError(f"{where}: json_fields {dotted!r}: only 'promote' may be given")
@@ -147,7 +151,9 @@ def conflict_paths(a: HiveType, b: HiveType, prefix: Path = ()) -> list[Path]:
         return []
     if isinstance(a, Struct) and isinstance(b, Struct):
         return [
-            p for k, t in b.fields.items() if k in a.fields
+            p
+            for k, t in b.fields.items()
+            if k in a.fields
             for p in conflict_paths(a.fields[k], t, (*prefix, k))
         ]
     if isinstance(a, Array) and isinstance(b, Array):
@@ -192,3 +198,17 @@ def to_parameter(paths: Iterable[Path]) -> str:
 
 def dotted(path: Path) -> str:
     return ".".join(path)
+
+
+def as_json_columns(table: pa.Table, names: Iterable[str]) -> pa.Table:
+    """`table` with the named text columns typed as Arrow's JSON extension, so Parquet
+    marks them with the JSON logical type (DuckDB reads them as JSON; Athena, Spark and
+    Redshift as text)."""
+    for name in names:
+        i = table.schema.get_field_index(name)
+        if i < 0 or isinstance(table.schema.field(i).type, pa.JsonType):
+            continue
+        column = table.column(i).cast(pa.string())
+        chunks = [pa.ExtensionArray.from_storage(pa.json_(), c) for c in column.chunks]
+        table = table.set_column(i, name, pa.chunked_array(chunks, type=pa.json_()))
+    return table

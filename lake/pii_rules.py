@@ -123,6 +123,29 @@ class PiiRules:
             return None
         return "redact" if "redact" in found else "hash"
 
+    def json_column(self, path: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
+        """(mask of the whole column, extra key rules for its text) for a column holding
+        JSON text at `path`. A `pii:` path reaching inside it masks its last key inside the
+        text, as a `pii_keys` entry would there (at any depth within this column: more than
+        the exact path, never less); rules at or above `path` mask the column whole."""
+        lowered = tuple(k.lower() for k in path)
+        inner: dict[str, str] = {}
+        whole = dict(self.paths)
+        for dotted, mask in self.paths.items():
+            rule = tuple(dotted.lower().split("."))
+            if len(rule) > len(lowered) and rule[: len(lowered)] == lowered:
+                key = dotted.split(".")[-1]
+                inner[key] = "redact" if "redact" in (mask, inner.get(key)) else mask
+                del whole[dotted]
+        return PiiRules(paths=whole, keys=self.keys).column_mask(path), inner
+
+    def with_keys(self, extra: Mapping[str, str]) -> PiiRules:
+        """These rules with more `pii_keys` (redact wins where a key is in both)."""
+        keys = dict(self.keys)
+        for key, mask in extra.items():
+            keys[key] = "redact" if "redact" in (mask, keys.get(key)) else mask
+        return PiiRules(paths=self.paths, keys=keys, values=self.values)
+
 
 def _any_case(key: str) -> str:
     return "(?i:" + re.escape(key) + ")"
