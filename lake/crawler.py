@@ -476,6 +476,7 @@ def _merge_into_table(
     sampled = collapse_schema(seen.schema, tracking.paths)
     # a key the stored table has as a struct and the sample as a string (or the reverse)
     proposed_schema = _merge_json_aware(stored_old, sampled, MergeReport(), tracking)
+    seen.json_fields += [p for p in tracking.found if p not in seen.json_fields]
     json_paths = tracking.paths
     old = collapse_schema(stored_old, json_paths)
     sampled = collapse_schema(sampled, json_paths)
