@@ -16,6 +16,7 @@ quarantined with its raw text instead of being half-loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -225,10 +226,17 @@ def _json_text(v: str, c: Column, rules: PiiRules) -> str:
         return f"CASE WHEN {v} IS NOT NULL THEN {sql_string(json.dumps(REDACTED))} END"
     masked = text_rules_sql(v, rules.with_keys(dict(c.inner_keys)), _hmac_sql, REDACTED)
     # a PII key holding an object or number redacts the whole text: keep it a JSON string
-    return (
+    masked = (
         f"list_transform([{masked}], lambda _x: CASE WHEN _x = {sql_string(REDACTED)} "
         f"THEN {sql_string(json.dumps(REDACTED))} ELSE _x END)[1]"
     )
+    if not c.inner_keys:
+        return masked
+    # a pii path reaches inside: only an object can be masked key by key; any other
+    # value (a bare string, an array) is masked whole, failing closed
+    whole = "redact" if any(m == "redact" for _, m in c.inner_keys) else "hash"
+    as_whole = _json_text(v, dataclasses.replace(c, mask=whole, inner_keys=()), rules)
+    return f"CASE WHEN left({v}, 1) = '{{' THEN {masked} ELSE {as_whole} END"
 
 
 def _cast(v: str, c: Column, text_rules: PiiRules | None = None) -> str:
