@@ -110,6 +110,12 @@ def _metadata(
         "unknown_objects": MetadataValue.json(unknown),
         "type_conflicts": MetadataValue.json([c for r in results for c in r.hour.conflicts]),
         "records_over_limits": sum(r.hour.records_over_limits for r in results),
+        "json_fields_from_conflicts": MetadataValue.json(
+            sorted({".".join(p) for r in results for p in r.hour.json_fields})
+        ),
+        "json_field_candidates": MetadataValue.json(
+            sorted({p for r in results for p in r.hour.json_field_candidates})
+        ),
         "columns_over_limit": MetadataValue.json(
             [c for r in results for c in r.hour.columns_over_limit]
         ),

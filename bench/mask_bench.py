@@ -43,7 +43,8 @@ def main() -> None:
     rows = parser.parse_args().rows
     con = duckdb.connect()
     install_key(con, PIIKey(b"bench-key", "env"))
-    stages = text_rule_stages([("v", "m")], load_streams()["cloudtrail"].pii, _hmac_sql, REDACTED)
+    rules = load_streams()["cloudtrail"].pii
+    stages = text_rule_stages([("v", "m", rules)], _hmac_sql, REDACTED)
     texts = {
         "plain": "'ec2.amazonaws.com DescribeInstances ' || i",
         "arn": "'arn:aws:iam::111122223333:user/User' || i",

@@ -33,6 +33,7 @@ from lake.cleaning import (
 )
 from lake.dedup_state import SEEN_TABLE
 from lake.hive_types import Struct, from_duckdb_structure, leaf_columns, leaf_count
+from lake.json_fields import as_json_columns, collapse_schema
 from lake.parquet_writing import GroupKey, GroupsNotConsecutive, parquet_bytes, write_groups
 from lake.record_limits import TOO_DEEP, TOO_MANY_COLUMNS, json_depth, key_problem, value_problem
 from lake.record_staging import SOURCE_VIEW, Staged, stage_objects
@@ -58,10 +59,12 @@ class HourRun:
         schema: Struct,
         ingested_at: datetime | None,
         assigned: dict[tuple[str, ...], str] | None = None,
+        json_paths: frozenset[tuple[str, ...]] | None = None,
     ) -> None:
         self.con, self.spec, self.landing, self.lake = con, spec, landing, lake
         self.hour, self.scratch, self.report, self.schema = hour, scratch, report, schema
         self.assigned = assigned or {}  # the catalog's column names (lake.column_names)
+        self.json_paths = spec.json.paths if json_paths is None else json_paths
         self.ingested_at = ingested_at or datetime.now(UTC)
         self.per_object: dict[str, ObjectCounts] = {}
         con.execute(
@@ -100,7 +103,7 @@ class HourRun:
         not fit are quarantined."""
         refused: dict[str, str] = {}  # unknown field -> why it was not added
         while True:  # each round adds or refuses every unknown field: two rounds at most
-            columns = leaf_columns_of(self.schema, self.spec, self.assigned)
+            columns = leaf_columns_of(self.schema, self.spec, self.assigned, self.json_paths)
             sql = typing_sql(SOURCE_VIEW, columns, self.spec, self.hour)
             typed = self.con.sql(
                 f"SELECT *, {self._event_date(columns)} AS _dt FROM ({sql})"
@@ -152,7 +155,7 @@ class HourRun:
                 refused[key] = f"{problem} (in field {key[:200]!r})"
         found = from_duckdb_structure({k: v for k, v in structure.items() if k not in refused})
         assert isinstance(found, Struct)
-        return found
+        return collapse_schema(found, self.json_paths)  # a JSON field is one column
 
     def _add_unknown_fields(
         self, unknown: list[str], found: Struct, refused: dict[str, str]
@@ -239,6 +242,7 @@ class HourRun:
         rows = typed.select([c.name for c in columns] + ["_position", "_dt", "_object"])
         if pc.sum(pc.invert(keep)).as_py():
             rows = rows.filter(keep)
+        json_names = [c.name for c in columns if c.json]
         unique = {"_position"} | {
             c.name
             for c in columns
@@ -254,6 +258,7 @@ class HourRun:
                 part = table if len(days) == 1 else table.filter(pc.equal(table["_dt"], day))
                 keys.append(f"cleaned/{self.spec.name}/dt={day:%Y-%m-%d}/{names[index]}")
                 part = self._with_lineage(part.drop_columns(["_dt"]), chunk[index].key)
+                part = as_json_columns(part, json_names)
                 self.lake.write(keys[-1], parquet_bytes(part, no_dictionary=unique))
             return keys
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from lake.clean_pass import NEW_KEYS_TABLE, HourRun
 from lake.clean_report import HourReport
-from lake.cleaning import leaf_columns_of
+from lake.cleaning import json_paths_of, leaf_columns_of
 from lake.crawler import column_assignment, sample_objects, stored_schema
 from lake.dedup_state import load_seen, save_hour_keys, window_dates
 from lake.firehose import is_folder_marker
@@ -84,8 +84,10 @@ def clean_hour(
     earlier_files = {key: files_of(lake, manifests) for key, manifests in earlier.items()}
     reprocessed = set().union(*(ledger.earlier_names(o) for o in todo))
     schema = stored_schema(table)
+    json_paths = json_paths_of(table, spec)
     if not schema.fields:  # no crawl yet: type from a sample, as the crawler would
-        schema = sample_objects(spec, landing, todo).schema
+        sampled = sample_objects(spec, landing, todo)
+        schema, json_paths = sampled.schema, json_paths | frozenset(sampled.json_fields)
         report.columns_not_in_catalog = {"added": list(schema.fields)}
     all_names = [output_name(hour, o.key) for o in todo]
     window = window_dates(hour, spec.allowed_lateness_hours)
@@ -105,6 +107,7 @@ def clean_hour(
                 schema,
                 ingested_at,
                 column_assignment(table),
+                json_paths,
             )
             load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
             cap = spec.limits.max_object_expanded_bytes
@@ -124,7 +127,10 @@ def clean_hour(
             con.close()
     typed_as = TypedAs(
         int(table.get("VersionId", 0)) if table else 0,
-        {c.name: c.duck_type for c in leaf_columns_of(run.schema, spec, run.assigned)},
+        {
+            c.name: c.duck_type
+            for c in leaf_columns_of(run.schema, spec, run.assigned, run.json_paths)
+        },
     )
     for info, name in zip(todo, all_names, strict=True):
         report.add(info, run.per_object[name])

@@ -16,6 +16,8 @@ quarantined with its raw text instead of being half-loaded.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,8 +26,9 @@ from typing import Any
 from lake.column_names import LINEAGE_NAMES, assign_columns
 from lake.crawler import column_assignment, stored_schema
 from lake.hive_types import Struct, leaf_columns
+from lake.json_fields import Path, collapse_schema, paths_from_parameter
 from lake.pii import IPAD_VARIABLE, OPAD_VARIABLE, REDACTED
-from lake.pii_rules import text_rule_stages
+from lake.pii_rules import PiiRules, text_rule_stages
 from lake.record_limits import KEY_TOO_LONG, TOO_DEEP, TOO_MANY_COLUMNS
 from lake.streams import StreamSpec
 
@@ -54,36 +57,61 @@ class Column:
     path: tuple[str, ...]  # the record's original keys from its root
     type: str  # Hive leaf type (arrays included, stored as JSON text)
     mask: str | None = None
+    json: bool = False  # a JSON field (lake.json_fields): its value's JSON text
+    inner_keys: tuple[tuple[str, str], ...] = ()  # pii paths inside a JSON field: key, mask
 
     @property
     def duck_type(self) -> str:
+        if self.json:
+            return "JSON"
         m = _DECIMAL.fullmatch(self.type)
         return f"DECIMAL({m.group(1)},{m.group(2)})" if m else DUCK_TYPES.get(self.type, "VARCHAR")
 
 
 def columns_from_table(table: dict[str, Any] | None, spec: StreamSpec) -> list[Column]:
-    return leaf_columns_of(stored_schema(table), spec, column_assignment(table))
+    schema, assigned = stored_schema(table), column_assignment(table)
+    return leaf_columns_of(schema, spec, assigned, json_paths_of(table, spec))
+
+
+def json_paths_of(table: dict[str, Any] | None, spec: StreamSpec) -> frozenset[Path]:
+    """The stream's JSON fields: declared ones and those the crawler found (lake.json_fields)."""
+    return spec.json.paths | paths_from_parameter(table)
 
 
 def leaf_columns_of(
-    schema: Struct, spec: StreamSpec, assigned: dict[tuple[str, ...], str] | None = None
+    schema: Struct,
+    spec: StreamSpec,
+    assigned: dict[tuple[str, ...], str] | None = None,
+    json_paths: frozenset[Path] | None = None,
 ) -> list[Column]:
     """Flatten the schema into leaf columns with PII masks, named by the catalog's
     assignment (`assigned`, see lake.column_names); a leaf it lacks gets the name the
-    crawler would give it."""
-    leaves = leaf_columns(schema)
+    crawler would give it. A JSON field is one column (its JSON text); a promoted
+    sub-field of one is a typed column of its own, after the schema's leaves."""
+    json_paths = spec.json.paths if json_paths is None else json_paths
+    leaves = [
+        (flat, path, leaf, path in json_paths)
+        for flat, path, leaf in leaf_columns(collapse_schema(schema, json_paths))
+    ]
+    known = {path for _, path, _, _ in leaves}
+    leaves += [(f, p, t, False) for f, p, t in spec.json.promoted() if p not in known]
     names = assign_columns(
-        [(flat, path) for flat, path, _ in leaves],
+        [(flat, path) for flat, path, _, _ in leaves],
         assigned or {},
         spec.limits.max_name_bytes,
         LINEAGE_NAMES,
     )
     columns: list[Column] = []
-    for _, path, leaf in leaves:
-        how = spec.pii.column_mask(path)
+    for _, path, leaf, is_json in leaves:
+        inner: dict[str, str] = {}
+        if is_json:
+            how, inner = spec.pii.json_column(path)
+            leaf = "string"
+        else:
+            how = spec.pii.column_mask(path)
         if how == "hash":
             leaf = "string"
-        columns.append(Column(names[path], path, leaf, how))
+        columns.append(Column(names[path], path, leaf, how, is_json, tuple(inner.items())))
     return columns
 
 
@@ -110,19 +138,25 @@ def typing_sql(
     keys and fields the catalog lacks are looked for once per shape, see shape_keys_sql).
     Event times outside the stream's accepted range around the arrival `hour` count as
     missing a value (typed column NULL) and give the record its reason."""
-    pointers = "[" + ", ".join(sql_string(json_pointer(c.path)) for c in columns) + "]"
-    leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(columns, 1)]
+    plain = [c for c in columns if not c.json]
+    texts = [c for c in columns if c.json]
+    leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(plain, 1)]
+    # a JSON field's value as JSON text (a string stays quoted); JSON null is no value
+    leaves += [
+        f"CASE WHEN _j[{i}] <> 'null' THEN _j[{i}] END AS {quote_identifier('v_' + c.name)}"
+        for i, c in enumerate(texts, 1)
+    ]
     bounds = event_time_bounds(spec, hour)
     typed = [f"{_typed(c, spec, bounds)} AS {quote_identifier(c.name)}" for c in columns]
     reasons = _reasons(columns, spec, bounds)
-    extract = f"json_extract_string(raw, {pointers}::VARCHAR[])" if columns else "NULL"
+    extract = f"json_extract_string(raw, {_pointers(plain)})" if plain else "NULL"
+    extract_json = f"json_extract(raw, {_pointers(texts)})::VARCHAR[]" if texts else "NULL"
     masking = text_rule_stages(
         [
-            (quote_identifier("v_" + c.name), quote_identifier("m_" + c.name))
+            (quote_identifier("v_" + c.name), quote_identifier("m_" + c.name), rules)
             for c in columns
-            if _text_masked(c, spec)
+            if (rules := _text_rules(c, spec)) is not None
         ],
-        spec.pii,
         _hmac_sql,
         REDACTED,
     )
@@ -133,7 +167,7 @@ def typing_sql(
     return f"""
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
-           {extract} AS _l,
+           {extract} AS _l, {extract_json} AS _j,
            CASE WHEN _jt = 'object' THEN hash(json_keys(raw)) END AS _shape
     FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
 ), leaves AS (
@@ -153,6 +187,10 @@ SELECT _object, _position, _shape,
        {", ".join(quote_identifier(c.name) for c in columns)}
 FROM typed
 """
+
+
+def _pointers(columns: list[Column]) -> str:
+    return "[" + ", ".join(sql_string(json_pointer(c.path)) for c in columns) + "]::VARCHAR[]"
 
 
 def event_time_bounds(spec: StreamSpec, hour: datetime | None) -> tuple[datetime, datetime]:
@@ -180,6 +218,8 @@ def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> st
     v = quote_identifier("v_" + c.name)
     if c.path == (spec.event_time_field,):
         return _event_time(spec.event_time_format, bounds)
+    if c.json:
+        return _json_text(c, spec)
     if c.mask == "hash":
         return _hmac_sql(v)
     if c.mask == "redact":
@@ -188,20 +228,41 @@ def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> st
             if c.type == "string"
             else "NULL"
         )
-    if _text_masked(c, spec):
+    if _text_rules(c, spec) is not None:
         return quote_identifier("m_" + c.name)  # the masking stages' result
     return _cast(v, c)
 
 
-def _text_masked(c: Column, spec: StreamSpec) -> bool:
-    """Whether the stream's text rules (pii_keys, pii_values) rewrite this column: text
-    columns without a mask of their own (numbers, booleans and times hold no text)."""
-    return (
-        spec.pii.masks_text
-        and c.mask is None
-        and c.duck_type == "VARCHAR"
-        and c.path != (spec.event_time_field,)
-    )
+def _text_rules(c: Column, spec: StreamSpec) -> PiiRules | None:
+    """The text rules (pii_keys, pii_values) that rewrite this column, if any: text and
+    JSON columns without a mask of their own (numbers, booleans and times hold no text);
+    pii paths reaching inside a JSON field act as keys in its text."""
+    if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type not in _TEXT:
+        return None
+    rules = spec.pii.with_keys(dict(c.inner_keys)) if c.json else spec.pii
+    return rules if rules.masks_text else None
+
+
+def _json_text(c: Column, spec: StreamSpec) -> str:
+    """A JSON field's text, still valid JSON after masking: masked whole, it is the mask
+    as a JSON string; else the masking stages' result (a PII key holding an object or a
+    number redacted the whole text: kept a JSON string)."""
+    v = quote_identifier("v_" + c.name)
+    if c.mask == "hash":
+        return f"to_json({_hmac_sql(v)})::VARCHAR"
+    if c.mask == "redact":
+        return f"CASE WHEN {v} IS NOT NULL THEN {sql_string(json.dumps(REDACTED))} END"
+    if _text_rules(c, spec) is None:
+        return v
+    m = quote_identifier("m_" + c.name)
+    masked = f"CASE WHEN {m} = {sql_string(REDACTED)} THEN {sql_string(json.dumps(REDACTED))} ELSE {m} END"
+    if not c.inner_keys:
+        return masked
+    # a pii path reaches inside: only an object can be masked key by key; any other
+    # value (a bare string, an array) is masked whole, failing closed
+    whole = "redact" if any(m == "redact" for _, m in c.inner_keys) else "hash"
+    as_whole = _json_text(dataclasses.replace(c, mask=whole, inner_keys=()), spec)
+    return f"CASE WHEN left({v}, 1) = '{{' THEN {masked} ELSE {as_whole} END"
 
 
 def _cast(v: str, c: Column) -> str:
@@ -304,7 +365,7 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, da
         f"{sql_string(f'missing or non-scalar dedup key {spec.dedup_key!r}')}"
     )
     for c in columns:
-        if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type == "VARCHAR":
+        if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type in _TEXT:
             continue
         v = quote_identifier("v_" + c.name)
         cases.append(
@@ -314,6 +375,7 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, da
     return "CASE " + " ".join(cases) + " END"
 
 
+_TEXT = ("VARCHAR", "JSON")  # never fail to cast
 OUT_OF_RANGE = "event time out of range"
 
 

@@ -49,6 +49,17 @@ from lake.hive_types import (
     to_hive,
     without_paths,
 )
+from lake.json_fields import PARAMETER as JSON_PARAMETER
+from lake.json_fields import (
+    Path,
+    ShapeCounter,
+    collapse_record,
+    collapse_schema,
+    conflict_paths,
+    dotted,
+    paths_from_parameter,
+)
+from lake.json_fields import to_parameter as json_parameter
 from lake.record_limits import value_problem
 from lake.storage import (
     ConcurrentUpdateError,
@@ -111,6 +122,33 @@ class HourSchema:
     records_over_limits: int = 0
     # new leaves (dotted original keys) not added: the table would pass max_columns
     columns_over_limit: list[str] = field(default_factory=list)
+    # keys made JSON text because they held a struct or array and something else (applied)
+    json_fields: list[Path] = field(default_factory=list)
+    # structs with more field sets than json_max_shapes in the sample (proposed only)
+    json_field_candidates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JsonTracking:
+    """What merge_records needs to keep JSON fields whole: the declared and known JSON
+    paths, whether conflicts make new ones, and the per-path shape counts."""
+
+    declared: frozenset[Path]
+    on_conflict: bool
+    shapes: ShapeCounter
+    found: list[Path] = field(default_factory=list)  # new JSON paths, from conflicts
+
+    @classmethod
+    def of(cls, spec: StreamSpec, known: frozenset[Path] = frozenset()) -> JsonTracking:
+        return cls(
+            spec.json.paths | known,
+            spec.crawler.json_on_conflict,
+            ShapeCounter(spec.crawler.json_max_shapes),
+        )
+
+    @property
+    def paths(self) -> frozenset[Path]:
+        return self.declared | frozenset(self.found)
 
 
 @dataclass
@@ -131,6 +169,7 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
     )
     seen = HourSchema()
     report = MergeReport()
+    tracking = JsonTracking.of(spec)
     for info in objects:
         if is_folder_marker(info.key, info.size):
             seen.unknown[info.key] = "folder_marker: an S3 console folder, not data (ignored)"
@@ -145,25 +184,48 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
         if found.classification == "UNKNOWN":
             seen.unknown[info.key] = found.reason or "no classifier accepted it"
             continue
-        schema = _schema_of(found, report, spec.limits, seen)
-        seen.schema = merge(seen.schema, schema, report=report)  # type: ignore[assignment]
+        schema = _schema_of(found, report, spec.limits, seen, tracking)
+        seen.schema = _merge_json_aware(seen.schema, schema, report, tracking)
         estimate = _record_estimate(found, info.size)
         seen.records_sampled += len(found.records)
         seen.sampled_bytes += found.sampled_bytes
         partition.stats["recordCount"] += estimate
         seen.csv_delimiter = seen.csv_delimiter or found.delimiter
     seen.conflicts = report.conflicts
+    seen.json_fields = list(tracking.found)
+    seen.json_field_candidates = [dotted(p) for p in tracking.shapes.candidates()]
     type_event_time(seen.schema, spec)
     return seen
 
 
+def _merge_json_aware(
+    schema: Struct, other: Struct, report: MergeReport, tracking: JsonTracking | None
+) -> Struct:
+    """merge(schema, other), with a struct/array-versus-other conflict under a key making
+    that key JSON text (when the stream lets conflicts do so) instead of a conflict."""
+    if tracking is not None:
+        if tracking.on_conflict:
+            for path in conflict_paths(schema, other):
+                if path not in tracking.found:
+                    tracking.found.append(path)
+        paths = tracking.paths
+        schema, other = collapse_schema(schema, paths), collapse_schema(other, paths)
+    merged = merge(schema, other, report=report)
+    assert isinstance(merged, Struct)
+    return merged
+
+
 def _schema_of(
-    found: Classified, report: MergeReport, limits: RecordLimits, seen: HourSchema
+    found: Classified,
+    report: MergeReport,
+    limits: RecordLimits,
+    seen: HourSchema,
+    tracking: JsonTracking | None = None,
 ) -> Struct:
     if found.schema_hint is not None:
         return found.schema_hint
     schema = Struct()
-    merged = merge_records(schema, found.records, report, limits)
+    merged = merge_records(schema, found.records, report, limits, tracking)
     seen.records_over_limits += sum(isinstance(r, dict) for r in found.records) - merged
     return schema
 
@@ -182,22 +244,31 @@ def _record_estimate(found: Classified, size: int) -> int:
 
 
 def merge_records(
-    schema: Struct, records: Iterable[Any], report: MergeReport, limits: RecordLimits | None = None
+    schema: Struct,
+    records: Iterable[Any],
+    report: MergeReport,
+    limits: RecordLimits | None = None,
+    tracking: JsonTracking | None = None,
 ) -> int:
     """Merge the JSON objects among `records` into `schema` in place; return how many.
     A record past the stream's `limits` (nested too deep, a key too long, more leaves than
     max_columns) could never be cleaned (cleaning quarantines it): it is left out, so
-    that it cannot fill the table with its keys or break the type code's recursion."""
+    that it cannot fill the table with its keys or break the type code's recursion.
+    With `tracking`, JSON fields are inferred as one string, never descended into."""
     merged = 0
     for value in records:
         if isinstance(value, dict):
             if limits is not None and value_problem(value, limits):
                 continue
+            if tracking is not None:
+                tracking.shapes.observe(value, tracking.paths)
+                value = collapse_record(value, tracking.paths)
             inferred = infer(value)
             if limits is not None and leaf_count(inferred) > limits.max_columns:
                 continue
             merged += 1
-            schema.fields = merge(schema, inferred, report=report).fields  # type: ignore[union-attr]
+            assert isinstance(inferred, Struct)
+            schema.fields = _merge_json_aware(schema, inferred, report, tracking).fields
     return merged
 
 
@@ -389,16 +460,29 @@ def _merge_into_table(
     stored, read_tag = catalog.read_table(spec.name)
     if stored:
         catalog.repair_version(stored)
-    old = stored_schema(stored)
-    proposed_schema = merge(old, seen.schema, report=MergeReport())
-    assert isinstance(proposed_schema, Struct)
+    stored_old = stored_schema(stored)
+    tracking = JsonTracking.of(spec, paths_from_parameter(stored) | frozenset(seen.json_fields))
+    sampled = collapse_schema(seen.schema, tracking.paths)
+    # a key the stored table has as a struct and the sample as a string (or the reverse)
+    proposed_schema = _merge_json_aware(stored_old, sampled, MergeReport(), tracking)
+    seen.json_fields += [p for p in tracking.found if p not in seen.json_fields]
+    json_paths = tracking.paths
+    old = collapse_schema(stored_old, json_paths)
+    sampled = collapse_schema(sampled, json_paths)
     proposed = diff_schemas(old, proposed_schema)
     incompatible = incompatibilities(proposed, spec.crawler.compatibility)
-    new = _apply_policy(spec.crawler.change_policy, old, seen.schema, proposed_schema, incompatible)
+    policy = spec.crawler.change_policy
+    new = _apply_policy(policy, old, sampled, proposed_schema, incompatible)
+    if policy == "log":  # the table stays as it is, JSON fields included
+        old = new = stored_old
+        json_paths = paths_from_parameter(stored)
     new, seen.columns_over_limit = within_column_limit(old, new, spec.limits.max_columns)
     applied = diff_schemas(old, new)
+    applied.widened += _made_json(stored_old, new, json_paths)
     version = int(stored["VersionId"]) if stored else 0
-    changed = stored is None or bool(applied)
+    json_text = json_parameter(p for p in json_paths if _has_path(new, p))
+    json_changed = json_text != (stored or {}).get("Parameters", {}).get(JSON_PARAMETER, "[]")
+    changed = stored is None or bool(applied) or json_changed
     version += 1 if changed else 0
     previous = _previous_partition_stats(catalog, spec.name, seen.partitions.values())
     stats = _table_stats(stored, previous, seen.partitions.values())
@@ -412,12 +496,43 @@ def _merge_into_table(
         version,
         classification,
         seen,
-        column_assignment(stored),
+        with_promoted(column_assignment(stored), spec),
     )
+    table["Parameters"][JSON_PARAMETER] = json_text
     catalog.commit_table(table, read_tag, applied if changed else None)
     for partition in seen.partitions.values():
         catalog.put_partition(spec.name, partition_doc(table, landing, partition))
     return CrawlResult(table, version, changed, proposed, applied, incompatible, seen)
+
+
+def _has_path(schema: Struct, path: Path) -> bool:
+    node: HiveType = schema
+    for key in path:
+        if not isinstance(node, Struct) or key not in node.fields:
+            return False
+        node = node.fields[key]
+    return True
+
+
+def _made_json(before: Struct, after: Struct, paths: Iterable[Path]) -> list[str]:
+    """`path: struct<...> -> string (JSON text)` for each stored struct or array made JSON."""
+    out = []
+    for path in paths:
+        old: HiveType = before
+        for key in path:
+            old = old.fields.get(key, NULL) if isinstance(old, Struct) else NULL
+        if isinstance(old, Struct | Array) and _has_path(after, path):
+            out.append(f"{dotted(path)}: {to_hive(old)} -> string (JSON text)")
+    return out
+
+
+def with_promoted(
+    assigned: dict[tuple[str, ...], str], spec: StreamSpec
+) -> dict[tuple[str, ...], str]:
+    """The cleaned column names plus one for each promoted sub-field of a declared JSON
+    field (docs/schema-rules.md, 3a), so they never move either."""
+    leaves = [(flat, path) for flat, path, _ in spec.json.promoted()]
+    return assign_columns(leaves, assigned, spec.limits.max_name_bytes, LINEAGE_NAMES)
 
 
 def within_column_limit(old: Struct, new: Struct, max_columns: int) -> tuple[Struct, list[str]]:

@@ -31,6 +31,7 @@ import pyarrow as pa
 from lake import redshift
 from lake.cleaning import LINEAGE_TYPES, quote_identifier, sql_string
 from lake.committed import LEDGER_LAYERS, CommittedFiles
+from lake.json_fields import as_json_columns
 from lake.literal_paths import literal_links
 from lake.marts import MartDefinitionError, MartSpec
 from lake.parquet_writing import parquet_bytes
@@ -118,12 +119,16 @@ def _run(con: duckdb.DuckDBPyConnection, spec: MartSpec, day: date | None) -> pa
     """The mart's rows; its SQL can read the partition's day as getvariable('mart_day')."""
     con.execute(f"SET VARIABLE mart_day = {f'DATE {sql_string(str(day))}' if day else 'NULL'}")
     relation = con.sql(spec.sql)
+    json_names = [
+        n for n, t in zip(relation.columns, relation.types, strict=True) if str(t) == "JSON"
+    ]
     if spec.partitioned_by == "day":
         if "dt" not in relation.columns:
             raise MartDefinitionError(f"{spec.path.name}: a daily mart must select a dt column")
         if day is not None:  # lookback marts read earlier days: keep the partition's own
-            return con.sql(f"SELECT * FROM ({spec.sql}) WHERE dt = DATE '{day}'").to_arrow_table()
-    return relation.to_arrow_table()
+            relation = con.sql(f"SELECT * FROM ({spec.sql}) WHERE dt = DATE '{day}'")
+    # DuckDB hands JSON over as plain text: mark it, for Parquet's JSON type and SUPER
+    return as_json_columns(relation.to_arrow_table(), json_names)
 
 
 def _create_input_view(

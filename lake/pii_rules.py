@@ -135,6 +135,29 @@ class PiiRules:
             return None
         return "redact" if "redact" in found else "hash"
 
+    def json_column(self, path: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
+        """(mask of the whole column, extra key rules for its text) for a column holding
+        JSON text at `path`. A `pii:` path reaching inside it masks its last key inside the
+        text, as a `pii_keys` entry would there (at any depth within this column: more than
+        the exact path, never less); rules at or above `path` mask the column whole."""
+        lowered = tuple(k.lower() for k in path)
+        inner: dict[str, str] = {}
+        whole = dict(self.paths)
+        for dotted, mask in self.paths.items():
+            rule = tuple(dotted.lower().split("."))
+            if len(rule) > len(lowered) and rule[: len(lowered)] == lowered:
+                key = dotted.split(".")[-1]
+                inner[key] = "redact" if "redact" in (mask, inner.get(key)) else mask
+                del whole[dotted]
+        return PiiRules(paths=whole, keys=self.keys).column_mask(path), inner
+
+    def with_keys(self, extra: Mapping[str, str]) -> PiiRules:
+        """These rules with more `pii_keys` (redact wins where a key is in both)."""
+        keys = dict(self.keys)
+        for key, mask in extra.items():
+            keys[key] = "redact" if "redact" in (mask, keys.get(key)) else mask
+        return PiiRules(paths=self.paths, keys=keys, values=self.values)
+
 
 def _quoted_keys(keys: list[str]) -> str:
     """RE2 for any of `keys` as a JSON object key, in any case."""
@@ -202,41 +225,39 @@ def _check_pattern(pattern: str, where: str) -> None:
 
 
 def text_rule_stages(
-    columns: list[tuple[str, str]],
-    rules: PiiRules,
+    columns: list[tuple[str, str, PiiRules]],
     hmac_sql: Callable[[str], str],
     redacted: str,
 ) -> list[str]:
-    """Select lists of the query stages that mask text: each (source, target) pair of
-    quoted column names gets `target`, the source with every text-rule match masked.
+    """Select lists of the query stages that mask text: each (source, target, rules) of
+    quoted column names gets `target`, the source with every match of its text rules
+    masked.
 
-    The first stage copies each source into its target; then one stage per rule
-    rewrites the targets (`SELECT <list> FROM <previous stage>`), so every rule reads
-    the one before's result without repeating its SQL. A rule runs only where one of its
-    literal hints occurs and its pattern matches: most values pay a few substring tests.
-    The sources stay as they were (the dedup key is taken from them)."""
-    if not columns or not rules.masks_text:
+    The first stage copies each source into its target; then stage i rewrites each
+    target with its own i-th rule (`SELECT <list> FROM <previous stage>`), so every rule
+    reads the one before's result without repeating its SQL. A rule runs only where one
+    of its literal hints occurs and its pattern matches: most values pay a few substring
+    tests. The sources stay as they were (the dedup key is taken from them)."""
+    columns = [(src, dst, rules) for src, dst, rules in columns if rules.masks_text]
+    if not columns:
         return []
-    stages = ["*, " + ", ".join(f"{src} AS {dst}" for src, dst in columns)]
-    for rule in rules.text_rules:
-        stages.append(
-            _replace_all(columns, lambda _, t, r=rule: _rule_step(t, r, hmac_sql, redacted))
-        )
-    if whole := rules.non_string_key_value:
-        stages.append(
-            _replace_all(
-                columns,
-                lambda src, t: (
-                    f"CASE WHEN contains({src}, '\"') AND "
-                    f"regexp_matches({src}, {_lit(whole)}) THEN {_lit(redacted)} ELSE {t} END"
-                ),
-            )
-        )
+    stages = ["*, " + ", ".join(f"{src} AS {dst}" for src, dst, _ in columns)]
+    for i in range(max(len(rules.text_rules) for _, _, rules in columns)):
+        steps = [
+            f"{_rule_step(dst, rules.text_rules[i], hmac_sql, redacted)} AS {dst}"
+            for _, dst, rules in columns
+            if i < len(rules.text_rules)
+        ]
+        stages.append("* REPLACE (" + ", ".join(steps) + ")")
+    wholes = [
+        f"CASE WHEN contains({src}, '\"') AND regexp_matches({src}, {_lit(whole)}) "
+        f"THEN {_lit(redacted)} ELSE {dst} END AS {dst}"
+        for src, dst, rules in columns
+        if (whole := rules.non_string_key_value)
+    ]
+    if wholes:
+        stages.append("* REPLACE (" + ", ".join(wholes) + ")")
     return stages
-
-
-def _replace_all(columns: list[tuple[str, str]], step: Callable[[str, str], str]) -> str:
-    return "* REPLACE (" + ", ".join(f"{step(src, dst)} AS {dst}" for src, dst in columns) + ")"
 
 
 def _rule_step(t: str, rule: ValueRule, hmac_sql: Callable[[str], str], redacted: str) -> str:

@@ -5,7 +5,12 @@ Parquet files are the table's): integers to SMALLINT/INTEGER/BIGINT, doubles to 
 PRECISION, decimals to DECIMAL(p,s), UTC timestamps to TIMESTAMPTZ, strings to
 VARCHAR(n) with n the longest value in bytes (rounded up, so a day with longer values
 rarely needs a wider column), nested values (lists, structs, maps) to SUPER, loaded with
-SERIALIZETOJSON. Everything written here parses with sqlglot's Redshift dialect (tested).
+SERIALIZETOJSON. A JSON text column (Arrow's JSON extension type, Parquet's JSON logical
+type: a cleaned JSON field, lake.json_fields) is SUPER too, but COPY would load its text
+as one SUPER string (SERIALIZETOJSON serializes only Parquet's nested types): it is
+copied into a VARCHAR(65535) column of the staging table and parsed with JSON_PARSE on
+the way into the target. Everything written here parses with sqlglot's Redshift dialect
+(tested).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class RedshiftColumn:
     name: str
     type: str  # Redshift type, e.g. VARCHAR(64)
     nested: bool = False
+    json_text: bool = False  # JSON text in Parquet: staged as VARCHAR, then JSON_PARSE
 
     @property
     def width(self) -> int | None:
@@ -52,6 +58,10 @@ def columns_of(table: pa.Table, known: dict[str, int] | None = None) -> list[Red
 def _column(field: pa.Field, values: pa.ChunkedArray, known_width: int | None) -> RedshiftColumn:
     t = field.type
     name = field.name
+    if isinstance(t, pa.JsonType):
+        longest = pc.max(pc.binary_length(values.cast(pa.string()))).as_py() or 0
+        _round_up(longest)  # the staging VARCHAR holds it, or the mart is refused
+        return RedshiftColumn(name, "SUPER", json_text=True)
     if pa.types.is_nested(t):
         return RedshiftColumn(name, "SUPER", nested=True)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -148,13 +158,32 @@ def load_statements(
         for c in widened
     ]
     transaction = [
-        f"CREATE TEMP TABLE {stage} (LIKE {target})",
+        _stage_table(stage, target, columns),
         f"COPY {stage} FROM {manifest_literal} IAM_ROLE {role} FORMAT AS PARQUET{nested} MANIFEST",
         f"DELETE FROM {target} WHERE dt = DATE '{day}'" if day else f"DELETE FROM {target}",
-        f"INSERT INTO {target} SELECT * FROM {stage}",
+        f"INSERT INTO {target} SELECT {_staged_values(columns)} FROM {stage}",
         f"DROP TABLE {stage}",
     ]
     return [s.rstrip(";") for s in setup], transaction
+
+
+def _stage_table(stage: str, target: str, columns: list[RedshiftColumn]) -> str:
+    if not any(c.json_text for c in columns):
+        return f"CREATE TEMP TABLE {stage} (LIKE {target})"
+    body = ", ".join(
+        f"{quote_identifier(c.name)} {f'VARCHAR({MAX_VARCHAR})' if c.json_text else c.type}"
+        for c in columns
+    )
+    return f"CREATE TEMP TABLE {stage} ({body})"
+
+
+def _staged_values(columns: list[RedshiftColumn]) -> str:
+    if not any(c.json_text for c in columns):
+        return "*"
+    return ", ".join(
+        f"JSON_PARSE({quote_identifier(c.name)})" if c.json_text else quote_identifier(c.name)
+        for c in columns
+    )
 
 
 _UNSAFE_IN_LITERAL = re.compile(r"['\\\x00-\x1f\x7f]")

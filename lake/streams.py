@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from lake.config import REPO_ROOT
+from lake.json_fields import JsonFieldError, JsonSettings, parse_json_settings
 from lake.pii_rules import PiiRuleError, PiiRules, parse_pii_rules
 
 STREAMS_FILE = REPO_ROOT / "streams.yaml"
@@ -39,6 +40,11 @@ class CrawlerSettings:
     change_policy: str = "update_in_database"  # update_in_database | log | merge_new_columns
     compatibility: str = "backward"  # none | backward | forward | full
     partition_keys: tuple[str, ...] = ()  # names for Firehose's YYYY/MM/DD/HH folders
+    # JSON fields found by the crawler (docs/schema-rules.md, 3a): a struct with more field
+    # sets than this in one crawl's sample is proposed; a struct/array-versus-other
+    # conflict under one key makes that key JSON text (applied) unless turned off
+    json_max_shapes: int = 20
+    json_on_conflict: bool = True
 
 
 # Stream and mart names become S3 prefixes, Glue/Redshift/DuckDB table names and Dagster
@@ -89,6 +95,7 @@ class StreamSpec:
     description: str = ""
     crawler: CrawlerSettings = field(default_factory=CrawlerSettings)
     limits: RecordLimits = field(default_factory=RecordLimits)
+    json: JsonSettings = field(default_factory=JsonSettings)  # json_fields: kept as JSON text
 
     def with_limits(self, **changes: Any) -> StreamSpec:
         """This stream with some of its limits changed (tests, benchmarks)."""
@@ -142,6 +149,11 @@ def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSp
         pii = parse_pii_rules(body, where)
     except PiiRuleError as exc:
         raise StreamConfigError(str(exc)) from None
+    try:
+        reserved = (str(event_time["field"]), str(body["dedup_key"]))
+        json_settings = parse_json_settings(body.get("json_fields"), where, reserved)
+    except JsonFieldError as exc:
+        raise StreamConfigError(str(exc)) from None
     return StreamSpec(
         name=name,
         format=fmt,
@@ -156,6 +168,7 @@ def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSp
         description=body.get("description", ""),
         crawler=_parse_crawler(body.get("crawler") or {}, where),
         limits=_parse_limits(body.get("limits") or {}, where),
+        json=json_settings,
     )
 
 
@@ -240,7 +253,13 @@ def _parse_crawler(body: dict[str, Any], where: str) -> CrawlerSettings:
         change_policy=policy,
         compatibility=compatibility,
         partition_keys=tuple(str(k) for k in body.get("partition_keys", ())),
+        json_max_shapes=int(body.get("json_max_shapes", defaults.json_max_shapes)),
+        json_on_conflict=body.get("json_on_conflict", defaults.json_on_conflict),
     )
+    if settings.json_max_shapes < 1 or not isinstance(settings.json_on_conflict, bool):
+        raise StreamConfigError(
+            f"{where}: crawler json_max_shapes must be >= 1, json_on_conflict true or false"
+        )
     if settings.sample_bytes <= 0 or settings.sample_records <= 0:
         raise StreamConfigError(f"{where}: crawler sample sizes must be positive")
     return settings

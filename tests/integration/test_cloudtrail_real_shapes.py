@@ -302,7 +302,6 @@ def parquet_rows(lake: Storage, keys: list[str]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------- test
 
 
-@pytest.mark.xfail(reason="issue 12 in progress", strict=False)
 def test_cloudtrail_in_the_shapes_of_aws_documentation(
     s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

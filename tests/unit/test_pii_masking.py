@@ -237,16 +237,15 @@ def test_cloudtrail_shapes_carry_no_personal_value(landing, lake) -> None:
         "allows the iam:DeleteUser action"
     )
     assumed = by_id["c2"]
-    assert assumed["responseelements_assumedroleuser_arn"] == (
-        f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/{h(SESSION)}"
-    )
-    assert assumed["responseelements_credentials_sessiontoken"] == REDACTED
-    assert assumed["requestparameters_rolesessionname"] == h(SESSION)
+    # per-API fields are JSON text (json_fields): masked inside the text; `credentials`
+    # holds an object, which cannot be masked in place: the whole value is redacted
+    assert json.loads(assumed["responseelements"]) == REDACTED
+    assert json.loads(assumed["requestparameters"])["roleSessionName"] == h(SESSION)
     assert assumed["sourceipaddress"] == h("2001:db8:85a3::8a2e:370:7334")
-    assert assumed["additionaleventdata_ipaddress"] == h("203.0.113.77")
+    assert h("203.0.113.77") in assumed["additionaleventdata"]
     created = by_id["c3"]
-    assert created["responseelements_accesskey_secretaccesskey"] == REDACTED
-    assert created["requestparameters_username"] == h("BobRoe")
+    assert json.loads(created["responseelements"])["accessKey"]["secretAccessKey"] == REDACTED
+    assert json.loads(created["requestparameters"])["userName"] == h("BobRoe")
     assert json.loads(created["resources"]) == [
         {"ARN": f"arn:aws:iam::{ACCOUNT}:user/{h('BobRoe')}", "accountId": ACCOUNT}
     ]
@@ -263,7 +262,7 @@ def mask_texts(con: duckdb.DuckDBPyConnection, rules: PiiRules, texts: list[str 
     """The texts through the masking stages cleaning runs (lake.cleaning.typing_sql)."""
     con.execute("CREATE OR REPLACE TABLE t (i INTEGER, v VARCHAR)")
     con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
-    stages = text_rule_stages([("v", "m")], rules, _hmac_sql, REDACTED)
+    stages = text_rule_stages([("v", "m", rules)], _hmac_sql, REDACTED)
     ctes = ", ".join(
         f"s{i} AS (SELECT {stage} FROM {'t' if i == 0 else f's{i - 1}'})"
         for i, stage in enumerate(stages)
