@@ -259,7 +259,7 @@ def type_mismatches(
     wanted = {n for n in theirs if (*path, n) in seen}
     out = [f"{where}.{n}: not in AWS's table" for n in sorted(set(ours) - set(theirs))]
     out += [f"{where}.{n}: in the data, missing" for n in sorted(wanted - set(ours))]
-    for n in sorted(set(ours) & set(theirs)):
+    for n in sorted(set(ours) & wanted):
         out += type_mismatches(ours[n], theirs[n], seen, (*path, n))
     return out
 
@@ -398,7 +398,12 @@ def test_cloudtrail_in_the_shapes_of_aws_documentation(
         "Glue = AWS's Athena table: names, JSON fields as string, struct fields",
         [m for m in mismatches if m not in scalar],
     )
-    expect("Glue = AWS's Athena table: scalar types (AWS: string)", scalar)
+    # the crawler types ISO times, dates and booleans where AWS's table says string
+    # (docs/schema-rules.md, "Athena"): anything else would be a real difference
+    expect(
+        "Glue = AWS's Athena table: scalar types (AWS: string) only narrower",
+        [m for m in scalar if not re.search(r": (timestamp|date|boolean) != string$", m)],
+    )
 
     # cleaned Parquet: a modest column count, one type per column across files
     files = CommittedFiles(lake, STREAM).of_days("cleaned", None)
