@@ -12,6 +12,8 @@ from typing import Any
 
 HERE = Path(__file__).parent
 ACCOUNT, OTHER = "111122223333", "444455556666"
+# RunInstances of one instance of one image
+ONE_AMI = {"items": [{"imageId": "ami-0abcdef1234567890", "minCount": 1, "maxCount": 1}]}
 TLS = {
     "tlsVersion": "TLSv1.3",
     "cipherSuite": "TLS_AES_128_GCM_SHA256",
@@ -203,6 +205,63 @@ def role_doc(principal: str) -> str:
     )
 
 
+def s3_transfer(bytes_in: int, bytes_out: int, id2: str, sse: str = "") -> dict[str, Any]:
+    """additionalEventData of an S3 data or bucket call."""
+    data: dict[str, Any] = {
+        "SignatureVersion": "SigV4",
+        "CipherSuite": "TLS_AES_128_GCM_SHA256",
+        "bytesTransferredIn": bytes_in,
+    }
+    if sse:
+        data["SSEApplied"] = sse
+    return data | {
+        "AuthenticationMethod": "AuthHeader",
+        "x-amz-id-2": id2,
+        "bytesTransferredOut": bytes_out,
+    }
+
+
+def s3_resources(
+    bucket: str, key: str, account: str = ACCOUNT, account_key: str = "accountId"
+) -> list[dict[str, Any]]:
+    """The resources of an S3 object call: the object, then its bucket."""
+    return [
+        {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
+        {account_key: account, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"},
+    ]
+
+
+def lambda_function(
+    name: str,
+    role: str,
+    handler: str,
+    *,
+    size: int,
+    timeout: int,
+    memory: int,
+    modified: str,
+    version: str,
+) -> dict[str, Any]:
+    """responseElements of Lambda's CreateFunction: the new function's configuration."""
+    return {
+        "functionName": name,
+        "functionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}",
+        "runtime": "python3.12",
+        "role": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+        "handler": handler,
+        "codeSize": size,
+        "timeout": timeout,
+        "memorySize": memory,
+        "lastModified": modified,
+        "version": version,
+        "environment": {},
+        "tracingConfig": {"mode": "PassThrough"},
+        "state": "Pending",
+        "architectures": ["x86_64"],
+        "ephemeralStorage": {"size": 512},
+    }
+
+
 def batches() -> dict[str, list[dict[str, Any]]]:
     """Objects by Firehose write time (YYYY-MM-DDTHH-MM-SS): 8 objects in 4 arrival hours."""
     alice = iam_user("Alice")
@@ -353,23 +412,16 @@ def batches() -> dict[str, list[dict[str, Any]]]:
                 "memorySize": 256,
                 "publish": True,
             },
-            response={
-                "functionName": "resize-images",
-                "functionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:resize-images",
-                "runtime": "python3.12",
-                "role": f"arn:aws:iam::{ACCOUNT}:role/lambda-ex",
-                "handler": "app.handler",
-                "codeSize": 4213,
-                "timeout": 30,
-                "memorySize": 256,
-                "lastModified": "2026-11-21T22:11:40.512+0000",
-                "version": "1",
-                "environment": {},
-                "tracingConfig": {"mode": "PassThrough"},
-                "state": "Pending",
-                "architectures": ["x86_64"],
-                "ephemeralStorage": {"size": 512},
-            },
+            response=lambda_function(
+                "resize-images",
+                "lambda-ex",
+                "app.handler",
+                size=4213,
+                timeout=30,
+                memory=256,
+                modified="2026-11-21T22:11:40.512+0000",
+                version="1",
+            ),
             apiVersion="2015-03-31",
         ),
         event(
@@ -448,9 +500,7 @@ def batches() -> dict[str, list[dict[str, Any]]]:
             "RunInstances",
             home_ip,
             request={
-                "instancesSet": {
-                    "items": [{"imageId": "ami-0abcdef1234567890", "minCount": 1, "maxCount": 1}]
-                },
+                "instancesSet": ONE_AMI,
                 "instanceType": "t3.micro",
                 "blockDeviceMapping": {},
                 "monitoring": {"enabled": False},
@@ -517,9 +567,7 @@ def batches() -> dict[str, list[dict[str, Any]]]:
             "RunInstances",
             ct_ip,
             request={
-                "instancesSet": {
-                    "items": [{"imageId": "ami-0abcdef1234567890", "minCount": 1, "maxCount": 1}]
-                },
+                "instancesSet": ONE_AMI,
                 "instanceType": "p5.48xlarge",
             },
             error=(
@@ -555,14 +603,7 @@ def batches() -> dict[str, list[dict[str, Any]]]:
                 "Host": "example-uploads.s3.us-east-1.amazonaws.com",
                 "policy": "",
             },
-            additionalEventData={
-                "SignatureVersion": "SigV4",
-                "CipherSuite": "TLS_AES_128_GCM_SHA256",
-                "bytesTransferredIn": 312,
-                "AuthenticationMethod": "AuthHeader",
-                "x-amz-id-2": "EXAMPLEid2abcdEXAMPLE=",
-                "bytesTransferredOut": 0,
-            },
+            additionalEventData=s3_transfer(312, 0, "EXAMPLEid2abcdEXAMPLE="),
             resources=[
                 {
                     "accountId": ACCOUNT,
@@ -585,22 +626,8 @@ def batches() -> dict[str, list[dict[str, Any]]]:
                 "key": "q3/summary.csv",
             },
             error=("AccessDenied", "Access Denied"),
-            additionalEventData={
-                "SignatureVersion": "SigV4",
-                "CipherSuite": "TLS_AES_128_GCM_SHA256",
-                "bytesTransferredIn": 0,
-                "AuthenticationMethod": "AuthHeader",
-                "x-amz-id-2": "EXAMPLEid2efghEXAMPLE=",
-                "bytesTransferredOut": 243,
-            },
-            resources=[
-                {"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::example-reports/q3/summary.csv"},
-                {
-                    "accountId": OTHER,
-                    "type": "AWS::S3::Bucket",
-                    "ARN": "arn:aws:s3:::example-reports",
-                },
-            ],
+            additionalEventData=s3_transfer(0, 243, "EXAMPLEid2efghEXAMPLE="),
+            resources=s3_resources("example-reports", "q3/summary.csv", account=OTHER),
             eventType="AwsApiCall",
             managementEvent=False,
             eventCategory="Data",
@@ -618,23 +645,10 @@ def batches() -> dict[str, list[dict[str, Any]]]:
                 "key": "in/cat.jpg",
             },
             response={"x-amz-server-side-encryption": "AES256"},
-            additionalEventData={
-                "SignatureVersion": "SigV4",
-                "CipherSuite": "TLS_AES_128_GCM_SHA256",
-                "bytesTransferredIn": 48213,
-                "SSEApplied": "Default_SSE_S3",
-                "AuthenticationMethod": "AuthHeader",
-                "x-amz-id-2": "EXAMPLEid2ijklEXAMPLE=",
-                "bytesTransferredOut": 0,
-            },
-            resources=[
-                {"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::example-uploads/in/cat.jpg"},
-                {
-                    "accountId": ACCOUNT,
-                    "type": "AWS::S3::Bucket",
-                    "ARN": "arn:aws:s3:::example-uploads",
-                },
-            ],
+            additionalEventData=s3_transfer(
+                48213, 0, "EXAMPLEid2ijklEXAMPLE=", sse="Default_SSE_S3"
+            ),
+            resources=s3_resources("example-uploads", "in/cat.jpg"),
             managementEvent=False,
             eventCategory="Data",
             vpcEndpointId="vpce-1a2b3c4d",
@@ -889,22 +903,8 @@ def batches() -> dict[str, list[dict[str, Any]]]:
                 "Host": "example-uploads.s3.us-east-1.amazonaws.com",
                 "key": "in/cat.jpg",
             },
-            additionalEventData={
-                "SignatureVersion": "SigV4",
-                "CipherSuite": "TLS_AES_128_GCM_SHA256",
-                "bytesTransferredIn": 0,
-                "AuthenticationMethod": "AuthHeader",
-                "x-amz-id-2": "EXAMPLEid2mnopEXAMPLE=",
-                "bytesTransferredOut": 48213,
-            },
-            resources=[
-                {"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::example-uploads/in/cat.jpg"},
-                {
-                    "accountId": ACCOUNT,
-                    "type": "AWS::S3::Bucket",
-                    "ARN": "arn:aws:s3:::example-uploads",
-                },
-            ],
+            additionalEventData=s3_transfer(0, 48213, "EXAMPLEid2mnopEXAMPLE="),
+            resources=s3_resources("example-uploads", "in/cat.jpg"),
             managementEvent=False,
             eventCategory="Data",
         ),
@@ -921,14 +921,7 @@ def batches() -> dict[str, list[dict[str, Any]]]:
                 "key": "out/cat.jpg",
             },
             error=("AccessDenied", "Access Denied"),
-            additionalEventData={
-                "SignatureVersion": "SigV4",
-                "CipherSuite": "TLS_AES_128_GCM_SHA256",
-                "bytesTransferredIn": 9120,
-                "AuthenticationMethod": "AuthHeader",
-                "x-amz-id-2": "EXAMPLEid2qrstEXAMPLE=",
-                "bytesTransferredOut": 243,
-            },
+            additionalEventData=s3_transfer(9120, 243, "EXAMPLEid2qrstEXAMPLE="),
             resources=[
                 {"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::example-thumbnails/out/cat.jpg"},
                 {
@@ -1014,14 +1007,7 @@ def batches() -> dict[str, list[dict[str, Any]]]:
             agent="[S3Console/0.4]",
             read_only=True,
             request={"Host": "s3.us-east-1.amazonaws.com"},
-            additionalEventData={
-                "SignatureVersion": "SigV4",
-                "CipherSuite": "TLS_AES_128_GCM_SHA256",
-                "bytesTransferredIn": 0,
-                "AuthenticationMethod": "AuthHeader",
-                "x-amz-id-2": "EXAMPLEid2uvwxEXAMPLE=",
-                "bytesTransferredOut": 1024,
-            },
+            additionalEventData=s3_transfer(0, 1024, "EXAMPLEid2uvwxEXAMPLE="),
             sessionCredentialFromConsole="true",
         ),
         event(
@@ -1084,23 +1070,16 @@ def batches() -> dict[str, list[dict[str, Any]]]:
                 "code": {},
                 "environment": {},
             },
-            response={
-                "functionName": "rotate-keys",
-                "functionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:rotate-keys",
-                "runtime": "python3.12",
-                "role": f"arn:aws:iam::{ACCOUNT}:role/ssm-automation",
-                "handler": "main.handler",
-                "codeSize": 1022,
-                "timeout": 3,
-                "memorySize": 128,
-                "lastModified": "2026-11-22T01:25:09.903+0000",
-                "version": "$LATEST",
-                "environment": {},
-                "tracingConfig": {"mode": "PassThrough"},
-                "state": "Pending",
-                "architectures": ["x86_64"],
-                "ephemeralStorage": {"size": 512},
-            },
+            response=lambda_function(
+                "rotate-keys",
+                "ssm-automation",
+                "main.handler",
+                size=1022,
+                timeout=3,
+                memory=128,
+                modified="2026-11-22T01:25:09.903+0000",
+                version="$LATEST",
+            ),
             apiVersion="2015-03-31",
         ),
         event(
