@@ -7,7 +7,9 @@ Three kinds of rule, declared per stream in streams.yaml (docs/cleaning.md, "PII
   through because it no longer resolves to the declared leaf.
 - `pii_keys`: a key -> mask, at any depth: every column with that key on its path, and the
   key's string values inside JSON text (arrays, or an object arriving where a string was
-  typed). A non-string value of such a key in JSON text redacts the whole text.
+  typed). Under a redact key, a number, boolean or flat object/array in JSON text becomes
+  the JSON string "[REDACTED]"; anything deeper, or a non-string under a hash key,
+  redacts the whole text.
 - `pii_values`: value rules (built-in patterns, or `{pattern, mask}`): every match in a
   stream's text columns is masked, wherever it occurs (an IAM ARN's user part in an error
   message, an e-mail in a free-text field).
@@ -17,6 +19,7 @@ The masking runs in SQL (lake.cleaning); regular expressions are RE2 (DuckDB's).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +68,14 @@ BUILTIN_VALUE_RULES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "ipv4": ("", _IPV4, (".",)),
     "aws_access_key_id": ("", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", ("AKIA", "ASIA")),
 }
+# a JSON number or boolean, or an object or array with no object or array inside; its
+# strings are read whole (no escapes: a string with one does not match)
+_FLAT_STRING = r'"[^"\\]*"'
+_FLAT_JSON_VALUE = (
+    r"-?[0-9][0-9.eE+-]*|true|false"
+    r'|\{(?:[^{}\[\]"]|' + _FLAT_STRING + r")*\}"
+    r'|\[(?:[^{}\[\]"]|' + _FLAT_STRING + r")*\]"
+)
 # a JSON string's content (escapes included) after `"<key>": "`
 _JSON_STRING = r"(?:[^\"\\]|\\.)+"
 
@@ -83,6 +94,10 @@ class ValueRule:
     mask: str
     # literal texts of which every match holds one: a cheap test before the regex runs
     hints: tuple[str, ...] = ()
+    as_json_string: bool = False  # `redact` writes the marker as a JSON string ("...")
+
+    def redacted(self, marker: str) -> str:
+        return json.dumps(marker) if self.as_json_string else marker
 
     @property
     def pattern(self) -> str:
@@ -100,13 +115,29 @@ class PiiRules:
         """Rules applied to text columns: the keys' string values inside JSON text, then
         the value rules."""
         by_mask = {m: [k for k, km in self.keys.items() if km == m] for m in MASKS}
-        return tuple(
+        strings = tuple(
             ValueRule(
                 f"keys ({mask})", _quoted_keys(keys) + r'\s*:\s*"', _JSON_STRING, mask, ('"',)
             )
             for mask, keys in by_mask.items()
             if keys
-        ) + tuple(self.values)
+        )
+        # a redact key holding a number, boolean, or an object or array with nothing nested
+        # (AssumeRole's `credentials`) becomes the JSON string "[REDACTED]", so the rest of
+        # the text survives; anything deeper is left to the whole-text redaction
+        flat = (
+            ValueRule(
+                "keys (redact, not a string)",
+                _quoted_keys(by_mask["redact"]) + r"\s*:\s*",
+                _FLAT_JSON_VALUE,
+                "redact",
+                ('"',),
+                as_json_string=True,
+            ),
+        )
+        if not by_mask["redact"]:
+            flat = ()
+        return strings + flat + tuple(self.values)
 
     @property
     def masks_text(self) -> bool:
@@ -250,9 +281,9 @@ def text_rule_stages(
         ]
         stages.append("* REPLACE (" + ", ".join(steps) + ")")
     wholes = [
-        f"CASE WHEN contains({src}, '\"') AND regexp_matches({src}, {_lit(whole)}) "
+        f"CASE WHEN contains({dst}, '\"') AND regexp_matches({dst}, {_lit(whole)}) "
         f"THEN {_lit(redacted)} ELSE {dst} END AS {dst}"
-        for src, dst, rules in columns
+        for _, dst, rules in columns
         if (whole := rules.non_string_key_value)
     ]
     if wholes:
@@ -266,7 +297,7 @@ def _rule_step(t: str, rule: ValueRule, hmac_sql: Callable[[str], str], redacted
     pattern = _lit(rule.pattern)
     hinted = " OR ".join(f"contains({t}, {_lit(h)})" for h in rule.hints) or "true"
     keep, part = (f"regexp_extract({t}, {pattern}, {g})" for g in (1, 2))
-    whole = f"{keep} || {hmac_sql(part) if rule.mask == 'hash' else _lit(redacted)}"
+    whole = f"{keep} || {hmac_sql(part) if rule.mask == 'hash' else _lit(rule.redacted(redacted))}"
     return (
         f"CASE WHEN NOT ({hinted}) THEN {t} "
         f"WHEN regexp_full_match({t}, {pattern}) THEN {whole} "
@@ -284,7 +315,7 @@ def _rewrite(t: str, rule: ValueRule, hmac_sql: Callable[[str], str], redacted: 
         f"list_zip(string_split_regex({t}, {pattern}), regexp_extract_all({t}, {pattern}, 1), "
         f"regexp_extract_all({t}, {pattern}, 2))"
     )
-    masked = hmac_sql("_z[3]") if rule.mask == "hash" else _lit(redacted)
+    masked = hmac_sql("_z[3]") if rule.mask == "hash" else _lit(rule.redacted(redacted))
     piece = f"_z[1] || CASE WHEN _z[3] IS NULL THEN '' ELSE _z[2] || {masked} END"
     return f"array_to_string(list_transform({zipped}, lambda _z: {piece}), '')"
 

@@ -237,9 +237,13 @@ def test_cloudtrail_shapes_carry_no_personal_value(landing, lake) -> None:
         "allows the iam:DeleteUser action"
     )
     assumed = by_id["c2"]
-    # per-API fields are JSON text (json_fields): masked inside the text; `credentials`
-    # holds an object, which cannot be masked in place: the whole value is redacted
-    assert json.loads(assumed["responseelements"]) == REDACTED
+    # per-API fields are JSON text (json_fields): masked inside the text; the flat
+    # `credentials` object becomes "[REDACTED]" and the rest of the response stays
+    response = json.loads(assumed["responseelements"])
+    assert response["credentials"] == REDACTED
+    assert response["assumedRoleUser"]["arn"] == (
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/{h(SESSION)}"
+    )
     assert json.loads(assumed["requestparameters"])["roleSessionName"] == h(SESSION)
     assert assumed["sourceipaddress"] == h("2001:db8:85a3::8a2e:370:7334")
     assert h("203.0.113.77") in assumed["additionaleventdata"]
@@ -317,15 +321,24 @@ def test_pii_keys_inside_json_text(con) -> None:
         '[{"USERNAME":"Jane \\"JD\\" Doe"}]',
         '[{"password":"hunter2"}]',
         '[{"userName":12345}]',
-        '[{"credentials":{"anything":"secret-value"}}]',
+        '[{"credentials":{"anything":"secret-value","n":1},"kept":"yes"}]',
+        '[{"password": 123, "kept": true}]',
+        '[{"credentials":{"deeper":{"anything":"secret-value"}}}]',
+        '[{"credentials":{"anything":"an \\"escaped\\" secret"}}]',
     ]
     assert mask_texts(con, CLOUDTRAIL_RULES, texts) == [
         f'[{{"userName":"{h("JaneDoe")}","note":"x"}}]',
         f'[{{"USERNAME":"{h(chr(74) + "ane " + chr(92) + chr(34) + "JD" + chr(92) + chr(34) + " Doe")}"}}]',
         f'[{{"password":"{REDACTED}"}}]',
-        REDACTED,  # a number cannot be masked in place: the whole text is redacted
+        REDACTED,  # a number under a hash key cannot be hashed in place: the whole text goes
+        # a redact key's flat object, number or array becomes the JSON string; the rest stays
+        f'[{{"credentials":"{REDACTED}","kept":"yes"}}]',
+        f'[{{"password": "{REDACTED}", "kept": true}}]',
+        REDACTED,  # nested deeper, or a string with an escape: the whole text is redacted
         REDACTED,
     ]
+    for text in mask_texts(con, CLOUDTRAIL_RULES, texts):
+        assert "secret-value" not in text and "hunter2" not in text and "secret" not in text
 
 
 @pytest.mark.parametrize(
