@@ -34,16 +34,14 @@ from lake.cleaning import columns_from_table, quote_identifier
 from lake.firehose import hour_prefix
 from lake.ledger import manifests_folder
 from lake.parquet_writing import parquet_bytes
-from lake.pii import PIIKey, install_key
+from lake.pii import PIIKey
 from lake.storage import ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
-_HOUR_FORMAT = "%Y%m%dT%H"
+_HOUR_FORMAT = "%Y%m%dT%H"  # how an output name starts (lake.ledger.output_name)
 # objects brought to the catalog's types per run (oldest arrival hours first); the rest
 # wait for the next run, which scans again
-MAX_OBJECTS = int(
-    os.environ.get("RETYPE_MAX_OBJECTS", "1000")
-)  # how an output name starts (lake.ledger.output_name)
+MAX_OBJECTS = int(os.environ.get("RETYPE_MAX_OBJECTS", "1000"))
 
 
 @dataclass
@@ -121,7 +119,7 @@ def retype_stream(
             report.files_retyped += [f for f in cleaned.files_written if f.startswith("cleaned/")]
         for manifest in manifests:
             if manifest.get("source_key") not in listed:
-                report.files_retyped += cast_object(spec, lake, manifest, version, target, pii_key)
+                report.files_retyped += cast_object(lake, manifest, version, target)
                 report.objects_cast.append(str(manifest.get("source_key")))
     if not report.remaining:
         doc = {"catalog_version": version, "column_types": target}
@@ -174,12 +172,7 @@ def arrow_types(duck_types: dict[str, str]) -> dict[str, pa.DataType]:
 
 
 def cast_object(
-    spec: StreamSpec,
-    lake: Storage,
-    manifest: dict[str, Any],
-    version: int,
-    target: dict[str, str],
-    pii_key: PIIKey,
+    lake: Storage, manifest: dict[str, Any], version: int, target: dict[str, str]
 ) -> list[str]:
     """Cast an object's cleaned files to the catalog's types (each file replaced whole),
     then record the new types in its manifest. Returns the files rewritten."""
@@ -191,7 +184,7 @@ def cast_object(
         except ObjectNotFound:
             continue
         rows = pq.read_table(io.BytesIO(data))
-        cast = cast_to_catalog(spec, rows, target, pii_key)
+        cast = cast_to_catalog(rows, target)
         written_as |= {n: target[n] for n in rows.column_names if n in target}
         if cast is not None:
             lake.write(key, parquet_bytes(cast, no_dictionary={"_position"}))
@@ -202,9 +195,7 @@ def cast_object(
     return rewritten
 
 
-def cast_to_catalog(
-    spec: StreamSpec, rows: pa.Table, target: dict[str, str], pii_key: PIIKey
-) -> pa.Table | None:
+def cast_to_catalog(rows: pa.Table, target: dict[str, str]) -> pa.Table | None:
     """`rows` with every catalog column cast to its catalog type (None when all already
     are). Widening only, with cleaning's rules: a timestamp becomes ISO-8601 text in UTC
     (`2026-11-21T08:10:00Z`, `.ffffffZ` when it has fractions of a second), other values
@@ -216,11 +207,8 @@ def cast_to_catalog(
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        install_key(con, pii_key)
         con.register("file_rows", rows.select(changed))
-        select = ", ".join(
-            _cast_sql(spec, n, rows.schema.field(n).type, target[n]) for n in changed
-        )
+        select = ", ".join(_cast_sql(n, rows.schema.field(n).type, target[n]) for n in changed)
         cast = con.sql(f"SELECT {select} FROM file_rows").to_arrow_table()
     finally:
         con.close()
@@ -231,7 +219,7 @@ def cast_to_catalog(
     return rows
 
 
-def _cast_sql(spec: StreamSpec, name: str, source: pa.DataType, duck_type: str) -> str:
+def _cast_sql(name: str, source: pa.DataType, duck_type: str) -> str:
     v = quote_identifier(name)
     if duck_type != "VARCHAR":
         return f"CAST({v} AS {duck_type}) AS {v}"
