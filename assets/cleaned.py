@@ -23,6 +23,7 @@ from pydantic import Field
 
 from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
 from lake.cleaned_io import HourReport, clean_hour
+from lake.cleaning import LINEAGE_TYPES
 from lake.crawler import Catalog
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
@@ -149,7 +150,11 @@ def _hour_metadata(lake_uri: str, totals: HourTotals, batch: HourReport) -> dict
     the no-op hours of a backfill is not possible; skipping a whole no-op run would also
     skip the steps after it in the run and leave the backfill's partitions unmaterialized.
     """
-    columns = [TableColumn(name, kind) for name, kind in totals.column_types.items()]
+    columns = [
+        *(TableColumn(name, kind) for name, kind in totals.column_types.items()),
+        *(TableColumn(name, kind, description="lineage") for name, kind in LINEAGE_TYPES.items()),
+        TableColumn("dt", "DATE", description="event date: the Hive folder dt=YYYY-MM-DD"),
+    ]
     batch_counts = {k: v for k, v in batch.as_metadata().items() if k != "event_dates"}
     return {
         # Dagster's table keys (TableMetadataSet is not exported by dagster 1.13)
