@@ -28,7 +28,7 @@ from lake.crawler import Catalog
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
 from lake.retype import retype_stream
-from lake.storage import ObjectInfo
+from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource, PIIKeyResource
 
@@ -123,7 +123,7 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
             )
         for hour, (landed, batch) in batches.items():  # after retype: the types it left
             totals = hour_totals(lake_storage, spec.name, hour, landed)
-            add_hour_metadata(context, hour, _hour_metadata(lake_storage.uri, totals, batch))
+            add_hour_metadata(context, hour, _hour_metadata(lake_storage, totals, batch))
         yield MaterializeResult(
             metadata={
                 # the name mart SQL reads it by; Hive-style dt= folders under the URI
@@ -139,7 +139,7 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
     return _cleaned
 
 
-def _hour_metadata(lake_uri: str, totals: HourTotals, batch: HourReport) -> dict[str, Any]:
+def _hour_metadata(lake: Storage, totals: HourTotals, batch: HourReport) -> dict[str, Any]:
     """One hour's materialization: the hour's running totals (every object of the hour
     processed so far, by any run) and, prefixed `batch_`, what this run did in it.
 
@@ -169,7 +169,7 @@ def _hour_metadata(lake_uri: str, totals: HourTotals, batch: HourReport) -> dict
         "records_quarantined": totals.records_quarantined,
         "duplicates_dropped": totals.duplicates_dropped,
         "quarantine_ratio": round(totals.quarantine_ratio, 6),
-        "files": MetadataValue.json([f"{lake_uri}/{f}" for f in totals.files[:FILES_SHOWN]]),
+        "files": MetadataValue.json([lake.uri_of(f) for f in totals.files[:FILES_SHOWN]]),
         "files_not_shown": max(0, len(totals.files) - FILES_SHOWN),
         # the event dates this run wrote: the marts sensor rebuilds those days
         "event_dates": MetadataValue.json(sorted(batch.event_dates)),
