@@ -20,11 +20,9 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from assets.cleaned import build_cleaned_asset
-from assets.landing import build_landing_asset
-from assets.schema import build_schema_asset
 from lake.firehose import object_key
 from lake.streams import STREAMS_FILE, load_streams
-from orchestration.definitions import defs, ingest_assets
+from orchestration.definitions import build_ingest_assets, defs, ingest_assets
 
 STREAM = "robot_telemetry"
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
@@ -212,12 +210,7 @@ def test_code_version_follows_the_streams_yaml_entry(local_lake, tmp_path: Path)
     assert changed["clickstream"].code_version == original["clickstream"].code_version
 
     def assets_of(spec):
-        database = original.database
-        return [
-            build_landing_asset(spec),
-            build_schema_asset(spec, database),
-            build_cleaned_asset(spec, database),
-        ]
+        return build_ingest_assets(spec, original.database)
 
     _land(local_lake["landing"], 8, 1, ["v1"])
     instance = DagsterInstance.ephemeral()
