@@ -9,7 +9,7 @@ from assets.landing import build_landing_asset
 from assets.marts import build_mart_asset
 from assets.schema import build_schema_asset
 from lake.marts import load_marts
-from lake.streams import load_streams
+from lake.streams import StreamSpec, load_streams
 from orchestration.jobs import ingest_job, marts_job
 from orchestration.resources import resources_from_env
 from orchestration.schedules import build_daily_marts_schedule
@@ -24,14 +24,18 @@ streams = load_streams()
 marts = load_marts(set(streams.streams))
 
 
-def ingest_assets(stream: str) -> list[AssetsDefinition]:
-    """landing, schema and cleaned for one stream (fresh definitions, no resources bound)."""
-    spec = streams[stream]
+def build_ingest_assets(spec: StreamSpec, database: str) -> list[AssetsDefinition]:
+    """landing, schema and cleaned for one stream entry (fresh definitions, no resources)."""
     return [
         build_landing_asset(spec),
-        build_schema_asset(spec, streams.database),
-        build_cleaned_asset(spec, streams.database),
+        build_schema_asset(spec, database),
+        build_cleaned_asset(spec, database),
     ]
+
+
+def ingest_assets(stream: str) -> list[AssetsDefinition]:
+    """landing, schema and cleaned for one declared stream of streams.yaml."""
+    return build_ingest_assets(streams[stream], streams.database)
 
 
 stream_assets = [a for name in streams.streams for a in ingest_assets(name)]

@@ -356,7 +356,11 @@ def test_cloudtrail_in_the_shapes_of_aws_documentation(
     )
     expect(
         "no valid record quarantined",
-        {k: md["quarantined_by_reason"] for k, md in reports.items() if md["records_quarantined"]},
+        {
+            k: md["batch_quarantined_by_reason"]
+            for k, md in reports.items()
+            if md["records_quarantined"]
+        },
     )
     counted = (
         sum(md["records_in"] for md in reports.values()),
