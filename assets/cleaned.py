@@ -17,8 +17,8 @@ from dagster import (
 from pydantic import Field
 
 from assets.hourly import hourly_asset_args, hours_of
+from lake.catalog_store import Catalog
 from lake.cleaned_io import HourReport, clean_hour
-from lake.crawler import Catalog
 from lake.firehose import hour_prefix
 from lake.retype import retype_stream
 from lake.streams import StreamSpec
