@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from lake.framings.base import TOO_DEEP_TO_PARSE, Framing, RawRecord, json_objects_reader
@@ -12,6 +13,7 @@ from lake.framings.sampling import Batch, Cut, SampleText, after_bad, decode
 from lake.json_text import NestedTooDeep, decode_near, resync, skip_ws
 
 
+@dataclass(frozen=True)
 class ConcatenatedJson(Framing):
     name = "concatenated_json"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from lake.framings.base import Framing, RawRecord, UnreadableObject, json_objects_reader
@@ -11,6 +12,7 @@ from lake.framings.sampling import Batch, SampleText, collect_elements
 from lake.json_text import NotText, decode_near, skip_ws, strict_utf8
 
 
+@dataclass(frozen=True)
 class JsonArray(Framing):
     name = "array"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from lake.framings import base  # BLOCK_BYTES and PREFIX_CHARS read at call time (tests tune them)
@@ -19,6 +20,7 @@ from lake.framings.sampling import Batch, SampleText
 from lake.json_text import NotText, skip_ws, strict_utf8
 
 
+@dataclass(frozen=True)
 class NdJson(Framing):
     name = "ndjson"
 
