@@ -7,7 +7,6 @@ yet: a declared CSV stream would need its delimiter and header settings.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -62,11 +61,13 @@ class Csv(Framing):
 
     def split_file(self, fh: BinaryIO, max_record_bytes: int) -> Iterator[RawRecord]:
         """Rows are read as they come; the csv module bounds a field's length."""
-        text = codecs.getreader("utf-8-sig")(fh, errors="strict")
+        text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="strict", newline="")
         try:
             yield from self._records(csv.reader(text, delimiter=self.delimiter))
         except UnicodeDecodeError as exc:
             raise UnreadableObject(f"not valid UTF-8: {exc.reason}") from None
+        finally:
+            text.detach()  # the caller owns fh
 
     def _records(self, rows: Iterable[list[str]]) -> Iterator[RawRecord]:
         rows = (row for row in rows if row)

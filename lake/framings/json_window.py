@@ -88,10 +88,10 @@ def _next_document(text: str, start: int) -> int | None:
 
 
 def stream_concatenated(fh: BinaryIO, limit: int) -> Iterator[RawRecord]:
-    """The concatenated JSON splitter over a window that slides along the file. The window grows (doubling)
-    while a document may be cut by its end, up to `limit` characters past the document's
-    start; past that the document is too large and is skipped, streaming, up to where
-    reading resumes (the same rule as after a malformed document)."""
+    """The concatenated JSON splitter over a window that slides along the file. The window
+    grows (doubling) while a document may be cut by its end, up to `limit` characters past
+    the document's start; past that the document is too large and is skipped, streaming, up
+    to where reading resumes (the same rule as after a malformed document)."""
     window = TextWindow(fh)
     pos = 0
     position = 0
