@@ -14,6 +14,7 @@ from lake.record_limits import TOO_DEEP
 
 if TYPE_CHECKING:
     from lake.framings.sampling import Batch, SampleText
+    from lake.streams import StreamSpec
 
 TOO_DEEP_TO_PARSE = f"{TOO_DEEP}: deeper than the JSON parser's recursion allows"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -40,6 +41,11 @@ class Framing(ABC):
     name: ClassVar[str]  # the `format` of streams.yaml (a detected-only framing: its label)
     classification: ClassVar[str] = "json"  # Glue's classification of such objects
     records_key: str | None = None  # the key whose list holds the records, when wrapped
+
+    @classmethod
+    def for_stream(cls, spec: StreamSpec) -> Framing:
+        """The framing of a stream that declares this one as its `format`."""
+        return cls()
 
     @abstractmethod
     def split(self, text: str) -> Iterator[RawRecord]:

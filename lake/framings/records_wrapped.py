@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lake.framings.base import TOO_LARGE, Framing, RawRecord, UnreadableObject
 from lake.framings.concatenated_json import split_concatenated
 from lake.framings.json_window import stream_concatenated
 from lake.framings.sampling import Batch, Cut, SampleText, after_bad, collect_elements, decode
 from lake.json_text import skip_ws
+
+if TYPE_CHECKING:
+    from lake.streams import StreamSpec
 
 MAX_WRAPPER_KEYS = 4  # {"Records": [...]} may carry a little metadata beside its list
 
@@ -20,6 +23,10 @@ MAX_WRAPPER_KEYS = 4  # {"Records": [...]} may carry a little metadata beside it
 class RecordsWrapped(Framing):
     name = "json_records"
     records_key: str = "Records"
+
+    @classmethod
+    def for_stream(cls, spec: StreamSpec) -> RecordsWrapped:
+        return cls(spec.records_key or "Records")
 
     def split(self, text: str) -> Iterator[RawRecord]:
         return self._unwrap(split_concatenated(text))

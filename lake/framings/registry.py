@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lake.framings.base import Framing
@@ -13,14 +12,11 @@ from lake.framings.records_wrapped import RecordsWrapped
 if TYPE_CHECKING:
     from lake.streams import StreamSpec
 
-# streams.yaml `format` -> the stream's framing (lake.streams.FORMATS names the same)
-DECLARED: dict[str, Callable[[StreamSpec], Framing]] = {
-    ConcatenatedJson.name: lambda spec: ConcatenatedJson(),
-    NdJson.name: lambda spec: NdJson(),
-    RecordsWrapped.name: lambda spec: RecordsWrapped(spec.records_key or "Records"),
-}
+# The framings a stream may declare, by `format` (lake.streams.FORMATS names the same:
+# it cannot import this module, whose framings need lake.record_limits, which needs it).
+DECLARED: dict[str, type[Framing]] = {f.name: f for f in (ConcatenatedJson, NdJson, RecordsWrapped)}
 
 
 def framing_of(spec: StreamSpec) -> Framing:
     """The framing the stream declares (lake.streams validated its name)."""
-    return DECLARED[spec.format](spec)
+    return DECLARED[spec.format].for_stream(spec)
