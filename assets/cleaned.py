@@ -22,9 +22,9 @@ from dagster import (
 from pydantic import Field
 
 from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
+from lake.catalog_store import Catalog
 from lake.cleaned_io import HourReport, clean_hour
 from lake.cleaning import LINEAGE_TYPES
-from lake.crawler import Catalog
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
 from lake.retype import retype_stream

@@ -27,9 +27,9 @@ from dagster_duckdb import DuckDBResource
 
 from assets.hourly import ASSET_RETRY_POLICY
 from lake.alerts import log_publisher, notify_new, publisher_from_env
+from lake.catalog_store import Catalog
 from lake.cleaning import columns_from_table
 from lake.committed import CommittedFiles
-from lake.crawler import Catalog
 from lake.mart_build import InputColumns, MartBuild, build_mart
 from lake.marts import MartSpec
 from lake.redshift_data_api import RedshiftLoader

@@ -20,9 +20,11 @@ from dagster import (
 
 from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
 from lake.athena_ddl import show_create_table, table_problems
-from lake.crawler import Catalog, CrawlResult, crawl_objects, partition_doc
+from lake.catalog_store import Catalog
+from lake.crawler import CrawlResult, crawl_objects
 from lake.firehose import hour_prefix
 from lake.glue_sync import GlueSync
+from lake.glue_table import partition_doc
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource
 

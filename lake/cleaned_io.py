@@ -24,10 +24,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from lake.catalog_store import column_assignment, stored_schema
 from lake.clean_pass import NEW_KEYS_TABLE, HourRun
 from lake.clean_report import HourReport
 from lake.cleaning import json_paths_of, leaf_columns_of
-from lake.crawler import column_assignment, sample_objects, stored_schema
+from lake.crawl_sample import sample_objects
 from lake.dedup_state import load_seen, save_hour_keys, window_dates
 from lake.firehose import is_folder_marker
 from lake.ledger import (

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from lake.catalog_store import column_assignment, stored_schema
 from lake.column_names import LINEAGE_NAMES, assign_columns
-from lake.crawler import column_assignment, stored_schema
 from lake.hive_types import Struct, leaf_columns
 from lake.json_fields import Path, collapse_schema, paths_from_parameter
 from lake.pii import IPAD_VARIABLE, OPAD_VARIABLE, REDACTED
@@ -442,7 +442,7 @@ REASON_CODES = (
     ("missing or non-scalar dedup key", "missing_dedup_key"),
     ("column ", "cannot_cast"),
     ("unreadable object", "unreadable_object"),
-    # object- and size-level reasons (lake.object_fetch, lake.formats) start with their code
+    # object- and size-level reasons (lake.object_fetch, lake.framings) start with their code
     ("unreadable_object", "unreadable_object"),
     ("unsafe_key", "unsafe_key"),
     ("record_too_large", "record_too_large"),

@@ -13,7 +13,8 @@ import boto3
 import pytest
 
 from lake.athena_ddl import table_problems
-from lake.crawler import Catalog, crawl_objects
+from lake.catalog_store import Catalog
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.glue_sync import GlueSync, GlueSyncError, SyncResult
 from lake.storage import LocalStorage

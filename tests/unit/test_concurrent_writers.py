@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import alerts
-from lake.crawler import Catalog, crawl_objects
+from lake.catalog_store import Catalog
+from lake.crawler import crawl_objects
 from lake.dedup_state import save_hour_keys
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage, Storage, open_storage

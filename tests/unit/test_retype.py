@@ -18,9 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
+from lake.catalog_store import Catalog
 from lake.cleaned_io import clean_hour
 from lake.committed import CommittedFiles
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.mart_build import build_mart
 from lake.marts import parse_mart
