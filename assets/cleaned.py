@@ -10,8 +10,10 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
+    HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     asset,
 )
 from pydantic import Field
@@ -21,6 +23,7 @@ from lake.cleaned_io import HourReport, clean_hour
 from lake.crawler import Catalog
 from lake.firehose import hour_prefix
 from lake.retype import retype_stream
+from lake.settings import Settings
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource, PIIKeyResource
 
@@ -46,11 +49,13 @@ class CleanedConfig(Config):
 QUARANTINE_CHECK = "quarantine_ratio"
 
 
-def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
+def build_cleaned_asset(
+    spec: StreamSpec, database: str, partitions: HourlyPartitionsDefinition
+) -> AssetsDefinition:
     key = AssetKey(["cleaned", spec.name])
 
     @asset(
-        **hourly_asset_args("cleaned", spec.name, "schema"),
+        **hourly_asset_args("cleaned", spec.name, partitions, "schema"),
         kinds={"parquet"},
         description=f"{spec.description}: typed Parquet by event date (dt=), bad records quarantined.",
         check_specs=[
@@ -71,6 +76,7 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         config: CleanedConfig,
         lake: LakeResource,
         pii_key: PIIKeyResource,
+        settings: ResourceParam[Settings],
     ) -> Iterator[MaterializeResult]:
         landing, lake_storage = lake.landing(), lake.lake()
         key = pii_key.key_for(landing.uri, lake_storage.uri)
@@ -96,10 +102,11 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                 objects,
                 full_refresh=config.full_refresh,
                 pii_key=key,
+                settings=settings,
             )
             total.absorb(report)
         # files cleaned under an older catalog version get the current column types
-        retyped = retype_stream(spec, table, landing, lake_storage, key)
+        retyped = retype_stream(spec, table, landing, lake_storage, key, settings)
         if retyped.files_retyped:
             context.log.info(
                 f"retyped {len(retyped.files_retyped)} cleaned files of {spec.name} to the "

@@ -3,10 +3,17 @@
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Backoff, Jitter, RetryPolicy
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Backoff,
+    HourlyPartitionsDefinition,
+    Jitter,
+    RetryPolicy,
+)
 
 from lake.firehose import hours_between
-from orchestration.partitions import hourly_partitions
 
 # A step that raised (S3 503s past boto3's own retries, a lost connection) runs again in
 # the same run, after ~10 s then ~20 s. Re-running a step is safe: cleaning skips objects
@@ -17,7 +24,9 @@ ASSET_RETRY_POLICY = RetryPolicy(
 )
 
 
-def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> dict[str, Any]:
+def hourly_asset_args(
+    layer: str, stream: str, partitions: HourlyPartitionsDefinition, upstream: str | None = None
+) -> dict[str, Any]:
     """`@asset` arguments for `<layer>/<stream>`, partitioned by arrival hour.
 
     A backfill of many hours is one run (BackfillPolicy.single_run) that loops over them.
@@ -27,7 +36,7 @@ def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> d
     return {
         "key": AssetKey([layer, stream]),
         "deps": [AssetKey([upstream, stream])] if upstream else [],
-        "partitions_def": hourly_partitions,
+        "partitions_def": partitions,
         "backfill_policy": BackfillPolicy.single_run(),
         "group_name": layer,
         "retry_policy": ASSET_RETRY_POLICY,

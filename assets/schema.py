@@ -1,7 +1,6 @@
 """schema/<stream>: the crawler's Glue-shaped catalog table, merged hour by hour, versioned,
 with a blocking check that stops incompatible drift before it reaches cleaned/."""
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 
@@ -11,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -22,19 +22,21 @@ from assets.hourly import hourly_asset_args, hours_of
 from lake.athena_ddl import show_create_table, table_problems
 from lake.crawler import Catalog, CrawlResult, crawl_objects, partition_doc
 from lake.firehose import hour_prefix
-from lake.glue_sync import GlueSync
 from lake.streams import StreamSpec
+from orchestration.aws_resources import GlueResource
 from orchestration.resources import LakeResource
 
 COMPATIBLE_CHECK = "schema_compatible"
 
 
-def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
+def build_schema_asset(
+    spec: StreamSpec, database: str, partitions: HourlyPartitionsDefinition
+) -> AssetsDefinition:
     key = AssetKey(["schema", spec.name])
     mode = spec.crawler.compatibility.upper()
 
     @asset(
-        **hourly_asset_args("schema", spec.name, "landing"),
+        **hourly_asset_args("schema", spec.name, partitions, "landing"),
         kinds={"glue"},
         description=(
             f"Catalog table {database}.{spec.name} crawled from the landed objects "
@@ -49,9 +51,11 @@ def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
             )
         ],
     )
-    def _schema(context: AssetExecutionContext, lake: LakeResource) -> Iterator[MaterializeResult]:
+    def _schema(
+        context: AssetExecutionContext, lake: LakeResource, glue: GlueResource
+    ) -> Iterator[MaterializeResult]:
         landing, catalog = lake.landing(), Catalog(lake.lake(), database)
-        glue = _glue_sync()
+        glue_sync = glue.sync()
         results: list[CrawlResult] = []
         for hour in hours_of(context):
             objects = list(landing.list(hour_prefix(spec.name, hour)))
@@ -59,12 +63,12 @@ def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                 continue
             result = crawl_objects(spec, catalog, landing, objects)
             results.append(result)
-            if glue is not None:
-                partitions = [
+            if glue_sync is not None:
+                glue_partitions = [
                     partition_doc(result.table, landing, p) for p in result.hour.partitions.values()
                 ]
-                synced = glue.sync_table(result.table, partitions)
-                context.log.info(f"Glue {glue.database}.{spec.name}: {synced}")
+                synced = glue_sync.sync_table(result.table, glue_partitions)
+                context.log.info(f"Glue {glue_sync.database}.{spec.name}: {synced}")
         table = results[-1].table if results else catalog.get_table(spec.name)
         yield MaterializeResult(
             metadata=_metadata(database, spec, table, results),
@@ -72,12 +76,6 @@ def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         )
 
     return _schema
-
-
-def _glue_sync() -> GlueSync | None:
-    """Glue sync is off unless GLUE_DATABASE names the Glue database to keep in step."""
-    database = os.environ.get("GLUE_DATABASE")
-    return GlueSync(database=database) if database else None
 
 
 def _metadata(
