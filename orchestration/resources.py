@@ -3,6 +3,7 @@ the optional AWS services, all built once from the environment by resources_from
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dagster import ConfigurableResource, EnvVar, Failure
@@ -60,10 +61,13 @@ class PIIKeyResource(ConfigurableResource):
 
 
 def from_env(settings: Settings, name: str) -> Any:
-    """A string setting's value for a resource: EnvVar when the environment sets it (Dagster
-    reads it at run time and shows the variable's name, not its value), else its default."""
+    """A string setting's value for a resource: EnvVar when it is the environment's (Dagster
+    reads it at run time and shows the variable's name, not its value), else the value."""
     value = getattr(settings, name)
-    return EnvVar(env_name(name)) if value != getattr(DEFAULTS, name) else value
+    variable = env_name(name)
+    if value is not None and os.environ.get(variable, "").strip() == value:
+        return EnvVar(variable)
+    return value
 
 
 def resources_from_env(settings: Settings) -> dict[str, Any]:
