@@ -13,8 +13,10 @@ from dagster import (
     AssetsDefinition,
     Config,
     FreshnessPolicy,
+    HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     TableColumn,
     TableSchema,
     asset,
@@ -28,6 +30,7 @@ from lake.cleaning import LINEAGE_TYPES
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
 from lake.retype import retype_stream
+from lake.settings import Settings
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource, PIIKeyResource
@@ -55,11 +58,13 @@ class CleanedConfig(Config):
 QUARANTINE_CHECK = "quarantine_ratio"
 
 
-def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
+def build_cleaned_asset(
+    spec: StreamSpec, database: str, partitions: HourlyPartitionsDefinition
+) -> AssetsDefinition:
     key = AssetKey(["cleaned", spec.name])
 
     @asset(
-        **hourly_asset_args("cleaned", spec, "schema"),
+        **hourly_asset_args("cleaned", spec, partitions, "schema"),
         freshness_policy=FreshnessPolicy.time_window(
             fail_window=timedelta(minutes=spec.operations.freshness_fail_minutes),
             warn_window=(
@@ -88,6 +93,7 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         config: CleanedConfig,
         lake: LakeResource,
         pii_key: PIIKeyResource,
+        settings: ResourceParam[Settings],
     ) -> Iterator[MaterializeResult]:
         landing, lake_storage = lake.landing(), lake.lake()
         key = pii_key.key_for(landing.uri, lake_storage.uri)
@@ -110,11 +116,12 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                 [o for o in landed if config.up_to_key is None or o.key <= config.up_to_key],
                 full_refresh=config.full_refresh,
                 pii_key=key,
+                settings=settings,
             )
             batches[hour] = (landed, batch)
             total.absorb(batch)
         # files cleaned under an older catalog version get the current column types
-        retyped = retype_stream(spec, table, landing, lake_storage, key)
+        retyped = retype_stream(spec, table, landing, lake_storage, key, settings)
         if retyped.files_retyped:
             context.log.info(
                 f"retyped {len(retyped.files_retyped)} cleaned files of {spec.name} to the "

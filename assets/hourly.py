@@ -3,11 +3,18 @@
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Backoff, Jitter, RetryPolicy
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Backoff,
+    HourlyPartitionsDefinition,
+    Jitter,
+    RetryPolicy,
+)
 
 from lake.firehose import hours_between, partition_key
 from lake.streams import StreamSpec
-from orchestration.partitions import hourly_partitions
 
 # A step that raised (S3 503s past boto3's own retries, a lost connection) runs again in
 # the same run, after ~10 s then ~20 s. Re-running a step is safe: cleaning skips objects
@@ -18,7 +25,12 @@ ASSET_RETRY_POLICY = RetryPolicy(
 )
 
 
-def hourly_asset_args(layer: str, spec: StreamSpec, upstream: str | None = None) -> dict[str, Any]:
+def hourly_asset_args(
+    layer: str,
+    spec: StreamSpec,
+    partitions: HourlyPartitionsDefinition,
+    upstream: str | None = None,
+) -> dict[str, Any]:
     """`@asset` arguments for `<layer>/<stream>`, partitioned by arrival hour.
 
     A backfill of many hours is one run (BackfillPolicy.single_run) that loops over them.
@@ -30,7 +42,7 @@ def hourly_asset_args(layer: str, spec: StreamSpec, upstream: str | None = None)
     return {
         "key": AssetKey([layer, spec.name]),
         "deps": [AssetKey([upstream, spec.name])] if upstream else [],
-        "partitions_def": hourly_partitions,
+        "partitions_def": partitions,
         "backfill_policy": BackfillPolicy.single_run(),
         "group_name": layer,
         "retry_policy": ASSET_RETRY_POLICY,

@@ -3,6 +3,7 @@
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
+    HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -16,9 +17,11 @@ from orchestration.resources import LakeResource
 KEYS_SHOWN = 50
 
 
-def build_landing_asset(spec: StreamSpec) -> AssetsDefinition:
+def build_landing_asset(
+    spec: StreamSpec, partitions: HourlyPartitionsDefinition
+) -> AssetsDefinition:
     @asset(
-        **hourly_asset_args("landing", spec),
+        **hourly_asset_args("landing", spec, partitions),
         kinds={"s3"},
         description=f"{spec.description}: raw Firehose objects ({spec.format}), by arrival hour.",
     )

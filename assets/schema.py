@@ -1,7 +1,6 @@
 """schema/<stream>: the crawler's Glue-shaped catalog table, merged hour by hour, versioned,
 with a blocking check that stops incompatible drift before it reaches cleaned/."""
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 
@@ -11,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -23,20 +23,22 @@ from lake.athena_ddl import show_create_table, table_problems
 from lake.catalog_store import Catalog
 from lake.crawler import CrawlResult, crawl_objects
 from lake.firehose import hour_prefix
-from lake.glue_sync import GlueSync
 from lake.glue_table import partition_doc
 from lake.streams import StreamSpec
+from orchestration.aws_resources import GlueResource
 from orchestration.resources import LakeResource
 
 COMPATIBLE_CHECK = "schema_compatible"
 
 
-def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
+def build_schema_asset(
+    spec: StreamSpec, database: str, partitions: HourlyPartitionsDefinition
+) -> AssetsDefinition:
     key = AssetKey(["schema", spec.name])
     mode = spec.crawler.compatibility.upper()
 
     @asset(
-        **hourly_asset_args("schema", spec, "landing"),
+        **hourly_asset_args("schema", spec, partitions, "landing"),
         kinds={"glue"},
         description=(
             f"Catalog table {database}.{spec.name} crawled from the landed objects "
@@ -51,9 +53,11 @@ def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
             )
         ],
     )
-    def _schema(context: AssetExecutionContext, lake: LakeResource) -> Iterator[MaterializeResult]:
+    def _schema(
+        context: AssetExecutionContext, lake: LakeResource, glue: GlueResource
+    ) -> Iterator[MaterializeResult]:
         landing, catalog = lake.landing(), Catalog(lake.lake(), database)
-        glue = _glue_sync()
+        glue_sync = glue.sync()
         results: list[CrawlResult] = []
         for hour in hours_of(context):
             objects = list(landing.list(hour_prefix(spec.name, hour)))
@@ -63,12 +67,12 @@ def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
             result = crawl_objects(spec, catalog, landing, objects)
             results.append(result)
             add_hour_metadata(context, hour, _crawl_metadata([result]))
-            if glue is not None:
-                partitions = [
+            if glue_sync is not None:
+                glue_partitions = [
                     partition_doc(result.table, landing, p) for p in result.hour.partitions.values()
                 ]
-                synced = glue.sync_table(result.table, partitions)
-                context.log.info(f"Glue {glue.database}.{spec.name}: {synced}")
+                synced = glue_sync.sync_table(result.table, glue_partitions)
+                context.log.info(f"Glue {glue_sync.database}.{spec.name}: {synced}")
         table = results[-1].table if results else catalog.get_table(spec.name)
         yield MaterializeResult(
             metadata=_table_metadata(database, spec, table),
@@ -76,12 +80,6 @@ def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         )
 
     return _schema
-
-
-def _glue_sync() -> GlueSync | None:
-    """Glue sync is off unless GLUE_DATABASE names the Glue database to keep in step."""
-    database = os.environ.get("GLUE_DATABASE")
-    return GlueSync(database=database) if database else None
 
 
 def _table_metadata(database: str, spec: StreamSpec, table: dict | None) -> dict:

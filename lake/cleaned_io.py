@@ -13,7 +13,6 @@ files it no longer produces.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -41,14 +40,11 @@ from lake.ledger import (
 )
 from lake.object_fetch import LandedObject, fetch_objects
 from lake.pii import PIIKey, install_key, key_from_env
+from lake.settings import DEFAULTS, Settings
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 
 __all__ = ["HourReport", "clean_hour", "output_name", "unprocessed"]
-
-MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
-# decompressed bytes a pass (an object larger than this is a pass of its own)
-CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(128 << 20)))
 
 
 def clean_hour(
@@ -61,6 +57,7 @@ def clean_hour(
     ingested_at: datetime | None = None,
     full_refresh: bool = False,
     pii_key: PIIKey | None = None,
+    settings: Settings = DEFAULTS,
 ) -> HourReport:
     """Clean the hour's objects not processed yet (all of them with full_refresh).
 
@@ -93,7 +90,8 @@ def clean_hour(
     all_names = [output_name(hour, o.key) for o in todo]
     window = window_dates(hour, spec.allowed_lateness_hours)
     with tempfile.TemporaryDirectory(prefix="clean-") as tmp:
-        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": tmp})
+        memory = settings.clean_memory_limit  # DuckDB spills to disk past it
+        con = duckdb.connect(config={"memory_limit": memory, "temp_directory": tmp})
         try:
             con.execute("SET TimeZone = 'UTC'")
             install_key(con, key)
@@ -113,7 +111,8 @@ def clean_hour(
             load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
             cap = spec.limits.max_object_expanded_bytes
             landed = fetch_objects(landing, todo, Path(tmp) / "landed", cap)
-            for n, chunk in enumerate(_chunks(landed, CHUNK_BYTES)):
+            # an object larger than a pass's bytes is a pass of its own
+            for n, chunk in enumerate(_chunks(landed, settings.clean_chunk_bytes)):
                 run.clean_pass(chunk, [output_name(hour, o.key) for o in chunk], n)
                 for o in chunk:
                     o.discard()

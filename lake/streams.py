@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from lake.config import REPO_ROOT
 from lake.json_fields import JsonFieldError, JsonSettings, parse_json_settings
 from lake.pii_rules import PiiRuleError, PiiRules, parse_pii_rules
+from lake.settings import REPO_ROOT
 from lake.stream_operations import Operations, OperationsError, entry_version, parse_operations
 
 STREAMS_FILE = REPO_ROOT / "streams.yaml"

@@ -22,7 +22,7 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from assets.cleaned import build_cleaned_asset
 from lake.firehose import object_key
 from lake.streams import STREAMS_FILE, load_streams
-from orchestration.definitions import build_ingest_assets, defs, ingest_assets
+from orchestration.definitions import build_ingest_assets, defs, hourly, ingest_assets
 
 STREAM = "robot_telemetry"
 DAY = datetime(2026, 11, 21, tzinfo=UTC)
@@ -255,7 +255,7 @@ def test_asset_specs_carry_owners_pii_tag_and_freshness(tmp_path: Path) -> None:
     path = tmp_path / "streams.yaml"
     path.write_text(yaml.safe_dump({**doc, "streams": {"plain": plain}}))
     spec = load_streams(path)["plain"]
-    cleaned = build_cleaned_asset(spec, "firehose_raw")
+    cleaned = build_cleaned_asset(spec, "firehose_raw", hourly)
     key = AssetKey(["cleaned", "plain"])
     assert "pii" not in cleaned.specs_by_key[key].tags
     assert cleaned.specs_by_key[key].owners == ["team:data-platform"]

@@ -8,6 +8,7 @@ import io
 import json
 import tracemalloc
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from lake.framings import base
 from lake.framings.base import RawRecord, UnreadableObject
 from lake.framings.registry import framing_of
 from lake.object_fetch import LandedObject, fetch_object
+from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
 from lake.streams import (
     DEFAULT_MAX_OBJECT_EXPANDED_BYTES,
@@ -295,11 +297,9 @@ def _rec(eid: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("stream", ["robot_telemetry", "clickstream"])
 def test_clean_hour_quarantines_too_large_and_bombs_and_cleans_the_rest(
-    tmp_path: Path, stream: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, stream: str
 ) -> None:
-    from lake import cleaned_io
-
-    monkeypatch.setattr(cleaned_io, "CHUNK_BYTES", 3 << 20)  # several passes
+    several_passes = replace(DEFAULTS, clean_chunk_bytes=3 << 20)
     spec = STREAMS[stream].with_limits(max_record_bytes=1 << 20, max_object_expanded_bytes=8 << 20)
     sep = "\n" if spec.format == "ndjson" else ""
     landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
@@ -318,7 +318,7 @@ def test_clean_hour_quarantines_too_large_and_bombs_and_cleans_the_rest(
     )
     objects = list(landing.list(hour_prefix(stream, HOUR)))
 
-    report = clean_hour(spec, None, landing, lake, HOUR, objects)
+    report = clean_hour(spec, None, landing, lake, HOUR, objects, settings=several_passes)
 
     assert report.unbalanced_objects == []
     assert (report.records_in, report.records_cleaned, report.records_quarantined) == (
