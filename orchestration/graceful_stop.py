@@ -4,14 +4,16 @@
 reaches every worker at once and each in-flight run ends as FAILURE. Here `dagster dev`
 runs in its own session (the terminal's signals reach only this supervisor), and a stop:
 
-1. interrupts `dagster dev` alone: it stops its daemon (no sensor, schedule, backfill or
-   queued run launches anything more) and webserver, and asks the code server to shut
-   down once its runs finish (a code server refuses new runs from then on);
+1. pauses (SIGSTOP) the `dagster dev` daemon: no sensor, schedule, backfill or run queue
+   launches anything more, while the code server keeps serving the runs in flight;
 2. waits up to `grace_s` for the in-flight runs to finish by themselves;
 3. cancels the runs still in flight through the instance's run coordinator (the code
    server stops them at their next step boundary: CANCELED, not FAILURE) and waits for
-   them to end, up to `cancel_s`;
-4. waits for the `dagster dev` session to exit, and terminates what is left of it.
+   them to end, up to `cancel_s`; a run still in flight then is marked CANCELED, as the
+   UI's force termination does;
+4. ends the paused daemon (SIGKILL: resumed, its run queue could launch one more run) and
+   interrupts `dagster dev`, which shuts down its webserver and code server as on a Ctrl-C
+   of its own; what is left of its session is terminated after EXIT_S.
 
 A second Ctrl-C skips the wait of step 2. Queued runs stay queued for the next start.
 """
@@ -75,7 +77,9 @@ def stop(
     hurry: Callable[[float], bool],
 ) -> None:
     """Steps 1-4 of the module doc. `hurry(s)` waits up to s seconds for a second signal."""
-    proc.send_signal(signal.SIGINT)
+    daemon = daemon_pid(proc.pid)
+    if daemon is not None:
+        os.kill(daemon, signal.SIGSTOP)
     with DagsterInstance.from_config(str(home)) as instance:
         running = in_flight(instance)
         if running:
@@ -86,17 +90,44 @@ def stop(
             running = wait_for_runs(instance, grace_s, hurry)
         if running:
             _say(f"canceling {len(running)} run(s): {', '.join(running)}")
-            for run_id in running:
-                instance.run_coordinator.cancel_run(run_id)
-            running = wait_for_runs(instance, cancel_s, lambda s: bool(time.sleep(s)))
-            if running:
-                _say(f"runs still in flight after {cancel_s:g}s: {', '.join(running)}")
+            for run_id in cancel_runs(instance, cancel_s):
+                _say(f"run {run_id} did not stop within {cancel_s:g}s: marked CANCELED")
+                instance.report_run_canceled(instance.get_run_by_id(run_id))
+    if daemon is not None:  # resumed, its threads could launch a queued run before stopping
+        os.kill(daemon, signal.SIGKILL)
+    proc.send_signal(signal.SIGINT)
     _end_session(proc)
+
+
+def daemon_pid(dev_pid: int) -> int | None:
+    """The pid of the `dagster-daemon` that `dagster dev` (dev_pid) started, if it runs."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(dev_pid), "-f", "dagster._daemon"], capture_output=True, text=True
+    )
+    pids = found.stdout.split()
+    return int(pids[0]) if pids else None
 
 
 def in_flight(instance: DagsterInstance) -> list[str]:
     """Ids of the runs that have started and not finished."""
     return [r.run_id for r in instance.get_runs(RunsFilter(statuses=IN_FLIGHT))]
+
+
+def cancel_runs(instance: DagsterInstance, bound_s: float) -> list[str]:
+    """Cancels each in-flight run once it has STARTED (a cancel sent while it is STARTING
+    can be overtaken by its own start, and the run then fails) and waits for them to end;
+    the runs still in flight after `bound_s`."""
+    asked: set[str] = set()
+    deadline = time.monotonic() + bound_s
+    while runs := instance.get_runs(RunsFilter(statuses=IN_FLIGHT)):
+        if time.monotonic() >= deadline:
+            break
+        for run in runs:
+            if run.status == DagsterRunStatus.STARTED and run.run_id not in asked:
+                instance.run_coordinator.cancel_run(run.run_id)
+                asked.add(run.run_id)
+        time.sleep(POLL_S)
+    return [r.run_id for r in runs]
 
 
 def wait_for_runs(
