@@ -39,3 +39,15 @@ def is_day_complete(lake: Storage, stream: str, day: date, allowed_lateness_hour
     except ValueError:
         return False
     return True
+
+
+def days_completed(after: datetime, through: datetime, allowed_lateness_hours: int) -> list[date]:
+    """The days an arrival watermark moving from `after` to `through` makes complete (their
+    completion hour is in (after, through]), oldest first; at most a year of them."""
+    lateness = timedelta(hours=allowed_lateness_hours)
+    day = (through - lateness).date() - timedelta(days=1)
+    days: list[date] = []
+    while completion_hour(day, allowed_lateness_hours) > after and len(days) < 366:
+        days.append(day)
+        day -= timedelta(days=1)
+    return days[::-1]

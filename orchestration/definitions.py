@@ -63,7 +63,11 @@ defs = Definitions(
         *(build_landing_sensor(name, job) for name, job in ingest_jobs.items()),
         *(build_reconcile_sensor(name, job) for name, job in ingest_jobs.items()),
         build_landing_events_sensor(ingest_jobs),
-        build_marts_sensor(cleaned_read_by_marts, daily_marts_job),
+        build_marts_sensor(
+            cleaned_read_by_marts,
+            daily_marts_job,
+            {name: s.allowed_lateness_hours for name, s in streams.streams.items()},
+        ),
     ],
     resources=resources_from_env(),
 )
