@@ -81,7 +81,12 @@ defs = Definitions(
         *(build_landing_sensor(name, job, settings) for name, job in ingest_jobs.items()),
         *(build_reconcile_sensor(name, job, settings) for name, job in ingest_jobs.items()),
         build_landing_events_sensor(ingest_jobs, settings),
-        build_marts_sensor(cleaned_read_by_marts, daily_marts_job, settings),
+        build_marts_sensor(
+            cleaned_read_by_marts,
+            daily_marts_job,
+            {name: s.allowed_lateness_hours for name, s in streams.streams.items()},
+            settings,
+        ),
     ],
     resources=resources_from_env(settings),
 )
