@@ -3,7 +3,9 @@
 A daily mart partition depends on the arrival hours that can hold its events: the day,
 the days its SQL looks back (`lookback_days`), and the stream's allowed lateness after
 it. A backfill of many days is one run (BackfillPolicy.single_run) that builds the days
-in order. Alert marts notify their new rows once (lake.alerts).
+in order, each day's materialization with its own counts. A built day goes to each sink
+of lake.mart_sinks (lake Parquet, Redshift files, warehouse, alerts), built here from the
+resources.
 
 What the UI shows of a mart comes from its SQL file: the code version (a hash of the file,
 so a changed file marks built partitions stale), owner and `pii` tag, the checks of its
