@@ -3,7 +3,9 @@
 A daily mart partition depends on the arrival hours that can hold its events: the day,
 the days its SQL looks back (`lookback_days`), and the stream's allowed lateness after
 it. A backfill of many days is one run (BackfillPolicy.single_run) that builds the days
-in order. Alert marts notify their new rows once (lake.alerts).
+in order, each day's materialization with its own counts. A built day goes to each sink
+of lake.mart_sinks (lake Parquet, Redshift files, warehouse, alerts), built here from the
+resources.
 
 What the UI shows of a mart comes from its SQL file: the code version (a hash of the file,
 so a changed file marks built partitions stale), owner and `pii` tag, the checks of its
@@ -11,7 +13,9 @@ header's `unique_key` and `not_null` (lake.mart_checks), and column lineage (lak
 """
 
 import math
+from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Any
 
 import sqlglot
 from dagster import (
@@ -38,15 +42,24 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from assets.hourly import ASSET_RETRY_POLICY
-from lake.alerts import log_publisher, notify_new
 from lake.catalog_store import Catalog
 from lake.cleaning import columns_from_table
 from lake.committed import CommittedFiles
 from lake.mart_build import InputColumns, InputSchema, MartBuild, build_mart
 from lake.mart_checks import CheckOutcome, duplicate_keys, null_values
 from lake.mart_lineage import column_lineage
+from lake.mart_sinks import (
+    AlertNotices,
+    LakeParquet,
+    MartSink,
+    RedshiftFiles,
+    SinkOutput,
+    WarehouseView,
+    write_day,
+)
 from lake.marts import MartSpec
 from lake.settings import Settings
+from lake.storage import Storage
 from lake.streams import StreamCatalog
 from lake.warehouse import Warehouse
 from orchestration.aws_resources import AlertsResource, RedshiftResource
@@ -149,9 +162,55 @@ def lineage_metadata(spec: MartSpec, inputs: InputSchema) -> TableColumnLineage:
     )
 
 
+def mart_sinks(
+    spec: MartSpec,
+    context: AssetExecutionContext,
+    warehouse: DuckDBResource,
+    alerts: AlertsResource,
+    redshift: RedshiftResource,
+    settings: Settings,
+) -> list[MartSink]:
+    """The run's sinks, in lake.mart_sinks' order: the lake's file first, the others read it.
+    The warehouse holds views over copies of the mart files: a run writes it only to make
+    a view, and a reader holding it open delays that to a later run, never fails it."""
+    sinks: list[MartSink] = [
+        LakeParquet(),
+        RedshiftFiles(redshift.iam_role, redshift.loader(), context.log),
+        WarehouseView(
+            Warehouse(warehouse.database, settings.warehouse_lock_wait_seconds), context.log
+        ),
+    ]
+    if spec.alerts:  # an SNS client only for a mart that alerts
+        sinks.append(AlertNotices(*alerts.publisher()))
+    return sinks
+
+
+def day_metadata(built: MartBuild, written: SinkOutput) -> dict[str, Any]:
+    """What a partition's materialization shows of its own day: its build and its sinks."""
+    metadata: dict[str, Any] = {
+        "dagster/row_count": built.rows,
+        "missing_inputs": MetadataValue.json(sorted(built.missing_inputs)),
+        "empty_inputs": MetadataValue.json(sorted(built.empty_inputs)),
+    }
+    if built.day is not None:
+        metadata["day_complete"] = built.day_complete
+    metadata.update(
+        {k: MetadataValue.json(v) if isinstance(v, list) else v for k, v in written.items()}
+    )
+    if built.columns:
+        metadata["dagster/column_schema"] = TableSchema(
+            columns=[TableColumn(name, type_) for name, type_ in built.columns]
+        )
+    return metadata
+
+
 def build_mart_asset(
-    spec: MartSpec, streams: StreamCatalog, partitions: DailyPartitionsDefinition
+    spec: MartSpec,
+    streams: StreamCatalog,
+    partitions: DailyPartitionsDefinition,
+    extra_sinks: Sequence[MartSink] = (),
 ) -> AssetsDefinition:
+    """`extra_sinks` run after the shipped ones, for every partition built."""
     daily = spec.partitioned_by == "day"
 
     @asset(
@@ -189,77 +248,33 @@ def build_mart_asset(
         settings: ResourceParam[Settings],
     ) -> MaterializeResult:
         lake_storage = lake.lake()
-        catalog = Catalog(lake_storage, streams.database)
-        columns: InputColumns = {}  # streams not crawled yet stay out: no types to give
-        for layer, table in spec.deps:
-            if layer == "cleaned" and (found := catalog.get_table(table)) is not None:
-                found_columns = columns_from_table(found, streams[table])
-                columns[table] = [(c.name, c.duck_type) for c in found_columns]
+        columns = input_columns(spec, streams, lake_storage)
+        sinks = [*mart_sinks(spec, context, warehouse, alerts, redshift, settings), *extra_sinks]
         days = [date.fromisoformat(k) for k in context.partition_keys] if daily else [None]
-        loader = redshift.loader()
-        # an SNS client only for a mart that alerts
-        publish, alerts_target = alerts.publisher() if spec.alerts else (log_publisher, "log")
-        metadata: dict = {"days": MetadataValue.json([str(d) for d in days if d])}
-        rows, files, redshift_files = 0, [], []
-        missing, empty = set(), set()
-        alerts_new: list[str] = []
-        alerts_seen: list[str] = []
-        build = MartBuild()
-        # the warehouse holds views over copies of the mart files: a run writes it only to
-        # make a view, and a reader holding it open delays that to a later run, never fails it
-        local_warehouse = Warehouse(warehouse.database, settings.warehouse_lock_wait_seconds)
+        # what belongs to the run: its days, the checks over all their rows, the lineage
+        metadata: dict[str, Any] = {"days": MetadataValue.json([str(d) for d in days if d])}
         committed: dict[str, CommittedFiles] = {}  # ledger reads shared by a backfill's days
         lateness = {name: s.allowed_lateness_hours for name, s in streams.streams.items()}
         unique, nulls = CheckOutcome(), CheckOutcome()
         incomplete: list[str] = []
         inputs: InputSchema = {}
-        pending = None
         for day in days:
-            build = build_mart(
-                spec,
-                day,
-                lake_storage,
-                local_warehouse,
-                columns,
-                redshift.iam_role,
-                committed,
-                lateness,
-            )
-            if build.day_complete is False:
+            built = build_mart(spec, day, lake_storage, columns, committed, lateness)
+            if built.missing_inputs:
+                context.log.warning(f"no input for {', '.join(built.missing_inputs)} on {day}")
+            if built.day_complete is False:
                 incomplete.append(str(day))
-            if build.result is not None:
-                inputs = build.input_schema
+            if built.result is not None:
+                inputs = built.input_schema
                 if spec.unique_key:
-                    unique.add(duplicate_keys(build.result, spec.unique_key))
+                    unique.add(duplicate_keys(built.result, spec.unique_key))
                 if spec.not_null:
-                    nulls.add(null_values(build.result, spec.not_null, spec.unique_key))
-            pending = build.warehouse_pending
-            rows += build.rows
-            files += build.files
-            redshift_files += build.redshift_files
-            missing.update(build.missing_inputs)
-            empty.update(build.empty_inputs)
-            if build.missing_inputs:
-                context.log.warning(f"no input for {', '.join(build.missing_inputs)} on {day}")
-            if spec.alerts and build.result is not None:
-                run = notify_new(lake_storage, spec.name, build.result, publish)
-                alerts_new += run.notified
-                alerts_seen += run.already_notified
-            if loader is not None and build.result is not None:
-                load = next(k for k in build.redshift_files if k.endswith("load.sql"))
-                loader.run_script(lake_storage.read(load).decode(), context.log)
-        metadata.update(
-            {
-                "dagster/row_count": rows,
-                "files": MetadataValue.json(files),
-                "missing_inputs": MetadataValue.json(sorted(missing)),
-                "empty_inputs": MetadataValue.json(sorted(empty)),
-                "warehouse_table": f"marts.{spec.name}",
-                "warehouse_pending": pending or "",
-                "redshift_files": MetadataValue.json(redshift_files),
-                "redshift_loaded": loader is not None,
-            }
-        )
+                    nulls.add(null_values(built.result, spec.not_null, spec.unique_key))
+            written = day_metadata(built, write_day(built, lake_storage, sinks))
+            if daily:  # each day's materialization shows its own counts
+                context.add_asset_metadata(written, partition_key=str(day))
+            else:
+                metadata.update(written)
         if daily:  # day_complete is false in their rows: day-level flags wait for the rest
             metadata["incomplete_days"] = MetadataValue.json(incomplete)
         if inputs:
@@ -267,18 +282,20 @@ def build_mart_asset(
                 metadata["dagster/column_lineage"] = lineage_metadata(spec, inputs)
             except sqlglot.errors.SqlglotError as exc:  # the mart is built; only lineage is lost
                 context.log.warning(f"no column lineage for marts.{spec.name}: {exc}")
-        if pending:
-            context.log.warning(f"marts.{spec.name} is not in the warehouse yet: {pending}")
-        if spec.alerts:
-            metadata["alerts_target"] = alerts_target
-            metadata["alerts_notified"] = MetadataValue.json(alerts_new)
-            metadata["alerts_already_notified"] = len(alerts_seen)
-        if build.columns:
-            metadata["dagster/column_schema"] = TableSchema(
-                columns=[TableColumn(name, type_) for name, type_ in build.columns]
-            )
         return MaterializeResult(
             metadata=metadata, check_results=check_results(spec, unique, nulls)
         )
 
     return _mart
+
+
+def input_columns(spec: MartSpec, streams: StreamCatalog, lake: Storage) -> InputColumns:
+    """The catalog's columns of the cleaned streams the mart reads; streams not crawled
+    yet stay out: no types to give."""
+    catalog = Catalog(lake, streams.database)
+    columns: InputColumns = {}
+    for layer, table in spec.deps:
+        if layer == "cleaned" and (found := catalog.get_table(table)) is not None:
+            found_columns = columns_from_table(found, streams[table])
+            columns[table] = [(c.name, c.duck_type) for c in found_columns]
+    return columns

@@ -1,12 +1,8 @@
-"""Building a mart partition: run its SQL in DuckDB over the lake, write what it produces.
+"""Building a mart partition: run its SQL in DuckDB over the lake.
 
-For each daily partition (or the whole table when not partitioned):
-- `marts/<mart>/dt=<day>/<mart>-0000.parquet` (written even when empty, so marts reading it
-  see a typed table), its column order and types those of the Redshift DDL;
-- the partition's copy under the DuckDB warehouse, whose `marts.<mart>` is a view over the
-  copies (lake.warehouse: a reader holding the warehouse open never blocks a run);
-- `redshift/<mart>/create_table.sql`, and per partition a COPY manifest and a load script
-  (lake.redshift).
+`build_mart` computes one daily partition (or the whole table when not partitioned) and
+writes nothing: the result is handed to the sinks of lake.mart_sinks (lake Parquet
+files, DuckDB warehouse, Redshift files, alerts).
 
 A mart's SQL reads its partition's day as `getvariable('mart_day')` (NULL when not
 partitioned) and whether that day's data is complete as `getvariable('day_complete')`
@@ -21,17 +17,16 @@ never changes what a mart counts.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from lake import redshift
 from lake.cleaning import LINEAGE_TYPES, quote_identifier, sql_string
 from lake.committed import LEDGER_LAYERS, CommittedFiles
 from lake.day_completeness import is_day_complete
@@ -39,9 +34,8 @@ from lake.json_fields import as_json_columns
 from lake.literal_paths import literal_links
 from lake.marts import MartDefinitionError, MartSpec
 from lake.parquet_writing import parquet_bytes
-from lake.storage import ObjectNotFound, Storage
+from lake.storage import Storage
 from lake.streams import load_streams
-from lake.warehouse import Warehouse
 
 InputColumns = dict[str, list[tuple[str, str]]]  # cleaned stream -> [(column, DuckDB type)]
 InputSchema = dict[str, dict[str, dict[str, str]]]  # layer -> table -> column -> DuckDB type
@@ -50,33 +44,53 @@ CLEANED_EXTRA = [*LINEAGE_TYPES.items(), ("dt", "DATE")]  # lineage, then the Hi
 
 @dataclass
 class MartBuild:
-    rows: int = 0
-    files: list[str] = field(default_factory=list)
+    """One partition of a mart as built, before any sink (lake.mart_sinks) writes it."""
+
+    spec: MartSpec
+    day: date | None  # None when not partitioned by day
     missing_inputs: list[str] = field(default_factory=list)  # not built yet: mart skipped
     empty_inputs: list[str] = field(default_factory=list)  # no data that day: read as empty
-    columns: list[tuple[str, str]] = field(default_factory=list)
-    redshift_files: list[str] = field(default_factory=list)
     result: pa.Table | None = None
-    warehouse_pending: str | None = None  # marts.<mart> not in the warehouse yet, and why
     day_complete: bool | None = None  # None when not partitioned by day
     input_schema: InputSchema = field(default_factory=dict)  # the views the SQL read
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.result is None else self.result.num_rows
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        return [] if self.result is None else [(f.name, str(f.type)) for f in self.result.schema]
+
+    @property
+    def partition(self) -> str | None:
+        return f"dt={self.day}" if self.day else None
+
+    @property
+    def parquet_key(self) -> str:
+        """The partition's one file in the lake (`marts/<mart>/dt=<day>/<mart>-0000.parquet`)."""
+        folder = f"marts/{self.spec.name}/" + (f"{self.partition}/" if self.day else "")
+        return f"{folder}{self.spec.name}-0000.parquet"
+
+    @cached_property
+    def parquet(self) -> bytes | None:
+        """The result as Parquet, encoded once for every sink that writes or copies it."""
+        return None if self.result is None else parquet_bytes(self.result)
 
 
 def build_mart(
     spec: MartSpec,
     day: date | None,
     lake: Storage,
-    warehouse: Warehouse,
     cleaned_columns: InputColumns | None = None,
-    iam_role: str = "default",
     committed: dict[str, CommittedFiles] | None = None,
     lateness_hours: Mapping[str, int] | None = None,
 ) -> MartBuild:
-    """Compute one mart (one day of it when daily) and write it to the lake, the DuckDB
-    warehouse and the Redshift load files. `committed` caches ledger reads across the
-    days of a backfill; `lateness_hours` is each stream's allowed lateness (by default
-    that of streams.yaml)."""
-    build = MartBuild()
+    """Compute one mart (one day of it when daily) from the lake; writing it is the
+    sinks' work (lake.mart_sinks). `committed` caches ledger reads across the days of a
+    backfill; `lateness_hours` is each stream's allowed lateness (by default that of
+    streams.yaml)."""
+    build = MartBuild(spec, day)
     committed = {} if committed is None else committed
     if day is not None:
         build.day_complete = _day_complete(lake, spec, day, lateness_hours)
@@ -104,23 +118,6 @@ def build_mart(
         if not build.missing_inputs:
             build.result = _run(con, spec, day, build.day_complete)
         con.close()
-    prefix = f"marts/{spec.name}/" + (f"dt={day}/" if day else "")
-    key = f"{prefix}{spec.name}-0000.parquet"
-    for stale in list(lake.list(prefix)):
-        if build.result is None or stale.key != key:
-            lake.delete(stale.key)
-    data = None
-    if build.result is not None:
-        data = parquet_bytes(build.result)
-        lake.write(key, data)
-        build.files.append(key)
-        build.rows = build.result.num_rows
-        build.columns = [(f.name, str(f.type)) for f in build.result.schema]
-        build.redshift_files = write_redshift_files(
-            lake, spec, day, key, len(data), build.result, iam_role
-        )
-    refreshed = warehouse.refresh(lake, spec.name, f"dt={day}" if day else None, data)
-    build.warehouse_pending = refreshed.pending
     return build
 
 
@@ -210,53 +207,3 @@ def _listed_files(lake: Storage, layer: str, table: str, days: list[date] | None
     folder = f"{layer}/{table}/"
     prefixes = [folder] if days is None else [f"{folder}dt={d}/" for d in days]
     return [o.key for p in prefixes for o in lake.list(p) if o.key.endswith(".parquet")]
-
-
-def write_redshift_files(
-    lake: Storage,
-    spec: MartSpec,
-    day: date | None,
-    parquet_key: str,
-    parquet_size: int,
-    result: pa.Table,
-    iam_role: str,
-) -> list[str]:
-    """DDL for the table (VARCHAR widths the widest any partition needed so far, columns
-    the deployed table lacks added), and the partition's manifest and load script."""
-    state_key = f"_state/redshift/{spec.name}.json"
-    try:
-        state = json.loads(lake.read(state_key))
-    except ObjectNotFound:
-        state = {}
-    known = state.get("varchar_widths", {})
-    columns = redshift.columns_of(result, known)
-    widened = [c for c in columns if c.width and c.name in known and c.width > known[c.name]]
-    # a state written before it listed columns: the table's columns are not known
-    deployed = state.get("columns")
-    added = [c for c in columns if deployed is not None and c.name not in deployed]
-    folder = f"redshift/{spec.name}/"
-    partition = folder + (f"dt={day}/" if day else "")
-    manifest_key = f"{partition}manifest.json"
-    files = {
-        f"{folder}create_table.sql": redshift.create_table_ddl(spec, columns),
-        manifest_key: redshift.manifest([(lake.uri_of(parquet_key), parquet_size)]),
-        f"{partition}load.sql": redshift.load_script(
-            *redshift.load_statements(
-                spec,
-                columns,
-                lake.uri_of(manifest_key),
-                str(day) if day else None,
-                widened,
-                iam_role,
-                added,
-            )
-        ),
-    }
-    for key, text in files.items():
-        lake.write(key, text.encode())
-    widths = {**known, **{c.name: c.width for c in columns if c.width}}
-    names = [c.name for c in columns]
-    lake.write(
-        state_key, json.dumps({"varchar_widths": widths, "columns": names}, indent=1).encode()
-    )
-    return list(files)

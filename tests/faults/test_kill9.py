@@ -23,11 +23,11 @@ from fault_kit import HOUR, STREAM, assert_all_accounted, expected_ids, land, re
 
 from lake.cleaned_io import clean_hour
 from lake.firehose import hour_prefix
-from lake.mart_build import build_mart
 from lake.marts import parse_mart
 from lake.storage import LocalStorage
 from lake.streams import load_streams
 from lake.warehouse import Warehouse
+from tests.mart_days import build_and_write
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = load_streams()[STREAM]
@@ -75,11 +75,11 @@ if args["mode"] == "clean":
     clean_hour(spec, None, landing, lake, hour, objects, settings=Settings.from_env())
 else:
     from datetime import date
-    from lake.mart_build import build_mart
+    from tests.mart_days import build_and_write
     from lake.marts import parse_mart
     from lake.warehouse import Warehouse
     spec = parse_mart(__import__("pathlib").Path(args["sql"]), {args["stream"]}, {"record_count"})
-    build_mart(spec, date.fromisoformat(args["day"]), lake, Warehouse(args["warehouse"]))
+    build_and_write(spec, date.fromisoformat(args["day"]), lake, Warehouse(args["warehouse"]))
 print(json.dumps(written))
 """
 
@@ -137,7 +137,7 @@ def _mart_counts(lake: LocalStorage, tmp: Path) -> tuple[int, int]:
     sql.parent.mkdir(parents=True, exist_ok=True)
     sql.write_text(COUNT_SQL)
     spec = parse_mart(sql, {STREAM}, {"record_count"})
-    build = build_mart(spec, DAY, lake, Warehouse(tmp / "wh" / "w.duckdb"))
+    build, _ = build_and_write(spec, DAY, lake, Warehouse(tmp / "wh" / "w.duckdb"))
     if build.result is None:  # no committed file at all: the input does not exist yet
         return (0, 0)
     rows = build.result.to_pylist()
@@ -223,8 +223,10 @@ def test_kill_9_of_a_mart_run_then_a_rerun_leaves_lake_and_warehouse_in_step(
     for point in range(1, mart_writes + 1):  # the last: killed before the warehouse copy
         killed = _run("mart", point, **paths)
         assert killed.returncode == -signal.SIGKILL, killed.stderr
-        build = build_mart(spec, date.fromisoformat(str(DAY)), lake, Warehouse(warehouse))
-        assert build.rows == 1 and build.warehouse_pending is None
+        build, written = build_and_write(
+            spec, date.fromisoformat(str(DAY)), lake, Warehouse(warehouse)
+        )
+        assert build.rows == 1 and written["warehouse_pending"] == ""
         with duckdb.connect(str(warehouse), read_only=True) as con:
             rows = con.execute("SELECT records, distinct_ids FROM marts.record_count").fetchall()
         assert rows == [(want, want)], point

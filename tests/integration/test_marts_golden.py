@@ -20,19 +20,19 @@ from typing import Any
 import duckdb
 import pytest
 
-from lake.alerts import notify_new
 from lake.catalog_store import Catalog
 from lake.cleaned_io import clean_hour
 from lake.cleaning import columns_from_table
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key, parse_key
-from lake.mart_build import build_mart
+from lake.mart_sinks import AlertNotices
 from lake.marts import load_marts
 from lake.pii import hash_key
 from lake.simulator import ObjectWritten, Simulator, SimulatorConfig
 from lake.storage import LocalStorage
 from lake.streams import load_streams
 from lake.warehouse import Warehouse
+from tests.mart_days import build_and_write
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 BREAKDOWN = datetime(2026, 11, 21, 9, 32, tzinfo=UTC)
@@ -85,11 +85,11 @@ class Pipeline:
         for day in sorted(days):
             for name in MART_ORDER:
                 spec = self.marts[name]
-                build = build_mart(
-                    spec, date.fromisoformat(day), self.lake, self.warehouse, columns
+                alerts = [AlertNotices(self.publish, "test")] if spec.alerts else []
+                _, written = build_and_write(
+                    spec, date.fromisoformat(day), self.lake, self.warehouse, columns, alerts
                 )
-                if spec.alerts and build.result is not None:
-                    notified += notify_new(self.lake, name, build.result, self.publish).notified
+                notified += written.get("alerts_notified", [])
         return notified
 
     def mart(self, name: str, where: str = "true") -> list[dict[str, Any]]:
@@ -155,7 +155,7 @@ def test_cows_milked_once_in_a_day_are_flagged_once_the_day_is_complete(
         key, gzip.compress(json.dumps(heartbeat | {"event_type": "heartbeat"}).encode())
     )
     later.run([ObjectWritten(key, "robot_telemetry", arrival, 0, [heartbeat], [], 0, 0)])
-    build_mart(
+    build_and_write(
         later.marts["milking_per_cow_daily"], date(2026, 11, 20), later.lake, later.warehouse
     )
     complete = later.mart("milking_per_cow_daily", "dt = DATE '2026-11-20'")

@@ -13,11 +13,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from lake.mart_build import build_mart
 from lake.marts import parse_mart
 from lake.parquet_writing import parquet_bytes
 from lake.storage import LocalStorage
 from lake.warehouse import Warehouse
+from tests.mart_days import build_and_write
 
 DAY = date(2026, 11, 21)
 STREAM = "robot_telemetry"
@@ -57,7 +57,7 @@ def _commit(lake: LocalStorage, *keys: str) -> None:
 
 
 def _count(spec, lake: LocalStorage, tmp_path: Path, day: date = DAY) -> tuple[int, int]:
-    build = build_mart(spec, day, lake, Warehouse(tmp_path / "wh" / "w.duckdb"))
+    build, _ = build_and_write(spec, day, lake, Warehouse(tmp_path / "wh" / "w.duckdb"))
     assert build.result is not None
     rows = build.result.to_pylist()
     return (rows[0]["records"], rows[0]["distinct_ids"]) if rows else (0, 0)
@@ -112,8 +112,8 @@ def test_a_reader_holding_the_warehouse_open_never_blocks_a_mart_run(spec, tmp_p
     lake = LocalStorage(tmp_path / "lake")
     warehouse = Warehouse(tmp_path / "wh" / "w.duckdb", lock_wait_s=0.5)
     _commit(lake, _file(lake, "d1.parquet", ["a", "b"]))
-    first = build_mart(spec, DAY, lake, warehouse)
-    assert first.warehouse_pending is None
+    _, written = build_and_write(spec, DAY, lake, warehouse)
+    assert written["warehouse_pending"] == ""
 
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(warehouse.path)],
@@ -136,22 +136,22 @@ def test_a_reader_holding_the_warehouse_open_never_blocks_a_mart_run(spec, tmp_p
         # both have it, with no write to the warehouse file
         next_day = date(2026, 11, 22)
         _commit(lake, _file(lake, "d2.parquet", ["c", "d", "e"], next_day))
-        second = build_mart(spec, next_day, lake, warehouse)
-        assert second.rows == 1 and second.warehouse_pending is None
+        second, written = build_and_write(spec, next_day, lake, warehouse)
+        assert second.rows == 1 and written["warehouse_pending"] == ""
         assert lake.exists(f"marts/record_count/dt={next_day}/record_count-0000.parquet")
         assert ask(query) == "[('2026-11-21', 2), ('2026-11-22', 3)]"
 
         # a view still to make (here: its marker lost) waits briefly, then is left pending
         (warehouse.copies / "record_count" / ".view.sql").unlink()
-        third = build_mart(spec, DAY, lake, warehouse)
-        assert third.warehouse_pending is not None and "busy" in third.warehouse_pending
+        third, written = build_and_write(spec, DAY, lake, warehouse)
+        assert "busy" in written["warehouse_pending"]
         assert third.rows == 1  # the lake side is done
     finally:
         reader.stdin.close()
         reader.wait(timeout=30)
 
-    fourth = build_mart(spec, DAY, lake, warehouse)  # the reader is gone: the view is made
-    assert fourth.warehouse_pending is None
+    _, written = build_and_write(spec, DAY, lake, warehouse)  # the reader is gone: the view is made
+    assert written["warehouse_pending"] == ""
     with duckdb.connect(str(warehouse.path), read_only=True) as con:
         assert con.execute("SELECT sum(records) FROM marts.record_count").fetchall() == [(5,)]
 
@@ -163,7 +163,7 @@ def test_a_warehouse_table_of_the_earlier_layout_becomes_a_view(spec, tmp_path: 
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE SCHEMA marts; CREATE TABLE marts.record_count AS SELECT 1 AS old")
     _commit(lake, _file(lake, "d1.parquet", ["a"]))
-    assert build_mart(spec, DAY, lake, Warehouse(path)).warehouse_pending is None
+    assert build_and_write(spec, DAY, lake, Warehouse(path))[1]["warehouse_pending"] == ""
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT records FROM marts.record_count").fetchall() == [(1,)]
 
@@ -184,7 +184,7 @@ def test_a_warehouse_that_cannot_be_written_leaves_the_lake_side_done(spec, tmp_
     _commit(lake, _file(lake, "d1.parquet", ["a"]))
     broken = tmp_path / "wh" / "w.duckdb"
     broken.mkdir(parents=True)  # a folder where the file should be: DuckDB cannot open it
-    build = build_mart(spec, DAY, lake, Warehouse(broken, lock_wait_s=0.1))
-    assert build.warehouse_pending is not None
+    build, written = build_and_write(spec, DAY, lake, Warehouse(broken, lock_wait_s=0.1))
+    assert written["warehouse_pending"] != ""
     assert lake.exists(f"marts/record_count/dt={DAY}/record_count-0000.parquet")
     assert build.rows == 1

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.mart_build import build_mart
 from lake.marts import MARTS_DIR, MartDefinitionError, load_marts, parse_mart
 from lake.parquet_writing import parquet_bytes
 from lake.storage import LocalStorage
 from lake.warehouse import Warehouse
+from tests.mart_days import build_and_write
 
 STREAMS = {"robot_telemetry", "clickstream", "cloudtrail"}
 MART = "milking_per_cow_daily"
@@ -254,14 +254,14 @@ def _warehouse_rows(path: str, day: date | None = None) -> list[tuple]:
 
 def test_build_mart_per_cow_aggregates(spec, lake: LocalStorage, warehouse_path: str) -> None:
     warehouse = Warehouse(warehouse_path)
-    build = build_mart(spec, DAY, lake, warehouse)
+    build, written = build_and_write(spec, DAY, lake, warehouse)
 
     expected = _expected(DAY_FILE_A + DAY_FILE_B)
     assert sorted(expected) == ["C1", "C2"]
     assert build.rows == len(expected)
     assert build.missing_inputs == []
     key = f"marts/{MART}/dt={DAY}/{MART}-0000.parquet"
-    assert build.files == [key]
+    assert written["files"] == [key]
     assert [o.key for o in lake.list("marts/")] == [key]
     assert build.day_complete is True
 
@@ -294,10 +294,10 @@ def test_building_the_same_day_twice_does_not_duplicate(
     spec, lake: LocalStorage, warehouse_path: str
 ) -> None:
     warehouse = Warehouse(warehouse_path)
-    build_mart(spec, DAY, lake, warehouse)
-    build_mart(spec, OTHER_DAY, lake, warehouse)
+    build_and_write(spec, DAY, lake, warehouse)
+    build_and_write(spec, OTHER_DAY, lake, warehouse)
     first = _warehouse_rows(warehouse_path)
-    build_mart(spec, DAY, lake, warehouse)
+    build_and_write(spec, DAY, lake, warehouse)
     assert _warehouse_rows(warehouse_path) == first
     n_day = len(_expected(DAY_FILE_A + DAY_FILE_B))
     n_other = len(_expected(OTHER_DAY_FILE))
@@ -314,11 +314,11 @@ def test_building_the_same_day_twice_does_not_duplicate(
 
 def test_day_without_input_has_zero_rows(spec, lake: LocalStorage, warehouse_path: str) -> None:
     warehouse = Warehouse(warehouse_path)
-    build_mart(spec, DAY, lake, warehouse)
+    build_and_write(spec, DAY, lake, warehouse)
     empty_day = date(2026, 11, 25)
-    build = build_mart(spec, empty_day, lake, warehouse)
+    build, written = build_and_write(spec, empty_day, lake, warehouse)
     assert build.rows == 0
-    assert build.files == []
+    assert written["files"] == []
     assert build.missing_inputs == ["cleaned.robot_telemetry"]
     assert _warehouse_rows(warehouse_path, empty_day) == []
     assert list(lake.list(f"marts/{MART}/dt={empty_day}/")) == []
@@ -329,11 +329,11 @@ def test_day_whose_input_disappeared_is_emptied(
     spec, lake: LocalStorage, warehouse_path: str
 ) -> None:
     warehouse = Warehouse(warehouse_path)
-    build_mart(spec, DAY, lake, warehouse)
-    build_mart(spec, OTHER_DAY, lake, warehouse)
+    build_and_write(spec, DAY, lake, warehouse)
+    build_and_write(spec, OTHER_DAY, lake, warehouse)
     for o in list(lake.list(f"cleaned/robot_telemetry/dt={DAY}/")):
         lake.delete(o.key)
-    build = build_mart(spec, DAY, lake, warehouse)
+    build, written = build_and_write(spec, DAY, lake, warehouse)
     assert build.rows == 0
     assert _warehouse_rows(warehouse_path, DAY) == []
     assert list(lake.list(f"marts/{MART}/dt={DAY}/")) == []

@@ -12,12 +12,13 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from lake.mart_build import build_mart, write_redshift_files
 from lake.marts import load_marts
 from lake.redshift import RedshiftTypeError, columns_of
 from lake.redshift_data_api import split_script
+from lake.redshift_files import write_redshift_files
 from lake.storage import LocalStorage
 from lake.warehouse import Warehouse
+from tests.mart_days import build_and_write
 
 STREAMS = {"robot_telemetry", "clickstream", "cloudtrail"}
 DAY = date(2026, 11, 21)
@@ -89,7 +90,7 @@ def built(tmp_path: Path) -> tuple[LocalStorage, str]:
     lake.write("_state/cleaned/robot_telemetry/x.parquet.json", json.dumps(manifest).encode())
     spec = load_marts(STREAMS)["milking_per_cow_daily"]
     warehouse = Warehouse(tmp_path / "wh.duckdb")
-    build_mart(spec, DAY, lake, warehouse)
+    build_and_write(spec, DAY, lake, warehouse)
     return lake, spec.name
 
 

@@ -16,9 +16,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from lake.mart_build import write_redshift_files
 from lake.marts import load_marts
 from lake.redshift import RedshiftTypeError, columns_of, create_table_ddl, load_statements
+from lake.redshift_files import write_redshift_files
 from lake.storage import LocalStorage
 
 STREAMS = {"robot_telemetry", "clickstream", "cloudtrail"}

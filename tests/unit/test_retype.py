@@ -31,7 +31,6 @@ from lake.retype import marker_key, retype_stream
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage, ObjectInfo, S3Storage, Storage
 from lake.streams import load_streams
-from lake.warehouse import Warehouse
 
 SPEC = load_streams()["robot_telemetry"]
 DB = "firehose_raw"
@@ -224,8 +223,7 @@ def test_marts_read_mixed_files_as_the_catalog_type_and_after_the_rewrite(
     columns = {SPEC.name: [("event_id", "VARCHAR"), ("ts", "TIMESTAMPTZ"), ("created", "VARCHAR")]}
 
     def build() -> pa.Table:
-        warehouse = Warehouse(tmp_path / "wh" / "w.duckdb")
-        result = build_mart(mart, DAY, lake, warehouse, columns).result
+        result = build_mart(mart, DAY, lake, columns).result
         assert result is not None
         return result
 
