@@ -89,6 +89,7 @@ def main() -> None:
     timed(assets.schema, "crawl_objects", "crawl (Python sampler)")
     timed(assets.cleaned, "clean_hour", "clean (DuckDB)")
     timed(assets.marts, "build_mart", "marts (DuckDB)")
+    timed(assets.marts, "write_day", "marts (DuckDB)")  # the sinks: Parquet, Redshift, views
     resources = resources_from_env(
         replace(
             DEFAULTS,
