@@ -17,7 +17,8 @@ from dagster import (
 from pydantic import Field
 
 from assets.hourly import hourly_asset_args, hours_of
-from lake.cleaned_io import HourReport, clean_hour
+from lake.cleaning.hour import clean_hour
+from lake.cleaning.report import HourReport
 from lake.crawler import Catalog
 from lake.firehose import hour_prefix
 from lake.retype import retype_stream

@@ -27,7 +27,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.hourly import ASSET_RETRY_POLICY
 from lake.alerts import log_publisher, notify_new, publisher_from_env
-from lake.cleaning import columns_from_table
+from lake.cleaning.columns import columns_from_table
 from lake.committed import CommittedFiles
 from lake.crawler import Catalog
 from lake.mart_build import InputColumns, MartBuild, build_mart

@@ -12,7 +12,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-from lake.cleaned_io import HourReport, clean_hour
+from lake.cleaning.hour import clean_hour
+from lake.cleaning.report import HourReport
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, hours_between
 from lake.simulator import Simulator, SimulatorConfig

@@ -29,12 +29,13 @@ import duckdb
 import pyarrow as pa
 
 from lake import redshift
-from lake.cleaning import LINEAGE_TYPES, quote_identifier, sql_string
+from lake.cleaning.columns import LINEAGE_TYPES
 from lake.committed import LEDGER_LAYERS, CommittedFiles
 from lake.json_fields import as_json_columns
 from lake.literal_paths import literal_links
 from lake.marts import MartDefinitionError, MartSpec
 from lake.parquet_writing import parquet_bytes
+from lake.sql_text import quote_identifier, sql_string
 from lake.storage import ObjectNotFound, Storage
 from lake.warehouse import Warehouse
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import duckdb
 
-from lake.cleaning import quote_identifier, sql_string
 from lake.literal_paths import GLOB_CHARACTERS
+from lake.sql_text import quote_identifier, sql_string
 from lake.storage import Storage
 
 LOCK_WAIT_S = float(os.environ.get("WAREHOUSE_LOCK_WAIT_SECONDS", "5"))

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, RunsFilter
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.config import REPO_ROOT
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, parse_key

@@ -22,7 +22,7 @@ from fault_kit import (
     s3_storage_via,
 )
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
 from lake.mart_build import build_mart
 from lake.marts import parse_mart

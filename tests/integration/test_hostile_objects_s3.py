@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, materialize
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.landing_scan import ScanCursor, scan_new_objects

@@ -18,8 +18,8 @@ import duckdb
 import pytest
 
 from lake.alerts import notify_new
-from lake.cleaned_io import clean_hour
-from lake.cleaning import columns_from_table
+from lake.cleaning.columns import columns_from_table
+from lake.cleaning.hour import clean_hour
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, parse_key
 from lake.mart_build import build_mart

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import formats, json_text, object_fetch
-from lake.cleaned_io import _chunks, clean_hour
+from lake.cleaning.hour import _chunks, clean_hour
 from lake.firehose import hour_prefix, is_folder_marker, object_key, parse_key
 from lake.formats import UnreadableObject, iter_file_records, iter_records
 from lake.object_fetch import LandedObject, fetch_object
@@ -291,9 +291,9 @@ def _rec(eid: str, **extra: Any) -> dict[str, Any]:
 def test_clean_hour_quarantines_too_large_and_bombs_and_cleans_the_rest(
     tmp_path: Path, stream: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lake import cleaned_io
+    from lake.cleaning import hour as cleaning_hour
 
-    monkeypatch.setattr(cleaned_io, "CHUNK_BYTES", 3 << 20)  # several passes
+    monkeypatch.setattr(cleaning_hour, "CHUNK_BYTES", 3 << 20)  # several passes
     spec = STREAMS[stream].with_limits(max_record_bytes=1 << 20, max_object_expanded_bytes=8 << 20)
     sep = "\n" if spec.format == "ndjson" else ""
     landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")

@@ -15,7 +15,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.json_fields import JsonSettings

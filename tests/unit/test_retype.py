@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.committed import CommittedFiles
 from lake.crawler import Catalog, crawl_objects
 from lake.firehose import hour_prefix, object_key

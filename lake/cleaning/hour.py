@@ -1,7 +1,7 @@
 """Cleaning one arrival hour end to end: landed objects -> typed Parquet by event date.
 
-The hour's new objects are cleaned in passes of about CLEAN_CHUNK_BYTES decompressed
-(see lake.clean_pass; lake.object_fetch gunzips each object within its stream's cap first),
+The entry point of lake.cleaning. The hour's new objects are cleaned in passes of about
+CLEAN_CHUNK_BYTES decompressed (see lake.cleaning.passes; lake.object_fetch gunzips each object within its stream's cap first),
 so memory stays flat however big the hour is or how far its objects expand; this module
 picks the objects, runs the passes, saves the dedup keys and keeps the ledger
 (lake.ledger). Output names are deterministic from (arrival hour, full source key), so a
@@ -24,11 +24,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from lake.clean_pass import NEW_KEYS_TABLE, HourRun
-from lake.clean_report import HourReport
-from lake.cleaning import json_paths_of, leaf_columns_of
+from lake.cleaning.columns import json_paths_of, leaf_columns_of
+from lake.cleaning.dedup import kept_before, load_seen, save_hour_keys, window_dates
+from lake.cleaning.passes import HourRun
+from lake.cleaning.report import HourReport
 from lake.crawler import column_assignment, sample_objects, stored_schema
-from lake.dedup_state import load_seen, save_hour_keys, window_dates
 from lake.firehose import is_folder_marker
 from lake.ledger import (
     TypedAs,
@@ -36,14 +36,11 @@ from lake.ledger import (
     output_name,
     read_ledger,
     replace_manifest,
-    unprocessed,
 )
 from lake.object_fetch import LandedObject, fetch_objects
 from lake.pii import PIIKey, install_key, key_from_env
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
-
-__all__ = ["HourReport", "clean_hour", "output_name", "unprocessed"]
 
 MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
 # decompressed bytes a pass (an object larger than this is a pass of its own)
@@ -117,12 +114,10 @@ def clean_hour(
                 for o in chunk:
                     o.discard()
                 pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
-            new_keys = f"SELECT * FROM {NEW_KEYS_TABLE}"
+            new_keys = f"SELECT * FROM {run.new_keys}"
             stale_days = _days_of([f for files in earlier_files.values() for f in files])
             save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed, stale_days)
-            report.late_beyond_allowed = con.execute(
-                f"SELECT count(*) FROM {NEW_KEYS_TABLE} WHERE dt < ?", [window[0]]
-            ).fetchall()[0][0]
+            report.late_beyond_allowed = kept_before(con, window[0])
         finally:
             con.close()
     typed_as = TypedAs(
