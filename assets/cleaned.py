@@ -1,6 +1,8 @@
 """cleaned/<stream>: typed, flat, masked, deduplicated Parquet by event date, plus quarantine."""
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
@@ -10,22 +12,32 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
+    FreshnessPolicy,
+    HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
+    TableColumn,
+    TableSchema,
     asset,
 )
 from pydantic import Field
 
-from assets.hourly import hourly_asset_args, hours_of
+from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
+from lake.catalog_store import Catalog
+from lake.cleaning.columns import LINEAGE_TYPES
 from lake.cleaning.hour import clean_hour
 from lake.cleaning.report import HourReport
-from lake.crawler import Catalog
 from lake.firehose import hour_prefix
+from lake.hour_totals import HourTotals, hour_totals
 from lake.retype import retype_stream
+from lake.settings import Settings
+from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource, PIIKeyResource
 
 RECONCILE_CHECK = "records_reconcile"
+FILES_SHOWN = 50
 
 
 class CleanedConfig(Config):
@@ -47,11 +59,21 @@ class CleanedConfig(Config):
 QUARANTINE_CHECK = "quarantine_ratio"
 
 
-def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
+def build_cleaned_asset(
+    spec: StreamSpec, database: str, partitions: HourlyPartitionsDefinition
+) -> AssetsDefinition:
     key = AssetKey(["cleaned", spec.name])
 
     @asset(
-        **hourly_asset_args("cleaned", spec.name, "schema"),
+        **hourly_asset_args("cleaned", spec, partitions, "schema"),
+        freshness_policy=FreshnessPolicy.time_window(
+            fail_window=timedelta(minutes=spec.operations.freshness_fail_minutes),
+            warn_window=(
+                timedelta(minutes=spec.operations.freshness_warn_minutes)
+                if spec.operations.freshness_warn_minutes
+                else None
+            ),
+        ),
         kinds={"parquet"},
         description=f"{spec.description}: typed Parquet by event date (dt=), bad records quarantined.",
         check_specs=[
@@ -72,6 +94,7 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         config: CleanedConfig,
         lake: LakeResource,
         pii_key: PIIKeyResource,
+        settings: ResourceParam[Settings],
     ) -> Iterator[MaterializeResult]:
         landing, lake_storage = lake.landing(), lake.lake()
         key = pii_key.key_for(landing.uri, lake_storage.uri)
@@ -82,41 +105,39 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
                 f"materialize schema/{spec.name} to record the schema"
             )
         total = HourReport()
+        batches: dict[datetime, tuple[list[ObjectInfo], HourReport]] = {}
         for hour in hours_of(context):
-            objects = [
-                o
-                for o in landing.list(hour_prefix(spec.name, hour))
-                if config.up_to_key is None or o.key <= config.up_to_key
-            ]
-            report = clean_hour(
+            landed = list(landing.list(hour_prefix(spec.name, hour)))
+            batch = clean_hour(
                 spec,
                 table,
                 landing,
                 lake_storage,
                 hour,
-                objects,
+                [o for o in landed if config.up_to_key is None or o.key <= config.up_to_key],
                 full_refresh=config.full_refresh,
                 pii_key=key,
+                settings=settings,
             )
-            total.absorb(report)
+            batches[hour] = (landed, batch)
+            total.absorb(batch)
         # files cleaned under an older catalog version get the current column types
-        retyped = retype_stream(spec, table, landing, lake_storage, key)
+        retyped = retype_stream(spec, table, landing, lake_storage, key, settings)
         if retyped.files_retyped:
             context.log.info(
                 f"retyped {len(retyped.files_retyped)} cleaned files of {spec.name} to the "
                 f"catalog's types ({len(retyped.objects_recleaned)} objects re-cleaned from "
                 f"landing, {len(retyped.objects_cast)} cast)"
             )
+        for hour, (landed, batch) in batches.items():  # after retype: the types it left
+            totals = hour_totals(lake_storage, spec.name, hour, landed)
+            add_hour_metadata(context, hour, _hour_metadata(lake_storage, totals, batch))
         yield MaterializeResult(
             metadata={
-                **total.as_metadata(),
-                "event_dates": MetadataValue.json(sorted(total.event_dates)),
-                "quarantine_ratio": round(total.quarantine_ratio, 6),
+                # the name mart SQL reads it by; Hive-style dt= folders under the URI
+                "dagster/table_name": f"cleaned.{spec.name}",
+                "dagster/uri": f"{lake_storage.uri}/cleaned/{spec.name}/",
                 "catalog_version": int(table["VersionId"]) if table else 0,
-                "columns_not_in_catalog": MetadataValue.json(
-                    {k: v for k, v in total.columns_not_in_catalog.items() if v}
-                ),
-                "files_written": len(total.files_written),
                 "pii_key_source": key.source,
                 **retyped.as_metadata(),
             },
@@ -124,6 +145,48 @@ def build_cleaned_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
         )
 
     return _cleaned
+
+
+def _hour_metadata(lake: Storage, totals: HourTotals, batch: HourReport) -> dict[str, Any]:
+    """One hour's materialization: the hour's running totals (every object of the hour
+    processed so far, by any run) and, prefixed `batch_`, what this run did in it.
+
+    A run with nothing new for the hour (a re-run, a sensor batch another run cleaned
+    first) still materializes it: its totals are the hour's, its batch counts are zero and
+    `event_dates` is empty, so neither plots nor the marts sensor see anything new. Dagster
+    records one materialization for every hour of a range run's single output, so skipping
+    the no-op hours of a backfill is not possible; skipping a whole no-op run would also
+    skip the steps after it in the run and leave the backfill's partitions unmaterialized.
+    """
+    columns = [
+        *(TableColumn(name, kind) for name, kind in totals.column_types.items()),
+        *(TableColumn(name, kind, description="lineage") for name, kind in LINEAGE_TYPES.items()),
+        TableColumn("dt", "DATE", description="event date: the Hive folder dt=YYYY-MM-DD"),
+    ]
+    batch_counts = {k: v for k, v in batch.as_metadata().items() if k != "event_dates"}
+    return {
+        # Dagster's table keys (TableMetadataSet is not exported by dagster 1.13)
+        "dagster/column_schema": TableSchema(columns=columns),
+        "dagster/row_count": totals.records_cleaned,
+        "dagster/partition_row_count": totals.records_cleaned,
+        "objects": totals.objects,
+        "objects_pending": totals.objects_pending,
+        "bytes_in": totals.bytes_in,
+        "records_in": totals.records_in,
+        "records_cleaned": totals.records_cleaned,
+        "records_quarantined": totals.records_quarantined,
+        "duplicates_dropped": totals.duplicates_dropped,
+        "quarantine_ratio": round(totals.quarantine_ratio, 6),
+        "files": MetadataValue.json([lake.uri_of(f) for f in totals.files[:FILES_SHOWN]]),
+        "files_not_shown": max(0, len(totals.files) - FILES_SHOWN),
+        # the event dates this run wrote: the marts sensor rebuilds those days
+        "event_dates": MetadataValue.json(sorted(batch.event_dates)),
+        **{f"batch_{k}": v for k, v in batch_counts.items()},
+        "batch_files_written": len(batch.files_written),
+        "batch_columns_not_in_catalog": MetadataValue.json(
+            {k: v for k, v in batch.columns_not_in_catalog.items() if v}
+        ),
+    }
 
 
 def _reconcile(total: HourReport) -> AssetCheckResult:

@@ -3,10 +3,18 @@
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Backoff, Jitter, RetryPolicy
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Backoff,
+    HourlyPartitionsDefinition,
+    Jitter,
+    RetryPolicy,
+)
 
-from lake.firehose import hours_between
-from orchestration.partitions import hourly_partitions
+from lake.firehose import hours_between, partition_key
+from lake.streams import StreamSpec
 
 # A step that raised (S3 503s past boto3's own retries, a lost connection) runs again in
 # the same run, after ~10 s then ~20 s. Re-running a step is safe: cleaning skips objects
@@ -17,21 +25,31 @@ ASSET_RETRY_POLICY = RetryPolicy(
 )
 
 
-def hourly_asset_args(layer: str, stream: str, upstream: str | None = None) -> dict[str, Any]:
+def hourly_asset_args(
+    layer: str,
+    spec: StreamSpec,
+    partitions: HourlyPartitionsDefinition,
+    upstream: str | None = None,
+) -> dict[str, Any]:
     """`@asset` arguments for `<layer>/<stream>`, partitioned by arrival hour.
 
     A backfill of many hours is one run (BackfillPolicy.single_run) that loops over them.
     The stream's pool (limit 1 in dagster.yaml) keeps two runs of one stream from working
-    at once, however they were launched (sensor, UI, backfill, CLI).
+    at once, however they were launched (sensor, UI, backfill, CLI). The code version is
+    the hash of the stream's streams.yaml entry, so the UI marks partitions materialized
+    under an earlier entry as stale.
     """
     return {
-        "key": AssetKey([layer, stream]),
-        "deps": [AssetKey([upstream, stream])] if upstream else [],
-        "partitions_def": hourly_partitions,
+        "key": AssetKey([layer, spec.name]),
+        "deps": [AssetKey([upstream, spec.name])] if upstream else [],
+        "partitions_def": partitions,
         "backfill_policy": BackfillPolicy.single_run(),
         "group_name": layer,
         "retry_policy": ASSET_RETRY_POLICY,
-        "pool": stream_pool(stream),
+        "pool": stream_pool(spec.name),
+        "code_version": spec.code_version,
+        "owners": list(spec.operations.owners),
+        "tags": {"pii": "true"} if spec.holds_pii else {},
     }
 
 
@@ -43,3 +61,11 @@ def stream_pool(stream: str) -> str:
 def hours_of(context: AssetExecutionContext) -> list[datetime]:
     window = context.partition_time_window
     return hours_between(window.start, window.end)
+
+
+def add_hour_metadata(
+    context: AssetExecutionContext, hour: datetime, metadata: dict[str, Any]
+) -> None:
+    """Metadata of one hour of the run: in a range run (single-run backfill) each hour's
+    materialization carries its own, on top of what the asset returns for the whole run."""
+    context.add_asset_metadata(metadata, partition_key=partition_key(hour))

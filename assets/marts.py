@@ -7,7 +7,6 @@ in order. Alert marts notify their new rows once (lake.alerts).
 """
 
 import math
-import os
 from datetime import date
 
 from dagster import (
@@ -16,8 +15,10 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
+    DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     TableColumn,
     TableSchema,
     TimeWindowPartitionMapping,
@@ -26,19 +27,18 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from assets.hourly import ASSET_RETRY_POLICY
-from lake.alerts import log_publisher, notify_new, publisher_from_env
+from lake.alerts import log_publisher, notify_new
+from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
 from lake.committed import CommittedFiles
-from lake.crawler import Catalog
 from lake.mart_build import InputColumns, MartBuild, build_mart
 from lake.marts import MartSpec
-from lake.redshift_data_api import RedshiftLoader
+from lake.settings import Settings
 from lake.streams import StreamCatalog
 from lake.warehouse import Warehouse
-from orchestration.partitions import daily_partitions
+from orchestration.aws_resources import AlertsResource, RedshiftResource
 from orchestration.resources import LakeResource
 
-IAM_ROLE = os.environ.get("REDSHIFT_IAM_ROLE", "default")  # COPY ... IAM_ROLE in load scripts
 # One writer of the DuckDB warehouse file at a time (limit 1 in dagster.yaml), however
 # the run was launched.
 WAREHOUSE_POOL = "warehouse"
@@ -61,13 +61,15 @@ def mart_deps(spec: MartSpec, streams: StreamCatalog) -> list[AssetDep]:
     return deps
 
 
-def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition:
+def build_mart_asset(
+    spec: MartSpec, streams: StreamCatalog, partitions: DailyPartitionsDefinition
+) -> AssetsDefinition:
     daily = spec.partitioned_by == "day"
 
     @asset(
         key=AssetKey(["marts", spec.name]),
         deps=mart_deps(spec, streams),
-        partitions_def=daily_partitions if daily else None,
+        partitions_def=partitions if daily else None,
         backfill_policy=BackfillPolicy.single_run() if daily else None,
         group_name="marts",
         retry_policy=ASSET_RETRY_POLICY,
@@ -85,7 +87,12 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
         },
     )
     def _mart(
-        context: AssetExecutionContext, lake: LakeResource, warehouse: DuckDBResource
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        warehouse: DuckDBResource,
+        alerts: AlertsResource,
+        redshift: RedshiftResource,
+        settings: ResourceParam[Settings],
     ) -> MaterializeResult:
         lake_storage = lake.lake()
         catalog = Catalog(lake_storage, streams.database)
@@ -95,9 +102,9 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
                 found_columns = columns_from_table(found, streams[table])
                 columns[table] = [(c.name, c.duck_type) for c in found_columns]
         days = [date.fromisoformat(k) for k in context.partition_keys] if daily else [None]
-        loader = RedshiftLoader.from_env()
+        loader = redshift.loader()
         # an SNS client only for a mart that alerts
-        publish, alerts_target = publisher_from_env() if spec.alerts else (log_publisher, "log")
+        publish, alerts_target = alerts.publisher() if spec.alerts else (log_publisher, "log")
         metadata: dict = {"days": MetadataValue.json([str(d) for d in days if d])}
         rows, files, redshift_files = 0, [], []
         missing, empty = set(), set()
@@ -106,12 +113,12 @@ def build_mart_asset(spec: MartSpec, streams: StreamCatalog) -> AssetsDefinition
         build = MartBuild()
         # the warehouse holds views over copies of the mart files: a run writes it only to
         # make a view, and a reader holding it open delays that to a later run, never fails it
-        local_warehouse = Warehouse(warehouse.database)
+        local_warehouse = Warehouse(warehouse.database, settings.warehouse_lock_wait_seconds)
         committed: dict[str, CommittedFiles] = {}  # ledger reads shared by a backfill's days
         pending = None
         for day in days:
             build = build_mart(
-                spec, day, lake_storage, local_warehouse, columns, IAM_ROLE, committed
+                spec, day, lake_storage, local_warehouse, columns, redshift.iam_role, committed
             )
             pending = build.warehouse_pending
             rows += build.rows

@@ -1,7 +1,6 @@
 """schema/<stream>: the crawler's Glue-shaped catalog table, merged hour by hour, versioned,
 with a blocking check that stops incompatible drift before it reaches cleaned/."""
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 
@@ -11,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -18,23 +18,27 @@ from dagster import (
     asset,
 )
 
-from assets.hourly import hourly_asset_args, hours_of
+from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
 from lake.athena_ddl import show_create_table, table_problems
-from lake.crawler import Catalog, CrawlResult, crawl_objects, partition_doc
+from lake.catalog_store import Catalog
+from lake.crawler import CrawlResult, crawl_objects
 from lake.firehose import hour_prefix
-from lake.glue_sync import GlueSync
+from lake.glue_table import partition_doc
 from lake.streams import StreamSpec
+from orchestration.aws_resources import GlueResource
 from orchestration.resources import LakeResource
 
 COMPATIBLE_CHECK = "schema_compatible"
 
 
-def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
+def build_schema_asset(
+    spec: StreamSpec, database: str, partitions: HourlyPartitionsDefinition
+) -> AssetsDefinition:
     key = AssetKey(["schema", spec.name])
     mode = spec.crawler.compatibility.upper()
 
     @asset(
-        **hourly_asset_args("schema", spec.name, "landing"),
+        **hourly_asset_args("schema", spec, partitions, "landing"),
         kinds={"glue"},
         description=(
             f"Catalog table {database}.{spec.name} crawled from the landed objects "
@@ -49,42 +53,38 @@ def build_schema_asset(spec: StreamSpec, database: str) -> AssetsDefinition:
             )
         ],
     )
-    def _schema(context: AssetExecutionContext, lake: LakeResource) -> Iterator[MaterializeResult]:
+    def _schema(
+        context: AssetExecutionContext, lake: LakeResource, glue: GlueResource
+    ) -> Iterator[MaterializeResult]:
         landing, catalog = lake.landing(), Catalog(lake.lake(), database)
-        glue = _glue_sync()
+        glue_sync = glue.sync()
         results: list[CrawlResult] = []
         for hour in hours_of(context):
             objects = list(landing.list(hour_prefix(spec.name, hour)))
             if not objects:
+                add_hour_metadata(context, hour, _crawl_metadata([]))
                 continue
             result = crawl_objects(spec, catalog, landing, objects)
             results.append(result)
-            if glue is not None:
-                partitions = [
+            add_hour_metadata(context, hour, _crawl_metadata([result]))
+            if glue_sync is not None:
+                glue_partitions = [
                     partition_doc(result.table, landing, p) for p in result.hour.partitions.values()
                 ]
-                synced = glue.sync_table(result.table, partitions)
-                context.log.info(f"Glue {glue.database}.{spec.name}: {synced}")
+                synced = glue_sync.sync_table(result.table, glue_partitions)
+                context.log.info(f"Glue {glue_sync.database}.{spec.name}: {synced}")
         table = results[-1].table if results else catalog.get_table(spec.name)
         yield MaterializeResult(
-            metadata=_metadata(database, spec, table, results),
+            metadata=_table_metadata(database, spec, table),
             check_results=[_compatibility(results, mode)],
         )
 
     return _schema
 
 
-def _glue_sync() -> GlueSync | None:
-    """Glue sync is off unless GLUE_DATABASE names the Glue database to keep in step."""
-    database = os.environ.get("GLUE_DATABASE")
-    return GlueSync(database=database) if database else None
-
-
-def _metadata(
-    database: str, spec: StreamSpec, table: dict | None, results: list[CrawlResult]
-) -> dict:
+def _table_metadata(database: str, spec: StreamSpec, table: dict | None) -> dict:
+    """The catalog table after the run (the same for every hour of the run)."""
     columns = table["StorageDescriptor"]["Columns"] if table else []
-    unknown = {k: v for r in results for k, v in r.hour.unknown.items()}
     athena = {}
     if table:  # the DDL for users who create the table in Athena by hand, not by Glue sync
         athena = {
@@ -100,6 +100,15 @@ def _metadata(
         ),
         "table": f"{database}.{spec.name}",
         "version": int(table["VersionId"]) if table else 0,
+        "catalog_key": f"catalog/{database}/{spec.name}.json",
+    }
+
+
+def _crawl_metadata(results: list[CrawlResult]) -> dict:
+    """What crawling an hour found (every object of the hour is crawled each run, so these
+    are the hour's own counts; an hour with no objects has none)."""
+    unknown = {k: v for r in results for k, v in r.hour.unknown.items()}
+    return {
         "new_versions": MetadataValue.json([r.version for r in results if r.changed]),
         "applied_changes": MetadataValue.json([r.applied.as_dict() for r in results if r.applied]),
         "objects": sum(r.hour.objects for r in results),
@@ -119,7 +128,6 @@ def _metadata(
         "columns_over_limit": MetadataValue.json(
             [c for r in results for c in r.hour.columns_over_limit]
         ),
-        "catalog_key": f"catalog/{database}/{spec.name}.json",
     }
 
 

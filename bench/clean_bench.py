@@ -31,9 +31,10 @@ from pathlib import Path
 
 import duckdb
 
+from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
 from lake.cleaning.hour import clean_hour
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.hive_types import Struct
 from lake.simulator import Simulator, SimulatorConfig
@@ -121,7 +122,7 @@ def bare(root: Path) -> None:
 
 
 def _top_level(table: dict) -> Struct:
-    from lake.crawler import stored_schema
+    from lake.catalog_store import stored_schema
 
     return stored_schema(table)
 

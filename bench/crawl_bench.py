@@ -21,7 +21,9 @@ import time
 import tracemalloc
 from datetime import UTC, datetime
 
-from lake.crawler import Catalog, crawl_objects, sample_objects
+from lake.catalog_store import Catalog
+from lake.crawl_sample import sample_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage
 from lake.streams import load_streams

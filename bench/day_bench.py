@@ -22,6 +22,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dagster import DagsterInstance, materialize  # noqa: E402
-from dagster_aws.s3 import S3Resource  # noqa: E402
-from dagster_duckdb import DuckDBResource  # noqa: E402
 
 import assets.cleaned  # noqa: E402
 import assets.marts  # noqa: E402
 import assets.schema  # noqa: E402
+from lake.settings import DEFAULTS  # noqa: E402
 from lake.simulator import Simulator, SimulatorConfig  # noqa: E402
 from lake.storage import LocalStorage  # noqa: E402
 from orchestration.definitions import ingest_assets, mart_assets, streams  # noqa: E402
-from orchestration.resources import LakeResource, PIIKeyResource  # noqa: E402
+from orchestration.resources import resources_from_env  # noqa: E402
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 SPENT: collections.Counter[str] = collections.Counter()
@@ -89,13 +89,14 @@ def main() -> None:
     timed(assets.schema, "crawl_objects", "crawl (Python sampler)")
     timed(assets.cleaned, "clean_hour", "clean (DuckDB)")
     timed(assets.marts, "build_mart", "marts (DuckDB)")
-    resources = {
-        "lake": LakeResource(
-            landing_uri=landing.root.as_uri(), lake_uri=(root / "lake").as_uri(), s3=S3Resource()
-        ),
-        "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
-        "pii_key": PIIKeyResource(),
-    }
+    resources = resources_from_env(
+        replace(
+            DEFAULTS,
+            landing_uri=landing.root.as_uri(),
+            lake_uri=(root / "lake").as_uri(),
+            warehouse_path=str(root / "warehouse.duckdb"),
+        )
+    )
     hourly = [a for name in streams.streams for a in ingest_assets(name)]
     walls = {}
     with DagsterInstance.ephemeral() as instance:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,12 +36,8 @@ class AlertRun:
     already_notified: list[str] = field(default_factory=list)  # by an earlier run
 
 
-def sns_publisher(topic_arn: str, client: Any | None = None) -> Publish:
-    """Publish to SNS (boto3, so AWS_ENDPOINT_URL and the credential chain apply)."""
-    if client is None:
-        import boto3
-
-        client = boto3.client("sns")
+def sns_publisher(topic_arn: str, client: Any) -> Publish:
+    """Publish to SNS with a boto3 SNS client."""
 
     def publish(subject: str, message: dict[str, Any]) -> str:
         response = client.publish(
@@ -61,12 +56,6 @@ def sns_publisher(topic_arn: str, client: Any | None = None) -> Publish:
 def log_publisher(subject: str, message: dict[str, Any]) -> str:
     log.warning("ALERT %s: %s", subject, json.dumps(message, default=str))
     return "logged"
-
-
-def publisher_from_env() -> tuple[Publish, str]:
-    """SNS when ALERTS_SNS_TOPIC_ARN is set, else the log; and a name for the metadata."""
-    topic = os.environ.get("ALERTS_SNS_TOPIC_ARN")
-    return (sns_publisher(topic), f"sns:{topic}") if topic else (log_publisher, "log")
 
 
 def notify_new(lake: Storage, mart: str, rows: pa.Table, publish: Publish) -> AlertRun:

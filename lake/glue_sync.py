@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -58,9 +57,9 @@ class _PartitionCounts:
 class GlueSync:
     """Push GetTable-shaped table dicts and their partitions into one Glue database."""
 
-    def __init__(self, database: str, client: Any | None = None) -> None:
+    def __init__(self, database: str, client: Any) -> None:
         self.database = database
-        self.client = client if client is not None else boto3.client("glue", config=DEFAULT_CONFIG)
+        self.client = client  # boto3's Glue client, e.g. with DEFAULT_CONFIG's retries
         self._database_checked = False
 
     def sync_table(self, table: dict[str, Any], partitions: list[dict[str, Any]]) -> SyncResult:

@@ -1,6 +1,6 @@
 """What the two readers of landed JSON share: strict UTF-8 text, and finding the next record.
 
-lake.formats splits whole objects for cleaning; lake.classifiers reads a sample of an
+The framings (lake.framings) split whole objects for cleaning and read a sample of an
 object for the crawler, whose end may cut a record. Both decode text the same way and,
 after a malformed record in concatenated JSON, resume at the same place.
 """

@@ -28,21 +28,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from lake.firehose import LandingKey, hour_prefix, listing_floor, parse_key
+from lake.settings import DEFAULTS
 from lake.storage import ObjectInfo, Storage
 
 DEFAULT_LOOKBACK = timedelta(minutes=2)
-LATE_HOURS = int(os.environ.get("LANDING_LATE_HOURS", "6"))  # older folders checked in turn
 MAX_LISTED = 20_000  # keys a scan reads at most (20 list calls): a sensor tick stays short
-# Known keys above the floor the cursor remembers: ~11 bytes of cursor each. Must stay
-# well below MAX_LISTED so a scan always has budget for new keys.
-MAX_RECENT = int(os.environ.get("LANDING_RECENT_KEYS", "3000"))
+# Known keys above the floor the cursor remembers (LANDING_RECENT_KEYS): ~11 bytes of
+# cursor each. Must stay well below MAX_LISTED so a scan always has budget for new keys.
 MAX_REMEMBERED_STRAYS = 1000
 _HOUR_FORMAT = "%Y-%m-%dT%H"
 _DIGEST = 8
@@ -50,7 +48,7 @@ _DIGEST = 8
 
 def key_digest(key: str) -> bytes:
     """8 bytes that stand for a key in the cursor. A collision would make the scan skip a
-    new key as known: about 1 in 2**64/MAX_RECENT per key, and reconciliation finds it."""
+    new key as known: about 1 in 2**64/max_recent per key, and reconciliation finds it."""
     return hashlib.blake2b(key.encode(), digest_size=_DIGEST).digest()
 
 
@@ -127,8 +125,8 @@ def scan_new_objects(
     lookback: timedelta = DEFAULT_LOOKBACK,
     max_new: int = 5000,
     max_listed: int = MAX_LISTED,
-    late_hours: int = LATE_HOURS,
-    max_recent: int = MAX_RECENT,
+    late_hours: int = DEFAULTS.landing_late_hours,
+    max_recent: int = DEFAULTS.landing_recent_keys,
 ) -> ScanResult:
     if max_recent >= max_listed:
         raise ValueError(f"max_recent ({max_recent}) must be below max_listed ({max_listed})")

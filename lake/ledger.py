@@ -102,6 +102,17 @@ class Ledger:
             return object_version(info) in self.versions[name]
         return legacy_output_name(self.hour, info.key) in self.legacy
 
+    def current_manifest(self, info: ObjectInfo) -> str | None:
+        """The manifest recording `info` as processed (as `is_done` decides), or None."""
+        name = output_name(self.hour, info.key)
+        if name in self.versions:
+            version = object_version(info)
+            return (
+                manifest_key(self.stream, name, version) if version in self.versions[name] else None
+            )
+        legacy = legacy_output_name(self.hour, info.key)
+        return f"{manifests_folder(self.stream)}{legacy}.json" if legacy in self.legacy else None
+
     def earlier_manifests(self, info: ObjectInfo) -> list[str]:
         """Manifest keys an earlier run wrote for this key (any version, old naming too)."""
         keys = self.manifests_named(output_name(self.hour, info.key))

@@ -25,7 +25,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from lake.config import REPO_ROOT
+from lake.settings import REPO_ROOT
 from lake.streams import PLAIN_NAME_RULE, is_plain_name
 
 MARTS_DIR = REPO_ROOT / "sql" / "marts"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from lake.formats import GZIP_MAGIC
+from lake.framings.base import GZIP_MAGIC
 from lake.storage import LocalStorage, ObjectInfo, Storage, UnsafeKeyError
 
 READ_BYTES = 1 << 20  # stored bytes fed to zlib at a time

@@ -11,10 +11,11 @@ the query, or a log of it, shows `getvariable(...)`, not the key.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from lake.settings import Settings
 
 REDACTED = "[REDACTED]"
 DEV_KEY = "firehose-lake-local-dev-key"  # only for the embedded default; set PII_HASH_KEY in prod
@@ -67,20 +68,22 @@ class PIIKey:
         return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def hash_key() -> bytes:
-    """The key from PII_HASH_KEY, else the development key (no secret lookup)."""
-    return (os.environ.get(KEY_ENV) or DEV_KEY).encode()
+def hash_key(settings: Settings | None = None) -> bytes:
+    """The key from PII_HASH_KEY (read now), else the development key (no secret lookup)."""
+    settings = Settings.from_env() if settings is None else settings
+    return (settings.pii_hash_key or DEV_KEY).encode()
 
 
 def resolve_key(
     *uris: str,
+    env_key: str | None = None,
     secret_id: str | None = None,
     fetch: Callable[[str], bytes] | None = None,
 ) -> PIIKey:
-    """The key for masking data of `uris`: PII_HASH_KEY, else the secret `secret_id`
-    (read with `fetch`, default Secrets Manager), else the development key, which is
-    refused (MissingPIIKey) when any location is on S3."""
-    if env_key := os.environ.get(KEY_ENV):
+    """The key for masking data of `uris`: `env_key` (PII_HASH_KEY's value), else the
+    secret `secret_id` (read with `fetch`, default Secrets Manager), else the development
+    key, which is refused (MissingPIIKey) when any location is on S3."""
+    if env_key:
         return PIIKey(env_key.encode(), "env")
     if secret_id:
         if fetch is None:
@@ -93,9 +96,12 @@ def resolve_key(
 
 
 def key_from_env(*uris: str) -> PIIKey:
-    """resolve_key with the secret id from PII_HASH_KEY_SECRET_ID (for callers outside
-    Dagster, which gets it from its resource)."""
-    return resolve_key(*uris, secret_id=os.environ.get(SECRET_ID_ENV) or None)
+    """resolve_key with PII_HASH_KEY and PII_HASH_KEY_SECRET_ID read now (for callers
+    outside Dagster, which gets them from its resource)."""
+    settings = Settings.from_env()
+    return resolve_key(
+        *uris, env_key=settings.pii_hash_key, secret_id=settings.pii_hash_key_secret_id
+    )
 
 
 def refuse_development_key(*uris: str) -> None:

@@ -1,7 +1,8 @@
 """Loading a mart partition into Redshift through the Redshift Data API (optional).
 
 Off unless REDSHIFT_WORKGROUP (Serverless) or REDSHIFT_CLUSTER_ID (provisioned) is set,
-with REDSHIFT_DATABASE and, for a cluster, REDSHIFT_DB_USER or REDSHIFT_SECRET_ARN. The
+with REDSHIFT_DATABASE and, for a cluster, REDSHIFT_DB_USER or REDSHIFT_SECRET_ARN
+(orchestration.aws_resources.RedshiftResource builds the loader and its client). The
 load script of lake.redshift runs in two parts: the setup statements (schema, table,
 VARCHAR widening: Redshift will not alter a column inside a transaction) one by one, then
 the statements between BEGIN and COMMIT as one BatchExecuteStatement, which Redshift runs
@@ -11,7 +12,6 @@ failing statement and Redshift's error.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +20,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from lake.settings import DEFAULTS
+
 POLL_S = 1.0
-TIMEOUT_S = float(os.environ.get("REDSHIFT_LOAD_TIMEOUT_SECONDS", "900"))
 _DONE = {"FINISHED", "FAILED", "ABORTED"}
 
 
@@ -32,34 +33,10 @@ class RedshiftLoadError(RuntimeError):
 @dataclass
 class RedshiftLoader:
     target: dict[str, str]  # WorkgroupName or ClusterIdentifier, Database, DbUser/SecretArn
-    client: Any = None
+    client: Any
     poll_s: float = POLL_S
-    timeout_s: float = TIMEOUT_S
+    timeout_s: float = DEFAULTS.redshift_load_timeout_seconds
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
-
-    @classmethod
-    def from_env(cls) -> RedshiftLoader | None:
-        workgroup = os.environ.get("REDSHIFT_WORKGROUP")
-        cluster = os.environ.get("REDSHIFT_CLUSTER_ID")
-        if not workgroup and not cluster:
-            return None
-        target = {"Database": os.environ.get("REDSHIFT_DATABASE", "dev")}
-        if workgroup:
-            target["WorkgroupName"] = workgroup
-        else:
-            target["ClusterIdentifier"] = str(cluster)
-        if secret := os.environ.get("REDSHIFT_SECRET_ARN"):
-            target["SecretArn"] = secret
-        elif user := os.environ.get("REDSHIFT_DB_USER"):
-            target["DbUser"] = user
-        return cls(target)
-
-    def _client(self) -> Any:
-        if self.client is None:
-            import boto3
-
-            self.client = boto3.client("redshift-data")
-        return self.client
 
     def run_script(self, script: str, log: Any = None) -> list[str]:
         """Run a load script; return the statement ids."""
@@ -70,19 +47,19 @@ class RedshiftLoader:
         return ids
 
     def _execute(self, statement: str, log: Any) -> str:
-        sid = self._client().execute_statement(Sql=statement, **self.target)["Id"]
+        sid = self.client.execute_statement(Sql=statement, **self.target)["Id"]
         self._wait(sid, [statement], log)
         return sid
 
     def _batch(self, statements: list[str], log: Any) -> str:
-        sid = self._client().batch_execute_statement(Sqls=statements, **self.target)["Id"]
+        sid = self.client.batch_execute_statement(Sqls=statements, **self.target)["Id"]
         self._wait(sid, statements, log)
         return sid
 
     def _wait(self, sid: str, statements: list[str], log: Any) -> None:
         waited = 0.0
         while True:
-            d = self._client().describe_statement(Id=sid)
+            d = self.client.describe_statement(Id=sid)
             if d["Status"] in _DONE:
                 break
             if waited >= self.timeout_s:
@@ -102,6 +79,29 @@ class RedshiftLoader:
         query = (failing or {}).get("QueryString") or d.get("QueryString") or statements[0]
         error = (failing or {}).get("Error") or d.get("Error") or d["Status"]
         raise RedshiftLoadError(f"redshift statement {d['Status']}: {error}\n  in: {query}")
+
+
+def redshift_target(
+    database: str,
+    workgroup: str | None = None,
+    cluster_id: str | None = None,
+    db_user: str | None = None,
+    secret_arn: str | None = None,
+) -> dict[str, str]:
+    """The Data API's target: a Serverless workgroup, else a provisioned cluster (signing
+    in with a Secrets Manager secret, else as a database user)."""
+    target = {"Database": database}
+    if workgroup:
+        target["WorkgroupName"] = workgroup
+    elif cluster_id:
+        target["ClusterIdentifier"] = cluster_id
+    else:
+        raise ValueError("a Redshift target needs a workgroup or a cluster id")
+    if secret_arn:
+        target["SecretArn"] = secret_arn
+    elif db_user:
+        target["DbUser"] = db_user
+    return target
 
 
 def split_script(script: str) -> tuple[list[str], list[str]]:

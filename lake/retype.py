@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,14 +34,12 @@ from lake.firehose import hour_prefix
 from lake.ledger import manifests_folder
 from lake.parquet_writing import parquet_bytes
 from lake.pii import PIIKey
+from lake.settings import DEFAULTS, Settings
 from lake.sql_text import quote_identifier
 from lake.storage import ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
 _HOUR_FORMAT = "%Y%m%dT%H"  # how an output name starts (lake.ledger.output_name)
-# objects brought to the catalog's types per run (oldest arrival hours first); the rest
-# wait for the next run, which scans again
-MAX_OBJECTS = int(os.environ.get("RETYPE_MAX_OBJECTS", "1000"))
 
 
 @dataclass
@@ -52,7 +49,7 @@ class RetypeReport:
     objects_recleaned: list[str] = field(default_factory=list)  # landing keys
     objects_cast: list[str] = field(default_factory=list)  # landing keys no longer in landing
     files_retyped: list[str] = field(default_factory=list)
-    remaining: int = 0  # stale objects left for the next run (past max_objects)
+    remaining: int = 0  # stale objects left for the next run (past RETYPE_MAX_OBJECTS)
 
     def as_metadata(self) -> dict[str, Any]:
         return {
@@ -80,10 +77,10 @@ def retype_stream(
     landing: Storage,
     lake: Storage,
     pii_key: PIIKey,
-    max_objects: int = MAX_OBJECTS,
+    settings: Settings = DEFAULTS,
 ) -> RetypeReport:
     """Bring every committed cleaned file of the stream to the catalog's column types, at
-    most `max_objects` objects of it in this call."""
+    most RETYPE_MAX_OBJECTS objects of it in this call (`settings`)."""
     report = RetypeReport()
     if not table:
         return report
@@ -103,7 +100,7 @@ def retype_stream(
                 manifest["_key"] = info.key
                 hour = datetime.strptime(info.key.removeprefix(folder)[:11], _HOUR_FORMAT)
                 stale.setdefault(hour.replace(tzinfo=UTC), []).append(manifest)
-    budget = max_objects
+    budget = settings.retype_max_objects
     for hour in sorted(stale):
         manifests = stale[hour][:budget]
         report.remaining += len(stale[hour]) - len(manifests)
@@ -114,7 +111,15 @@ def retype_stream(
         again = [listed[m["source_key"]] for m in manifests if m.get("source_key") in listed]
         if again:
             cleaned = clean_hour(
-                spec, table, landing, lake, hour, again, full_refresh=True, pii_key=pii_key
+                spec,
+                table,
+                landing,
+                lake,
+                hour,
+                again,
+                full_refresh=True,
+                pii_key=pii_key,
+                settings=settings,
             )
             report.objects_recleaned += [o.key for o in again]
             report.files_retyped += [f for f in cleaned.files_written if f.startswith("cleaned/")]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,9 +29,10 @@ from botocore.exceptions import (
 from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 
+from lake.settings import DEFAULTS
+
 log = logging.getLogger(__name__)
 
-READ_ATTEMPTS = int(os.environ.get("S3_READ_ATTEMPTS", "5"))
 BACKOFF_S = 0.2  # then 0.4, 0.8, ... capped at MAX_BACKOFF_S
 MAX_BACKOFF_S = 5.0
 TRANSIENT_READ_ERRORS: tuple[type[BaseException], ...] = (
@@ -62,7 +62,7 @@ class ResumingBody(io.RawIOBase):
         get: Get,
         start: int = 0,
         end: int | None = None,
-        attempts: int = READ_ATTEMPTS,
+        attempts: int = DEFAULTS.s3_read_attempts,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__()
@@ -136,6 +136,8 @@ class ResumingBody(io.RawIOBase):
         super().close()
 
 
-def resuming_reader(get: Get, start: int = 0, end: int | None = None) -> io.BufferedReader:
+def resuming_reader(
+    get: Get, start: int = 0, end: int | None = None, attempts: int = DEFAULTS.s3_read_attempts
+) -> io.BufferedReader:
     """A buffered stream over a ResumingBody (what S3Storage.open returns)."""
-    return io.BufferedReader(ResumingBody(get, start, end), buffer_size=1 << 20)
+    return io.BufferedReader(ResumingBody(get, start, end, attempts), buffer_size=1 << 20)

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
 from lake.s3_retry import ResumingBody, resuming_reader
+from lake.settings import DEFAULTS, SSE_MODES
 
 TMP_SUFFIX = ".inflight"
 
@@ -238,12 +239,20 @@ class LocalStorage:
 class S3Storage:
     """A bucket and prefix, through boto3 (so AWS_ENDPOINT_URL and the credential chain apply)."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: Any | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: Any | None = None,
+        put_args: dict[str, str] | None = None,
+        read_attempts: int = DEFAULTS.s3_read_attempts,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.client = client if client is not None else default_s3_client()
-        self.put_args = encryption_from_env()  # applied to every PUT
+        self.put_args = put_args or {}  # applied to every PUT (encryption_args)
+        self.read_attempts = read_attempts
 
     def _full(self, key: str) -> str:
         return self.prefix + key
@@ -287,17 +296,19 @@ class S3Storage:
 
     # Reads resume after a connection cut mid-body (lake.s3_retry); botocore retries the rest.
     def read(self, key: str) -> bytes:
-        with resuming_reader(self._get(key)) as body:
+        with resuming_reader(self._get(key), attempts=self.read_attempts) as body:
             return body.read()
 
     def open(self, key: str) -> BinaryIO:
         """Bytes arrive as they are read; closing early drops the rest."""
-        return resuming_reader(self._get(key))
+        return resuming_reader(self._get(key), attempts=self.read_attempts)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         if length <= 0:
             return b""
-        with resuming_reader(self._get(key), start, start + length - 1) as body:
+        with resuming_reader(
+            self._get(key), start, start + length - 1, attempts=self.read_attempts
+        ) as body:
             return body.read()
 
     def write(self, key: str, data: bytes) -> None:
@@ -384,21 +395,16 @@ def compare_and_swap(
     raise ConcurrentUpdateError(f"{storage.uri_of(key)}: still changing after {attempts} attempts")
 
 
-_SSE_MODES = ("AES256", "aws:kms")
-
-
-def encryption_from_env() -> dict[str, str]:
-    """put_object arguments for server-side encryption: `S3_SSE` = AES256 | aws:kms (with
-    `S3_SSE_KMS_KEY_ID`, optional: the bucket's or AWS's default key otherwise); none
-    when unset. Any other value is refused, so a typo never means unencrypted writes."""
-    mode = os.environ.get("S3_SSE", "").strip()
-    key_id = os.environ.get("S3_SSE_KMS_KEY_ID", "").strip()
+def encryption_args(mode: str | None, key_id: str | None = None) -> dict[str, str]:
+    """put_object arguments for server-side encryption `mode` (AES256 | aws:kms, with an
+    optional KMS key id: the bucket's or AWS's default key otherwise); none when unset.
+    Any other mode is refused, so a typo never means unencrypted writes."""
     if not mode:
         if key_id:
-            raise ValueError("S3_SSE_KMS_KEY_ID is set but S3_SSE is not: set S3_SSE=aws:kms")
+            raise ValueError("a KMS key id needs S3_SSE=aws:kms")
         return {}
-    if mode not in _SSE_MODES:
-        raise ValueError(f"S3_SSE={mode!r}: use one of {', '.join(_SSE_MODES)}")
+    if mode not in SSE_MODES:
+        raise ValueError(f"S3_SSE={mode!r}: use one of {', '.join(SSE_MODES)}")
     if key_id and mode != "aws:kms":
         raise ValueError("S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms")
     args = {"ServerSideEncryption": mode}
@@ -428,13 +434,19 @@ def local_path(storage: Storage, key: str, scratch: Path) -> Path:
     return target
 
 
-def open_storage(uri: str, s3_client: Any | None = None) -> Storage:
-    """`file:///path` or a plain path gives LocalStorage; `s3://bucket/prefix` gives S3Storage."""
+def open_storage(
+    uri: str,
+    s3_client: Any | None = None,
+    put_args: dict[str, str] | None = None,
+    read_attempts: int = DEFAULTS.s3_read_attempts,
+) -> Storage:
+    """`file:///path` or a plain path gives LocalStorage; `s3://bucket/prefix` gives
+    S3Storage (with `put_args` on every PUT and `read_attempts` GETs a body)."""
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ValueError(f"S3 URI {uri!r} has no bucket")
-        return S3Storage(parsed.netloc, parsed.path, client=s3_client)
+        return S3Storage(parsed.netloc, parsed.path, s3_client, put_args, read_attempts)
     if parsed.scheme == "file":
         return LocalStorage(unquote(parsed.path))
     if parsed.scheme == "":

@@ -10,9 +10,10 @@ from typing import Any
 
 import yaml
 
-from lake.config import REPO_ROOT
 from lake.json_fields import JsonFieldError, JsonSettings, parse_json_settings
 from lake.pii_rules import PiiRuleError, PiiRules, parse_pii_rules
+from lake.settings import REPO_ROOT
+from lake.stream_operations import Operations, OperationsError, entry_version, parse_operations
 
 STREAMS_FILE = REPO_ROOT / "streams.yaml"
 FORMATS = ("concatenated_json", "ndjson", "json_records")
@@ -96,6 +97,13 @@ class StreamSpec:
     crawler: CrawlerSettings = field(default_factory=CrawlerSettings)
     limits: RecordLimits = field(default_factory=RecordLimits)
     json: JsonSettings = field(default_factory=JsonSettings)  # json_fields: kept as JSON text
+    operations: Operations = field(default_factory=Operations)  # owners, freshness window
+    code_version: str | None = None  # hash of the streams.yaml entry (None: not from the file)
+
+    @property
+    def holds_pii(self) -> bool:
+        """Whether the stream declares personal data (any PII path, key or value rule)."""
+        return bool(self.pii.paths or self.pii.keys or self.pii.values)
 
     def with_limits(self, **changes: Any) -> StreamSpec:
         """This stream with some of its limits changed (tests, benchmarks)."""
@@ -154,6 +162,10 @@ def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSp
         json_settings = parse_json_settings(body.get("json_fields"), where, reserved)
     except JsonFieldError as exc:
         raise StreamConfigError(str(exc)) from None
+    try:
+        operations = parse_operations(body, where)
+    except OperationsError as exc:
+        raise StreamConfigError(str(exc)) from None
     return StreamSpec(
         name=name,
         format=fmt,
@@ -169,6 +181,8 @@ def _parse_stream(name: str, body: dict[str, Any], path: str | Path) -> StreamSp
         crawler=_parse_crawler(body.get("crawler") or {}, where),
         limits=_parse_limits(body.get("limits") or {}, where),
         json=json_settings,
+        operations=operations,
+        code_version=entry_version(body),
     )
 
 

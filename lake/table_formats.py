@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from lake.framings.registry import framing_of
 from lake.hive_types import CatalogField, Struct, catalog_fields
 from lake.streams import StreamSpec
 
@@ -74,7 +75,8 @@ def table_format(
         return TableFormat(*_BY_CLASSIFICATION["csv"], {"field.delim": csv_delimiter or ","})
     if classification != "json":
         return TableFormat(*_BY_CLASSIFICATION.get(classification, _BY_CLASSIFICATION["json"]))
-    if spec.format == "json_records" and spec.records_key == CLOUDTRAIL_RECORDS_KEY:
+    records_key = framing_of(spec).records_key
+    if records_key == CLOUDTRAIL_RECORDS_KEY:
         unreadable = [f.path for f in catalog_fields(schema) if not _hive_reads(f)]
         return TableFormat(
             CLOUDTRAIL_INPUT,
@@ -86,9 +88,9 @@ def table_format(
     # OpenX reads a top-level column from a differently named key via mapping.<col>
     serde_params = {"paths": ",".join(name for name, _ in columns), "case.insensitive": "FALSE"}
     serde_params.update({f"mapping.{n}": o for n, o in name_map.items() if "." not in n})
-    if spec.format == "json_records":
+    if records_key is not None:
         note = (
-            f"each object wraps its records in {spec.records_key!r}; Athena has no input "
+            f"each object wraps its records in {records_key!r}; Athena has no input "
             f"format that unwraps it (CloudTrailInputFormat unwraps only "
             f"{CLOUDTRAIL_RECORDS_KEY!r}): query cleaned/{spec.name} instead"
         )

@@ -27,10 +27,10 @@ from pathlib import Path
 import duckdb
 
 from lake.literal_paths import GLOB_CHARACTERS
+from lake.settings import DEFAULTS
 from lake.sql_text import quote_identifier, sql_string
 from lake.storage import Storage
 
-LOCK_WAIT_S = float(os.environ.get("WAREHOUSE_LOCK_WAIT_SECONDS", "5"))
 PART_FILE = "part.parquet"
 _PARTITION = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 
@@ -42,7 +42,9 @@ class WarehouseRefresh:
 
 
 class Warehouse:
-    def __init__(self, path: str | Path, lock_wait_s: float = LOCK_WAIT_S) -> None:
+    def __init__(
+        self, path: str | Path, lock_wait_s: float = DEFAULTS.warehouse_lock_wait_seconds
+    ) -> None:
         self.path = Path(path)
         self.copies = self.path.parent / f"{self.path.stem}_marts"
         self.lock_wait_s = lock_wait_s

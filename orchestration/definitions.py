@@ -1,4 +1,5 @@
-"""The code location: every asset, job and sensor generated from streams.yaml and sql/marts/."""
+"""The code location: every asset, job and sensor generated from streams.yaml and sql/marts/,
+with the settings read from the environment once, when the definitions are built."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from assets.landing import build_landing_asset
 from assets.marts import build_mart_asset
 from assets.schema import build_schema_asset
 from lake.marts import load_marts
-from lake.streams import load_streams
+from lake.settings import Settings
+from lake.streams import StreamSpec, load_streams
 from orchestration.jobs import ingest_job, marts_job
+from orchestration.partitions import daily_partitions, hourly_partitions
 from orchestration.resources import resources_from_env
 from orchestration.schedules import build_daily_marts_schedule
 from orchestration.sensors import (
@@ -20,22 +23,29 @@ from orchestration.sensors import (
     build_reconcile_sensor,
 )
 
+settings = Settings.from_env()
 streams = load_streams()
 marts = load_marts(set(streams.streams))
+hourly = hourly_partitions(settings.pipeline_start_date)
+daily = daily_partitions(settings.pipeline_start_date)
 
 
-def ingest_assets(stream: str) -> list[AssetsDefinition]:
-    """landing, schema and cleaned for one stream (fresh definitions, no resources bound)."""
-    spec = streams[stream]
+def build_ingest_assets(spec: StreamSpec, database: str) -> list[AssetsDefinition]:
+    """landing, schema and cleaned for one stream entry (fresh definitions, no resources)."""
     return [
-        build_landing_asset(spec),
-        build_schema_asset(spec, streams.database),
-        build_cleaned_asset(spec, streams.database),
+        build_landing_asset(spec, hourly),
+        build_schema_asset(spec, database, hourly),
+        build_cleaned_asset(spec, database, hourly),
     ]
 
 
+def ingest_assets(stream: str) -> list[AssetsDefinition]:
+    """landing, schema and cleaned for one declared stream of streams.yaml."""
+    return build_ingest_assets(streams[stream], streams.database)
+
+
 stream_assets = [a for name in streams.streams for a in ingest_assets(name)]
-mart_assets = [build_mart_asset(spec, streams) for spec in marts.values()]
+mart_assets = [build_mart_asset(spec, streams, daily) for spec in marts.values()]
 ingest_jobs = {name: ingest_job(name) for name in streams.streams}
 
 daily_marts = [AssetKey(["marts", m.name]) for m in marts.values() if m.partitioned_by == "day"]
@@ -60,10 +70,10 @@ defs = Definitions(
     jobs=[*ingest_jobs.values(), daily_marts_job],
     schedules=[build_daily_marts_schedule(daily_marts_job)],
     sensors=[
-        *(build_landing_sensor(name, job) for name, job in ingest_jobs.items()),
-        *(build_reconcile_sensor(name, job) for name, job in ingest_jobs.items()),
-        build_landing_events_sensor(ingest_jobs),
-        build_marts_sensor(cleaned_read_by_marts, daily_marts_job),
+        *(build_landing_sensor(name, job, settings) for name, job in ingest_jobs.items()),
+        *(build_reconcile_sensor(name, job, settings) for name, job in ingest_jobs.items()),
+        build_landing_events_sensor(ingest_jobs, settings),
+        build_marts_sensor(cleaned_read_by_marts, daily_marts_job, settings),
     ],
-    resources=resources_from_env(),
+    resources=resources_from_env(settings),
 )

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lake.config import REPO_ROOT
+from lake.settings import REPO_ROOT
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from lake.config import DATA_DIR, REPO_ROOT
+from lake.settings import DATA_DIR, REPO_ROOT
 
 PROJECT_CONFIG = REPO_ROOT / "orchestration" / "dagster.yaml"
 DEFAULT_HOME = DATA_DIR / "dagster_home"

@@ -1,14 +1,16 @@
-"""Partitions: hourly by arrival hour for landing/schema/cleaned, daily for marts.
+"""Partitions: hourly by arrival hour for landing/schema/cleaned, daily for marts, from the
+first day PIPELINE_START_DATE (Settings.pipeline_start_date).
 
 `end_offset=1` makes the hour (and day) still in progress a partition, since objects
 land in the current hour and sensors request it.
 """
 
-import os
-
 from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
 
-START_DATE = os.environ.get("PIPELINE_START_DATE", "2026-01-01")
 
-hourly_partitions = HourlyPartitionsDefinition(start_date=f"{START_DATE}-00:00", end_offset=1)
-daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, end_offset=1)
+def hourly_partitions(start_date: str) -> HourlyPartitionsDefinition:
+    return HourlyPartitionsDefinition(start_date=f"{start_date}-00:00", end_offset=1)
+
+
+def daily_partitions(start_date: str) -> DailyPartitionsDefinition:
+    return DailyPartitionsDefinition(start_date=start_date, end_offset=1)

@@ -1,17 +1,24 @@
-"""Resources: where the landing zone, the lake and the warehouse are (from the environment)."""
+"""Resources: the settings, the landing zone and the lake, the warehouse, the PII key, and
+the optional AWS services, all built once from the environment by resources_from_env."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from dagster import ConfigurableResource, Failure
+from dagster import ConfigurableResource, EnvVar, Failure
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 
-from lake.config import Settings
-from lake.pii import SECRET_ID_ENV, PIIKey, PIIKeyError, resolve_key
-from lake.storage import Storage, open_storage
+from lake.pii import PIIKey, PIIKeyError, resolve_key
+from lake.settings import DEFAULTS, Settings, env_name
+from lake.storage import Storage, encryption_args, open_storage
+from orchestration.aws_resources import (
+    AlertsResource,
+    GlueResource,
+    LandingEventsResource,
+    RedshiftResource,
+)
 
 
 class LakeResource(ConfigurableResource):
@@ -20,37 +27,79 @@ class LakeResource(ConfigurableResource):
     landing_uri: str
     lake_uri: str
     s3: S3Resource
+    s3_sse: str | None = None  # server-side encryption of every PUT (AES256 | aws:kms)
+    s3_sse_kms_key_id: str | None = None
+    s3_read_attempts: int = DEFAULTS.s3_read_attempts
 
     def landing(self) -> Storage:
-        return open_storage(self.landing_uri, self._client_for(self.landing_uri))
+        return self._open(self.landing_uri)
 
     def lake(self) -> Storage:
-        return open_storage(self.lake_uri, self._client_for(self.lake_uri))
+        return self._open(self.lake_uri)
 
-    def _client_for(self, uri: str) -> Any:
-        return self.s3.get_client() if uri.startswith("s3://") else None
+    def _open(self, uri: str) -> Storage:
+        if not uri.startswith("s3://"):
+            return open_storage(uri)
+        put_args = encryption_args(self.s3_sse, self.s3_sse_kms_key_id)
+        return open_storage(uri, self.s3.get_client(), put_args, self.s3_read_attempts)
 
 
 class PIIKeyResource(ConfigurableResource):
-    """The PII hash key: PII_HASH_KEY, else the Secrets Manager secret `secret_id` (name
-    or ARN), else the development key (local folders only); see lake.pii."""
+    """The PII hash key: `key` (PII_HASH_KEY), else the Secrets Manager secret `secret_id`
+    (name or ARN), else the development key (local folders only); see lake.pii."""
 
+    key: str | None = None
     secret_id: str | None = None
 
     def key_for(self, *uris: str) -> PIIKey:
         """The key for masking data of `uris`; a Dagster Failure (no retry when another
         attempt cannot help) when there is none."""
         try:
-            return resolve_key(*uris, secret_id=self.secret_id or None)
+            return resolve_key(*uris, env_key=self.key, secret_id=self.secret_id)
         except PIIKeyError as exc:
             raise Failure(str(exc), allow_retries=exc.retryable) from exc
 
 
-def resources_from_env() -> dict[str, Any]:
-    settings = Settings.from_env()
+def from_env(settings: Settings, name: str) -> Any:
+    """A string setting's value for a resource: EnvVar when it is the environment's (Dagster
+    reads it at run time and shows the variable's name, not its value), else the value."""
+    value = getattr(settings, name)
+    variable = env_name(name)
+    if value is not None and os.environ.get(variable, "").strip() == value:
+        return EnvVar(variable)
+    return value
+
+
+def resources_from_env(settings: Settings) -> dict[str, Any]:
+    """Every resource the assets and sensors take, from `settings` (Settings.from_env())."""
     s3 = S3Resource(max_attempts=10)  # boto3 reads AWS_ENDPOINT_URL / AWS_REGION itself
     return {
-        "lake": LakeResource(landing_uri=settings.landing_uri, lake_uri=settings.lake_uri, s3=s3),
+        "settings": settings,
+        "lake": LakeResource(
+            landing_uri=settings.landing_uri,
+            lake_uri=settings.lake_uri,
+            s3=s3,
+            s3_sse=settings.s3_sse,
+            s3_sse_kms_key_id=settings.s3_sse_kms_key_id,
+            s3_read_attempts=settings.s3_read_attempts,
+        ),
         "warehouse": DuckDBResource(database=settings.warehouse_path),
-        "pii_key": PIIKeyResource(secret_id=os.environ.get(SECRET_ID_ENV) or None),
+        "pii_key": PIIKeyResource(
+            key=from_env(settings, "pii_hash_key"),
+            secret_id=from_env(settings, "pii_hash_key_secret_id"),
+        ),
+        "alerts": AlertsResource(sns_topic_arn=from_env(settings, "alerts_sns_topic_arn")),
+        "redshift": RedshiftResource(
+            workgroup=from_env(settings, "redshift_workgroup"),
+            cluster_id=from_env(settings, "redshift_cluster_id"),
+            database=from_env(settings, "redshift_database"),
+            db_user=from_env(settings, "redshift_db_user"),
+            secret_arn=from_env(settings, "redshift_secret_arn"),
+            iam_role=from_env(settings, "redshift_iam_role"),
+            timeout_seconds=settings.redshift_load_timeout_seconds,
+        ),
+        "glue": GlueResource(database=from_env(settings, "glue_database")),
+        "landing_events": LandingEventsResource(
+            queue_url=from_env(settings, "landing_sqs_queue_url")
+        ),
     }

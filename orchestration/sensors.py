@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import os
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,26 +23,17 @@ if TYPE_CHECKING:
         UnresolvedAssetJobDefinition,
     )
 
-import boto3
-
 from lake import s3_events
 from lake.firehose import parse_key, partition_key
 from lake.landing_scan import ScanCursor, scan_new_objects
 from lake.reconcile import ReconcileCursor, reconcile_some_hours
+from lake.settings import Settings
 from lake.storage import S3Storage
-from orchestration.partitions import START_DATE
+from orchestration.aws_resources import LandingEventsResource
 from orchestration.resources import LakeResource
 
-SENSOR_INTERVAL_S = int(os.environ.get("SENSOR_INTERVAL_SECONDS", "5"))
-# Objects a landing tick takes at most; the rest waits for the next tick, so a run's batch
-# and a tick's time stay bounded however much lands at once.
-MAX_OBJECTS_PER_TICK = int(os.environ.get("MAX_OBJECTS_PER_TICK", "2000"))
-RECONCILE_INTERVAL_S = int(os.environ.get("RECONCILE_INTERVAL_SECONDS", "600"))
-RECONCILE_DAYS = int(os.environ.get("RECONCILE_DAYS", "7"))
-# Objects younger than this are the landing sensor's: their runs may still be queued.
-RECONCILE_GRACE = timedelta(minutes=int(os.environ.get("RECONCILE_GRACE_MINUTES", "15")))
-MARTS_SENSOR_INTERVAL_S = int(os.environ.get("MARTS_SENSOR_INTERVAL_SECONDS", "30"))
-PIPELINE_START = datetime.fromisoformat(START_DATE).replace(tzinfo=UTC)
+# The builders take the settings the definitions are built with: intervals and default
+# states are Dagster's at load time, and the limits are read by the same code location.
 
 
 def batch_run_key(stream: str, partition: str, objects: list[tuple[str, str]]) -> str:
@@ -54,14 +44,16 @@ def batch_run_key(stream: str, partition: str, objects: list[tuple[str, str]]) -
     return f"{stream}:{partition}:{digest}"
 
 
-def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> SensorDefinition:
+def build_landing_sensor(
+    stream: str, job: "UnresolvedAssetJobDefinition", settings: Settings
+) -> SensorDefinition:
     @sensor(
         name=f"{stream}_landing_sensor",
         job=job,
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
         # with S3 events on SQS configured, the queue finds new objects: listing is off
         default_status=DefaultSensorStatus.STOPPED
-        if os.environ.get("LANDING_SQS_QUEUE_URL")
+        if settings.landing_sqs_queue_url
         else DefaultSensorStatus.RUNNING,
         description=f"Starts {job.name} for the arrival hours of new objects under {stream}/",
     )
@@ -70,7 +62,10 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
             lake.landing(),
             stream,
             ScanCursor.from_json(context.cursor),
-            max_new=MAX_OBJECTS_PER_TICK,
+            # the rest waits for the next tick: a run's batch and a tick's time stay bounded
+            max_new=settings.max_objects_per_tick,
+            late_hours=settings.landing_late_hours,
+            max_recent=settings.landing_recent_keys,
         )
         if scan.unparsable:
             context.log.warning(
@@ -78,7 +73,7 @@ def build_landing_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> Se
                 f"belong to no hour, e.g. {scan.unparsable[:3]}"
             )
         by_hour = {hour: [(i.key, i.etag) for i in infos] for hour, infos in scan.by_hour().items()}
-        requests = hour_run_requests(context, stream, by_hour, "landing")
+        requests = hour_run_requests(context, settings, stream, by_hour, "landing")
         return tick_result(
             requests, scan.cursor.to_json(), f"no new objects ({scan.listed} keys listed)"
         )
@@ -95,6 +90,7 @@ def tick_result(requests: list[RunRequest], cursor: str, idle: str) -> SensorRes
 
 def hour_run_requests(
     context: SensorEvaluationContext,
+    settings: Settings,
     stream: str,
     by_hour: dict[datetime, list[tuple[str, str]]],
     source: str,
@@ -105,14 +101,16 @@ def hour_run_requests(
     unprocessed objects up to the batch's last key: the batch, and any earlier object a
     failed run left, but not objects that landed after the scan (their batch's run takes
     them), so a run never takes much more than MAX_OBJECTS_PER_TICK."""
+    start = settings.pipeline_start_date
+    first_hour = _first_hour(settings)
     latest_hour = datetime.now(UTC) + timedelta(hours=1)
     requests = []
     for hour, objects in by_hour.items():
         keys = [key for key, _ in objects]
-        if not PIPELINE_START <= hour <= latest_hour:
+        if not first_hour <= hour <= latest_hour:
             context.log.warning(
                 f"{len(keys)} objects in hour {hour:%Y-%m-%d %H}:00 are outside the "
-                f"partitions ({START_DATE} .. now); set PIPELINE_START_DATE to include them"
+                f"partitions ({start} .. now); set PIPELINE_START_DATE to include them"
             )
             continue
         pk = partition_key(hour)
@@ -129,8 +127,13 @@ def hour_run_requests(
     return requests
 
 
+def _first_hour(settings: Settings) -> datetime:
+    """The first hourly partition (PIPELINE_START_DATE, 00:00 UTC)."""
+    return datetime.fromisoformat(settings.pipeline_start_date).replace(tzinfo=UTC)
+
+
 def build_landing_events_sensor(
-    jobs: dict[str, "UnresolvedAssetJobDefinition"],
+    jobs: dict[str, "UnresolvedAssetJobDefinition"], settings: Settings
 ) -> SensorDefinition:
     """SQS mode: S3 ObjectCreated events from LANDING_SQS_QUEUE_URL start the ingest runs.
     A tick deletes the messages of the previous tick (whose run requests are committed by
@@ -139,20 +142,22 @@ def build_landing_events_sensor(
     @sensor(
         name="landing_events_sensor",
         jobs=list(jobs.values()),
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING
-        if os.environ.get("LANDING_SQS_QUEUE_URL")
+        if settings.landing_sqs_queue_url
         else DefaultSensorStatus.STOPPED,
         description="Starts ingest runs from S3 event notifications on LANDING_SQS_QUEUE_URL",
     )
-    def _events(context: SensorEvaluationContext, lake: LakeResource):
-        queue = os.environ.get("LANDING_SQS_QUEUE_URL")
+    def _events(
+        context: SensorEvaluationContext, lake: LakeResource, landing_events: LandingEventsResource
+    ):
+        queue = landing_events.queue_url
         if not queue:
             return SkipReason("LANDING_SQS_QUEUE_URL is not set: the landing sensors list")
         landing = lake.landing()
         if not isinstance(landing, S3Storage):
             return SkipReason("S3 events need an s3:// LANDING_URI")
-        sqs = boto3.client("sqs")
+        sqs = landing_events.client()
         committed = json.loads(context.cursor or "{}").get("receipts", [])
         refused = s3_events.delete(sqs, queue, committed)
         if refused:
@@ -175,7 +180,12 @@ def build_landing_events_sensor(
             request
             for stream, by_hour in sorted(by_stream.items())
             for request in hour_run_requests(
-                context, stream, dict(sorted(by_hour.items())), "events", jobs[stream].name
+                context,
+                settings,
+                stream,
+                dict(sorted(by_hour.items())),
+                "events",
+                jobs[stream].name,
             )
         ]
         return tick_result(
@@ -187,23 +197,28 @@ def build_landing_events_sensor(
     return _events
 
 
-def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> SensorDefinition:
+def build_reconcile_sensor(
+    stream: str, job: "UnresolvedAssetJobDefinition", settings: Settings
+) -> SensorDefinition:
     """Now and then, compare whole hour folders of the last days with the cleaning ledger
     and run the hours that hold objects no run processed (a few hours a tick)."""
 
     @sensor(
         name=f"{stream}_reconciliation",
         job=job,
-        minimum_interval_seconds=RECONCILE_INTERVAL_S,
+        minimum_interval_seconds=settings.reconcile_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"Finds {stream} objects no cleaning run processed, over {RECONCILE_DAYS} days",
+        description=f"Finds {stream} objects no cleaning run processed, over "
+        f"{settings.reconcile_days} days",
     )
     def _reconcile(context: SensorEvaluationContext, lake: LakeResource):
         now = datetime.now(UTC)
         # from the current hour: the landing scan skips keys named below its floor, in any
         # hour, so no hour may be left to it alone
         newest = now.replace(minute=0, second=0, microsecond=0)
-        oldest = max(newest - timedelta(days=RECONCILE_DAYS), PIPELINE_START)
+        oldest = max(newest - timedelta(days=settings.reconcile_days), _first_hour(settings))
+        # younger objects are the landing sensor's: their runs may still be queued
+        grace = timedelta(minutes=settings.reconcile_grace_minutes)
         found, cursor = reconcile_some_hours(
             lake.landing(),
             lake.lake(),
@@ -211,24 +226,24 @@ def build_reconcile_sensor(stream: str, job: "UnresolvedAssetJobDefinition") -> 
             ReconcileCursor.from_json(context.cursor),
             newest,
             oldest,
-            landed_before=now - RECONCILE_GRACE,
+            landed_before=now - grace,
         )
         by_hour = {hour: [(i.key, i.etag) for i in infos] for hour, infos in found.items()}
-        requests = hour_run_requests(context, stream, by_hour, "reconcile")
+        requests = hour_run_requests(context, settings, stream, by_hour, "reconcile")
         return tick_result(requests, cursor.to_json(), "every object checked is processed")
 
     return _reconcile
 
 
 def build_marts_sensor(
-    cleaned_keys: list[AssetKey], job: "UnresolvedAssetJobDefinition"
+    cleaned_keys: list[AssetKey], job: "UnresolvedAssetJobDefinition", settings: Settings
 ) -> SensorDefinition:
     """Rebuild the days that new cleaned data touched (late records re-trigger older days)."""
 
     @sensor(
         name="marts_on_new_cleaned_data",
         job=job,
-        minimum_interval_seconds=MARTS_SENSOR_INTERVAL_S,
+        minimum_interval_seconds=settings.marts_sensor_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Starts daily_marts for every event date that new cleaned data touched",
     )
@@ -248,7 +263,8 @@ def build_marts_sensor(
                 days.update(dates.value if dates is not None else [])
                 cursor[key.to_user_string()] = record.storage_id
         today = datetime.now(UTC).date()
-        valid = sorted(d for d in days if START_DATE <= d <= today.isoformat())
+        start = settings.pipeline_start_date
+        valid = sorted(d for d in days if start <= d <= today.isoformat())
         requests = [
             RunRequest(partition_key=day, tags={"marts/trigger": "cleaned"}) for day in valid
         ]

@@ -6,18 +6,18 @@ import gzip
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import boto3
 import pytest
-from dagster_aws.s3 import S3Resource
-from dagster_duckdb import DuckDBResource
 from moto.server import ThreadedMotoServer
 
 from lake.firehose import object_key
+from lake.settings import DEFAULTS
 from lake.storage import LocalStorage, Storage
-from orchestration.resources import LakeResource, PIIKeyResource
+from orchestration.resources import resources_from_env
 from tests import aws_calls
 
 
@@ -44,17 +44,18 @@ def local_lake(tmp_path: Path) -> dict[str, object]:
     """Landing and lake folders plus the Dagster resources that point at them."""
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     warehouse = tmp_path / "warehouse.duckdb"
+    settings = replace(
+        DEFAULTS,
+        landing_uri=landing.as_uri(),
+        lake_uri=lake.as_uri(),
+        warehouse_path=str(warehouse),
+    )
     return {
         "landing": LocalStorage(landing),
         "lake": LocalStorage(lake),
         "warehouse_path": str(warehouse),
-        "resources": {
-            "lake": LakeResource(
-                landing_uri=landing.as_uri(), lake_uri=lake.as_uri(), s3=S3Resource()
-            ),
-            "warehouse": DuckDBResource(database=str(warehouse)),
-            "pii_key": PIIKeyResource(),
-        },
+        "settings": settings,
+        "resources": resources_from_env(settings),  # the embedded defaults: AWS services off
     }
 
 

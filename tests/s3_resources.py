@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from dagster_aws.s3 import S3Resource
-from dagster_duckdb import DuckDBResource
-
-from orchestration.resources import LakeResource, PIIKeyResource
+from lake.settings import Settings
+from orchestration.resources import resources_from_env
 
 
 def s3_resources(
-    bucket: str, warehouse: Path, pii_secret_id: str | None = None
+    bucket: str, warehouse: Path, pii_secret_id: str | None = None, **settings: Any
 ) -> dict[str, object]:
-    """The Dagster resources of a lake whose landing and lake are prefixes of `bucket`
-    (the PII key from PII_HASH_KEY, else from Secrets Manager secret `pii_secret_id`)."""
-    return {
-        "lake": LakeResource(
-            landing_uri=f"s3://{bucket}/landing", lake_uri=f"s3://{bucket}/lake", s3=S3Resource()
-        ),
-        "warehouse": DuckDBResource(database=str(warehouse)),
-        "pii_key": PIIKeyResource(secret_id=pii_secret_id),
-    }
+    """The Dagster resources of a lake whose landing and lake are prefixes of `bucket`,
+    built as the code location builds them from the test's environment (the PII key from
+    PII_HASH_KEY, else from Secrets Manager secret `pii_secret_id`), with `settings`
+    (Settings fields) on top."""
+    return resources_from_env(
+        replace(
+            Settings.from_env(),
+            landing_uri=f"s3://{bucket}/landing",
+            lake_uri=f"s3://{bucket}/lake",
+            warehouse_path=str(warehouse),
+            pii_hash_key_secret_id=pii_secret_id,
+            **settings,
+        )
+    )

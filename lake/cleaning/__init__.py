@@ -4,7 +4,7 @@ quarantine for the records that cannot be cleaned (docs/cleaning.md).
     hour.clean_hour        the entry point: picks the hour's objects, runs the passes,
                            saves the dedup keys, keeps the ledger (lake.ledger)
     passes.HourRun         one pass over some objects, step by step:
-      staging              raw records into DuckDB (DuckDB's reader, or lake.formats)
+      staging              raw records into DuckDB (DuckDB's reader, or lake.framings)
       typed                typing them (typing_query: the SQL; columns: the catalog's
                            leaves; masking: the PII hook; new_fields: key lists and
                            fields the catalog lacks)

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lake.catalog_store import column_assignment, stored_schema
 from lake.column_names import LINEAGE_NAMES, assign_columns
-from lake.crawler import column_assignment, stored_schema
 from lake.hive_types import Struct, leaf_columns
 from lake.json_fields import Path, collapse_schema, paths_from_parameter
 from lake.streams import StreamSpec

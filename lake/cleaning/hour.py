@@ -1,8 +1,9 @@
 """Cleaning one arrival hour end to end: landed objects -> typed Parquet by event date.
 
 The entry point of lake.cleaning. The hour's new objects are cleaned in passes of about
-CLEAN_CHUNK_BYTES decompressed (see lake.cleaning.passes; lake.object_fetch gunzips each object within its stream's cap first),
-so memory stays flat however big the hour is or how far its objects expand; this module
+CLEAN_CHUNK_BYTES decompressed (settings.clean_chunk_bytes; see lake.cleaning.passes;
+lake.object_fetch gunzips each object within its stream's cap first), so memory stays
+flat however big the hour is or how far its objects expand; this module
 picks the objects, runs the passes, saves the dedup keys and keeps the ledger
 (lake.ledger). Output names are deterministic from (arrival hour, full source key), so a
 re-run rewrites the same files; a per-object manifest under _state/cleaned/, named by the
@@ -13,7 +14,6 @@ files it no longer produces.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -24,11 +24,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from lake.catalog_store import column_assignment, stored_schema
 from lake.cleaning.columns import json_paths_of, leaf_columns_of
 from lake.cleaning.dedup import kept_before, load_seen, save_hour_keys, window_dates
 from lake.cleaning.passes import HourRun
 from lake.cleaning.report import HourReport
-from lake.crawler import column_assignment, sample_objects, stored_schema
+from lake.crawl_sample import sample_objects
 from lake.firehose import is_folder_marker
 from lake.ledger import (
     TypedAs,
@@ -39,12 +40,9 @@ from lake.ledger import (
 )
 from lake.object_fetch import LandedObject, fetch_objects
 from lake.pii import PIIKey, install_key, key_from_env
+from lake.settings import DEFAULTS, Settings
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
-
-MEMORY_LIMIT = os.environ.get("CLEAN_MEMORY_LIMIT", "1GB")  # DuckDB spills to disk past it
-# decompressed bytes a pass (an object larger than this is a pass of its own)
-CHUNK_BYTES = int(os.environ.get("CLEAN_CHUNK_BYTES", str(128 << 20)))
 
 
 def clean_hour(
@@ -57,6 +55,7 @@ def clean_hour(
     ingested_at: datetime | None = None,
     full_refresh: bool = False,
     pii_key: PIIKey | None = None,
+    settings: Settings = DEFAULTS,
 ) -> HourReport:
     """Clean the hour's objects not processed yet (all of them with full_refresh).
 
@@ -89,7 +88,8 @@ def clean_hour(
     all_names = [output_name(hour, o.key) for o in todo]
     window = window_dates(hour, spec.allowed_lateness_hours)
     with tempfile.TemporaryDirectory(prefix="clean-") as tmp:
-        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": tmp})
+        memory = settings.clean_memory_limit  # DuckDB spills to disk past it
+        con = duckdb.connect(config={"memory_limit": memory, "temp_directory": tmp})
         try:
             con.execute("SET TimeZone = 'UTC'")
             install_key(con, key)
@@ -109,7 +109,8 @@ def clean_hour(
             load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
             cap = spec.limits.max_object_expanded_bytes
             landed = fetch_objects(landing, todo, Path(tmp) / "landed", cap)
-            for n, chunk in enumerate(_chunks(landed, CHUNK_BYTES)):
+            # an object larger than a pass's bytes is a pass of its own
+            for n, chunk in enumerate(_chunks(landed, settings.clean_chunk_bytes)):
                 run.clean_pass(chunk, [output_name(hour, o.key) for o in chunk], n)
                 for o in chunk:
                     o.discard()

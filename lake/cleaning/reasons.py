@@ -1,7 +1,7 @@
 """Quarantine reasons: the stable code of each reason text (docs/cleaning.md, "Quarantine").
 
 A reason is free text written where the problem is found (the typing query, staging, the
-splitter in lake.formats, lake.object_fetch) and often names an offset, a column or a
+splitter in lake.framings, lake.object_fetch) and often names an offset, a column or a
 value, so two records rarely share one. Its code is derived here, once, from how the text
 starts: a small fixed set to count and filter by. The detail is what the text says beyond
 its code (the text after `<prefix>: `, else the whole text).
@@ -30,7 +30,7 @@ REASON_CODES = (
     ("missing or non-scalar dedup key", "missing_dedup_key"),
     ("column ", "cannot_cast"),
     ("unreadable object", "unreadable_object"),
-    # object- and size-level reasons (lake.object_fetch, lake.formats) start with their code
+    # object- and size-level reasons (lake.object_fetch, lake.framings) start with their code
     ("unreadable_object", "unreadable_object"),
     ("unsafe_key", "unsafe_key"),
     ("record_too_large", "record_too_large"),

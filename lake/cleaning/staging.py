@@ -3,7 +3,7 @@
 The fast path is DuckDB's own reader (`read_json_objects`, gzip included), which splits
 concatenated and newline-delimited JSON at C speed. It refuses a whole file when one
 record is malformed, so such files (and CloudTrail-style wrappers) go through the Python
-splitter in lake.formats instead, which keeps every good record and returns each bad one
+splitter in lake.framings instead, which keeps every good record and returns each bad one
 with its raw text and reason. Objects that cannot be read at all are returned whole.
 
 Both read plain files made by lake.object_fetch (decompressed within the stream's
@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.cleaning.tables import PYTHON_RECORDS, RAW, STAGED
-from lake.formats import PREFIX_CHARS, TOO_LARGE, UnreadableObject, iter_file_records
+from lake.framings.base import PREFIX_CHARS, TOO_LARGE, UnreadableObject
+from lake.framings.registry import framing_of
 from lake.object_fetch import PREFIX_BYTES, LandedObject, fetch_object
 from lake.sql_text import sql_string
 from lake.storage import ObjectInfo, Storage
@@ -37,7 +38,6 @@ _PYTHON_BATCH_CHARS = 16 << 20  # record text per batch written by the Python sp
 _PYTHON_SCHEMA = pa.schema(
     [("_object", pa.int64()), ("_position", pa.int64()), ("raw", pa.string())]
 )
-_DUCKDB_FORMATS = {"concatenated_json": "unstructured", "ndjson": "newline_delimited"}
 
 
 @dataclass
@@ -81,7 +81,7 @@ def stage_objects(
     ]
     refused = [Rejected(i, -1, o.refusal, o.raw_prefix) for i, o in enumerate(landed) if o.refusal]
     files = {i: o.path for i, o in enumerate(landed) if o.path is not None}
-    fast = _indexed_links(files, scratch) if spec.format in _DUCKDB_FORMATS else {}
+    fast = _indexed_links(files, scratch) if _reader(spec) is not None else {}
     split: dict[int, _Split] = {}
     staged = _load(con, spec, objects, files, fast, scratch, split)
     if staged is None:  # some file has a malformed record: find it, the others stay fast
@@ -143,8 +143,7 @@ def _read_fast_files(
         return []
     con.execute(
         f"CREATE TEMP TABLE {RAW} AS "
-        f"SELECT parse_filename(filename, true)::BIGINT AS _object, json::VARCHAR AS raw "
-        f"FROM read_json_objects(?, {_reader_options(spec)}, filename=true)",
+        f"SELECT parse_filename(filename, true)::BIGINT AS _object, raw FROM ({_reader(spec)})",
         [[str(path) for path in fast.values()]],
     )
     firsts = dict(con.execute(f"SELECT _object, min(rowid) FROM {RAW} GROUP BY _object").fetchall())
@@ -182,20 +181,17 @@ def _indexed_links(files: dict[int, Path], scratch: Path) -> dict[int, Path]:
     return links
 
 
-def _reader_options(spec: StreamSpec) -> str:
+def _reader(spec: StreamSpec) -> str | None:
     # A record over the stream's limit makes the reader refuse the file: it then goes the
     # Python way, where that record is set aside with its reason.
     limit = min(spec.limits.max_record_bytes, MAX_RECORD_BYTES)
-    return (
-        f"format='{_DUCKDB_FORMATS[spec.format]}', compression='none', maximum_object_size={limit}"
-    )
+    return framing_of(spec).duckdb_reader(limit)
 
 
 def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) -> bool:
     """Whether DuckDB's reader accepts the whole file (it refuses any malformed record)."""
-    options = _reader_options(spec)
     try:
-        con.execute(f"SELECT count(*) FROM read_json_objects(?, {options})", [str(path)]).fetchall()
+        con.execute(f"SELECT count(*) FROM ({_reader(spec)})", [[str(path)]]).fetchall()
     except duckdb.Error:
         return False
     return True
@@ -228,7 +224,7 @@ def _register_python_records(
 
 
 def _split_in_python(spec: StreamSpec, index: int, path: Path, out: Path) -> _Split:
-    """Split one plain file with lake.formats' streaming splitter, writing its good records
+    """Split one plain file with its framing's streaming splitter, writing its good records
     to `out` in batches; a file that is not text is refused whole."""
     rejected: list[Rejected] = []
     positions: list[int] = []
@@ -237,7 +233,7 @@ def _split_in_python(spec: StreamSpec, index: int, path: Path, out: Path) -> _Sp
     written = 0
     try:
         with open(path, "rb") as fh, pq.ParquetWriter(out, _PYTHON_SCHEMA, compression="none") as w:
-            for record in iter_file_records(fh, spec, spec.limits.max_record_bytes):
+            for record in framing_of(spec).split_file(fh, spec.limits.max_record_bytes):
                 if record.error is not None:
                     rejected.append(Rejected(index, record.position, record.error, record.text))
                     continue

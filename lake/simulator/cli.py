@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from lake.config import Settings
+from lake.settings import Settings
 from lake.simulator.core import STREAMS, ObjectWritten, Simulator, SimulatorConfig
 from lake.simulator.simtime import as_utc, from_ms, to_ms
 from lake.storage import Storage, open_storage

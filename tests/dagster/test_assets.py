@@ -107,7 +107,8 @@ def test_single_run_backfill_covers_a_range_of_hours(local_lake) -> None:
         "2026-11-21-09:00",
         "2026-11-21-10:00",
     ]
-    assert {e.materialization.metadata["records_cleaned"].value for e in events} == {3}
+    # one object of one record per hour: each hour carries its own count, not the range's
+    assert [e.materialization.metadata["records_cleaned"].value for e in events] == [1, 1, 1]
 
 
 def test_mart_asset_builds_the_day_in_parquet_and_the_warehouse(local_lake) -> None:
@@ -151,7 +152,7 @@ def test_cleaned_alone_on_a_fresh_lake_keeps_fields_the_catalog_lacks(local_lake
     assert result.success
     md = _metadata(result, AssetKey(["cleaned", "robot_telemetry"]))
     assert md["records_cleaned"] == 3
-    assert "milk_quality" in md["columns_not_in_catalog"]["added"]
+    assert "milk_quality" in md["batch_columns_not_in_catalog"]["added"]
     assert not lake.exists("catalog/firehose_raw/robot_telemetry.json")  # schema/ owns the catalog
     got = duckdb.sql(
         f"SELECT event_id, milk_quality_somatic_cell_count FROM read_parquet('{lake.root}/cleaned/robot_telemetry/*/*.parquet') ORDER BY 1"
@@ -211,7 +212,12 @@ def test_micro_batches_process_new_objects_and_full_refresh_reprocesses(local_la
 
     second = materialize(ingest_assets("robot_telemetry"), partition_key=HOUR, resources=resources)
     md = _metadata(second, AssetKey(["cleaned", "robot_telemetry"]))
-    assert (md["objects"], md["objects_skipped"], md["records_cleaned"]) == (1, 1, 1)
+    assert (md["batch_objects"], md["batch_objects_skipped"], md["batch_records_cleaned"]) == (
+        1,
+        1,
+        1,
+    )
+    assert (md["objects"], md["records_cleaned"]) == (2, 2)  # the hour's running totals
 
     full = materialize(
         ingest_assets("robot_telemetry"),
@@ -221,11 +227,12 @@ def test_micro_batches_process_new_objects_and_full_refresh_reprocesses(local_la
     )
     md = _metadata(full, AssetKey(["cleaned", "robot_telemetry"]))
     assert (
-        md["objects"],
-        md["objects_skipped"],
-        md["records_cleaned"],
-        md["duplicates_dropped"],
+        md["batch_objects"],
+        md["batch_objects_skipped"],
+        md["batch_records_cleaned"],
+        md["batch_duplicates_dropped"],
     ) == (2, 0, 2, 0)
+    assert (md["objects"], md["records_cleaned"], md["duplicates_dropped"]) == (2, 2, 0)
 
 
 def _upstream_hours(mart: str, day: str, stream: str) -> list[str]:

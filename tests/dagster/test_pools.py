@@ -17,7 +17,7 @@ from dagster._core.instance.config import PoolGranularity
 
 from assets.hourly import stream_pool
 from assets.marts import WAREHOUSE_POOL
-from lake.config import REPO_ROOT
+from lake.settings import REPO_ROOT
 from orchestration import launch
 from orchestration.definitions import defs, streams
 

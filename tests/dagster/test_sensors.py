@@ -1,11 +1,13 @@
 """Sensors evaluated with build_sensor_context against real folders and a real instance."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from dagster import DagsterInstance, build_sensor_context, materialize
 
-from orchestration.definitions import defs, ingest_assets
+from orchestration.definitions import defs, ingest_assets, ingest_jobs
+from orchestration.sensors import build_landing_sensor
 
 REPO = defs.get_repository_def()
 
@@ -20,8 +22,8 @@ def _robot(i: int, ts: str) -> dict:
     }
 
 
-def _evaluate(sensor_name: str, resources: dict, cursor: str | None, instance=None):
-    sensor = REPO.get_sensor_def(sensor_name)
+def _evaluate(sensor_name: str, resources: dict, cursor: str | None, instance=None, sensor=None):
+    sensor = sensor or REPO.get_sensor_def(sensor_name)
     with build_sensor_context(
         cursor=cursor, resources=resources, instance=instance, repository_def=REPO
     ) as context:
@@ -87,19 +89,16 @@ def test_marts_sensor_requests_the_event_dates_cleaned_data_touched(local_lake, 
     )
 
 
-def test_a_flood_of_objects_is_taken_a_bounded_batch_per_tick(
-    local_lake, write_concatenated, monkeypatch
-):
-    import orchestration.sensors as sensors
-
-    monkeypatch.setattr(sensors, "MAX_OBJECTS_PER_TICK", 10)
+def test_a_flood_of_objects_is_taken_a_bounded_batch_per_tick(local_lake, write_concatenated):
+    ten_a_tick = replace(local_lake["settings"], max_objects_per_tick=10)
+    sensor = build_landing_sensor("robot_telemetry", ingest_jobs["robot_telemetry"], ten_a_tick)
     landing, resources = local_lake["landing"], local_lake["resources"]
     for n in range(30):  # 30 objects over two arrival hours
         _land(write_concatenated, landing, "robot_telemetry", 8 + n // 20, n % 20, f"o{n:02d}")
 
     cursor, batches = None, []
     for _ in range(5):
-        tick = _evaluate("robot_telemetry_landing_sensor", resources, cursor)
+        tick = _evaluate(sensor.name, resources, cursor, sensor=sensor)
         cursor = tick.cursor
         hours = [r.partition_key for r in tick.run_requests]
         assert len(hours) == len(set(hours))  # one run per hour and tick
@@ -200,7 +199,7 @@ def test_the_shipped_instance_retries_dead_runs_and_purges_old_ticks(tmp_path):
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.scheduler.instigation import TickStatus
 
-    from lake.config import REPO_ROOT
+    from lake.settings import REPO_ROOT
 
     shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:

@@ -13,12 +13,13 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, RunsFilter
 
+from lake.catalog_store import Catalog
 from lake.cleaning.hour import clean_hour
-from lake.config import REPO_ROOT
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, parse_key
 from lake.ledger import manifest_of
 from lake.marts import load_marts
+from lake.settings import REPO_ROOT
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import LocalStorage
 from lake.streams import load_streams

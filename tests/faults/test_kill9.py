@@ -65,12 +65,14 @@ class Dying(LocalStorage):
 lake = Dying(args["lake"])
 if args["mode"] == "clean":
     from lake.cleaning.hour import clean_hour
+    from lake.settings import Settings
     from lake.firehose import hour_prefix
     from lake.streams import load_streams
     spec = load_streams()[args["stream"]]
     landing = LocalStorage(args["landing"])
     hour = datetime.fromisoformat(args["hour"])
-    clean_hour(spec, None, landing, lake, hour, list(landing.list(hour_prefix(spec.name, hour))))
+    objects = list(landing.list(hour_prefix(spec.name, hour)))
+    clean_hour(spec, None, landing, lake, hour, objects, settings=Settings.from_env())
 else:
     from datetime import date
     from lake.mart_build import build_mart

@@ -26,7 +26,8 @@ from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
 from lake.mart_build import build_mart
 from lake.marts import parse_mart
-from lake.s3_retry import READ_ATTEMPTS, ReadFailed
+from lake.s3_retry import ReadFailed
+from lake.settings import DEFAULTS
 from lake.streams import load_streams
 from lake.warehouse import Warehouse
 
@@ -80,7 +81,7 @@ def test_a_body_that_keeps_breaking_fails_after_bounded_attempts(
     proxy.plan = _cut(1000)
     with pytest.raises(ReadFailed):
         storage.read("blob.bin")
-    assert proxy.injected["truncate"] == READ_ATTEMPTS
+    assert proxy.injected["truncate"] == DEFAULTS.s3_read_attempts
 
 
 def test_an_object_replaced_while_resuming_is_an_error_not_a_mix(

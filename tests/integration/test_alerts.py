@@ -11,8 +11,9 @@ import boto3
 import pyarrow as pa
 import pytest
 
-from lake.alerts import notify_new, sns_publisher
+from lake.alerts import notify_new
 from lake.storage import LocalStorage
+from orchestration.aws_resources import AlertsResource
 
 pytestmark = pytest.mark.s3
 
@@ -58,7 +59,9 @@ def test_each_anomaly_reaches_the_queue_once_across_reruns(
 ) -> None:
     topic, queue = topic_to_queue
     lake = LocalStorage(tmp_path / "lake")
-    publish = sns_publisher(topic)  # boto3 from the environment (AWS_ENDPOINT_URL -> moto)
+    # the resource builds its client from the environment (AWS_ENDPOINT_URL -> moto)
+    publish, target = AlertsResource(sns_topic_arn=topic).publisher()
+    assert target == f"sns:{topic}"
 
     first = notify_new(
         lake, "robot_anomalies", anomalies("robot_down:R02:2026-11-21T09:30:00"), publish

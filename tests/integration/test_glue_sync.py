@@ -13,11 +13,13 @@ import boto3
 import pytest
 
 from lake.athena_ddl import table_problems
-from lake.crawler import Catalog, crawl_objects
+from lake.catalog_store import Catalog
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.glue_sync import GlueSync, GlueSyncError, SyncResult
 from lake.storage import LocalStorage
 from lake.streams import load_streams
+from orchestration.aws_resources import GlueResource
 
 pytestmark = pytest.mark.s3
 
@@ -32,8 +34,10 @@ def glue(aws_env: str) -> Any:
 
 @pytest.fixture
 def sync(glue: Any) -> GlueSync:
-    # client=None: GlueSync builds its own client from the environment, like in production.
-    return GlueSync(database=f"firehose_raw_{uuid.uuid4().hex[:8]}")
+    # the resource builds the client from the environment, as in production
+    found = GlueResource(database=f"firehose_raw_{uuid.uuid4().hex[:8]}").sync()
+    assert found is not None
+    return found
 
 
 def make_table(columns: dict[str, str], record_count: int = 10) -> dict[str, Any]:
@@ -121,7 +125,7 @@ def test_resync_unchanged_is_a_no_op(sync: GlueSync, glue: Any) -> None:
     sync.sync_table(make_table(COLUMNS), make_partitions(range(8, 11)))
     versions = version_count(glue, sync.database)
 
-    again = GlueSync(database=sync.database)  # a fresh run: checks the database again
+    again = GlueSync(sync.database, glue)  # a fresh run: checks the database again
     result = again.sync_table(make_table(COLUMNS), make_partitions(range(8, 11)))
 
     assert result == SyncResult(False, False, False, 0, 3)

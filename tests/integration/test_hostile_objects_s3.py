@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, materialize
 
+from lake.catalog_store import Catalog
 from lake.cleaning.hour import clean_hour
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.landing_scan import ScanCursor, scan_new_objects
 from lake.storage import Storage, open_storage
@@ -148,7 +149,7 @@ def test_cleaned_asset_reports_the_folder_marker_on_s3(hostile_hour: dict, tmp_p
     assert result.success
     events = {e.asset_key: e for e in result.get_asset_materialization_events()}
     md = events[AssetKey(["cleaned", SPEC.name])].materialization.metadata
-    assert md["folder_markers_ignored"].value == 1
+    assert md["batch_folder_markers_ignored"].value == 1
     landed = events[AssetKey(["landing", SPEC.name])].materialization.metadata
     assert landed["folder_markers_ignored"].value == 1
     assert FOLDER not in landed["keys"].value

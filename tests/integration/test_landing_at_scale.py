@@ -17,7 +17,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
 from lake.firehose import object_key, parse_key
-from lake.landing_scan import LATE_HOURS, ScanCursor, ScanResult, scan_new_objects
+from lake.landing_scan import ScanCursor, ScanResult, scan_new_objects
+from lake.settings import DEFAULTS
 from lake.storage import S3Storage
 
 pytestmark = pytest.mark.s3
@@ -58,9 +59,11 @@ def landing(aws_env: str, big_bucket: tuple[str, datetime]) -> tuple[S3Storage, 
 
 def caught_up(storage: S3Storage, newest: datetime) -> ScanCursor:
     """The cursor of a sensor that has been running: it saw every key up to the newest.
-    (Set-up, not measured: it starts from a key of LATE_HOURS + 2 hours ago, as the cursor
+    (Set-up, not measured: it starts from a key of DEFAULTS.landing_late_hours + 2 hours ago, as the cursor
     of an earlier tick would be, rather than listing all 100,000 keys.)"""
-    earlier = object_key(STREAM, newest - timedelta(hours=LATE_HOURS + 2), object_id="")
+    earlier = object_key(
+        STREAM, newest - timedelta(hours=DEFAULTS.landing_late_hours + 2), object_id=""
+    )
     cursor = ScanCursor(last_key=earlier)
     while True:
         result = scan_new_objects(storage, STREAM, cursor)
@@ -108,7 +111,9 @@ def test_a_key_landing_late_three_hours_back_is_found_once(landing, big_bucket) 
     storage.write(late, b"{}")
 
     found = []
-    for _ in range(LATE_HOURS + 1):  # each late folder is listed once in LATE_HOURS + 1 ticks
+    for _ in range(
+        DEFAULTS.landing_late_hours + 1
+    ):  # each late folder is listed once in DEFAULTS.landing_late_hours + 1 ticks
         calls.clear()
         tick = scan_new_objects(storage, STREAM, cursor)
         assert len(calls) <= 3

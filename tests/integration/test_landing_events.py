@@ -22,8 +22,8 @@ HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 
 
 @pytest.fixture
-def queue(s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A queue receiving the bucket's ObjectCreated events, set as LANDING_SQS_QUEUE_URL."""
+def queue(s3_bucket: str) -> str:
+    """A queue receiving the bucket's ObjectCreated events (the tests' LANDING_SQS_QUEUE_URL)."""
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName=f"landing-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -36,7 +36,6 @@ def queue(s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
         },
     )
     _drain_test_event(sqs, url)
-    monkeypatch.setenv("LANDING_SQS_QUEUE_URL", url)
     return url
 
 
@@ -77,7 +76,7 @@ def test_events_start_runs_and_messages_go_only_after_the_tick_is_committed(
     s3.put_object(Bucket=s3_bucket, Key="elsewhere/readme.txt", Body=b"x")  # not landing
     assert _in_queue(queue) == 4
 
-    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb")
+    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb", landing_sqs_queue_url=queue)
     with DagsterInstance.ephemeral() as instance:
         first = _tick(resources, None, instance)
         by_job = sorted(

@@ -18,9 +18,10 @@ import duckdb
 import pytest
 
 from lake.alerts import notify_new
+from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
 from lake.cleaning.hour import clean_hour
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, parse_key
 from lake.mart_build import build_mart
 from lake.marts import load_marts

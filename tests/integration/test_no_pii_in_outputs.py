@@ -42,9 +42,8 @@ def pipeline_run(
     home, warehouse = tmp_path / "dagster_home", tmp_path / "warehouse" / "warehouse.duckdb"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("GLUE_DATABASE", GLUE_DATABASE)
     landed = land(open_storage(f"s3://{s3_bucket}/landing"))
-    resources = s3_resources(s3_bucket, warehouse)
+    resources = s3_resources(s3_bucket, warehouse, glue_database=GLUE_DATABASE)
     with DagsterInstance.get() as instance:
         for stream in STREAMS:
             result = materialize(

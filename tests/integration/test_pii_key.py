@@ -222,13 +222,13 @@ def test_secret_binary_by_arn(aws_env: str) -> None:
     assert con.execute(sql).fetchone()[0] == hmac.new(key, b"a@example.com", "sha256").hexdigest()
 
 
-def test_precedence_env_then_secret_then_development_key(aws_env: str, monkeypatch) -> None:
+def test_precedence_env_then_secret_then_development_key(aws_env: str) -> None:
     create_secret("lake/pii-precedence", SecretString="from-the-secret")
     s3, local = ("s3://b/landing", "s3://b/lake"), ("file:///tmp/landing", "file:///tmp/lake")
-    monkeypatch.setenv("PII_HASH_KEY", "from-the-env")
-    both = resolve_key(*s3, secret_id="lake/pii-precedence")
+    both = resolve_key(*s3, env_key="from-the-env", secret_id="lake/pii-precedence")
     assert (both.secret, both.source) == (b"from-the-env", "env")
-    monkeypatch.delenv("PII_HASH_KEY")
+    resource = PIIKeyResource(key="from-the-env", secret_id="lake/pii-precedence")
+    assert resource.key_for(*s3).secret == b"from-the-env"
     secret = resolve_key(*s3, secret_id="lake/pii-precedence")
     assert (secret.secret, secret.source) == (b"from-the-secret", "secret")
     development = resolve_key(*local)
@@ -266,8 +266,7 @@ def test_a_missing_secret_fails_clearly_without_retry(
     [({"SecretString": " \n"}, "is empty"), ({}, "has no value (no AWSCURRENT version)")],
     ids=["blank", "no-value"],
 )
-def test_an_empty_secret_is_refused(aws_env: str, monkeypatch, value: dict, expected: str) -> None:
-    monkeypatch.delenv("PII_HASH_KEY")
+def test_an_empty_secret_is_refused(aws_env: str, value: dict, expected: str) -> None:
     name = f"lake/pii-empty-{secrets.token_hex(4)}"
     create_secret(name, **value)
     with pytest.raises(SecretUnavailable, match=re.escape(expected)) as raised:
@@ -281,7 +280,6 @@ def test_an_empty_secret_is_refused(aws_env: str, monkeypatch, value: dict, expe
 
 def test_a_denied_secret_fails_without_retry(aws_env: str, monkeypatch) -> None:
     """An identity whose policy lets it read S3 but not the secret (moto checks IAM)."""
-    monkeypatch.delenv("PII_HASH_KEY")
     key = canary_key()
     create_secret("lake/pii-denied", SecretString=key)
     iam = boto3.client("iam")

@@ -17,6 +17,7 @@ import pytest
 from botocore.stub import Stubber
 
 from lake.redshift_data_api import RedshiftLoader, RedshiftLoadError
+from orchestration.aws_resources import RedshiftResource
 
 pytestmark = pytest.mark.s3
 
@@ -42,15 +43,16 @@ def loader_for(client: Any, timeout_s: float) -> RedshiftLoader:
     return RedshiftLoader(target, client=client, poll_s=0.05, timeout_s=timeout_s)
 
 
-def test_off_unless_a_cluster_or_workgroup_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REDSHIFT_WORKGROUP", "REDSHIFT_CLUSTER_ID"):
-        monkeypatch.delenv(name, raising=False)
-    assert RedshiftLoader.from_env() is None
-    monkeypatch.setenv("REDSHIFT_CLUSTER_ID", "farm")
-    monkeypatch.setenv("REDSHIFT_DB_USER", "loader")
-    loader = RedshiftLoader.from_env()
+def test_off_unless_a_cluster_or_workgroup_is_configured(aws_env: str) -> None:
+    assert RedshiftResource().loader() is None
+    assert RedshiftResource(database="farm_db", db_user="loader").loader() is None
+    loader = RedshiftResource(cluster_id="farm", db_user="loader").loader()
     assert loader is not None
     assert loader.target == {"Database": "dev", "ClusterIdentifier": "farm", "DbUser": "loader"}
+    serverless = RedshiftResource(workgroup="wg", secret_arn="arn:secret", timeout_seconds=7)
+    loader = serverless.loader()
+    assert loader is not None and loader.timeout_s == 7
+    assert loader.target == {"Database": "dev", "WorkgroupName": "wg", "SecretArn": "arn:secret"}
 
 
 def test_a_statement_that_never_finishes_fails_the_load_with_its_sql(client: Any) -> None:

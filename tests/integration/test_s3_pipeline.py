@@ -89,14 +89,12 @@ def test_pipeline_runs_on_s3_uris(s3_bucket: str, tmp_path) -> None:
     assert sum(r["milkings"] for r in mart_rows) == len({r["event_id"] for r in milkings})
 
 
-def test_schema_asset_syncs_glue_when_a_glue_database_is_set(
-    s3_bucket: str, tmp_path, monkeypatch
-) -> None:
+def test_schema_asset_syncs_glue_when_a_glue_database_is_set(s3_bucket: str, tmp_path) -> None:
     landing_uri, lake_uri = f"s3://{s3_bucket}/landing", f"s3://{s3_bucket}/lake"
     sim = Simulator(SimulatorConfig(seed=3, streams=("cloudtrail",), object_interval_s=900))
     written = list(sim.write_range(open_storage(landing_uri), START, START.replace(hour=10)))
-    monkeypatch.setenv("GLUE_DATABASE", "lake_glue_it")
-    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb")
+    warehouse = tmp_path / "warehouse.duckdb"
+    resources = s3_resources(s3_bucket, warehouse, glue_database="lake_glue_it")
     schema_asset = [a for a in ingest_assets("cloudtrail") if a.key.path[0] == "schema"]
     result = materialize(
         schema_asset,

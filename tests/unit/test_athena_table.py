@@ -16,7 +16,8 @@ import sqlglot
 from sqlglot import exp
 
 from lake.athena_ddl import ddl_type, show_create_table, table_problems, type_problems
-from lake.crawler import Catalog, column_assignment, crawl_objects, stored_schema
+from lake.catalog_store import Catalog, column_assignment, stored_schema
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.hive_types import Array, Struct
 from lake.storage import LocalStorage

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from lake.firehose import hour_prefix, object_key
 from lake.ledger import manifest_of as manifest_key_of
 from lake.ledger import output_name
 from lake.pii import REDACTED, hash_key
+from lake.settings import DEFAULTS, Settings
 from lake.storage import LocalStorage
 from lake.streams import load_streams
 
@@ -75,6 +77,7 @@ def run(
     lake: LocalStorage,
     ingested_at: datetime | None = None,
     full_refresh: bool = False,
+    settings: Settings = DEFAULTS,
 ):
     objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
     return clean_hour(
@@ -86,6 +89,7 @@ def run(
         objects,
         ingested_at=ingested_at,
         full_refresh=full_refresh,
+        settings=settings,
     )
 
 
@@ -573,15 +577,13 @@ def test_cloudtrail_records_that_are_not_objects_are_quarantined(tmp_path: Path)
 
 
 def test_duplicates_across_chunks_of_one_run_are_dropped(
-    landing: LocalStorage, lake: LocalStorage, monkeypatch: pytest.MonkeyPatch
+    landing: LocalStorage, lake: LocalStorage
 ) -> None:
-    from lake.cleaning import hour as cleaning_hour
-
-    monkeypatch.setattr(cleaning_hour, "CHUNK_BYTES", 1)  # one object per DuckDB pass
+    one_object_a_pass = replace(DEFAULTS, clean_chunk_bytes=1)
     put(landing, 1, "c1", dumps(rec("k1")) + dumps(rec("k2")))
     put(landing, 2, "c2", dumps(rec("k2")) + dumps(rec("k3")))
     put(landing, 3, "c3", dumps(rec("k3", extra_field={"x": 1})))
-    report = run(landing, lake)
+    report = run(landing, lake, settings=one_object_a_pass)
     assert (report.records_in, report.records_cleaned, report.duplicates_dropped) == (5, 3, 2)
     assert report.columns_not_in_catalog == {"added": ["extra_field"]}
     ids = sorted(r["event_id"] for k in lake_keys(lake, "cleaned/") for r in read_rows(lake, k))
@@ -624,13 +626,11 @@ def many_objects(landing: LocalStorage, objects: int, per_object: int) -> dict[s
 
 
 def test_each_file_holds_one_objects_records_in_their_order(
-    landing: LocalStorage, lake: LocalStorage, monkeypatch: pytest.MonkeyPatch
+    landing: LocalStorage, lake: LocalStorage
 ) -> None:
-    from lake.cleaning import hour as cleaning_hour
-
-    monkeypatch.setattr(cleaning_hour, "CHUNK_BYTES", 40_000)  # several objects a pass, 3+ passes
     written = many_objects(landing, objects=12, per_object=2_000)
-    report = run(landing, lake)
+    # several objects a pass, 3+ passes
+    report = run(landing, lake, settings=replace(DEFAULTS, clean_chunk_bytes=40_000))
 
     assert report.records_cleaned == 12 * 2_000
     for key, ids in written.items():

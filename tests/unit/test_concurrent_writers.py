@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import alerts
+from lake.catalog_store import Catalog
 from lake.cleaning.dedup import save_hour_keys
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage, Storage, open_storage
 from lake.streams import load_streams

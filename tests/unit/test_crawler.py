@@ -13,9 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.crawler import Catalog, crawl_objects, incompatibilities, stored_schema
+from lake.catalog_store import Catalog, stored_schema
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.hive_types import Struct
+from lake.schema_drift import incompatibilities
 from lake.storage import LocalStorage
 from lake.streams import CrawlerSettings, load_streams
 
@@ -364,7 +366,7 @@ def test_struct_turning_into_a_string_is_incompatible_and_not_applied(landing, c
 
 
 def test_compatibility_modes() -> None:
-    from lake.crawler import SchemaDiff
+    from lake.schema_drift import SchemaDiff
 
     diff = SchemaDiff(
         added=["a"],

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from lake.formats import UnreadableObject, decode_bytes, iter_records
+from lake.framings.base import RawRecord, UnreadableObject, decode_bytes
+from lake.framings.registry import framing_of
 from lake.streams import StreamSpec, load_streams
 
 STREAMS = load_streams()
@@ -17,6 +18,10 @@ def _spec(fmt: str, records_key: str | None = None) -> StreamSpec:
     return StreamSpec(
         name="s", format=fmt, event_time_field="ts", dedup_key="id", records_key=records_key
     )
+
+
+def _split(text: str, spec: StreamSpec) -> list[RawRecord]:
+    return list(framing_of(spec).split(text))
 
 
 def test_shipped_streams_use_each_format() -> None:
@@ -29,7 +34,7 @@ def test_shipped_streams_use_each_format() -> None:
 def test_concatenated_json_without_delimiter() -> None:
     docs = [{"id": 1, "a": "x"}, {"id": 2, "b": [1, 2]}, {"id": 3, "c": {"d": None}}]
     texts = [json.dumps(d, separators=(",", ":")) for d in docs]
-    records = list(iter_records("".join(texts), _spec("concatenated_json")))
+    records = _split("".join(texts), _spec("concatenated_json"))
     assert [r.value for r in records] == docs
     assert [r.text for r in records] == texts
     assert [r.position for r in records] == [0, 1, 2]
@@ -38,7 +43,7 @@ def test_concatenated_json_without_delimiter() -> None:
 
 def test_concatenated_json_with_whitespace_between() -> None:
     text = '  {"id":1}\n{"id":2}  \r\n\t{"id":3}\n'
-    records = list(iter_records(text, _spec("concatenated_json")))
+    records = _split(text, _spec("concatenated_json"))
     assert [r.value for r in records] == [{"id": 1}, {"id": 2}, {"id": 3}]
     assert [r.text for r in records] == ['{"id":1}', '{"id":2}', '{"id":3}']
 
@@ -46,7 +51,7 @@ def test_concatenated_json_with_whitespace_between() -> None:
 def test_concatenated_truncated_record_in_the_middle() -> None:
     broken = '{"id":2,"name":"trunc'
     text = '{"id":1}' + broken + '{"id":3,"v":[1,2]}{"id":4}'
-    records = list(iter_records(text, _spec("concatenated_json")))
+    records = _split(text, _spec("concatenated_json"))
     assert len(records) == 4
     assert [r.position for r in records] == [0, 1, 2, 3]
     assert records[0].value == {"id": 1}
@@ -60,7 +65,7 @@ def test_concatenated_truncated_record_in_the_middle() -> None:
 
 def test_concatenated_garbage_at_the_end_is_one_error_record() -> None:
     text = '{"id":1}{"id":2}not json at all'
-    records = list(iter_records(text, _spec("concatenated_json")))
+    records = _split(text, _spec("concatenated_json"))
     assert [r.value for r in records[:2]] == [{"id": 1}, {"id": 2}]
     assert len(records) == 3
     assert records[2].error is not None
@@ -69,7 +74,7 @@ def test_concatenated_garbage_at_the_end_is_one_error_record() -> None:
 
 def test_ndjson_bad_line_and_blank_lines() -> None:
     lines = ['{"id":1}', "", '{"id":2,"x":', "   ", '{"id":3}', ""]
-    records = list(iter_records("\n".join(lines), _spec("ndjson")))
+    records = _split("\n".join(lines), _spec("ndjson"))
     assert [r.position for r in records] == [0, 1, 2]
     assert records[0].value == {"id": 1}
     assert records[1].error is not None and "invalid JSON" in records[1].error
@@ -79,7 +84,7 @@ def test_ndjson_bad_line_and_blank_lines() -> None:
 
 
 def test_ndjson_crlf_lines() -> None:
-    records = list(iter_records('{"id":1}\r\n{"id":2}\r\n', _spec("ndjson")))
+    records = _split('{"id":1}\r\n{"id":2}\r\n', _spec("ndjson"))
     assert [r.value for r in records] == [{"id": 1}, {"id": 2}]
 
 
@@ -87,7 +92,7 @@ def test_json_records_unwraps_the_list() -> None:
     recs = [{"eventID": "a", "n": 1}, {"eventID": "b", "n": {"x": [1]}}]
     more = [{"eventID": "c"}]
     text = json.dumps({"Records": recs}) + "\n" + json.dumps({"Records": more})
-    records = list(iter_records(text, STREAMS["cloudtrail"]))
+    records = _split(text, STREAMS["cloudtrail"])
     assert [r.value for r in records] == recs + more
     assert [r.position for r in records] == [0, 1, 2]
     assert [json.loads(r.text) for r in records] == recs + more
@@ -105,7 +110,7 @@ def test_json_records_unwraps_the_list() -> None:
 )
 def test_json_records_wrong_framing_is_unreadable(text: str) -> None:
     with pytest.raises(UnreadableObject):
-        list(iter_records(text, STREAMS["cloudtrail"]))
+        _split(text, STREAMS["cloudtrail"])
 
 
 def test_gzip_is_detected_from_magic_bytes() -> None:

@@ -8,6 +8,7 @@ import io
 import json
 import tracemalloc
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,14 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from lake import formats, json_text, object_fetch
+from lake import json_text, object_fetch
 from lake.cleaning.hour import _chunks, clean_hour
 from lake.firehose import hour_prefix, is_folder_marker, object_key, parse_key
-from lake.formats import UnreadableObject, iter_file_records, iter_records
+from lake.framings import base
+from lake.framings.base import RawRecord, UnreadableObject
+from lake.framings.registry import framing_of
 from lake.object_fetch import LandedObject, fetch_object
+from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
 from lake.streams import (
     DEFAULT_MAX_OBJECT_EXPANDED_BYTES,
@@ -40,8 +44,12 @@ def _spec(fmt: str, records_key: str | None = None) -> StreamSpec:
     )
 
 
-def _stream(text: str, spec: StreamSpec, limit: int = 1 << 20) -> list[formats.RawRecord]:
-    return list(iter_file_records(io.BytesIO(text.encode()), spec, limit))
+def _stream(text: str, spec: StreamSpec, limit: int = 1 << 20) -> list[RawRecord]:
+    return list(framing_of(spec).split_file(io.BytesIO(text.encode()), limit))
+
+
+def _whole(text: str, spec: StreamSpec) -> list[RawRecord]:
+    return list(framing_of(spec).split(text))
 
 
 def _bomb(expanded: int, head: bytes = b'{"id":"bomb","pad":"') -> bytes:
@@ -69,9 +77,9 @@ CONCATENATED = [
 def test_streaming_concatenated_equals_whole_text(
     text: str, block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(formats, "BLOCK_BYTES", block)  # windows that cut every record
+    monkeypatch.setattr(base, "BLOCK_BYTES", block)  # windows that cut every record
     spec = _spec("concatenated_json")
-    assert _stream(text, spec) == list(iter_records(text, spec))
+    assert _stream(text, spec) == _whole(text, spec)
 
 
 NDJSON = [
@@ -83,16 +91,16 @@ NDJSON = [
 
 @pytest.mark.parametrize("text", NDJSON)
 def test_streaming_ndjson_equals_whole_text(text: str) -> None:
-    spec = _spec("ndjson")  # (decode_bytes drops the BOM before iter_records)
-    assert _stream(text, spec) == list(iter_records(text.removeprefix("\ufeff"), spec))
+    spec = _spec("ndjson")  # (decode_bytes drops the BOM before the split)
+    assert _stream(text, spec) == _whole(text.removeprefix("\ufeff"), spec)
 
 
 def test_streaming_json_records_equals_whole_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "BLOCK_BYTES", 16)
+    monkeypatch.setattr(base, "BLOCK_BYTES", 16)
     doc = {"Records": [{"eventID": str(i), "x": [i, {"y": i}]} for i in range(50)]}
     text = json.dumps(doc) + json.dumps({"Records": [{"eventID": "last"}]})
     spec = STREAMS["cloudtrail"]
-    assert _stream(text, spec) == list(iter_records(text, spec))
+    assert _stream(text, spec) == _whole(text, spec)
 
 
 @pytest.mark.parametrize(
@@ -105,9 +113,9 @@ def test_streaming_json_records_equals_whole_text(monkeypatch: pytest.MonkeyPatc
 def test_streaming_refuses_what_is_not_text(
     data: bytes, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(formats, "BLOCK_BYTES", 3)  # the bad byte is not in the first block
+    monkeypatch.setattr(base, "BLOCK_BYTES", 3)  # the bad byte is not in the first block
     with pytest.raises(UnreadableObject, match=message.replace("\\", "\\\\").replace("(", r"\(")):
-        list(iter_file_records(io.BytesIO(data), _spec("concatenated_json"), 1 << 20))
+        list(framing_of(_spec("concatenated_json")).split_file(io.BytesIO(data), 1 << 20))
 
 
 # --- records over max_record_bytes ----------------------------------------------------
@@ -117,8 +125,8 @@ def test_streaming_refuses_what_is_not_text(
 def test_record_over_the_limit_is_set_aside_with_prefix_and_length(
     block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(formats, "BLOCK_BYTES", block)
-    monkeypatch.setattr(formats, "PREFIX_CHARS", 100)
+    monkeypatch.setattr(base, "BLOCK_BYTES", block)
+    monkeypatch.setattr(base, "PREFIX_CHARS", 100)
     big = json.dumps({"id": "big", "blob": ["ü{x}" * 5000, {"nested": "{}{"}]})
     text = '{"id":"a"}' + big + '{"id":"b"}{"id":"c"}'
     records = _stream(text, _spec("concatenated_json"), limit=1000)
@@ -138,7 +146,7 @@ def test_record_over_the_limit_is_set_aside_with_prefix_and_length(
 def test_malformed_record_over_the_limit_is_too_large_not_lost(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(formats, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(base, "BLOCK_BYTES", 64)
     broken = '{"id":"x","blob":"' + "y" * 5000 + '",}'
     records = _stream(broken + '{"id":"after"}', _spec("concatenated_json"), limit=1000)
     assert [r.error.split(":")[0] if r.error else None for r in records] == [
@@ -150,7 +158,7 @@ def test_malformed_record_over_the_limit_is_too_large_not_lost(
 
 
 def test_ndjson_line_over_the_limit_is_set_aside(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "PREFIX_CHARS", 10)
+    monkeypatch.setattr(base, "PREFIX_CHARS", 10)
     long_line = json.dumps({"id": 2, "blob": "z" * 10_000})
     text = '{"id":1}\n' + long_line + '\r\n{"id":3}\n' + long_line
     records = _stream(text, _spec("ndjson"), limit=1000)
@@ -172,7 +180,7 @@ def test_a_record_is_never_held_whole(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         with open(path, "rb") as fh:
-            records = list(iter_file_records(fh, _spec("concatenated_json"), 1 << 20))
+            records = list(framing_of(_spec("concatenated_json")).split_file(fh, 1 << 20))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -289,11 +297,9 @@ def _rec(eid: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("stream", ["robot_telemetry", "clickstream"])
 def test_clean_hour_quarantines_too_large_and_bombs_and_cleans_the_rest(
-    tmp_path: Path, stream: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, stream: str
 ) -> None:
-    from lake.cleaning import hour as cleaning_hour
-
-    monkeypatch.setattr(cleaning_hour, "CHUNK_BYTES", 3 << 20)  # several passes
+    several_passes = replace(DEFAULTS, clean_chunk_bytes=3 << 20)
     spec = STREAMS[stream].with_limits(max_record_bytes=1 << 20, max_object_expanded_bytes=8 << 20)
     sep = "\n" if spec.format == "ndjson" else ""
     landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
@@ -312,7 +318,7 @@ def test_clean_hour_quarantines_too_large_and_bombs_and_cleans_the_rest(
     )
     objects = list(landing.list(hour_prefix(stream, HOUR)))
 
-    report = clean_hour(spec, None, landing, lake, HOUR, objects)
+    report = clean_hour(spec, None, landing, lake, HOUR, objects, settings=several_passes)
 
     assert report.unbalanced_objects == []
     assert (report.records_in, report.records_cleaned, report.records_quarantined) == (

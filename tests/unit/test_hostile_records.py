@@ -15,11 +15,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from lake.catalog_store import Catalog, stored_schema
 from lake.cleaning.columns import columns_from_table
 from lake.cleaning.hour import clean_hour
 from lake.cleaning.report import HourReport
 from lake.column_names import PARAMETER
-from lake.crawler import Catalog, crawl_objects, stored_schema
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage
 from lake.streams import RecordLimits, StreamConfigError, StreamSpec, load_streams

@@ -15,8 +15,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from lake.catalog_store import Catalog
 from lake.cleaning.hour import clean_hour
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.json_fields import JsonSettings
 from lake.marts import MartSpec

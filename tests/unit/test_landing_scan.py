@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from lake.firehose import object_key
-from lake.landing_scan import MAX_RECENT, ScanCursor, ScanResult, key_digest, scan_new_objects
+from lake.landing_scan import ScanCursor, ScanResult, key_digest, scan_new_objects
+from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
 
 STREAM = "robot_telemetry"
@@ -244,12 +245,14 @@ def test_a_burst_larger_than_the_listing_cap_is_requested_once_and_the_scan_move
             break
     assert len(seen) == len(set(seen)) == burst
     assert set(seen) == written
-    assert len(cursor.recent) <= MAX_RECENT
+    assert len(cursor.recent) <= DEFAULTS.landing_recent_keys
 
     later = put(landing, T0 + timedelta(minutes=10), "later")
     tick = scan_new_objects(landing, STREAM, cursor, max_new=2000)
     assert keys(tick) == [later]
-    assert tick.listed <= MAX_RECENT + 2  # the remembered window and the new key, not 25,000
+    assert (
+        tick.listed <= DEFAULTS.landing_recent_keys + 2
+    )  # the remembered window and the new key, not 25,000
     assert scan_new_objects(landing, STREAM, tick.cursor, max_new=2000).new == []
 
 

@@ -16,9 +16,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from lake.catalog_store import Catalog
 from lake.cleaning.hour import clean_hour
 from lake.cleaning.report import HourReport
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage
 from lake.streams import RecordLimits, load_streams

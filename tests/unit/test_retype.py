@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,16 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
+from lake.catalog_store import Catalog
 from lake.cleaning.hour import clean_hour
 from lake.committed import CommittedFiles
-from lake.crawler import Catalog, crawl_objects
+from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.mart_build import build_mart
 from lake.marts import parse_mart
 from lake.pii import PIIKey, key_from_env
 from lake.retype import marker_key, retype_stream
+from lake.settings import DEFAULTS
 from lake.storage import LocalStorage, ObjectInfo, S3Storage, Storage
 from lake.streams import load_streams
 from lake.warehouse import Warehouse
@@ -256,9 +259,10 @@ def test_at_most_max_objects_per_run_the_rest_next_run(
 ) -> None:
     table, _ = _widened_lake(landing, lake)
     key = _key(landing, lake)
-    first = retype_stream(SPEC, table, landing, lake, key, max_objects=1)
+    one_a_run = replace(DEFAULTS, retype_max_objects=1)
+    first = retype_stream(SPEC, table, landing, lake, key, settings=one_a_run)
     assert len(first.objects_recleaned) == 1 and first.remaining == 1
     assert not lake.exists(marker_key(SPEC.name))  # not done: the next run scans again
-    second = retype_stream(SPEC, table, landing, lake, key, max_objects=1)
+    second = retype_stream(SPEC, table, landing, lake, key, settings=one_a_run)
     assert len(second.objects_recleaned) == 1 and second.remaining == 0
     assert _types(lake, "created") == {pa.string()}

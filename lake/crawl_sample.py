@@ -1,0 +1,220 @@
+"""What one crawl saw: each object classified and sampled, the sample's schema inferred
+and merged (JSON fields kept whole), and per-partition counts (Glue's estimates)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lake.classifiers import Classified, SampleLimits, classify_object
+from lake.firehose import hour_prefix, is_folder_marker, parse_key
+from lake.hive_types import MergeReport, Struct, infer, leaf_count, merge
+from lake.json_fields import (
+    Path,
+    ShapeCounter,
+    collapse_record,
+    collapse_schema,
+    conflict_paths,
+    dotted,
+)
+from lake.record_limits import value_problem
+from lake.storage import ObjectInfo, Storage
+from lake.streams import RecordLimits, StreamSpec
+
+
+@dataclass
+class Partition:
+    names: list[str]
+    values: list[str]
+    folder: str  # key prefix of the partition under the landing root, ending with '/'
+    stats: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class HourSchema:
+    """What one crawl saw in the objects it sampled."""
+
+    schema: Struct = field(default_factory=Struct)
+    objects: int = 0
+    bytes: int = 0
+    records_sampled: int = 0
+    sampled_bytes: int = 0
+    classifications: Counter = field(default_factory=Counter)
+    unknown: dict[str, str] = field(default_factory=dict)  # key -> reason
+    conflicts: list[str] = field(default_factory=list)
+    partitions: dict[str, Partition] = field(default_factory=dict)  # by folder
+    csv_delimiter: str | None = None
+    # sampled records past the stream's limits (leaves, depth, key length): left out
+    records_over_limits: int = 0
+    # new leaves (dotted original keys) not added: the table would pass max_columns
+    columns_over_limit: list[str] = field(default_factory=list)
+    # keys made JSON text because they held a struct or array and something else (applied)
+    json_fields: list[Path] = field(default_factory=list)
+    # structs with more field sets than json_max_shapes in the sample (proposed only)
+    json_field_candidates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JsonTracking:
+    """What merge_records needs to keep JSON fields whole: the declared and known JSON
+    paths, whether conflicts make new ones, and the per-path shape counts."""
+
+    declared: frozenset[Path]
+    on_conflict: bool
+    shapes: ShapeCounter
+    found: list[Path] = field(default_factory=list)  # new JSON paths, from conflicts
+
+    @classmethod
+    def of(cls, spec: StreamSpec, known: frozenset[Path] = frozenset()) -> JsonTracking:
+        return cls(
+            spec.json.paths | known,
+            spec.crawler.json_on_conflict,
+            ShapeCounter(spec.crawler.json_max_shapes),
+        )
+
+    @property
+    def paths(self) -> frozenset[Path]:
+        return self.declared | frozenset(self.found)
+
+
+def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectInfo]) -> HourSchema:
+    """Classify and sample every object (Glue: first 1 MB or 1,000 records of each)."""
+    limits = SampleLimits(
+        max_bytes=spec.crawler.sample_bytes, max_records=spec.crawler.sample_records
+    )
+    seen = HourSchema()
+    report = MergeReport()
+    tracking = JsonTracking.of(spec)
+    for info in objects:
+        if is_folder_marker(info.key, info.size):
+            seen.unknown[info.key] = "folder_marker: an S3 console folder, not data (ignored)"
+            continue
+        seen.objects += 1
+        seen.bytes += info.size
+        found = classify_object(landing, info.key, info.size, limits, spec.records_key)
+        seen.classifications[found.classification] += 1
+        partition = _partition_of(spec, info.key, seen.partitions)
+        partition.stats["objectCount"] += 1
+        partition.stats["sizeKey"] += info.size
+        if found.classification == "UNKNOWN":
+            seen.unknown[info.key] = found.reason or "no classifier accepted it"
+            continue
+        schema = _schema_of(found, report, spec.limits, seen, tracking)
+        seen.schema = merge_json_aware(seen.schema, schema, report, tracking)
+        estimate = _record_estimate(found, info.size)
+        seen.records_sampled += len(found.records)
+        seen.sampled_bytes += found.sampled_bytes
+        partition.stats["recordCount"] += estimate
+        seen.csv_delimiter = seen.csv_delimiter or found.delimiter
+    seen.conflicts = report.conflicts
+    seen.json_fields = list(tracking.found)
+    seen.json_field_candidates = [dotted(p) for p in tracking.shapes.candidates()]
+    type_event_time(seen.schema, spec)
+    return seen
+
+
+def merge_json_aware(
+    schema: Struct, other: Struct, report: MergeReport, tracking: JsonTracking | None
+) -> Struct:
+    """merge(schema, other), with a struct/array-versus-other conflict under a key making
+    that key JSON text (when the stream lets conflicts do so) instead of a conflict."""
+    if tracking is not None:
+        if tracking.on_conflict:
+            for path in conflict_paths(schema, other):
+                if path not in tracking.found:
+                    tracking.found.append(path)
+        paths = tracking.paths
+        schema, other = collapse_schema(schema, paths), collapse_schema(other, paths)
+    merged = merge(schema, other, report=report)
+    assert isinstance(merged, Struct)
+    return merged
+
+
+def _schema_of(
+    found: Classified,
+    report: MergeReport,
+    limits: RecordLimits,
+    seen: HourSchema,
+    tracking: JsonTracking | None = None,
+) -> Struct:
+    if found.schema_hint is not None:
+        return found.schema_hint
+    schema = Struct()
+    merged = merge_records(schema, found.records, report, limits, tracking)
+    seen.records_over_limits += sum(isinstance(r, dict) for r in found.records) - merged
+    return schema
+
+
+def _record_estimate(found: Classified, size: int) -> int:
+    """Exact when the classifier knows; else scaled from the sample, as Glue estimates."""
+    if found.record_count is not None:
+        return found.record_count
+    sampled = len(found.records) + found.bad_records
+    if found.complete or found.raw_bytes_consumed <= 0:
+        return sampled
+    if found.records_span > 0:  # records per text byte, times the object's text size
+        text_size = size * found.sampled_bytes / found.raw_bytes_consumed
+        return max(sampled, round(sampled * text_size / found.records_span))
+    return max(sampled, round(sampled * size / found.raw_bytes_consumed))
+
+
+def merge_records(
+    schema: Struct,
+    records: Iterable[Any],
+    report: MergeReport,
+    limits: RecordLimits | None = None,
+    tracking: JsonTracking | None = None,
+) -> int:
+    """Merge the JSON objects among `records` into `schema` in place; return how many.
+    A record past the stream's `limits` (nested too deep, a key too long, more leaves than
+    max_columns) could never be cleaned (cleaning quarantines it): it is left out, so
+    that it cannot fill the table with its keys or break the type code's recursion.
+    With `tracking`, JSON fields are inferred as one string, never descended into."""
+    merged = 0
+    for value in records:
+        if isinstance(value, dict):
+            if limits is not None and value_problem(value, limits):
+                continue
+            if tracking is not None:
+                tracking.shapes.observe(value, tracking.paths)
+                value = collapse_record(value, tracking.paths)
+            inferred = infer(value)
+            if limits is not None and leaf_count(inferred) > limits.max_columns:
+                continue
+            merged += 1
+            assert isinstance(inferred, Struct)
+            schema.fields = merge_json_aware(schema, inferred, report, tracking).fields
+    return merged
+
+
+def type_event_time(schema: Struct, spec: StreamSpec) -> None:
+    """The declared event-time field is a timestamp, even when it holds epoch numbers."""
+    if spec.event_time_field in schema.fields:
+        schema.fields[spec.event_time_field] = "timestamp"
+
+
+def _partition_of(spec: StreamSpec, key: str, partitions: dict[str, Partition]) -> Partition:
+    """Hive-style `k=v` folders name their keys; plain folders are partition_0.. (Glue),
+    unless the stream names them."""
+    parsed = parse_key(key)  # `HH//name` is in the hour folder, like `HH/name`
+    folder = (
+        hour_prefix(parsed.stream, parsed.arrival_hour)
+        if parsed is not None
+        else "/".join(key.split("/")[:-1]) + "/"
+    )
+    folders = folder.split("/")[1:-1]
+    if folder in partitions:
+        return partitions[folder]
+    if folders and all("=" in f for f in folders):
+        names = [f.split("=", 1)[0] for f in folders]
+        values = [f.split("=", 1)[1] for f in folders]
+    else:
+        declared = list(spec.crawler.partition_keys)
+        names = [
+            declared[i] if i < len(declared) else f"partition_{i}" for i in range(len(folders))
+        ]
+        values = folders
+    partitions[folder] = Partition(names, values, folder)
+    return partitions[folder]

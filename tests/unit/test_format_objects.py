@@ -1,0 +1,139 @@
+"""Each framing object splits, samples and reads (DuckDB) the same records from one input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lake.classifiers import classify_object
+from lake.cleaning.staging import stage_objects
+from lake.framings.base import Framing
+from lake.framings.concatenated_json import ConcatenatedJson
+from lake.framings.csv_text import Csv
+from lake.framings.json_array import JsonArray
+from lake.framings.ndjson import NdJson
+from lake.framings.records_wrapped import RecordsWrapped
+from lake.framings.registry import DECLARED, framing_of
+from lake.storage import LocalStorage
+from lake.streams import FORMATS, StreamSpec, load_streams
+
+RECORDS = [
+    {"id": "a1", "n": 1, "tags": ["x", "y"], "nested": {"k": None}},
+    {"id": "a2", "n": 2.5, "name": "Zoë", "ok": True},
+    {"id": "a3", "n": -7, "nested": {"k": {"deep": [1, {"z": "}{"}]}}},
+]
+CSV_TEXT = 'id,name,score,ok\n1,a,2.5,true\n2,,3.5,false\n3,"c, d",-1,true\n'
+CSV_RECORDS = [
+    {"id": 1, "name": "a", "score": 2.5, "ok": True},
+    {"id": 2, "name": None, "score": 3.5, "ok": False},
+    {"id": 3, "name": "c, d", "score": -1.0, "ok": True},
+]
+LIMIT = 1 << 20
+
+# (framing, its input written by this test, the records in it, the classifier's label)
+CASES = {
+    "concatenated_json": (
+        ConcatenatedJson(),
+        "".join(json.dumps(r) for r in RECORDS),
+        RECORDS,
+        "concatenated",
+    ),
+    "ndjson": (NdJson(), "\n".join(json.dumps(r) for r in RECORDS) + "\n", RECORDS, "ndjson"),
+    "json_records": (
+        RecordsWrapped("Items"),
+        json.dumps({"Items": RECORDS[:2]}) + json.dumps({"Items": RECORDS[2:]}),
+        RECORDS,
+        "wrapper",
+    ),
+    "array": (JsonArray(), json.dumps(RECORDS), RECORDS, "array"),
+    "csv": (Csv(",", True, ("id", "name", "score", "ok")), CSV_TEXT, CSV_RECORDS, None),
+}
+
+
+def _values(records: list) -> list:
+    assert [r.error for r in records] == [None] * len(records)
+    assert [r.position for r in records] == list(range(len(records)))
+    return [r.value for r in records]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_split_and_streamed_split_give_the_input_records(name: str) -> None:
+    framing, text, expected, _ = CASES[name]
+    assert _values(list(framing.split(text))) == expected
+    streamed = list(framing.split_file(io.BytesIO(text.encode()), LIMIT))
+    assert _values(streamed) == expected
+    assert [json.loads(r.text) for r in streamed] == expected  # the kept text is the record
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_classifier_detects_the_framing_and_samples_the_input_records(
+    name: str, landing: LocalStorage
+) -> None:
+    framing, text, expected, label = CASES[name]
+    data = gzip.compress(text.encode())
+    landing.write("s/obj", data)
+    found = classify_object(landing, "s/obj", len(data))
+    assert found.framer == framing
+    assert (found.classification, found.compression) == (framing.classification, "gzip")
+    assert found.framing == label
+    assert (found.records, found.complete, found.record_count) == (expected, True, 3)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_duckdb_reads_the_input_records_with_the_framing_reader(name: str, tmp_path: Path) -> None:
+    framing, text, expected, _ = CASES[name]
+    reader = framing.duckdb_reader(LIMIT)
+    if isinstance(framing, RecordsWrapped):
+        # no DuckDB reader unwraps a list by key: its records reach DuckDB through the
+        # Python splitter (test_cleaning_stages_the_records_of_each_declared_format)
+        assert reader is None
+        return
+    assert reader is not None
+    path = tmp_path / "object"
+    path.write_text(text)
+    rows = duckdb.connect().execute(reader, [[str(path)]]).fetchall()
+    assert [f for f, _ in rows] == [str(path)] * len(expected)
+    assert [json.loads(raw) for _, raw in rows] == expected
+
+
+@pytest.mark.parametrize("name", DECLARED)
+def test_cleaning_stages_the_records_of_each_declared_format(
+    name: str, landing: LocalStorage, tmp_path: Path
+) -> None:
+    framing, text, expected, _ = CASES[name]
+    spec = StreamSpec(
+        name="s",
+        format=name,
+        event_time_field="ts",
+        dedup_key="id",
+        records_key=framing.records_key,
+    )
+    assert framing_of(spec) == framing
+    landing.write("s/obj.gz", gzip.compress(text.encode()))
+    objects = list(landing.list("s/"))
+    con = duckdb.connect()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    staged = stage_objects(con, spec, landing, objects, scratch)
+    rows = con.execute(f"SELECT _object, _position, raw FROM {staged.relation} ORDER BY 1, 2")
+    raws = rows.fetchall()
+    assert staged.rejected == []
+    assert [(o, p) for o, p, _ in raws] == [(0, 0), (0, 1), (0, 2)]
+    assert [json.loads(raw) for _, _, raw in raws] == expected
+    python_split = ["s/obj.gz"] if framing.duckdb_reader(LIMIT) is None else []
+    assert staged.python_split == python_split
+
+
+def test_the_registry_declares_what_streams_yaml_accepts() -> None:
+    assert set(DECLARED) == set(FORMATS)
+    streams = load_streams()
+    shipped = {name: framing_of(spec) for name, spec in streams.streams.items()}
+    assert shipped["robot_telemetry"] == ConcatenatedJson()
+    assert shipped["clickstream"] == NdJson()
+    assert shipped["cloudtrail"] == RecordsWrapped("Records")
+    assert all(isinstance(f, Framing) for f in shipped.values())
