@@ -34,8 +34,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+## make seed: the demo history of `make dev` (same rates, same marker): once per lake;
+## `make clean` first to seed again
 seed: install
-	$(VENV)/bin/python -m lake.simulator --hours 3 --seed 42
+	$(VENV)/bin/python -m lake.simulator.demo seed --hours $${SEED_HOURS:-3}
 
 clean:
 	rm -rf data .pytest_cache

@@ -4,22 +4,33 @@ A daily mart partition depends on the arrival hours that can hold its events: th
 the days its SQL looks back (`lookback_days`), and the stream's allowed lateness after
 it. A backfill of many days is one run (BackfillPolicy.single_run) that builds the days
 in order. Alert marts notify their new rows once (lake.alerts).
+
+What the UI shows of a mart comes from its SQL file: the code version (a hash of the file,
+so a changed file marks built partitions stale), owner and `pii` tag, the checks of its
+header's `unique_key` and `not_null` (lake.mart_checks), and column lineage (lake.mart_lineage).
 """
 
 import math
-from datetime import date
+from datetime import date, timedelta
 
+import sqlglot
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
     DailyPartitionsDefinition,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     ResourceParam,
     TableColumn,
+    TableColumnDep,
+    TableColumnLineage,
     TableSchema,
     TimeWindowPartitionMapping,
     asset,
@@ -31,7 +42,9 @@ from lake.alerts import log_publisher, notify_new
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
 from lake.committed import CommittedFiles
-from lake.mart_build import InputColumns, MartBuild, build_mart
+from lake.mart_build import InputColumns, InputSchema, MartBuild, build_mart
+from lake.mart_checks import CheckOutcome, duplicate_keys, null_values
+from lake.mart_lineage import column_lineage
 from lake.marts import MartSpec
 from lake.settings import Settings
 from lake.streams import StreamCatalog
@@ -42,6 +55,10 @@ from orchestration.resources import LakeResource
 # One writer of the DuckDB warehouse file at a time (limit 1 in dagster.yaml), however
 # the run was launched.
 WAREHOUSE_POOL = "warehouse"
+# daily_marts_schedule builds yesterday at 00:30 UTC: a daily mart not built by 02:00 is late
+DAILY_FRESHNESS = FreshnessPolicy.cron(
+    deadline_cron="0 2 * * *", lower_bound_delta=timedelta(minutes=90), timezone="UTC"
+)
 
 
 def mart_deps(spec: MartSpec, streams: StreamCatalog) -> list[AssetDep]:
@@ -61,6 +78,77 @@ def mart_deps(spec: MartSpec, streams: StreamCatalog) -> list[AssetDep]:
     return deps
 
 
+def mart_check_specs(spec: MartSpec) -> list[AssetCheckSpec]:
+    """A duplicate key is blocking: downstream marts would count its rows twice. A NULL
+    in a not-null column only warns: the rows are still whole and countable."""
+    key = AssetKey(["marts", spec.name])
+    specs = []
+    if spec.unique_key:
+        specs.append(
+            AssetCheckSpec(
+                "unique_key",
+                asset=key,
+                blocking=True,
+                description=f"No two rows share ({', '.join(spec.unique_key)}); NULLs "
+                "compare equal",
+            )
+        )
+    if spec.not_null:
+        specs.append(
+            AssetCheckSpec(
+                "not_null", asset=key, description=f"No NULL in {', '.join(spec.not_null)}"
+            )
+        )
+    return specs
+
+
+def check_results(
+    spec: MartSpec, unique: CheckOutcome, nulls: CheckOutcome
+) -> list[AssetCheckResult]:
+    results = []
+    if spec.unique_key:
+        results.append(
+            AssetCheckResult(
+                check_name="unique_key",
+                passed=unique.passed,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "duplicate_keys": unique.failures,
+                    "rows_checked": unique.rows_checked,
+                    "sample_keys": MetadataValue.json(unique.samples),
+                },
+            )
+        )
+    if spec.not_null:
+        results.append(
+            AssetCheckResult(
+                check_name="not_null",
+                passed=nulls.passed,
+                severity=AssetCheckSeverity.WARN,
+                metadata={
+                    "null_values": nulls.failures,
+                    "nulls_by_column": MetadataValue.json(nulls.by_column),
+                    "rows_checked": nulls.rows_checked,
+                    "sample_keys": MetadataValue.json(nulls.samples),
+                },
+            )
+        )
+    return results
+
+
+def lineage_metadata(spec: MartSpec, inputs: InputSchema) -> TableColumnLineage:
+    names = {layer: {t: list(c) for t, c in tables.items()} for layer, tables in inputs.items()}
+    return TableColumnLineage(
+        deps_by_column={
+            column: [
+                TableColumnDep(asset_key=AssetKey([layer, table]), column_name=name)
+                for layer, table, name in sources
+            ]
+            for column, sources in column_lineage(spec, names).items()
+        }
+    )
+
+
 def build_mart_asset(
     spec: MartSpec, streams: StreamCatalog, partitions: DailyPartitionsDefinition
 ) -> AssetsDefinition:
@@ -75,6 +163,11 @@ def build_mart_asset(
         retry_policy=ASSET_RETRY_POLICY,
         pool=WAREHOUSE_POOL,
         kinds={"duckdb", "sql", "redshift"},
+        code_version=spec.code_version,
+        owners=[spec.owner] if spec.owner else None,
+        tags={"pii": "true"} if spec.pii else None,
+        freshness_policy=DAILY_FRESHNESS if daily else None,
+        check_specs=mart_check_specs(spec),
         description=spec.description or f"Mart from sql/marts/{spec.path.name}",
         metadata={
             "sql_file": f"sql/marts/{spec.path.name}",
@@ -84,6 +177,7 @@ def build_mart_asset(
             "redshift_sortkey": ", ".join(spec.sortkey),
             "lookback_days": spec.lookback_days,
             "alerts": spec.alerts,
+            "not_null": ", ".join(spec.not_null),
         },
     )
     def _mart(
@@ -115,11 +209,30 @@ def build_mart_asset(
         # make a view, and a reader holding it open delays that to a later run, never fails it
         local_warehouse = Warehouse(warehouse.database, settings.warehouse_lock_wait_seconds)
         committed: dict[str, CommittedFiles] = {}  # ledger reads shared by a backfill's days
+        lateness = {name: s.allowed_lateness_hours for name, s in streams.streams.items()}
+        unique, nulls = CheckOutcome(), CheckOutcome()
+        incomplete: list[str] = []
+        inputs: InputSchema = {}
         pending = None
         for day in days:
             build = build_mart(
-                spec, day, lake_storage, local_warehouse, columns, redshift.iam_role, committed
+                spec,
+                day,
+                lake_storage,
+                local_warehouse,
+                columns,
+                redshift.iam_role,
+                committed,
+                lateness,
             )
+            if build.day_complete is False:
+                incomplete.append(str(day))
+            if build.result is not None:
+                inputs = build.input_schema
+                if spec.unique_key:
+                    unique.add(duplicate_keys(build.result, spec.unique_key))
+                if spec.not_null:
+                    nulls.add(null_values(build.result, spec.not_null, spec.unique_key))
             pending = build.warehouse_pending
             rows += build.rows
             files += build.files
@@ -147,6 +260,13 @@ def build_mart_asset(
                 "redshift_loaded": loader is not None,
             }
         )
+        if daily:  # day_complete is false in their rows: day-level flags wait for the rest
+            metadata["incomplete_days"] = MetadataValue.json(incomplete)
+        if inputs:
+            try:
+                metadata["dagster/column_lineage"] = lineage_metadata(spec, inputs)
+            except sqlglot.errors.SqlglotError as exc:  # the mart is built; only lineage is lost
+                context.log.warning(f"no column lineage for marts.{spec.name}: {exc}")
         if pending:
             context.log.warning(f"marts.{spec.name} is not in the warehouse yet: {pending}")
         if spec.alerts:
@@ -157,6 +277,8 @@ def build_mart_asset(
             metadata["dagster/column_schema"] = TableSchema(
                 columns=[TableColumn(name, type_) for name, type_ in build.columns]
             )
-        return MaterializeResult(metadata=metadata)
+        return MaterializeResult(
+            metadata=metadata, check_results=check_results(spec, unique, nulls)
+        )
 
     return _mart

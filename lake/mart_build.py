@@ -9,7 +9,9 @@ For each daily partition (or the whole table when not partitioned):
   (lake.redshift).
 
 A mart's SQL reads its partition's day as `getvariable('mart_day')` (NULL when not
-partitioned). Cleaned inputs are typed from the catalog: a column no file of the day has yet, or a day
+partitioned) and whether that day's data is complete as `getvariable('day_complete')`
+(lake.day_completeness: every stream it reads, directly or through marts, has data that
+arrived past the day's end plus the stream's allowed lateness; NULL when not partitioned). Cleaned inputs are typed from the catalog: a column no file of the day has yet, or a day
 with no file at all, reads as NULLs of the right type, so a mart does not break because a
 rare field (a failed console login) did not occur that day. Only files a committed
 ledger entry names are read (lake.committed), each through a literal path
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,15 +34,18 @@ import pyarrow as pa
 from lake import redshift
 from lake.cleaning.columns import LINEAGE_TYPES
 from lake.committed import LEDGER_LAYERS, CommittedFiles
+from lake.day_completeness import is_day_complete
 from lake.json_fields import as_json_columns
 from lake.literal_paths import literal_links
 from lake.marts import MartDefinitionError, MartSpec
 from lake.parquet_writing import parquet_bytes
 from lake.sql_text import quote_identifier, sql_string
 from lake.storage import ObjectNotFound, Storage
+from lake.streams import load_streams
 from lake.warehouse import Warehouse
 
 InputColumns = dict[str, list[tuple[str, str]]]  # cleaned stream -> [(column, DuckDB type)]
+InputSchema = dict[str, dict[str, dict[str, str]]]  # layer -> table -> column -> DuckDB type
 CLEANED_EXTRA = [*LINEAGE_TYPES.items(), ("dt", "DATE")]  # lineage, then the Hive dt folder
 
 
@@ -53,6 +59,8 @@ class MartBuild:
     redshift_files: list[str] = field(default_factory=list)
     result: pa.Table | None = None
     warehouse_pending: str | None = None  # marts.<mart> not in the warehouse yet, and why
+    day_complete: bool | None = None  # None when not partitioned by day
+    input_schema: InputSchema = field(default_factory=dict)  # the views the SQL read
 
 
 def build_mart(
@@ -63,12 +71,16 @@ def build_mart(
     cleaned_columns: InputColumns | None = None,
     iam_role: str = "default",
     committed: dict[str, CommittedFiles] | None = None,
+    lateness_hours: Mapping[str, int] | None = None,
 ) -> MartBuild:
     """Compute one mart (one day of it when daily) and write it to the lake, the DuckDB
     warehouse and the Redshift load files. `committed` caches ledger reads across the
-    days of a backfill."""
+    days of a backfill; `lateness_hours` is each stream's allowed lateness (by default
+    that of streams.yaml)."""
     build = MartBuild()
     committed = {} if committed is None else committed
+    if day is not None:
+        build.day_complete = _day_complete(lake, spec, day, lateness_hours)
     with tempfile.TemporaryDirectory(prefix="mart-") as scratch:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
@@ -87,8 +99,11 @@ def build_mart(
             if not paths:
                 build.empty_inputs.append(f"{layer}.{table}")
             _create_input_view(con, layer, table, paths, columns, spec.names_used)
+            view = f"{quote_identifier(layer)}.{quote_identifier(table)}"
+            described = con.execute(f"DESCRIBE {view}").fetchall()
+            build.input_schema.setdefault(layer, {})[table] = {r[0]: r[1] for r in described}
         if not build.missing_inputs:
-            build.result = _run(con, spec, day)
+            build.result = _run(con, spec, day, build.day_complete)
         con.close()
     prefix = f"marts/{spec.name}/" + (f"dt={day}/" if day else "")
     key = f"{prefix}{spec.name}-0000.parquet"
@@ -116,9 +131,24 @@ def _input_days(spec: MartSpec, day: date | None) -> list[date] | None:
     return [day - timedelta(days=n) for n in range(spec.lookback_days, -1, -1)]
 
 
-def _run(con: duckdb.DuckDBPyConnection, spec: MartSpec, day: date | None) -> pa.Table:
-    """The mart's rows; its SQL can read the partition's day as getvariable('mart_day')."""
+def _day_complete(
+    lake: Storage, spec: MartSpec, day: date, lateness_hours: Mapping[str, int] | None
+) -> bool:
+    if lateness_hours is None:
+        lateness_hours = {n: s.allowed_lateness_hours for n, s in load_streams().streams.items()}
+    return all(
+        is_day_complete(lake, stream, day, lateness_hours[stream]) for stream in spec.streams
+    )
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, spec: MartSpec, day: date | None, complete: bool | None
+) -> pa.Table:
+    """The mart's rows; its SQL can read the partition's day as getvariable('mart_day')
+    and whether the day is complete as getvariable('day_complete')."""
     con.execute(f"SET VARIABLE mart_day = {f'DATE {sql_string(str(day))}' if day else 'NULL'}")
+    complete_sql = "NULL" if complete is None else str(complete).upper()
+    con.execute(f"SET VARIABLE day_complete = CAST({complete_sql} AS BOOLEAN)")
     relation = con.sql(spec.sql)
     json_names = [
         n for n, t in zip(relation.columns, relation.types, strict=True) if str(t) == "JSON"
@@ -192,15 +222,19 @@ def write_redshift_files(
     result: pa.Table,
     iam_role: str,
 ) -> list[str]:
-    """DDL for the table (VARCHAR widths the widest any partition needed so far), and the
-    partition's manifest and load script."""
+    """DDL for the table (VARCHAR widths the widest any partition needed so far, columns
+    the deployed table lacks added), and the partition's manifest and load script."""
     state_key = f"_state/redshift/{spec.name}.json"
     try:
-        known = json.loads(lake.read(state_key))["varchar_widths"]
+        state = json.loads(lake.read(state_key))
     except ObjectNotFound:
-        known = {}
+        state = {}
+    known = state.get("varchar_widths", {})
     columns = redshift.columns_of(result, known)
     widened = [c for c in columns if c.width and c.name in known and c.width > known[c.name]]
+    # a state written before it listed columns: the table's columns are not known
+    deployed = state.get("columns")
+    added = [c for c in columns if deployed is not None and c.name not in deployed]
     folder = f"redshift/{spec.name}/"
     partition = folder + (f"dt={day}/" if day else "")
     manifest_key = f"{partition}manifest.json"
@@ -215,11 +249,15 @@ def write_redshift_files(
                 str(day) if day else None,
                 widened,
                 iam_role,
+                added,
             )
         ),
     }
     for key, text in files.items():
         lake.write(key, text.encode())
     widths = {**known, **{c.name: c.width for c in columns if c.width}}
-    lake.write(state_key, json.dumps({"varchar_widths": widths}, indent=1).encode())
+    names = [c.name for c in columns]
+    lake.write(
+        state_key, json.dumps({"varchar_widths": widths, "columns": names}, indent=1).encode()
+    )
     return list(files)

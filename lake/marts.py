@@ -7,19 +7,25 @@
     -- sortkey: dt, cow_id
     -- lookback_days: 7            (a daily mart also reads the 7 days before its day)
     -- alerts: true                (every row is an alert: notified once, see lake.alerts)
+    -- not_null: dt, cow_id        (columns that never hold NULL: an asset check)
+    -- owner: team:dairy-data      (Dagster owner: an e-mail address or team:<name>)
+    -- pii: true                   (rows carry personal values, hashed or not)
     -- description: free text
     SELECT ... FROM cleaned.robot_telemetry ...
 
 Dependencies are read from the SQL with sqlglot, so adding a file adds a mart with its
-lineage; a file that does not parse or names an unknown table fails at load time. A daily
+lineage; a file that does not parse or names an unknown table fails at load time. Columns the
+header names (unique_key, not_null, distkey, sortkey) must be columns the SELECT
+produces. A daily
 mart reads its day's partitions (cleaned/<stream>/dt=<day>/, marts/<mart>/dt=<day>/), must
 select a `dt` column, and keeps only the rows of its day. Building is lake.mart_build.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import sqlglot
@@ -39,8 +45,12 @@ _SETTINGS = (
     "sortkey",
     "lookback_days",
     "alerts",
+    "not_null",
+    "owner",
+    "pii",
     "description",
 )
+_OWNER = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")  # Dagster's forms
 
 
 class MartDefinitionError(ValueError):
@@ -60,8 +70,19 @@ class MartSpec:
     sortkey: tuple[str, ...] = ()
     lookback_days: int = 0
     alerts: bool = False
+    not_null: tuple[str, ...] = ()
+    owner: str | None = None
+    pii: bool = False
     description: str = ""
     names_used: tuple[str, ...] = ()  # every column name the SQL refers to
+    outputs: tuple[str, ...] = ()  # the SELECT's column names, in order
+    # cleaned streams read; through other marts too once load_marts has seen them all
+    streams: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def code_version(self) -> str:
+        """A hash of the file: a changed SQL file makes every built partition stale."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
 
 
 def load_marts(stream_names: set[str], folder: Path = MARTS_DIR) -> dict[str, MartSpec]:
@@ -71,7 +92,19 @@ def load_marts(stream_names: set[str], folder: Path = MARTS_DIR) -> dict[str, Ma
     marts = {}
     for path in files:
         marts[path.stem] = parse_mart(path, stream_names, names)
-    return marts
+    return {name: replace(spec, streams=_streams_read(name, marts)) for name, spec in marts.items()}
+
+
+def _streams_read(
+    name: str, marts: dict[str, MartSpec], seen: frozenset[str] = frozenset()
+) -> frozenset[str]:
+    """The cleaned streams a mart reads, directly or through the marts it reads."""
+    if name in seen:
+        raise MartDefinitionError(f"{marts[name].path.name}: marts read each other in a cycle")
+    streams: set[str] = set()
+    for layer, table in marts[name].deps:
+        streams |= {table} if layer == "cleaned" else _streams_read(table, marts, seen | {name})
+    return frozenset(streams)
 
 
 def parse_mart(path: Path, stream_names: set[str], mart_names: set[str]) -> MartSpec:
@@ -120,24 +153,51 @@ def parse_mart(path: Path, stream_names: set[str], mart_names: set[str]) -> Mart
     lookback = settings.get("lookback_days", "0")
     if not lookback.isdigit() or int(lookback) > 366:
         raise MartDefinitionError(f"{path.name}: lookback_days must be a whole number 0..366")
-    alerts = settings.get("alerts", "false").lower()
-    if alerts not in ("true", "false"):
-        raise MartDefinitionError(f"{path.name}: alerts must be true or false")
+    alerts = _flag(path, settings, "alerts")
+    owner = settings.get("owner") or None
+    if owner is not None and not _OWNER.match(owner):
+        raise MartDefinitionError(f"{path.name}: owner must be an e-mail address or team:<name>")
+    outputs = tuple(query.named_selects)
+    keyed = {
+        "unique_key": _list(settings.get("unique_key")),
+        "not_null": _list(settings.get("not_null")),
+        "sortkey": _list(settings.get("sortkey")),
+        "distkey": _list(settings.get("distkey")),
+    }
+    if not query.is_star:  # a SELECT * names its columns only when it runs
+        for setting, names in keyed.items():
+            if unknown := [n for n in names if n not in outputs]:
+                raise MartDefinitionError(
+                    f"{path.name}: {setting} names {', '.join(unknown)}, not a column the "
+                    f"SELECT produces ({', '.join(outputs)})"
+                )
     return MartSpec(
         name=path.stem,
         path=path,
         sql=text,
         deps=tuple(sorted(set(deps))),
         partitioned_by=partitioned_by,
-        unique_key=_list(settings.get("unique_key")),
+        unique_key=keyed["unique_key"],
         diststyle=diststyle,
         distkey=settings.get("distkey") or None,
         sortkey=_list(settings.get("sortkey")),
         lookback_days=int(lookback),
-        alerts=alerts == "true",
+        alerts=alerts,
+        not_null=keyed["not_null"],
+        owner=owner,
+        pii=_flag(path, settings, "pii"),
         description=settings.get("description", ""),
         names_used=tuple(sorted({c.name for c in query.find_all(exp.Column)})),
+        outputs=outputs,
+        streams=frozenset(table for layer, table in deps if layer == "cleaned"),
     )
+
+
+def _flag(path: Path, settings: dict[str, str], name: str) -> bool:
+    value = settings.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise MartDefinitionError(f"{path.name}: {name} must be true or false")
+    return value == "true"
 
 
 def _list(value: str | None) -> tuple[str, ...]:

@@ -142,17 +142,28 @@ def load_statements(
     day: str | None,
     widened: list[RedshiftColumn],
     iam_role: str = "default",
+    added: list[RedshiftColumn] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(setup, transaction): the setup creates the schema and table and widens VARCHARs
-    (Redshift will not alter a column inside a transaction); the transaction COPYs the
-    partition into a staging table and replaces it in the target, so a re-run of the same
-    day replaces it again, never doubles it."""
+    """(setup, transaction): the setup creates the schema and table, adds the columns
+    the deployed table lacks (`added`, appended: they must be the result's last, COPY maps
+    Parquet columns by position) and widens VARCHARs (Redshift will not alter a column
+    inside a transaction); the transaction COPYs the partition into a staging table and
+    replaces the partition in the target by its `dt`, never by the unique key: a key
+    column may be NULL, so a re-run of the same day replaces it again, never doubles
+    it."""
+    added = added or []
+    if added and [c.name for c in columns[-len(added) :]] != [c.name for c in added]:
+        raise RedshiftTypeError(
+            f"{spec.path.name}: new columns ({', '.join(c.name for c in added)}) must come "
+            "last in the SELECT: Redshift adds a column at the end of the table"
+        )
     target = table_name(spec)
     stage = quote_identifier(f"stage_{spec.name}")
     role = "default" if iam_role == "default" else _literal(iam_role, "REDSHIFT_IAM_ROLE")
     manifest_literal = _literal(manifest_url, "the manifest's URL (LAKE_URI)")
     nested = " SERIALIZETOJSON" if any(c.nested for c in columns) else ""
     setup = [f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}", create_table_ddl(spec, columns).strip()]
+    setup += [f"ALTER TABLE {target} ADD COLUMN {quote_identifier(c.name)} {c.type}" for c in added]
     setup += [
         f"ALTER TABLE {target} ALTER COLUMN {quote_identifier(c.name)} TYPE {c.type}"
         for c in widened

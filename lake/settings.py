@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"
 
 SSE_MODES = ("AES256", "aws:kms")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|[KMGT]i?B)$", re.IGNORECASE)  # DuckDB's spelling
 
 
@@ -64,6 +65,12 @@ def _sse_mode(text: str) -> str:
     if text not in SSE_MODES:
         raise ValueError(f"must be one of {', '.join(SSE_MODES)}")
     return text
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return text.upper()
 
 
 def _text(text: str) -> str:
@@ -114,6 +121,9 @@ class Settings:
     redshift_secret_arn: str | None = _setting(None)
     redshift_iam_role: str = _setting("default")
     redshift_load_timeout_seconds: float = _setting(900.0, _positive_float)
+    # the launcher (`make dev`, `make ui`)
+    run_log_level: str = _setting("INFO", _log_level)
+    stop_grace_seconds: float = _setting(60.0, _positive_float)
 
     def __post_init__(self) -> None:
         if self.s3_sse_kms_key_id and self.s3_sse != "aws:kms":

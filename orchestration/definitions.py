@@ -3,7 +3,10 @@ with the settings read from the environment once, when the definitions are built
 
 from __future__ import annotations
 
-from dagster import AssetKey, AssetsDefinition, Definitions, build_column_schema_change_checks
+import os
+import warnings
+
+from dagster import AssetKey, AssetsDefinition, BetaWarning, Definitions
 
 from assets.cleaned import build_cleaned_asset
 from assets.landing import build_landing_asset
@@ -13,9 +16,10 @@ from lake.marts import load_marts
 from lake.settings import Settings
 from lake.streams import StreamSpec, load_streams
 from orchestration.jobs import ingest_job, marts_job
-from orchestration.partitions import daily_partitions, hourly_partitions
+from orchestration.partitions import daily_partitions, hourly_partitions, with_start_date
 from orchestration.resources import resources_from_env
 from orchestration.schedules import build_daily_marts_schedule
+from orchestration.schema_checks import build_schema_change_check
 from orchestration.sensors import (
     build_landing_events_sensor,
     build_landing_sensor,
@@ -23,7 +27,11 @@ from orchestration.sensors import (
     build_reconcile_sensor,
 )
 
-settings = Settings.from_env()
+# The assets use beta parameters on purpose (backfill_policy, allow_nonexistent_upstream_
+# partitions): Dagster would warn on every load of the code location, in every process.
+warnings.filterwarnings("ignore", category=BetaWarning)
+
+settings = with_start_date(Settings.from_env(), os.environ)
 streams = load_streams()
 marts = load_marts(set(streams.streams))
 hourly = hourly_partitions(settings.pipeline_start_date)
@@ -60,20 +68,25 @@ cleaned_read_by_marts = sorted(
     key=lambda k: k.to_user_string(),
 )
 
-schema_change_checks = build_column_schema_change_checks(
-    assets=[a for a in stream_assets if a.key.path[0] == "schema"]
+schema_change_check = build_schema_change_check(
+    [a.key for a in stream_assets if a.key.path[0] == "schema"]
 )
 
 defs = Definitions(
     assets=[*stream_assets, *mart_assets],
-    asset_checks=schema_change_checks,
+    asset_checks=[schema_change_check],
     jobs=[*ingest_jobs.values(), daily_marts_job],
     schedules=[build_daily_marts_schedule(daily_marts_job)],
     sensors=[
         *(build_landing_sensor(name, job, settings) for name, job in ingest_jobs.items()),
         *(build_reconcile_sensor(name, job, settings) for name, job in ingest_jobs.items()),
         build_landing_events_sensor(ingest_jobs, settings),
-        build_marts_sensor(cleaned_read_by_marts, daily_marts_job, settings),
+        build_marts_sensor(
+            cleaned_read_by_marts,
+            daily_marts_job,
+            {name: s.allowed_lateness_hours for name, s in streams.streams.items()},
+            settings,
+        ),
     ],
     resources=resources_from_env(settings),
 )

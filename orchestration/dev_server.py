@@ -53,11 +53,12 @@ def wait_until_up(port: int, bound_s: float) -> float:
     return time.monotonic() - began
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group (webserver, daemon, code server, runs); SIGKILL after 30 s."""
+def stop(proc: subprocess.Popen[bytes], bound_s: float = 150) -> None:
+    """SIGTERM the launcher, which stops `dagster dev` gracefully (orchestration/graceful_stop.py:
+    in-flight runs get STOP_GRACE_SECONDS, then 30 s to cancel); SIGKILL past `bound_s`."""
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=bound_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -12,24 +12,30 @@ given arguments from the repository root (`-w workspace.yaml` for `dev`,
 
 A DAGSTER_HOME chosen by the operator keeps its own dagster.yaml (production settings,
 e.g. PostgreSQL storage) and is only warned about if it sets no pool limit; one holding a
-copy of the project's file (or none) gets the current project file.
+copy of the project's file (or none) gets the current project file, with RUN_LOG_LEVEL
+(default INFO) as the level of the run events printed on the console.
+
+`dev` runs under a supervisor that stops it gracefully on Ctrl-C or SIGTERM
+(orchestration/graceful_stop.py): no new runs, in-flight runs get STOP_GRACE_SECONDS
+(default 60) to finish, then they are canceled. Other commands replace this process.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
-from lake.settings import DATA_DIR, REPO_ROOT
+from lake.settings import DATA_DIR, REPO_ROOT, Settings
+from orchestration.graceful_stop import supervise
 
 PROJECT_CONFIG = REPO_ROOT / "orchestration" / "dagster.yaml"
 DEFAULT_HOME = DATA_DIR / "dagster_home"
 _MARKER = "# The project's instance settings."  # first line of PROJECT_CONFIG
+CANCEL_BOUND_S = 30.0  # canceled runs stop at their next step boundary
 _TARGETS = ("-w", "--workspace", "-m", "--module-name", "-f", "--python-file")
 
 
@@ -40,7 +46,7 @@ def prepare_home(environ: Mapping[str, str]) -> Path:
     config = home / "dagster.yaml"
     ours = not config.exists() or config.read_text().startswith(_MARKER)
     if not environ.get("DAGSTER_HOME") or ours:
-        shutil.copyfile(PROJECT_CONFIG, config)
+        config.write_text(project_config(Settings.from_env(environ).run_log_level))
     elif not has_pool_limit(config):
         print(
             f"warning: {config} sets no `concurrency: pools: default_limit`: two runs of one "
@@ -48,6 +54,15 @@ def prepare_home(environ: Mapping[str, str]) -> Path:
             file=sys.stderr,
         )
     return home
+
+
+def project_config(run_log_level: str) -> str:
+    """The project's dagster.yaml with the run events' console level set."""
+    settings = yaml.safe_load(PROJECT_CONFIG.read_text())
+    settings["python_logs"]["python_log_level"] = run_log_level.upper()
+    return f"{_MARKER} Copied from {PROJECT_CONFIG} by orchestration/launch.py.\n" + yaml.safe_dump(
+        settings, sort_keys=False
+    )
 
 
 def has_pool_limit(config: Path) -> bool:
@@ -72,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(prepare_home(os.environ))}
     command = dagster_command(args)
     os.chdir(REPO_ROOT)
+    if args[:1] == ["dev"]:
+        grace_s = Settings.from_env().stop_grace_seconds
+        raise SystemExit(supervise(command, env, grace_s, CANCEL_BOUND_S))
     os.execve(command[0], command, env)  # dagster itself gets the signals (Ctrl-C)
 
 

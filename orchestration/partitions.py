@@ -1,11 +1,31 @@
-"""Partitions: hourly by arrival hour for landing/schema/cleaned, daily for marts, from the
-first day PIPELINE_START_DATE (Settings.pipeline_start_date).
+"""Partitions: hourly by arrival hour for landing/schema/cleaned, daily for marts.
 
 `end_offset=1` makes the hour (and day) still in progress a partition, since objects
 land in the current hour and sensors request it.
+
+They start on PIPELINE_START_DATE when it is set (a real deployment); otherwise on the
+first event day of the demo seed recorded in the lake (`make dev`, `make seed`), which
+stays the same across restarts; otherwise on Settings' default start date.
 """
 
+from collections.abc import Mapping
+from dataclasses import replace
+
 from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
+
+from lake.settings import Settings
+from lake.simulator.demo import read_seed
+from lake.storage import open_storage
+
+
+def with_start_date(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """`settings` whose pipeline_start_date is the first partition's day (module doc)."""
+    if environ.get("PIPELINE_START_DATE"):
+        return settings
+    demo = read_seed(open_storage(settings.lake_uri))
+    if demo is None:
+        return settings
+    return replace(settings, pipeline_start_date=demo.first_event_day.isoformat())
 
 
 def hourly_partitions(start_date: str) -> HourlyPartitionsDefinition:

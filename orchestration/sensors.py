@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     )
 
 from lake import s3_events
+from lake.day_completeness import days_completed
 from lake.firehose import parse_key, partition_key
 from lake.landing_scan import ScanCursor, scan_new_objects
 from lake.reconcile import ReconcileCursor, reconcile_some_hours
@@ -236,21 +237,29 @@ def build_reconcile_sensor(
 
 
 def build_marts_sensor(
-    cleaned_keys: list[AssetKey], job: "UnresolvedAssetJobDefinition", settings: Settings
+    cleaned_keys: list[AssetKey],
+    job: "UnresolvedAssetJobDefinition",
+    lateness_hours: dict[str, int],
+    settings: Settings,
 ) -> SensorDefinition:
-    """Rebuild the days that new cleaned data touched (late records re-trigger older days)."""
+    """Rebuild the days that new cleaned data touched (late records re-trigger older days),
+    and the days its arrival hours make complete (lake.day_completeness): their day-level
+    flags are judged then."""
 
     @sensor(
         name="marts_on_new_cleaned_data",
         job=job,
         minimum_interval_seconds=settings.marts_sensor_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Starts daily_marts for every event date that new cleaned data touched",
+        description="Starts daily_marts for every event date that new cleaned data touched, "
+        "and for every day its arrival makes complete",
     )
     def _marts_sensor(context: SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
         days: set[str] = set()
+        arrived = cursor.setdefault("arrived_through", {})  # stream -> newest arrival hour
         for key in cleaned_keys:
+            newest = None
             result = context.instance.fetch_materializations(
                 AssetRecordsFilter(
                     asset_key=key, after_storage_id=cursor.get(key.to_user_string())
@@ -262,6 +271,19 @@ def build_marts_sensor(
                 dates = record.asset_materialization.metadata.get("event_dates")
                 days.update(dates.value if dates is not None else [])
                 cursor[key.to_user_string()] = record.storage_id
+                if (partition := record.asset_materialization.partition) is not None:
+                    hour = datetime.strptime(partition, "%Y-%m-%d-%H:%M")  # arrival hour
+                    newest = max(newest or hour, hour)
+            stream = key.path[-1]
+            if newest is not None:
+                newest = newest.replace(tzinfo=UTC)
+                seen = arrived.get(stream)
+                # without a past watermark, only the days this very hour completes
+                after = datetime.fromisoformat(seen) if seen else newest - timedelta(hours=1)
+                if newest > after:
+                    completed = days_completed(after, newest, lateness_hours[stream])
+                    days.update(d.isoformat() for d in completed)
+                    arrived[stream] = newest.isoformat()
         today = datetime.now(UTC).date()
         start = settings.pipeline_start_date
         valid = sorted(d for d in days if start <= d <= today.isoformat())

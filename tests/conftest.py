@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,6 +20,10 @@ from lake.settings import DEFAULTS
 from lake.storage import LocalStorage, Storage
 from orchestration.resources import resources_from_env
 from tests import aws_calls
+
+# Without it the partitions would start on the demo seed's day when `make dev` has seeded
+# this checkout's data/ (orchestration/partitions.py); tests use fixed days from 2026.
+os.environ.setdefault("PIPELINE_START_DATE", "2026-01-01")
 
 
 def pytest_configure(config: pytest.Config) -> None:

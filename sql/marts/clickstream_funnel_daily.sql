@@ -3,6 +3,8 @@
 -- unique_key: dt
 -- diststyle: all
 -- sortkey: dt
+-- not_null: dt, sessions, viewed_product, added_to_cart, reached_checkout, purchased, product_rate, cart_rate, purchase_rate, conversion_rate, revenue, day_complete
+-- owner: team:web-analytics
 SELECT
     dt,
     count(*) AS sessions,
@@ -14,6 +16,7 @@ SELECT
     round(count(*) FILTER (WHERE added_to_cart) / greatest(count(*) FILTER (WHERE viewed_product), 1), 4) AS cart_rate,
     round(count(*) FILTER (WHERE purchased) / greatest(count(*) FILTER (WHERE added_to_cart), 1), 4) AS purchase_rate,
     round(count(*) FILTER (WHERE purchased) / greatest(count(*), 1), 4) AS conversion_rate,
-    round(sum(revenue), 2) AS revenue
+    round(sum(revenue), 2) AS revenue,
+    getvariable('day_complete') AS day_complete
 FROM marts.clickstream_sessions_daily
 GROUP BY dt

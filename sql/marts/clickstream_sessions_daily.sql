@@ -5,6 +5,9 @@
 -- distkey: session_id
 -- sortkey: dt, started_at
 -- lookback_days: 1
+-- not_null: dt, session_id, started_at, ended_at, duration_s, events, page_views, distinct_pages, viewed_product, added_to_cart, reached_checkout, purchased, revenue
+-- owner: team:web-analytics
+-- pii: true
 WITH sessions AS (
     SELECT
         session_id,

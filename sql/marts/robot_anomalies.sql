@@ -6,6 +6,8 @@
 -- sortkey: dt, started_at
 -- lookback_days: 7
 -- alerts: true
+-- not_null: dt, anomaly_id, kind, severity, robot_id, started_at, detected_at
+-- owner: team:dairy-data
 WITH events AS (
     SELECT robot_id, cow_id, ts, event_type, error_code, error_severity, milking_yield_kg
     FROM cleaned.robot_telemetry

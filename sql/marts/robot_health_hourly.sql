@@ -5,6 +5,8 @@
 -- distkey: robot_id
 -- sortkey: dt, hour, robot_id
 -- lookback_days: 1
+-- not_null: dt, hour, robot_id, events, errors, critical_errors, milkings, error_rate
+-- owner: team:dairy-data
 WITH events AS (
     SELECT robot_id, ts, event_type, error_severity
     FROM cleaned.robot_telemetry

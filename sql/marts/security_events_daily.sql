@@ -3,6 +3,9 @@
 -- unique_key: dt, kind, source_ip, principal, event_name
 -- diststyle: even
 -- sortkey: dt, kind
+-- not_null: dt, kind, event_name, events, first_seen_at, last_seen_at, day_complete
+-- owner: team:security
+-- pii: true
 WITH events AS (
     SELECT
         dt,
@@ -23,8 +26,9 @@ grouped AS (
     SELECT
         dt,
         kind,
-        CASE WHEN kind = 'access_denied' THEN '' ELSE coalesce(source_ip, '') END AS source_ip,
-        CASE WHEN kind = 'failed_console_login' THEN '' ELSE coalesce(principal, '') END AS principal,
+        -- NULL where a kind does not group by the value, or the record does not hold it
+        CASE WHEN kind <> 'access_denied' THEN source_ip END AS source_ip,
+        CASE WHEN kind <> 'failed_console_login' THEN principal END AS principal,
         event_name,
         ts
     FROM events
@@ -39,7 +43,13 @@ SELECT
     count(*) AS events,
     min(ts) AS first_seen_at,
     max(ts) AS last_seen_at,
-    kind = 'failed_console_login' AND count(*) >= 5 AS suspected_brute_force
+    -- raised as soon as 5 failures are seen; "no" is final only on a complete day
+    CASE
+        WHEN kind <> 'failed_console_login' THEN false
+        WHEN count(*) >= 5 THEN true
+        WHEN getvariable('day_complete') THEN false
+    END AS suspected_brute_force,
+    getvariable('day_complete') AS day_complete
 FROM grouped
 GROUP BY dt, kind, source_ip, principal, event_name
 ORDER BY dt, kind, events DESC, source_ip, principal, event_name

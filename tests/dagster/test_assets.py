@@ -134,9 +134,10 @@ def test_mart_asset_builds_the_day_in_parquet_and_the_warehouse(local_lake) -> N
     )
     with duckdb.connect(local_lake["warehouse_path"]) as con:
         got = con.sql(
-            "SELECT cow_id, milkings, yield_kg, milked_fewer_than_twice FROM marts.milking_per_cow_daily ORDER BY cow_id"
+            "SELECT cow_id, milkings, yield_kg, milked_fewer_than_twice, day_complete FROM marts.milking_per_cow_daily ORDER BY cow_id"
         ).fetchall()
-    assert got == [("C1", 2, 22.5, False), ("C2", 1, 9.0, True)]
+    # nothing arrived after the day's end plus 48 hours: the flag waits (lake.day_completeness)
+    assert got == [("C1", 2, 22.5, None, False), ("C2", 1, 9.0, None, False)]
 
 
 def test_cleaned_alone_on_a_fresh_lake_keeps_fields_the_catalog_lacks(local_lake) -> None:

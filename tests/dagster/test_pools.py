@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import DagsterEventType, DagsterInstance
 from dagster._core.instance.config import PoolGranularity
 
@@ -49,7 +50,8 @@ def test_the_launcher_defaults_dagster_home_and_keeps_an_operators_own_config(
     monkeypatch.setattr(launch, "DEFAULT_HOME", tmp_path / "default")
     home = launch.prepare_home({})
     assert home == tmp_path / "default"
-    assert (home / "dagster.yaml").read_text() == launch.PROJECT_CONFIG.read_text()
+    settings = yaml.safe_load((home / "dagster.yaml").read_text())
+    assert settings == yaml.safe_load(launch.PROJECT_CONFIG.read_text())
 
     own = tmp_path / "prod"
     own.mkdir()

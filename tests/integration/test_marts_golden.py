@@ -7,8 +7,11 @@ the pipeline runs micro-batch by micro-batch through a forced robot breakdown.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
+import json
+import shutil
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,7 +25,7 @@ from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
 from lake.cleaning.hour import clean_hour
 from lake.crawler import crawl_objects
-from lake.firehose import hour_prefix, parse_key
+from lake.firehose import hour_prefix, object_key, parse_key
 from lake.mart_build import build_mart
 from lake.marts import load_marts
 from lake.pii import hash_key
@@ -123,7 +126,9 @@ def robot_records(written: list[ObjectWritten]) -> list[dict[str, Any]]:
     return [r for w in written if w.stream == "robot_telemetry" for r in w.records]
 
 
-def test_cows_milked_once_in_a_day_are_flagged(history) -> None:
+def test_cows_milked_once_in_a_day_are_flagged_once_the_day_is_complete(
+    history, tmp_path: Path
+) -> None:
     pipeline, _, written = history
     milkings = Counter(
         (r["cow_id"], r["ts"][:10])
@@ -132,9 +137,30 @@ def test_cows_milked_once_in_a_day_are_flagged(history) -> None:
     )
     expected = sorted(cow for (cow, day), n in milkings.items() if day == "2026-11-20" and n == 1)
     assert expected, "the simulated day should have a cow milked only once"
-    flagged = pipeline.mart(
-        "milking_per_cow_daily", "dt = DATE '2026-11-20' AND milked_fewer_than_twice"
+    # robot data has arrived up to 2026-11-21 09:30, not 48 hours (its allowed lateness)
+    # past the day's end: the day is not complete, nobody is flagged yet
+    rows = pipeline.mart("milking_per_cow_daily", "dt = DATE '2026-11-20'")
+    assert rows and {(r["day_complete"], r["milked_fewer_than_twice"]) for r in rows} == {
+        (False, None)
+    }
+    assert sorted(r["cow_id"] for r in rows if r["milkings"] == 1) == expected
+
+    # a copy of the lake where one more object arrived at 2026-11-23 00:05 (day end + 48 h)
+    shutil.copytree(pipeline.lake.root.parent, tmp_path / "later")
+    later = Pipeline(tmp_path / "later")
+    arrival = datetime(2026, 11, 23, 0, 5, tzinfo=UTC)
+    heartbeat = {"event_id": "late-hb", "ts": "2026-11-23T00:04:00Z", "robot_id": "R01"}
+    key = object_key("robot_telemetry", arrival, object_id="after-lateness")
+    later.landing.write(
+        key, gzip.compress(json.dumps(heartbeat | {"event_type": "heartbeat"}).encode())
     )
+    later.run([ObjectWritten(key, "robot_telemetry", arrival, 0, [heartbeat], [], 0, 0)])
+    build_mart(
+        later.marts["milking_per_cow_daily"], date(2026, 11, 20), later.lake, later.warehouse
+    )
+    complete = later.mart("milking_per_cow_daily", "dt = DATE '2026-11-20'")
+    assert {r["day_complete"] for r in complete} == {True}
+    flagged = [r for r in complete if r["milked_fewer_than_twice"]]
     assert sorted(r["cow_id"] for r in flagged) == expected
     assert all(r["milkings"] == 1 for r in flagged)
 
@@ -160,6 +186,12 @@ def test_a_burst_of_failed_logins_from_one_address_shows_in_the_security_mart(hi
         "dt = DATE '2026-11-20' AND kind = 'failed_console_login' AND suspected_brute_force",
     )
     assert {r["source_ip"]: r["events"] for r in rows} == keyed
+    # what a kind does not group by is NULL (unknown), never an empty string
+    day = pipeline.mart("security_events_daily", "dt = DATE '2026-11-20'")
+    assert not [r for r in day if "" in (r["source_ip"], r["principal"])]
+    assert {r["principal"] for r in day if r["kind"] == "failed_console_login"} == {None}
+    denied = [r for r in day if r["kind"] == "access_denied"]
+    assert denied and {r["source_ip"] for r in denied} == {None}
 
 
 def test_a_breakdown_gives_exactly_one_alert_in_the_next_micro_batch(history) -> None:

@@ -223,6 +223,15 @@ def lake(tmp_path: Path) -> LocalStorage:
     _put_cleaned(lake, DAY, "a", DAY_FILE_A)
     _put_cleaned(lake, DAY, "b", DAY_FILE_B)
     _put_cleaned(lake, OTHER_DAY, "c", OTHER_DAY_FILE)
+    # an object that arrived 48 hours (robot_telemetry's allowed lateness) after DAY ended:
+    # DAY is complete (lake.day_completeness), so its flags are judged
+    later = date(2026, 11, 24)
+    _put_cleaned(
+        lake,
+        later,
+        "20261124T00-later",
+        [_row("9", 0, 5, "R1", None, "heartbeat", None, None, later)],
+    )
     return lake
 
 
@@ -254,6 +263,7 @@ def test_build_mart_per_cow_aggregates(spec, lake: LocalStorage, warehouse_path:
     key = f"marts/{MART}/dt={DAY}/{MART}-0000.parquet"
     assert build.files == [key]
     assert [o.key for o in lake.list("marts/")] == [key]
+    assert build.day_complete is True
 
     rows = pq.read_table(lake.path(key)).to_pylist()
     assert [r["cow_id"] for r in rows] == sorted(expected)
