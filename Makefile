@@ -2,6 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
+# the Dagster-free core's environment: tests/unit runs there (scripts/core_requirements.py)
+CORE_VENV := .venv-core
+CORE_STAMP := $(CORE_VENV)/.installed-stamp
 
 .PHONY: install dev ui test test-fast lint seed bench clean
 
@@ -13,6 +16,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(CORE_STAMP): pyproject.toml scripts/core_requirements.py
+	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CORE_VENV)/bin/python scripts/core_requirements.py > $(CORE_VENV)/requirements.txt
+	$(CORE_VENV)/bin/python -m pip install --quiet -r $(CORE_VENV)/requirements.txt
+	touch $(CORE_STAMP)
+
+# tests/unit in an environment where Dagster is not installed, the rest with it
+define run_tests
+	$(CORE_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('dagster') and 'dagster must not be installed in $(CORE_VENV)')"
+	$(CORE_VENV)/bin/python -m pytest tests/unit $(1)
+	$(VENV)/bin/python -m pytest --ignore=tests/unit $(1)
+endef
+
 ## make dev: install, seed demo data, start the simulator and the Dagster UI (sensors on)
 dev: install
 	mkdir -p data
@@ -23,12 +40,13 @@ dev: install
 ui: install
 	$(VENV)/bin/python -m orchestration.launch dev -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
 
-## make test: install, then every test (unit, dagster, S3 over HTTP, end-to-end dagster dev)
-test: install
-	$(VENV)/bin/python -m pytest
+## make test: install, then every test: the core's unit tests without Dagster, then
+## dagster, S3 over HTTP, faults and end-to-end `dagster dev` tests
+test: install $(CORE_STAMP)
+	$(call run_tests,)
 
-test-fast: install
-	$(VENV)/bin/python -m pytest -m "not e2e"
+test-fast: install $(CORE_STAMP)
+	$(call run_tests,-m "not e2e")
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -18,7 +18,6 @@ from moto.server import ThreadedMotoServer
 from lake.firehose import object_key
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage, Storage
-from orchestration.resources import resources_from_env
 from tests import aws_calls
 
 # Without it the partitions would start on the demo seed's day when `make dev` has seeded
@@ -47,6 +46,8 @@ def lake(tmp_path: Path) -> LocalStorage:
 @pytest.fixture
 def local_lake(tmp_path: Path) -> dict[str, object]:
     """Landing and lake folders plus the Dagster resources that point at them."""
+    from orchestration.resources import resources_from_env  # tests/unit runs without Dagster
+
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     warehouse = tmp_path / "warehouse.duckdb"
     settings = replace(
