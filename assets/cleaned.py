@@ -25,8 +25,9 @@ from pydantic import Field
 
 from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
 from lake.catalog_store import Catalog
-from lake.cleaned_io import HourReport, clean_hour
-from lake.cleaning import LINEAGE_TYPES
+from lake.cleaning.columns import LINEAGE_TYPES
+from lake.cleaning.hour import clean_hour
+from lake.cleaning.report import HourReport
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
 from lake.retype import retype_stream

@@ -43,7 +43,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.hourly import ASSET_RETRY_POLICY
 from lake.catalog_store import Catalog
-from lake.cleaning import columns_from_table
+from lake.cleaning.columns import columns_from_table
 from lake.committed import CommittedFiles
 from lake.mart_build import InputColumns, InputSchema, MartBuild, build_mart
 from lake.mart_checks import CheckOutcome, duplicate_keys, null_values

@@ -1,7 +1,7 @@
 """Cleaning benchmark: raw gzip Firehose objects -> cleaned Parquet, against bare DuckDB.
 
     .venv/bin/python bench/clean_bench.py generate --dir /tmp/cleanbench --records 1000000 --objects 100
-    .venv/bin/python bench/clean_bench.py ours --dir /tmp/cleanbench    # lake.cleaned_io.clean_hour
+    .venv/bin/python bench/clean_bench.py ours --dir /tmp/cleanbench    # lake.cleaning.hour.clean_hour
     .venv/bin/python bench/clean_bench.py bare --dir /tmp/cleanbench    # COPY (SELECT ... FROM read_json(...)) TO parquet
     .venv/bin/python bench/clean_bench.py compare --dir /tmp/cleanbench --runs 5
 
@@ -32,8 +32,8 @@ from pathlib import Path
 import duckdb
 
 from lake.catalog_store import Catalog
-from lake.cleaned_io import clean_hour
-from lake.cleaning import columns_from_table
+from lake.cleaning.columns import columns_from_table
+from lake.cleaning.hour import clean_hour
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.hive_types import Struct
@@ -130,7 +130,7 @@ def _top_level(table: dict) -> Struct:
 def _duck_struct(t) -> str:
     if isinstance(t, Struct) and t.fields:
         return "STRUCT(" + ", ".join(f'"{k}" {_duck_struct(v)}' for k, v in t.fields.items()) + ")"
-    from lake.cleaning import DUCK_TYPES
+    from lake.cleaning.columns import DUCK_TYPES
 
     return DUCK_TYPES.get(t, "VARCHAR") if isinstance(t, str) else "JSON"
 

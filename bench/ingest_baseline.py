@@ -13,7 +13,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from lake.catalog_store import Catalog
-from lake.cleaned_io import HourReport, clean_hour
+from lake.cleaning.hour import clean_hour
+from lake.cleaning.report import HourReport
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, hours_between
 from lake.simulator import Simulator, SimulatorConfig

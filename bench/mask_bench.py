@@ -14,7 +14,7 @@ import time
 
 import duckdb
 
-from lake.cleaning import _hmac_sql
+from lake.cleaning.masking import _hmac_sql
 from lake.pii import REDACTED, PIIKey, install_key
 from lake.pii_rules import text_rule_stages
 from lake.streams import load_streams

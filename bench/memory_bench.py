@@ -12,7 +12,7 @@ Kinds of hour (robot_telemetry, concatenated JSON, gzip, one arrival hour):
   valid objects;
 - `one-gb`: one valid object of ~1 GB of JSON (run it with `--max-object-expanded-bytes`
   above 1 GB to clean it rather than quarantine it).
-`run` cleans the hour with lake.cleaned_io.clean_hour (no catalog: types from a sample)
+`run` cleans the hour with lake.cleaning.hour.clean_hour (no catalog: types from a sample)
 and prints wall time, counts and the process's peak RSS (ru_maxrss).
 """
 
@@ -30,7 +30,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage
 from lake.streams import load_streams

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lake.clean_report import ObjectCounts
+from lake.cleaning.report import ObjectCounts
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
 
 STEM_CHARS = 80  # readable part of a name; the whole manifest name stays under 140 bytes

@@ -27,13 +27,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from lake.cleaning import LINEAGE_TYPES, quote_identifier, sql_string
+from lake.cleaning.columns import LINEAGE_TYPES
 from lake.committed import LEDGER_LAYERS, CommittedFiles
 from lake.day_completeness import is_day_complete
 from lake.json_fields import as_json_columns
 from lake.literal_paths import literal_links
 from lake.marts import MartDefinitionError, MartSpec
 from lake.parquet_writing import parquet_bytes
+from lake.sql_text import quote_identifier, sql_string
 from lake.storage import Storage
 from lake.streams import load_streams
 

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from lake.cleaning import quote_identifier
+from lake.sql_text import quote_identifier
 
 SAMPLES = 5
 

@@ -6,7 +6,7 @@ STEP bytes, into a scratch file; decompression stops as soon as the stream's
 `max_object_expanded_bytes` is passed, and the object is then refused whole (its reason
 starts with `object_too_large_expanded`), having cost no more than the cap in CPU and
 disk. A gzip stream that is corrupt or truncated is refused whole as `unreadable_object`.
-The passes of an hour are then sized by the bytes written here (lake.cleaned_io).
+The passes of an hour are then sized by the bytes written here (lake.cleaning.hour).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PII masking settings and the hash key; the masking itself runs in SQL (lake.cleaning:
+"""PII masking settings and the hash key; the masking itself runs in SQL (lake.cleaning.masking:
 HMAC-SHA256, redact).
 
 The key is resolved once per run (`resolve_key`: PII_HASH_KEY, else the Secrets Manager
@@ -21,7 +21,7 @@ REDACTED = "[REDACTED]"
 DEV_KEY = "firehose-lake-local-dev-key"  # only for the embedded default; set PII_HASH_KEY in prod
 KEY_ENV = "PII_HASH_KEY"
 SECRET_ID_ENV = "PII_HASH_KEY_SECRET_ID"
-# DuckDB variables holding HMAC's inner and outer padded keys (lake.cleaning._hmac_sql)
+# DuckDB variables holding HMAC's inner and outer padded keys (lake.cleaning.masking._hmac_sql)
 IPAD_VARIABLE = "_pii_hmac_ipad"
 OPAD_VARIABLE = "_pii_hmac_opad"
 

@@ -14,7 +14,7 @@ Three kinds of rule, declared per stream in streams.yaml (docs/cleaning.md, "PII
   stream's text columns is masked, wherever it occurs (an IAM ARN's user part in an error
   message, an e-mail in a free-text field).
 Keys match whatever their case: a producer writing `Email` for `email` gains nothing.
-The masking runs in SQL (lake.cleaning); regular expressions are RE2 (DuckDB's).
+The masking runs in SQL (lake.cleaning.masking); regular expressions are RE2 (DuckDB's).
 """
 
 from __future__ import annotations

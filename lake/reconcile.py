@@ -3,7 +3,7 @@
 The landing scan finds new objects cheaply but can miss one that lands, named early,
 below the key its listing starts from (lake.landing_scan). Reconciliation lists whole
 hour folders, from the current hour back over the last days, and compares them with the
-cleaning ledger (one manifest per processed object, lake.cleaned_io), a few hours at a
+cleaning ledger (one manifest per processed object, lake.cleaning.hour), a few hours at a
 time, so it is slow and thorough where the scan is fast and near. Objects that landed in
 the last `grace` are left out: the landing scan's runs for them may still be queued.
 """

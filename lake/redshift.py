@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.cleaning import quote_identifier, sql_string
 from lake.marts import MartSpec
+from lake.sql_text import quote_identifier, sql_string
 
 SCHEMA = "marts"
 MAX_VARCHAR = 65535

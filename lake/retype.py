@@ -5,7 +5,7 @@ were written with (lake.ledger.TypedAs; manifests older than that are judged by 
 files' Parquet schemas). When the catalog's column types are not those a committed
 object was cleaned with, the object is brought to the current types:
 
-- re-cleaned from landing (lake.cleaned_io.clean_hour with full_refresh, that object
+- re-cleaned from landing (lake.cleaning.hour.clean_hour with full_refresh, that object
   only) when landing still holds its key: the rows are exactly what a re-clean gives
   (text as the producer sent it, records quarantined as `cannot_cast` before the
   widening now cleaned), and the ledger's replace-then-commit order keeps it crash-safe;
@@ -28,13 +28,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake.cleaned_io import clean_hour
-from lake.cleaning import columns_from_table, quote_identifier
+from lake.cleaning.columns import columns_from_table
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
 from lake.ledger import manifests_folder
 from lake.parquet_writing import parquet_bytes
 from lake.pii import PIIKey
 from lake.settings import DEFAULTS, Settings
+from lake.sql_text import quote_identifier
 from lake.storage import ObjectNotFound, Storage
 from lake.streams import StreamSpec
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import duckdb
 
-from lake.cleaning import quote_identifier, sql_string
 from lake.literal_paths import GLOB_CHARACTERS
 from lake.settings import DEFAULTS
+from lake.sql_text import quote_identifier, sql_string
 from lake.storage import Storage
 
 PART_FILE = "part.parquet"

@@ -14,7 +14,7 @@ import pytest
 from dagster import DagsterInstance, RunsFilter
 
 from lake.catalog_store import Catalog
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, parse_key
 from lake.ledger import manifest_of

@@ -21,7 +21,7 @@ import duckdb
 import pytest
 from fault_kit import HOUR, STREAM, assert_all_accounted, expected_ids, land, records_for
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
 from lake.marts import parse_mart
 from lake.storage import LocalStorage
@@ -64,7 +64,7 @@ class Dying(LocalStorage):
 
 lake = Dying(args["lake"])
 if args["mode"] == "clean":
-    from lake.cleaned_io import clean_hour
+    from lake.cleaning.hour import clean_hour
     from lake.settings import Settings
     from lake.firehose import hour_prefix
     from lake.streams import load_streams

@@ -22,7 +22,7 @@ from fault_kit import (
     s3_storage_via,
 )
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
 from lake.marts import parse_mart
 from lake.s3_retry import ReadFailed

@@ -16,7 +16,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from lake.catalog_store import Catalog
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.landing_scan import ScanCursor, scan_new_objects

@@ -21,8 +21,8 @@ import duckdb
 import pytest
 
 from lake.catalog_store import Catalog
-from lake.cleaned_io import clean_hour
-from lake.cleaning import columns_from_table
+from lake.cleaning.columns import columns_from_table
+from lake.cleaning.hour import clean_hour
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key, parse_key
 from lake.mart_sinks import AlertNotices

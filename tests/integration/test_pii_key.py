@@ -29,8 +29,9 @@ from dagster._serdes import serialize_value
 from moto.core.authorization import enable_iam_authentication
 
 import assets.hourly
-import lake.cleaning
-from lake.cleaning import Column, typing_sql
+import lake.cleaning.masking
+from lake.cleaning.columns import Column
+from lake.cleaning.typing_query import typing_sql
 from lake.firehose import object_key
 from lake.pii import (
     DEV_KEY,
@@ -41,6 +42,7 @@ from lake.pii import (
     resolve_key,
 )
 from lake.pii_secret import fetch_secret, secrets_client
+from lake.sql_text import sql_string
 from lake.streams import load_streams
 from orchestration.definitions import ingest_assets
 from orchestration.resources import PIIKeyResource
@@ -216,7 +218,7 @@ def test_secret_binary_by_arn(aws_env: str) -> None:
     assert fetch_secret(arn) == key
     con = duckdb.connect()
     install_key(con, PIIKey(fetch_secret(arn), "secret"))
-    sql = f"SELECT {lake.cleaning._hmac_sql(lake.cleaning.sql_string('a@example.com'))}"
+    sql = f"SELECT {lake.cleaning.masking._hmac_sql(sql_string('a@example.com'))}"
     assert con.execute(sql).fetchone()[0] == hmac.new(key, b"a@example.com", "sha256").hexdigest()
 
 
@@ -359,8 +361,8 @@ def test_no_key_in_logs_events_or_errors(
     )
     run("lake/no-such-secret", "secret-missing")
     # a DuckDB error inside cleaning, in the statement that hashes (its text is echoed)
-    original = lake.cleaning._hmac_sql
-    monkeypatch.setattr(lake.cleaning, "_hmac_sql", lambda v: original(v) + " +* ")
+    original = lake.cleaning.masking._hmac_sql
+    monkeypatch.setattr(lake.cleaning.masking, "_hmac_sql", lambda v: original(v) + " +* ")
     land_records(s3_bucket, "third", minute=7)
     run("lake/pii-scan", "duckdb-error-secret")
     monkeypatch.setenv("PII_HASH_KEY", env_key)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
 from lake.ledger import read_ledger
 from lake.storage import Storage, open_storage

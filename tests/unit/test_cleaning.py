@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix, object_key
 from lake.ledger import manifest_of as manifest_key_of
 from lake.ledger import output_name
@@ -593,10 +593,10 @@ def test_duplicates_across_chunks_of_one_run_are_dropped(
 def test_a_record_larger_than_duckdbs_reader_takes_goes_the_python_way(
     landing: LocalStorage, lake: LocalStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lake import record_staging
+    from lake.cleaning import staging
 
     # DuckDB's reader takes at least 16 MB and buffers twice the limit: 40 MB is over it.
-    monkeypatch.setattr(record_staging, "MAX_RECORD_BYTES", 16 << 20)
+    monkeypatch.setattr(staging, "MAX_RECORD_BYTES", 16 << 20)
     key = put(landing, 1, "huge", dumps(rec("h1", tags=["y" * 40_000_000])) + dumps(rec("h2")))
     spec = SPEC.with_limits(max_record_bytes=48 << 20)  # the stream allows 40 MB
     objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
@@ -646,7 +646,7 @@ def test_each_file_holds_one_objects_records_in_their_order(
 def test_objects_handed_over_in_pieces_are_sorted_and_rewritten(
     landing: LocalStorage, lake: LocalStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lake import clean_pass
+    from lake.cleaning import writing
     from lake.parquet_writing import GroupsNotConsecutive
 
     calls = []
@@ -657,8 +657,8 @@ def test_objects_handed_over_in_pieces_are_sorted_and_rewritten(
             raise GroupsNotConsecutive("simulated")
         return real(reader, columns, write)
 
-    real = clean_pass.write_groups
-    monkeypatch.setattr(clean_pass, "write_groups", first_call_fails)
+    real = writing.write_groups
+    monkeypatch.setattr(writing, "write_groups", first_call_fails)
     written = many_objects(landing, objects=3, per_object=50)
     report = run(landing, lake)
 

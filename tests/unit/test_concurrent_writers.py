@@ -17,8 +17,8 @@ import pytest
 
 from lake import alerts
 from lake.catalog_store import Catalog
+from lake.cleaning.dedup import save_hour_keys
 from lake.crawler import crawl_objects
-from lake.dedup_state import save_hour_keys
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage, Storage, open_storage
 from lake.streams import load_streams
@@ -125,7 +125,7 @@ def test_two_writers_of_one_hours_dedup_keys_keep_both_sets(
         con.register("keys", keys)
         save_hour_keys(con, lake, ROBOT.name, HOUR, "SELECT * FROM keys", set())
 
-    import lake.dedup_state as dedup_state
+    import lake.cleaning.dedup as dedup_state
 
     real = dedup_state.compare_and_swap
     barrier = threading.Barrier(2, timeout=30)

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from lake.classifiers import classify_object
+from lake.cleaning.staging import stage_objects
 from lake.framings.base import Framing
 from lake.framings.concatenated_json import ConcatenatedJson
 from lake.framings.csv_text import Csv
@@ -18,7 +19,6 @@ from lake.framings.json_array import JsonArray
 from lake.framings.ndjson import NdJson
 from lake.framings.records_wrapped import RecordsWrapped
 from lake.framings.registry import DECLARED, framing_of
-from lake.record_staging import SOURCE_VIEW, stage_objects
 from lake.storage import LocalStorage
 from lake.streams import FORMATS, StreamSpec, load_streams
 
@@ -120,7 +120,7 @@ def test_cleaning_stages_the_records_of_each_declared_format(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     staged = stage_objects(con, spec, landing, objects, scratch)
-    rows = con.execute(f"SELECT _object, _position, raw FROM {SOURCE_VIEW} ORDER BY 1, 2")
+    rows = con.execute(f"SELECT _object, _position, raw FROM {staged.relation} ORDER BY 1, 2")
     raws = rows.fetchall()
     assert staged.rejected == []
     assert [(o, p) for o, p, _ in raws] == [(0, 0), (0, 1), (0, 2)]

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import json_text, object_fetch
-from lake.cleaned_io import _chunks, clean_hour
+from lake.cleaning.hour import _chunks, clean_hour
 from lake.firehose import hour_prefix, is_folder_marker, object_key, parse_key
 from lake.framings import base
 from lake.framings.base import RawRecord, UnreadableObject

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake.catalog_store import Catalog, stored_schema
-from lake.clean_report import HourReport
-from lake.cleaned_io import clean_hour
-from lake.cleaning import columns_from_table
+from lake.cleaning.columns import columns_from_table
+from lake.cleaning.hour import clean_hour
+from lake.cleaning.report import HourReport
 from lake.column_names import PARAMETER
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key

@@ -16,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 
 from lake.catalog_store import Catalog
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.json_fields import JsonSettings

@@ -207,7 +207,7 @@ def _put_cleaned(lake: LocalStorage, day: date, name: str, rows: list[dict[str, 
 
 
 def commit(lake: LocalStorage, *keys: str) -> None:
-    """The ledger entry a cleaning run writes last (lake.cleaned_io): its files are visible."""
+    """The ledger entry a cleaning run writes last (lake.cleaning.hour): its files are visible."""
     name = keys[0].rsplit("/", 1)[-1]
     lake.write(f"_state/cleaned/robot_telemetry/{name}.json", json.dumps({"files": keys}).encode())
 

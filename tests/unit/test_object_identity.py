@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
 from lake.ledger import legacy_output_name, output_name, read_ledger
 from lake.storage import LocalStorage, UnsafeKeyError

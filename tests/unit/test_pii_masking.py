@@ -15,8 +15,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from lake.cleaned_io import clean_hour
-from lake.cleaning import _hmac_sql
+from lake.cleaning.hour import clean_hour
+from lake.cleaning.masking import _hmac_sql
 from lake.firehose import hour_prefix, object_key
 from lake.pii import REDACTED, PIIKey, install_key
 from lake.pii_rules import PiiRules, parse_pii_rules, text_rule_stages
@@ -263,7 +263,7 @@ def con() -> duckdb.DuckDBPyConnection:
 
 
 def mask_texts(con: duckdb.DuckDBPyConnection, rules: PiiRules, texts: list[str | None]) -> list:
-    """The texts through the masking stages cleaning runs (lake.cleaning.typing_sql)."""
+    """The texts through the masking stages cleaning runs (lake.cleaning.typing_query.typing_sql)."""
     con.execute("CREATE OR REPLACE TABLE t (i INTEGER, v VARCHAR)")
     con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
     stages = text_rule_stages([("v", "m", rules)], _hmac_sql, REDACTED)

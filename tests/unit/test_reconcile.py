@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix, object_key
 from lake.reconcile import ReconcileCursor, reconcile_some_hours, unprocessed_objects
 from lake.storage import LocalStorage

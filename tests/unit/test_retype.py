@@ -20,7 +20,7 @@ import pytest
 from moto import mock_aws
 
 from lake.catalog_store import Catalog
-from lake.cleaned_io import clean_hour
+from lake.cleaning.hour import clean_hour
 from lake.committed import CommittedFiles
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key

@@ -1,4 +1,5 @@
-"""What cleaning an hour did: counts per source object and for the whole run."""
+"""What cleaning an hour did: counts per source object and for the whole run, and the
+run's quarantined records by reason code (lake.cleaning.reasons)."""
 
 from __future__ import annotations
 

@@ -23,13 +23,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lake.cleaning.tables import PYTHON_RECORDS, RAW, STAGED
 from lake.framings.base import PREFIX_CHARS, TOO_LARGE, UnreadableObject
 from lake.framings.registry import framing_of
 from lake.object_fetch import PREFIX_BYTES, LandedObject, fetch_object
+from lake.sql_text import sql_string
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 
-SOURCE_VIEW = "staged_records"
 # DuckDB's reader buffers twice this per thread (16 MB at least); a record that does not
 # fit makes it refuse the files, and the refused file then goes the Python way.
 MAX_RECORD_BYTES = 64 << 20
@@ -51,9 +52,13 @@ class Rejected:
 
 @dataclass
 class Staged:
+    """What staging made: the view `relation` (_object, _position, raw) over the records
+    that reached DuckDB, and the records it refused."""
+
     objects: list[ObjectInfo]  # index in this list = `_object` in the view
     rejected: list[Rejected] = field(default_factory=list)
     python_split: list[str] = field(default_factory=list)  # keys DuckDB's reader refused
+    relation: str = STAGED
 
 
 def stage_objects(
@@ -63,7 +68,7 @@ def stage_objects(
     objects: list[ObjectInfo],
     scratch: Path,
 ) -> Staged:
-    """Create the view `staged_records(_object, _position, raw)` over every record of
+    """Create the view STAGED (_object, _position, raw) over every record of
     the given objects that reached DuckDB (the rest is in `Staged.rejected`). Objects
     not fetched yet (not LandedObject) are fetched into `scratch` first."""
     landed = [
@@ -120,37 +125,32 @@ def _load(
     parts = [
         _set_aside_large(con, part, spec.limits.max_record_bytes, staged.rejected) for part in parts
     ]
-    parts.append("SELECT _object, _position, raw FROM python_records")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {SOURCE_VIEW} AS " + " UNION ALL ".join(parts))
+    parts.append(f"SELECT _object, _position, raw FROM {PYTHON_RECORDS}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGED} AS " + " UNION ALL ".join(parts))
     return staged
-
-
-_RAW_TABLE = "raw_records"
 
 
 def _read_fast_files(
     con: duckdb.DuckDBPyConnection, spec: StreamSpec, fast: dict[int, Path]
 ) -> list[str]:
     """Read the files DuckDB accepts (plain: lake.object_fetch decompressed them) with one
-    multi-file scan (parallel across files) into `raw_records(_object, raw)`, whose rowids
+    multi-file scan (parallel across files) into RAW (_object, raw), whose rowids
     keep file and record order; return the SELECT giving (_object, _position, raw), where
     position = rowid - the object's first rowid. Each file is read through a link named by
     its object index, so the index comes from the file name and no join reorders the records."""
-    con.execute(f"DROP TABLE IF EXISTS {_RAW_TABLE}")  # the last pass's, before the new one
+    con.execute(f"DROP TABLE IF EXISTS {RAW}")  # the last pass's, before the new one
     if not fast:
         return []
     con.execute(
-        f"CREATE TEMP TABLE {_RAW_TABLE} AS "
+        f"CREATE TEMP TABLE {RAW} AS "
         f"SELECT parse_filename(filename, true)::BIGINT AS _object, raw FROM ({_reader(spec)})",
         [[str(path) for path in fast.values()]],
     )
-    firsts = dict(
-        con.execute(f"SELECT _object, min(rowid) FROM {_RAW_TABLE} GROUP BY _object").fetchall()
-    )
+    firsts = dict(con.execute(f"SELECT _object, min(rowid) FROM {RAW} GROUP BY _object").fetchall())
     first_rowids = "[" + ", ".join(str(firsts.get(i, 0)) for i in range(max(fast) + 1)) + "]"
     return [
         f"SELECT _object, (rowid - {first_rowids}[_object + 1])::BIGINT AS _position, raw "
-        f"FROM {_RAW_TABLE}"
+        f"FROM {RAW}"
     ]
 
 
@@ -200,15 +200,15 @@ def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) 
 def _register_python_records(
     con: duckdb.DuckDBPyConnection, parquet: list[Path], rejected: list[Rejected]
 ) -> None:
-    """`python_records` over the Python splitter's files. Python's parser is laxer than
+    """PYTHON_RECORDS over the Python splitter's files. Python's parser is laxer than
     DuckDB's (lone surrogates): DuckDB has the last word, its refusals join `rejected`."""
     if not parquet:
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW python_records AS SELECT NULL::BIGINT AS _object, "
+            f"CREATE OR REPLACE TEMP VIEW {PYTHON_RECORDS} AS SELECT NULL::BIGINT AS _object, "
             "NULL::BIGINT AS _position, NULL::VARCHAR AS raw WHERE false"
         )
         return
-    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parquet) + "]"
+    files = "[" + ", ".join(sql_string(str(p)) for p in parquet) + "]"
     source = f"read_parquet({files})"
     bad = con.execute(
         f"SELECT _object, _position, raw FROM {source} WHERE NOT json_valid(raw)"
@@ -218,7 +218,7 @@ def _register_python_records(
     ]
     with_bad = " WHERE json_valid(raw)" if bad else ""
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW python_records AS "
+        f"CREATE OR REPLACE TEMP VIEW {PYTHON_RECORDS} AS "
         f"SELECT _object, _position, raw FROM {source}{with_bad}"
     )
 

@@ -1,8 +1,9 @@
 """Cleaning one arrival hour end to end: landed objects -> typed Parquet by event date.
 
-The hour's new objects are cleaned in passes of about CLEAN_CHUNK_BYTES decompressed
-(see lake.clean_pass; lake.object_fetch gunzips each object within its stream's cap first),
-so memory stays flat however big the hour is or how far its objects expand; this module
+The entry point of lake.cleaning. The hour's new objects are cleaned in passes of about
+CLEAN_CHUNK_BYTES decompressed (settings.clean_chunk_bytes; see lake.cleaning.passes;
+lake.object_fetch gunzips each object within its stream's cap first), so memory stays
+flat however big the hour is or how far its objects expand; this module
 picks the objects, runs the passes, saves the dedup keys and keeps the ledger
 (lake.ledger). Output names are deterministic from (arrival hour, full source key), so a
 re-run rewrites the same files; a per-object manifest under _state/cleaned/, named by the
@@ -24,11 +25,11 @@ import duckdb
 import pyarrow as pa
 
 from lake.catalog_store import column_assignment, stored_schema
-from lake.clean_pass import NEW_KEYS_TABLE, HourRun
-from lake.clean_report import HourReport
-from lake.cleaning import json_paths_of, leaf_columns_of
+from lake.cleaning.columns import json_paths_of, leaf_columns_of
+from lake.cleaning.dedup import kept_before, load_seen, save_hour_keys, window_dates
+from lake.cleaning.passes import HourRun
+from lake.cleaning.report import HourReport
 from lake.crawl_sample import sample_objects
-from lake.dedup_state import load_seen, save_hour_keys, window_dates
 from lake.firehose import is_folder_marker
 from lake.ledger import (
     TypedAs,
@@ -36,15 +37,12 @@ from lake.ledger import (
     output_name,
     read_ledger,
     replace_manifest,
-    unprocessed,
 )
 from lake.object_fetch import LandedObject, fetch_objects
 from lake.pii import PIIKey, install_key, key_from_env
 from lake.settings import DEFAULTS, Settings
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
-
-__all__ = ["HourReport", "clean_hour", "output_name", "unprocessed"]
 
 
 def clean_hour(
@@ -117,12 +115,10 @@ def clean_hour(
                 for o in chunk:
                     o.discard()
                 pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
-            new_keys = f"SELECT * FROM {NEW_KEYS_TABLE}"
+            new_keys = f"SELECT * FROM {run.new_keys}"
             stale_days = _days_of([f for files in earlier_files.values() for f in files])
             save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed, stale_days)
-            report.late_beyond_allowed = con.execute(
-                f"SELECT count(*) FROM {NEW_KEYS_TABLE} WHERE dt < ?", [window[0]]
-            ).fetchall()[0][0]
+            report.late_beyond_allowed = kept_before(con, window[0])
         finally:
             con.close()
     typed_as = TypedAs(

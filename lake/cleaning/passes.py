@@ -1,0 +1,129 @@
+"""One pass of an hour's cleaning: some of its objects staged, typed, deduplicated, written.
+
+Each step returns what it made, naming the DuckDB relation it left on the hour's one
+connection (lake.cleaning.tables) for the steps after it:
+
+    staging.stage_objects -> Staged (STAGED: raw records; rejected ones)
+    typed.type_records    -> Typed (TYPED: typed records or reasons, as one Arrow table)
+    dedup.drop_duplicates -> Deduped (FIRSTS: records kept; row ids dropped)
+    writing.write_cleaned, writing.write_quarantine -> files (QUARANTINED: by reason code)
+    dedup.keep_keys       -> NEW_KEYS and SEEN_KEYS grow for the next pass and the hour
+
+The typed records come back once, as an Arrow table in (object, position) order: DuckDB
+queries it for dedup and counts, and each object's rows are a slice of it, so they are
+materialized once. The hour's passes share the keys seen so far and the keys written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from lake.cleaning.dedup import Deduped, create_new_keys, drop_duplicates, keep_keys
+from lake.cleaning.report import HourReport, ObjectCounts
+from lake.cleaning.staging import Staged, stage_objects
+from lake.cleaning.tables import OBJECTS
+from lake.cleaning.typed import Typed, type_records
+from lake.cleaning.writing import Destination, write_cleaned, write_quarantine
+from lake.hive_types import Struct
+from lake.storage import ObjectInfo, Storage
+from lake.streams import StreamSpec
+
+
+class HourRun:
+    """What one clean_hour run shares across its passes over the hour's objects."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        spec: StreamSpec,
+        landing: Storage,
+        lake: Storage,
+        hour: datetime,
+        scratch: Path,
+        report: HourReport,
+        schema: Struct,
+        ingested_at: datetime | None,
+        assigned: dict[tuple[str, ...], str] | None = None,
+        json_paths: frozenset[tuple[str, ...]] | None = None,
+    ) -> None:
+        self.con, self.spec, self.landing, self.lake = con, spec, landing, lake
+        self.hour, self.scratch, self.report, self.schema = hour, scratch, report, schema
+        self.assigned = assigned or {}  # the catalog's column names (lake.column_names)
+        self.json_paths = spec.json.paths if json_paths is None else json_paths
+        self.ingested_at = ingested_at or datetime.now(UTC)
+        self.per_object: dict[str, ObjectCounts] = {}
+        self.new_keys = create_new_keys(con)
+
+    def clean_pass(self, chunk: list[ObjectInfo], names: list[str], n: int) -> None:
+        """Stage, type, deduplicate and write some of the hour's objects (`names` are their
+        output names)."""
+        work = self.scratch / f"pass-{n}"
+        work.mkdir()
+        staged = stage_objects(self.con, self.spec, self.landing, chunk, work)
+        self.report.objects_split_in_python += len(staged.python_split)
+        typed = type_records(
+            self.con, staged, self.spec, self.hour, self.schema, self.assigned, self.json_paths
+        )
+        self._note_new_fields(typed)
+        self.con.register(OBJECTS, _objects_table(chunk, names))
+        deduped = drop_duplicates(self.con, typed)
+        self.per_object.update({name: ObjectCounts() for name in names})
+        to = Destination(self.lake, self.spec, self.hour, self.ingested_at, chunk, names)
+        for index, files in write_cleaned(to, typed, deduped).items():
+            self.per_object[names[index]].files += files
+        quarantined = write_quarantine(self.con, to, staged, typed, OBJECTS)
+        self.report.quarantined_by_reason.update(quarantined.by_code)
+        for index, file in quarantined.files.items():
+            self.per_object[names[index]].files.append(file)
+        self._count(staged, typed, deduped, names)
+        dates = keep_keys(self.con, deduped, OBJECTS)
+        self.report.event_dates |= {f"{d:%Y-%m-%d}" for d in dates}
+        self.con.unregister(typed.relation)
+        shutil.rmtree(work)  # fetched S3 objects and links made for this pass
+
+    def _note_new_fields(self, typed: Typed) -> None:
+        """Keep the fields added for the run (later passes type with them) and report them."""
+        self.schema = typed.schema
+        if typed.added is None:
+            return
+        report = self.report.columns_not_in_catalog
+        report["added"] = report.get("added", []) + typed.added
+        if typed.refused:
+            report["over_limits"] = list(typed.refused)
+
+    def _count(self, staged: Staged, typed: Typed, deduped: Deduped, names: list[str]) -> None:
+        counts = self.con.execute(
+            f"""SELECT _object, count(*) FILTER (WHERE _reason IS NULL),
+                       count(*) FILTER (WHERE _reason IS NOT NULL)
+                FROM {typed.relation} GROUP BY _object"""
+        ).fetchall()
+        kept = dict(
+            self.con.execute(
+                f"SELECT _object, count(*) FROM {deduped.relation} GROUP BY _object"
+            ).fetchall()
+        )
+        for index, good, bad in counts:
+            c = self.per_object[names[index]]
+            c.records_in += good + bad
+            c.records_quarantined += bad
+            c.records_cleaned = kept.get(index, 0)
+            c.duplicates_dropped = good - c.records_cleaned
+        for r in staged.rejected:
+            c = self.per_object[names[r.object_index]]
+            c.records_in += 1
+            c.records_quarantined += 1
+
+
+def _objects_table(chunk: list[ObjectInfo], names: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "_object": pa.array(range(len(chunk)), pa.int64()),
+            "_source_key": pa.array([o.key for o in chunk], pa.string()),
+            "_name": pa.array(names, pa.string()),
+        }
+    )

@@ -1,0 +1,27 @@
+"""The DuckDB relations an hour's cleaning hands from step to step, named once here.
+
+Every step of a pass returns a small dataclass naming the relation it made (see
+lake.cleaning.passes); the relations live on the hour's one DuckDB connection.
+"""
+
+from __future__ import annotations
+
+# staging (lake.cleaning.staging): (_object, _position, raw) of every record that reached DuckDB
+STAGED = "staged_records"
+RAW = "raw_records"  # (_object, raw) read by DuckDB's JSON reader, in rowid order
+PYTHON_RECORDS = "python_records"  # records the Python splitter wrote
+# typing (lake.cleaning.typed): typed columns, _reason, _shape, key halves, _dt
+TYPED = "typed"
+OBJECTS = "objects"  # (_object, _source_key, _name): the pass's objects
+# dedup (lake.cleaning.dedup)
+FIRSTS = "firsts"  # (hi, lo, _object, rid, dt, copies): the records kept
+SEEN_KEYS = "seen_keys"  # (hi, lo): keys kept so far, by earlier runs and earlier passes
+NEW_KEYS = "new_keys"  # (dt, hi, lo, obj): the keys this run wrote
+SEEN_FILES = "seen_files"  # the keys state files of the dates in the window
+REPROCESSED = "reprocessed_objects"  # (obj): output names whose earlier keys no longer count
+OLD_KEYS = "old_keys"  # one keys state file being merged
+# quarantine (lake.cleaning.writing)
+REJECTED = "rejected"  # what staging refused: (_object, _position, reason, raw)
+QUARANTINED = "quarantined"  # every quarantined record of the pass, with its reason code
+
+ROW_SPAN = 1 << 32  # record id = object index * span + position (positions stay below 2**32)

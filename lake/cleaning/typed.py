@@ -1,0 +1,95 @@
+"""Typing a pass's staged records: the typing query over them, then what their key lists
+say (lake.cleaning.new_fields), fields the catalog lacks added for the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from lake.cleaning.columns import Column, leaf_columns_of
+from lake.cleaning.new_fields import (
+    add_unknown_fields,
+    keys_reason,
+    quarantine_shapes,
+    shape_keys,
+    unknown_structure,
+)
+from lake.cleaning.staging import Staged
+from lake.cleaning.tables import TYPED
+from lake.cleaning.typing_query import typing_sql
+from lake.hive_types import Struct
+from lake.json_fields import Path
+from lake.sql_text import quote_identifier
+from lake.streams import StreamSpec
+
+
+@dataclass
+class Typed:
+    """What typing made: `table` (registered as `relation`), every staged record in
+    (object, position) order with its typed columns or a `_reason`, its event date `_dt`,
+    shape and key halves; `schema` is the one typed with (the catalog's, plus fields
+    added for the run)."""
+
+    table: pa.Table
+    columns: list[Column]
+    schema: Struct
+    added: list[str] | None = None  # fields added for the run; None: none were unknown
+    refused: dict[str, str] = field(default_factory=dict)  # unknown field -> why not added
+    relation: str = TYPED
+
+    @property
+    def quarantined(self) -> int:
+        return self.table.num_rows - self.table["_reason"].null_count
+
+
+def type_records(
+    con: duckdb.DuckDBPyConnection,
+    staged: Staged,
+    spec: StreamSpec,
+    hour: datetime,
+    schema: Struct,
+    assigned: dict[tuple[str, ...], str],
+    json_paths: frozenset[Path],
+) -> Typed:
+    """Type every staged record. Top-level fields the catalog lacks are added, typed from
+    the records (and reported), not dropped, while the stream's limits allow them
+    (max_columns, max_nesting_depth, max_key_bytes); records with a field that does not
+    fit are quarantined."""
+    limits = spec.limits
+    source = staged.relation
+    refused: dict[str, str] = {}
+    added: list[str] | None = None
+    while True:  # each round adds or refuses every unknown field: two rounds at most
+        columns = leaf_columns_of(schema, spec, assigned, json_paths)
+        sql = typing_sql(source, columns, spec, hour)
+        table = con.sql(
+            f"SELECT *, {_event_date(columns, spec, hour)} AS _dt FROM ({sql})"
+        ).to_arrow_table()
+        con.register(TYPED, table)
+        shapes = shape_keys(con, source)
+        table = quarantine_shapes(con, table, shapes, refused, limits)
+        unknown: dict[str, None] = {}  # first-seen order
+        novel = []
+        for shape, keys in shapes:
+            if keys_reason(keys, limits) is not None:
+                continue  # quarantined whole: its keys never reach the columns
+            new = [k for k in keys if k not in schema.fields and k not in refused]
+            unknown.update(dict.fromkeys(new))
+            if new:
+                novel.append(shape)
+        if not unknown:
+            return Typed(table, columns, schema, added, refused)
+        found = unknown_structure(con, source, list(unknown), novel, refused, limits, json_paths)
+        schema, new_fields = add_unknown_fields(schema, list(unknown), found, refused, limits)
+        added = (added or []) + new_fields
+
+
+def _event_date(columns: list[Column], spec: StreamSpec, hour: datetime) -> str:
+    """SQL for a record's event date (the arrival date if the catalog has no event time)."""
+    for c in columns:
+        if c.path == (spec.event_time_field,):
+            return f"CAST({quote_identifier(c.name)} AS DATE)"
+    return f"DATE '{hour:%Y-%m-%d}'"

@@ -1,0 +1,213 @@
+"""Records -> typed, flat, masked rows, or a quarantine reason; as one DuckDB query.
+
+Each record is parsed once into the list of its leaves as VARCHAR (DuckDB's
+`json_extract_string` with one JSON pointer per column: pointers match keys exactly, so
+keys that differ only by case, or the empty key, are distinct leaves, where a struct
+type would refuse them), then every leaf is masked (lake.cleaning.masking) or cast to its
+column type (lake.cleaning.columns); a value that is present but does not cast gives the
+record a reason, and a record with a reason is quarantined with its raw text instead of
+being half-loaded. Event time becomes a UTC timestamp.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from lake.cleaning.columns import TEXT_TYPES, Column, json_pointer
+from lake.cleaning.masking import json_text, masked_value, masking_stages
+from lake.cleaning.reasons import OUT_OF_RANGE
+from lake.sql_text import quote_identifier, sql_string
+from lake.streams import StreamSpec
+
+
+def typing_sql(
+    source: str,
+    columns: list[Column],
+    spec: StreamSpec,
+    hour: datetime | None = None,
+) -> str:
+    """SELECT over `source` (columns _object, _position, raw) giving every typed column
+    (the raw text stays in `source`: only quarantined records need it),
+    `_reason` (NULL when the record is clean), `_key_hi` and `_key_lo` (the dedup key's
+    MD5 in two UBIGINT halves) and `_shape`
+    (a hash of the record's top-level key list: records share a few shapes, so repeated
+    keys and fields the catalog lacks are looked for once per shape, see lake.cleaning.new_fields).
+    Event times outside the stream's accepted range around the arrival `hour` count as
+    missing a value (typed column NULL) and give the record its reason."""
+    plain = [c for c in columns if not c.json]
+    texts = [c for c in columns if c.json]
+    leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(plain, 1)]
+    # a JSON field's value as JSON text (a string stays quoted); JSON null is no value
+    leaves += [
+        f"CASE WHEN _j[{i}] <> 'null' THEN _j[{i}] END AS {quote_identifier('v_' + c.name)}"
+        for i, c in enumerate(texts, 1)
+    ]
+    bounds = event_time_bounds(spec, hour)
+    typed = [f"{_typed(c, spec, bounds)} AS {quote_identifier(c.name)}" for c in columns]
+    reasons = _reasons(columns, spec, bounds)
+    extract = f"json_extract_string(raw, {_pointers(plain)})" if plain else "NULL"
+    extract_json = f"json_extract(raw, {_pointers(texts)})::VARCHAR[]" if texts else "NULL"
+    masked, unmasked = masking_stages(columns, spec, "leaves")
+    return f"""
+WITH parsed AS (
+    SELECT _object, _position, raw, _jt,
+           {extract} AS _l, {extract_json} AS _j,
+           CASE WHEN _jt = 'object' THEN hash(json_keys(raw)) END AS _shape
+    FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
+), leaves AS (
+    SELECT _object, _position, _jt, _shape, {", ".join(leaves) or "NULL AS _none"}
+    FROM parsed
+),
+{masked}timed AS (
+    SELECT *, {_event_any(columns, spec)} AS _event_any FROM {unmasked}
+), typed AS (
+    SELECT *, {", ".join(typed) or "NULL AS _none2"},
+           md5_number({_dedup_value(columns, spec)}) AS _key_hash
+    FROM timed
+)
+SELECT _object, _position, _shape,
+       (_key_hash >> 64)::UBIGINT AS _key_hi, (_key_hash & {(1 << 64) - 1})::UBIGINT AS _key_lo,
+       {reasons} AS _reason,
+       {", ".join(quote_identifier(c.name) for c in columns)}
+FROM typed
+"""
+
+
+def _pointers(columns: list[Column]) -> str:
+    return "[" + ", ".join(sql_string(json_pointer(c.path)) for c in columns) + "]::VARCHAR[]"
+
+
+def event_time_bounds(spec: StreamSpec, hour: datetime | None) -> tuple[datetime, datetime]:
+    """The event times a record of the arrival `hour` may carry (both ends included):
+    from the stream's earliest_event_time to the end of the hour plus
+    max_event_time_ahead_hours. Outside it a date cannot be partitioned or is junk."""
+    hour = hour or datetime.now(spec.limits.earliest_event_time.tzinfo)
+    ahead = timedelta(hours=1 + spec.limits.max_event_time_ahead_hours)
+    return spec.limits.earliest_event_time, hour + ahead
+
+
+# A record's JSON kind from its first character (DuckDB's reader hands over valid JSON, and
+# json_type would parse every record once more).
+_JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'object' WHEN '[' THEN 'array'
+    WHEN '"' THEN 'string' WHEN 't' THEN 'boolean' WHEN 'f' THEN 'boolean'
+    WHEN 'n' THEN 'null' ELSE 'number' END"""
+
+
+def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
+    v = quote_identifier("v_" + c.name)
+    if c.path == (spec.event_time_field,):
+        return _event_time(spec.event_time_format, bounds)
+    if c.json:
+        return json_text(c, spec)
+    if (masked := masked_value(c, spec)) is not None:
+        return masked
+    return _cast(v, c)
+
+
+def _cast(v: str, c: Column) -> str:
+    if c.type in ("int", "bigint"):
+        return (
+            f"CASE WHEN regexp_full_match({v}, '-?[0-9]+') THEN TRY_CAST({v} AS {c.duck_type}) END"
+        )
+    if c.type == "double":
+        return f"CASE WHEN {v} NOT IN ('NaN', 'Infinity', '-Infinity') THEN TRY_CAST({v} AS DOUBLE) END"
+    if c.type == "boolean":
+        return f"CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END"
+    if c.duck_type == "VARCHAR":
+        return v
+    if c.type in _DATE_RANGES:  # infinities and year 10000 parse, but no reader takes them
+        lo, hi = _DATE_RANGES[c.type]
+        t = f"TRY_CAST({v} AS {c.duck_type})"
+        return f"CASE WHEN {t} BETWEEN {lo} AND {hi} THEN {t} END"
+    return f"TRY_CAST({v} AS {c.duck_type})"
+
+
+_DATE_RANGES = {  # what Python, Parquet readers and Redshift all hold: years 1..9999
+    "date": ("DATE '0001-01-01'", "DATE '9999-12-31'"),
+    "timestamp": (
+        "TIMESTAMPTZ '0001-01-01 00:00:00+00'",
+        "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'",
+    ),
+}
+
+
+def _event_any(columns: list[Column], spec: StreamSpec) -> str:
+    """The event time parsed with no bound: a TIMESTAMPTZ (iso8601, infinities included)
+    or a DOUBLE of epoch seconds (kept numeric: to_timestamp raises out of its range)."""
+    time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
+    if time_col is None:
+        return "NULL"
+    v = quote_identifier("v_" + time_col.name)
+    if spec.event_time_format == "epoch_seconds":
+        return f"TRY_CAST({v} AS DOUBLE)"
+    if spec.event_time_format == "epoch_millis":
+        return f"TRY_CAST({v} AS DOUBLE) / 1000"
+    return f"TRY_CAST({v} AS TIMESTAMPTZ)"
+
+
+def _event_time(time_format: str, bounds: tuple[datetime, datetime]) -> str:
+    """The event time when it is inside `bounds`, else NULL (never an error)."""
+    if time_format in ("epoch_seconds", "epoch_millis"):
+        lo, hi = (b.timestamp() for b in bounds)
+        return f"to_timestamp(CASE WHEN _event_any BETWEEN {lo!r} AND {hi!r} THEN _event_any END)"
+    lo, hi = (sql_string(b.isoformat()) for b in bounds)
+    return (
+        f"CASE WHEN _event_any BETWEEN {lo}::TIMESTAMPTZ AND {hi}::TIMESTAMPTZ THEN _event_any END"
+    )
+
+
+def _dedup_value(columns: list[Column], spec: StreamSpec) -> str:
+    """SQL for a record's dedup key as text; NULL when no record has carried the key yet
+    (every record then has no key, and is quarantined for it)."""
+    for c in columns:
+        if c.path == (spec.dedup_key,):
+            return quote_identifier("v_" + c.name)
+    return "NULL::VARCHAR"
+
+
+def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
+    """The first problem of a record, in a fixed order, or NULL."""
+    time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
+    dedup = _dedup_value(columns, spec)
+    cases = [
+        "WHEN _jt <> 'object' THEN 'record is a JSON ' || _jt || ', not an object'",
+    ]
+    if time_col is None:
+        cases.append(
+            f"WHEN true THEN {sql_string(f'missing event time field {spec.event_time_field!r}')}"
+        )
+    else:
+        v, typed = quote_identifier("v_" + time_col.name), quote_identifier(time_col.name)
+        missing = f"missing event time field {spec.event_time_field!r}"
+        cases.append(f"WHEN {v} IS NULL OR {v} = '' THEN {sql_string(missing)}")
+        cases.append(
+            f"WHEN _event_any IS NULL THEN 'event time ' || {v} || "
+            f"{sql_string(' is not ' + spec.event_time_format)}"
+        )
+        cases.append(f"WHEN {typed} IS NULL THEN {_out_of_range(v, spec, bounds)}")
+    cases.append(
+        f"WHEN {dedup} IS NULL OR {dedup} = '' OR left({dedup}, 1) IN ('{{', '[') THEN "
+        f"{sql_string(f'missing or non-scalar dedup key {spec.dedup_key!r}')}"
+    )
+    for c in columns:
+        if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type in TEXT_TYPES:
+            continue
+        v = quote_identifier("v_" + c.name)
+        cases.append(
+            f"WHEN {v} IS NOT NULL AND {quote_identifier(c.name)} IS NULL THEN "
+            f"{sql_string(f'column {c.name}: cannot cast ')} || {v} || {sql_string(f' to {c.type}')}"
+        )
+    return "CASE " + " ".join(cases) + " END"
+
+
+def _out_of_range(v: str, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
+    lo, hi = (f"{b:%Y-%m-%dT%H:%M:%SZ}" for b in bounds)
+    expr = (
+        f"{sql_string(OUT_OF_RANGE + ': ')} || left({v}, 64) || "
+        f"{sql_string(f' is not within {lo} .. {hi}')}"
+    )
+    if spec.event_time_format == "epoch_seconds":
+        a, b = (x.timestamp() for x in bounds)
+        hint = sql_string(" (milliseconds in an epoch_seconds stream?)")
+        expr += f" || CASE WHEN _event_any / 1000 BETWEEN {a!r} AND {b!r} THEN {hint} ELSE '' END"
+    return expr

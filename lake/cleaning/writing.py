@@ -1,0 +1,155 @@
+"""Writing a pass's output: one zstd cleaned file per object and event date, one
+quarantine file per object with its refused records (raw text, reason, reason code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.cleaning.dedup import Deduped
+from lake.cleaning.reasons import reason_code_sql, reason_detail_sql
+from lake.cleaning.staging import Staged
+from lake.cleaning.tables import QUARANTINED, REJECTED, ROW_SPAN
+from lake.cleaning.typed import Typed
+from lake.json_fields import as_json_columns
+from lake.parquet_writing import GroupKey, GroupsNotConsecutive, parquet_bytes, write_groups
+from lake.sql_text import sql_string
+from lake.storage import ObjectInfo, Storage
+from lake.streams import StreamSpec
+
+_BATCH_ROWS = 1 << 17  # rows handed to the Parquet writers at a time
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where and as what a pass's files are written."""
+
+    lake: Storage
+    spec: StreamSpec
+    hour: datetime  # arrival hour
+    ingested_at: datetime
+    objects: list[ObjectInfo]  # index in this list = `_object`
+    names: list[str]  # their output names, in the same order
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """What write_quarantine made: QUARANTINED (every record set aside, with its reason
+    code), records by code, and each object's quarantine file."""
+
+    by_code: dict[str, int]
+    files: dict[int, str]
+    relation: str = QUARANTINED
+
+
+def write_cleaned(to: Destination, typed: Typed, deduped: Deduped) -> dict[int, list[str]]:
+    """One zstd file per object and event date, records in their order; returns the files
+    by object index. `typed` is in object and position order, so each object is a run of
+    rows (no sort); should an object ever come in pieces, the rows are sorted and all
+    files rewritten."""
+    table, columns, spec = typed.table, typed.columns, to.spec
+    keep = pc.is_null(table["_reason"])
+    if deduped.dropped is not None:
+        rid = pc.add(pc.multiply(table["_object"], ROW_SPAN), table["_position"])
+        keep = pc.and_(keep, pc.invert(pc.is_in(rid, value_set=deduped.dropped)))
+    rows = table.select([c.name for c in columns] + ["_position", "_dt", "_object"])
+    if pc.sum(pc.invert(keep)).as_py():
+        rows = rows.filter(keep)
+    json_names = [c.name for c in columns if c.json]
+    unique = {"_position"} | {
+        c.name for c in columns if c.path in ((spec.dedup_key,), (spec.event_time_field,))
+    }
+
+    def write(group: GroupKey, part_rows: pa.Table) -> list[str]:
+        index = group[0]
+        assert isinstance(index, int)
+        days = pc.unique(part_rows["_dt"]).to_pylist()
+        keys = []
+        for day in days:
+            part = (
+                part_rows if len(days) == 1 else part_rows.filter(pc.equal(part_rows["_dt"], day))
+            )
+            keys.append(f"cleaned/{spec.name}/dt={day:%Y-%m-%d}/{to.names[index]}")
+            part = _with_lineage(to, part.drop_columns(["_dt"]), to.objects[index].key)
+            part = as_json_columns(part, json_names)
+            to.lake.write(keys[-1], parquet_bytes(part, no_dictionary=unique))
+        return keys
+
+    try:
+        files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
+    except GroupsNotConsecutive:
+        rows = rows.sort_by([("_object", "ascending"), ("_position", "ascending")])
+        files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
+    return {index: keys for (index,), keys in files.items()}  # type: ignore[misc]
+
+
+def _with_lineage(to: Destination, rows: pa.Table, source_key: str) -> pa.Table:
+    """The record columns, then _source_key, _position, _arrival_hour, _ingested_at
+    (constants made per file, not carried per row)."""
+    n = rows.num_rows
+    position = rows.column("_position")
+    rows = rows.drop_columns(["_position"])
+    utc = pa.timestamp("us", tz="UTC")
+    lineage = {
+        "_source_key": pa.repeat(pa.scalar(source_key), n),
+        "_position": position,
+        "_arrival_hour": pa.repeat(pa.scalar(to.hour, utc), n),
+        "_ingested_at": pa.repeat(pa.scalar(to.ingested_at, utc), n),
+    }
+    for name, values in lineage.items():
+        rows = rows.append_column(name, values)
+    return rows
+
+
+def write_quarantine(
+    con: duckdb.DuckDBPyConnection, to: Destination, staged: Staged, typed: Typed, objects: str
+) -> Quarantined:
+    """Typed records with a reason, and what staging refused, one file per object
+    (`objects` is the relation of the pass's objects: _object, _source_key)."""
+    if typed.quarantined == 0 and not staged.rejected:
+        return Quarantined({}, {})
+    con.register(REJECTED, _rejected_table(staged))
+    arrival = sql_string(to.hour.isoformat())
+    ingested = sql_string(to.ingested_at.isoformat())
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {QUARANTINED} AS
+            SELECT q._object, o._source_key AS source_key, q._position AS position, q.reason,
+                   {reason_code_sql("q.reason")} AS reason_code,
+                   {reason_detail_sql("q.reason")} AS reason_detail, q.raw AS raw_text,
+                   {arrival}::TIMESTAMPTZ AS arrival_hour,
+                   {ingested}::TIMESTAMPTZ AS quarantined_at
+            FROM (SELECT t._object, t._position, t._reason AS reason, s.raw
+                  FROM {typed.relation} t JOIN {staged.relation} s USING (_object, _position)
+                  WHERE t._reason IS NOT NULL
+                  UNION ALL SELECT _object, _position, reason, raw FROM {REJECTED}) q
+            JOIN {objects} o USING (_object)"""
+    )
+    by_code = dict(
+        con.execute(f"SELECT reason_code, count(*) FROM {QUARANTINED} GROUP BY 1").fetchall()
+    )
+    files = {}
+    indexes = con.execute(f"SELECT DISTINCT _object FROM {QUARANTINED} ORDER BY 1").fetchall()
+    for (index,) in indexes:
+        rows = con.sql(
+            "SELECT source_key, position, reason, reason_code, reason_detail, raw_text, "
+            f"arrival_hour, quarantined_at FROM {QUARANTINED} WHERE _object = ? ORDER BY position",
+            params=[index],
+        ).to_arrow_table()
+        files[index] = f"quarantine/{to.spec.name}/dt={to.hour:%Y-%m-%d}/{to.names[index]}"
+        to.lake.write(files[index], parquet_bytes(rows))
+    return Quarantined(by_code, files)
+
+
+def _rejected_table(staged: Staged) -> pa.Table:
+    return pa.table(
+        {
+            "_object": pa.array([r.object_index for r in staged.rejected], pa.int64()),
+            "_position": pa.array([r.position for r in staged.rejected], pa.int64()),
+            "reason": pa.array([r.reason for r in staged.rejected], pa.string()),
+            "raw": pa.array([r.raw_text for r in staged.rejected], pa.string()),
+        }
+    )
