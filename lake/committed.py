@@ -13,10 +13,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from lake import layout
-from lake.ledger import Ledger, manifests_listed_as, read_ledger, read_manifest
+from lake.ledger import Ledger, manifests_listed_as, name_hour, read_ledger, read_manifest
 from lake.storage import Storage
-
-_HOUR_FORMAT = "%Y%m%dT%H"  # how an output name starts (lake.ledger.output_name)
 
 
 class CommittedFiles:
@@ -24,7 +22,7 @@ class CommittedFiles:
 
     def __init__(self, lake: Storage, stream: str) -> None:
         self.lake, self.stream = lake, stream
-        self._ledgers: dict[str, Ledger] = {}
+        self._ledgers: dict[datetime, Ledger] = {}
         self._files: dict[str, frozenset[str]] = {}  # output name -> files its manifests list
 
     def of_days(self, layer: str, days: list[date] | None) -> list[str]:
@@ -52,14 +50,13 @@ class CommittedFiles:
     def _manifests_named(self, name: str) -> list[str]:
         """From the arrival hour's ledger (one listing, cached), or for a name that does
         not start with an hour, from a listing of the name's own manifests."""
-        hour_text = name[:11]
         try:
-            hour = datetime.strptime(hour_text, _HOUR_FORMAT)
+            hour = name_hour(name)
         except ValueError:
             return manifests_listed_as(self.lake, self.stream, name)
-        if hour_text not in self._ledgers:
-            self._ledgers[hour_text] = read_ledger(self.lake, self.stream, hour)
-        return self._ledgers[hour_text].manifests_named(name)
+        if hour not in self._ledgers:
+            self._ledgers[hour] = read_ledger(self.lake, self.stream, hour)
+        return self._ledgers[hour].manifests_named(name)
 
     def _listed_by(self, manifest_key: str) -> set[str]:
         try:

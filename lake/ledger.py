@@ -181,9 +181,15 @@ def manifest_keys(lake: Storage, stream: str) -> Iterator[str]:
     return (info.key for info in lake.list(layout.ledger_folder(stream)))
 
 
+def name_hour(name: str) -> datetime:
+    """The arrival hour an output or manifest name starts with (ValueError when it does
+    not)."""
+    return datetime.strptime(name[:11], _HOUR_FORMAT)
+
+
 def manifest_hour(stream: str, key: str) -> datetime:
-    """The arrival hour a manifest's name starts with (ValueError when it does not)."""
-    return datetime.strptime(key.removeprefix(layout.ledger_folder(stream))[:11], _HOUR_FORMAT)
+    """The arrival hour a manifest key's name starts with (ValueError when it does not)."""
+    return name_hour(key.removeprefix(layout.ledger_folder(stream)))
 
 
 def manifests_listed_as(lake: Storage, stream: str, name: str) -> list[str]:
@@ -198,12 +204,11 @@ def has_manifest_from(lake: Storage, stream: str, hour: datetime) -> bool:
     """Whether the ledger holds an object of `stream` that arrived in `hour` or later (one
     listing, started after the hour's name)."""
     folder = layout.ledger_folder(stream)
-    boundary = f"{hour:{_HOUR_FORMAT}}"
-    first = next(iter(lake.list(folder, start_after=folder + boundary)), None)
+    first = next(iter(lake.list(folder, start_after=f"{folder}{hour:{_HOUR_FORMAT}}")), None)
     if first is None:
         return False
     try:  # names sort by arrival hour; a name not starting with one is no evidence
-        datetime.strptime(first.key.removeprefix(folder)[: len(boundary)], _HOUR_FORMAT)
+        name_hour(first.key.removeprefix(folder))
     except ValueError:
         return False
     return True
