@@ -24,6 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
+from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import LINEAGE_TYPES
 from lake.cleaning.hour import clean_hour
@@ -136,7 +137,7 @@ def build_cleaned_asset(
             metadata={
                 # the name mart SQL reads it by; Hive-style dt= folders under the URI
                 "dagster/table_name": f"cleaned.{spec.name}",
-                "dagster/uri": f"{lake_storage.uri}/cleaned/{spec.name}/",
+                "dagster/uri": f"{lake_storage.uri}/{layout.layer_folder(layout.CLEANED, spec.name)}",
                 "catalog_version": int(table["VersionId"]) if table else 0,
                 "pii_key_source": key.source,
                 **retyped.as_metadata(),

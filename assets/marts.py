@@ -42,6 +42,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from assets.hourly import ASSET_RETRY_POLICY
+from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
 from lake.committed import CommittedFiles
@@ -252,7 +253,12 @@ def build_mart_asset(
         sinks = [*mart_sinks(spec, context, warehouse, alerts, redshift, settings), *extra_sinks]
         days = [date.fromisoformat(k) for k in context.partition_keys] if daily else [None]
         # what belongs to the run: its days, the checks over all their rows, the lineage
-        metadata: dict[str, Any] = {"days": MetadataValue.json([str(d) for d in days if d])}
+        metadata: dict[str, Any] = {
+            "days": MetadataValue.json([str(d) for d in days if d]),
+            # the warehouse's name for it; Hive-style dt= folders under the URI
+            "dagster/table_name": f"marts.{spec.name}",
+            "dagster/uri": f"{lake_storage.uri}/{layout.mart_folder(spec.name)}",
+        }
         committed: dict[str, CommittedFiles] = {}  # ledger reads shared by a backfill's days
         lateness = {name: s.allowed_lateness_hours for name, s in streams.streams.items()}
         unique, nulls = CheckOutcome(), CheckOutcome()

@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
+from lake import layout
 from lake.athena_ddl import show_create_table, table_problems
 from lake.catalog_store import Catalog
 from lake.crawler import CrawlResult, crawl_objects
@@ -100,7 +101,7 @@ def _table_metadata(database: str, spec: StreamSpec, table: dict | None) -> dict
         ),
         "table": f"{database}.{spec.name}",
         "version": int(table["VersionId"]) if table else 0,
-        "catalog_key": f"catalog/{database}/{spec.name}.json",
+        "catalog_key": layout.catalog_table(database, spec.name),
     }
 
 

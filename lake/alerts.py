@@ -23,6 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from lake import layout
 from lake.storage import PreconditionFailed, Storage
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def notify_new(lake: Storage, mart: str, rows: pa.Table, publish: Publish) -> Al
         raise ValueError(f"alert mart {mart} has no anomaly_id column")
     for row in rows.to_pylist():
         anomaly_id = str(row["anomaly_id"])
-        claim = f"_state/alerts/{mart}/{_file_name(anomaly_id)}.json"
+        claim = layout.alert_claim(mart, _file_name(anomaly_id))
         record = {
             "anomaly_id": anomaly_id,
             "claimed_at": datetime.now(UTC).isoformat(),

@@ -10,6 +10,7 @@ import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from lake import layout
 from lake.column_names import LINEAGE_NAMES, PARAMETER, from_parameter, legacy_assignment
 from lake.hive_types import (
     NULL,
@@ -40,7 +41,7 @@ class Catalog:
         self.database = database
 
     def table_key(self, table: str) -> str:
-        return f"catalog/{self.database}/{table}.json"
+        return layout.catalog_table(self.database, table)
 
     def get_table(self, table: str) -> dict[str, Any] | None:
         return self._get(self.table_key(table))
@@ -61,7 +62,7 @@ class Catalog:
             self.put_version(table, int(table["VersionId"]), diff)
 
     def version_key(self, table: str, version: int) -> str:
-        return f"catalog/{self.database}/{table}/versions/{version}.json"
+        return layout.catalog_version(self.database, table, version)
 
     def repair_version(self, table: dict[str, Any]) -> None:
         """Write the committed table's version file if a crash left it out (its diff is
@@ -84,7 +85,7 @@ class Catalog:
         self.lake.write(self.version_key(table["Name"], version), _dumps(doc))
 
     def partition_key(self, table: str, values: list[str]) -> str:
-        return f"catalog/{self.database}/{table}/partitions/{'-'.join(values)}.json"
+        return layout.catalog_partition(self.database, table, values)
 
     def get_partition(self, table: str, values: list[str]) -> dict[str, Any] | None:
         return self._get(self.partition_key(table, values))

@@ -10,14 +10,11 @@ per object (both cached across days), never a glob.
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 
-from lake.ledger import Ledger, is_manifest_of, manifests_folder, read_ledger
-from lake.storage import ObjectNotFound, Storage
-
-LEDGER_LAYERS = ("cleaned", "quarantine")  # written by cleaning runs, committed by manifests
-_HOUR_FORMAT = "%Y%m%dT%H"  # how an output name starts (lake.ledger.output_name)
+from lake import layout
+from lake.ledger import Ledger, manifests_listed_as, name_hour, read_ledger, read_manifest
+from lake.storage import Storage
 
 
 class CommittedFiles:
@@ -25,14 +22,16 @@ class CommittedFiles:
 
     def __init__(self, lake: Storage, stream: str) -> None:
         self.lake, self.stream = lake, stream
-        self._ledgers: dict[str, Ledger] = {}
+        self._ledgers: dict[datetime, Ledger] = {}
         self._files: dict[str, frozenset[str]] = {}  # output name -> files its manifests list
 
     def of_days(self, layer: str, days: list[date] | None) -> list[str]:
         """Keys of `<layer>/<stream>/dt=<day>/` (every day when None) that a committed
         manifest lists, in key order."""
-        folder = f"{layer}/{self.stream}/"
-        prefixes = [folder] if days is None else [f"{folder}dt={d}/" for d in days]
+        if days is None:
+            prefixes = [layout.layer_folder(layer, self.stream)]
+        else:
+            prefixes = [layout.layer_day_folder(layer, self.stream, d) for d in days]
         keys = [o.key for p in prefixes for o in self.lake.list(p) if o.key.endswith(".parquet")]
         return [k for k in keys if self.is_committed(k)]
 
@@ -51,21 +50,18 @@ class CommittedFiles:
     def _manifests_named(self, name: str) -> list[str]:
         """From the arrival hour's ledger (one listing, cached), or for a name that does
         not start with an hour, from a listing of the name's own manifests."""
-        hour_text = name[:11]
         try:
-            hour = datetime.strptime(hour_text, _HOUR_FORMAT)
+            hour = name_hour(name)
         except ValueError:
-            folder = manifests_folder(self.stream)
-            found = (o.key for o in self.lake.list(folder + name))
-            return [k for k in found if is_manifest_of(k.removeprefix(folder), name)]
-        if hour_text not in self._ledgers:
-            self._ledgers[hour_text] = read_ledger(self.lake, self.stream, hour)
-        return self._ledgers[hour_text].manifests_named(name)
+            return manifests_listed_as(self.lake, self.stream, name)
+        if hour not in self._ledgers:
+            self._ledgers[hour] = read_ledger(self.lake, self.stream, hour)
+        return self._ledgers[hour].manifests_named(name)
 
     def _listed_by(self, manifest_key: str) -> set[str]:
         try:
-            doc = json.loads(self.lake.read(manifest_key))
-        except (ObjectNotFound, ValueError):
-            return set()  # gone meanwhile (replaced by a newer version), or not a manifest
+            doc = read_manifest(self.lake, manifest_key)
+        except ValueError:
+            return set()  # not a manifest (None: gone meanwhile, replaced by a newer one)
         files = doc.get("files") if isinstance(doc, dict) else None
         return {f for f in files or [] if isinstance(f, str)}

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from lake.ledger import manifests_folder
+from lake.ledger import has_manifest_from
 from lake.storage import Storage
-
-_HOUR_FORMAT = "%Y%m%dT%H"  # how an output name, and so a manifest's name, starts
 
 
 def completion_hour(day: date, allowed_lateness_hours: int) -> datetime:
@@ -28,17 +26,8 @@ def completion_hour(day: date, allowed_lateness_hours: int) -> datetime:
 
 def is_day_complete(lake: Storage, stream: str, day: date, allowed_lateness_hours: int) -> bool:
     """Whether the ledger holds an object of `stream` that arrived in the completion hour
-    of `day` or later (one listing, started after the hour's name)."""
-    folder = manifests_folder(stream)
-    boundary = f"{completion_hour(day, allowed_lateness_hours):{_HOUR_FORMAT}}"
-    first = next(iter(lake.list(folder, start_after=folder + boundary)), None)
-    if first is None:
-        return False
-    try:  # names sort by arrival hour; a name not starting with one is no evidence
-        datetime.strptime(first.key.removeprefix(folder)[: len(boundary)], _HOUR_FORMAT)
-    except ValueError:
-        return False
-    return True
+    of `day` or later."""
+    return has_manifest_from(lake, stream, completion_hour(day, allowed_lateness_hours))
 
 
 def days_completed(after: datetime, through: datetime, allowed_lateness_hours: int) -> list[date]:

@@ -3,15 +3,13 @@ processed, whichever runs processed them (read from the per-object manifests).""
 
 from __future__ import annotations
 
-import contextlib
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from lake.firehose import is_folder_marker
-from lake.ledger import read_ledger
-from lake.storage import ObjectInfo, ObjectNotFound, Storage
+from lake.ledger import read_ledger, read_manifest
+from lake.storage import ObjectInfo, Storage
 
 # manifests read at once: on S3 each read is a round trip, so an hour of hundreds of
 # objects would otherwise add seconds to every micro-batch
@@ -64,8 +62,5 @@ def hour_totals(
 
 
 def _read(lake: Storage, key: str | None) -> dict | None:
-    if key is None:
-        return None
-    with contextlib.suppress(ObjectNotFound):  # replaced by a concurrent run meanwhile
-        return json.loads(lake.read(key))
-    return None
+    # None also when replaced by a concurrent run meanwhile
+    return None if key is None else read_manifest(lake, key)

@@ -23,9 +23,12 @@ import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from lake import layout
 from lake.cleaning.report import ObjectCounts
 from lake.storage import ObjectInfo, ObjectNotFound, Storage
 
@@ -33,6 +36,7 @@ STEM_CHARS = 80  # readable part of a name; the whole manifest name stays under 
 _HASH_CHARS = 16  # 64 bits of SHA-256: names of one hour never collide in practice
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # also every glob character: * ? [ ] { }
 _VERSIONED = re.compile(r"(?P<name>.+\.parquet)\.v(?P<version>[0-9a-f]{16})")
+_HOUR_FORMAT = "%Y%m%dT%H"  # how an output name, and so a manifest's name, starts
 
 
 def _digest(text: str) -> str:
@@ -58,17 +62,9 @@ def object_version(info: ObjectInfo) -> str:
     return _digest(f"{info.etag}\n{info.size}")
 
 
-def manifests_folder(stream: str) -> str:
-    return f"_state/cleaned/{stream}/"
-
-
-def manifest_key(stream: str, name: str, version: str) -> str:
-    return f"{manifests_folder(stream)}{name}.v{version}.json"
-
-
 def manifest_of(stream: str, hour: datetime, info: ObjectInfo) -> str:
     """Where the ledger records `info` (in its current version) as processed."""
-    return manifest_key(stream, output_name(hour, info.key), object_version(info))
+    return layout.ledger_manifest(stream, output_name(hour, info.key), object_version(info))
 
 
 @dataclass(frozen=True)
@@ -80,10 +76,6 @@ class TypedAs:
 
     def as_manifest(self) -> dict[str, object]:
         return {"catalog_version": self.catalog_version, "column_types": self.column_types}
-
-
-def _hour_prefix(stream: str, hour: datetime) -> str:
-    return f"{manifests_folder(stream)}{hour:%Y%m%dT%H}-"
 
 
 @dataclass
@@ -107,11 +99,10 @@ class Ledger:
         name = output_name(self.hour, info.key)
         if name in self.versions:
             version = object_version(info)
-            return (
-                manifest_key(self.stream, name, version) if version in self.versions[name] else None
-            )
+            known = version in self.versions[name]
+            return layout.ledger_manifest(self.stream, name, version) if known else None
         legacy = legacy_output_name(self.hour, info.key)
-        return f"{manifests_folder(self.stream)}{legacy}.json" if legacy in self.legacy else None
+        return layout.legacy_ledger_manifest(self.stream, legacy) if legacy in self.legacy else None
 
     def earlier_manifests(self, info: ObjectInfo) -> list[str]:
         """Manifest keys an earlier run wrote for this key (any version, old naming too)."""
@@ -120,9 +111,10 @@ class Ledger:
 
     def manifests_named(self, name: str) -> list[str]:
         """The manifest keys of an output name (each version, or the old naming's one)."""
-        keys = [manifest_key(self.stream, name, v) for v in sorted(self.versions.get(name, ()))]
+        versions = sorted(self.versions.get(name, ()))
+        keys = [layout.ledger_manifest(self.stream, name, v) for v in versions]
         if name in self.legacy:
-            keys.append(f"{manifests_folder(self.stream)}{name}.json")
+            keys.append(layout.legacy_ledger_manifest(self.stream, name))
         return keys
 
     def earlier_names(self, info: ObjectInfo) -> set[str]:
@@ -143,8 +135,8 @@ def is_manifest_of(entry: str, name: str) -> bool:
 
 def read_ledger(lake: Storage, stream: str, hour: datetime) -> Ledger:
     ledger = Ledger(stream, hour)
-    folder = manifests_folder(stream)
-    for info in lake.list(_hour_prefix(stream, hour)):
+    folder = layout.ledger_folder(stream)
+    for info in lake.list(layout.ledger_hour_prefix(stream, hour)):
         entry = info.key.removeprefix(folder).removesuffix(".json")
         if match := _VERSIONED.fullmatch(entry):
             ledger.versions.setdefault(match["name"], set()).add(match["version"])
@@ -165,9 +157,61 @@ def files_of(lake: Storage, manifests: list[str]) -> list[str]:
     """The lake files the given manifests list (a manifest gone meanwhile lists none)."""
     files: list[str] = []
     for key in manifests:
-        with contextlib.suppress(ObjectNotFound):
-            files += json.loads(lake.read(key))["files"]
+        manifest = read_manifest(lake, key)
+        if manifest is not None:
+            files += manifest["files"]
     return files
+
+
+def read_manifest(lake: Storage, key: str) -> Any:
+    """A manifest as written (a dict), None when it is gone (replaced meanwhile).
+    Raises ValueError when the object is not JSON."""
+    try:
+        return json.loads(lake.read(key))
+    except ObjectNotFound:
+        return None
+
+
+def write_manifest(lake: Storage, key: str, manifest: dict[str, Any]) -> None:
+    lake.write(key, json.dumps(manifest, indent=1).encode())
+
+
+def manifest_keys(lake: Storage, stream: str) -> Iterator[str]:
+    """Every manifest of the stream, in key order (so by arrival hour)."""
+    return (info.key for info in lake.list(layout.ledger_folder(stream)))
+
+
+def name_hour(name: str) -> datetime:
+    """The arrival hour an output or manifest name starts with (ValueError when it does
+    not)."""
+    return datetime.strptime(name[:11], _HOUR_FORMAT)
+
+
+def manifest_hour(stream: str, key: str) -> datetime:
+    """The arrival hour a manifest key's name starts with (ValueError when it does not)."""
+    return name_hour(key.removeprefix(layout.ledger_folder(stream)))
+
+
+def manifests_listed_as(lake: Storage, stream: str, name: str) -> list[str]:
+    """The manifests of output `name` found by listing the keys starting with it (for a
+    name that does not start with an arrival hour, so has no hour's ledger)."""
+    folder = layout.ledger_folder(stream)
+    found = (info.key for info in lake.list(folder + name))
+    return [key for key in found if is_manifest_of(key.removeprefix(folder), name)]
+
+
+def has_manifest_from(lake: Storage, stream: str, hour: datetime) -> bool:
+    """Whether the ledger holds an object of `stream` that arrived in `hour` or later (one
+    listing, started after the hour's name)."""
+    folder = layout.ledger_folder(stream)
+    first = next(iter(lake.list(folder, start_after=f"{folder}{hour:{_HOUR_FORMAT}}")), None)
+    if first is None:
+        return False
+    try:  # names sort by arrival hour; a name not starting with one is no evidence
+        name_hour(first.key.removeprefix(folder))
+    except ValueError:
+        return False
+    return True
 
 
 def replace_manifest(
@@ -188,7 +232,7 @@ def replace_manifest(
     for stale in set(earlier_files) - set(counts.files):
         with contextlib.suppress(ObjectNotFound):
             lake.delete(stale)
-    key = manifest_key(stream, name, object_version(info))
+    key = layout.ledger_manifest(stream, name, object_version(info))
     manifest = {
         "source_key": info.key,
         "etag": info.etag,
@@ -201,7 +245,7 @@ def replace_manifest(
     }
     if typed_as is not None:
         manifest |= typed_as.as_manifest()
-    lake.write(key, json.dumps(manifest, indent=1).encode())
+    write_manifest(lake, key, manifest)
     for old in earlier:
         if old != key:
             with contextlib.suppress(ObjectNotFound):

@@ -27,8 +27,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from lake import layout
 from lake.cleaning.columns import LINEAGE_TYPES
-from lake.committed import LEDGER_LAYERS, CommittedFiles
+from lake.committed import CommittedFiles
 from lake.day_completeness import is_day_complete
 from lake.json_fields import as_json_columns
 from lake.literal_paths import literal_links
@@ -70,8 +71,7 @@ class MartBuild:
     @property
     def parquet_key(self) -> str:
         """The partition's one file in the lake (`marts/<mart>/dt=<day>/<mart>-0000.parquet`)."""
-        folder = f"marts/{self.spec.name}/" + (f"{self.partition}/" if self.day else "")
-        return f"{folder}{self.spec.name}-0000.parquet"
+        return layout.mart_file(self.spec.name, self.day)
 
     @cached_property
     def parquet(self) -> bytes | None:
@@ -100,11 +100,11 @@ def build_mart(
         con.execute("SET TimeZone = 'UTC'")
         for layer, table in spec.deps:
             days = _input_days(spec, day)
-            if layer in LEDGER_LAYERS:
+            if layer in layout.LEDGER_LAYERS:
                 ledger = committed.setdefault(table, CommittedFiles(lake, table))
                 keys = ledger.of_days(layer, days)
             else:
-                keys = _listed_files(lake, layer, table, days)
+                keys = _mart_files(lake, table, days)
             paths = literal_links(lake, keys, Path(scratch))
             columns = (cleaned_columns or {}).get(table) if layer == "cleaned" else None
             if not paths and columns is None:
@@ -203,8 +203,10 @@ def _create_input_view(
     con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
 
 
-def _listed_files(lake: Storage, layer: str, table: str, days: list[date] | None) -> list[str]:
-    """Files of a layer no cleaning run writes (marts: one file a partition, replaced whole)."""
-    folder = f"{layer}/{table}/"
-    prefixes = [folder] if days is None else [f"{folder}dt={d}/" for d in days]
+def _mart_files(lake: Storage, mart: str, days: list[date] | None) -> list[str]:
+    """Files of a mart (no cleaning run writes them: one file a partition, replaced whole)."""
+    if days is None:
+        prefixes = [layout.mart_folder(mart)]
+    else:
+        prefixes = [layout.mart_day_folder(mart, d) for d in days]
     return [o.key for p in prefixes for o in lake.list(p) if o.key.endswith(".parquet")]

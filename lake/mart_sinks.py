@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lake import layout
 from lake.alerts import Publish, notify_new
 from lake.mart_build import MartBuild
 from lake.redshift_data_api import RedshiftLoader
@@ -91,7 +92,7 @@ class RedshiftFiles:
             self.iam_role,
         )
         if self.loader is not None:
-            load = next(k for k in files if k.endswith("load.sql"))
+            load = layout.redshift_load_script(built.spec.name, built.day)
             self.loader.run_script(lake.read(load).decode(), self.log)
         return output | {"redshift_files": files}
 

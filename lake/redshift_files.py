@@ -9,7 +9,7 @@ from datetime import date
 
 import pyarrow as pa
 
-from lake import redshift
+from lake import layout, redshift
 from lake.marts import MartSpec
 from lake.storage import ObjectNotFound, Storage
 
@@ -25,7 +25,7 @@ def write_redshift_files(
 ) -> list[str]:
     """DDL for the table (VARCHAR widths the widest any partition needed so far, columns
     the deployed table lacks added), and the partition's manifest and load script."""
-    state_key = f"_state/redshift/{spec.name}.json"
+    state_key = layout.redshift_state(spec.name)
     try:
         state = json.loads(lake.read(state_key))
     except ObjectNotFound:
@@ -36,13 +36,11 @@ def write_redshift_files(
     # a state written before it listed columns: the table's columns are not known
     deployed = state.get("columns")
     added = [c for c in columns if deployed is not None and c.name not in deployed]
-    folder = f"redshift/{spec.name}/"
-    partition = folder + (f"dt={day}/" if day else "")
-    manifest_key = f"{partition}manifest.json"
+    manifest_key = layout.redshift_manifest(spec.name, day)
     files = {
-        f"{folder}create_table.sql": redshift.create_table_ddl(spec, columns),
+        layout.redshift_ddl(spec.name): redshift.create_table_ddl(spec, columns),
         manifest_key: redshift.manifest([(lake.uri_of(parquet_key), parquet_size)]),
-        f"{partition}load.sql": redshift.load_script(
+        layout.redshift_load_script(spec.name, day): redshift.load_script(
             *redshift.load_statements(
                 spec,
                 columns,

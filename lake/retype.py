@@ -28,18 +28,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lake import layout
 from lake.cleaning.columns import columns_from_table
 from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
-from lake.ledger import manifests_folder
+from lake.ledger import manifest_hour, manifest_keys, read_manifest, write_manifest
 from lake.parquet_writing import parquet_bytes
 from lake.pii import PIIKey
 from lake.settings import DEFAULTS, Settings
 from lake.sql_text import quote_identifier
 from lake.storage import ObjectNotFound, Storage
 from lake.streams import StreamSpec
-
-_HOUR_FORMAT = "%Y%m%dT%H"  # how an output name starts (lake.ledger.output_name)
 
 
 @dataclass
@@ -60,10 +59,6 @@ class RetypeReport:
             "files_retyped": len(self.files_retyped),
             "retype_remaining": self.remaining,
         }
-
-
-def marker_key(stream: str) -> str:
-    return f"_state/retyped/{stream}.json"
 
 
 def catalog_types(table: dict[str, Any], spec: StreamSpec) -> dict[str, str]:
@@ -91,14 +86,15 @@ def retype_stream(
     report.scanned = True
     arrow_target = arrow_types(target)
     stale: dict[datetime, list[dict[str, Any]]] = {}
-    folder = manifests_folder(spec.name)
-    for info in list(lake.list(folder)):
+    for key in list(manifest_keys(lake, spec.name)):
         with contextlib.suppress(ObjectNotFound, ValueError):
-            manifest = json.loads(lake.read(info.key))
+            manifest = read_manifest(lake, key)
+            if manifest is None:
+                continue  # replaced meanwhile
             report.manifests_checked += 1
             if isinstance(manifest, dict) and _is_stale(lake, manifest, target, arrow_target):
-                manifest["_key"] = info.key
-                hour = datetime.strptime(info.key.removeprefix(folder)[:11], _HOUR_FORMAT)
+                manifest["_key"] = key
+                hour = manifest_hour(spec.name, key)
                 stale.setdefault(hour.replace(tzinfo=UTC), []).append(manifest)
     budget = settings.retype_max_objects
     for hour in sorted(stale):
@@ -122,20 +118,20 @@ def retype_stream(
                 settings=settings,
             )
             report.objects_recleaned += [o.key for o in again]
-            report.files_retyped += [f for f in cleaned.files_written if f.startswith("cleaned/")]
+            report.files_retyped += [f for f in cleaned.files_written if layout.is_cleaned_file(f)]
         for manifest in manifests:
             if manifest.get("source_key") not in listed:
                 report.files_retyped += cast_object(lake, manifest, version, target)
                 report.objects_cast.append(str(manifest.get("source_key")))
     if not report.remaining:
         doc = {"catalog_version": version, "column_types": target}
-        lake.write(marker_key(spec.name), json.dumps(doc, indent=1).encode())
+        lake.write(layout.retype_marker(spec.name), json.dumps(doc, indent=1).encode())
     return report
 
 
 def _marker(lake: Storage, stream: str) -> dict[str, str] | None:
     try:
-        return json.loads(lake.read(marker_key(stream))).get("column_types")
+        return json.loads(lake.read(layout.retype_marker(stream))).get("column_types")
     except (ObjectNotFound, ValueError, AttributeError):
         return None
 
@@ -160,7 +156,7 @@ def _is_stale(
 
 def _cleaned_files(manifest: dict[str, Any]) -> list[str]:
     files = manifest.get("files") or []
-    return [f for f in files if isinstance(f, str) and f.startswith("cleaned/")]
+    return [f for f in files if isinstance(f, str) and layout.is_cleaned_file(f)]
 
 
 def arrow_types(duck_types: dict[str, str]) -> dict[str, pa.DataType]:
@@ -197,7 +193,7 @@ def cast_object(
             rewritten.append(key)
     doc = {k: v for k, v in manifest.items() if k != "_key"}
     doc |= {"catalog_version": version, "column_types": written_as}
-    lake.write(manifest["_key"], json.dumps(doc, indent=1).encode())
+    write_manifest(lake, manifest["_key"], doc)
     return rewritten
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from lake import layout
 from lake.literal_paths import GLOB_CHARACTERS
 from lake.settings import DEFAULTS
 from lake.sql_text import quote_identifier, sql_string
@@ -71,7 +72,7 @@ class Warehouse:
 
     def _sync_and_view(self, lake: Storage, mart: str) -> WarehouseRefresh:
         folder = self.copies / safe_name(mart)
-        sync_copy(lake, f"marts/{mart}/", folder)
+        sync_copy(lake, layout.mart_folder(mart), folder)
         if not any(folder.glob(f"*/{PART_FILE}")):
             return WarehouseRefresh(False, "no partition yet")
         if GLOB_CHARACTERS & set(str(folder)):

@@ -30,6 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import LocalFileSystem
 
+from lake import layout
 from lake.cleaning.tables import (
     FIRSTS,
     NEW_KEYS,
@@ -43,10 +44,6 @@ from lake.cleaning.typed import Typed
 from lake.storage import Storage, compare_and_swap, local_path
 
 KEYS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", pa.string())])
-
-
-def state_prefix(stream: str, day: date) -> str:
-    return f"_state/keys/{stream}/dt={day:%Y-%m-%d}/"
 
 
 def window_dates(hour: datetime, lateness_hours: int) -> list[date]:
@@ -69,7 +66,7 @@ def load_seen(
     con.execute(f"CREATE OR REPLACE TEMP TABLE {SEEN_KEYS} (hi UBIGINT, lo UBIGINT)")
     paths = []
     for day in days:
-        for info in lake.list(state_prefix(stream, day)):
+        for info in lake.list(layout.dedup_keys_folder(stream, day)):
             paths.append(str(local_path(lake, info.key, scratch)))
     if not paths:
         return
@@ -173,7 +170,7 @@ def save_hour_keys(
         r[0] for r in con.execute(f"SELECT DISTINCT dt FROM ({new_keys_sql})").fetchall()
     } | set(stale_days)
     for day in sorted(days):
-        key = f"{state_prefix(stream, day)}{hour:%Y%m%dT%H}.parquet"
+        key = layout.dedup_keys_file(stream, day, hour)
         new = con.sql(
             f"SELECT hi, lo, obj FROM ({new_keys_sql}) WHERE dt = ?", params=[day]
         ).to_arrow_table()

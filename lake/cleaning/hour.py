@@ -14,7 +14,6 @@ files it no longer produces.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
@@ -24,6 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from lake import layout
 from lake.catalog_store import column_assignment, stored_schema
 from lake.cleaning.columns import json_paths_of, leaf_columns_of
 from lake.cleaning.dedup import kept_before, load_seen, save_hour_keys, window_dates
@@ -159,9 +159,6 @@ def _chunks(objects: Iterable[LandedObject], max_bytes: int) -> Iterator[list[La
         yield chunk
 
 
-_CLEANED_DT = re.compile(r"cleaned/[^/]+/dt=(\d{4}-\d{2}-\d{2})/")
-
-
 def _days_of(files: list[str]) -> set[date]:
     """Event dates of cleaned files (their dedup keys are in that date's state)."""
-    return {date.fromisoformat(m[1]) for f in files if (m := _CLEANED_DT.match(f))}
+    return {day for f in files if (day := layout.cleaned_file_day(f)) is not None}

@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake import layout
 from lake.cleaning.dedup import Deduped
 from lake.cleaning.reasons import reason_code_sql, reason_detail_sql
 from lake.cleaning.staging import Staged
@@ -73,7 +74,7 @@ def write_cleaned(to: Destination, typed: Typed, deduped: Deduped) -> dict[int, 
             part = (
                 part_rows if len(days) == 1 else part_rows.filter(pc.equal(part_rows["_dt"], day))
             )
-            keys.append(f"cleaned/{spec.name}/dt={day:%Y-%m-%d}/{to.names[index]}")
+            keys.append(layout.cleaned_file(spec.name, day, to.names[index]))
             part = _with_lineage(to, part.drop_columns(["_dt"]), to.objects[index].key)
             part = as_json_columns(part, json_names)
             to.lake.write(keys[-1], parquet_bytes(part, no_dictionary=unique))
@@ -139,7 +140,7 @@ def write_quarantine(
             f"arrival_hour, quarantined_at FROM {QUARANTINED} WHERE _object = ? ORDER BY position",
             params=[index],
         ).to_arrow_table()
-        files[index] = f"quarantine/{to.spec.name}/dt={to.hour:%Y-%m-%d}/{to.names[index]}"
+        files[index] = layout.quarantine_file(to.spec.name, to.hour, to.names[index])
         to.lake.write(files[index], parquet_bytes(rows))
     return Quarantined(by_code, files)
 

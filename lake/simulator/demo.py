@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from lake import layout
 from lake.settings import Settings
 from lake.simulator import cli
 from lake.storage import Storage, open_storage
 
-MARKER_KEY = "_state/demo_seed.json"
 DEMO_SEED = 42
 OBJECT_INTERVAL_S = 300
 LATE_HOURS = 3.0
@@ -57,9 +57,9 @@ class DemoSeed:
 
 def read_seed(lake: Storage) -> DemoSeed | None:
     """The seed recorded in the lake, or None when the demo was never seeded there."""
-    if not lake.exists(MARKER_KEY):
+    if not lake.exists(layout.DEMO_SEED_MARKER):
         return None
-    fields = json.loads(lake.read(MARKER_KEY))
+    fields = json.loads(lake.read(layout.DEMO_SEED_MARKER))
     return DemoSeed(
         landing_uri=fields["landing_uri"],
         first_arrival=datetime.fromisoformat(fields["first_arrival"]),
@@ -93,7 +93,7 @@ def seed(settings: Settings, hours: float, now: datetime) -> tuple[DemoSeed, boo
     )
     if status != 0:
         raise SystemExit(status)
-    lake.write(MARKER_KEY, planned.to_json())
+    lake.write(layout.DEMO_SEED_MARKER, planned.to_json())
     return planned, True
 
 
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     where = f"{done.first_arrival:%Y-%m-%d %H:%M} .. {done.end:%Y-%m-%d %H:%M} UTC"
     if not now:
         print(
-            f"demo data already seeded ({where}; {settings.lake_uri}/{MARKER_KEY}); "
+            f"demo data already seeded ({where}; {settings.lake_uri}/{layout.DEMO_SEED_MARKER}); "
             "`make clean` to start over",
             file=sys.stderr,
         )

@@ -156,6 +156,8 @@ def test_an_unpartitioned_mart_shows_its_sinks_outputs(
     assert md["redshift_files"][-1] == "redshift/all_events/load.sql"
     assert md["recorded_days"] == 1 and md["days"] == []
     assert "day_complete" not in md and "incomplete_days" not in md
+    assert md["dagster/table_name"] == "marts.all_events"  # what the warehouse calls it
+    assert md["dagster/uri"] == f"{local_lake['lake'].uri}/marts/all_events/"
 
 
 ANOMALIES_SQL = """-- alerts: true

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lake.layout import DEMO_SEED_MARKER
 from lake.settings import REPO_ROOT, Settings
-from lake.simulator.demo import MARKER_KEY, seed
+from lake.simulator.demo import seed
 from lake.storage import LocalStorage
 from orchestration import launch
 from orchestration.definitions import defs
@@ -31,7 +32,7 @@ def test_demo_seed_writes_faults_once_and_records_its_first_event_day(
     first, written = seed(settings, 2, now)
     assert written
     # ends at 02:10 (5-minute objects), starts 2 h earlier; late records trail by 3 h
-    marker = json.loads(LocalStorage(tmp_path / "lake").read(MARKER_KEY))
+    marker = json.loads(LocalStorage(tmp_path / "lake").read(DEMO_SEED_MARKER))
     assert marker["first_arrival"] == "2026-11-21T00:10:00+00:00"
     assert marker["first_event_day"] == "2026-11-20"
     objects = list(LocalStorage(tmp_path / "landing").list())

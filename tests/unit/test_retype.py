@@ -24,10 +24,11 @@ from lake.cleaning.hour import clean_hour
 from lake.committed import CommittedFiles
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
+from lake.layout import retype_marker
 from lake.mart_build import build_mart
 from lake.marts import parse_mart
 from lake.pii import PIIKey, key_from_env
-from lake.retype import marker_key, retype_stream
+from lake.retype import retype_stream
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage, ObjectInfo, S3Storage, Storage
 from lake.streams import load_streams
@@ -181,7 +182,7 @@ def test_retyping_is_idempotent_and_scans_once_per_type_change(
 
     again = retype_stream(SPEC, table, landing, lake, key)
     assert not again.scanned and not again.files_retyped  # the marker: nothing changed
-    lake.delete(marker_key(SPEC.name))
+    lake.delete(retype_marker(SPEC.name))
     rescanned = retype_stream(SPEC, table, landing, lake, key)
     assert rescanned.scanned and not rescanned.files_retyped
     assert {k: lake.read(k) for k in _committed(lake)} == files
@@ -204,7 +205,7 @@ def test_a_crash_mid_rewrite_leaves_whole_files_and_the_rerun_finishes(
         retype_stream(SPEC, table, landing, lake, _key(landing, lake))
     monkeypatch.setattr(LocalStorage, "write", write)
     assert len(_committed(lake)) == 3  # every file still committed and readable
-    assert not lake.exists(marker_key(SPEC.name))
+    assert not lake.exists(retype_marker(SPEC.name))
 
     report = retype_stream(SPEC, table, landing, lake, _key(landing, lake))
     assert report.scanned
@@ -260,7 +261,7 @@ def test_at_most_max_objects_per_run_the_rest_next_run(
     one_a_run = replace(DEFAULTS, retype_max_objects=1)
     first = retype_stream(SPEC, table, landing, lake, key, settings=one_a_run)
     assert len(first.objects_recleaned) == 1 and first.remaining == 1
-    assert not lake.exists(marker_key(SPEC.name))  # not done: the next run scans again
+    assert not lake.exists(retype_marker(SPEC.name))  # not done: the next run scans again
     second = retype_stream(SPEC, table, landing, lake, key, settings=one_a_run)
     assert len(second.objects_recleaned) == 1 and second.remaining == 0
     assert _types(lake, "created") == {pa.string()}

@@ -1,0 +1,158 @@
+"""Where everything lands under LAKE_URI: the one module that spells a lake path.
+
+Names that come from data or settings (stream, mart, database, table) arrive here already
+validated (lake.streams, lake.marts, lake.settings); file names (output names, claim
+names) are built safe by their owners (lake.ledger, lake.alerts). Days are event dates.
+
+| function | path |
+|---|---|
+| `catalog_table` | `catalog/<database>/<table>.json` |
+| `catalog_version` | `catalog/<database>/<table>/versions/<n>.json` |
+| `catalog_partition` | `catalog/<database>/<table>/partitions/<Y-M-D-H>.json` |
+| `cleaned_file` | `cleaned/<stream>/dt=YYYY-MM-DD/<output name>` |
+| `quarantine_file` | `quarantine/<stream>/dt=YYYY-MM-DD/<output name>` |
+| `mart_file` | `marts/<mart>/dt=YYYY-MM-DD/<mart>-0000.parquet` (no `dt=` when not daily) |
+| `redshift_ddl` | `redshift/<mart>/create_table.sql` |
+| `redshift_manifest` | `redshift/<mart>/dt=YYYY-MM-DD/manifest.json` |
+| `redshift_load_script` | `redshift/<mart>/dt=YYYY-MM-DD/load.sql` |
+| `ledger_manifest` | `_state/cleaned/<stream>/<output name>.v<version>.json` |
+| `legacy_ledger_manifest` | `_state/cleaned/<stream>/<output name>.json` (read, never written) |
+| `dedup_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>.parquet` |
+| `retype_marker` | `_state/retyped/<stream>.json` |
+| `redshift_state` | `_state/redshift/<mart>.json` |
+| `alert_claim` | `_state/alerts/<mart>/<claim name>.json` |
+| `DEMO_SEED_MARKER` | `_state/demo_seed.json` |
+
+The `*_folder` functions give the prefixes to list (each ends with `/`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+CLEANED = "cleaned"
+QUARANTINE = "quarantine"
+LEDGER_LAYERS = (CLEANED, QUARANTINE)  # written by cleaning runs, committed by manifests
+DEMO_SEED_MARKER = "_state/demo_seed.json"
+
+_CLEANED_DAY = re.compile(r"cleaned/[^/]+/dt=(\d{4}-\d{2}-\d{2})/")
+
+
+def _dt(day: date) -> str:
+    return f"dt={day:%Y-%m-%d}"
+
+
+def catalog_table(database: str, table: str) -> str:
+    return f"catalog/{database}/{table}.json"
+
+
+def catalog_version(database: str, table: str, version: int) -> str:
+    return f"catalog/{database}/{table}/versions/{version}.json"
+
+
+def catalog_partition(database: str, table: str, values: list[str]) -> str:
+    """A crawled partition, named by its values joined with `-` (`2026-11-21-08`)."""
+    return f"catalog/{database}/{table}/partitions/{'-'.join(values)}.json"
+
+
+def layer_folder(layer: str, stream: str) -> str:
+    """`cleaned/<stream>/` or `quarantine/<stream>/`."""
+    if layer not in LEDGER_LAYERS:
+        raise ValueError(f"not a cleaning layer: {layer!r}")
+    return f"{layer}/{stream}/"
+
+
+def layer_day_folder(layer: str, stream: str, day: date) -> str:
+    return f"{layer_folder(layer, stream)}{_dt(day)}/"
+
+
+def cleaned_file(stream: str, day: date, name: str) -> str:
+    return f"{layer_day_folder(CLEANED, stream, day)}{name}"
+
+
+def quarantine_file(stream: str, day: date, name: str) -> str:
+    return f"{layer_day_folder(QUARANTINE, stream, day)}{name}"
+
+
+def is_cleaned_file(key: str) -> bool:
+    return key.startswith(f"{CLEANED}/")
+
+
+def cleaned_file_day(key: str) -> date | None:
+    """The event date of a cleaned file's key (None for any other key)."""
+    match = _CLEANED_DAY.match(key)
+    return date.fromisoformat(match[1]) if match else None
+
+
+def mart_folder(mart: str) -> str:
+    return f"marts/{mart}/"
+
+
+def mart_day_folder(mart: str, day: date) -> str:
+    return f"{mart_folder(mart)}{_dt(day)}/"
+
+
+def mart_file(mart: str, day: date | None) -> str:
+    """A mart partition's one file (`day` None: the mart is not partitioned by day)."""
+    folder = mart_day_folder(mart, day) if day else mart_folder(mart)
+    return f"{folder}{mart}-0000.parquet"
+
+
+def redshift_folder(mart: str) -> str:
+    return f"redshift/{mart}/"
+
+
+def redshift_ddl(mart: str) -> str:
+    return f"{redshift_folder(mart)}create_table.sql"
+
+
+def _redshift_partition(mart: str, day: date | None) -> str:
+    return f"{redshift_folder(mart)}{_dt(day)}/" if day else redshift_folder(mart)
+
+
+def redshift_manifest(mart: str, day: date | None) -> str:
+    return f"{_redshift_partition(mart, day)}manifest.json"
+
+
+def redshift_load_script(mart: str, day: date | None) -> str:
+    return f"{_redshift_partition(mart, day)}load.sql"
+
+
+def ledger_folder(stream: str) -> str:
+    """Where the cleaning ledger keeps a stream's per-object manifests."""
+    return f"_state/cleaned/{stream}/"
+
+
+def ledger_hour_prefix(stream: str, hour: datetime) -> str:
+    """The manifests of one arrival hour (output names start with the hour)."""
+    return f"{ledger_folder(stream)}{hour:%Y%m%dT%H}-"
+
+
+def ledger_manifest(stream: str, name: str, version: str) -> str:
+    return f"{ledger_folder(stream)}{name}.v{version}.json"
+
+
+def legacy_ledger_manifest(stream: str, name: str) -> str:
+    return f"{ledger_folder(stream)}{name}.json"
+
+
+def dedup_keys_folder(stream: str, day: date) -> str:
+    return f"_state/keys/{stream}/{_dt(day)}/"
+
+
+def dedup_keys_file(stream: str, day: date, hour: datetime) -> str:
+    """The keys one arrival hour's runs wrote for one event date."""
+    return f"{dedup_keys_folder(stream, day)}{hour:%Y%m%dT%H}.parquet"
+
+
+def retype_marker(stream: str) -> str:
+    return f"_state/retyped/{stream}.json"
+
+
+def redshift_state(mart: str) -> str:
+    return f"_state/redshift/{mart}.json"
+
+
+def alert_claim(mart: str, name: str) -> str:
+    return f"_state/alerts/{mart}/{name}.json"
