@@ -3,9 +3,11 @@
 `end_offset=1` makes the hour (and day) still in progress a partition, since objects
 land in the current hour and sensors request it.
 
-They start on PIPELINE_START_DATE when it is set (a real deployment); otherwise on the
-first event day of the demo seed recorded in the lake (`make dev`, `make seed`), which
-stays the same across restarts; otherwise on Settings' default start date.
+They start on PIPELINE_START_DATE when it is set (a real deployment); otherwise, on a
+lake in a local folder (the embedded default), on the first event day of the demo seed
+recorded there (`make dev`, `make seed`), which stays the same across restarts; otherwise
+on Settings' default start date. An S3 lake is never read here: the definitions load in
+every run's process, and loading them must not depend on S3 being reachable.
 """
 
 from collections.abc import Mapping
@@ -20,7 +22,7 @@ from lake.storage import open_storage
 
 def with_start_date(settings: Settings, environ: Mapping[str, str]) -> Settings:
     """`settings` whose pipeline_start_date is the first partition's day (module doc)."""
-    if environ.get("PIPELINE_START_DATE"):
+    if environ.get("PIPELINE_START_DATE") or settings.lake_uri.startswith("s3://"):
         return settings
     demo = read_seed(open_storage(settings.lake_uri))
     if demo is None:
