@@ -27,10 +27,12 @@ from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
 from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import LINEAGE_TYPES
+from lake.cleaning.commit import RunCommit
 from lake.cleaning.hour import clean_hour
 from lake.cleaning.report import HourReport
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
+from lake.iceberg.catalog import LakeTables
 from lake.retype import retype_stream
 from lake.settings import Settings
 from lake.storage import ObjectInfo, Storage
@@ -107,6 +109,8 @@ def build_cleaned_asset(
             )
         total = HourReport()
         batches: dict[datetime, tuple[list[ObjectInfo], HourReport]] = {}
+        tables = LakeTables(settings)
+        run_commit = RunCommit(tables, spec)  # one Iceberg commit for every hour of the run
         for hour in hours_of(context):
             landed = list(landing.list(hour_prefix(spec.name, hour)))
             batch = clean_hour(
@@ -119,11 +123,14 @@ def build_cleaned_asset(
                 full_refresh=config.full_refresh,
                 pii_key=key,
                 settings=settings,
+                tables=tables,
+                run_commit=run_commit,
             )
             batches[hour] = (landed, batch)
             total.absorb(batch)
+        commits = run_commit.commit()
         # files cleaned under an older catalog version get the current column types
-        retyped = retype_stream(spec, table, landing, lake_storage, key, settings)
+        retyped = retype_stream(spec, table, landing, lake_storage, key, settings, tables)
         if retyped.files_retyped:
             context.log.info(
                 f"retyped {len(retyped.files_retyped)} cleaned files of {spec.name} to the "
@@ -141,6 +148,11 @@ def build_cleaned_asset(
                 "catalog_version": int(table["VersionId"]) if table else 0,
                 "pii_key_source": key.source,
                 **retyped.as_metadata(),
+                **{
+                    k: v
+                    for layer, commit in commits.items()
+                    for k, v in commit.as_metadata(f"iceberg_{layer}_").items()
+                },
             },
             check_results=[_reconcile(total), _quarantine(total, spec.max_quarantine_ratio)],
         )

@@ -36,6 +36,7 @@ QUARANTINE = "quarantine"
 LEDGER_LAYERS = (CLEANED, QUARANTINE)  # written by cleaning runs, committed by manifests
 DEMO_SEED_MARKER = "_state/demo_seed.json"
 
+_FILE_DAY = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/[^/]+$")
 _CLEANED_DAY = re.compile(r"cleaned/[^/]+/dt=(\d{4}-\d{2}-\d{2})/")
 
 
@@ -77,6 +78,12 @@ def quarantine_file(stream: str, day: date, name: str) -> str:
 
 def is_cleaned_file(key: str) -> bool:
     return key.startswith(f"{CLEANED}/")
+
+
+def file_day(key: str) -> date | None:
+    """The day of a file's `dt=` folder (None when it is in none)."""
+    match = _FILE_DAY.search(key)
+    return date.fromisoformat(match[1]) if match else None
 
 
 def cleaned_file_day(key: str) -> date | None:

@@ -32,6 +32,7 @@ from lake import layout
 from lake.cleaning.columns import columns_from_table
 from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix
+from lake.iceberg.catalog import LakeTables
 from lake.ledger import manifest_hour, manifest_keys, read_manifest, write_manifest
 from lake.parquet_writing import parquet_bytes
 from lake.pii import PIIKey
@@ -73,6 +74,7 @@ def retype_stream(
     lake: Storage,
     pii_key: PIIKey,
     settings: Settings = DEFAULTS,
+    tables: LakeTables | None = None,
 ) -> RetypeReport:
     """Bring every committed cleaned file of the stream to the catalog's column types, at
     most RETYPE_MAX_OBJECTS objects of it in this call (`settings`)."""
@@ -116,6 +118,7 @@ def retype_stream(
                 full_refresh=True,
                 pii_key=pii_key,
                 settings=settings,
+                tables=tables,
             )
             report.objects_recleaned += [o.key for o in again]
             report.files_retyped += [f for f in cleaned.files_written if layout.is_cleaned_file(f)]

@@ -73,6 +73,21 @@ def _log_level(text: str) -> str:
     return text.upper()
 
 
+CATALOGS = ("sql", "glue")
+
+
+def _catalog(text: str) -> str:
+    if text.lower() not in CATALOGS:
+        raise ValueError(f"must be one of {', '.join(CATALOGS)}")
+    return text.lower()
+
+
+def _namespace(text: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,127}", text):
+        raise ValueError("must be lower-case letters, digits and _, starting with a letter")
+    return text
+
+
 def _text(text: str) -> str:
     return text
 
@@ -111,6 +126,12 @@ class Settings:
     clean_memory_limit: str = _setting("1GB", _memory)
     retype_max_objects: int = _setting(1000, _positive_int)
     glue_database: str | None = _setting(None)
+    # Iceberg tables (lake.iceberg)
+    lake_catalog: str = _setting("sql", _catalog)
+    iceberg_catalog_uri: str | None = _setting(None)  # None: iceberg.db beside a local lake
+    cleaned_namespace: str = _setting("cleaned", _namespace)
+    quarantine_namespace: str = _setting("quarantine", _namespace)
+    marts_namespace: str = _setting("marts", _namespace)
     # marts and warehouse
     warehouse_lock_wait_seconds: float = _setting(5.0, _positive_float)
     alerts_sns_topic_arn: str | None = _setting(None)

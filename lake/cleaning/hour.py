@@ -17,6 +17,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,13 @@ import pyarrow as pa
 from lake import layout
 from lake.catalog_store import column_assignment, stored_schema
 from lake.cleaning.columns import json_paths_of, leaf_columns_of
+from lake.cleaning.commit import RunCommit
 from lake.cleaning.dedup import kept_before, load_seen, save_hour_keys, window_dates
 from lake.cleaning.passes import HourRun
 from lake.cleaning.report import HourReport
 from lake.crawl_sample import sample_objects
 from lake.firehose import is_folder_marker
+from lake.iceberg.catalog import LakeTables
 from lake.ledger import (
     TypedAs,
     files_of,
@@ -56,6 +59,8 @@ def clean_hour(
     full_refresh: bool = False,
     pii_key: PIIKey | None = None,
     settings: Settings = DEFAULTS,
+    tables: LakeTables | None = None,
+    run_commit: RunCommit | None = None,
 ) -> HourReport:
     """Clean the hour's objects not processed yet (all of them with full_refresh).
 
@@ -63,6 +68,11 @@ def clean_hour(
     against the keys already written for event dates inside the allowed lateness.
     PII fields are hashed with `pii_key` (default: lake.pii.key_from_env, which refuses
     the development key for S3 locations).
+
+    The files are registered in the Iceberg tables of `tables` (None: none) and the ledger
+    written by a RunCommit (lake.cleaning.commit): this hour's own, committed before
+    returning, or the caller's `run_commit`, which the caller commits once for all the
+    hours of its run.
     """
     report = HourReport()
     report.folder_markers = [o.key for o in objects if is_folder_marker(o.key, o.size)]
@@ -128,19 +138,34 @@ def clean_hour(
             for c in leaf_columns_of(run.schema, spec, run.assigned, run.json_paths)
         },
     )
+    writes = []
     for info, name in zip(todo, all_names, strict=True):
         report.add(info, run.per_object[name])
-        counts = run.per_object[name]
-        replace_manifest(
-            lake,
-            spec.name,
-            info,
-            name,
-            counts,
-            earlier[info.key],
-            earlier_files[info.key],
-            typed_as,
+        writes.append(
+            partial(
+                replace_manifest,
+                lake,
+                spec.name,
+                info,
+                name,
+                run.per_object[name],
+                earlier[info.key],
+                earlier_files[info.key],
+                typed_as,
+            )
         )
+    own = run_commit is None
+    committing = RunCommit(tables, spec) if run_commit is None else run_commit
+    committing.note_columns(run.schema, run.assigned, run.json_paths)
+    committing.add_hour(
+        hour,
+        [o.key for o in todo],
+        [f for name in all_names for f in run.per_object[name].files],
+        [f for files in earlier_files.values() for f in files],
+        writes,
+    )
+    if own:
+        report.commits = committing.commit()
     return report
 
 

@@ -41,6 +41,7 @@ class HourReport:
     columns_not_in_catalog: dict[str, list[str]] = field(default_factory=dict)
     quarantined_by_reason: Counter = field(default_factory=Counter)  # reason_code -> records
     folder_markers: list[str] = field(default_factory=list)  # S3 console folders, ignored
+    commits: dict[str, Any] = field(default_factory=dict)  # layer -> lake.iceberg Committed
 
     def add(self, info: ObjectInfo, counts: ObjectCounts) -> None:
         self.objects += 1

@@ -1,0 +1,140 @@
+"""Which catalog holds the lake's tables, and where each table lives.
+
+`LAKE_CATALOG=sql` (the embedded default) is pyiceberg's SqlCatalog on SQLite at
+ICEBERG_CATALOG_URI (default: `iceberg.db` beside a local lake folder, so
+`<repo>/data/iceberg.db` for the embedded default); `glue` is the AWS Glue Data Catalog,
+reached with boto3's settings (AWS_ENDPOINT_URL, AWS_REGION, the credential chain).
+
+A table's id is `<namespace>.<stream or mart>` (namespaces from CLEANED_NAMESPACE,
+QUARANTINE_NAMESPACE, MARTS_NAMESPACE) and its location is the layer's folder under
+LAKE_URI (`cleaned/<stream>`, `quarantine/<stream>`, `marts/<mart>`): data files stay in
+their `dt=` folders and Iceberg's metadata sits beside them in `metadata/`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
+
+from lake import layout
+from lake.settings import DATA_DIR, Settings
+
+CATALOG_NAME = "lake"
+CLEANED, QUARANTINE, MARTS = layout.CLEANED, layout.QUARANTINE, "marts"
+LAYERS = (CLEANED, QUARANTINE, MARTS)
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")  # Glue's and Athena's safe spelling
+
+
+class TableNameError(ValueError):
+    """A namespace or table name a catalog (Glue, Athena) would not take as it is."""
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise TableNameError(
+            f"{name!r} is not a table or namespace name: use lower-case letters, digits and _"
+        )
+    return name
+
+
+def default_catalog_uri(lake_uri: str) -> str:
+    """`iceberg.db` beside a local lake folder; `<repo>/data/iceberg.db` for an S3 lake."""
+    if lake_uri.startswith("file://"):
+        folder = Path(lake_uri.removeprefix("file://")).parent
+        return f"sqlite:///{folder / 'iceberg.db'}"
+    return f"sqlite:///{DATA_DIR / 'iceberg.db'}"
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    """pyiceberg's properties for the configured catalog and its file IO."""
+    properties = {"warehouse": settings.lake_uri}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if endpoint:
+        properties["s3.endpoint"] = endpoint
+    if region:
+        properties["s3.region"] = region
+    if settings.lake_catalog == "glue":
+        glue_endpoint = os.environ.get("AWS_ENDPOINT_URL_GLUE") or os.environ.get(
+            "AWS_ENDPOINT_URL"
+        )
+        if glue_endpoint:
+            properties["glue.endpoint"] = glue_endpoint
+        if region:
+            properties["glue.region"] = region
+        return properties
+    uri = settings.iceberg_catalog_uri or default_catalog_uri(settings.lake_uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return properties | {"uri": uri}
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    if settings.lake_catalog == "glue":
+        from pyiceberg.catalog.glue import GlueCatalog
+
+        return GlueCatalog(CATALOG_NAME, **catalog_properties(settings))
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    return SqlCatalog(CATALOG_NAME, **catalog_properties(settings))
+
+
+@dataclass
+class LakeTables:
+    """The configured catalog and the names and locations of the lake's tables."""
+
+    settings: Settings
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return open_catalog(self.settings)
+
+    def namespace(self, layer: str) -> str:
+        names = {
+            CLEANED: self.settings.cleaned_namespace,
+            QUARANTINE: self.settings.quarantine_namespace,
+            MARTS: self.settings.marts_namespace,
+        }
+        return check_name(names[layer])
+
+    def table_id(self, layer: str, name: str) -> str:
+        return f"{self.namespace(layer)}.{check_name(name)}"
+
+    def location(self, layer: str, name: str) -> str:
+        """The table's folder: its layer's folder under LAKE_URI."""
+        return f"{self.settings.lake_uri.rstrip('/')}/{layer}/{name}"
+
+    def uri_of(self, key: str) -> str:
+        return f"{self.settings.lake_uri.rstrip('/')}/{key}"
+
+    def key_of(self, uri: str) -> str | None:
+        """The lake key of a data file's URI (None: not under LAKE_URI)."""
+        root = self.settings.lake_uri.rstrip("/") + "/"
+        for candidate in (uri, _file_uri_variant(uri)):
+            if candidate and candidate.startswith(root):
+                return candidate[len(root) :]
+        return None
+
+    def load(self, layer: str, name: str) -> Table | None:
+        try:
+            return self.catalog.load_table(self.table_id(layer, name))
+        except NoSuchTableError:
+            return None
+
+
+def _file_uri_variant(uri: str) -> str | None:
+    """`file:/x` and `file:///x` name the same file; pyiceberg may write either."""
+    if uri.startswith("file:///"):
+        return None
+    if uri.startswith("file:/"):
+        return "file:///" + uri.removeprefix("file:/").lstrip("/")
+    if uri.startswith("/"):
+        return "file://" + uri
+    return None

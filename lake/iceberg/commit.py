@@ -1,0 +1,213 @@
+"""Committing a run's files to its Iceberg table: all of them in one transaction.
+
+A run writes its Parquet files first (where lake.layout says), then `commit_files`
+registers them with pyiceberg's `add_files` (no rewrite: the files are the table's data
+files) and, in the same transaction, removes what the run supersedes (`replace`: the
+earlier files of the objects it re-cleaned, or the mart day it rebuilt). A reader sees the
+table before the commit or after it, never half a run; a run killed before its commit
+leaves the table as it was, and its files unreferenced (a re-run replaces them).
+
+The table is created by the first commit, its schema from the files (column order as
+written), partitioned by the day of `TableShape.day_column` (a timestamp or date column;
+a column of another type leaves the table unpartitioned) or by identity on a date column
+(a daily mart's `dt`), the partition field named `dt` so files pyiceberg writes itself
+(compaction) land in the same `dt=` folders. Later commits widen the schema by name
+(`union_by_name`: new columns, Iceberg's promotions); a change Iceberg cannot promote is
+lake.iceberg.evolve's. A concurrent commit to the same table (another hour of the stream)
+makes the commit fail and retry on the refreshed table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    TableAlreadyExistsError,
+)
+from pyiceberg.expressions import And, BooleanExpression
+from pyiceberg.table import Table, Transaction
+from pyiceberg.transforms import DayTransform, IdentityTransform
+
+from lake.iceberg.catalog import LakeTables
+from lake.iceberg.evolve import evolve_schema
+from lake.iceberg.scan import day_filter
+
+COMMIT_ATTEMPTS = 8
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "commit.manifest-merge.enabled": "true",  # a micro-batch a minute: merge small manifests
+    "write.parquet.compression-codec": "zstd",
+}
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """How a table is partitioned and which columns keep whole (untruncated) statistics:
+    the replace key, so a delete by key drops whole files instead of rewriting them."""
+
+    day_column: str | None = None  # partition by day(column)
+    identity_day: bool = False  # the column is already the day (a mart's dt): identity
+    whole_stats: tuple[str, ...] = ()
+
+
+@dataclass
+class Committed:
+    table: str
+    snapshot_id: int | None = None
+    files_added: int = 0
+    files_removed: int = 0
+    rows_added: int = 0
+    rows_removed: int = 0
+    seconds: float = 0.0
+    attempts: int = 0
+    schema_changes: list[str] = field(default_factory=list)
+
+    def as_metadata(self, prefix: str = "iceberg_") -> dict[str, object]:
+        return {
+            f"{prefix}table": self.table,
+            f"{prefix}snapshot_id": str(self.snapshot_id or ""),
+            f"{prefix}files_added": self.files_added,
+            f"{prefix}files_removed": self.files_removed,
+            f"{prefix}commit_seconds": round(self.seconds, 3),
+        }
+
+
+def commit_files(
+    tables: LakeTables,
+    layer: str,
+    name: str,
+    keys: list[str],
+    shape: TableShape,
+    replace: BooleanExpression | None = None,
+    replace_days: list[date] | None = None,
+    summary: dict[str, str] | None = None,
+    schema: pa.Schema | None = None,
+) -> Committed:
+    """Add the lake files `keys` to `<layer namespace>.<name>` and remove the rows matching
+    `replace` (within `replace_days`' partitions when given: only their metadata is read),
+    in one transaction (retried on a concurrent commit). `schema`: the files'
+    unified schema when the caller knows it (else read from their footers)."""
+    started = time.perf_counter()
+    uris = [tables.uri_of(k) for k in keys]
+    table_id = tables.table_id(layer, name)
+    committed = Committed(table_id)
+    if not uris and replace is None:
+        return committed
+    table = tables.load(layer, name)
+    if schema is None and uris:
+        schema = _unified_schema(table, uris, tables)
+    if table is None:
+        if schema is None:
+            return committed  # nothing to remove from a table that does not exist
+        table = _create(tables, layer, name, schema, shape)
+    before = table.current_snapshot()
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        committed.attempts = attempt
+        try:
+            tx = table.transaction()
+            committed.schema_changes = evolve_schema(tx, table, schema)
+            if replace is not None and table.current_snapshot() is not None:
+                where = replace
+                if replace_days:
+                    where = And(replace, day_filter(table, replace_days))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "did not match any records"
+                    tx.delete(where, snapshot_properties=summary or {})
+            if uris:
+                tx.add_files(uris, snapshot_properties=summary or {}, check_duplicate_files=False)
+            table = tx.commit_transaction()
+            break
+        except CommitFailedException:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+            table = tables.catalog.load_table(table_id)
+            before = table.current_snapshot()
+    _count(committed, table, before)
+    committed.seconds = time.perf_counter() - started
+    return committed
+
+
+def with_retries(
+    tables: LakeTables, table_id: str, change: Callable[[Table], Transaction]
+) -> Table:
+    """Run `change` (building a transaction on the table) and commit it, on the refreshed
+    table again after a concurrent commit."""
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        table = tables.catalog.load_table(table_id)
+        try:
+            return change(table).commit_transaction()
+        except CommitFailedException:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable")
+
+
+def _count(committed: Committed, table: Table, before: object) -> None:
+    """Files and rows added and removed by the snapshots this commit made."""
+    stop = getattr(before, "snapshot_id", None)
+    snapshot = table.current_snapshot()
+    committed.snapshot_id = snapshot.snapshot_id if snapshot else None
+    while snapshot is not None and snapshot.snapshot_id != stop:
+        props = snapshot.summary.additional_properties if snapshot.summary else {}
+        committed.files_added += int(props.get("added-data-files", 0))
+        committed.files_removed += int(props.get("deleted-data-files", 0))
+        committed.rows_added += int(props.get("added-records", 0))
+        committed.rows_removed += int(props.get("deleted-records", 0))
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+
+
+def _unified_schema(table: Table | None, uris: list[str], tables: LakeTables) -> pa.Schema:
+    io = table.io if table is not None else tables.catalog._load_file_io(location=uris[0])
+    schemas = []
+    for uri in uris:
+        with io.new_input(uri).open() as stream:
+            schemas.append(pq.read_schema(stream))
+    return pa.unify_schemas(schemas, promote_options="permissive")
+
+
+def _create(
+    tables: LakeTables, layer: str, name: str, schema: pa.Schema, shape: TableShape
+) -> Table:
+    catalog, table_id = tables.catalog, tables.table_id(layer, name)
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        catalog.create_namespace(tables.namespace(layer))
+    properties = dict(TABLE_PROPERTIES)
+    properties["write.data.path"] = tables.location(layer, name)
+    for column in shape.whole_stats:
+        properties[f"write.metadata.metrics.column.{column}"] = "full"
+    try:
+        tx = catalog.create_table_transaction(
+            table_id, schema=schema, location=tables.location(layer, name), properties=properties
+        )
+        _partition(tx, schema, shape)
+        return tx.commit_transaction()
+    except TableAlreadyExistsError:  # another run created it meanwhile
+        return catalog.load_table(table_id)
+
+
+def _partition(tx: Transaction, schema: pa.Schema, shape: TableShape) -> None:
+    column = shape.day_column
+    if column is None or column not in schema.names:
+        return
+    kind = schema.field(column).type
+    if shape.identity_day and pa.types.is_date(kind):
+        transform = IdentityTransform()
+    elif pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        transform = DayTransform()
+    else:
+        return  # an event time typed as text: no day to partition by (docs/iceberg.md)
+    with tx.update_spec() as spec:
+        spec.add_field(column, transform, "dt")
