@@ -37,6 +37,7 @@ from lake.retype import retype_stream
 from lake.settings import Settings
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
+from lake.warehouse import Warehouse
 from orchestration.resources import LakeResource, PIIKeyResource
 
 RECONCILE_CHECK = "records_reconcile"
@@ -137,6 +138,12 @@ def build_cleaned_asset(
                 f"catalog's types ({len(retyped.objects_recleaned)} objects re-cleaned from "
                 f"landing, {len(retyped.objects_cast)} cast)"
             )
+        # after both commits: the warehouse's views list the files they left
+        exposed = Warehouse(
+            settings.warehouse_path, settings.warehouse_lock_wait_seconds
+        ).expose_stream(lake_storage, tables, spec.name)
+        if exposed.pending:
+            context.log.warning(f"warehouse views of {spec.name} pending: {exposed.pending}")
         for hour, (landed, batch) in batches.items():  # after retype: the types it left
             totals = hour_totals(lake_storage, spec.name, hour, landed)
             add_hour_metadata(context, hour, _hour_metadata(lake_storage, totals, batch))
@@ -148,6 +155,8 @@ def build_cleaned_asset(
                 "catalog_version": int(table["VersionId"]) if table else 0,
                 "pii_key_source": key.source,
                 **retyped.as_metadata(),
+                "warehouse_views_ready": exposed.view_ready,
+                "warehouse_pending": exposed.pending or "",
                 **{
                     k: v
                     for layer, commit in commits.items()

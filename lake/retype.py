@@ -9,7 +9,10 @@ object was cleaned with, the object is brought to the current types:
   only) when landing still holds its key: the rows are exactly what a re-clean gives
   (text as the producer sent it, records quarantined as `cannot_cast` before the
   widening now cleaned), and the ledger's replace-then-commit order keeps it crash-safe;
-- else its cleaned files are cast in place (cast_to_catalog), the manifest updated last.
+- else its cleaned files are cast in place (lake.column_cast), then re-registered in the
+  Iceberg table `cleaned.<stream>` (same paths: the ledger keeps naming them; the commit
+  replaces the object's files by source key, so also a copy lake.iceberg.rewrite made),
+  the manifest updated last.
 
 A stream is scanned once per change of its catalog column types: `_state/retyped/<stream>.json`
 remembers the types the last complete scan brought every file to.
@@ -24,20 +27,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyiceberg.expressions import In
 
 from lake import layout
 from lake.cleaning.columns import columns_from_table
+from lake.cleaning.commit import SOURCE_KEY
 from lake.cleaning.hour import clean_hour
+from lake.column_cast import arrow_types, cast_columns
 from lake.firehose import hour_prefix
-from lake.iceberg.catalog import LakeTables
+from lake.iceberg.catalog import CLEANED, LakeTables
+from lake.iceberg.commit import TableShape, commit_files
 from lake.ledger import manifest_hour, manifest_keys, read_manifest, write_manifest
 from lake.parquet_writing import parquet_bytes
 from lake.pii import PIIKey
 from lake.settings import DEFAULTS, Settings
-from lake.sql_text import quote_identifier
 from lake.storage import ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
@@ -124,7 +129,9 @@ def retype_stream(
             report.files_retyped += [f for f in cleaned.files_written if layout.is_cleaned_file(f)]
         for manifest in manifests:
             if manifest.get("source_key") not in listed:
-                report.files_retyped += cast_object(lake, manifest, version, target)
+                report.files_retyped += cast_object(
+                    lake, manifest, version, target, _Registrar(tables, spec.name)
+                )
                 report.objects_cast.append(str(manifest.get("source_key")))
     if not report.remaining:
         doc = {"catalog_version": version, "column_types": target}
@@ -162,78 +169,58 @@ def _cleaned_files(manifest: dict[str, Any]) -> list[str]:
     return [f for f in files if isinstance(f, str) and layout.is_cleaned_file(f)]
 
 
-def arrow_types(duck_types: dict[str, str]) -> dict[str, pa.DataType]:
-    """The Arrow (so Parquet) type cleaning gives each DuckDB type: asked of DuckDB itself."""
-    if not duck_types:
-        return {}
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        select = ", ".join(f"NULL::{t} AS {quote_identifier(n)}" for n, t in duck_types.items())
-        schema = con.sql(f"SELECT {select}").to_arrow_table().schema
-    finally:
-        con.close()
-    return {f.name: f.type for f in schema}
-
-
 def cast_object(
-    lake: Storage, manifest: dict[str, Any], version: int, target: dict[str, str]
+    lake: Storage,
+    manifest: dict[str, Any],
+    version: int,
+    target: dict[str, str],
+    registrar: _Registrar | None = None,
 ) -> list[str]:
     """Cast an object's cleaned files to the catalog's types (each file replaced whole),
-    then record the new types in its manifest. Returns the files rewritten."""
-    rewritten = []
+    register them again in the Iceberg table (`registrar`), then record the new types in
+    its manifest. Returns the files rewritten."""
+    rewritten, kept = [], []
     written_as = dict(manifest.get("column_types") or {})
     for key in _cleaned_files(manifest):
         try:
             data = lake.read(key)
         except ObjectNotFound:
             continue
+        kept.append(key)
         rows = pq.read_table(io.BytesIO(data))
-        cast = cast_to_catalog(rows, target)
+        cast = cast_columns(rows, target)
         written_as |= {n: target[n] for n in rows.column_names if n in target}
         if cast is not None:
             lake.write(key, parquet_bytes(cast, no_dictionary={"_position"}))
             rewritten.append(key)
+    if rewritten and registrar is not None:
+        registrar.register(str(manifest.get("source_key")), kept)
     doc = {k: v for k, v in manifest.items() if k != "_key"}
     doc |= {"catalog_version": version, "column_types": written_as}
     write_manifest(lake, manifest["_key"], doc)
     return rewritten
 
 
-def cast_to_catalog(rows: pa.Table, target: dict[str, str]) -> pa.Table | None:
-    """`rows` with every catalog column cast to its catalog type (None when all already
-    are). Widening only, with cleaning's rules: a timestamp becomes ISO-8601 text in UTC
-    (`2026-11-21T08:10:00Z`, `.ffffffZ` when it has fractions of a second), other values
-    DuckDB's text (`1.5`, `true`, `2026-11-21`)."""
-    arrow_target = arrow_types({n: target[n] for n in rows.column_names if n in target})
-    changed = [n for n, t in arrow_target.items() if rows.schema.field(n).type != t]
-    if not changed:
-        return None
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("file_rows", rows.select(changed))
-        select = ", ".join(_cast_sql(n, rows.schema.field(n).type, target[n]) for n in changed)
-        cast = con.sql(f"SELECT {select} FROM file_rows").to_arrow_table()
-    finally:
-        con.close()
-    for name in changed:  # the other columns keep their bytes and types
-        index = rows.schema.get_field_index(name)
-        column = cast.column(name).cast(arrow_target[name])
-        rows = rows.set_column(index, rows.schema.field(name).with_type(arrow_target[name]), column)
-    return rows
+@dataclass
+class _Registrar:
+    """Re-registers an object's cast files in `cleaned.<stream>` (no table: nothing to do)."""
 
+    tables: LakeTables | None
+    stream: str
 
-def _cast_sql(name: str, source: pa.DataType, duck_type: str) -> str:
-    v = quote_identifier(name)
-    if duck_type != "VARCHAR":
-        return f"CAST({v} AS {duck_type}) AS {v}"
-    if pa.types.is_timestamp(source):
-        text = (
-            f"strftime({v}, CASE WHEN microsecond({v}) % 1000000 = 0 "
-            "THEN '%Y-%m-%dT%H:%M:%SZ' ELSE '%Y-%m-%dT%H:%M:%S.%fZ' END)"
+    def register(self, source_key: str, keys: list[str]) -> None:
+        """One commit: the object's files in the table (by source key: the files of before,
+        or lake.iceberg.rewrite's copies of them) replaced by `keys`, the same paths cast."""
+        if self.tables is None or self.tables.load(CLEANED, self.stream) is None:
+            return  # files from before the tables: nothing registered to replace
+        days = sorted({d for k in keys if (d := layout.file_day(k)) is not None})
+        commit_files(
+            self.tables,
+            CLEANED,
+            self.stream,
+            keys,
+            TableShape(whole_stats=(SOURCE_KEY[CLEANED],)),
+            replace=In(SOURCE_KEY[CLEANED], [source_key]),
+            replace_days=days,
+            summary={"lake.stream": self.stream, "lake.retyped": source_key[:200]},
         )
-    else:
-        text = f"CAST({v} AS VARCHAR)"
-    # widening to text starts from a number, boolean or time: no personal text to mask
-    return f"{text} AS {v}"

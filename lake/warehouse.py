@@ -12,6 +12,14 @@ see new partitions on their next query.
 
 Every run also copies partitions the lake has and the copy lacks, and removes those the
 lake no longer has, so a run killed between the lake and the copy heals on the next.
+
+The Iceberg tables of a stream (`cleaned.<stream>`, `quarantine.<stream>`, namespaces as
+the catalog names them) are views too, made by `expose_stream` after each cleaning commit:
+over a literal list of the table's committed data files in place (no copy), typed by the
+table's schema (a column absent from older files reads as NULL), plus `dt` from the files'
+`dt=` folders. A file whose path holds a glob character cannot be listed literally to
+DuckDB: the view is reported pending. An S3 lake cannot be read by DuckDB here (no httpfs
+offline), so the warehouse then holds the mart copies only.
 """
 
 from __future__ import annotations
@@ -25,14 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+from pyiceberg.table import Table
 
 from lake import layout
+from lake.column_cast import duck_types
+from lake.iceberg.catalog import CLEANED, QUARANTINE, LakeTables
+from lake.iceberg.scan import files_of
 from lake.literal_paths import GLOB_CHARACTERS
 from lake.settings import DEFAULTS
 from lake.sql_text import quote_identifier, sql_string
-from lake.storage import Storage
+from lake.storage import LocalStorage, Storage
 
 PART_FILE = "part.parquet"
+S3_LAKE = "the lake is on S3, which DuckDB cannot read here (no httpfs): mart copies only"
 _PARTITION = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 
 
@@ -85,10 +99,9 @@ class Warehouse:
         marker = folder / ".view.sql"
         if marker.exists() and marker.read_text() == view_sql and self.path.exists():
             return WarehouseRefresh(True)
-        try:
-            con = self._connect()
-        except duckdb.IOException as exc:
-            return WarehouseRefresh(False, f"warehouse busy: {str(exc).splitlines()[0]}")
+        con, busy = self._open()
+        if con is None:
+            return busy
         try:
             con.execute("CREATE SCHEMA IF NOT EXISTS marts")
             kind = con.execute(
@@ -104,6 +117,55 @@ class Warehouse:
         _write_atomically(marker, view_sql.encode())
         return WarehouseRefresh(True)
 
+    def expose_stream(self, lake: Storage, tables: LakeTables, stream: str) -> WarehouseRefresh:
+        """`cleaned.<stream>` and `quarantine.<stream>` as views over the tables' committed
+        files. Never raises for the warehouse's sake: what it cannot make is pending."""
+        if not isinstance(lake, LocalStorage):
+            return WarehouseRefresh(False, S3_LAKE)
+        views, pending = [], []
+        for layer in (CLEANED, QUARANTINE):
+            table = tables.load(layer, stream)
+            if table is None:
+                continue  # nothing committed to it yet (a stream that never quarantined)
+            paths = [str(lake.path(key)) for key in files_of(table, tables)]
+            if unsafe := [p for p in paths if GLOB_CHARACTERS & set(p)]:
+                pending.append(
+                    f"{len(unsafe)} files of {tables.table_id(layer, stream)} hold glob characters"
+                )
+                continue
+            views.append(
+                (tables.namespace(layer), view_sql(tables.namespace(layer), stream, table, paths))
+            )
+        try:
+            made = self._make_views(views)
+        except duckdb.Error as exc:
+            return WarehouseRefresh(False, f"warehouse refresh failed: {exc}")
+        if made is not None:
+            pending.append(made)
+        return WarehouseRefresh(not pending, "; ".join(pending) or None)
+
+    def _make_views(self, views: list[tuple[str, str]]) -> str | None:
+        """Create each (schema, view SQL); why not when the warehouse is busy."""
+        if not views:
+            return None
+        con, busy = self._open()
+        if con is None:
+            return busy.pending
+        try:
+            for schema, sql in views:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+                con.execute(sql)
+        finally:
+            con.close()
+        return None
+
+    def _open(self) -> tuple[duckdb.DuckDBPyConnection | None, WarehouseRefresh]:
+        """A writing connection, or None and the pending refresh when others hold the file."""
+        try:
+            return self._connect(), WarehouseRefresh(True)
+        except duckdb.IOException as exc:
+            return None, WarehouseRefresh(False, f"warehouse busy: {str(exc).splitlines()[0]}")
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """Open for writing; a reader or writer elsewhere holds DuckDB's lock: wait a little."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +177,30 @@ class Warehouse:
                 if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.25)
+
+
+def view_sql(schema: str, name: str, table: Table, paths: list[str]) -> str:
+    """A view over the literal `paths` with the table's columns and types (NULL where a
+    file lacks a column) and `dt` from the files' `dt=` folders."""
+    arrow = table.schema().as_arrow()
+    if "dt" not in arrow.names:
+        arrow = arrow.append(pa.field("dt", pa.date32()))
+    types = duck_types(arrow)
+    typed = ", ".join(f"NULL::{t} AS {quote_identifier(n)}" for n, t in types.items())
+    rows = f"SELECT {typed} WHERE false"
+    if paths:
+        files = ", ".join(sql_string(p) for p in paths)
+        rows += (
+            f" UNION ALL BY NAME SELECT * FROM read_parquet([{files}], union_by_name=true, "
+            "hive_partitioning=true, hive_types={'dt': DATE})"
+        )
+    columns = ", ".join(
+        f"CAST({quote_identifier(n)} AS {t}) AS {quote_identifier(n)}" for n, t in types.items()
+    )
+    return (
+        f"CREATE OR REPLACE VIEW {quote_identifier(schema)}.{quote_identifier(name)} AS "
+        f"SELECT {columns} FROM ({rows})"
+    )
 
 
 def safe_name(name: str) -> str:

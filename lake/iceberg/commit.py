@@ -12,8 +12,9 @@ written), partitioned by the day of `TableShape.day_column` (a timestamp or date
 a column of another type leaves the table unpartitioned) or by identity on a date column
 (a daily mart's `dt`), the partition field named `dt` so files pyiceberg writes itself
 (compaction) land in the same `dt=` folders. Later commits widen the schema by name
-(`union_by_name`: new columns, Iceberg's promotions); a change Iceberg cannot promote is
-lake.iceberg.evolve's. A concurrent commit to the same table (another hour of the stream)
+(`union_by_name`: new columns, Iceberg's promotions); a widening Iceberg cannot promote
+replaces the column and rewrites the files holding it (lake.iceberg.evolve, .rewrite), in
+the same transaction. A concurrent commit to the same table (another hour of the stream)
 makes the commit fail and retry on the refreshed table.
 """
 
@@ -40,6 +41,7 @@ from pyiceberg.transforms import DayTransform, IdentityTransform
 
 from lake.iceberg.catalog import LakeTables
 from lake.iceberg.evolve import evolve_schema
+from lake.iceberg.rewrite import discard, rewrite_files
 from lake.iceberg.scan import day_filter
 
 COMMIT_ATTEMPTS = 8
@@ -66,6 +68,7 @@ class Committed:
     snapshot_id: int | None = None
     files_added: int = 0
     files_removed: int = 0
+    files_rewritten: int = 0  # to a replaced column's new type (counted in added/removed)
     rows_added: int = 0
     rows_removed: int = 0
     seconds: float = 0.0
@@ -78,6 +81,7 @@ class Committed:
             f"{prefix}snapshot_id": str(self.snapshot_id or ""),
             f"{prefix}files_added": self.files_added,
             f"{prefix}files_removed": self.files_removed,
+            f"{prefix}files_rewritten": self.files_rewritten,
             f"{prefix}commit_seconds": round(self.seconds, 3),
         }
 
@@ -113,9 +117,13 @@ def commit_files(
     before = table.current_snapshot()
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         committed.attempts = attempt
+        rewritten: list[str] = []
         try:
             tx = table.transaction()
-            committed.schema_changes = evolve_schema(tx, table, schema)
+            evolution = evolve_schema(tx, table, schema)
+            committed.schema_changes = evolution.changed
+            rewritten = rewrite_files(tx, table, evolution.replaced, summary)
+            committed.files_rewritten = len(rewritten)
             if replace is not None and table.current_snapshot() is not None:
                 where = replace
                 if replace_days:
@@ -128,6 +136,7 @@ def commit_files(
             table = tx.commit_transaction()
             break
         except CommitFailedException:
+            discard(table.io, rewritten)
             if attempt == COMMIT_ATTEMPTS:
                 raise
             time.sleep(random.uniform(0.05, 0.2) * attempt)

@@ -1,0 +1,168 @@
+"""Schema changes Iceberg cannot promote, on real Parquet, a real SQLite catalog and DuckDB:
+a column widened bigint -> double -> string across runs is replaced in the table and every
+committed file holding it in an older type rewritten in the same commit, so pyiceberg and
+DuckDB (over the committed files) read every row in the new type; retype then brings the
+ledger's files and the table back to the same files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyiceberg.types import DoubleType, LongType, StringType
+
+from lake.catalog_store import Catalog
+from lake.cleaning.hour import clean_hour
+from lake.committed import CommittedFiles
+from lake.crawler import crawl_objects
+from lake.firehose import hour_prefix, object_key
+from lake.iceberg.catalog import CLEANED, LakeTables
+from lake.iceberg.commit import TableShape, commit_files
+from lake.iceberg.evolve import IncompatibleSchemaChange
+from lake.iceberg.scan import committed_keys
+from lake.pii import key_from_env
+from lake.retype import retype_stream
+from lake.settings import DEFAULTS
+from lake.storage import LocalStorage
+from lake.streams import load_streams
+from lake.warehouse import view_sql
+
+STREAM = "meter"
+TS = pa.array([datetime(2026, 11, 21, 8, tzinfo=UTC)], pa.timestamp("us", "UTC"))
+
+
+@pytest.fixture
+def tables(lake: LocalStorage, tmp_path: Path) -> LakeTables:
+    settings = replace(
+        DEFAULTS, lake_uri=lake.uri, iceberg_catalog_uri=f"sqlite:///{tmp_path}/iceberg.db"
+    )
+    return LakeTables(settings)
+
+
+def _run(lake: LocalStorage, tables: LakeTables, name: str, **columns: pa.Array) -> None:
+    """A run's one file, committed as cleaning commits it."""
+    key = f"cleaned/{STREAM}/dt=2026-11-21/{name}.parquet"
+    lake.path(key).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"ts": TS, "_source_key": [name], **columns}), lake.path(key))
+    commit_files(tables, CLEANED, STREAM, [key], TableShape("ts", whole_stats=("_source_key",)))
+
+
+def _scanned(tables: LakeTables) -> pa.Table:
+    return tables.load(CLEANED, STREAM).scan().to_arrow().sort_by("_source_key")
+
+
+def _duckdb_rows(lake: LocalStorage, tables: LakeTables) -> list[tuple]:
+    """The committed files in DuckDB, as the warehouse's view reads them."""
+    table = tables.load(CLEANED, STREAM)
+    paths = [str(lake.path(k)) for k in committed_keys(tables, CLEANED, STREAM)]
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA cleaned")
+    con.execute(view_sql("cleaned", STREAM, table, paths))
+    rows = con.execute(f'SELECT _source_key, x, y FROM cleaned."{STREAM}" ORDER BY 1').fetchall()
+    types = {r[0]: r[1] for r in con.execute(f'DESCRIBE cleaned."{STREAM}"').fetchall()}
+    con.close()
+    return [types["x"], *rows]
+
+
+def test_a_column_widened_bigint_double_string_scans_back_in_its_new_type(
+    lake: LocalStorage, tables: LakeTables
+) -> None:
+    _run(lake, tables, "a", x=pa.array([1], pa.int64()))
+    _run(lake, tables, "b", x=pa.array([2], pa.int64()))
+    assert tables.load(CLEANED, STREAM).schema().find_type("x") == LongType()
+
+    _run(lake, tables, "c", x=pa.array([2.5]))  # the crawler widened x to double
+    assert tables.load(CLEANED, STREAM).schema().find_type("x") == DoubleType()
+    assert _scanned(tables).column("x").to_pylist() == [1.0, 2.0, 2.5]
+
+    _run(lake, tables, "d", x=pa.array(["n/a"]), y=pa.array([True]))  # to string; a new column
+    table = tables.load(CLEANED, STREAM)
+    assert table.schema().find_type("x") == StringType()
+    scanned = _scanned(tables)
+    assert scanned.schema.field("x").type in (pa.string(), pa.large_string())
+    assert scanned.column("x").to_pylist() == ["1.0", "2.0", "2.5", "n/a"]
+    assert scanned.column("y").to_pylist() == [None, None, None, True]
+
+    # every file the table references holds x as text; the replaced ones are new files
+    keys = committed_keys(tables, CLEANED, STREAM)
+    assert len(keys) == 4 and sum(".retyped-" in k for k in keys) == 3
+    assert {pq.read_schema(lake.path(k)).field("x").type for k in keys} == {pa.string()}
+    assert lake.exists(f"cleaned/{STREAM}/dt=2026-11-21/a.parquet")  # older snapshots' file
+    assert _duckdb_rows(lake, tables) == [
+        "VARCHAR",
+        ("a", "1.0", None),
+        ("b", "2.0", None),
+        ("c", "2.5", None),
+        ("d", "n/a", True),
+    ]
+
+
+def test_a_narrower_file_than_the_table_is_refused(lake: LocalStorage, tables: LakeTables) -> None:
+    _run(lake, tables, "a", x=pa.array(["text"]))
+    with pytest.raises(IncompatibleSchemaChange, match="x"):
+        _run(lake, tables, "b", x=pa.array([1], pa.int64()))
+    assert _scanned(tables).column("_source_key").to_pylist() == ["a"]
+
+
+SPEC = load_streams()["robot_telemetry"]
+H1 = datetime(2026, 11, 21, 8, tzinfo=UTC)
+H2 = datetime(2026, 11, 21, 9, tzinfo=UTC)
+
+
+def _put(landing: LocalStorage, hour: datetime, oid: str, created: list[str]) -> str:
+    records = [
+        {"event_id": f"{oid}{i}", "ts": "2026-11-21T08:10:00Z", "robot_id": "R1", "created": c}
+        for i, c in enumerate(created)
+    ]
+    key = object_key(SPEC.name, hour.replace(minute=5), object_id=oid)
+    landing.write(key, gzip.compress("".join(json.dumps(r) for r in records).encode()))
+    return key
+
+
+def _crawl_and_clean(landing, lake, tables, hour) -> dict:  # type: ignore[no-untyped-def]
+    objects = list(landing.list(hour_prefix(SPEC.name, hour)))
+    table = crawl_objects(SPEC, Catalog(lake, "firehose_raw"), landing, objects).table
+    clean_hour(SPEC, table, landing, lake, hour, objects, tables=tables)
+    return table
+
+
+def test_retype_after_a_replaced_column_leaves_table_and_ledger_on_the_same_files(
+    landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
+) -> None:
+    monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+    _put(landing, H1, "a", ["2026-11-21T07:00:00Z", "2026-11-21T07:01:00Z"])
+    b = _put(landing, H1, "b", ["2026-11-21T07:30:00Z"])
+    _crawl_and_clean(landing, lake, tables, H1)
+    _put(landing, H2, "c", ["not a date"])
+    table = _crawl_and_clean(landing, lake, tables, H2)  # created: timestamp -> string
+
+    iceberg = tables.load(CLEANED, SPEC.name)
+    assert iceberg.schema().find_type("created") == StringType()
+    assert sorted(iceberg.scan().to_arrow().column("created").to_pylist()) == [
+        "2026-11-21T07:00:00Z",
+        "2026-11-21T07:01:00Z",
+        "2026-11-21T07:30:00Z",
+        "not a date",
+    ]
+    ledger = CommittedFiles(lake, SPEC.name).of_days("cleaned", None)
+    assert set(committed_keys(tables, CLEANED, SPEC.name)) != set(ledger)  # rewritten copies
+
+    landing.delete(b)  # expired from landing: retype casts its files in place
+    report = retype_stream(
+        SPEC, table, landing, lake, key_from_env(landing.uri, lake.uri), tables=tables
+    )
+    assert report.objects_cast == [b] and len(report.objects_recleaned) == 1
+
+    keys = committed_keys(tables, CLEANED, SPEC.name)
+    assert keys == sorted(CommittedFiles(lake, SPEC.name).of_days("cleaned", None))
+    assert not any(".retyped-" in k for k in keys)
+    rows = tables.load(CLEANED, SPEC.name).scan().to_arrow()
+    assert rows.num_rows == 4
+    assert {pq.read_schema(lake.path(k)).field("created").type for k in keys} == {pa.string()}
