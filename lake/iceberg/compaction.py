@@ -10,10 +10,10 @@ that the table accepts it as it is. The new files replace the old ones in ONE sn
 (an Iceberg overwrite that deletes exactly the planned files and adds the new ones).
 
 The old files stay on disk, referenced by earlier snapshots, until snapshot expiry drops
-those and deletes them (lake.iceberg.expiry). A concurrent commit that removed one of the
-planned files (a re-clean of one of their objects) makes pyiceberg refuse the overwrite:
-the day is left as the other commit made it and the new files are deleted; the next run
-compacts it again. Statistics of the new files follow the table's metric properties, so
+those and deletes them (lake.iceberg.expiry). A commit since the plan that added or
+removed one of the planned files (a re-clean of one of their objects, which may re-add a
+file under the same name with other rows) stops the overwrite: the day is left as that
+commit made it and the new files are deleted; the next run compacts it again. Statistics of the new files follow the table's metric properties, so
 `_source_key` keeps whole bounds and a later re-clean of one object (delete by key)
 rewrites only the compacted files that hold it.
 """
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.exceptions import ValidationException
 from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
-from pyiceberg.manifest import DataFile
+from pyiceberg.manifest import DataFile, ManifestEntryStatus
 from pyiceberg.table import Table, Transaction
 
 from lake import layout
@@ -43,6 +43,10 @@ ROW_GROUP_BYTES = 64 << 20  # Arrow bytes buffered before a row group is written
 
 class RowsChanged(RuntimeError):
     """The new files do not hold as many rows as the files they were to replace."""
+
+
+class DayChanged(RuntimeError):
+    """A commit since the plan added or removed one of the files to replace."""
 
 
 @dataclass
@@ -95,6 +99,7 @@ def compact_day(
     if table is None:
         result.skipped = "no table"
         return result
+    planned = table.current_snapshot()
     files = day_files(table, tables, day)
     result.files_before = result.files_after = len(files)
     result.bytes_before = result.bytes_after = sum(f.file_size_in_bytes for f in files)
@@ -116,9 +121,12 @@ def compact_day(
         raise RowsChanged(
             f"{table_id} {day}: {result.rows_written} rows written for {result.rows_rewritten}"
         )
+    since = planned.snapshot_id if planned else None
     try:
-        table = with_retries(tables, table_id, lambda t: _replace(t, replaced, new_files, day))
-    except ValidationException as exc:  # a concurrent commit removed a planned file
+        table = with_retries(
+            tables, table_id, lambda t: _replace(t, since, replaced, new_files, day)
+        )
+    except (DayChanged, ValidationException) as exc:
         _delete(table, tables, written)
         result.files_written, result.rows_written = [], 0
         result.skipped = f"the day changed meanwhile: {exc}"
@@ -200,7 +208,14 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _replace(table: Table, old: list[DataFile], new: list[DataFile], day: date) -> Transaction:
+def _replace(
+    table: Table, since: int | None, old: list[DataFile], new: list[DataFile], day: date
+) -> Transaction:
+    """The overwrite of `old` by `new`, unless a commit after snapshot `since` touched one
+    of the old files: a re-clean re-adds a file under its same name with other rows, which
+    pyiceberg's check (by path) would not see."""
+    if _touched(table, since, {f.file_path for f in old}):
+        raise DayChanged(f"a commit since snapshot {since} replaced files of the day")
     tx = table.transaction()
     summary = {"lake.maintenance": "compaction", "lake.day": day.isoformat()}
     with tx.update_snapshot(snapshot_properties=summary).overwrite() as overwrite:
@@ -209,6 +224,26 @@ def _replace(table: Table, old: list[DataFile], new: list[DataFile], day: date) 
         for data_file in new:
             overwrite.append_data_file(data_file)
     return tx
+
+
+def _touched(table: Table, since: int | None, paths: set[str]) -> bool:
+    """Whether a snapshot after `since` added or deleted one of `paths` (True when
+    `since` is no longer in the table's history)."""
+    snapshot = table.current_snapshot()
+    while snapshot is not None and snapshot.snapshot_id != since:
+        for manifest in snapshot.manifests(table.io):
+            if manifest.added_snapshot_id != snapshot.snapshot_id:
+                continue  # carried over from an earlier snapshot
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                if (
+                    entry.snapshot_id == snapshot.snapshot_id
+                    and entry.status != ManifestEntryStatus.EXISTING
+                    and entry.data_file.file_path in paths
+                ):
+                    return True
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return snapshot is None
 
 
 def _delete(table: Table, tables: LakeTables, keys: list[str]) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix, object_key
+from lake.iceberg import compaction
 from lake.iceberg.catalog import CLEANED, QUARANTINE, LakeTables
 from lake.iceberg.compaction import compact_day
 from lake.iceberg.expiry import expire_table
@@ -227,3 +228,27 @@ def test_expiry_within_the_retention_deletes_nothing(
         0,
     )
     assert {o.key for o in lake.list(f"cleaned/{SPEC.name}/")} == files
+
+
+@pytest.mark.usefixtures("small_files")
+def test_a_reclean_committed_while_compacting_wins_and_the_new_files_go(
+    landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Object 5 re-cleaned after compaction planned the day, before it commits: the
+    overwrite would drop the re-cleaned rows, so compaction leaves the day alone."""
+    write_group = compaction._write_group
+
+    def write_then_reclean(*args: Any) -> str:
+        written = write_group(*args)
+        land(landing, 5, ["o5-new"])
+        clean(landing, lake, tables)
+        return written
+
+    monkeypatch.setattr(compaction, "_write_group", write_then_reclean)
+
+    done = compact_day(tables, CLEANED, SPEC.name, DAY, BIG, min_files=8)
+
+    assert done.skipped.startswith("the day changed meanwhile") and done.files_written == []
+    assert not [o for o in lake.list(f"cleaned/{SPEC.name}/") if "compacted-" in o.key]
+    expected = {i for n in range(OBJECTS) if n != 5 for i in ids_of(n)} | {"o5-new"}
+    assert sorted(r["event_id"] for r in rows(tables)) == sorted(expected)
