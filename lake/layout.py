@@ -12,6 +12,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `cleaned_file` | `cleaned/<stream>/dt=YYYY-MM-DD/<output name>` |
 | `quarantine_file` | `quarantine/<stream>/dt=YYYY-MM-DD/<output name>` |
 | `mart_file` | `marts/<mart>/dt=YYYY-MM-DD/<mart>-0000.parquet` (no `dt=` when not daily) |
+| `compacted_file` | `<layer>/<table>/dt=YYYY-MM-DD/compacted-<token>.parquet` (table maintenance) |
 | `redshift_ddl` | `redshift/<mart>/create_table.sql` |
 | `redshift_manifest` | `redshift/<mart>/dt=YYYY-MM-DD/manifest.json` |
 | `redshift_load_script` | `redshift/<mart>/dt=YYYY-MM-DD/load.sql` |
@@ -163,3 +164,18 @@ def redshift_state(mart: str) -> str:
 
 def alert_claim(mart: str, name: str) -> str:
     return f"_state/alerts/{mart}/{name}.json"
+
+
+TABLE_LAYERS = (CLEANED, QUARANTINE, "marts")  # the layers kept as Iceberg tables
+
+
+def table_folder(layer: str, name: str) -> str:
+    """`<layer>/<stream or mart>/`: an Iceberg table's location (data and `metadata/`)."""
+    if layer not in TABLE_LAYERS:
+        raise ValueError(f"not a table layer: {layer!r}")
+    return f"{layer}/{name}/"
+
+
+def compacted_file(layer: str, name: str, day: date, token: str) -> str:
+    """A file compaction writes: `<layer>/<name>/dt=YYYY-MM-DD/compacted-<token>.parquet`."""
+    return f"{table_folder(layer, name)}{_dt(day)}/compacted-{token}.parquet"

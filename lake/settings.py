@@ -132,6 +132,11 @@ class Settings:
     cleaned_namespace: str = _setting("cleaned", _namespace)
     quarantine_namespace: str = _setting("quarantine", _namespace)
     marts_namespace: str = _setting("marts", _namespace)
+    # table maintenance (lake.iceberg.compaction, lake.iceberg.expiry)
+    compaction_target_bytes: int = _setting(128 << 20, _positive_int)
+    compaction_min_files: int = _setting(8, _positive_int)
+    compaction_days: int = _setting(3, _positive_int)
+    snapshot_retention_hours: int = _setting(168, _positive_int)
     # marts and warehouse
     warehouse_lock_wait_seconds: float = _setting(5.0, _positive_float)
     alerts_sns_topic_arn: str | None = _setting(None)

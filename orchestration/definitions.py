@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import os
 import warnings
+from datetime import date
 
 from dagster import AssetKey, AssetsDefinition, BetaWarning, Definitions
 
 from assets.cleaned import build_cleaned_asset
 from assets.landing import build_landing_asset
+from assets.maintenance import COMPACTION, EXPIRY, build_maintenance_assets, maintained_tables
 from assets.marts import build_mart_asset
 from assets.schema import build_schema_asset
 from lake.marts import load_marts
 from lake.settings import Settings
 from lake.streams import StreamSpec, load_streams
-from orchestration.jobs import ingest_job, marts_job
+from orchestration.jobs import ingest_job, maintenance_job, marts_job
 from orchestration.partitions import daily_partitions, hourly_partitions, with_start_date
 from orchestration.resources import resources_from_env
-from orchestration.schedules import build_daily_marts_schedule
+from orchestration.schedules import (
+    build_compaction_schedule,
+    build_daily_marts_schedule,
+    build_expiry_schedule,
+)
 from orchestration.schema_checks import build_schema_change_check
 from orchestration.sensors import (
     build_landing_events_sensor,
@@ -55,6 +61,17 @@ def ingest_assets(stream: str) -> list[AssetsDefinition]:
 stream_assets = [a for name in streams.streams for a in ingest_assets(name)]
 mart_assets = [build_mart_asset(spec, streams, daily) for spec in marts.values()]
 ingest_jobs = {name: ingest_job(name) for name in streams.streams}
+maintenance_assets = build_maintenance_assets(
+    maintained_tables(list(streams.streams), list(marts.values())), daily
+)
+compaction_job, expiry_job = (
+    maintenance_job(
+        f"table_{kind}",
+        [a.key for a in maintenance_assets if a.key.path[0] == kind],
+        f"Table maintenance: {kind} of every cleaned, quarantine and mart table",
+    )
+    for kind in (COMPACTION, EXPIRY)
+)
 
 daily_marts = [AssetKey(["marts", m.name]) for m in marts.values() if m.partitioned_by == "day"]
 daily_marts_job = marts_job(daily_marts)
@@ -73,10 +90,18 @@ schema_change_check = build_schema_change_check(
 )
 
 defs = Definitions(
-    assets=[*stream_assets, *mart_assets],
+    assets=[*stream_assets, *mart_assets, *maintenance_assets],
     asset_checks=[schema_change_check],
-    jobs=[*ingest_jobs.values(), daily_marts_job],
-    schedules=[build_daily_marts_schedule(daily_marts_job)],
+    jobs=[*ingest_jobs.values(), daily_marts_job, compaction_job, expiry_job],
+    schedules=[
+        build_daily_marts_schedule(daily_marts_job),
+        build_compaction_schedule(
+            compaction_job,
+            settings.compaction_days,
+            date.fromisoformat(settings.pipeline_start_date),
+        ),
+        build_expiry_schedule(expiry_job),
+    ],
     sensors=[
         *(build_landing_sensor(name, job, settings) for name, job in ingest_jobs.items()),
         *(build_reconcile_sensor(name, job, settings) for name, job in ingest_jobs.items()),

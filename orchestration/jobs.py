@@ -41,3 +41,16 @@ def marts_job(mart_keys: list[AssetKey]) -> "UnresolvedAssetJobDefinition":
         tags={"warehouse": "duckdb"},  # a label; the limit is the marts' pool (dagster.yaml)
         description="Every daily mart for one day, in dependency order",
     )
+
+
+def maintenance_job(
+    name: str, keys: list[AssetKey], description: str
+) -> "UnresolvedAssetJobDefinition":
+    """Table maintenance (compaction or expiry) of every table; each asset keeps its
+    table writer's pool, so it waits for that writer, not for the other tables."""
+    return define_asset_job(
+        name=name,
+        selection=AssetSelection.assets(*keys),
+        executor_def=in_process_executor,
+        description=description,
+    )
