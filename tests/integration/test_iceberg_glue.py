@@ -84,6 +84,15 @@ def test_glue_holds_iceberg_tables_at_the_layer_folders(cleaned_on_glue: dict, l
     assert table["Parameters"]["metadata_location"].startswith(f"{folder}/metadata/")
     assert table["Parameters"]["metadata_location"].endswith(".metadata.json")
 
+    iceberg = cleaned_on_glue["tables"].catalog.load_table(f"{database}.{STREAM}")
+    [partition] = iceberg.spec().fields  # day of the event time (quarantine: arrival hour)
+    source = iceberg.schema().find_field(partition.source_id).name
+    assert (partition.name, str(partition.transform), source) == (
+        "dt",
+        "day",
+        {"cleaned": "ts", "quarantine": "arrival_hour"}[layer],
+    )
+
 
 @pytest.mark.parametrize(("layer", "key"), [("cleaned", "event_id"), ("quarantine", "source_key")])
 def test_glue_tables_scan_back_the_files_the_run_wrote(
