@@ -83,7 +83,7 @@ def s3_file_io_properties() -> dict[str, str]:
         properties["s3.resolve-region"] = "true"
     region = os.environ.get("AWS_REGION") or boto3.Session().region_name  # profile's too
     if region:
-        properties["s3.region"] = region  # with an endpoint, the region to sign with
+        properties["s3.region"] = region  # signs for an endpoint; on AWS, if resolving fails
     return properties
 
 
