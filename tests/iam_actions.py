@@ -9,11 +9,13 @@ root is the lake, `${LandingBucket}/${LandingPrefix}` when it is the landing zon
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from lake.settings import DEFAULTS, env_name
 from tests.iam_policy import Access
 
 ACCOUNT = "123456789012"  # moto's account; AWS calls carry it in ARNs and queue URLs
@@ -149,7 +151,7 @@ def _glue(
     database = params.get("DatabaseName") or params.get("Name")
     if op in ("CreateDatabase", "UpdateDatabase"):
         database = params["DatabaseInput"]["Name"]
-    out.bindings["GlueDatabase"] = str(database)
+    out.bindings[_glue_placeholder(str(database))] = str(database)
     resources = [f"{base}:catalog", f"{base}:database/{database}"]
     table = params.get("TableName") or (params.get("TableInput") or {}).get("Name")
     if table is None and "DatabaseName" in params:
@@ -158,6 +160,18 @@ def _glue(
         resources.append(f"{base}:table/{database}/{table}")
     for resource in resources:
         out.need(f"glue:{op}", resource)
+
+
+def _glue_placeholder(database: str) -> str:
+    """An Iceberg namespace (lake.iceberg) binds its own placeholder, any other database
+    `${GlueDatabase}` (the landing tables' Glue sync): a policy that grants only the sync's
+    database does not grant the table namespaces."""
+    namespaces = {
+        os.environ.get(env_name(field), getattr(DEFAULTS, field)): f"{layer.title()}Namespace"
+        for layer in ("cleaned", "quarantine", "marts")
+        if (field := f"{layer}_namespace")
+    }
+    return namespaces.get(database, "GlueDatabase")
 
 
 _SQS_ACTIONS = {

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import boto3
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 from lake import layout
+from lake.glue_sync import DEFAULT_CONFIG as GLUE_CONFIG
 from lake.settings import DATA_DIR, Settings
 
 CATALOG_NAME = "lake"
@@ -55,20 +57,9 @@ def default_catalog_uri(lake_uri: str) -> str:
 def catalog_properties(settings: Settings) -> dict[str, str]:
     """pyiceberg's properties for the configured catalog and its file IO."""
     properties = {"warehouse": settings.lake_uri}
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if endpoint:
-        properties["s3.endpoint"] = endpoint
-    if region:
-        properties["s3.region"] = region
+    if settings.lake_uri.startswith("s3://"):
+        properties |= s3_file_io_properties()
     if settings.lake_catalog == "glue":
-        glue_endpoint = os.environ.get("AWS_ENDPOINT_URL_GLUE") or os.environ.get(
-            "AWS_ENDPOINT_URL"
-        )
-        if glue_endpoint:
-            properties["glue.endpoint"] = glue_endpoint
-        if region:
-            properties["glue.region"] = region
         return properties
     uri = settings.iceberg_catalog_uri or default_catalog_uri(settings.lake_uri)
     if uri.startswith("sqlite:///"):
@@ -76,11 +67,34 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     return properties | {"uri": uri}
 
 
+def s3_file_io_properties() -> dict[str, str]:
+    """The endpoint and region boto3 uses, for pyiceberg's S3 FileIO (pyarrow's S3
+    filesystem, which reads neither boto3's settings nor AWS_ENDPOINT_URL).
+
+    With an endpoint (moto, MinIO, LocalStack) pyarrow addresses buckets path-style; without
+    one it is AWS with virtual-hosted buckets. Credentials are not handed over: the AWS SDK
+    inside pyarrow follows the same chain as boto3 (environment, profile, web identity,
+    container and instance roles) and refreshes temporary credentials itself."""
+    properties = {}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        properties["s3.endpoint"] = endpoint
+    else:  # AWS: the bucket's own region (HeadBucket), whatever region the process runs in
+        properties["s3.resolve-region"] = "true"
+    region = os.environ.get("AWS_REGION") or boto3.Session().region_name  # profile's too
+    if region:
+        properties["s3.region"] = region  # signs for an endpoint; on AWS, if resolving fails
+    return properties
+
+
 def open_catalog(settings: Settings) -> Catalog:
     if settings.lake_catalog == "glue":
         from pyiceberg.catalog.glue import GlueCatalog
 
-        return GlueCatalog(CATALOG_NAME, **catalog_properties(settings))
+        # the same client as the landing table's Glue sync: boto3's endpoint, region and
+        # credential settings, adaptive retries
+        client = boto3.client("glue", config=GLUE_CONFIG)
+        return GlueCatalog(CATALOG_NAME, client=client, **catalog_properties(settings))
     from pyiceberg.catalog.sql import SqlCatalog
 
     return SqlCatalog(CATALOG_NAME, **catalog_properties(settings))
