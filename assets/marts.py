@@ -45,9 +45,10 @@ from assets.hourly import ASSET_RETRY_POLICY
 from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
-from lake.committed import CommittedFiles
+from lake.iceberg.catalog import LakeTables
 from lake.mart_build import InputColumns, InputSchema, MartBuild, build_mart
 from lake.mart_checks import CheckOutcome, duplicate_keys, null_values
+from lake.mart_inputs import MartInputs
 from lake.mart_lineage import column_lineage
 from lake.mart_sinks import (
     AlertNotices,
@@ -170,15 +171,19 @@ def mart_sinks(
     alerts: AlertsResource,
     redshift: RedshiftResource,
     settings: Settings,
+    tables: LakeTables,
 ) -> list[MartSink]:
-    """The run's sinks, in lake.mart_sinks' order: the lake's file first, the others read it.
-    The warehouse holds views over copies of the mart files: a run writes it only to make
-    a view, and a reader holding it open delays that to a later run, never fails it."""
+    """The run's sinks, in lake.mart_sinks' order: the lake's file first (registered in the
+    mart's Iceberg table), the others read it. The warehouse holds views over copies of
+    the table's files: a run writes it only to make a view, and a reader holding it open
+    delays that to a later run, never fails it."""
     sinks: list[MartSink] = [
-        LakeParquet(),
+        LakeParquet(tables),
         RedshiftFiles(redshift.iam_role, redshift.loader(), context.log),
         WarehouseView(
-            Warehouse(warehouse.database, settings.warehouse_lock_wait_seconds), context.log
+            Warehouse(warehouse.database, settings.warehouse_lock_wait_seconds),
+            context.log,
+            tables,
         ),
     ]
     if spec.alerts:  # an SNS client only for a mart that alerts
@@ -250,7 +255,11 @@ def build_mart_asset(
     ) -> MaterializeResult:
         lake_storage = lake.lake()
         columns = input_columns(spec, streams, lake_storage)
-        sinks = [*mart_sinks(spec, context, warehouse, alerts, redshift, settings), *extra_sinks]
+        tables = LakeTables(settings)
+        sinks = [
+            *mart_sinks(spec, context, warehouse, alerts, redshift, settings, tables),
+            *extra_sinks,
+        ]
         days = [date.fromisoformat(k) for k in context.partition_keys] if daily else [None]
         # what belongs to the run: its days, the checks over all their rows, the lineage
         metadata: dict[str, Any] = {
@@ -259,7 +268,7 @@ def build_mart_asset(
             "dagster/table_name": f"marts.{spec.name}",
             "dagster/uri": f"{lake_storage.uri}/{layout.mart_folder(spec.name)}",
         }
-        committed: dict[str, CommittedFiles] = {}  # ledger reads shared by a backfill's days
+        committed = MartInputs(lake_storage, tables)  # the input tables' committed snapshots
         lateness = {name: s.allowed_lateness_hours for name, s in streams.streams.items()}
         unique, nulls = CheckOutcome(), CheckOutcome()
         incomplete: list[str] = []

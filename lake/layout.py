@@ -11,7 +11,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `catalog_partition` | `catalog/<database>/<table>/partitions/<Y-M-D-H>.json` |
 | `cleaned_file` | `cleaned/<stream>/dt=YYYY-MM-DD/<output name>` |
 | `quarantine_file` | `quarantine/<stream>/dt=YYYY-MM-DD/<output name>` |
-| `mart_file` | `marts/<mart>/dt=YYYY-MM-DD/<mart>-0000.parquet` (no `dt=` when not daily) |
+| `mart_file` | `marts/<mart>/dt=YYYY-MM-DD/<mart>-<build token>.parquet` (no `dt=` when not daily) |
 | `compacted_file` | `<layer>/<table>/dt=YYYY-MM-DD/compacted-<token>.parquet` (table maintenance) |
 | `redshift_ddl` | `redshift/<mart>/create_table.sql` |
 | `redshift_manifest` | `redshift/<mart>/dt=YYYY-MM-DD/manifest.json` |
@@ -38,6 +38,7 @@ LEDGER_LAYERS = (CLEANED, QUARANTINE)  # written by cleaning runs, committed by 
 DEMO_SEED_MARKER = "_state/demo_seed.json"
 
 _FILE_DAY = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/[^/]+$")
+_TOKEN = re.compile(r"[0-9a-f]{1,32}")
 _CLEANED_DAY = re.compile(r"cleaned/[^/]+/dt=(\d{4}-\d{2}-\d{2})/")
 
 
@@ -101,10 +102,17 @@ def mart_day_folder(mart: str, day: date) -> str:
     return f"{mart_folder(mart)}{_dt(day)}/"
 
 
-def mart_file(mart: str, day: date | None) -> str:
-    """A mart partition's one file (`day` None: the mart is not partitioned by day)."""
-    folder = mart_day_folder(mart, day) if day else mart_folder(mart)
-    return f"{folder}{mart}-0000.parquet"
+def mart_partition_folder(mart: str, day: date | None) -> str:
+    """A mart partition's folder (`day` None: the mart is not partitioned by day)."""
+    return mart_day_folder(mart, day) if day else mart_folder(mart)
+
+
+def mart_file(mart: str, day: date | None, token: str) -> str:
+    """A build's file of a mart partition: each build a new name (`token`: [0-9a-f]), so a
+    file an Iceberg snapshot references is never overwritten in place."""
+    if not _TOKEN.fullmatch(token):
+        raise ValueError(f"not a build token: {token!r}")
+    return f"{mart_partition_folder(mart, day)}{mart}-{token}.parquet"
 
 
 def redshift_folder(mart: str) -> str:

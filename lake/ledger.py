@@ -145,14 +145,6 @@ def read_ledger(lake: Storage, stream: str, hour: datetime) -> Ledger:
     return ledger
 
 
-def unprocessed(
-    lake: Storage, stream: str, hour: datetime, objects: list[ObjectInfo]
-) -> list[ObjectInfo]:
-    """The objects of `hour` that no run has processed in their current version."""
-    ledger = read_ledger(lake, stream, hour)
-    return [o for o in objects if not ledger.is_done(o)]
-
-
 def files_of(lake: Storage, manifests: list[str]) -> list[str]:
     """The lake files the given manifests list (a manifest gone meanwhile lists none)."""
     files: list[str] = []

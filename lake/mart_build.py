@@ -9,8 +9,8 @@ partitioned) and whether that day's data is complete as `getvariable('day_comple
 (lake.day_completeness: every stream it reads, directly or through marts, has data that
 arrived past the day's end plus the stream's allowed lateness; NULL when not partitioned). Cleaned inputs are typed from the catalog: a column no file of the day has yet, or a day
 with no file at all, reads as NULLs of the right type, so a mart does not break because a
-rare field (a failed console login) did not occur that day. Only files a committed
-ledger entry names are read (lake.committed), each through a literal path
+rare field (a failed console login) did not occur that day. Only committed files are
+read (lake.mart_inputs: an Iceberg table's current snapshot), each through a literal path
 (lake.literal_paths), so a cleaning run killed mid-way or a key with glob characters
 never changes what a mart counts.
 """
@@ -18,6 +18,7 @@ never changes what a mart counts.
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -29,10 +30,10 @@ import pyarrow as pa
 
 from lake import layout
 from lake.cleaning.columns import LINEAGE_TYPES
-from lake.committed import CommittedFiles
 from lake.day_completeness import is_day_complete
 from lake.json_fields import as_json_columns
 from lake.literal_paths import literal_links
+from lake.mart_inputs import MartInputs
 from lake.marts import MartDefinitionError, MartSpec
 from lake.parquet_writing import parquet_bytes
 from lake.sql_text import quote_identifier, sql_string
@@ -55,6 +56,7 @@ class MartBuild:
     result: pa.Table | None = None
     day_complete: bool | None = None  # None when not partitioned by day
     input_schema: InputSchema = field(default_factory=dict)  # the views the SQL read
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:16])  # names its file
 
     @property
     def rows(self) -> int:
@@ -70,8 +72,8 @@ class MartBuild:
 
     @property
     def parquet_key(self) -> str:
-        """The partition's one file in the lake (`marts/<mart>/dt=<day>/<mart>-0000.parquet`)."""
-        return layout.mart_file(self.spec.name, self.day)
+        """This build's file of the partition (`marts/<mart>/dt=<day>/<mart>-<token>.parquet`)."""
+        return layout.mart_file(self.spec.name, self.day, self.token)
 
     @cached_property
     def parquet(self) -> bytes | None:
@@ -84,35 +86,33 @@ def build_mart(
     day: date | None,
     lake: Storage,
     cleaned_columns: InputColumns | None = None,
-    committed: dict[str, CommittedFiles] | None = None,
+    inputs: MartInputs | None = None,
     lateness_hours: Mapping[str, int] | None = None,
 ) -> MartBuild:
     """Compute one mart (one day of it when daily) from the lake; writing it is the
-    sinks' work (lake.mart_sinks). `committed` caches ledger reads across the days of a
-    backfill; `lateness_hours` is each stream's allowed lateness (by default that of
-    streams.yaml)."""
+    sinks' work (lake.mart_sinks). `inputs` finds the committed input files (give one
+    with the lake's tables, shared by the days of a backfill; by default the ledger's);
+    `lateness_hours` is each stream's allowed lateness (by default that of streams.yaml)."""
     build = MartBuild(spec, day)
-    committed = {} if committed is None else committed
+    inputs = MartInputs(lake) if inputs is None else inputs
     if day is not None:
         build.day_complete = _day_complete(lake, spec, day, lateness_hours)
     with tempfile.TemporaryDirectory(prefix="mart-") as scratch:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         for layer, table in spec.deps:
-            days = _input_days(spec, day)
-            if layer in layout.LEDGER_LAYERS:
-                ledger = committed.setdefault(table, CommittedFiles(lake, table))
-                keys = ledger.of_days(layer, days)
-            else:
-                keys = _mart_files(lake, table, days)
-            paths = literal_links(lake, keys, Path(scratch))
+            found = inputs.files(layer, table, _input_days(spec, day))
+            paths = literal_links(lake, found.keys, Path(scratch))
             columns = (cleaned_columns or {}).get(table) if layer == "cleaned" else None
-            if not paths and columns is None:
+            if not paths and columns is None and found.schema is None:
                 build.missing_inputs.append(f"{layer}.{table}")
                 continue
             if not paths:
                 build.empty_inputs.append(f"{layer}.{table}")
-            _create_input_view(con, layer, table, paths, columns, spec.names_used)
+            if paths or columns is not None:
+                _create_input_view(con, layer, table, paths, columns, spec.names_used)
+            else:  # a table with no file for these days: its columns, no rows
+                _create_empty_view(con, layer, table, found.schema)
             view = f"{quote_identifier(layer)}.{quote_identifier(table)}"
             described = con.execute(f"DESCRIBE {view}").fetchall()
             build.input_schema.setdefault(layer, {})[table] = {r[0]: r[1] for r in described}
@@ -203,10 +203,12 @@ def _create_input_view(
     con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
 
 
-def _mart_files(lake: Storage, mart: str, days: list[date] | None) -> list[str]:
-    """Files of a mart (no cleaning run writes them: one file a partition, replaced whole)."""
-    if days is None:
-        prefixes = [layout.mart_folder(mart)]
-    else:
-        prefixes = [layout.mart_day_folder(mart, d) for d in days]
-    return [o.key for p in prefixes for o in lake.list(p) if o.key.endswith(".parquet")]
+def _create_empty_view(
+    con: duckdb.DuckDBPyConnection, layer: str, table: str, schema: pa.Schema
+) -> None:
+    """`<layer>.<table>` with the table's columns and no rows."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(layer)}")
+    empty = f"empty {layer}.{table}"
+    con.register(empty, schema.empty_table())
+    view = f"{quote_identifier(layer)}.{quote_identifier(table)}"
+    con.execute(f"CREATE VIEW {view} AS SELECT * FROM {quote_identifier(empty)}")

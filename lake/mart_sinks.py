@@ -14,6 +14,12 @@ warehouse (never raises), alerts (an anomaly is notified once its day is everywh
 
 Each sink runs for every partition, also one with no result (an input not built yet):
 the lake sink then removes the partition's files and the warehouse drops its copy.
+
+With the lake's tables, the lake sink registers each build's file in the Iceberg table
+`<MARTS_NAMESPACE>.<mart>` (table location `marts/<mart>`; a daily mart partitioned by
+identity on its `dt`), adding the new file and removing the partition's earlier ones in
+one transaction; each build's file has a new name, so no file a snapshot references is
+overwritten, and earlier files are deleted only once the commit is in.
 """
 
 from __future__ import annotations
@@ -22,15 +28,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
+
 from lake import layout
 from lake.alerts import Publish, notify_new
+from lake.iceberg.catalog import MARTS, LakeTables
+from lake.iceberg.commit import Committed, TableShape, commit_files
+from lake.iceberg.scan import committed_keys
 from lake.mart_build import MartBuild
 from lake.redshift_data_api import RedshiftLoader
 from lake.redshift_files import write_redshift_files
 from lake.storage import Storage
 from lake.warehouse import Warehouse
 
-SinkValue = str | int | bool | list[str]
+SinkValue = str | int | float | bool | list[str]
 SinkOutput = dict[str, SinkValue]  # metadata name -> value, for one partition
 
 
@@ -54,19 +65,59 @@ def write_day(built: MartBuild, lake: Storage, sinks: Sequence[MartSink]) -> Sin
     return merged
 
 
+@dataclass
 class LakeParquet:
-    """`marts/<mart>/dt=<day>/<mart>-0000.parquet` (written even when empty, so marts
-    reading it see a typed table); other files of the partition are removed."""
+    """`marts/<mart>/dt=<day>/<mart>-<token>.parquet`, a new file each build (written even
+    when empty, so the Redshift load and the warehouse see a typed table), registered in
+    the mart's Iceberg table when `tables` is given; the partition's other files are
+    removed after that commit. Without `tables` (core tests) the files alone are the mart."""
+
+    tables: LakeTables | None = None
 
     def write(self, built: MartBuild, lake: Storage) -> SinkOutput:
         key = built.parquet_key
-        for stale in list(lake.list(key.rpartition("/")[0] + "/")):
-            if built.parquet is None or stale.key != key:
-                lake.delete(stale.key)
-        if built.parquet is None:
-            return {"files": []}
-        lake.write(key, built.parquet)
-        return {"files": [key]}
+        earlier = [k for k in partition_files(lake, built) if k != key]
+        output: SinkOutput = {"files": []}
+        if built.parquet is not None:
+            lake.write(key, built.parquet)
+            output["files"] = [key]
+        if self.tables is not None:
+            # an empty result is no data file of the table: Iceberg could not place its
+            # rows (it has none) in a partition; the commit only removes the day's rows
+            added = [key] if built.rows else []
+            output |= _commit_partition(self.tables, built, added).as_metadata()
+        for stale in earlier:
+            lake.delete(stale)
+        return output
+
+
+def partition_files(lake: Storage, built: MartBuild) -> list[str]:
+    """The Parquet files in the partition's folder (not in the folders below it: an
+    unpartitioned mart's folder also holds its table's metadata)."""
+    folder = layout.mart_partition_folder(built.spec.name, built.day)
+    return [
+        info.key
+        for info in lake.list(folder)
+        if info.key.endswith(".parquet") and "/" not in info.key[len(folder) :]
+    ]
+
+
+def _commit_partition(tables: LakeTables, built: MartBuild, keys: list[str]) -> Committed:
+    """`keys` replace the partition's rows in `<MARTS_NAMESPACE>.<mart>`: one transaction."""
+    replace: BooleanExpression = AlwaysTrue()
+    shape = TableShape()
+    if built.day is not None:
+        replace, shape = EqualTo("dt", built.day.isoformat()), TableShape("dt", identity_day=True)
+    return commit_files(
+        tables,
+        MARTS,
+        built.spec.name,
+        keys,
+        shape,
+        replace=replace,
+        replace_days=[built.day] if built.day else None,
+        summary={"lake.mart": built.spec.name, "lake.partition": built.partition or "all"},
+    )
 
 
 @dataclass
@@ -104,9 +155,15 @@ class WarehouseView:
 
     warehouse: Warehouse
     log: Any = None
+    tables: LakeTables | None = None  # given: the copies are the table's committed files
 
     def write(self, built: MartBuild, lake: Storage) -> SinkOutput:
-        refreshed = self.warehouse.refresh(lake, built.spec.name, built.partition, built.parquet)
+        committed = None
+        if self.tables is not None:
+            committed = set(committed_keys(self.tables, MARTS, built.spec.name) or [])
+        refreshed = self.warehouse.refresh(
+            lake, built.spec.name, built.partition, built.parquet, committed
+        )
         if refreshed.pending and self.log is not None:
             self.log.warning(
                 f"marts.{built.spec.name} is not in the warehouse yet: {refreshed.pending}"

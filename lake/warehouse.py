@@ -20,6 +20,9 @@ table's schema (a column absent from older files reads as NULL), plus `dt` from 
 `dt=` folders. A file whose path holds a glob character cannot be listed literally to
 DuckDB: the view is reported pending. An S3 lake cannot be read by DuckDB here (no httpfs
 offline), so the warehouse then holds the mart copies only.
+
+Given the mart table's committed files, those are the lake's partitions (a file a run
+wrote but did not commit, or one its commit replaced, is never copied).
 """
 
 from __future__ import annotations
@@ -65,14 +68,20 @@ class Warehouse:
         self.lock_wait_s = lock_wait_s
 
     def refresh(
-        self, lake: Storage, mart: str, partition: str | None, data: bytes | None
+        self,
+        lake: Storage,
+        mart: str,
+        partition: str | None,
+        data: bytes | None,
+        committed: set[str] | None = None,
     ) -> WarehouseRefresh:
         """After a partition was written to the lake (`data`; None: removed), bring the
-        local copy in line and make sure the view exists. Never raises for the warehouse's
-        sake: the lake side is done, so a failure here is reported as pending."""
+        local copy in line with the lake (`committed`: the mart table's files) and make sure
+        the view exists. Never raises for the warehouse's sake: the lake side is done, so a
+        failure here is reported as pending."""
         try:
             self._put_partition(mart, partition, data)
-            return self._sync_and_view(lake, mart)
+            return self._sync_and_view(lake, mart, committed)
         except (duckdb.Error, OSError) as exc:
             return WarehouseRefresh(False, f"warehouse refresh failed: {exc}")
 
@@ -84,9 +93,11 @@ class Warehouse:
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(target, data)
 
-    def _sync_and_view(self, lake: Storage, mart: str) -> WarehouseRefresh:
+    def _sync_and_view(
+        self, lake: Storage, mart: str, committed: set[str] | None
+    ) -> WarehouseRefresh:
         folder = self.copies / safe_name(mart)
-        sync_copy(lake, layout.mart_folder(mart), folder)
+        sync_copy(lake, layout.mart_folder(mart), folder, committed)
         if not any(folder.glob(f"*/{PART_FILE}")):
             return WarehouseRefresh(False, "no partition yet")
         if GLOB_CHARACTERS & set(str(folder)):
@@ -210,11 +221,14 @@ def safe_name(name: str) -> str:
     )
 
 
-def sync_copy(lake: Storage, prefix: str, folder: Path) -> None:
+def sync_copy(lake: Storage, prefix: str, folder: Path, committed: set[str] | None = None) -> None:
     """Make `folder/<partition>/part.parquet` the lake's `<prefix><partition>/*.parquet`
-    (one file a partition: `all` for an unpartitioned mart)."""
+    (one file a partition: `all` for an unpartitioned mart), only files in `committed`
+    when given."""
     wanted = {}
     for info in lake.list(prefix):
+        if committed is not None and info.key not in committed:
+            continue
         rest = info.key[len(prefix) :]
         part, _, name = rest.rpartition("/")
         if not name.endswith(".parquet") or "/" in part:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 from lake import s3_events
 from lake.day_completeness import days_completed
 from lake.firehose import parse_key, partition_key
+from lake.iceberg.catalog import LakeTables
 from lake.landing_scan import ScanCursor, scan_new_objects
 from lake.reconcile import ReconcileCursor, reconcile_some_hours
 from lake.settings import Settings
@@ -220,7 +221,7 @@ def build_reconcile_sensor(
         oldest = max(newest - timedelta(days=settings.reconcile_days), _first_hour(settings))
         # younger objects are the landing sensor's: their runs may still be queued
         grace = timedelta(minutes=settings.reconcile_grace_minutes)
-        found, cursor = reconcile_some_hours(
+        checked = reconcile_some_hours(
             lake.landing(),
             lake.lake(),
             stream,
@@ -228,10 +229,16 @@ def build_reconcile_sensor(
             newest,
             oldest,
             landed_before=now - grace,
+            tables=LakeTables(settings),
         )
-        by_hour = {hour: [(i.key, i.etag) for i in infos] for hour, infos in found.items()}
+        for hour, keys in checked.uncatalogued.items():
+            context.log.warning(
+                f"{len(keys)} processed objects of {stream} in hour {hour:%Y-%m-%d %H}:00 "
+                f"have cleaned files the cleaned table does not hold: {keys[:10]}"
+            )
+        by_hour = {h: [(i.key, i.etag) for i in infos] for h, infos in checked.unprocessed.items()}
         requests = hour_run_requests(context, settings, stream, by_hour, "reconcile")
-        return tick_result(requests, cursor.to_json(), "every object checked is processed")
+        return tick_result(requests, checked.cursor.to_json(), "every object checked is processed")
 
     return _reconcile
 

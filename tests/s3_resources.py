@@ -16,7 +16,9 @@ def s3_resources(
     """The Dagster resources of a lake whose landing and lake are prefixes of `bucket`,
     built as the code location builds them from the test's environment (the PII key from
     PII_HASH_KEY, else from Secrets Manager secret `pii_secret_id`), with `settings`
-    (Settings fields) on top."""
+    (Settings fields) on top. The `sql` Iceberg catalog sits beside the warehouse (the
+    default for an S3 lake, the checkout's data/, would outlive the test's bucket)."""
+    settings.setdefault("iceberg_catalog_uri", f"sqlite:///{warehouse.parent / 'iceberg.db'}")
     return resources_from_env(
         replace(
             Settings.from_env(),

@@ -129,9 +129,9 @@ def test_mart_asset_builds_the_day_in_parquet_and_the_warehouse(local_lake) -> N
     assert result.success
     md = _metadata(result, AssetKey(["marts", "milking_per_cow_daily"]))
     assert md["dagster/row_count"] == 2
-    assert lake.exists(
-        "marts/milking_per_cow_daily/dt=2026-11-21/milking_per_cow_daily-0000.parquet"
-    )
+    [file] = md["files"]
+    assert file.startswith("marts/milking_per_cow_daily/dt=2026-11-21/milking_per_cow_daily-")
+    assert [o.key for o in lake.list("marts/milking_per_cow_daily/dt=2026-11-21/")] == [file]
     with duckdb.connect(local_lake["warehouse_path"]) as con:
         got = con.sql(
             "SELECT cow_id, milkings, yield_kg, milked_fewer_than_twice, day_complete FROM marts.milking_per_cow_daily ORDER BY cow_id"

@@ -4,6 +4,7 @@ for one day, a new sink added as one class, and per-day metadata of a range run.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -114,7 +115,9 @@ def test_a_range_run_gives_each_day_its_own_counts_and_a_new_sink_sees_every_day
     for n, (day, ids) in enumerate(PLANNED.items(), start=1):
         md = _metadata(instance, AssetKey(["marts", "events"]), str(day))
         assert md["dagster/row_count"] == len(ids)
-        assert md["files"] == [f"marts/events/dt={day}/events-0000.parquet"]
+        [file] = md["files"]
+        assert re.fullmatch(rf"marts/events/dt={day}/events-[0-9a-f]{{16}}\.parquet", file)
+        assert md["iceberg_table"] == "marts.events" and md["iceberg_files_added"] == 1
         assert md["day_complete"] is (day == date(2026, 11, 20))
         assert md["redshift_files"] == [
             "redshift/events/create_table.sql",
@@ -152,7 +155,8 @@ def test_an_unpartitioned_mart_shows_its_sinks_outputs(
     md = _metadata(instance, AssetKey(["marts", "all_events"]), None)
     assert recorder.seen == [(None, 2, True)]
     assert md["dagster/row_count"] == 2
-    assert md["files"] == ["marts/all_events/all_events-0000.parquet"]
+    [file] = md["files"]
+    assert re.fullmatch(r"marts/all_events/all_events-[0-9a-f]{16}\.parquet", file)
     assert md["redshift_files"][-1] == "redshift/all_events/load.sql"
     assert md["recorded_days"] == 1 and md["days"] == []
     assert "day_complete" not in md and "incomplete_days" not in md
@@ -194,7 +198,8 @@ def test_each_shipped_sink_writes_its_target_for_one_day(
     written = write_day(anomalies_day, lake, sinks)
     expected_rows = anomalies_day.result.to_pylist()
 
-    key = f"marts/anomalies/dt={DAY}/anomalies-0000.parquet"
+    key = anomalies_day.parquet_key
+    assert key.startswith(f"marts/anomalies/dt={DAY}/anomalies-")
     assert written["files"] == [key]
     assert [o.key for o in lake.list("marts/")] == [key]
     assert pq.read_table(lake.path(key)).to_pylist() == expected_rows

@@ -21,6 +21,8 @@ START = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 def _read_parquet_rows(storage, prefix: str) -> list[dict]:
     rows = []
     for info in storage.list(prefix):
+        if not info.key.endswith(".parquet"):
+            continue  # the Iceberg table's metadata/ beside the data files
         rows += pq.read_table(io.BytesIO(storage.read(info.key))).to_pylist()
     return rows
 

@@ -26,8 +26,10 @@ CASES = [
     (layout.quarantine_file("robot_telemetry", HOUR, NAME), f"quarantine/robot_telemetry/dt=2026-11-21/{NAME}"),
     (layout.layer_folder("cleaned", "robot_telemetry"), "cleaned/robot_telemetry/"),
     (layout.layer_day_folder("quarantine", "robot_telemetry", DAY), "quarantine/robot_telemetry/dt=2026-11-21/"),
-    (layout.mart_file("milking_per_cow_daily", DAY), "marts/milking_per_cow_daily/dt=2026-11-21/milking_per_cow_daily-0000.parquet"),
-    (layout.mart_file("all_time", None), "marts/all_time/all_time-0000.parquet"),
+    (layout.mart_file("milking_per_cow_daily", DAY, "00ff00ff00ff00ff"), "marts/milking_per_cow_daily/dt=2026-11-21/milking_per_cow_daily-00ff00ff00ff00ff.parquet"),
+    (layout.mart_file("all_time", None, "0a1b"), "marts/all_time/all_time-0a1b.parquet"),
+    (layout.mart_partition_folder("milking_per_cow_daily", DAY), "marts/milking_per_cow_daily/dt=2026-11-21/"),
+    (layout.mart_partition_folder("all_time", None), "marts/all_time/"),
     (layout.mart_folder("milking_per_cow_daily"), "marts/milking_per_cow_daily/"),
     (layout.mart_day_folder("milking_per_cow_daily", DAY), "marts/milking_per_cow_daily/dt=2026-11-21/"),
     (layout.redshift_ddl("milking_per_cow_daily"), "redshift/milking_per_cow_daily/create_table.sql"),
@@ -59,6 +61,12 @@ def test_cleaned_file_day_reads_the_event_date_of_cleaned_files_only() -> None:
     assert not layout.is_cleaned_file(f"quarantine/s/dt=2026-11-21/{NAME}")
 
 
+def test_a_mart_file_name_takes_only_a_hex_build_token() -> None:
+    for token in ("", "0000*", "../x", "ABC", "0" * 33):
+        with pytest.raises(ValueError, match="not a build token"):
+            layout.mart_file("m", DAY, token)
+
+
 def test_layer_folder_refuses_a_layer_cleaning_does_not_write() -> None:
     with pytest.raises(ValueError, match="not a cleaning layer"):
         layout.layer_folder("marts", "robot_telemetry")
@@ -68,7 +76,7 @@ def test_readme_table_lists_every_top_level_folder_layout_builds() -> None:
     readme = (ROOT / "README.md").read_text()
     table = readme.split("## Where outputs land", 1)[1].split("\n\n", 2)[2]
     for row in ("`catalog/<database>/<table>.json`", "`cleaned/<stream>/dt=YYYY-MM-DD/*.parquet`",
-                "`quarantine/<stream>/dt=YYYY-MM-DD/*.parquet`", "`marts/<mart>/dt=YYYY-MM-DD/*.parquet`",
+                "`quarantine/<stream>/dt=YYYY-MM-DD/*.parquet`", "`marts/<mart>/dt=YYYY-MM-DD/<mart>-<build token>.parquet`",
                 "`redshift/<mart>/create_table.sql`", "`_state/...`"):  # fmt: skip
         assert row in table
 

@@ -138,7 +138,7 @@ def test_a_reader_holding_the_warehouse_open_never_blocks_a_mart_run(spec, tmp_p
         _commit(lake, _file(lake, "d2.parquet", ["c", "d", "e"], next_day))
         second, written = build_and_write(spec, next_day, lake, warehouse)
         assert second.rows == 1 and written["warehouse_pending"] == ""
-        assert lake.exists(f"marts/record_count/dt={next_day}/record_count-0000.parquet")
+        assert lake.exists(second.parquet_key)
         assert ask(query) == "[('2026-11-21', 2), ('2026-11-22', 3)]"
 
         # a view still to make (here: its marker lost) waits briefly, then is left pending
@@ -186,5 +186,5 @@ def test_a_warehouse_that_cannot_be_written_leaves_the_lake_side_done(spec, tmp_
     broken.mkdir(parents=True)  # a folder where the file should be: DuckDB cannot open it
     build, written = build_and_write(spec, DAY, lake, Warehouse(broken, lock_wait_s=0.1))
     assert written["warehouse_pending"] != ""
-    assert lake.exists(f"marts/record_count/dt={DAY}/record_count-0000.parquet")
+    assert lake.exists(build.parquet_key)
     assert build.rows == 1

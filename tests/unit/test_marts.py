@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,8 @@ def test_build_mart_per_cow_aggregates(spec, lake: LocalStorage, warehouse_path:
     assert sorted(expected) == ["C1", "C2"]
     assert build.rows == len(expected)
     assert build.missing_inputs == []
-    key = f"marts/{MART}/dt={DAY}/{MART}-0000.parquet"
+    key = build.parquet_key
+    assert re.fullmatch(rf"marts/{MART}/dt={DAY}/{MART}-[0-9a-f]{{16}}\.parquet", key)
     assert written["files"] == [key]
     assert [o.key for o in lake.list("marts/")] == [key]
     assert build.day_complete is True
@@ -303,9 +305,10 @@ def test_building_the_same_day_twice_does_not_duplicate(
     n_other = len(_expected(OTHER_DAY_FILE))
     assert len(first) == n_day + n_other
     assert len(_warehouse_rows(warehouse_path, DAY)) == n_day
-    assert sorted(o.key for o in lake.list("marts/")) == [
-        f"marts/{MART}/dt={DAY}/{MART}-0000.parquet",
-        f"marts/{MART}/dt={OTHER_DAY}/{MART}-0000.parquet",
+    # one file a day: the rebuild's new file replaced the first one
+    assert [o.key.rsplit("/", 1)[0] for o in lake.list("marts/")] == [
+        f"marts/{MART}/dt={DAY}",
+        f"marts/{MART}/dt={OTHER_DAY}",
     ]
     # the other day's own numbers are its own
     other = _warehouse_rows(warehouse_path, OTHER_DAY)

@@ -42,7 +42,7 @@ def test_hours_are_checked_a_few_per_call_walking_back_then_again(tmp_path: Path
     missed = put(landing, HOUR - timedelta(hours=7, minutes=-3), "missed")  # 01:03
     cursor, seen_hours, calls = ReconcileCursor(), [], 0
     while True:
-        found, cursor = reconcile_some_hours(
+        checked = reconcile_some_hours(
             landing,
             lake,
             SPEC.name,
@@ -51,6 +51,7 @@ def test_hours_are_checked_a_few_per_call_walking_back_then_again(tmp_path: Path
             oldest,
             hours_per_call=4,
         )
+        found, cursor = checked.unprocessed, checked.cursor
         calls += 1
         seen_hours += [(h, [o.key for o in objs]) for h, objs in found.items()]
         if cursor.next_hour is None:
@@ -58,7 +59,7 @@ def test_hours_are_checked_a_few_per_call_walking_back_then_again(tmp_path: Path
     assert calls == 3  # 10 hours, 4 a call
     assert seen_hours == [(HOUR - timedelta(hours=7), [missed])]
     # the next call starts the round again from the newest hour
-    _, again = reconcile_some_hours(
+    again = reconcile_some_hours(
         landing, lake, SPEC.name, cursor, newest, oldest, hours_per_call=1
-    )
+    ).cursor
     assert again.next_hour == newest - timedelta(hours=1)

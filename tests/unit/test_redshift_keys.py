@@ -91,7 +91,7 @@ def test_a_column_the_deployed_table_lacks_is_added_before_the_load(tmp_path: Pa
     old = _day([1, 1, 1])
     _state(lake, old.column_names)  # deployed before day_complete existed
     new = old.append_column("day_complete", pa.array([True] * 3))
-    parquet = f"marts/{MART}/dt={DAY}/{MART}-0000.parquet"
+    parquet = f"marts/{MART}/dt={DAY}/{MART}-0a1b.parquet"
     write_redshift_files(lake, spec, DAY, parquet, 1, new, "default")
     script = lake.read(f"redshift/{MART}/dt={DAY}/load.sql").decode()
     assert f'ALTER TABLE marts."{MART}" ADD COLUMN "day_complete" BOOLEAN;' in script
