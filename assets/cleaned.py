@@ -111,7 +111,9 @@ def build_cleaned_asset(
         total = HourReport()
         batches: dict[datetime, tuple[list[ObjectInfo], HourReport]] = {}
         tables = LakeTables(settings)
-        run_commit = RunCommit(tables, spec)  # one Iceberg commit for every hour of the run
+        run_commit = RunCommit(
+            tables, spec, lake_storage
+        )  # one Iceberg commit for every hour of the run
         for hour in hours_of(context):
             landed = list(landing.list(hour_prefix(spec.name, hour)))
             batch = clean_hour(

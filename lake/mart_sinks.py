@@ -26,12 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
 
 from lake import layout
 from lake.alerts import Publish, notify_new
+from lake.iceberg.adopt import mart_files
 from lake.iceberg.catalog import MARTS, LakeTables
 from lake.iceberg.commit import Committed, TableShape, commit_files
 from lake.iceberg.scan import committed_keys
@@ -85,7 +87,7 @@ class LakeParquet:
             # an empty result is no data file of the table: Iceberg could not place its
             # rows (it has none) in a partition; the commit only removes the day's rows
             added = [key] if built.rows else []
-            output |= _commit_partition(self.tables, built, added).as_metadata()
+            output |= _commit_partition(self.tables, built, added, lake).as_metadata()
         for stale in earlier:
             lake.delete(stale)
         return output
@@ -102,7 +104,9 @@ def partition_files(lake: Storage, built: MartBuild) -> list[str]:
     ]
 
 
-def _commit_partition(tables: LakeTables, built: MartBuild, keys: list[str]) -> Committed:
+def _commit_partition(
+    tables: LakeTables, built: MartBuild, keys: list[str], lake: Storage
+) -> Committed:
     """`keys` replace the partition's rows in `<MARTS_NAMESPACE>.<mart>`: one transaction."""
     replace: BooleanExpression = AlwaysTrue()
     shape = TableShape()
@@ -117,6 +121,7 @@ def _commit_partition(tables: LakeTables, built: MartBuild, keys: list[str]) -> 
         replace=replace,
         replace_days=[built.day] if built.day else None,
         summary={"lake.mart": built.spec.name, "lake.partition": built.partition or "all"},
+        adopt=partial(mart_files, lake, built.spec.name),
     )
 
 

@@ -31,10 +31,13 @@ _IN_FLIGHT = 2 * WRITER_THREADS  # groups handed over but not written yet
 
 def parquet_bytes(table: pa.Table, no_dictionary: set[str] = frozenset()) -> bytes:
     """zstd Parquet; `no_dictionary` names columns whose values are (nearly) all distinct,
-    where a dictionary only costs time."""
+    where a dictionary only costs time. No Arrow schema is stored in the file: a JSON
+    column keeps Parquet's JSON type (DuckDB reads JSON, Redshift SUPER) but reads back
+    into Arrow as a string, which Iceberg (pyiceberg) takes; the stored schema would bring
+    back Arrow's JSON extension type, which Iceberg has no type for."""
     buf = io.BytesIO()
     dictionary = [c for c in table.column_names if c not in no_dictionary]
-    pq.write_table(table, buf, compression="zstd", use_dictionary=dictionary)
+    pq.write_table(table, buf, compression="zstd", use_dictionary=dictionary, store_schema=False)
     return buf.getvalue()
 
 

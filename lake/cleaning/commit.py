@@ -16,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 
 from pyiceberg.expressions import In
 
 from lake import layout
 from lake.cleaning.columns import leaf_columns_of
+from lake.iceberg.adopt import ledger_files
 from lake.iceberg.catalog import CLEANED, QUARANTINE, LakeTables
 from lake.iceberg.commit import Committed, TableShape, commit_files
+from lake.storage import Storage
 from lake.streams import StreamSpec
 
 SOURCE_KEY = {CLEANED: "_source_key", QUARANTINE: "source_key"}  # the replace key
@@ -35,6 +38,7 @@ class RunCommit:
 
     tables: LakeTables | None
     spec: StreamSpec
+    lake: Storage | None = None  # with it, files from before the tables are adopted
     event_column: str | None = None  # the event time's column name, once typed
     files: dict[str, list[str]] = field(default_factory=lambda: {CLEANED: [], QUARANTINE: []})
     source_keys: list[str] = field(default_factory=list)
@@ -91,6 +95,9 @@ class RunCommit:
                     replace=In(SOURCE_KEY[layer], sorted(set(self.source_keys))),
                     replace_days=sorted(self.days[layer]),
                     summary=summary,
+                    adopt=None
+                    if self.lake is None
+                    else partial(ledger_files, self.lake, layer, self.spec.name),
                 )
         for write in self.ledger_writes:
             write()

@@ -155,7 +155,7 @@ def clean_hour(
             )
         )
     own = run_commit is None
-    committing = RunCommit(tables, spec) if run_commit is None else run_commit
+    committing = RunCommit(tables, spec, lake) if run_commit is None else run_commit
     committing.note_columns(run.schema, run.assigned, run.json_paths)
     committing.add_hour(
         hour,

@@ -42,9 +42,10 @@ from pyiceberg.transforms import DayTransform, IdentityTransform
 from lake.iceberg.catalog import LakeTables
 from lake.iceberg.evolve import evolve_schema
 from lake.iceberg.rewrite import discard, rewrite_files
-from lake.iceberg.scan import day_filter
+from lake.iceberg.scan import day_filter, files_of
 
 COMMIT_ATTEMPTS = 8
+ADOPTED = "lake.adopted"  # table property: files from before the table are registered
 TABLE_PROPERTIES = {
     "format-version": "2",
     "commit.manifest-merge.enabled": "true",  # a micro-batch a minute: merge small manifests
@@ -95,21 +96,29 @@ def commit_files(
     replace: BooleanExpression | None = None,
     replace_days: list[date] | None = None,
     summary: dict[str, str] | None = None,
-    schema: pa.Schema | None = None,
+    adopt: Callable[[], list[str]] | None = None,
+    properties: dict[str, str] | None = None,
 ) -> Committed:
     """Add the lake files `keys` to `<layer namespace>.<name>` and remove the rows matching
     `replace` (within `replace_days`' partitions when given: only their metadata is read),
-    in one transaction (retried on a concurrent commit). `schema`: the files'
-    unified schema when the caller knows it (else read from their footers)."""
+    in one transaction (retried on a concurrent commit). `adopt` lists the files the
+    table's layer held before the table existed (lake.iceberg.adopt): registered by a
+    commit of their own, once, before this one. `properties` are set on the table in the
+    same transaction."""
     started = time.perf_counter()
     uris = [tables.uri_of(k) for k in keys]
     table_id = tables.table_id(layer, name)
     committed = Committed(table_id)
-    if not uris and replace is None:
+    if not uris and replace is None and not properties:
         return committed
     table = tables.load(layer, name)
-    if schema is None and uris:
-        schema = _unified_schema(table, uris, tables)
+    properties = dict(properties or {})
+    if adopt is not None and (table is None or table.properties.get(ADOPTED) != "true"):
+        if _adopt(tables, table, layer, name, shape, adopt):
+            table = tables.load(layer, name)
+        else:
+            properties[ADOPTED] = "true"  # nothing to adopt: this commit marks it done
+    schema, json_columns = _footers(table, uris, tables) if uris else (None, set())
     if table is None:
         if schema is None:
             return committed  # nothing to remove from a table that does not exist
@@ -124,6 +133,9 @@ def commit_files(
             committed.schema_changes = evolution.changed
             rewritten = rewrite_files(tx, table, evolution.replaced, summary)
             committed.files_rewritten = len(rewritten)
+            _no_json_stats(tx, json_columns)
+            if properties:
+                tx.set_properties(**properties)
             if replace is not None and table.current_snapshot() is not None:
                 where = replace
                 if replace_days:
@@ -145,6 +157,33 @@ def commit_files(
     _count(committed, table, before)
     committed.seconds = time.perf_counter() - started
     return committed
+
+
+def _adopt(
+    tables: LakeTables,
+    table: Table | None,
+    layer: str,
+    name: str,
+    shape: TableShape,
+    adopt: Callable[[], list[str]],
+) -> bool:
+    """Register the files the layer held before the table (those not in it yet) and mark
+    the table adopted, in one commit of their own (creating the table when needed); a run
+    killed before it adopts on the next. False when there was nothing to adopt."""
+    referenced = set() if table is None else set(files_of(table, tables))
+    existing = [k for k in adopt() if k not in referenced]
+    if not existing:
+        return False
+    commit_files(
+        tables,
+        layer,
+        name,
+        existing,
+        shape,
+        summary={"lake.adopted-files": str(len(existing))},
+        properties={ADOPTED: "true"},
+    )
+    return True
 
 
 def with_retries(
@@ -178,13 +217,35 @@ def _count(committed: Committed, table: Table, before: object) -> None:
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
 
 
-def _unified_schema(table: Table | None, uris: list[str], tables: LakeTables) -> pa.Schema:
+def _footers(
+    table: Table | None, uris: list[str], tables: LakeTables
+) -> tuple[pa.Schema, set[str]]:
+    """The files' unified schema, read as add_files reads it (Parquet's JSON type as a
+    string), and the names of their JSON columns."""
     io = table.io if table is not None else tables.catalog._load_file_io(location=uris[0])
-    schemas = []
+    schemas, json_columns = [], set()
     for uri in uris:
         with io.new_input(uri).open() as stream:
-            schemas.append(pq.read_schema(stream))
-    return pa.unify_schemas(schemas, promote_options="permissive")
+            parquet_schema = pq.read_metadata(stream).schema
+        schemas.append(parquet_schema.to_arrow_schema())
+        for i in range(len(parquet_schema)):
+            column = parquet_schema.column(i)
+            if column.logical_type.type == "JSON" and "." not in column.path:
+                json_columns.add(column.path)
+    return pa.unify_schemas(schemas, promote_options="permissive"), json_columns
+
+
+def _no_json_stats(tx: Transaction, json_columns: set[str]) -> None:
+    """No min/max for JSON columns: pyiceberg 0.12 cannot serialize Parquet's JSON-typed
+    statistics (bytes where it expects text), and bounds of JSON text prune nothing."""
+    properties = tx.table_metadata.properties
+    wanted = {
+        f"write.metadata.metrics.column.{name}": "none"
+        for name in json_columns
+        if properties.get(f"write.metadata.metrics.column.{name}") != "none"
+    }
+    if wanted:
+        tx.set_properties(**wanted)
 
 
 def _create(

@@ -1,0 +1,75 @@
+"""A lake written before its Iceberg tables existed: the first commit adopts its files."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lake import layout
+from lake.cleaning.hour import clean_hour
+from lake.firehose import hour_prefix
+from lake.iceberg.catalog import LakeTables
+from lake.iceberg.commit import ADOPTED
+from lake.iceberg.scan import committed_keys
+from lake.settings import DEFAULTS
+from lake.storage import LocalStorage
+from tests.unit.test_cleaning import HOUR, SPEC, TABLE, dumps, put, rec
+
+
+@pytest.fixture(autouse=True)
+def _pii_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PII_HASH_KEY", "adoption-test-key")
+
+
+def _clean(landing: LocalStorage, lake: LocalStorage, tables: LakeTables | None):
+    objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    return clean_hour(SPEC, TABLE, landing, lake, HOUR, objects, tables=tables)
+
+
+def test_files_cleaned_before_the_table_existed_are_adopted_once(tmp_path: Path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    settings = replace(DEFAULTS, lake_uri=lake.uri, landing_uri=landing.uri)
+    put(landing, 1, "old", "".join(dumps(rec(f"o{i}")) for i in range(4)) + "{broken")
+    before = _clean(landing, lake, tables=None)  # the pipeline before Iceberg
+    assert before.records_cleaned == 4 and before.records_quarantined == 1
+    # a file a killed run left behind: no manifest names it, so it must stay out
+    stray = layout.cleaned_file(SPEC.name, HOUR.date(), "20261121T08-stray-0000.parquet")
+    lake.write(stray, lake.read(before.files_written[0]))
+
+    tables = LakeTables(settings)
+    put(landing, 2, "new", "".join(dumps(rec(f"n{i}")) for i in range(3)))
+    after = _clean(landing, lake, tables)
+    assert after.records_cleaned == 3
+
+    cleaned = tables.catalog.load_table(f"cleaned.{SPEC.name}")
+    ids = sorted(cleaned.scan(selected_fields=("event_id",)).to_arrow()["event_id"].to_pylist())
+    assert ids == sorted([f"o{i}" for i in range(4)] + [f"n{i}" for i in range(3)])
+    assert stray not in committed_keys(tables, "cleaned", SPEC.name)
+    assert cleaned.properties[ADOPTED] == "true"
+    quarantine = tables.catalog.load_table(f"quarantine.{SPEC.name}")
+    assert quarantine.scan().to_arrow()["raw_text"].to_pylist() == ["{broken"]
+
+    snapshots = len(cleaned.snapshots())
+    put(landing, 3, "third", dumps(rec("t0")))
+    _clean(landing, lake, tables)  # adopted already: no second adoption
+    cleaned = tables.catalog.load_table(f"cleaned.{SPEC.name}")
+    assert cleaned.scan().to_arrow().num_rows == 8
+    assert len(cleaned.snapshots()) == snapshots + 1
+
+
+def test_a_gzip_object_rewritten_after_adoption_replaces_its_rows(tmp_path: Path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    settings = replace(DEFAULTS, lake_uri=lake.uri, landing_uri=landing.uri)
+    key = put(landing, 1, "obj", "".join(dumps(rec(f"a{i}")) for i in range(5)))
+    _clean(landing, lake, tables=None)
+    tables = LakeTables(settings)
+    landing.write(key, gzip.compress("".join(dumps(rec(f"b{i}")) for i in range(2)).encode()))
+    _clean(landing, lake, tables)  # adopts the 5 rows, then replaces them by the new 2
+    rows = tables.catalog.load_table(f"cleaned.{SPEC.name}").scan().to_arrow()
+    assert sorted(rows["event_id"].to_pylist()) == ["b0", "b1"]
+    for path in committed_keys(tables, "cleaned", SPEC.name) or []:
+        assert pq.read_metadata(lake.path(path)).num_rows == 2
