@@ -4,7 +4,8 @@ its N-th write to the lake folder, so the kill lands between two writes of a cho
 `run(mode, kill_after, ...)` starts `python -m tests.faults.killed_run ARGS` from the repo
 and returns the finished process: SIGKILLed, or done (kill_after 0) with the writes it
 made, in order, as JSON on stdout. With `iceberg` the cleaning run also commits to the
-Iceberg tables of the catalog Settings.from_env() configures (LAKE_URI is the lake).
+Iceberg tables of the catalog Settings.from_env() configures (LAKE_URI is the lake);
+`full_refresh` re-cleans every object of the hour.
 """
 
 from __future__ import annotations
@@ -74,7 +75,18 @@ def _clean(args: dict, lake: KillingStorage) -> None:
     hour = datetime.fromisoformat(args["hour"])
     objects = list(landing.list(hour_prefix(spec.name, hour)))
     tables = LakeTables(settings) if args.get("iceberg") else None
-    clean_hour(spec, None, landing, lake, hour, objects, settings=settings, tables=tables)
+    full_refresh = bool(args.get("full_refresh"))
+    clean_hour(
+        spec,
+        None,
+        landing,
+        lake,
+        hour,
+        objects,
+        full_refresh=full_refresh,
+        settings=settings,
+        tables=tables,
+    )
 
 
 def _mart(args: dict, lake: KillingStorage) -> None:
