@@ -199,6 +199,9 @@ def compare(root: Path, runs: int, rerun: bool, iceberg: bool) -> None:
                 text=True,
             ).stdout
             print(f"run {n + 1} {out.splitlines()[0]}")
+            for line in out.splitlines():
+                if "iceberg commit" in line:
+                    print(line)
             rates[mode].append(float(re.search(r"= ([\d,]+) records/s", out)[1].replace(",", "")))
     bare_rate, ours_rate = (statistics.median(rates[m]) for m in ("bare", "ours"))
     print(
