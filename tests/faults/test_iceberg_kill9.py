@@ -153,9 +153,9 @@ def test_kill_9_before_the_commit_leaves_the_tables_then_the_next_run_commits_on
     strict=True,
     raises=AssertionError,
     reason=(
-        "a re-cleaned object's files keep their deterministic names, so the run rewrites "
-        "the committed data files in place before its commit (issue 14: proposed fix in "
-        "bench/README.md's Iceberg section)"
+        "a re-cleaned object's files keep their deterministic names, so a full refresh (or "
+        "an overwritten object) rewrites the committed data files in place before its "
+        "commit: the current snapshot reads the uncommitted run's rows (issue 14)"
     ),
 )
 def test_kill_9_of_a_full_refresh_before_its_commit_leaves_the_scan_unchanged(
