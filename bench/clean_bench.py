@@ -4,6 +4,7 @@
     .venv/bin/python bench/clean_bench.py ours --dir /tmp/cleanbench    # lake.cleaning.hour.clean_hour
     .venv/bin/python bench/clean_bench.py bare --dir /tmp/cleanbench    # COPY (SELECT ... FROM read_json(...)) TO parquet
     .venv/bin/python bench/clean_bench.py compare --dir /tmp/cleanbench --runs 5
+    .venv/bin/python bench/clean_bench.py compare --dir /tmp/cleanbench --runs 5 --iceberg  # ours commits to Iceberg
 
 `generate` writes one arrival hour of robot_telemetry objects (concatenated JSON, gzip)
 built from simulator records with fresh event ids, and crawls it once so `ours` has its
@@ -24,8 +25,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +40,8 @@ from lake.cleaning.hour import clean_hour
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.hive_types import Struct
+from lake.iceberg.catalog import LakeTables
+from lake.settings import DEFAULTS, Settings
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import LocalStorage
 from lake.streams import load_streams
@@ -45,27 +50,37 @@ SPEC = load_streams()["robot_telemetry"]
 HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 
 
+def record_templates() -> list[dict]:
+    """Simulator records of robot_telemetry (12 hours of 40 robots) to draw objects from."""
+    with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
+        sim = Simulator(
+            SimulatorConfig(
+                seed=1, streams=(SPEC.name,), cows=3000, robots=40, object_interval_s=600
+            )
+        )
+        writes = sim.write_range(LocalStorage(Path(tmp)), HOUR, HOUR + timedelta(hours=12))
+        return [r for w in writes for r in w.records]
+
+
+def object_body(rng: random.Random, templates: list[dict], records: int) -> bytes:
+    """One object's concatenated JSON: templates with fresh event ids, times in HOUR."""
+    body = []
+    for _ in range(records):
+        record = dict(rng.choice(templates))
+        record["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        record["ts"] = f"2026-11-21T08:{rng.randrange(60):02d}:{rng.randrange(60):02d}.000Z"
+        body.append(json.dumps(record, separators=(",", ":")))
+    return "".join(body).encode()
+
+
 def generate(root: Path, records: int, objects: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
-    scratch = LocalStorage(root / "simulated")
-    sim = Simulator(
-        SimulatorConfig(seed=1, streams=(SPEC.name,), cows=3000, robots=40, object_interval_s=600)
-    )
-    templates = [
-        r for w in sim.write_range(scratch, HOUR, HOUR + timedelta(hours=12)) for r in w.records
-    ]
-    shutil.rmtree(root / "simulated")
+    templates = record_templates()
     rng = random.Random(5)
     landing = LocalStorage(root / "landing")
     per_object, raw_bytes = records // objects, 0
     for o in range(objects):
-        body = []
-        for _ in range(per_object):
-            record = dict(rng.choice(templates))
-            record["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            record["ts"] = f"2026-11-21T08:{rng.randrange(60):02d}:{rng.randrange(60):02d}.000Z"
-            body.append(json.dumps(record, separators=(",", ":")))
-        text = "".join(body).encode()
+        text = object_body(rng, templates, per_object)
         raw_bytes += len(text)
         written_at = HOUR + timedelta(seconds=o * 3600 // objects)  # all in one arrival hour
         landing.write(
@@ -79,21 +94,38 @@ def generate(root: Path, records: int, objects: int) -> None:
     )
 
 
-def ours(root: Path, rerun: bool) -> None:
+def ours(root: Path, rerun: bool, iceberg: bool) -> None:
     """The hour's first cleaning (earlier outputs and state are removed before the clock
-    starts), or with `rerun` a full refresh over the outputs of an earlier run."""
+    starts), or with `rerun` a full refresh over the outputs of an earlier run; with
+    `iceberg` the run commits its files to the Iceberg tables (catalog: root/iceberg.db)."""
     landing, lake = LocalStorage(root / "landing"), LocalStorage(root / "lake")
     table = Catalog(lake, "bench").get_table(SPEC.name)
     infos = list(landing.list(hour_prefix(SPEC.name, HOUR)))
     if not rerun:
         for output in ("cleaned", "quarantine", "_state"):
             shutil.rmtree(root / "lake" / output, ignore_errors=True)
+        (root / "iceberg.db").unlink(missing_ok=True)
+    tables = LakeTables(bench_settings(root)) if iceberg else None
     start = time.perf_counter()
-    report = clean_hour(SPEC, table, landing, lake, HOUR, infos, full_refresh=rerun)
+    report = clean_hour(SPEC, table, landing, lake, HOUR, infos, full_refresh=rerun, tables=tables)
     _print("ours", time.perf_counter() - start, report.records_in)
     print(
         f"  cleaned {report.records_cleaned:,}, quarantined {report.records_quarantined:,}, duplicates {report.duplicates_dropped:,}"
     )
+    if report.commits:
+        seconds = {layer: c.seconds for layer, c in report.commits.items()}
+        print(f"  iceberg commit {sum(seconds.values()):.3f} s ({_rounded(seconds)})")
+
+
+def bench_settings(root: Path) -> Settings:
+    """The embedded defaults with the lake under `root` (SQLite catalog beside it)."""
+    return replace(
+        DEFAULTS, lake_uri=(root / "lake").as_uri(), landing_uri=(root / "landing").as_uri()
+    )
+
+
+def _rounded(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items())
 
 
 def bare(root: Path) -> None:
@@ -153,19 +185,23 @@ def _print(mode: str, wall: float, records: int) -> None:
     )
 
 
-def compare(root: Path, runs: int, rerun: bool) -> None:
+def compare(root: Path, runs: int, rerun: bool, iceberg: bool) -> None:
     """Alternate bare and ours in fresh processes; print each run and the medians."""
     rates: dict[str, list[float]] = {"bare": [], "ours": []}
     for n in range(runs):
         for mode in ("bare", "ours"):
             out = subprocess.run(
                 [sys.executable, __file__, mode, "--dir", str(root)]
-                + (["--rerun"] if rerun and mode == "ours" else []),
+                + (["--rerun"] if rerun and mode == "ours" else [])
+                + (["--iceberg"] if iceberg and mode == "ours" else []),
                 check=True,
                 capture_output=True,
                 text=True,
             ).stdout
             print(f"run {n + 1} {out.splitlines()[0]}")
+            for line in out.splitlines():
+                if "iceberg commit" in line:
+                    print(line)
             rates[mode].append(float(re.search(r"= ([\d,]+) records/s", out)[1].replace(",", "")))
     bare_rate, ours_rate = (statistics.median(rates[m]) for m in ("bare", "ours"))
     print(
@@ -184,13 +220,16 @@ def main() -> None:
     parser.add_argument(
         "--rerun", action="store_true", help="ours: a full refresh over an earlier run's outputs"
     )
+    parser.add_argument(
+        "--iceberg", action="store_true", help="ours: commit the run's files to Iceberg tables"
+    )
     args = parser.parse_args()
     if args.mode == "generate":
         generate(args.dir, args.records, args.objects)
     elif args.mode == "ours":
-        ours(args.dir, args.rerun)
+        ours(args.dir, args.rerun, args.iceberg)
     elif args.mode == "compare":
-        compare(args.dir, args.runs, args.rerun)
+        compare(args.dir, args.runs, args.rerun, args.iceberg)
     else:
         bare(args.dir)
 

@@ -1,19 +1,18 @@
 """kill -9 of a cleaning run at each phase, and of a mart run, then a re-run: every record
 accounted for, marts never see a half-written run, and the next hour is cleaned.
 
-The run is a real subprocess over a real lake folder; a storage wrapper sends SIGKILL to
-its own process right after the N-th write, so the kill lands between two writes of the
-chosen phase (cleaned files, quarantine, dedup keys, ledger; mart file, Redshift files).
+The run is a real subprocess over a real lake folder (tests/faults/killed_run.py); a
+storage wrapper sends SIGKILL to its own process right after the N-th write, so the kill
+lands between two writes of the chosen phase (cleaned files, quarantine, dedup keys,
+ledger; mart file, Redshift files).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -27,9 +26,9 @@ from lake.marts import parse_mart
 from lake.storage import LocalStorage
 from lake.streams import load_streams
 from lake.warehouse import Warehouse
+from tests.faults import killed_run
 from tests.mart_days import build_and_write
 
-REPO = Path(__file__).resolve().parents[2]
 SPEC = load_streams()[STREAM]
 DAY = HOUR.date()
 COUNT_SQL = """-- partitioned_by: day
@@ -38,62 +37,9 @@ FROM cleaned.robot_telemetry WHERE dt = getvariable('mart_day') GROUP BY dt
 """
 CHUNK = "3000"  # stored bytes a cleaning pass: two objects a pass, so three passes
 
-RUNNER = """
-import json, os, signal, sys
-from datetime import datetime
-from lake.storage import LocalStorage
-
-args = json.loads(sys.argv[1])
-kill_after = args["kill_after"]
-written = []
-
-class Dying(LocalStorage):
-    def _wrote(self, key):
-        written.append(key)
-        if len(written) == kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def write(self, key, data):
-        super().write(key, data)
-        self._wrote(key)
-
-    def write_if(self, key, data, expected):
-        tag = super().write_if(key, data, expected)
-        self._wrote(key)
-        return tag
-
-lake = Dying(args["lake"])
-if args["mode"] == "clean":
-    from lake.cleaning.hour import clean_hour
-    from lake.settings import Settings
-    from lake.firehose import hour_prefix
-    from lake.streams import load_streams
-    spec = load_streams()[args["stream"]]
-    landing = LocalStorage(args["landing"])
-    hour = datetime.fromisoformat(args["hour"])
-    objects = list(landing.list(hour_prefix(spec.name, hour)))
-    clean_hour(spec, None, landing, lake, hour, objects, settings=Settings.from_env())
-else:
-    from datetime import date
-    from tests.mart_days import build_and_write
-    from lake.marts import parse_mart
-    from lake.warehouse import Warehouse
-    spec = parse_mart(__import__("pathlib").Path(args["sql"]), {args["stream"]}, {"record_count"})
-    build_and_write(spec, date.fromisoformat(args["day"]), lake, Warehouse(args["warehouse"]))
-print(json.dumps(written))
-"""
-
 
 def _run(mode: str, kill_after: int, **paths: str) -> subprocess.CompletedProcess:
-    args = {"mode": mode, "kill_after": kill_after, "stream": STREAM, **paths}
-    return subprocess.run(
-        [sys.executable, "-c", RUNNER, json.dumps(args)],
-        cwd=REPO,
-        env={**os.environ, "CLEAN_CHUNK_BYTES": CHUNK, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return killed_run.run(mode, kill_after, {"CLEAN_CHUNK_BYTES": CHUNK}, stream=STREAM, **paths)
 
 
 @pytest.fixture(scope="module")
