@@ -153,6 +153,15 @@ def legacy_ledger_manifest(stream: str, name: str) -> str:
     return f"{ledger_folder(stream)}{name}.json"
 
 
+def pending_commits_folder(stream: str) -> str:
+    """Markers of cleaning runs between their Iceberg commit and their ledger writes."""
+    return f"_state/commits/{stream}/"
+
+
+def pending_commit(stream: str, token: str) -> str:
+    return f"{pending_commits_folder(stream)}{token}.json"
+
+
 def dedup_keys_folder(stream: str, day: date) -> str:
     return f"_state/keys/{stream}/{_dt(day)}/"
 

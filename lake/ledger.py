@@ -52,6 +52,13 @@ def output_name(hour: datetime, source_key: str) -> str:
     return f"{hour:%Y%m%dT%H}-{readable}-{_digest(source_key)}.parquet"
 
 
+def run_file_name(name: str, token: str) -> str:
+    """A file name of output `name` unique to one run (`<name stem>-<token>.parquet`): files
+    an Iceberg table references are never overwritten, so a run killed before its commit
+    leaves the table's files as they were."""
+    return f"{name.removesuffix('.parquet')}-{token}.parquet"
+
+
 def legacy_output_name(hour: datetime, source_key: str) -> str:
     """The name before full-key names (last key part only): read, never written."""
     stem = source_key.rsplit("/", 1)[-1].removesuffix(".gz")
@@ -215,13 +222,16 @@ def replace_manifest(
     earlier: list[str],
     earlier_files: list[str],
     typed_as: TypedAs | None = None,
+    delete_stale: bool = True,
 ) -> str:
     """Remove the files earlier runs wrote for the key and this run did not, record the
     object as processed in its current version, then drop the earlier manifests. (In this
     order a crash anywhere leaves the object unprocessed, or processed with nothing stale.)
+    With `delete_stale` False the earlier files stay: an Iceberg table's older snapshots
+    still read them until snapshot expiry removes them (lake.iceberg.expiry).
     `typed_as` records the catalog version and column types the files were written with
     (lake.retype rewrites the files when the catalog's types move on)."""
-    for stale in set(earlier_files) - set(counts.files):
+    for stale in set(earlier_files) - set(counts.files) if delete_stale else ():
         with contextlib.suppress(ObjectNotFound):
             lake.delete(stale)
     key = layout.ledger_manifest(stream, name, object_version(info))

@@ -5,14 +5,21 @@ their ledger manifests back; `RunCommit.commit` then registers every cleaned fil
 `cleaned.<stream>` and every quarantine file in `quarantine.<stream>`, each in one Iceberg
 transaction that also removes the earlier files of the objects the run re-cleaned (a
 full refresh, an object overwritten under its key), and only then writes the manifests.
-Killed before the commit, a run leaves the tables as they were and the ledger without its
-objects, so the next run cleans them again (its deterministic file names are rewritten,
-never added twice). Killed between commit and manifests, the next run re-cleans them and
-its commit replaces what this one added (the replace is by source key).
+With tables, a run names its files `<output name stem>-<run token>.parquet` (never a
+file a snapshot references). Killed before the commit, a run leaves the tables as they
+were and the ledger without its objects: the next run cleans them again, and the files it
+left are orphans for snapshot expiry. The replace by source key covers the objects the
+ledger shows an earlier run for, and those of a run killed between its commit and its
+ledger writes: a marker `_state/commits/<stream>/<token>.json` names a run's objects from
+just before its commit until its manifests are written. Objects neither names are new, so
+a micro-batch's commit is an append that reads no earlier metadata.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -25,7 +32,8 @@ from lake.cleaning.columns import leaf_columns_of
 from lake.iceberg.adopt import ledger_files
 from lake.iceberg.catalog import CLEANED, QUARANTINE, LakeTables
 from lake.iceberg.commit import Committed, TableShape, commit_files
-from lake.storage import Storage
+from lake.ledger import run_file_name
+from lake.storage import ObjectNotFound, Storage
 from lake.streams import StreamSpec
 
 SOURCE_KEY = {CLEANED: "_source_key", QUARANTINE: "source_key"}  # the replace key
@@ -44,8 +52,14 @@ class RunCommit:
     source_keys: list[str] = field(default_factory=list)
     days: dict[str, set[date]] = field(default_factory=lambda: {CLEANED: set(), QUARANTINE: set()})
     arrival_hours: list[datetime] = field(default_factory=list)
+    replaced_keys: set[str] = field(default_factory=set)  # with earlier manifests
     ledger_writes: list[Callable[[], object]] = field(default_factory=list)
     commits: dict[str, Committed] = field(default_factory=dict)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def file_name(self, name: str) -> str:
+        """The name of a file of output `name` this run writes."""
+        return name if self.tables is None else run_file_name(name, self.token)
 
     def add_hour(
         self,
@@ -53,12 +67,15 @@ class RunCommit:
         source_keys: list[str],
         files: list[str],
         earlier_files: list[str],
+        replaced_keys: list[str],
         ledger_writes: list[Callable[[], object]],
     ) -> None:
         """An hour's output: its objects' keys, the files it wrote and those of earlier
-        runs for the same keys (whose days the replace must cover), its manifest writes."""
+        runs for the same keys (whose days the replace must cover), the keys the ledger
+        shows an earlier run for, its manifest writes."""
         self.arrival_hours.append(hour)
         self.source_keys += source_keys
+        self.replaced_keys |= set(replaced_keys)
         for key in files:
             self.files[_layer_of(key)].append(key)
         for key in files + earlier_files:
@@ -75,34 +92,58 @@ class RunCommit:
 
     def commit(self) -> dict[str, Committed]:
         """Register the run's files (cleaned, then quarantine), then write the ledger."""
-        if self.tables is not None and self.source_keys:
-            summary = {
-                "lake.stream": self.spec.name,
-                "lake.arrival-hours": ",".join(f"{h:%Y-%m-%dT%H}" for h in self.arrival_hours[:24]),
-                "lake.objects": str(len(self.source_keys)),
-            }
-            shapes = {
-                CLEANED: TableShape(self.event_column, whole_stats=(SOURCE_KEY[CLEANED],)),
-                QUARANTINE: TableShape(QUARANTINE_DAY, whole_stats=(SOURCE_KEY[QUARANTINE],)),
-            }
-            for layer in (CLEANED, QUARANTINE):
-                self.commits[layer] = commit_files(
-                    self.tables,
-                    layer,
-                    self.spec.name,
-                    sorted(self.files[layer]),
-                    shapes[layer],
-                    replace=In(SOURCE_KEY[layer], sorted(set(self.source_keys))),
-                    replace_days=sorted(self.days[layer]),
-                    summary=summary,
-                    adopt=None
-                    if self.lake is None
-                    else partial(ledger_files, self.lake, layer, self.spec.name),
-                )
+        if self.tables is None or self.lake is None or not self.source_keys:
+            self._write_ledger()
+            return self.commits
+        marker = layout.pending_commit(self.spec.name, self.token)
+        leftover = _pending_markers(self.lake, self.spec.name)
+        keys = set(self.source_keys)
+        replaced = sorted(self.replaced_keys | (keys & set().union(*leftover.values())))
+        self.lake.write(marker, json.dumps({"source_keys": sorted(keys)}).encode())
+        summary = {
+            "lake.stream": self.spec.name,
+            "lake.arrival-hours": ",".join(f"{h:%Y-%m-%dT%H}" for h in self.arrival_hours[:24]),
+            "lake.objects": str(len(keys)),
+            "lake.run-token": self.token,
+        }
+        shapes = {
+            CLEANED: TableShape(self.event_column, whole_stats=(SOURCE_KEY[CLEANED],)),
+            QUARANTINE: TableShape(QUARANTINE_DAY, whole_stats=(SOURCE_KEY[QUARANTINE],)),
+        }
+        for layer in (CLEANED, QUARANTINE):
+            self.commits[layer] = commit_files(
+                self.tables,
+                layer,
+                self.spec.name,
+                sorted(self.files[layer]),
+                shapes[layer],
+                replace=In(SOURCE_KEY[layer], replaced) if replaced else None,
+                replace_days=sorted(self.days[layer]),
+                summary=summary,
+                adopt=partial(ledger_files, self.lake, layer, self.spec.name),
+            )
+        self._write_ledger()
+        for done in [marker, *(m for m, k in leftover.items() if k <= keys)]:
+            with contextlib.suppress(ObjectNotFound):
+                self.lake.delete(done)
+        return self.commits
+
+    def _write_ledger(self) -> None:
         for write in self.ledger_writes:
             write()
         self.ledger_writes = []
-        return self.commits
+
+
+def _pending_markers(lake: Storage, stream: str) -> dict[str, set[str]]:
+    """The markers runs left between their commit and their ledger writes: their keys."""
+    markers: dict[str, set[str]] = {}
+    for info in lake.list(layout.pending_commits_folder(stream)):
+        try:
+            keys = json.loads(lake.read(info.key))["source_keys"]
+        except (ObjectNotFound, ValueError, KeyError, TypeError):
+            continue  # gone meanwhile, or not a marker
+        markers[info.key] = {k for k in keys if isinstance(k, str)}
+    return markers
 
 
 def _layer_of(key: str) -> str:

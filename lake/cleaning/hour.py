@@ -96,6 +96,7 @@ def clean_hour(
         schema, json_paths = sampled.schema, json_paths | frozenset(sampled.json_fields)
         report.columns_not_in_catalog = {"added": list(schema.fields)}
     all_names = [output_name(hour, o.key) for o in todo]
+    committing = RunCommit(tables, spec, lake) if run_commit is None else run_commit
     window = window_dates(hour, spec.allowed_lateness_hours)
     with tempfile.TemporaryDirectory(prefix="clean-") as tmp:
         memory = settings.clean_memory_limit  # DuckDB spills to disk past it
@@ -121,7 +122,8 @@ def clean_hour(
             landed = fetch_objects(landing, todo, Path(tmp) / "landed", cap)
             # an object larger than a pass's bytes is a pass of its own
             for n, chunk in enumerate(_chunks(landed, settings.clean_chunk_bytes)):
-                run.clean_pass(chunk, [output_name(hour, o.key) for o in chunk], n)
+                names = [output_name(hour, o.key) for o in chunk]
+                run.clean_pass(chunk, names, n, [committing.file_name(name) for name in names])
                 for o in chunk:
                     o.discard()
                 pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
@@ -152,19 +154,19 @@ def clean_hour(
                 earlier[info.key],
                 earlier_files[info.key],
                 typed_as,
+                delete_stale=tables is None,
             )
         )
-    own = run_commit is None
-    committing = RunCommit(tables, spec, lake) if run_commit is None else run_commit
     committing.note_columns(run.schema, run.assigned, run.json_paths)
     committing.add_hour(
         hour,
         [o.key for o in todo],
         [f for name in all_names for f in run.per_object[name].files],
         [f for files in earlier_files.values() for f in files],
+        [o.key for o in todo if earlier[o.key]],
         writes,
     )
-    if own:
+    if run_commit is None:
         report.commits = committing.commit()
     return report
 

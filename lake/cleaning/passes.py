@@ -59,9 +59,11 @@ class HourRun:
         self.per_object: dict[str, ObjectCounts] = {}
         self.new_keys = create_new_keys(con)
 
-    def clean_pass(self, chunk: list[ObjectInfo], names: list[str], n: int) -> None:
+    def clean_pass(
+        self, chunk: list[ObjectInfo], names: list[str], n: int, file_names: list[str] | None = None
+    ) -> None:
         """Stage, type, deduplicate and write some of the hour's objects (`names` are their
-        output names)."""
+        output names; `file_names` their files' names, the output names by default)."""
         work = self.scratch / f"pass-{n}"
         work.mkdir()
         staged = stage_objects(self.con, self.spec, self.landing, chunk, work)
@@ -73,7 +75,9 @@ class HourRun:
         self.con.register(OBJECTS, _objects_table(chunk, names))
         deduped = drop_duplicates(self.con, typed)
         self.per_object.update({name: ObjectCounts() for name in names})
-        to = Destination(self.lake, self.spec, self.hour, self.ingested_at, chunk, names)
+        to = Destination(
+            self.lake, self.spec, self.hour, self.ingested_at, chunk, file_names or names
+        )
         for index, files in write_cleaned(to, typed, deduped).items():
             self.per_object[names[index]].files += files
         quarantined = write_quarantine(self.con, to, staged, typed, OBJECTS)

@@ -109,8 +109,6 @@ def commit_files(
     uris = [tables.uri_of(k) for k in keys]
     table_id = tables.table_id(layer, name)
     committed = Committed(table_id)
-    if not uris and replace is None and not properties:
-        return committed
     table = tables.load(layer, name)
     properties = dict(properties or {})
     if adopt is not None and (table is None or table.properties.get(ADOPTED) != "true"):
@@ -118,6 +116,8 @@ def commit_files(
             table = tables.load(layer, name)
         else:
             properties[ADOPTED] = "true"  # nothing to adopt: this commit marks it done
+    if not uris and replace is None and (table is None or not properties):
+        return committed
     schema, json_columns = _footers(table, uris, tables) if uris else (None, set())
     if table is None:
         if schema is None:
