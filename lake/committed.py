@@ -13,7 +13,14 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from lake import layout
-from lake.ledger import Ledger, manifests_listed_as, name_hour, read_ledger, read_manifest
+from lake.ledger import (
+    Ledger,
+    manifests_listed_as,
+    name_hour,
+    output_name_of_file,
+    read_ledger,
+    read_manifest,
+)
 from lake.storage import Storage
 
 
@@ -36,7 +43,7 @@ class CommittedFiles:
         return [k for k in keys if self.is_committed(k)]
 
     def is_committed(self, key: str) -> bool:
-        name = key.rsplit("/", 1)[-1]
+        name = output_name_of_file(key.rsplit("/", 1)[-1])
         if name not in self._files:
             self._files[name] = self._files_named(name)
         return key in self._files[name]

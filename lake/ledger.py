@@ -52,6 +52,15 @@ def output_name(hour: datetime, source_key: str) -> str:
     return f"{hour:%Y%m%dT%H}-{readable}-{_digest(source_key)}.parquet"
 
 
+_RUN_FILE = re.compile(r"(?P<name>.+-[0-9a-f]{16})-[0-9a-f]{12}\.parquet")
+
+
+def output_name_of_file(file_name: str) -> str:
+    """The output name a file's name was made from (run_file_name undone)."""
+    match = _RUN_FILE.fullmatch(file_name)
+    return f"{match['name']}.parquet" if match else file_name
+
+
 def run_file_name(name: str, token: str) -> str:
     """A file name of output `name` unique to one run (`<name stem>-<token>.parquet`): files
     an Iceberg table references are never overwritten, so a run killed before its commit

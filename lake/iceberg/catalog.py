@@ -26,6 +26,7 @@ from pyiceberg.table import Table
 
 from lake import layout
 from lake.glue_sync import DEFAULT_CONFIG as GLUE_CONFIG
+from lake.iceberg.encrypted_io import SSE, SSE_KMS_KEY_ID
 from lake.settings import DATA_DIR, Settings
 
 CATALOG_NAME = "lake"
@@ -59,6 +60,16 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     properties = {"warehouse": settings.lake_uri}
     if settings.lake_uri.startswith("s3://"):
         properties |= s3_file_io_properties()
+        if settings.s3_sse:  # pyarrow's writes cannot ask for encryption: ours can
+            properties |= {
+                "py-io-impl": "lake.iceberg.encrypted_io.EncryptedS3FileIO",
+                SSE: settings.s3_sse,
+                **(
+                    {SSE_KMS_KEY_ID: settings.s3_sse_kms_key_id}
+                    if settings.s3_sse_kms_key_id
+                    else {}
+                ),
+            }
     if settings.lake_catalog == "glue":
         return properties
     uri = settings.iceberg_catalog_uri or default_catalog_uri(settings.lake_uri)

@@ -15,6 +15,7 @@ from dagster import materialize
 from assets.marts import build_mart_asset
 from lake.firehose import object_key
 from lake.iceberg.catalog import LakeTables
+from lake.iceberg.scan import committed_keys
 from lake.marts import parse_mart
 from lake.parquet_writing import parquet_bytes
 from lake.streams import load_streams
@@ -121,7 +122,7 @@ def test_a_mart_whose_input_was_re_cleaned_reads_only_committed_data(
     _ingest(local_lake)
     # a cleaning run killed before its commit: its file sits in the day's folder
     lake = local_lake["lake"]
-    [committed] = [o.key for o in lake.list(f"cleaned/{STREAM}/dt={DAY}/")]
+    [committed] = committed_keys(LakeTables(local_lake["settings"]), "cleaned", STREAM, [DAY])
     stray_rows = duckdb.sql(
         f"SELECT * REPLACE ('zz' AS event_id) FROM read_parquet('{lake.path(committed)}')"
     ).to_arrow_table()

@@ -145,6 +145,8 @@ def cleaned_emails(bucket: str) -> list[str]:
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"lake/cleaned/{STREAM}/")
     emails = []
     for o in listed.get("Contents", []):
+        if not o["Key"].endswith(".parquet"):
+            continue  # the Iceberg table's metadata/
         body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
         emails += pq.read_table(io.BytesIO(body)).column("operator_email").to_pylist()
     return sorted(emails)
