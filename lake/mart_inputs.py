@@ -4,8 +4,9 @@ With the lake's tables (lake.iceberg.catalog.LakeTables) an input is its Iceberg
 current snapshot, planned for the days the mart reads (lake.iceberg.scan): a run's files
 are read once its commit is in, and an input table with no file for those days still
 gives its columns (an empty, typed input). Without them (core tests of the files alone),
-cleaned files are those a committed ledger manifest lists (lake.committed) and a mart's
-files those in its partition folders.
+or for an input whose table does not exist yet (a lake written before its tables, until
+the table's first commit adopts its files), cleaned files are those a committed ledger
+manifest lists (lake.committed) and a mart's files those in its partition folders.
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ class MartInputs:
 
     def files(self, layer: str, table: str, days: list[date] | None) -> InputFiles:
         """`<layer>.<table>`'s committed files of `days` (every day when None)."""
-        if self.tables is not None:
-            found = self.tables.load(layer, table)
-            if found is None:
-                return InputFiles([])
+        found = None if self.tables is None else self.tables.load(layer, table)
+        if found is not None and self.tables is not None:
             return InputFiles(files_of(found, self.tables, days), found.schema().as_arrow())
+        # no table (yet): the files of a lake written before its tables, as its ledger
+        # and folders tell (lake.iceberg.adopt registers them with the table's first commit)
         if layer in layout.LEDGER_LAYERS:
             ledger = self._ledgers.setdefault(table, CommittedFiles(self.lake, table))
             return InputFiles(ledger.of_days(layer, days))

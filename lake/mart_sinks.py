@@ -122,6 +122,7 @@ def _commit_partition(
         replace_days=[built.day] if built.day else None,
         summary={"lake.mart": built.spec.name, "lake.partition": built.partition or "all"},
         adopt=partial(mart_files, lake, built.spec.name),
+        schema_if_new=None if built.result is None else built.result.schema,
     )
 
 
@@ -166,6 +167,8 @@ class WarehouseView:
         committed = None
         if self.tables is not None:
             committed = set(committed_keys(self.tables, MARTS, built.spec.name) or [])
+            if built.parquet is not None:  # an empty day's typed file: its state, no rows
+                committed.add(built.parquet_key)
         refreshed = self.warehouse.refresh(
             lake, built.spec.name, built.partition, built.parquet, committed
         )

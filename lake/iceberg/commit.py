@@ -98,13 +98,15 @@ def commit_files(
     summary: dict[str, str] | None = None,
     adopt: Callable[[], list[str]] | None = None,
     properties: dict[str, str] | None = None,
+    schema_if_new: pa.Schema | None = None,
 ) -> Committed:
     """Add the lake files `keys` to `<layer namespace>.<name>` and remove the rows matching
     `replace` (within `replace_days`' partitions when given: only their metadata is read),
     in one transaction (retried on a concurrent commit). `adopt` lists the files the
     table's layer held before the table existed (lake.iceberg.adopt): registered by a
     commit of their own, once, before this one. `properties` are set on the table in the
-    same transaction."""
+    same transaction. `schema_if_new`: create the table with it when it does not exist
+    and there are no files (a mart's first days empty: readers still see its columns)."""
     started = time.perf_counter()
     uris = [tables.uri_of(k) for k in keys]
     table_id = tables.table_id(layer, name)
@@ -116,6 +118,8 @@ def commit_files(
             table = tables.load(layer, name)
         else:
             properties[ADOPTED] = "true"  # nothing to adopt: this commit marks it done
+    if table is None and schema_if_new is not None and not uris:
+        table = _create(tables, layer, name, schema_if_new, shape)
     if not uris and replace is None and (table is None or not properties):
         return committed
     schema, json_columns = _footers(table, uris, tables) if uris else (None, set())
