@@ -137,6 +137,7 @@ class Settings:
     compaction_min_files: int = _setting(8, _positive_int)
     compaction_days: int = _setting(3, _positive_int)
     snapshot_retention_hours: int = _setting(168, _positive_int)
+    iceberg_max_snapshots: int = _setting(200, _positive_int)
     # marts and warehouse
     warehouse_lock_wait_seconds: float = _setting(5.0, _positive_float)
     alerts_sns_topic_arn: str | None = _setting(None)

@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,6 +37,7 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import And, BooleanExpression
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
 from lake.iceberg.catalog import LakeTables
@@ -159,6 +160,7 @@ def commit_files(
             table = tables.catalog.load_table(table_id)
             before = table.current_snapshot()
     _count(committed, table, before)
+    trim_snapshots(tables, table_id, table, tables.settings.iceberg_max_snapshots)
     committed.seconds = time.perf_counter() - started
     return committed
 
@@ -204,6 +206,23 @@ def with_retries(
                 raise
             time.sleep(random.uniform(0.05, 0.2) * attempt)
     raise AssertionError("unreachable")
+
+
+def trim_snapshots(tables: LakeTables, table_id: str, table: Table, keep: int) -> Table:
+    """Expire all but the table's latest `keep` snapshots once it holds a quarter more:
+    pyiceberg copies the whole table metadata (every snapshot) several times per commit,
+    so a micro-batch's commit costs O(snapshots). Files are left to expire_table."""
+    snapshots = sorted(table.snapshots(), key=lambda s: s.timestamp_ms)
+    if len(snapshots) <= keep + keep // 4:
+        return table
+    cutoff = datetime.fromtimestamp(snapshots[-keep].timestamp_ms / 1000, UTC)
+
+    def expire(current: Table) -> Transaction:
+        tx = current.transaction()
+        ExpireSnapshots(tx).older_than(cutoff).commit()
+        return tx
+
+    return with_retries(tables, table_id, expire)
 
 
 def _count(committed: Committed, table: Table, before: object) -> None:
