@@ -29,14 +29,24 @@ if TYPE_CHECKING:
     )
 
 
-def build_daily_marts_schedule(job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
-    @schedule(
-        name="daily_marts_schedule",
+def _daily_at(name: str, job: "UnresolvedAssetJobDefinition", cron: str, description: str):
+    """A schedule running once a day at `cron` (UTC), on by default."""
+    return schedule(
+        name=name,
         job=job,
-        cron_schedule="30 0 * * *",
+        cron_schedule=cron,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,
-        description="Builds every daily mart for yesterday at 00:30 UTC",
+        description=description,
+    )
+
+
+def build_daily_marts_schedule(job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
+    @_daily_at(
+        "daily_marts_schedule",
+        job,
+        "30 0 * * *",
+        "Builds every daily mart for yesterday at 00:30 UTC",
     )
     def _daily(context: ScheduleEvaluationContext) -> RunRequest:
         day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
@@ -53,13 +63,11 @@ def build_compaction_schedule(
     """Compaction of yesterday and the `days` - 1 days before it (late records add small
     files to past days), one run over the range of daily partitions."""
 
-    @schedule(
-        name="table_compaction_schedule",
-        job=job,
-        cron_schedule="15 1 * * *",
-        execution_timezone="UTC",
-        default_status=DefaultScheduleStatus.RUNNING,
-        description=f"Compacts the last {days} days' small files of every table at 01:15 UTC",
+    @_daily_at(
+        "table_compaction_schedule",
+        job,
+        "15 1 * * *",
+        f"Compacts the last {days} days' small files of every table at 01:15 UTC",
     )
     def _compaction(context: ScheduleEvaluationContext) -> RunRequest:
         last = (context.scheduled_execution_time - timedelta(days=1)).date()
@@ -76,13 +84,11 @@ def build_compaction_schedule(
 
 
 def build_expiry_schedule(job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
-    @schedule(
-        name="table_expiry_schedule",
-        job=job,
-        cron_schedule="45 1 * * *",
-        execution_timezone="UTC",
-        default_status=DefaultScheduleStatus.RUNNING,
-        description="Expires old snapshots of every table and deletes orphan files at 01:45 UTC",
+    @_daily_at(
+        "table_expiry_schedule",
+        job,
+        "45 1 * * *",
+        "Expires old snapshots of every table and deletes orphan files at 01:45 UTC",
     )
     def _expiry(context: ScheduleEvaluationContext) -> RunRequest:
         return RunRequest(run_key=f"expiry:{context.scheduled_execution_time:%Y-%m-%d}")

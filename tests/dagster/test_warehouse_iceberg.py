@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -17,11 +15,11 @@ from dagster import AssetKey, materialize
 from lake.firehose import object_key
 from orchestration.definitions import ingest_assets
 from orchestration.resources import resources_from_env
+from tests.warehouse_reader import warehouse_held_open
 
 HOUR = "2026-11-21-08:00"
 STREAM = "robot_telemetry"
 CLEANED = AssetKey(["cleaned", STREAM])
-HOLD_OPEN = "import sys, duckdb\ncon = duckdb.connect(sys.argv[1], read_only=True)\nprint('open', flush=True)\nsys.stdin.read()\n"
 
 
 def _record(i: int) -> dict:
@@ -83,23 +81,12 @@ def test_a_reader_holding_the_warehouse_open_leaves_the_views_pending_not_a_fail
     _land(local_lake, 1, range(4), broken=1)
     assert _run(resources)["warehouse_pending"] == ""
 
-    reader = subprocess.Popen(
-        [sys.executable, "-c", HOLD_OPEN, local_lake["warehouse_path"]],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert reader.stdout is not None and reader.stdin is not None
-    try:
-        assert reader.stdout.readline().strip() == "open"
+    with warehouse_held_open(local_lake["warehouse_path"]):
         _land(local_lake, 2, range(10, 12))
         held = _run(resources)  # the run succeeds, its rows committed to the tables
         assert held["batch_records_cleaned"] == 2
         assert held["warehouse_views_ready"] is False
         assert "busy" in held["warehouse_pending"]
-    finally:
-        reader.stdin.close()
-        reader.wait(timeout=30)
     assert _counts(local_lake["warehouse_path"]) == (4, 1)  # the views of before
 
     again = _run(resources)  # nothing new to clean: the views are made all the same

@@ -24,22 +24,9 @@ from lake.iceberg.expiry import expire_table
 from lake.iceberg.scan import committed_keys
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
-from lake.streams import load_streams
+from tests.unit.test_cleaning import HOUR, SPEC, TABLE
 
-SPEC = load_streams()["robot_telemetry"]
-HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 DAY = date(2026, 11, 21)
-TABLE = {
-    "Name": "robot_telemetry",
-    "StorageDescriptor": {
-        "Columns": [
-            {"Name": "event_id", "Type": "string"},
-            {"Name": "ts", "Type": "timestamp"},
-            {"Name": "robot_id", "Type": "string"},
-            {"Name": "count", "Type": "int"},
-        ]
-    },
-}
 OBJECTS, PER_OBJECT = 24, 5
 BIG = 1 << 30  # a target every day's files fit in
 

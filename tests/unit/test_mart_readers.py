@@ -4,8 +4,6 @@ warehouse that a reader holding it open never blocks."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from lake.parquet_writing import parquet_bytes
 from lake.storage import LocalStorage
 from lake.warehouse import Warehouse
 from tests.mart_days import build_and_write
+from tests.warehouse_reader import warehouse_held_open
 
 DAY = date(2026, 11, 21)
 STREAM = "robot_telemetry"
@@ -97,17 +96,6 @@ def test_a_bracket_key_reads_itself_not_the_files_it_matches(spec, tmp_path: Pat
     assert _count(spec, lake2, tmp_path / "2") == (1, 1)
 
 
-READER = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1], read_only=True)
-print("open", flush=True)
-for line in sys.stdin:
-    if not line.strip():
-        break
-    print(con.execute(line).fetchall(), flush=True)
-"""
-
-
 def test_a_reader_holding_the_warehouse_open_never_blocks_a_mart_run(spec, tmp_path: Path) -> None:
     lake = LocalStorage(tmp_path / "lake")
     warehouse = Warehouse(tmp_path / "wh" / "w.duckdb", lock_wait_s=0.5)
@@ -115,21 +103,8 @@ def test_a_reader_holding_the_warehouse_open_never_blocks_a_mart_run(spec, tmp_p
     _, written = build_and_write(spec, DAY, lake, warehouse)
     assert written["warehouse_pending"] == ""
 
-    reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(warehouse.path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert reader.stdout is not None and reader.stdin is not None
-    try:
-        assert reader.stdout.readline().strip() == "open"
-
-        def ask(sql: str) -> str:
-            reader.stdin.write(sql + "\n")
-            reader.stdin.flush()
-            return reader.stdout.readline().strip()
-
+    with warehouse_held_open(warehouse.path) as reader:
+        ask = reader.ask
         query = "SELECT CAST(dt AS VARCHAR), records FROM marts.record_count ORDER BY dt"
         assert ask(query) == "[('2026-11-21', 2)]"
         # the next day, built while the reader holds the file: the lake and the reader
@@ -146,9 +121,6 @@ def test_a_reader_holding_the_warehouse_open_never_blocks_a_mart_run(spec, tmp_p
         third, written = build_and_write(spec, DAY, lake, warehouse)
         assert "busy" in written["warehouse_pending"]
         assert third.rows == 1  # the lake side is done
-    finally:
-        reader.stdin.close()
-        reader.wait(timeout=30)
 
     _, written = build_and_write(spec, DAY, lake, warehouse)  # the reader is gone: the view is made
     assert written["warehouse_pending"] == ""
