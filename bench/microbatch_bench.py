@@ -13,7 +13,8 @@ table commits are the real ones). For each K of --keys, the dedup window of the 
 random 128-bit keys in one state file per (event date, other arrival hour), written in
 the layout lake.cleaning.dedup reads. Then --repeat micro-batches, each one new object of
 --records records, run as the assets do it: list the hour, crawl every object of the hour
-(assets/schema.py), `clean_hour` on the listed objects (assets/cleaned.py), `hour_totals`.
+(assets/schema.py), then as assets/cleaned.py: `clean_hour` on the listed objects, the
+retype check, the warehouse views (`expose_stream`) and `hour_totals`.
 Phase seconds are printed per point; the parts of `clean_hour` are timed by wrapping the
 functions it calls (read_ledger, load_seen, fetch + passes, save_hour_keys, the commit).
 --profile runs one more micro-batch of the last point under cProfile.
@@ -32,6 +33,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,13 +51,27 @@ from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.hour_totals import hour_totals
 from lake.iceberg.catalog import LakeTables
+from lake.pii import key_from_env
+from lake.retype import retype_stream
 from lake.settings import Settings
 from lake.storage import LocalStorage, ObjectInfo
+from lake.warehouse import Warehouse
 
 FILLER_PREFIX = "filler-"  # `obj` of the synthetic dedup keys
 CLEAN_PARTS = ("read_ledger", "load_seen", "fetch_objects", "save_hour_keys")
 # clean_rest: clean_hour's own work besides the parts (DuckDB session, passes, manifests)
-PHASES = ("list", "crawl", "clean", *CLEAN_PARTS, "commit", "clean_rest", "hour_totals", "total")
+PHASES = (
+    "list",
+    "crawl",
+    "clean",
+    *CLEAN_PARTS,
+    "commit",
+    "clean_rest",
+    "retype",
+    "expose",
+    "hour_totals",
+    "total",
+)
 
 
 class PartTimer:
@@ -112,7 +128,8 @@ def build_hour(root: Path, n_objects: int, args: argparse.Namespace, templates: 
     """A lake whose hour holds a crawled seed and N cleaned objects."""
     shutil.rmtree(root, ignore_errors=True)
     landing, lake = LocalStorage(root / "landing"), LocalStorage(root / "lake")
-    settings = bench_settings(root)
+    # the warehouse file of the run beside its lake, not the user's
+    settings = replace(bench_settings(root), warehouse_path=str(root / "warehouse.duckdb"))
     rng = random.Random(n_objects)
     [seed] = infos(landing, land_many(landing, [object_body(rng, templates, 100)], "seed"))
     crawl_objects(SPEC, Catalog(lake, "bench"), landing, [seed])
@@ -187,6 +204,7 @@ def micro_batch(
 ) -> dict[str, float]:
     """One new object through list + crawl + clean_hour + hour_totals, as the assets run it."""
     land_many(landing, [body], tag)
+    timer.take()  # drop what the filling runs spent
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     landed = list(landing.list(hour_prefix(SPEC.name, HOUR)))
@@ -206,6 +224,13 @@ def micro_batch(
     seconds["commit"] = sum(c.seconds for c in report.commits.values())
     parts = sum(seconds.get(p, 0.0) for p in (*CLEAN_PARTS, "commit"))
     seconds["clean_rest"] = seconds["clean"] - parts
+    mark = time.perf_counter()
+    retype_stream(SPEC, table, landing, lake, key_from_env(landing.uri, lake.uri), settings)
+    seconds["retype"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    warehouse = Warehouse(settings.warehouse_path, settings.warehouse_lock_wait_seconds)
+    warehouse.expose_stream(lake, LakeTables(settings), SPEC.name)
+    seconds["expose"] = time.perf_counter() - mark
     mark = time.perf_counter()
     totals = hour_totals(lake, SPEC.name, HOUR, landed)
     seconds["hour_totals"] = time.perf_counter() - mark
