@@ -1,0 +1,291 @@
+"""A 1-object micro-batch's cost against what its hour and dedup window already hold.
+
+    PYTHONPATH=. .venv/bin/python bench/microbatch_bench.py --dir /tmp/mbb \
+        --objects 0 1000 10000 --keys 0 1000000 10000000 --repeat 3 [--profile]
+
+For each N of --objects, a fresh lake (local folders, the embedded defaults with the
+SQLite Iceberg catalog): a seed object of robot_telemetry crawled (the catalog table
+exists, as after the schema asset), then N tiny objects (--fill-records records each)
+landed in the same arrival hour and cleaned by `clean_hour` with the Iceberg tables, in
+calls of --fill-batch objects (their ledger manifests, cleaned files, dedup keys and
+table commits are the real ones). For each K of --keys, the dedup window of the hour
+(the event dates `window_dates` gives for the stream's lateness) then holds K extra keys:
+random 128-bit keys in one state file per (event date, other arrival hour), written in
+the layout lake.cleaning.dedup reads. Then --repeat micro-batches, each one new object of
+--records records, run as the assets do it: list the hour, crawl every object of the hour
+(assets/schema.py), then as assets/cleaned.py: `clean_hour` on the listed objects, the
+retype check, the warehouse views (`expose_stream`) and `hour_totals`.
+Phase seconds are printed per point; the parts of `clean_hour` are timed by wrapping the
+functions it calls (read_ledger, load_seen, fetch + passes, save_hour_keys, the commit).
+--profile runs one more micro-batch of the last point under cProfile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import io
+import pstats
+import random
+import shutil
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from clean_bench import HOUR, SPEC, bench_settings, object_body, record_templates
+
+import lake.cleaning.hour as hour_module
+from lake import layout
+from lake.catalog_store import Catalog
+from lake.cleaning.dedup import KEYS_SCHEMA, window_dates
+from lake.cleaning.hour import clean_hour
+from lake.crawler import crawl_objects
+from lake.firehose import hour_prefix, object_key
+from lake.hour_totals import hour_totals
+from lake.iceberg.catalog import LakeTables
+from lake.pii import key_from_env
+from lake.retype import retype_stream
+from lake.settings import Settings
+from lake.storage import LocalStorage, ObjectInfo
+from lake.warehouse import Warehouse
+
+FILLER_PREFIX = "filler-"  # `obj` of the synthetic dedup keys
+CLEAN_PARTS = ("read_ledger", "load_seen", "fetch_objects", "save_hour_keys")
+# clean_rest: clean_hour's own work besides the parts (DuckDB session, passes, manifests)
+PHASES = (
+    "list",
+    "crawl",
+    "clean",
+    *CLEAN_PARTS,
+    "commit",
+    "clean_rest",
+    "retype",
+    "expose",
+    "hour_totals",
+    "total",
+)
+
+
+class PartTimer:
+    """Seconds spent in functions lake.cleaning.hour calls, by name (wrapped in place)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        for name in CLEAN_PARTS:
+            setattr(hour_module, name, self._timed(name, getattr(hour_module, name)))
+
+    def _timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            result = fn(*args, **kwargs)
+            if name == "fetch_objects":  # a generator: the passes consume it
+                return self._timed_iter(name, result)
+            self.seconds[name] += time.perf_counter() - started
+            return result
+
+        return timed
+
+    def _timed_iter(self, name: str, items: Any) -> Any:
+        while True:
+            started = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                self.seconds[name] += time.perf_counter() - started
+                return
+            self.seconds[name] += time.perf_counter() - started
+            yield item
+
+    def take(self) -> dict[str, float]:
+        taken, self.seconds = dict(self.seconds), defaultdict(float)
+        return taken
+
+
+def land_many(landing: LocalStorage, bodies: list[bytes], tag: str) -> list[str]:
+    keys = []
+    for n, body in enumerate(bodies):
+        when = HOUR + timedelta(minutes=n * 60 // max(len(bodies), 1), seconds=n % 60)
+        key = object_key(SPEC.name, when, object_id=f"{tag}-{n:05d}")
+        landing.write(key, gzip.compress(body, 6))
+        keys.append(key)
+    return keys
+
+
+def infos(landing: LocalStorage, keys: list[str]) -> list[ObjectInfo]:
+    wanted = set(keys)
+    return [i for i in landing.list(hour_prefix(SPEC.name, HOUR)) if i.key in wanted]
+
+
+def build_hour(root: Path, n_objects: int, args: argparse.Namespace, templates: list[dict]):
+    """A lake whose hour holds a crawled seed and N cleaned objects."""
+    shutil.rmtree(root, ignore_errors=True)
+    landing, lake = LocalStorage(root / "landing"), LocalStorage(root / "lake")
+    # the warehouse file of the run beside its lake, not the user's
+    settings = replace(bench_settings(root), warehouse_path=str(root / "warehouse.duckdb"))
+    rng = random.Random(n_objects)
+    [seed] = infos(landing, land_many(landing, [object_body(rng, templates, 100)], "seed"))
+    crawl_objects(SPEC, Catalog(lake, "bench"), landing, [seed])
+    table = Catalog(lake, "bench").get_table(SPEC.name)
+    started = time.perf_counter()
+    bodies = [object_body(rng, templates, args.fill_records) for _ in range(n_objects)]
+    filled = [seed, *infos(landing, land_many(landing, bodies, "fill"))]
+    for start in range(0, len(filled), args.fill_batch):
+        clean_hour(
+            SPEC,
+            table,
+            landing,
+            lake,
+            HOUR,
+            filled[start : start + args.fill_batch],
+            settings=settings,
+            tables=LakeTables(settings),
+        )
+    print(f"N={n_objects:,}: hour filled in {time.perf_counter() - started:.1f} s")
+    return landing, lake, settings, rng
+
+
+def fill_keys(lake: LocalStorage, n_keys: int, files_per_day: int) -> int:
+    """Replace the synthetic keys of the hour's window with n_keys random ones; the files."""
+    days = window_dates(HOUR, SPEC.allowed_lateness_hours)
+    for day in days:
+        for info in list(lake.list(layout.dedup_keys_folder(SPEC.name, day))):
+            if not info.key.endswith(f"{HOUR:%Y%m%dT%H}.parquet"):
+                lake.delete(info.key)
+    slots = [
+        (day, datetime.combine(day, datetime.min.time(), HOUR.tzinfo) + timedelta(hours=h))
+        for day in days
+        for h in range(files_per_day)
+    ]
+    slots = [(d, h) for d, h in slots if h != HOUR]  # the hour's own file is the real one
+    if not n_keys:
+        return 0
+    rng = random.Random(n_keys)
+    per_file = -(-n_keys // len(slots))
+    left = n_keys
+    for day, arrival in slots:
+        rows = min(per_file, left)
+        if rows <= 0:
+            break
+        obj = pa.array([f"{FILLER_PREFIX}{arrival:%Y%m%dT%H}-{i // 1000:05d}" for i in range(rows)])
+        keys = pa.table(
+            [
+                _random_uint64(rng, rows),
+                _random_uint64(rng, rows),
+                obj,
+            ],
+            schema=KEYS_SCHEMA,
+        )
+        out = io.BytesIO()
+        pq.write_table(keys, out, compression="zstd")
+        lake.write(layout.dedup_keys_file(SPEC.name, day, arrival), out.getvalue())
+        left -= rows
+    return len(slots)
+
+
+def _random_uint64(rng: random.Random, rows: int) -> pa.Array:
+    return pa.Array.from_buffers(pa.uint64(), rows, [None, pa.py_buffer(rng.randbytes(rows * 8))])
+
+
+def micro_batch(
+    landing: LocalStorage,
+    lake: LocalStorage,
+    settings: Settings,
+    body: bytes,
+    tag: str,
+    timer: PartTimer,
+) -> dict[str, float]:
+    """One new object through list + crawl + clean_hour + hour_totals, as the assets run it."""
+    land_many(landing, [body], tag)
+    timer.take()  # drop what the filling runs spent
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    landed = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    seconds["list"] = time.perf_counter() - started
+    mark = time.perf_counter()
+    catalog = Catalog(lake, "bench")
+    crawl_objects(SPEC, catalog, landing, landed)
+    seconds["crawl"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    table = catalog.get_table(SPEC.name)
+    report = clean_hour(
+        SPEC, table, landing, lake, HOUR, landed, settings=settings, tables=LakeTables(settings)
+    )
+    seconds["clean"] = time.perf_counter() - mark
+    assert report.objects_skipped == len(landed) - 1, report.objects_skipped
+    seconds |= timer.take()
+    seconds["commit"] = sum(c.seconds for c in report.commits.values())
+    parts = sum(seconds.get(p, 0.0) for p in (*CLEAN_PARTS, "commit"))
+    seconds["clean_rest"] = seconds["clean"] - parts
+    mark = time.perf_counter()
+    retype_stream(SPEC, table, landing, lake, key_from_env(landing.uri, lake.uri), settings)
+    seconds["retype"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    warehouse = Warehouse(settings.warehouse_path, settings.warehouse_lock_wait_seconds)
+    warehouse.expose_stream(lake, LakeTables(settings), SPEC.name)
+    seconds["expose"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    totals = hour_totals(lake, SPEC.name, HOUR, landed)
+    seconds["hour_totals"] = time.perf_counter() - mark
+    assert totals.objects == len(landed), (totals.objects, len(landed))
+    seconds["total"] = time.perf_counter() - started
+    return seconds
+
+
+def summary(n: int, k: int, rows: list[dict[str, float]]) -> str:
+    medians = [statistics.median(r.get(p, 0.0) for r in rows) for p in PHASES]
+    return f"{n:>6,} | {k:>10,} | " + " | ".join(f"{m:.3f}" for m in medians)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/microbatch-bench"))
+    parser.add_argument("--objects", type=int, nargs="+", default=[0, 1000, 10000])
+    parser.add_argument("--keys", type=int, nargs="+", default=[0, 1_000_000, 10_000_000])
+    parser.add_argument("--records", type=int, default=100, help="records of the micro-batch")
+    parser.add_argument("--fill-records", type=int, default=2, help="records a filler object")
+    parser.add_argument("--fill-batch", type=int, default=2000, help="objects a filling run")
+    parser.add_argument("--key-files-per-day", type=int, default=24)
+    parser.add_argument("--repeat", type=int, default=3, help="micro-batches per point")
+    parser.add_argument("--profile", action="store_true", help="cProfile the last point")
+    args = parser.parse_args()
+    templates = record_templates()
+    timer = PartTimer()
+    lines = []
+    for n in args.objects:
+        landing, lake, settings, rng = build_hour(args.dir / f"n{n}", n, args, templates)
+        for k in args.keys:
+            files = fill_keys(lake, k, args.key_files_per_day)
+            rows = []
+            for r in range(args.repeat):
+                body = object_body(rng, templates, args.records)
+                rows.append(micro_batch(landing, lake, settings, body, f"k{k}-b{r}", timer))
+                print(f"  N={n:,} K={k:,} batch {r + 1}: " + _phases(rows[-1]))
+            lines.append(summary(n, k, rows))
+            print(f"  ({files} key files)")
+    if args.profile:
+        profiler = cProfile.Profile()
+        body = object_body(rng, templates, args.records)
+        profiler.runcall(micro_batch, landing, lake, settings, body, "profiled", timer)
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(25)
+        print(text.getvalue())
+    print("N objects | K keys | median s: " + " | ".join(PHASES))
+    print("\n".join(lines))
+
+
+def _phases(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{p} {seconds.get(p, 0.0):.3f}" for p in PHASES)
+
+
+if __name__ == "__main__":
+    main()
