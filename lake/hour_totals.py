@@ -1,20 +1,45 @@
 """An arrival hour's running totals: every object of the hour the ledger records as
-processed, whichever runs processed them (read from the per-object manifests)."""
+processed, whichever runs processed them.
+
+They are kept in one document per hour (`layout.hour_totals_doc`): an entry per manifest
+(its counts and files), keyed by the manifest's key, so recording a manifest again (a
+re-run, a full refresh, two runs racing on one object) replaces its entry instead of
+adding to the sums. A cleaning run records its manifests right after writing them
+(`record_manifests`, compare-and-swap); an object that is re-cleaned in a new version
+gets a new manifest key, and the totals count only the entry of each landed object's
+current version, so a replaced manifest's counts drop out. Reading the totals is one read
+of the document; an hour without one (processed before the document existed) is seeded
+from its manifests once, and an object the ledger holds but the document misses (a run
+killed between its manifests and the document) is found by one `exists` a landed object
+the document does not know, then added.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
+from typing import Any
 
+from lake import layout
 from lake.firehose import is_folder_marker
-from lake.ledger import read_ledger, read_manifest
-from lake.storage import ObjectInfo, Storage
+from lake.ledger import (
+    legacy_output_name,
+    manifest_hour,
+    manifest_of,
+    output_name,
+    read_ledger,
+    read_manifest,
+)
+from lake.storage import ObjectInfo, Storage, compare_and_swap
 
-# manifests read at once: on S3 each read is a round trip, so an hour of hundreds of
-# objects would otherwise add seconds to every micro-batch
+# manifests read at once when an hour is seeded: on S3 each read is a round trip
 READERS = 16
 _COUNTS = ("records_in", "records_cleaned", "records_quarantined", "duplicates_dropped")
+_VERSION_MARK = ".v"  # a versioned manifest key ends `<output name>.v<version>.json`
 
 
 @dataclass
@@ -34,33 +59,99 @@ class HourTotals:
         return self.records_quarantined / self.records_in if self.records_in else 0.0
 
 
+def record_manifests(lake: Storage, stream: str, written: Iterable[tuple[str, dict]]) -> None:
+    """Add the (manifest key, manifest) a run wrote to its hours' totals documents."""
+    by_hour = sorted(written, key=lambda w: w[0])
+    for hour, group in groupby(by_hour, key=lambda w: manifest_hour(stream, w[0])):
+        _merge(lake, stream, hour, list(group))
+
+
 def hour_totals(
     lake: Storage, stream: str, hour: datetime, objects: list[ObjectInfo]
 ) -> HourTotals:
     """Totals over the hour's landed `objects` that are processed in their current version
-    (an object overwritten since its run counts as pending). One listing of the hour's
-    manifests, then one read per processed object (READERS at a time)."""
-    ledger = read_ledger(lake, stream, hour)
+    (an object overwritten since its run counts as pending), from the hour's document."""
+    doc = _read(lake, stream, hour)
+    if doc is None:
+        doc = _merge(lake, stream, hour, [])  # seeded from the hour's manifests
     landed = sorted(
         (o for o in objects if not is_folder_marker(o.key, o.size)), key=lambda o: o.key
     )
-    keys = [ledger.current_manifest(info) for info in landed]
-    with ThreadPoolExecutor(max_workers=READERS) as pool:
-        manifests = list(pool.map(lambda key: _read(lake, key), keys))
-    totals = HourTotals()
-    for info, manifest in zip(landed, manifests, strict=True):
-        if manifest is None:
+    entries = doc["manifests"]
+    missed = [
+        key
+        for info in landed
+        if _current_entry(entries, stream, hour, info) is None
+        and lake.exists(key := manifest_of(stream, hour, info))
+    ]
+    if missed:
+        found = [(key, m) for key in missed if (m := read_manifest(lake, key)) is not None]
+        entries = _merge(lake, stream, hour, found)["manifests"]
+    totals = HourTotals(column_types=dict(doc.get("column_types", {})))
+    for info in landed:
+        entry = _current_entry(entries, stream, hour, info)
+        if entry is None:
             totals.objects_pending += 1
             continue
         totals.objects += 1
         totals.bytes_in += info.size
         for name in _COUNTS:
-            setattr(totals, name, getattr(totals, name) + manifest.get(name, 0))
-        totals.files += manifest.get("files", [])
-        totals.column_types |= manifest.get("column_types", {})
+            setattr(totals, name, getattr(totals, name) + entry.get(name, 0))
+        totals.files += entry.get("files", [])
     return totals
 
 
-def _read(lake: Storage, key: str | None) -> dict | None:
-    # None also when replaced by a concurrent run meanwhile
-    return None if key is None else read_manifest(lake, key)
+def _current_entry(
+    entries: dict[str, dict], stream: str, hour: datetime, info: ObjectInfo
+) -> dict | None:
+    """The entry of `info`'s current version; under the old naming (no version), its one
+    entry, unless the new naming has any version of the key (as Ledger.current_manifest)."""
+    entry = entries.get(manifest_of(stream, hour, info))
+    if entry is not None:
+        return entry
+    versioned = f"{layout.ledger_folder(stream)}{output_name(hour, info.key)}{_VERSION_MARK}"
+    legacy = layout.legacy_ledger_manifest(stream, legacy_output_name(hour, info.key))
+    if legacy not in entries or any(k.startswith(versioned) for k in entries):
+        return None
+    return entries[legacy]
+
+
+def _merge(lake: Storage, stream: str, hour: datetime, written: list[tuple[str, dict]]) -> dict:
+    """Put `written`'s entries into the hour's document (seeded from the hour's manifests
+    when there is none yet); return the document as written."""
+    seeded: list[tuple[str, dict]] | None = None
+
+    def change(current: bytes | None) -> bytes:
+        nonlocal seeded
+        if current is None and seeded is None:
+            seeded = _manifests_of_hour(lake, stream, hour)
+        doc = json.loads(current) if current else {"manifests": {}, "column_types": {}}
+        for key, manifest in (seeded or []) if current is None else []:
+            _put(doc, key, manifest)
+        for key, manifest in written:
+            _put(doc, key, manifest)
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    return json.loads(compare_and_swap(lake, layout.hour_totals_doc(stream, hour), change))
+
+
+def _put(doc: dict[str, Any], key: str, manifest: dict) -> None:
+    doc["manifests"][key] = {
+        **{name: manifest.get(name, 0) for name in _COUNTS},
+        "files": manifest.get("files", []),
+    }
+    doc["column_types"] |= manifest.get("column_types", {})
+
+
+def _manifests_of_hour(lake: Storage, stream: str, hour: datetime) -> list[tuple[str, dict]]:
+    ledger = read_ledger(lake, stream, hour)
+    names = sorted({*ledger.versions, *ledger.legacy})
+    keys = list(dict.fromkeys(k for name in names for k in ledger.manifests_named(name)))
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        manifests = list(pool.map(lambda key: read_manifest(lake, key), keys))
+    return [(k, m) for k, m in zip(keys, manifests, strict=True) if m is not None]
+
+
+def _read(lake: Storage, stream: str, hour: datetime) -> dict | None:
+    found = lake.read_versioned(layout.hour_totals_doc(stream, hour))
+    return json.loads(found[0]) if found else None

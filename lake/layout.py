@@ -18,6 +18,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `redshift_load_script` | `redshift/<mart>/dt=YYYY-MM-DD/load.sql` |
 | `ledger_manifest` | `_state/cleaned/<stream>/<output name>.v<version>.json` |
 | `legacy_ledger_manifest` | `_state/cleaned/<stream>/<output name>.json` (read, never written) |
+| `hour_totals_doc` | `_state/totals/<stream>/<YYYYMMDDTHH>.json` |
 | `dedup_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>.parquet` |
 | `retype_marker` | `_state/retyped/<stream>.json` |
 | `redshift_state` | `_state/redshift/<mart>.json` |
@@ -151,6 +152,11 @@ def ledger_manifest(stream: str, name: str, version: str) -> str:
 
 def legacy_ledger_manifest(stream: str, name: str) -> str:
     return f"{ledger_folder(stream)}{name}.json"
+
+
+def hour_totals_doc(stream: str, hour: datetime) -> str:
+    """An arrival hour's running totals (lake.hour_totals): one document, compare-and-swap."""
+    return f"_state/totals/{stream}/{hour:%Y%m%dT%H}.json"
 
 
 def pending_commits_folder(stream: str) -> str:
