@@ -3,6 +3,7 @@ and merged (JSON fields kept whole), and per-partition counts (Glue's estimates)
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -204,12 +205,7 @@ def type_event_time(schema: Struct, spec: StreamSpec) -> None:
 def partition_of(spec: StreamSpec, key: str, partitions: dict[str, Partition]) -> Partition:
     """Hive-style `k=v` folders name their keys; plain folders are partition_0.. (Glue),
     unless the stream names them."""
-    parsed = parse_key(key)  # `HH//name` is in the hour folder, like `HH/name`
-    folder = (
-        hour_prefix(parsed.stream, parsed.arrival_hour)
-        if parsed is not None
-        else "/".join(key.split("/")[:-1]) + "/"
-    )
+    folder = _partition_folder(key.rsplit("/", 1)[0] if "/" in key else "")
     folders = folder.split("/")[1:-1]
     if folder in partitions:
         return partitions[folder]
@@ -224,3 +220,14 @@ def partition_of(spec: StreamSpec, key: str, partitions: dict[str, Partition]) -
         values = folders
     partitions[folder] = Partition(names, values, folder)
     return partitions[folder]
+
+
+@functools.lru_cache(maxsize=4096)
+def _partition_folder(directory: str) -> str:
+    """The partition folder of the objects in `directory`: the arrival hour's folder for a
+    Firehose layout (`HH//name` is in the hour folder, like `HH/name`), else the directory.
+    Only the directory decides it, so an hour's thousands of keys parse it once."""
+    parsed = parse_key(f"{directory}/_")
+    if parsed is None:
+        return directory + "/"
+    return hour_prefix(parsed.stream, parsed.arrival_hour)

@@ -9,11 +9,13 @@ The rules are written down in docs/schema-rules.md.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from lake import layout
 from lake.catalog_store import Catalog, column_assignment, stored_schema
 from lake.crawl_sample import (
     HourSchema,
@@ -43,7 +45,13 @@ from lake.schema_drift import (
     made_json,
     within_column_limit,
 )
-from lake.storage import ConcurrentUpdateError, ObjectInfo, PreconditionFailed, Storage
+from lake.storage import (
+    ConcurrentUpdateError,
+    ObjectInfo,
+    ObjectNotFound,
+    PreconditionFailed,
+    Storage,
+)
 from lake.streams import StreamSpec
 
 
@@ -58,11 +66,6 @@ class CrawlResult:
     hour: HourSchema
 
 
-# a partition document's record of the objects its stats count (not a Glue field: Glue
-# sync sends only Values, StorageDescriptor and Parameters)
-CRAWLED = "Crawled"
-
-
 def crawl_objects(
     spec: StreamSpec,
     catalog: Catalog,
@@ -74,10 +77,11 @@ def crawl_objects(
     the stored table; a concurrent crawl's commit makes this one re-read and re-merge (the
     sample is kept).
 
-    Only objects the hour's partition does not record as crawled in their version (ETag
-    and size) are sampled; the partition's stats are those of the listed objects, the
-    earlier ones taken from the partition's record (an object gone from the listing drops
-    out). `full` samples every object again. The sample's schema merges into the stored
+    Only objects the partition's crawl record (`layout.crawl_record`: key -> ETag, size,
+    record estimate) does not hold in their version are sampled; the partition's stats
+    are summed over the listed objects, the earlier ones from the record (an object gone
+    from the listing drops out), so a record and stats out of step (a crawl killed
+    between writing them) agree again after the next crawl. `full` samples every object again. The sample's schema merges into the stored
     table's, so what earlier crawls added stays."""
     known = {} if full else _crawled(spec, catalog, objects)
     todo = [o for o in objects if known.get(o.key, [None, None])[:2] != [o.etag, o.size]]
@@ -148,19 +152,24 @@ def _merge_into_table(
     held_back = bool(incompatible) or proposed.as_dict() != applied.as_dict()
     for partition in seen.partitions.values():
         crawled = {k: v for k, v in partition.crawled.items() if not (held_back and k in fresh)}
-        catalog.put_partition(
-            spec.name, partition_doc(table, landing, partition) | {CRAWLED: crawled}
-        )
+        record = layout.crawl_record(catalog.database, spec.name, partition.values)
+        catalog.lake.write(record, json.dumps(crawled, separators=(",", ":")).encode())
+        catalog.put_partition(spec.name, partition_doc(table, landing, partition))
     return CrawlResult(table, version, changed, proposed, applied, incompatible, seen)
 
 
 def _crawled(spec: StreamSpec, catalog: Catalog, objects: list[ObjectInfo]) -> dict[str, list]:
-    """What the stored partitions of `objects` record as crawled: key -> [ETag, size, records]."""
+    """What the crawl records of `objects`' partitions hold: key -> [ETag, size, records]."""
     partitions: dict = {}
     for info in objects:
         partition_of(spec, info.key, partitions)
     known: dict[str, list] = {}
     for partition in partitions.values():
-        doc = catalog.get_partition(spec.name, partition.values) or {}
-        known |= {k: v for k, v in doc.get(CRAWLED, {}).items() if len(v) == 3}
+        key = layout.crawl_record(catalog.database, spec.name, partition.values)
+        try:
+            record = json.loads(catalog.lake.read(key))
+        except (ObjectNotFound, ValueError):
+            continue  # none yet, or not a record: those objects are sampled again
+        if isinstance(record, dict):
+            known |= {k: v for k, v in record.items() if isinstance(v, list) and len(v) == 3}
     return known

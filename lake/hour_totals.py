@@ -1,13 +1,13 @@
 """An arrival hour's running totals: every object of the hour the ledger records as
 processed, whichever runs processed them.
 
-They are kept in one document per hour (`layout.hour_totals_doc`): an entry per manifest
-(its counts and files), keyed by the manifest's key, so recording a manifest again (a
-re-run, a full refresh, two runs racing on one object) replaces its entry instead of
-adding to the sums. A cleaning run records its manifests right after writing them
-(`record_manifests`, compare-and-swap); an object that is re-cleaned in a new version
-gets a new manifest key, and the totals count only the entry of each landed object's
-current version, so a replaced manifest's counts drop out. Reading the totals is one read
+They are kept in one document per hour (`layout.hour_totals_doc`): an entry per object
+(the ETag and size it was processed in, its counts and files), keyed by its source key,
+so recording a manifest again (a re-run, a full refresh, an object re-cleaned in a new
+version, two runs racing on one object) replaces the object's entry instead of adding to
+the sums. A cleaning run records its manifests right after writing them
+(`record_manifests`, compare-and-swap); the totals count a landed object only when its
+entry is of its current version (ETag and size, compared as they are: no hashing). Reading the totals is one read
 of the document; an hour without one (processed before the document existed) is seeded
 from its manifests once, and an object the ledger holds but the document misses (a run
 killed between its manifests and the document) is found by one `exists` a landed object
@@ -26,20 +26,13 @@ from typing import Any
 
 from lake import layout
 from lake.firehose import is_folder_marker
-from lake.ledger import (
-    legacy_output_name,
-    manifest_hour,
-    manifest_of,
-    output_name,
-    read_ledger,
-    read_manifest,
-)
+from lake.ledger import manifest_hour, manifest_of, read_ledger, read_manifest
 from lake.storage import ObjectInfo, Storage, compare_and_swap
 
 # manifests read at once when an hour is seeded: on S3 each read is a round trip
 READERS = 16
 _COUNTS = ("records_in", "records_cleaned", "records_quarantined", "duplicates_dropped")
-_VERSION_MARK = ".v"  # a versioned manifest key ends `<output name>.v<version>.json`
+_LEGACY_SUFFIX = ".parquet.json"  # a manifest of the old naming (no version)
 
 
 @dataclass
@@ -77,19 +70,20 @@ def hour_totals(
     landed = sorted(
         (o for o in objects if not is_folder_marker(o.key, o.size)), key=lambda o: o.key
     )
-    entries = doc["manifests"]
+    entries = doc["objects"]
     missed = [
         key
         for info in landed
-        if _current_entry(entries, stream, hour, info) is None
+        if _current_entry(entries, info) is None
         and lake.exists(key := manifest_of(stream, hour, info))
     ]
     if missed:
         found = [(key, m) for key in missed if (m := read_manifest(lake, key)) is not None]
-        entries = _merge(lake, stream, hour, found)["manifests"]
+        doc = _merge(lake, stream, hour, found)
+        entries = doc["objects"]
     totals = HourTotals(column_types=dict(doc.get("column_types", {})))
     for info in landed:
-        entry = _current_entry(entries, stream, hour, info)
+        entry = _current_entry(entries, info)
         if entry is None:
             totals.objects_pending += 1
             continue
@@ -101,19 +95,13 @@ def hour_totals(
     return totals
 
 
-def _current_entry(
-    entries: dict[str, dict], stream: str, hour: datetime, info: ObjectInfo
-) -> dict | None:
-    """The entry of `info`'s current version; under the old naming (no version), its one
-    entry, unless the new naming has any version of the key (as Ledger.current_manifest)."""
-    entry = entries.get(manifest_of(stream, hour, info))
-    if entry is not None:
+def _current_entry(entries: dict[str, dict], info: ObjectInfo) -> dict | None:
+    """The object's entry when it is of its current version (an entry from a manifest of
+    the old naming, which has no version, counts as current, as in lake.ledger)."""
+    entry = entries.get(info.key)
+    if entry is None or entry.get("legacy"):
         return entry
-    versioned = f"{layout.ledger_folder(stream)}{output_name(hour, info.key)}{_VERSION_MARK}"
-    legacy = layout.legacy_ledger_manifest(stream, legacy_output_name(hour, info.key))
-    if legacy not in entries or any(k.startswith(versioned) for k in entries):
-        return None
-    return entries[legacy]
+    return entry if (entry["etag"], entry["size"]) == (info.etag, info.size) else None
 
 
 def _merge(lake: Storage, stream: str, hour: datetime, written: list[tuple[str, dict]]) -> dict:
@@ -125,7 +113,7 @@ def _merge(lake: Storage, stream: str, hour: datetime, written: list[tuple[str, 
         nonlocal seeded
         if current is None and seeded is None:
             seeded = _manifests_of_hour(lake, stream, hour)
-        doc = json.loads(current) if current else {"manifests": {}, "column_types": {}}
+        doc = json.loads(current) if current else {"objects": {}, "column_types": {}}
         for key, manifest in (seeded or []) if current is None else []:
             _put(doc, key, manifest)
         for key, manifest in written:
@@ -136,10 +124,15 @@ def _merge(lake: Storage, stream: str, hour: datetime, written: list[tuple[str, 
 
 
 def _put(doc: dict[str, Any], key: str, manifest: dict) -> None:
-    doc["manifests"][key] = {
-        **{name: manifest.get(name, 0) for name in _COUNTS},
-        "files": manifest.get("files", []),
-    }
+    source = manifest.get("source_key")
+    if not isinstance(source, str):
+        return  # not a manifest this module can place
+    legacy = key.endswith(_LEGACY_SUFFIX)
+    if legacy and not doc["objects"].get(source, {"legacy": True}).get("legacy"):
+        return  # the object's versioned manifest wins over its old-naming one
+    entry = {name: manifest.get(name, 0) for name in _COUNTS}
+    entry |= {"legacy": True} if legacy else {"etag": manifest["etag"], "size": manifest["size"]}
+    doc["objects"][source] = entry | {"files": manifest.get("files", [])}
     doc["column_types"] |= manifest.get("column_types", {})
 
 

@@ -9,6 +9,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `catalog_table` | `catalog/<database>/<table>.json` |
 | `catalog_version` | `catalog/<database>/<table>/versions/<n>.json` |
 | `catalog_partition` | `catalog/<database>/<table>/partitions/<Y-M-D-H>.json` |
+| `crawl_record` | `catalog/<database>/<table>/crawled/<Y-M-D-H>.json` (the objects a partition's stats count) |
 | `cleaned_file` | `cleaned/<stream>/dt=YYYY-MM-DD/<output name>` |
 | `quarantine_file` | `quarantine/<stream>/dt=YYYY-MM-DD/<output name>` |
 | `mart_file` | `marts/<mart>/dt=YYYY-MM-DD/<mart>-<build token>.parquet` (no `dt=` when not daily) |
@@ -58,6 +59,11 @@ def catalog_version(database: str, table: str, version: int) -> str:
 def catalog_partition(database: str, table: str, values: list[str]) -> str:
     """A crawled partition, named by its values joined with `-` (`2026-11-21-08`)."""
     return f"catalog/{database}/{table}/partitions/{'-'.join(values)}.json"
+
+
+def crawl_record(database: str, table: str, values: list[str]) -> str:
+    """The objects a crawled partition's stats count (lake.crawler), named as the partition."""
+    return f"catalog/{database}/{table}/crawled/{'-'.join(values)}.json"
 
 
 def layer_folder(layer: str, stream: str) -> str:

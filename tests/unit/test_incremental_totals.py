@@ -170,4 +170,4 @@ def test_a_manifest_the_document_misses_is_found_and_added(tmp_path) -> None:
     lake.write(layout.hour_totals_doc(SPEC.name, HOUR), before)
     assert counts(lake, landing) == (2, 0, 6, 5, 1, 0, 3)
     doc = json.loads(lake.read(layout.hour_totals_doc(SPEC.name, HOUR)))
-    assert len(doc["manifests"]) == 2
+    assert len(doc["objects"]) == 2
