@@ -4,52 +4,21 @@ reading the hour's manifests."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import threading
-from datetime import UTC, datetime
 
 import pytest
 
 from lake import layout
 from lake.cleaning.hour import clean_hour
-from lake.firehose import hour_prefix, object_key
 from lake.hour_totals import hour_totals
 from lake.storage import LocalStorage
-from lake.streams import load_streams
-
-SPEC = load_streams()["robot_telemetry"]
-HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
-TABLE = {
-    "Name": "robot_telemetry",
-    "StorageDescriptor": {
-        "Columns": [
-            {"Name": "event_id", "Type": "string"},
-            {"Name": "ts", "Type": "timestamp"},
-            {"Name": "robot_id", "Type": "string"},
-        ]
-    },
-}
+from tests.incremental_lake import HOUR, SPEC, TABLE, land, landed
 
 
 @pytest.fixture(autouse=True)
 def _pii_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
-
-
-def land(landing: LocalStorage, minute: int, ids: list[str], broken: int = 0) -> str:
-    """An object of len(ids) good records and `broken` unparseable ones."""
-    records = "".join(
-        json.dumps({"event_id": i, "ts": f"2026-11-21T08:{minute:02d}:00Z", "robot_id": "R"})
-        for i in ids
-    )
-    key = object_key(SPEC.name, HOUR.replace(minute=minute), object_id=f"o{minute}")
-    landing.write(key, gzip.compress((records + '{"event_id": "x", "ts"' * broken).encode()))
-    return key
-
-
-def landed(landing: LocalStorage) -> list:
-    return list(landing.list(hour_prefix(SPEC.name, HOUR)))
 
 
 def clean(landing: LocalStorage, lake: LocalStorage, objects=None, full_refresh=False):

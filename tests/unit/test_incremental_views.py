@@ -4,7 +4,6 @@ the warehouse open sees the rows), readers see committed files only, once each."
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,28 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake.cleaning.hour import clean_hour
-from lake.firehose import hour_prefix, object_key
 from lake.iceberg.catalog import CLEANED, LakeTables
 from lake.iceberg.commit import TableShape, commit_files
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
-from lake.streams import load_streams
 from lake.table_links import STATE
 from lake.warehouse import Warehouse
+from tests.incremental_lake import HOUR, SPEC, TABLE, land, landed
 from tests.warehouse_reader import warehouse_held_open
-
-SPEC = load_streams()["robot_telemetry"]
-HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
-TABLE = {
-    "Name": "robot_telemetry",
-    "StorageDescriptor": {
-        "Columns": [
-            {"Name": "event_id", "Type": "string"},
-            {"Name": "ts", "Type": "timestamp"},
-            {"Name": "robot_id", "Type": "string"},
-        ]
-    },
-}
 
 
 @pytest.fixture(autouse=True)
@@ -67,20 +52,14 @@ def env(tmp_path: Path) -> dict:
 
 def land_and_clean(env: dict, minute: int, ids: list[str], full_refresh: bool = False) -> None:
     if ids:
-        body = "".join(
-            json.dumps({"event_id": i, "ts": f"2026-11-21T08:{minute:02d}:00Z", "robot_id": "R"})
-            for i in ids
-        )
-        key = object_key(SPEC.name, HOUR.replace(minute=minute), object_id=f"o{minute}")
-        env["landing"].write(key, gzip.compress(body.encode()))
-    objects = list(env["landing"].list(hour_prefix(SPEC.name, HOUR)))
+        land(env["landing"], minute, ids)
     clean_hour(
         SPEC,
         TABLE,
         env["landing"],
         env["lake"],
         HOUR,
-        objects,
+        landed(env["landing"]),
         full_refresh=full_refresh,
         settings=env["settings"],
         tables=env["tables"],
