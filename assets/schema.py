@@ -10,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Config,
     HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
@@ -17,6 +18,7 @@ from dagster import (
     TableSchema,
     asset,
 )
+from pydantic import Field
 
 from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
 from lake import layout
@@ -30,6 +32,18 @@ from orchestration.aws_resources import GlueResource
 from orchestration.resources import LakeResource
 
 COMPATIBLE_CHECK = "schema_compatible"
+
+
+class SchemaConfig(Config):
+    """Run options (the UI's launchpad shows them)."""
+
+    full_crawl: bool = Field(
+        default=False,
+        description=(
+            "Sample every object of the hour again, not only those no crawl has sampled in "
+            "their current version"
+        ),
+    )
 
 
 def build_schema_asset(
@@ -55,7 +69,7 @@ def build_schema_asset(
         ],
     )
     def _schema(
-        context: AssetExecutionContext, lake: LakeResource, glue: GlueResource
+        context: AssetExecutionContext, config: SchemaConfig, lake: LakeResource, glue: GlueResource
     ) -> Iterator[MaterializeResult]:
         landing, catalog = lake.landing(), Catalog(lake.lake(), database)
         glue_sync = glue.sync()
@@ -65,7 +79,7 @@ def build_schema_asset(
             if not objects:
                 add_hour_metadata(context, hour, _crawl_metadata([]))
                 continue
-            result = crawl_objects(spec, catalog, landing, objects)
+            result = crawl_objects(spec, catalog, landing, objects, full=config.full_crawl)
             results.append(result)
             add_hour_metadata(context, hour, _crawl_metadata([result]))
             if glue_sync is not None:
@@ -106,13 +120,15 @@ def _table_metadata(database: str, spec: StreamSpec, table: dict | None) -> dict
 
 
 def _crawl_metadata(results: list[CrawlResult]) -> dict:
-    """What crawling an hour found (every object of the hour is crawled each run, so these
-    are the hour's own counts; an hour with no objects has none)."""
+    """What crawling an hour found: `objects` is the hour's (as its partition counts them);
+    the rest is what this run sampled, the objects no crawl had sampled in their version
+    (every object with `full_crawl`). An hour with no objects has none."""
     unknown = {k: v for r in results for k, v in r.hour.unknown.items()}
     return {
         "new_versions": MetadataValue.json([r.version for r in results if r.changed]),
         "applied_changes": MetadataValue.json([r.applied.as_dict() for r in results if r.applied]),
-        "objects": sum(r.hour.objects for r in results),
+        "objects": sum(p.stats["objectCount"] for r in results for p in r.hour.partitions.values()),
+        "objects_crawled": sum(r.hour.objects for r in results),
         "records_sampled": sum(r.hour.records_sampled for r in results),
         "classifications": MetadataValue.json(
             dict(sum((r.hour.classifications for r in results), Counter()))

@@ -8,7 +8,7 @@ SQLite Iceberg catalog): a seed object of robot_telemetry crawled (the catalog t
 exists, as after the schema asset), then N tiny objects (--fill-records records each)
 landed in the same arrival hour and cleaned by `clean_hour` with the Iceberg tables, in
 calls of --fill-batch objects (their ledger manifests, cleaned files, dedup keys and
-table commits are the real ones). For each K of --keys, the dedup window of the hour
+table commits are the real ones), then crawled and exposed once (as the assets leave it). For each K of --keys, the dedup window of the hour
 (the event dates `window_dates` gives for the stream's lateness) then holds K extra keys:
 random 128-bit keys in one state file per (event date, other arrival hour), written in
 the layout lake.cleaning.dedup reads. Then --repeat micro-batches, each one new object of
@@ -148,6 +148,10 @@ def build_hour(root: Path, n_objects: int, args: argparse.Namespace, templates: 
             settings=settings,
             tables=LakeTables(settings),
         )
+    # as the assets leave it after those runs: the hour crawled, the warehouse views made
+    crawl_objects(SPEC, Catalog(lake, "bench"), landing, filled)
+    warehouse = Warehouse(settings.warehouse_path, settings.warehouse_lock_wait_seconds)
+    warehouse.expose_stream(lake, LakeTables(settings), SPEC.name)
     print(f"N={n_objects:,}: hour filled in {time.perf_counter() - started:.1f} s")
     return landing, lake, settings, rng
 

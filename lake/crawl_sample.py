@@ -3,6 +3,7 @@ and merged (JSON fields kept whole), and per-partition counts (Glue's estimates)
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,14 @@ class Partition:
     values: list[str]
     folder: str  # key prefix of the partition under the landing root, ending with '/'
     stats: Counter = field(default_factory=Counter)
+    # each object counted in `stats`: key -> [ETag, size, record estimate]
+    crawled: dict[str, list] = field(default_factory=dict)
+
+    def count(self, key: str, etag: str, size: int, records: int) -> None:
+        self.stats["objectCount"] += 1
+        self.stats["sizeKey"] += size
+        self.stats["recordCount"] += records
+        self.crawled[key] = [etag, size, records]
 
 
 @dataclass
@@ -95,18 +104,16 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
         seen.bytes += info.size
         found = classify_object(landing, info.key, info.size, limits, spec.records_key)
         seen.classifications[found.classification] += 1
-        partition = _partition_of(spec, info.key, seen.partitions)
-        partition.stats["objectCount"] += 1
-        partition.stats["sizeKey"] += info.size
+        partition = partition_of(spec, info.key, seen.partitions)
         if found.classification == "UNKNOWN":
+            partition.count(info.key, info.etag, info.size, 0)
             seen.unknown[info.key] = found.reason or "no classifier accepted it"
             continue
+        partition.count(info.key, info.etag, info.size, _record_estimate(found, info.size))
         schema = _schema_of(found, report, spec.limits, seen, tracking)
         seen.schema = merge_json_aware(seen.schema, schema, report, tracking)
-        estimate = _record_estimate(found, info.size)
         seen.records_sampled += len(found.records)
         seen.sampled_bytes += found.sampled_bytes
-        partition.stats["recordCount"] += estimate
         seen.csv_delimiter = seen.csv_delimiter or found.delimiter
     seen.conflicts = report.conflicts
     seen.json_fields = list(tracking.found)
@@ -195,15 +202,10 @@ def type_event_time(schema: Struct, spec: StreamSpec) -> None:
         schema.fields[spec.event_time_field] = "timestamp"
 
 
-def _partition_of(spec: StreamSpec, key: str, partitions: dict[str, Partition]) -> Partition:
+def partition_of(spec: StreamSpec, key: str, partitions: dict[str, Partition]) -> Partition:
     """Hive-style `k=v` folders name their keys; plain folders are partition_0.. (Glue),
     unless the stream names them."""
-    parsed = parse_key(key)  # `HH//name` is in the hour folder, like `HH/name`
-    folder = (
-        hour_prefix(parsed.stream, parsed.arrival_hour)
-        if parsed is not None
-        else "/".join(key.split("/")[:-1]) + "/"
-    )
+    folder = _partition_folder(key.rsplit("/", 1)[0] if "/" in key else "")
     folders = folder.split("/")[1:-1]
     if folder in partitions:
         return partitions[folder]
@@ -218,3 +220,14 @@ def _partition_of(spec: StreamSpec, key: str, partitions: dict[str, Partition]) 
         values = folders
     partitions[folder] = Partition(names, values, folder)
     return partitions[folder]
+
+
+@functools.lru_cache(maxsize=4096)
+def _partition_folder(directory: str) -> str:
+    """The partition folder of the objects in `directory`: the arrival hour's folder for a
+    Firehose layout (`HH//name` is in the hour folder, like `HH/name`), else the directory.
+    Only the directory decides it, so an hour's thousands of keys parse it once."""
+    parsed = parse_key(f"{directory}/_")
+    if parsed is None:
+        return directory + "/"
+    return hour_prefix(parsed.stream, parsed.arrival_hour)

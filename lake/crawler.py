@@ -9,13 +9,21 @@ The rules are written down in docs/schema-rules.md.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from lake import layout
 from lake.catalog_store import Catalog, column_assignment, stored_schema
-from lake.crawl_sample import HourSchema, JsonTracking, merge_json_aware, sample_objects
+from lake.crawl_sample import (
+    HourSchema,
+    JsonTracking,
+    merge_json_aware,
+    partition_of,
+    sample_objects,
+)
 from lake.glue_table import (
     build_table,
     partition_doc,
@@ -37,7 +45,13 @@ from lake.schema_drift import (
     made_json,
     within_column_limit,
 )
-from lake.storage import ConcurrentUpdateError, ObjectInfo, PreconditionFailed, Storage
+from lake.storage import (
+    ConcurrentUpdateError,
+    ObjectInfo,
+    ObjectNotFound,
+    PreconditionFailed,
+    Storage,
+)
 from lake.streams import StreamSpec
 
 
@@ -57,20 +71,35 @@ def crawl_objects(
     catalog: Catalog,
     landing: Storage,
     objects: list[ObjectInfo],
+    full: bool = False,
 ) -> CrawlResult:
-    """Crawl the given objects (an arrival hour) and merge them into the stored table;
-    a concurrent crawl's commit makes this one re-read and re-merge (the sample is kept)."""
-    seen = sample_objects(spec, landing, objects)
+    """Crawl an arrival hour (`objects`: the whole listing of its folder) and merge it into
+    the stored table; a concurrent crawl's commit makes this one re-read and re-merge (the
+    sample is kept).
+
+    Only objects the partition's crawl record (`layout.crawl_record`: key -> ETag, size,
+    record estimate) does not hold in their version are sampled; the partition's stats
+    are summed over the listed objects, the earlier ones from the record (an object gone
+    from the listing drops out), so a record and stats out of step (a crawl killed
+    between writing them) agree again after the next crawl. `full` samples every object again. The sample's schema merges into the stored
+    table's, so what earlier crawls added stays."""
+    known = {} if full else _crawled(spec, catalog, objects)
+    todo = [o for o in objects if known.get(o.key, [None, None])[:2] != [o.etag, o.size]]
+    seen = sample_objects(spec, landing, todo)
+    sampled = {o.key for o in todo}
+    for info in objects:
+        if info.key in known and info.key not in sampled:
+            partition_of(spec, info.key, seen.partitions).count(info.key, *known[info.key])
     for _ in range(catalog.COMMIT_ATTEMPTS):
         try:
-            return _merge_into_table(spec, catalog, landing, seen)
+            return _merge_into_table(spec, catalog, landing, seen, sampled)
         except PreconditionFailed:
             time.sleep(random.uniform(0, 0.05))  # de-synchronise the racers
     raise ConcurrentUpdateError(f"catalog table {spec.name}: still changing after retries")
 
 
 def _merge_into_table(
-    spec: StreamSpec, catalog: Catalog, landing: Storage, seen: HourSchema
+    spec: StreamSpec, catalog: Catalog, landing: Storage, seen: HourSchema, fresh: set[str]
 ) -> CrawlResult:
     stored, read_tag = catalog.read_table(spec.name)
     if stored:
@@ -102,6 +131,9 @@ def _merge_into_table(
     previous = previous_partition_stats(catalog, spec.name, seen.partitions.values())
     stats = table_stats(stored, previous, seen.partitions.values())
     classification = table_classification(stored, seen)
+    if seen.csv_delimiter is None and stored:  # no CSV object among the new ones
+        serde = stored["StorageDescriptor"].get("SerdeInfo", {}).get("Parameters", {})
+        seen.csv_delimiter = serde.get("field.delim")
     table = build_table(
         spec,
         catalog.database,
@@ -115,6 +147,29 @@ def _merge_into_table(
     )
     table["Parameters"][JSON_PARAMETER] = json_text
     catalog.commit_table(table, read_tag, applied if changed else None)
+    # what the table did not take (an incompatible change, the policy or the column limit
+    # holding back) is proposed again by the next crawl: its objects stay uncrawled
+    held_back = bool(incompatible) or proposed.as_dict() != applied.as_dict()
     for partition in seen.partitions.values():
+        crawled = {k: v for k, v in partition.crawled.items() if not (held_back and k in fresh)}
+        record = layout.crawl_record(catalog.database, spec.name, partition.values)
+        catalog.lake.write(record, json.dumps(crawled, separators=(",", ":")).encode())
         catalog.put_partition(spec.name, partition_doc(table, landing, partition))
     return CrawlResult(table, version, changed, proposed, applied, incompatible, seen)
+
+
+def _crawled(spec: StreamSpec, catalog: Catalog, objects: list[ObjectInfo]) -> dict[str, list]:
+    """What the crawl records of `objects`' partitions hold: key -> [ETag, size, records]."""
+    partitions: dict = {}
+    for info in objects:
+        partition_of(spec, info.key, partitions)
+    known: dict[str, list] = {}
+    for partition in partitions.values():
+        key = layout.crawl_record(catalog.database, spec.name, partition.values)
+        try:
+            record = json.loads(catalog.lake.read(key))
+        except (ObjectNotFound, ValueError):
+            continue  # none yet, or not a record: those objects are sampled again
+        if isinstance(record, dict):
+            known |= {k: v for k, v in record.items() if isinstance(v, list) and len(v) == 3}
+    return known

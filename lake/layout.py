@@ -9,6 +9,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `catalog_table` | `catalog/<database>/<table>.json` |
 | `catalog_version` | `catalog/<database>/<table>/versions/<n>.json` |
 | `catalog_partition` | `catalog/<database>/<table>/partitions/<Y-M-D-H>.json` |
+| `crawl_record` | `catalog/<database>/<table>/crawled/<Y-M-D-H>.json` (the objects a partition's stats count) |
 | `cleaned_file` | `cleaned/<stream>/dt=YYYY-MM-DD/<output name>` |
 | `quarantine_file` | `quarantine/<stream>/dt=YYYY-MM-DD/<output name>` |
 | `mart_file` | `marts/<mart>/dt=YYYY-MM-DD/<mart>-<build token>.parquet` (no `dt=` when not daily) |
@@ -18,6 +19,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `redshift_load_script` | `redshift/<mart>/dt=YYYY-MM-DD/load.sql` |
 | `ledger_manifest` | `_state/cleaned/<stream>/<output name>.v<version>.json` |
 | `legacy_ledger_manifest` | `_state/cleaned/<stream>/<output name>.json` (read, never written) |
+| `hour_totals_doc` | `_state/totals/<stream>/<YYYYMMDDTHH>.json` |
 | `dedup_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>.parquet` |
 | `retype_marker` | `_state/retyped/<stream>.json` |
 | `redshift_state` | `_state/redshift/<mart>.json` |
@@ -57,6 +59,11 @@ def catalog_version(database: str, table: str, version: int) -> str:
 def catalog_partition(database: str, table: str, values: list[str]) -> str:
     """A crawled partition, named by its values joined with `-` (`2026-11-21-08`)."""
     return f"catalog/{database}/{table}/partitions/{'-'.join(values)}.json"
+
+
+def crawl_record(database: str, table: str, values: list[str]) -> str:
+    """The objects a crawled partition's stats count (lake.crawler), named as the partition."""
+    return f"catalog/{database}/{table}/crawled/{'-'.join(values)}.json"
 
 
 def layer_folder(layer: str, stream: str) -> str:
@@ -151,6 +158,11 @@ def ledger_manifest(stream: str, name: str, version: str) -> str:
 
 def legacy_ledger_manifest(stream: str, name: str) -> str:
     return f"{ledger_folder(stream)}{name}.json"
+
+
+def hour_totals_doc(stream: str, hour: datetime) -> str:
+    """An arrival hour's running totals (lake.hour_totals): one document, compare-and-swap."""
+    return f"_state/totals/{stream}/{hour:%Y%m%dT%H}.json"
 
 
 def pending_commits_folder(stream: str) -> str:

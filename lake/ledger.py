@@ -232,14 +232,15 @@ def replace_manifest(
     earlier_files: list[str],
     typed_as: TypedAs | None = None,
     delete_stale: bool = True,
-) -> str:
+) -> tuple[str, dict[str, Any]]:
     """Remove the files earlier runs wrote for the key and this run did not, record the
     object as processed in its current version, then drop the earlier manifests. (In this
     order a crash anywhere leaves the object unprocessed, or processed with nothing stale.)
     With `delete_stale` False the earlier files stay: an Iceberg table's older snapshots
     still read them until snapshot expiry removes them (lake.iceberg.expiry).
     `typed_as` records the catalog version and column types the files were written with
-    (lake.retype rewrites the files when the catalog's types move on)."""
+    (lake.retype rewrites the files when the catalog's types move on). Returns the
+    manifest's key and what it holds."""
     for stale in set(earlier_files) - set(counts.files) if delete_stale else ():
         with contextlib.suppress(ObjectNotFound):
             lake.delete(stale)
@@ -261,4 +262,4 @@ def replace_manifest(
         if old != key:
             with contextlib.suppress(ObjectNotFound):
                 lake.delete(old)
-    return key
+    return key, manifest

@@ -15,11 +15,14 @@ lake no longer has, so a run killed between the lake and the copy heals on the n
 
 The Iceberg tables of a stream (`cleaned.<stream>`, `quarantine.<stream>`, namespaces as
 the catalog names them) are views too, made by `expose_stream` after each cleaning commit:
-over a literal list of the table's committed data files in place (no copy), typed by the
-table's schema (a column absent from older files reads as NULL), plus `dt` from the files'
-`dt=` folders. A file whose path holds a glob character cannot be listed literally to
-DuckDB: the view is reported pending. An S3 lake cannot be read by DuckDB here (no httpfs
-offline), so the warehouse then holds the mart copies only.
+over `<warehouse folder>/<warehouse name>_tables/<namespace>/<stream>/dt=*/`, a folder of
+symlinks to the table's committed data files in place (no copy) that lake.table_links
+keeps in step with the table's snapshots, typed by the table's schema (a column absent
+from older files reads as NULL), plus `dt` from the `dt=` folders. A batch therefore costs
+the files its commit added or removed, not the stream's: the view reads the folder by a
+glob when queried and is made again only when its text changes (a column or a type, the
+first file). An S3 lake cannot be read by DuckDB here (no httpfs offline), so the
+warehouse then holds the mart copies only.
 
 Given the mart table's committed files, those are the lake's partitions (a file a run
 wrote but did not commit, or one its commit replaced, is never copied).
@@ -42,13 +45,15 @@ from pyiceberg.table import Table
 from lake import layout
 from lake.column_cast import duck_types
 from lake.iceberg.catalog import CLEANED, QUARANTINE, LakeTables
-from lake.iceberg.scan import files_of
 from lake.literal_paths import GLOB_CHARACTERS
 from lake.settings import DEFAULTS
 from lake.sql_text import quote_identifier, sql_string
 from lake.storage import LocalStorage, Storage
+from lake.table_links import GLOB as LINK_GLOB
+from lake.table_links import sync_links
 
 PART_FILE = "part.parquet"
+VIEW_MARKER = ".view.sql"  # the view SQL last made, beside what it reads
 S3_LAKE = "the lake is on S3, which DuckDB cannot read here (no httpfs): mart copies only"
 _PARTITION = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 
@@ -65,6 +70,7 @@ class Warehouse:
     ) -> None:
         self.path = Path(path)
         self.copies = self.path.parent / f"{self.path.stem}_marts"
+        self.links = self.path.parent / f"{self.path.stem}_tables"
         self.lock_wait_s = lock_wait_s
 
     def refresh(
@@ -107,7 +113,7 @@ class Warehouse:
             f"CREATE OR REPLACE VIEW marts.{quote_identifier(mart)} AS "
             f"SELECT * FROM read_parquet({source}, union_by_name=true, hive_partitioning=false)"
         )
-        marker = folder / ".view.sql"
+        marker = folder / VIEW_MARKER
         if marker.exists() and marker.read_text() == view_sql and self.path.exists():
             return WarehouseRefresh(True)
         con, busy = self._open()
@@ -130,7 +136,10 @@ class Warehouse:
 
     def expose_stream(self, lake: Storage, tables: LakeTables, stream: str) -> WarehouseRefresh:
         """`cleaned.<stream>` and `quarantine.<stream>` as views over the tables' committed
-        files. Never raises for the warehouse's sake: what it cannot make is pending."""
+        files: each table's links (lake.table_links) are brought to its current snapshot,
+        and the view, a glob over them, is made only when its text changes (a new table,
+        a column or type change, the first or last file). Never raises for the
+        warehouse's sake: what it cannot make is pending."""
         if not isinstance(lake, LocalStorage):
             return WarehouseRefresh(False, S3_LAKE)
         views, pending = [], []
@@ -138,15 +147,20 @@ class Warehouse:
             table = tables.load(layer, stream)
             if table is None:
                 continue  # nothing committed to it yet (a stream that never quarantined)
-            paths = [str(lake.path(key)) for key in files_of(table, tables)]
-            if unsafe := [p for p in paths if GLOB_CHARACTERS & set(p)]:
+            schema = tables.namespace(layer)
+            folder = self.links / safe_name(schema) / safe_name(stream)
+            if GLOB_CHARACTERS & set(str(folder)):
+                pending.append(f"WAREHOUSE_PATH folder {folder} has glob characters")
+                continue
+            state = sync_links(folder, table, tables, lake)
+            if state.unsafe:
                 pending.append(
-                    f"{len(unsafe)} files of {tables.table_id(layer, stream)} hold glob characters"
+                    f"{len(state.unsafe)} files of {tables.table_id(layer, stream)} are in "
+                    "no dt= folder"
                 )
                 continue
-            views.append(
-                (tables.namespace(layer), view_sql(tables.namespace(layer), stream, table, paths))
-            )
+            paths = [str(folder / LINK_GLOB)] if state.files else []
+            views.append((folder, schema, view_sql(schema, stream, table, paths)))
         try:
             made = self._make_views(views)
         except duckdb.Error as exc:
@@ -155,19 +169,25 @@ class Warehouse:
             pending.append(made)
         return WarehouseRefresh(not pending, "; ".join(pending) or None)
 
-    def _make_views(self, views: list[tuple[str, str]]) -> str | None:
-        """Create each (schema, view SQL); why not when the warehouse is busy."""
+    def _make_views(self, views: list[tuple[Path, str, str]]) -> str | None:
+        """Create each (links folder, schema, view SQL) whose SQL is not the one made last
+        time (kept beside its links); why not when the warehouse is busy."""
+        views = [
+            v for v in views if not (self.path.exists() and _read_text(v[0] / VIEW_MARKER) == v[2])
+        ]
         if not views:
             return None
         con, busy = self._open()
         if con is None:
             return busy.pending
         try:
-            for schema, sql in views:
+            for _, schema, sql in views:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
                 con.execute(sql)
         finally:
             con.close()
+        for folder, _, sql in views:
+            _write_atomically(folder / VIEW_MARKER, sql.encode())
         return None
 
     def _open(self) -> tuple[duckdb.DuckDBPyConnection | None, WarehouseRefresh]:
@@ -250,6 +270,13 @@ def sync_copy(lake: Storage, prefix: str, folder: Path, committed: set[str] | No
         with lake.open(info.key) as body, open(tmp, "wb") as out:
             shutil.copyfileobj(body, out, 1 << 20)
         os.replace(tmp, target)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

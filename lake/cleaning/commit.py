@@ -29,6 +29,7 @@ from pyiceberg.expressions import In
 
 from lake import layout
 from lake.cleaning.columns import leaf_columns_of
+from lake.hour_totals import record_manifests
 from lake.iceberg.adopt import ledger_files
 from lake.iceberg.catalog import CLEANED, QUARANTINE, LakeTables
 from lake.iceberg.commit import Committed, TableShape, commit_files
@@ -53,7 +54,8 @@ class RunCommit:
     days: dict[str, set[date]] = field(default_factory=lambda: {CLEANED: set(), QUARANTINE: set()})
     arrival_hours: list[datetime] = field(default_factory=list)
     replaced_keys: set[str] = field(default_factory=set)  # with earlier manifests
-    ledger_writes: list[Callable[[], object]] = field(default_factory=list)
+    # each writes an object's manifest and returns (its key, what it holds)
+    ledger_writes: list[Callable[[], tuple[str, dict]]] = field(default_factory=list)
     commits: dict[str, Committed] = field(default_factory=dict)
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -68,7 +70,7 @@ class RunCommit:
         files: list[str],
         earlier_files: list[str],
         replaced_keys: list[str],
-        ledger_writes: list[Callable[[], object]],
+        ledger_writes: list[Callable[[], tuple[str, dict]]],
     ) -> None:
         """An hour's output: its objects' keys, the files it wrote and those of earlier
         runs for the same keys (whose days the replace must cover), the keys the ledger
@@ -129,9 +131,11 @@ class RunCommit:
         return self.commits
 
     def _write_ledger(self) -> None:
-        for write in self.ledger_writes:
-            write()
+        """The manifests, then the hours' running totals (lake.hour_totals) from them."""
+        written = [write() for write in self.ledger_writes]
         self.ledger_writes = []
+        if self.lake is not None and written:
+            record_manifests(self.lake, self.spec.name, written)
 
 
 def _pending_markers(lake: Storage, stream: str) -> dict[str, set[str]]:

@@ -33,8 +33,9 @@ def _record(i: int) -> dict:
     }
 
 
-def _land(local_lake, minute: int, ids: range, broken: int = 0) -> None:
-    body = "".join(json.dumps(_record(i)) for i in ids) + '{"event_id": "bad", "ts"' * broken
+def _land(local_lake, minute: int, ids: range, broken: int = 0, **extra) -> None:
+    records = (_record(i) | extra for i in ids)
+    body = "".join(json.dumps(r) for r in records) + '{"event_id": "bad", "ts"' * broken
     key = object_key(STREAM, datetime(2026, 11, 21, 8, minute, tzinfo=UTC), object_id=f"o{minute}")
     local_lake["landing"].write(key, gzip.compress(body.encode()))
 
@@ -82,13 +83,20 @@ def test_a_reader_holding_the_warehouse_open_leaves_the_views_pending_not_a_fail
     assert _run(resources)["warehouse_pending"] == ""
 
     with warehouse_held_open(local_lake["warehouse_path"]):
-        _land(local_lake, 2, range(10, 12))
+        # a new column: the view must be made again (new rows alone need no view change:
+        # the view reads the links the run keeps, see the first test)
+        _land(local_lake, 2, range(10, 12), temp_c=4.5)
         held = _run(resources)  # the run succeeds, its rows committed to the tables
         assert held["batch_records_cleaned"] == 2
         assert held["warehouse_views_ready"] is False
         assert "busy" in held["warehouse_pending"]
-    assert _counts(local_lake["warehouse_path"]) == (4, 1)  # the views of before
+    # the view of before: the new rows (it reads the table's links), not the new column
+    assert _counts(local_lake["warehouse_path"]) == (6, 1)
+    with duckdb.connect(local_lake["warehouse_path"], read_only=True) as con:
+        assert "temp_c" not in [c[0] for c in con.sql(f"describe cleaned.{STREAM}").fetchall()]
 
     again = _run(resources)  # nothing new to clean: the views are made all the same
     assert (again["batch_records_cleaned"], again["warehouse_pending"]) == (0, "")
-    assert _counts(local_lake["warehouse_path"]) == (6, 1)
+    with duckdb.connect(local_lake["warehouse_path"], read_only=True) as con:
+        temps = con.sql(f"select temp_c, count(*) from cleaned.{STREAM} group by 1 order by 1")
+        assert temps.fetchall() == [(4.5, 2), (None, 4)]

@@ -1,0 +1,142 @@
+"""An hour's running totals come from one state document kept by the cleaning runs: exact
+under re-runs, full refreshes, overwritten objects and concurrent runs, and read without
+reading the hour's manifests."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from lake import layout
+from lake.cleaning.hour import clean_hour
+from lake.hour_totals import hour_totals
+from lake.storage import LocalStorage
+from tests.incremental_lake import HOUR, SPEC, TABLE, land, landed
+
+
+@pytest.fixture(autouse=True)
+def _pii_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+
+
+def clean(landing: LocalStorage, lake: LocalStorage, objects=None, full_refresh=False):
+    objects = landed(landing) if objects is None else objects
+    return clean_hour(SPEC, TABLE, landing, lake, HOUR, objects, full_refresh=full_refresh)
+
+
+def counts(lake: LocalStorage, landing: LocalStorage) -> tuple[int, ...]:
+    t = hour_totals(lake, SPEC.name, HOUR, landed(landing))
+    return (
+        t.objects,
+        t.objects_pending,
+        t.records_in,
+        t.records_cleaned,
+        t.records_quarantined,
+        t.duplicates_dropped,
+        len(t.files),
+    )
+
+
+class CountingReads(LocalStorage):
+    """A LocalStorage that remembers which keys were read."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.reads: list[str] = []
+
+    def read(self, key: str) -> bytes:
+        self.reads.append(key)
+        return super().read(key)
+
+
+def test_totals_add_each_batch_and_read_no_manifest(tmp_path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), CountingReads(tmp_path / "lake")
+    land(landing, 1, ["a", "b", "c"], broken=1)
+    clean(landing, lake)
+    land(landing, 2, ["d", "a"])  # `a` again: a duplicate of the first object's
+    land(landing, 3, ["e"])  # landed, not cleaned yet: pending
+    clean(landing, lake, [o for o in landed(landing) if "o3" not in o.key])
+    lake.reads.clear()
+    # objects, pending, in, cleaned, quarantined, duplicates, files (2 cleaned, 1 quarantine)
+    assert counts(lake, landing) == (2, 1, 6, 4, 1, 1, 3)
+    assert not [k for k in lake.reads if k.startswith(layout.ledger_folder(SPEC.name))]
+    assert lake.exists(layout.hour_totals_doc(SPEC.name, HOUR))
+
+
+def test_a_rerun_and_a_full_refresh_leave_the_totals_as_they_were(tmp_path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    land(landing, 1, ["a", "b"], broken=1)
+    land(landing, 2, ["c"])
+    clean(landing, lake)
+    assert counts(lake, landing) == (2, 0, 4, 3, 1, 0, 3)
+    clean(landing, lake)  # nothing new
+    assert counts(lake, landing) == (2, 0, 4, 3, 1, 0, 3)
+    clean(landing, lake, full_refresh=True)
+    assert counts(lake, landing) == (2, 0, 4, 3, 1, 0, 3)
+
+
+def test_an_overwritten_object_is_pending_until_recleaned_then_counts_its_new_version(
+    tmp_path,
+) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    land(landing, 1, ["a", "b"])
+    land(landing, 2, ["c"])
+    clean(landing, lake)
+    land(landing, 1, ["a", "b", "z", "y"], broken=1)  # same key, new content
+    assert counts(lake, landing) == (1, 1, 1, 1, 0, 0, 1)
+    clean(landing, lake)
+    assert counts(lake, landing) == (2, 0, 6, 5, 1, 0, 3)
+
+
+def test_two_concurrent_runs_count_each_object_once(tmp_path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    for minute in range(1, 9):
+        land(landing, minute, [f"r{minute}-{i}" for i in range(minute)])
+    objects = landed(landing)
+    # two runs over overlapping batches: objects 3..5 are in both, so both may clean them
+    batches = [objects[:6], objects[2:]]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(batch) -> None:
+        try:
+            barrier.wait()
+            clean(landing, lake, batch)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    total = counts(lake, landing)
+    assert total[:3] == (8, 0, 36)  # 1 + 2 + ... + 8 records, each object once
+    assert total[3] + total[5] == 36  # a record the other run kept first is a duplicate
+
+
+def test_an_hour_without_its_document_is_seeded_from_its_manifests(tmp_path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    land(landing, 1, ["a", "b"], broken=1)
+    land(landing, 2, ["c"])
+    clean(landing, lake)
+    lake.delete(layout.hour_totals_doc(SPEC.name, HOUR))  # an hour cleaned before it existed
+    assert counts(lake, landing) == (2, 0, 4, 3, 1, 0, 3)
+    assert lake.exists(layout.hour_totals_doc(SPEC.name, HOUR))
+
+
+def test_a_manifest_the_document_misses_is_found_and_added(tmp_path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    land(landing, 1, ["a", "b"])
+    clean(landing, lake)
+    before = lake.read(layout.hour_totals_doc(SPEC.name, HOUR))
+    land(landing, 2, ["c", "d", "e"], broken=1)
+    clean(landing, lake)
+    # as if the run was killed between its manifests and the document
+    lake.write(layout.hour_totals_doc(SPEC.name, HOUR), before)
+    assert counts(lake, landing) == (2, 0, 6, 5, 1, 0, 3)
+    doc = json.loads(lake.read(layout.hour_totals_doc(SPEC.name, HOUR)))
+    assert len(doc["objects"]) == 2
