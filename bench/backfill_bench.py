@@ -5,6 +5,8 @@ schema and cleaned (the user's path) against bare DuckDB on the same files.
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py compare --case hours29 --runs 3
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py compare --case month --runs 3
     ... compare --code /work/main   # "before": the same run with another checkout's code
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py core --case month [--per-hour]
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py small --runs 3  # per-object overhead
 
 Cases (robot_telemetry, concatenated JSON, gzip; event times inside their arrival hour):
 - `hours29`: 2,000,000 records in 100 objects spread over 29 arrival hours;
@@ -37,6 +39,8 @@ from pathlib import Path
 from clean_bench import SPEC, object_body, record_templates
 
 from lake.catalog_store import Catalog
+from lake.cleaning.commit import RunCommit
+from lake.cleaning.hour import CleaningSession, clean_hour
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, hours_between, object_key, partition_key
 from lake.storage import LocalStorage
@@ -116,6 +120,72 @@ def ours(root: Path, case: str, code: Path, profile: Path | None = None) -> None
     print(f"  run {run_s:.2f} s; steps: {shown}")
 
 
+def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> None:
+    """The cleaning alone, in this process: clean_hour over the case's hours as the
+    cleaned asset calls it, on one CleaningSession, or with `per_hour` a connection per
+    hour (clean_hour without a session: the code before the session). The catalog is
+    root/lake's (generate's crawl); outputs go to a fresh root/core lake."""
+    first, hours, _, records = CASES[case]
+    landing, out = LocalStorage(root / "landing"), root / "core"
+    table = Catalog(LocalStorage(root / "lake"), "bench").get_table(SPEC.name)
+    shutil.rmtree(out, ignore_errors=True)
+    lake = LocalStorage(out)
+    run_commit = RunCommit(None, SPEC, lake)
+    start = time.perf_counter()
+    with CleaningSession() as session:
+        for hour in hours_between(first, first + timedelta(hours=hours)):
+            objects = list(landing.list(hour_prefix(SPEC.name, hour)))
+            clean_hour(
+                SPEC,
+                table,
+                landing,
+                lake,
+                hour,
+                objects,
+                run_commit=run_commit,
+                session=None if per_hour else session,
+            )
+        run_commit.commit()
+    wall = time.perf_counter() - start
+    label = "a connection per hour" if per_hour else "one session"
+    print(f"core ({label}): {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s")
+
+
+def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
+    """Per-object overhead of cleaning: the same records of one arrival hour in `objects`
+    objects and in one, each cleaned by clean_hour (no Iceberg tables) `runs` times,
+    alternating; overhead = (median time of N objects - median time of 1) / N."""
+    hour = datetime(2026, 11, 21, 8, tzinfo=UTC)
+    templates, rng = record_templates(), random.Random(7)
+    bodies = [object_body(rng, templates, records) for _ in range(objects)]
+    shutil.rmtree(root, ignore_errors=True)
+    for label, parts in (("many", bodies), ("one", [b"".join(bodies)])):
+        landing = LocalStorage(root / label / "landing")
+        for n, body in enumerate(parts):
+            written = hour + timedelta(seconds=n * 3600 // len(parts))
+            landing.write(object_key(SPEC.name, written, object_id=f"{n:05d}"), gzip.compress(body))
+    infos = list(LocalStorage(root / "one" / "landing").list(hour_prefix(SPEC.name, hour)))
+    catalog = Catalog(LocalStorage(root / "catalog"), "bench")
+    crawl_objects(SPEC, catalog, LocalStorage(root / "one" / "landing"), infos)
+    table = catalog.get_table(SPEC.name)
+    seconds: dict[str, list[float]] = {"many": [], "one": []}
+    for _ in range(runs):
+        for label in seconds:
+            landing = LocalStorage(root / label / "landing")
+            shutil.rmtree(root / label / "lake", ignore_errors=True)
+            lake = LocalStorage(root / label / "lake")
+            infos = list(landing.list(hour_prefix(SPEC.name, hour)))
+            start = time.perf_counter()
+            clean_hour(SPEC, table, landing, lake, hour, infos)
+            seconds[label].append(time.perf_counter() - start)
+    many, one = (statistics.median(seconds[k]) for k in ("many", "one"))
+    print(
+        f"{objects} objects of {records} records: {many:.3f} s; in one object: {one:.3f} s; "
+        f"overhead {(many - one) / objects * 1000:.2f} ms per object "
+        f"(load average {os.getloadavg()[0]:.1f})"
+    )
+
+
 def _run_times(home: Path, code: Path) -> tuple[float, dict[str, float]]:
     """The run's seconds (start to end) and each step's, read from its instance."""
     script = (
@@ -164,11 +234,13 @@ def compare(root: Path, case: str, runs: int, code: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("generate", "ours", "compare"))
+    parser.add_argument("mode", choices=("generate", "ours", "compare", "core", "small"))
     parser.add_argument("--case", choices=sorted(CASES), default="hours29")
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout `ours` runs")
+    parser.add_argument("--per-hour", action="store_true", help="core: a connection per hour")
+    parser.add_argument("--hours", type=int, help="core: the case's first hours only")
     parser.add_argument("--profile", type=Path, help="ours: cProfile stats of the run to this file")
     args = parser.parse_args()
     root = args.dir or Path(f"/tmp/backfillbench-{args.case}")
@@ -176,6 +248,10 @@ def main() -> None:
         generate(root, args.case)
     elif args.mode == "ours":
         ours(root, args.case, args.code.resolve(), args.profile)
+    elif args.mode == "small":
+        small_objects(args.dir or Path("/tmp/backfillbench-small"), 500, 26, args.runs)
+    elif args.mode == "core":
+        core(root, args.case, args.per_hour, args.hours)
     else:
         compare(root, args.case, args.runs, args.code.resolve())
 
