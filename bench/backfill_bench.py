@@ -124,8 +124,11 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
     """The cleaning alone, in this process: clean_hour over the case's hours as the
     cleaned asset calls it, on one CleaningSession, or with `per_hour` a connection per
     hour (clean_hour without a session: the code before the session). The catalog is
-    root/lake's (generate's crawl); outputs go to a fresh root/core lake."""
+    root/lake's (generate's crawl); outputs go to a fresh root/core lake; `limit`: the
+    case's first hours only."""
     first, hours, _, records = CASES[case]
+    if limit is not None:
+        records, hours = records * min(limit, hours) // hours, min(limit, hours)
     landing, out = LocalStorage(root / "landing"), root / "core"
     table = Catalog(LocalStorage(root / "lake"), "bench").get_table(SPEC.name)
     shutil.rmtree(out, ignore_errors=True)
