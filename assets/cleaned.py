@@ -28,7 +28,7 @@ from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import LINEAGE_TYPES
 from lake.cleaning.commit import RunCommit
-from lake.cleaning.hour import clean_hour
+from lake.cleaning.hour import CleaningSession, clean_hour
 from lake.cleaning.report import HourReport
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
@@ -114,23 +114,25 @@ def build_cleaned_asset(
         run_commit = RunCommit(
             tables, spec, lake_storage
         )  # one Iceberg commit for every hour of the run
-        for hour in hours_of(context):
-            landed = list(landing.list(hour_prefix(spec.name, hour)))
-            batch = clean_hour(
-                spec,
-                table,
-                landing,
-                lake_storage,
-                hour,
-                [o for o in landed if config.up_to_key is None or o.key <= config.up_to_key],
-                full_refresh=config.full_refresh,
-                pii_key=key,
-                settings=settings,
-                tables=tables,
-                run_commit=run_commit,
-            )
-            batches[hour] = (landed, batch)
-            total.absorb(batch)
+        with CleaningSession(settings, key) as session:  # one DuckDB connection for the run
+            for hour in hours_of(context):
+                landed = list(landing.list(hour_prefix(spec.name, hour)))
+                batch = clean_hour(
+                    spec,
+                    table,
+                    landing,
+                    lake_storage,
+                    hour,
+                    [o for o in landed if config.up_to_key is None or o.key <= config.up_to_key],
+                    full_refresh=config.full_refresh,
+                    pii_key=key,
+                    settings=settings,
+                    tables=tables,
+                    run_commit=run_commit,
+                    session=session,
+                )
+                batches[hour] = (landed, batch)
+                total.absorb(batch)
         commits = run_commit.commit()
         # files cleaned under an older catalog version get the current column types
         retyped = retype_stream(spec, table, landing, lake_storage, key, settings, tables)

@@ -7,7 +7,7 @@ import os
 import warnings
 from datetime import date
 
-from dagster import AssetKey, AssetsDefinition, BetaWarning, Definitions
+from dagster import AssetKey, AssetsDefinition, BetaWarning, Definitions, in_process_executor
 
 from assets.cleaned import build_cleaned_asset
 from assets.landing import build_landing_asset
@@ -114,4 +114,7 @@ defs = Definitions(
         ),
     ],
     resources=resources_from_env(settings),
+    # the UI's Materialize, backfills and `dagster asset materialize` run the implicit asset
+    # job: without this, the multiprocess executor starts a process per step (seconds each)
+    executor=in_process_executor,
 )

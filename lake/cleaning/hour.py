@@ -14,6 +14,9 @@ files it no longer produces.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
@@ -44,6 +47,7 @@ from lake.ledger import (
 from lake.object_fetch import LandedObject, fetch_objects
 from lake.pii import PIIKey, install_key, key_from_env
 from lake.settings import DEFAULTS, Settings
+from lake.sql_text import quote_identifier
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 
@@ -61,6 +65,7 @@ def clean_hour(
     settings: Settings = DEFAULTS,
     tables: LakeTables | None = None,
     run_commit: RunCommit | None = None,
+    session: CleaningSession | None = None,
 ) -> HourReport:
     """Clean the hour's objects not processed yet (all of them with full_refresh).
 
@@ -72,7 +77,8 @@ def clean_hour(
     The files are registered in the Iceberg tables of `tables` (None: none) and the ledger
     written by a RunCommit (lake.cleaning.commit): this hour's own, committed before
     returning, or the caller's `run_commit`, which the caller commits once for all the
-    hours of its run.
+    hours of its run. Likewise the DuckDB connection: the hour's own, or the caller's
+    `session`, shared by every hour of its run.
     """
     report = HourReport()
     report.folder_markers = [o.key for o in objects if is_folder_marker(o.key, o.size)]
@@ -98,41 +104,39 @@ def clean_hour(
     all_names = [output_name(hour, o.key) for o in todo]
     committing = RunCommit(tables, spec, lake) if run_commit is None else run_commit
     window = window_dates(hour, spec.allowed_lateness_hours)
-    with tempfile.TemporaryDirectory(prefix="clean-") as tmp:
-        memory = settings.clean_memory_limit  # DuckDB spills to disk past it
-        con = duckdb.connect(config={"memory_limit": memory, "temp_directory": tmp})
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            install_key(con, key)
-            run = HourRun(
-                con,
-                spec,
-                landing,
-                lake,
-                hour,
-                Path(tmp),
-                report,
-                schema,
-                ingested_at,
-                column_assignment(table),
-                json_paths,
-            )
-            load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
-            cap = spec.limits.max_object_expanded_bytes
-            landed = fetch_objects(landing, todo, Path(tmp) / "landed", cap)
-            # an object larger than a pass's bytes is a pass of its own
-            for n, chunk in enumerate(_chunks(landed, settings.clean_chunk_bytes)):
-                names = [output_name(hour, o.key) for o in chunk]
-                run.clean_pass(chunk, names, n, [committing.file_name(name) for name in names])
-                for o in chunk:
-                    o.discard()
-                pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
-            new_keys = f"SELECT * FROM {run.new_keys}"
-            stale_days = _days_of([f for files in earlier_files.values() for f in files])
-            save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed, stale_days)
-            report.late_beyond_allowed = kept_before(con, window[0])
-        finally:
-            con.close()
+    with contextlib.ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(CleaningSession(settings))
+        session.use_key(key)
+        con, tmp = session.con, session.hour_scratch()
+        stack.callback(session.end_hour, tmp)
+        run = HourRun(
+            con,
+            spec,
+            landing,
+            lake,
+            hour,
+            tmp,
+            report,
+            schema,
+            ingested_at,
+            column_assignment(table),
+            json_paths,
+        )
+        load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
+        cap = spec.limits.max_object_expanded_bytes
+        landed = fetch_objects(landing, todo, tmp / "landed", cap)
+        # an object larger than a pass's bytes is a pass of its own
+        for n, chunk in enumerate(_chunks(landed, settings.clean_chunk_bytes)):
+            names = [output_name(hour, o.key) for o in chunk]
+            run.clean_pass(chunk, names, n, [committing.file_name(name) for name in names])
+            for o in chunk:
+                o.discard()
+            pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
+        new_keys = f"SELECT * FROM {run.new_keys}"
+        stale_days = _days_of([f for files in earlier_files.values() for f in files])
+        save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed, stale_days)
+        report.late_beyond_allowed = kept_before(con, window[0])
     typed_as = TypedAs(
         int(table.get("VersionId", 0)) if table else 0,
         {
@@ -169,6 +173,70 @@ def clean_hour(
     if run_commit is None:
         report.commits = committing.commit()
     return report
+
+
+class CleaningSession:
+    """One DuckDB connection and scratch folder for every hour a run cleans: the
+    connection's set-up and the PII key are paid once per run, not once per hour.
+
+    Each hour works in its own scratch subfolder; `end_hour` drops the relations the hour
+    left on the connection (lake.cleaning.tables) and its subfolder.
+    """
+
+    def __init__(self, settings: Settings = DEFAULTS, key: PIIKey | None = None) -> None:
+        self._settings, self._key = settings, key
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._installed: PIIKey | None = None
+        self._hours = itertools.count()
+
+    @property
+    def scratch(self) -> Path:
+        if self._tmp is None:  # made on first use: a run with nothing new opens nothing
+            self._tmp = tempfile.TemporaryDirectory(prefix="clean-")
+        return Path(self._tmp.name)
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            memory = self._settings.clean_memory_limit  # DuckDB spills to disk past it
+            config = {"memory_limit": memory, "temp_directory": str(self.scratch)}
+            self._con = duckdb.connect(config=config)
+            self._con.execute("SET TimeZone = 'UTC'")
+        if self._key is not None and self._key != self._installed:
+            install_key(self._con, self._key)
+            self._installed = self._key
+        return self._con
+
+    def use_key(self, key: PIIKey) -> None:
+        self._key = key
+
+    def hour_scratch(self) -> Path:
+        folder = self.scratch / f"hour-{next(self._hours)}"
+        folder.mkdir()
+        return folder
+
+    def end_hour(self, folder: Path) -> None:
+        for kind, column in (("TABLE", "table_name"), ("VIEW", "view_name")):
+            catalog = "duckdb_tables()" if kind == "TABLE" else "duckdb_views()"
+            names = self.con.execute(
+                f"SELECT {column} FROM {catalog} WHERE temporary AND NOT internal"
+            ).fetchall()
+            for (name,) in names:
+                self.con.execute(f"DROP {kind} IF EXISTS {quote_identifier(name)}")
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> CleaningSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _chunks(objects: Iterable[LandedObject], max_bytes: int) -> Iterator[list[LandedObject]]:

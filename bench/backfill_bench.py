@@ -1,0 +1,263 @@
+"""Backfill benchmark: one `dagster asset materialize --partition-range` run of landing,
+schema and cleaned (the user's path) against bare DuckDB on the same files.
+
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py generate --case hours29
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py compare --case hours29 --runs 3
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py compare --case month --runs 3
+    ... compare --code /work/main   # "before": the same run with another checkout's code
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py core --case month [--per-hour]
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py small --runs 3  # per-object overhead
+
+Cases (robot_telemetry, concatenated JSON, gzip; event times inside their arrival hour):
+- `hours29`: 2,000,000 records in 100 objects spread over 29 arrival hours;
+- `month`: 720 arrival hours (2026-11-01..30), one object of 2,000 records an hour.
+
+`ours` runs `python -m orchestration.launch asset materialize --select landing/..,
+schema/..,cleaned/.. --partition-range A...B` as a subprocess in a fresh DAGSTER_HOME
+(the launcher copies the project's dagster.yaml there), with a fresh lake and Iceberg
+catalog, and prints its wall time, the run's own time (run start to end in the instance)
+and each step's. `bare` is bench/clean_bench.py's baseline (read_json with the catalog's
+columns -> one zstd Parquet file) over the same files. `compare` alternates them and
+prints medians and the ratio bare/ours (1.0 = DuckDB speed; the target is 0.5 or more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from clean_bench import SPEC, object_body, record_templates
+
+from lake.catalog_store import Catalog
+from lake.cleaning.commit import RunCommit
+from lake.cleaning.hour import CleaningSession, clean_hour
+from lake.crawler import crawl_objects
+from lake.firehose import hour_prefix, hours_between, object_key, partition_key
+from lake.storage import LocalStorage
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = {
+    # name: (first arrival hour, hours, objects, records)
+    "hours29": (datetime(2026, 11, 21, 8, tzinfo=UTC), 29, 100, 2_000_000),
+    "month": (datetime(2026, 11, 1, tzinfo=UTC), 720, 720, 1_440_000),
+}
+
+
+def generate(root: Path, case: str) -> None:
+    """The case's objects under root/landing, crawled once into root/lake (database
+    `bench`, for the bare baseline only: ours crawls in its own lake)."""
+    first, hours, objects, records = CASES[case]
+    shutil.rmtree(root, ignore_errors=True)
+    templates, rng = record_templates(), random.Random(5)
+    landing = LocalStorage(root / "landing")
+    for o in range(objects):
+        written_at = first + timedelta(seconds=o * hours * 3600 // objects)
+        text = object_body(rng, templates, records // objects)
+        # clean_bench's bodies are in its hour (2026-11-21 08:xx): move them to this one
+        text = text.replace(b'"ts":"2026-11-21T08:', f'"ts":"{written_at:%Y-%m-%dT%H}:'.encode())
+        landing.write(object_key(SPEC.name, written_at, object_id=f"{o:05d}"), gzip.compress(text))
+    infos = [
+        o
+        for h in hours_between(first, first + timedelta(hours=hours))
+        for o in landing.list(hour_prefix(SPEC.name, h))
+    ]
+    crawl_objects(SPEC, Catalog(LocalStorage(root / "lake"), "bench"), landing, infos)
+    print(f"generated {records:,} records in {objects} objects over {hours} arrival hours")
+
+
+def ours(root: Path, case: str, code: Path, profile: Path | None = None) -> None:
+    """One CLI range run from `code` (a checkout) in a fresh instance and lake; with
+    `profile`, `dagster` itself runs under cProfile (stats written there; the launcher
+    replaces its process, so the instance folder is prepared here as it would)."""
+    first, hours, _, _ = CASES[case]
+    run = root / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "DAGSTER_HOME": str(run / "home"),
+        "LANDING_URI": (root / "landing").as_uri(),
+        "LAKE_URI": (run / "lake").as_uri(),
+        "WAREHOUSE_PATH": str(run / "warehouse.duckdb"),
+        "ICEBERG_CATALOG_URI": f"sqlite:///{run / 'iceberg.db'}",
+        "PIPELINE_START_DATE": "2026-10-01",
+        "RUN_LOG_LEVEL": "WARNING",
+    }
+    last = first + timedelta(hours=hours - 1)
+    select = ",".join(f"{layer}/{SPEC.name}" for layer in ("landing", "schema", "cleaned"))
+    command = [sys.executable, "-m", "orchestration.launch", "asset", "materialize"]
+    if profile is not None:
+        from orchestration.launch import prepare_home
+
+        prepare_home(env)
+        dagster = str(Path(sys.executable).with_name("dagster"))
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile), dagster]
+        command += ["asset", "materialize", "-m", "orchestration.definitions"]
+    command += [
+        "--select",
+        select,
+        "--partition-range",
+        f"{partition_key(first)}...{partition_key(last)}",
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=code, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    run_s, steps = _run_times(run / "home", code)
+    records = CASES[case][3]
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
+    print(f"ours: {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s (wall)")
+    print(f"  run {run_s:.2f} s; steps: {shown}")
+
+
+def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> None:
+    """The cleaning alone, in this process: clean_hour over the case's hours as the
+    cleaned asset calls it, on one CleaningSession, or with `per_hour` a connection per
+    hour (clean_hour without a session: the code before the session). The catalog is
+    root/lake's (generate's crawl); outputs go to a fresh root/core lake; `limit`: the
+    case's first hours only."""
+    first, hours, _, records = CASES[case]
+    if limit is not None:
+        records, hours = records * min(limit, hours) // hours, min(limit, hours)
+    landing, out = LocalStorage(root / "landing"), root / "core"
+    table = Catalog(LocalStorage(root / "lake"), "bench").get_table(SPEC.name)
+    shutil.rmtree(out, ignore_errors=True)
+    lake = LocalStorage(out)
+    run_commit = RunCommit(None, SPEC, lake)
+    start = time.perf_counter()
+    with CleaningSession() as session:
+        for hour in hours_between(first, first + timedelta(hours=hours)):
+            objects = list(landing.list(hour_prefix(SPEC.name, hour)))
+            clean_hour(
+                SPEC,
+                table,
+                landing,
+                lake,
+                hour,
+                objects,
+                run_commit=run_commit,
+                session=None if per_hour else session,
+            )
+        run_commit.commit()
+    wall = time.perf_counter() - start
+    label = "a connection per hour" if per_hour else "one session"
+    print(f"core ({label}): {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s")
+
+
+def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
+    """Per-object overhead of cleaning: the same records of one arrival hour in `objects`
+    objects and in one, each cleaned by clean_hour (no Iceberg tables) `runs` times,
+    alternating; overhead = (median time of N objects - median time of 1) / N."""
+    hour = datetime(2026, 11, 21, 8, tzinfo=UTC)
+    templates, rng = record_templates(), random.Random(7)
+    bodies = [object_body(rng, templates, records) for _ in range(objects)]
+    shutil.rmtree(root, ignore_errors=True)
+    for label, parts in (("many", bodies), ("one", [b"".join(bodies)])):
+        landing = LocalStorage(root / label / "landing")
+        for n, body in enumerate(parts):
+            written = hour + timedelta(seconds=n * 3600 // len(parts))
+            landing.write(object_key(SPEC.name, written, object_id=f"{n:05d}"), gzip.compress(body))
+    infos = list(LocalStorage(root / "one" / "landing").list(hour_prefix(SPEC.name, hour)))
+    catalog = Catalog(LocalStorage(root / "catalog"), "bench")
+    crawl_objects(SPEC, catalog, LocalStorage(root / "one" / "landing"), infos)
+    table = catalog.get_table(SPEC.name)
+    seconds: dict[str, list[float]] = {"many": [], "one": []}
+    for _ in range(runs):
+        for label in seconds:
+            landing = LocalStorage(root / label / "landing")
+            shutil.rmtree(root / label / "lake", ignore_errors=True)
+            lake = LocalStorage(root / label / "lake")
+            infos = list(landing.list(hour_prefix(SPEC.name, hour)))
+            start = time.perf_counter()
+            clean_hour(SPEC, table, landing, lake, hour, infos)
+            seconds[label].append(time.perf_counter() - start)
+    many, one = (statistics.median(seconds[k]) for k in ("many", "one"))
+    print(
+        f"{objects} objects of {records} records: {many:.3f} s; in one object: {one:.3f} s; "
+        f"overhead {(many - one) / objects * 1000:.2f} ms per object "
+        f"(load average {os.getloadavg()[0]:.1f})"
+    )
+
+
+def _run_times(home: Path, code: Path) -> tuple[float, dict[str, float]]:
+    """The run's seconds (start to end) and each step's, read from its instance."""
+    script = (
+        "import sys, json\n"
+        "from dagster import DagsterInstance, DagsterEventType as T\n"
+        "with DagsterInstance.from_config(sys.argv[1]) as i:\n"
+        "    (r,) = i.get_runs(); s = i.get_run_stats(r.run_id)\n"
+        "    steps = {x.step_key: x.end_time - x.start_time for x in i.get_run_step_stats(r.run_id)}\n"
+        "    print(json.dumps([s.end_time - s.start_time, steps]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(home)],
+        env={**os.environ, "PYTHONPATH": str(code)},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    import json
+
+    run_s, steps = json.loads(out)
+    return run_s, {k.split("__")[0]: v for k, v in steps.items()}
+
+
+def compare(root: Path, case: str, runs: int, code: Path) -> None:
+    walls: dict[str, list[float]] = {"bare": [], "ours": [], "run": []}
+    for n in range(runs):
+        for mode in ("bare", "ours"):
+            if mode == "bare":
+                command = [sys.executable, str(REPO / "bench" / "clean_bench.py"), "bare"]
+            else:
+                command = [sys.executable, __file__, "ours", "--case", case, "--code", str(code)]
+            out = subprocess.run(
+                [*command, "--dir", str(root)], check=True, capture_output=True, text=True
+            ).stdout
+            print(f"run {n + 1} " + "\n  ".join(out.splitlines()))
+            walls[mode].append(float(re.search(r"in ([\d.]+) s", out)[1]))
+            if mode == "ours":
+                walls["run"].append(float(re.search(r"run ([\d.]+) s", out)[1]))
+    bare_s, ours_s, run_s = (statistics.median(walls[m]) for m in ("bare", "ours", "run"))
+    print(
+        f"median s: bare {bare_s:.2f}, ours {ours_s:.2f} wall ({run_s:.2f} in the run); "
+        f"bare/ours {bare_s / ours_s:.2f} (wall), {bare_s / run_s:.2f} (run); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("generate", "ours", "compare", "core", "small"))
+    parser.add_argument("--case", choices=sorted(CASES), default="hours29")
+    parser.add_argument("--dir", type=Path)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--code", type=Path, default=REPO, help="the checkout `ours` runs")
+    parser.add_argument("--per-hour", action="store_true", help="core: a connection per hour")
+    parser.add_argument("--hours", type=int, help="core: the case's first hours only")
+    parser.add_argument("--profile", type=Path, help="ours: cProfile stats of the run to this file")
+    args = parser.parse_args()
+    root = args.dir or Path(f"/tmp/backfillbench-{args.case}")
+    if args.mode == "generate":
+        generate(root, args.case)
+    elif args.mode == "ours":
+        ours(root, args.case, args.code.resolve(), args.profile)
+    elif args.mode == "small":
+        small_objects(args.dir or Path("/tmp/backfillbench-small"), 500, 26, args.runs)
+    elif args.mode == "core":
+        core(root, args.case, args.per_hour, args.hours)
+    else:
+        compare(root, args.case, args.runs, args.code.resolve())
+
+
+if __name__ == "__main__":
+    main()
