@@ -129,13 +129,19 @@ def compact_if_due(lake: Storage, stream: str, day: date) -> bool:
     hours, compacted = _listed(lake, stream, day)
     if len(hours) < COMPACT_AFTER_FILES:
         return False
-    current: dict[str, str] = {}
-    if compacted is not None:
-        with _opened(lake, compacted) as source:
-            metadata = pq.ParquetFile(source).schema_arrow.metadata or {}
-        current = _current(json.loads(metadata.get(ABSORBED, b"{}")), hours)
+    current = {} if compacted is None else _current(_absorbed(lake, compacted), hours)
     fresh = sum(1 for n, i in hours.items() if i.etag and current.get(n) != i.etag)
     return fresh >= COMPACT_AFTER_FILES and compact_day(lake, stream, day, COMPACT_AFTER_FILES)
+
+
+def _absorbed(lake: Storage, compacted: ObjectInfo) -> dict[str, str]:
+    """A compacted file's absorbed hour files: from the cache, else from its footer."""
+    cached = _CACHE.get(lake, compacted)
+    if cached is not None:
+        return absorbed_of(cached)
+    with _opened(lake, compacted) as source:
+        metadata = pq.ParquetFile(source).schema_arrow.metadata or {}
+    return json.loads(metadata.get(ABSORBED, b"{}"))
 
 
 def _listed(
@@ -177,8 +183,7 @@ def key_file_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) 
 
 def absorbed_of(table: pa.Table) -> dict[str, str]:
     """The hour files (name: listing version) a compacted file's rows come from."""
-    metadata = table.schema.metadata or {}
-    return json.loads(metadata.get(ABSORBED, b"{}"))
+    return json.loads((table.schema.metadata or {}).get(ABSORBED, b"{}"))
 
 
 def read_keys(
