@@ -4,12 +4,13 @@ key file once, S3 key files read by ranges without local copies."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import random
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -17,12 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake import layout
+from lake.cleaning import key_files
 from lake.cleaning.commit import RunCommit
 from lake.cleaning.dedup import save_hour_keys
 from lake.cleaning.hour import clean_hour
 from lake.cleaning.key_files import (
     ABSORBED,
     COMPACT_AFTER_FILES,
+    GROUP_STARTS,
     ROW_GROUP_ROWS,
     KeyWindow,
     key_file_bytes,
@@ -99,6 +102,10 @@ def test_key_files_are_sorted_by_key_in_small_row_groups() -> None:
     ]
     assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # disjoint
     assert meta.row_group(0).column(1).statistics is None  # lo carries none: a smaller footer
+    starts = base64.b64decode(parquet.schema_arrow.metadata[GROUP_STARTS])
+    assert [int.from_bytes(starts[i : i + 8], "little") for i in range(0, len(starts), 8)] == [
+        hi[g * ROW_GROUP_ROWS] for g in range(meta.num_row_groups)
+    ]
 
 
 def test_a_key_written_two_days_ago_inside_the_lateness_is_dropped(
@@ -168,17 +175,11 @@ def test_compaction_absorbs_hour_files_and_a_rewritten_hour_file_replaces_its_ro
 
 
 class CountingStorage(LocalStorage):
-    """A local lake that counts the opens of key files and the writes of each."""
+    """A local lake that counts the writes of each key."""
 
     def __init__(self, root: Any) -> None:
         super().__init__(root)
-        self.opens: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
-
-    def open(self, key: str) -> BinaryIO:
-        if key.startswith("_state/keys/"):
-            self.opens[key] += 1
-        return super().open(key)
 
     def write_if(self, key: str, data: bytes, expected: str | None) -> str:
         self.writes[key] += 1
@@ -186,9 +187,17 @@ class CountingStorage(LocalStorage):
 
 
 def test_a_multi_hour_run_reads_each_key_file_version_once(
-    landing: LocalStorage, tmp_path: Any
+    landing: LocalStorage, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lake = CountingStorage(tmp_path / "counted")
+    opens: Counter[str] = Counter()
+    real = key_files._opened
+
+    def counted(storage: Any, info: Any) -> Any:
+        opens[info.key] += 1
+        return real(storage, info)
+
+    monkeypatch.setattr(key_files, "_opened", counted)
     hours = [hour_of(DAY, h) for h in range(10)]
     for n, hour in enumerate(hours):
         ids = [f"h{n}-{i}" for i in range(50)] + [f"h{n - 1}-{i}" for i in range(10)]
@@ -198,9 +207,25 @@ def test_a_multi_hour_run_reads_each_key_file_version_once(
     run.commit()
     assert dropped == [0] + [10] * 9
     assert lake.writes[layout.dedup_keys_compacted(SPEC.name, DAY)] >= 2
-    assert lake.opens  # the later hours did read key files
-    over = {k: n for k, n in lake.opens.items() if n > lake.writes[k]}
+    assert opens  # the later hours did read key files
+    over = {k: n for k, n in opens.items() if n > lake.writes[k]}
     assert over == {}, over  # never twice the same version
+
+
+def test_files_from_before_the_sorted_layout_are_probed_by_their_statistics(
+    lake: LocalStorage,
+) -> None:
+    keys = random_keys(3000, seed=4)  # unsorted, one row group, no GROUP_STARTS
+    lake.write(layout.dedup_keys_file(SPEC.name, DAY, hour_of(DAY, 3)), _plain_parquet(keys))
+    probe = pa.table({"hi": pa.array([keys["hi"][7].as_py(), 12345], pa.uint64())})
+    hits = KeyWindow(lake, SPEC.name, [DAY]).hits(probe)
+    assert hits.to_pylist() == [{"hi": keys["hi"][7].as_py(), "lo": keys["lo"][7].as_py()}]
+
+
+def _plain_parquet(table: pa.Table) -> bytes:
+    out = pa.BufferOutputStream()
+    pq.write_table(table, out)
+    return out.getvalue().to_pybytes()
 
 
 @pytest.mark.s3
