@@ -203,12 +203,19 @@ def read_keys(
     cached = _CACHE.get(lake, info)
     if cached is None:
         strings = ["obj", SRC] if compacted else ["obj"]
-        with _opened(lake, info) as source:
-            parquet = pq.ParquetFile(source, pre_buffer=True, read_dictionary=strings)
-            groups = None if probe is None else _touched(parquet, probe.to_pylist())
-            if groups is not None and 2 * len(groups) <= parquet.metadata.num_row_groups:
-                return _probed(parquet, groups, probe)  # type: ignore[arg-type]
-            cached = parquet.read()
+        try:
+            with _opened(lake, info) as source:
+                parquet = pq.ParquetFile(source, pre_buffer=True, read_dictionary=strings)
+                groups = None if probe is None else _touched(parquet, probe.to_pylist())
+                if groups is not None and 2 * len(groups) <= parquet.metadata.num_row_groups:
+                    return _probed(parquet, groups, probe)  # type: ignore[arg-type]
+                cached = parquet.read()
+        except (OSError, pa.ArrowException):
+            if isinstance(lake, LocalStorage):
+                raise
+            # an S3 object rewritten between two ranged reads: once more, whole, in memory
+            whole = pa.BufferReader(lake.read(info.key))
+            cached = pq.ParquetFile(whole, read_dictionary=strings).read()
         _CACHE.put(lake, info, cached)
     return cached if probe is None else _hits(cached, probe)
 

@@ -247,3 +247,39 @@ def test_s3_key_files_are_probed_by_ranged_reads(s3_bucket: str) -> None:
     hits = KeyWindow(lake, SPEC.name, [DAY]).hits(probe)
     assert sorted(hits["hi"].to_pylist()) == sorted(probe["hi"].to_pylist())
     assert 0 < sum(read) < info.size / 5  # footer and three row groups of forty
+
+
+class RangedLake:
+    """A local lake seen as an object store: no LocalStorage, so key files are read by
+    ranged reads; `rewrite` replaces the file right after the first ranged read."""
+
+    def __init__(self, lake: LocalStorage, rewrite: tuple[str, bytes] | None = None) -> None:
+        self.lake, self.rewrite, self.uri = lake, rewrite, "ranged://" + lake.uri
+        self.ranges = 0
+
+    def list(self, prefix: str = "", start_after: str | None = None) -> Any:
+        return self.lake.list(prefix, start_after)
+
+    def read(self, key: str) -> bytes:
+        return self.lake.read(key)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        data = self.lake.read_range(key, start, length)
+        self.ranges += 1
+        if self.rewrite is not None:
+            self.lake.write(*self.rewrite)
+            self.rewrite = None
+        return data
+
+
+def test_a_key_file_rewritten_between_two_ranged_reads_is_read_again_whole(
+    lake: LocalStorage,
+) -> None:
+    key = layout.dedup_keys_file(SPEC.name, DAY, hour_of(DAY, 5))
+    old, new = random_keys(40 * ROW_GROUP_ROWS, seed=5), random_keys(30 * ROW_GROUP_ROWS, seed=6)
+    lake.write(key, key_file_bytes(old))
+    ranged = RangedLake(lake, rewrite=(key, key_file_bytes(new)))
+    probe = pa.concat_tables([old.slice(10, 2), new.slice(20, 2)]).select(["hi", "lo"])
+    hits = KeyWindow(ranged, SPEC.name, [DAY]).hits(probe)  # type: ignore[arg-type]
+    assert sorted(hits["hi"].to_pylist()) == sorted(new.slice(20, 2)["hi"].to_pylist())
+    assert ranged.ranges >= 2  # the footer was read by range before the rewrite
