@@ -19,6 +19,9 @@ RunCommit with the Iceberg tables, clean_hour hour after hour, one commit), each
 fresh object of --records records with event times in that hour and a redelivery of the
 previous hour's object (its records are the duplicates, dropped against the key files),
 after --keys random keys were put in the window's dates.
+
+`compaction` (after only): compact_day of one date of the K-key window with one new hour
+file of K/72 keys, what the batch that compacts a date pays.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ from microbatch_bench import (
     PartTimer,
     build_hour,
     fill_keys,
+    key_file_bytes,
     micro_batch,
+    random_key_table,
 )
 
+from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.commit import RunCommit
 from lake.cleaning.dedup import window_dates
@@ -126,9 +132,26 @@ def _fill_window(lake: LocalStorage, n_keys: int, hours: list[datetime]) -> None
     fill_keys(lake, n_keys, 24, days)
 
 
+def compaction(args: argparse.Namespace) -> None:
+    """The batch that compacts a date pays for the date's keys: time compact_day with K
+    keys in the window (a third of them in the date) and one new hour file beside them."""
+    from lake.cleaning.key_files import compact_day
+
+    lake = LocalStorage(args.dir / "compaction")
+    days = window_dates(HOUR, SPEC.allowed_lateness_hours)
+    for k in args.keys:
+        fill_keys(lake, k, 24, days)
+        rng = random.Random(k)
+        extra = random_key_table(rng, max(k // 72, 1))
+        lake.write(layout.dedup_keys_file(SPEC.name, days[-1], HOUR), key_file_bytes(extra))
+        started = time.perf_counter()
+        compact_day(lake, SPEC.name, days[-1])
+        print(f"{k:>10,} keys: compact_day {time.perf_counter() - started:.2f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("curve", "backfill"))
+    parser.add_argument("mode", choices=("curve", "backfill", "compaction"))
     parser.add_argument("--dir", type=Path, default=Path("/tmp/dedup-bench"))
     parser.add_argument("--keys", type=int, nargs="+", default=[0, 1_000_000, 10_000_000])
     parser.add_argument("--records", type=int, default=100)
@@ -137,6 +160,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "curve":
         curve(args)
+    elif args.mode == "compaction":
+        compaction(args)
     else:
         args.keys = args.keys[0]
         backfill(args)

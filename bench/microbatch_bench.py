@@ -195,21 +195,21 @@ def fill_keys(
         rows = min(per_file, left)
         if rows <= 0:
             break
-        obj = pa.array([f"{FILLER_PREFIX}{arrival:%Y%m%dT%H}-{i // 1000:05d}" for i in range(rows)])
-        keys = pa.table(
-            [
-                _random_uint64(rng, rows),
-                _random_uint64(rng, rows),
-                obj,
-            ],
-            schema=KEYS_SCHEMA,
-        )
+        keys = random_key_table(rng, rows, f"{FILLER_PREFIX}{arrival:%Y%m%dT%H}")
         lake.write(layout.dedup_keys_file(SPEC.name, day, arrival), key_file_bytes(keys))
         left -= rows
     if compact_day is not None:  # the state the save path keeps: each date compacted
         for day in days:
             compact_day(lake, SPEC.name, day)
     return len(slots)
+
+
+def random_key_table(rng: random.Random, rows: int, obj: str = FILLER_PREFIX) -> pa.Table:
+    """`rows` random keys (hi, lo) of objects named `obj`-<thousand>."""
+    names = pa.array([f"{obj}-{i // 1000:05d}" for i in range(rows)])
+    return pa.table(
+        [_random_uint64(rng, rows), _random_uint64(rng, rows), names], schema=KEYS_SCHEMA
+    )
 
 
 def _random_uint64(rng: random.Random, rows: int) -> pa.Array:
