@@ -183,6 +183,9 @@ def key_file_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) 
     pq.write_table(
         rows.replace_schema_metadata({**(metadata or {}), GROUP_STARTS: base64.b64encode(packed)}),
         out,
+        # zstd on the random halves too: a ranged read of a rewritten S3 object then
+        # misses its page headers and fails (and is read again whole) instead of
+        # finding another version's pages at the same offsets
         compression="zstd",
         row_group_size=ROW_GROUP_ROWS,
         write_statistics=["hi"],
@@ -206,8 +209,11 @@ def read_keys(
         try:
             with _opened(lake, info) as source:
                 parquet = pq.ParquetFile(source, pre_buffer=True, read_dictionary=strings)
-                groups = None if probe is None else _touched(parquet, probe.to_pylist())
-                if groups is not None and 2 * len(groups) <= parquet.metadata.num_row_groups:
+                count = parquet.metadata.num_row_groups
+                # a probe with more keys than the file has groups touches most of them
+                small = probe is not None and len(probe) < count
+                groups = _touched(parquet, probe.to_pylist()) if small else None  # type: ignore[union-attr]
+                if groups is not None and 2 * len(groups) <= count:
                     return _probed(parquet, groups, probe)  # type: ignore[arg-type]
                 cached = parquet.read()
         except (OSError, pa.ArrowException):
