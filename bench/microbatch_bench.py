@@ -34,7 +34,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,10 @@ import pyarrow.parquet as pq
 from clean_bench import HOUR, SPEC, bench_settings, object_body, record_templates
 
 import lake.cleaning.hour as hour_module
+import lake.cleaning.passes as passes_module
 from lake import layout
 from lake.catalog_store import Catalog
-from lake.cleaning.dedup import KEYS_SCHEMA, window_dates
+from lake.cleaning.dedup import window_dates
 from lake.cleaning.hour import clean_hour
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
@@ -57,8 +58,23 @@ from lake.settings import Settings
 from lake.storage import LocalStorage, ObjectInfo
 from lake.warehouse import Warehouse
 
+try:  # the dedup probe (issue 15): sorted key files, compacted per date
+    from lake.cleaning.key_files import KEYS_SCHEMA, compact_day, key_file_bytes
+except ImportError:  # the code before it (run against main for "before"): plain files
+    from lake.cleaning.dedup import KEYS_SCHEMA
+
+    compact_day = None
+
+    def key_file_bytes(table: pa.Table) -> bytes:
+        out = io.BytesIO()
+        pq.write_table(table, out, compression="zstd")
+        return out.getvalue()
+
+
 FILLER_PREFIX = "filler-"  # `obj` of the synthetic dedup keys
-CLEAN_PARTS = ("read_ledger", "load_seen", "fetch_objects", "save_hour_keys")
+# load_seen exists before the probe only; drop_duplicates probes the key files after it
+CLEAN_PARTS = ("read_ledger", "load_seen", "drop_duplicates", "fetch_objects", "save_hour_keys")
+DEDUP_PARTS = ("load_seen", "drop_duplicates", "save_hour_keys")
 # clean_rest: clean_hour's own work besides the parts (DuckDB session, passes, manifests)
 PHASES = (
     "list",
@@ -80,7 +96,9 @@ class PartTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         for name in CLEAN_PARTS:
-            setattr(hour_module, name, self._timed(name, getattr(hour_module, name)))
+            for module in (hour_module, passes_module):
+                if hasattr(module, name):
+                    setattr(module, name, self._timed(name, getattr(module, name)))
 
     def _timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -156,9 +174,12 @@ def build_hour(root: Path, n_objects: int, args: argparse.Namespace, templates: 
     return landing, lake, settings, rng
 
 
-def fill_keys(lake: LocalStorage, n_keys: int, files_per_day: int) -> int:
-    """Replace the synthetic keys of the hour's window with n_keys random ones; the files."""
-    days = window_dates(HOUR, SPEC.allowed_lateness_hours)
+def fill_keys(
+    lake: LocalStorage, n_keys: int, files_per_day: int, days: list[date] | None = None
+) -> int:
+    """Replace the synthetic keys of the hour's window (or of `days`) with n_keys random
+    ones; the files."""
+    days = days or window_dates(HOUR, SPEC.allowed_lateness_hours)
     for day in days:
         for info in list(lake.list(layout.dedup_keys_folder(SPEC.name, day))):
             if not info.key.endswith(f"{HOUR:%Y%m%dT%H}.parquet"):
@@ -178,20 +199,21 @@ def fill_keys(lake: LocalStorage, n_keys: int, files_per_day: int) -> int:
         rows = min(per_file, left)
         if rows <= 0:
             break
-        obj = pa.array([f"{FILLER_PREFIX}{arrival:%Y%m%dT%H}-{i // 1000:05d}" for i in range(rows)])
-        keys = pa.table(
-            [
-                _random_uint64(rng, rows),
-                _random_uint64(rng, rows),
-                obj,
-            ],
-            schema=KEYS_SCHEMA,
-        )
-        out = io.BytesIO()
-        pq.write_table(keys, out, compression="zstd")
-        lake.write(layout.dedup_keys_file(SPEC.name, day, arrival), out.getvalue())
+        keys = random_key_table(rng, rows, f"{FILLER_PREFIX}{arrival:%Y%m%dT%H}")
+        lake.write(layout.dedup_keys_file(SPEC.name, day, arrival), key_file_bytes(keys))
         left -= rows
+    if compact_day is not None:  # the state the save path keeps: each date compacted
+        for day in days:
+            compact_day(lake, SPEC.name, day)
     return len(slots)
+
+
+def random_key_table(rng: random.Random, rows: int, obj: str = FILLER_PREFIX) -> pa.Table:
+    """`rows` random keys (hi, lo) of objects named `obj`-<thousand>."""
+    names = pa.array([f"{obj}-{i // 1000:05d}" for i in range(rows)])
+    return pa.table(
+        [_random_uint64(rng, rows), _random_uint64(rng, rows), names], schema=KEYS_SCHEMA
+    )
 
 
 def _random_uint64(rng: random.Random, rows: int) -> pa.Array:

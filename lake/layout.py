@@ -21,6 +21,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `legacy_ledger_manifest` | `_state/cleaned/<stream>/<output name>.json` (read, never written) |
 | `hour_totals_doc` | `_state/totals/<stream>/<YYYYMMDDTHH>.json` |
 | `dedup_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>.parquet` |
+| `dedup_keys_compacted` | `_state/keys/<stream>/dt=YYYY-MM-DD/compacted.parquet` |
 | `retype_marker` | `_state/retyped/<stream>.json` |
 | `redshift_state` | `_state/redshift/<mart>.json` |
 | `alert_claim` | `_state/alerts/<mart>/<claim name>.json` |
@@ -181,6 +182,11 @@ def dedup_keys_folder(stream: str, day: date) -> str:
 def dedup_keys_file(stream: str, day: date, hour: datetime) -> str:
     """The keys one arrival hour's runs wrote for one event date."""
     return f"{dedup_keys_folder(stream, day)}{hour:%Y%m%dT%H}.parquet"
+
+
+def dedup_keys_compacted(stream: str, day: date) -> str:
+    """One event date's hour files merged into one file sorted by key (lake.cleaning.key_files)."""
+    return f"{dedup_keys_folder(stream, day)}compacted.parquet"
 
 
 def retype_marker(stream: str) -> str:

@@ -31,7 +31,8 @@ from lake import layout
 from lake.catalog_store import column_assignment, stored_schema
 from lake.cleaning.columns import json_paths_of, leaf_columns_of
 from lake.cleaning.commit import RunCommit
-from lake.cleaning.dedup import kept_before, load_seen, save_hour_keys, window_dates
+from lake.cleaning.dedup import kept_before, save_hour_keys, window_dates
+from lake.cleaning.key_files import KeyWindow
 from lake.cleaning.passes import HourRun
 from lake.cleaning.report import HourReport
 from lake.crawl_sample import sample_objects
@@ -123,7 +124,7 @@ def clean_hour(
             column_assignment(table),
             json_paths,
         )
-        load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
+        run.window = KeyWindow(lake, spec.name, window, frozenset(reprocessed))
         cap = spec.limits.max_object_expanded_bytes
         landed = fetch_objects(landing, todo, tmp / "landed", cap)
         # an object larger than a pass's bytes is a pass of its own

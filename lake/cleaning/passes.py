@@ -7,7 +7,7 @@ connection (lake.cleaning.tables) for the steps after it:
     typed.type_records    -> Typed (TYPED: typed records or reasons, as one Arrow table)
     dedup.drop_duplicates -> Deduped (FIRSTS: records kept; row ids dropped)
     writing.write_cleaned, writing.write_quarantine -> files (QUARANTINED: by reason code)
-    dedup.keep_keys       -> NEW_KEYS and SEEN_KEYS grow for the next pass and the hour
+    dedup.keep_keys       -> NEW_KEYS grows for the next pass and the hour
 
 The typed records come back once, as an Arrow table in (object, position) order: DuckDB
 queries it for dedup and counts, and each object's rows are a slice of it, so they are
@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from lake.cleaning.dedup import Deduped, create_new_keys, drop_duplicates, keep_keys
+from lake.cleaning.key_files import KeyWindow
 from lake.cleaning.report import HourReport, ObjectCounts
 from lake.cleaning.staging import Staged, stage_objects
 from lake.cleaning.tables import OBJECTS
@@ -58,6 +59,7 @@ class HourRun:
         self.ingested_at = ingested_at or datetime.now(UTC)
         self.per_object: dict[str, ObjectCounts] = {}
         self.new_keys = create_new_keys(con)
+        self.window = KeyWindow(lake, spec.name, [])  # no earlier keys unless clean_hour sets one
 
     def clean_pass(
         self, chunk: list[ObjectInfo], names: list[str], n: int, file_names: list[str] | None = None
@@ -73,7 +75,7 @@ class HourRun:
         )
         self._note_new_fields(typed)
         self.con.register(OBJECTS, _objects_table(chunk, names))
-        deduped = drop_duplicates(self.con, typed)
+        deduped = drop_duplicates(self.con, typed, self.window)
         self.per_object.update({name: ObjectCounts() for name in names})
         to = Destination(
             self.lake, self.spec, self.hour, self.ingested_at, chunk, file_names or names

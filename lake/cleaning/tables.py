@@ -15,11 +15,8 @@ TYPED = "typed"
 OBJECTS = "objects"  # (_object, _source_key, _name): the pass's objects
 # dedup (lake.cleaning.dedup)
 FIRSTS = "firsts"  # (hi, lo, _object, rid, dt, copies): the records kept
-SEEN_KEYS = "seen_keys"  # (hi, lo): keys kept so far, by earlier runs and earlier passes
-NEW_KEYS = "new_keys"  # (dt, hi, lo, obj): the keys this run wrote
-SEEN_FILES = "seen_files"  # the keys state files of the dates in the window
-REPROCESSED = "reprocessed_objects"  # (obj): output names whose earlier keys no longer count
-OLD_KEYS = "old_keys"  # one keys state file being merged
+SEEN_KEYS = "seen_keys"  # (hi, lo): the pass's keys found in the window's key files
+NEW_KEYS = "new_keys"  # (dt, hi, lo, obj): the keys this run kept, by its earlier passes too
 # quarantine (lake.cleaning.writing)
 REJECTED = "rejected"  # what staging refused: (_object, _position, reason, raw)
 QUARANTINED = "quarantined"  # every quarantined record of the pass, with its reason code

@@ -1,0 +1,343 @@
+"""Dedup key files: written sorted by key in small row groups, probed by range reads.
+
+A key file holds (hi, lo, obj) rows sorted by (hi, lo) in row groups of ROW_GROUP_ROWS
+rows, with min/max statistics on `hi` only, so a probe for P keys reads the footer and at
+most P row groups. An event date's folder holds one file per arrival hour (the truth,
+merged by compare-and-swap by that hour's runs, never deleted) and `compacted.parquet`:
+the hour files merged into one sorted file, with a `src` column (the hour file a row came
+from) and, in its key-value metadata, the listing version of each hour file it absorbed.
+A reader takes from the compacted file only the rows of hour files still at that version
+and reads every other hour file itself, so a rewritten hour file (new keys, a reprocessed
+object's keys taken out) never needs the compacted file rewritten first.
+
+Files are read through the lake's Storage: a local file as it is, an S3 object by ranged
+GETs (footer, then the row groups needed), never copied to local disk. pyarrow's dataset
+filters do not prune row groups for an `is_in` filter (measured: 403 of 403 row groups
+read; an OR of 100 equalities prunes but takes 3 s) and DuckDB, which prunes IN lists,
+has no reader over S3 here, so the row groups are chosen here: the footer carries each
+row group's first `hi` (GROUP_STARTS; reading 1,600 groups' statistics through pyarrow's
+Python objects took 50 ms a file), and a probe reads the `hi` column of those groups,
+whole rows only of the groups with a hit.
+
+A probe that would touch most of a file's row groups (a backfill hour's many keys) reads
+the whole file instead and keeps it in a cache bounded by CACHE_BYTES, keyed by the
+file's listing version: the hours of one run then read each file of their windows once.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import io
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lake import layout
+from lake.storage import LocalStorage, ObjectInfo, Storage, compare_and_swap
+
+KEYS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", pa.string())])
+SRC = "src"  # the compacted file's column: the name of the hour file a row came from
+ABSORBED = b"lake.dedup.absorbed"  # compacted file metadata: {hour file name: listing version}
+GROUP_STARTS = b"lake.dedup.group_starts"  # each row group's first hi, uint64 LE, base64
+ROW_GROUP_ROWS = 2048
+CACHE_BYTES = 512 << 20
+COMPACT_AFTER_FILES = 4  # hour files not (or no longer) in the compacted file
+COMPACTED_SCHEMA = KEYS_SCHEMA.append(pa.field(SRC, pa.string()))
+
+
+@dataclass(frozen=True)
+class KeyWindow:
+    """The key files of the event dates a run checks its records' keys against, without
+    the keys of the objects it reprocesses (their earlier keys no longer count)."""
+
+    lake: Storage
+    stream: str
+    days: list[date]
+    reprocessed: frozenset[str] = frozenset()
+
+    def hits(self, keys: pa.Table) -> pa.Table:
+        """The rows (hi, lo) of the window's key files whose `hi` is among `keys`' (a
+        superset of the keys found: the caller matches both halves)."""
+        if not self.days or keys.num_rows == 0:
+            return KEYS_SCHEMA.empty_table().select(["hi", "lo"])
+        probe = pc.unique(keys["hi"].combine_chunks().cast(pa.uint64()))
+        probe = probe.take(pc.sort_indices(probe))
+        rows = pa.concat_tables(
+            part for day in self.days for part in day_keys(self.lake, self.stream, day, probe)
+        )
+        if self.reprocessed:
+            gone = pa.array(sorted(self.reprocessed), pa.string())
+            rows = rows.filter(pc.invert(pc.is_in(rows["obj"], value_set=gone)))
+        return rows.select(["hi", "lo"])
+
+
+def day_keys(lake: Storage, stream: str, day: date, probe: pa.Array) -> list[pa.Table]:
+    """The rows (hi, lo, obj) of an event date's key files whose `hi` is in `probe`: the
+    compacted file's rows of hour files it holds at their current version, and the rows
+    of every other hour file."""
+    hours, compacted = _listed(lake, stream, day)
+    found = [KEYS_SCHEMA.empty_table()]
+    current: dict[str, str] = {}
+    if compacted is not None:
+        table = read_keys(lake, compacted, probe, compacted=True)
+        current = _current(absorbed_of(table), hours)
+        names = pa.array(sorted(current), pa.string())
+        found.append(_plain(table.filter(pc.is_in(table[SRC], value_set=names))))
+    found += [
+        _plain(read_keys(lake, info, probe))
+        for name, info in hours.items()
+        if not info.etag or current.get(name) != info.etag
+    ]
+    return found
+
+
+def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bool:
+    """Merge the event date's hour files into its compacted file, when at least
+    `min_files` of them are not in it at their current version; whether it was written."""
+    key = layout.dedup_keys_compacted(stream, day)
+
+    def merged(old: bytes | None) -> bytes | None:
+        hours, _ = _listed(lake, stream, day)
+        table = COMPACTED_SCHEMA.empty_table()
+        if old is not None:
+            table = pq.read_table(pa.BufferReader(old))
+        current = _current(absorbed_of(table), hours)
+        fresh = {n: i for n, i in hours.items() if i.etag and current.get(n) != i.etag}
+        if len(fresh) < min_files:
+            return None
+        names = pa.array(sorted(current), pa.string())
+        parts = [table.filter(pc.is_in(table[SRC], value_set=names)).cast(COMPACTED_SCHEMA)]
+        for name, info in fresh.items():
+            rows = _plain(read_keys(lake, info))
+            parts.append(rows.append_column(SRC, pa.array([name] * rows.num_rows, pa.string())))
+        absorbed = current | {n: i.etag for n, i in fresh.items()}
+        metadata = {ABSORBED: json.dumps(absorbed, sort_keys=True).encode()}
+        return key_file_bytes(pa.concat_tables(parts), metadata)
+
+    return compare_and_swap(lake, key, merged) is not None
+
+
+def compact_if_due(lake: Storage, stream: str, day: date) -> bool:
+    """Compact the event date's keys once COMPACT_AFTER_FILES hour files are not in its
+    compacted file (each compaction costs the date's keys; this bounds both the files a
+    probe opens and how often a date is rewritten)."""
+    hours, compacted = _listed(lake, stream, day)
+    if len(hours) < COMPACT_AFTER_FILES:
+        return False
+    current = {} if compacted is None else _current(_absorbed(lake, compacted), hours)
+    fresh = sum(1 for n, i in hours.items() if i.etag and current.get(n) != i.etag)
+    return fresh >= COMPACT_AFTER_FILES and compact_day(lake, stream, day, COMPACT_AFTER_FILES)
+
+
+def _absorbed(lake: Storage, compacted: ObjectInfo) -> dict[str, str]:
+    """A compacted file's absorbed hour files: from the cache, else from its footer."""
+    cached = _CACHE.get(lake, compacted)
+    if cached is not None:
+        return absorbed_of(cached)
+    with _opened(lake, compacted) as source:
+        metadata = pq.ParquetFile(source).schema_arrow.metadata or {}
+    return json.loads(metadata.get(ABSORBED, b"{}"))
+
+
+def _listed(
+    lake: Storage, stream: str, day: date
+) -> tuple[dict[str, ObjectInfo], ObjectInfo | None]:
+    """The date's hour files by name, and its compacted file (None when there is none)."""
+    compacted_key = layout.dedup_keys_compacted(stream, day)
+    hours, compacted = {}, None
+    for info in lake.list(layout.dedup_keys_folder(stream, day)):
+        if info.key == compacted_key:
+            compacted = info
+        elif info.key.endswith(".parquet"):
+            hours[info.key.rsplit("/", 1)[1]] = info
+    return hours, compacted
+
+
+def _current(absorbed: dict[str, str], hours: dict[str, ObjectInfo]) -> dict[str, str]:
+    """The absorbed hour files still at the version the compacted file holds."""
+    return {n: v for n, v in absorbed.items() if n in hours and hours[n].etag == v}
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    return table.select(KEYS_SCHEMA.names).cast(KEYS_SCHEMA)
+
+
+def key_file_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> bytes:
+    """A key file's content: `table`'s rows sorted by (hi, lo), small row groups, the
+    first `hi` of each row group in the footer (GROUP_STARTS)."""
+    rows = table.sort_by([("hi", "ascending"), ("lo", "ascending")])
+    starts = rows["hi"].take(pa.array(range(0, rows.num_rows, ROW_GROUP_ROWS), pa.int64()))
+    starts = starts.combine_chunks().cast(pa.uint64())
+    packed = starts.buffers()[1].to_pybytes()[: 8 * len(starts)] if len(starts) else b""
+    out = io.BytesIO()
+    pq.write_table(
+        rows.replace_schema_metadata({**(metadata or {}), GROUP_STARTS: base64.b64encode(packed)}),
+        out,
+        # zstd on the random halves too: a ranged read of a rewritten S3 object then
+        # misses its page headers and fails (and is read again whole) instead of
+        # finding another version's pages at the same offsets
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=["hi"],
+    )
+    return out.getvalue()
+
+
+def absorbed_of(table: pa.Table) -> dict[str, str]:
+    """The hour files (name: listing version) a compacted file's rows come from."""
+    return json.loads((table.schema.metadata or {}).get(ABSORBED, b"{}"))
+
+
+def read_keys(
+    lake: Storage, info: ObjectInfo, probe: pa.Array | None = None, compacted: bool = False
+) -> pa.Table:
+    """The rows of a key file (hi, lo, obj, and src when `compacted`) whose `hi` is in
+    `probe` (sorted UBIGINT; None: every row), with the file's schema metadata."""
+    cached = _CACHE.get(lake, info)
+    if cached is None:
+        strings = ["obj", SRC] if compacted else ["obj"]
+        try:
+            with _opened(lake, info) as source:
+                parquet = pq.ParquetFile(source, pre_buffer=True, read_dictionary=strings)
+                count = parquet.metadata.num_row_groups
+                # a probe with more keys than the file has groups touches most of them
+                small = probe is not None and len(probe) < count
+                groups = _touched(parquet, probe.to_pylist()) if small else None  # type: ignore[union-attr]
+                if groups is not None and 2 * len(groups) <= count:
+                    return _probed(parquet, groups, probe)  # type: ignore[arg-type]
+                cached = parquet.read()
+        except (OSError, pa.ArrowException):
+            if isinstance(lake, LocalStorage):
+                raise
+            # an S3 object rewritten between two ranged reads: once more, whole, in memory
+            whole = pa.BufferReader(lake.read(info.key))
+            cached = pq.ParquetFile(whole, read_dictionary=strings).read()
+        _CACHE.put(lake, info, cached)
+    return cached if probe is None else _hits(cached, probe)
+
+
+def _probed(parquet: pq.ParquetFile, groups: list[int], probe: pa.Array) -> pa.Table:
+    """The probed rows of a few row groups: their `hi` first, whole rows only of the
+    groups that hold a hit (most probes find none)."""
+    hi = parquet.read_row_groups(groups, columns=["hi"])["hi"]
+    found = pc.unique(pc.filter(hi, pc.is_in(hi, value_set=probe))).to_pylist()
+    if not found:
+        return parquet.schema_arrow.empty_table()
+    return _hits(parquet.read_row_groups(_touched(parquet, sorted(found))), probe)
+
+
+def _hits(table: pa.Table, probe: pa.Array) -> pa.Table:
+    return table.filter(pc.is_in(table["hi"], value_set=probe))
+
+
+def _touched(parquet: pq.ParquetFile, probe: list[int]) -> list[int]:
+    """Row groups that may hold one of the sorted `probe` values: from the footer's
+    GROUP_STARTS, else (files from before it) from each group's min/max of `hi`."""
+    raw = (parquet.schema_arrow.metadata or {}).get(GROUP_STARTS)
+    if raw is None:
+        return _touched_by_statistics(parquet.metadata, probe)
+    packed = base64.b64decode(raw)
+    starts = pa.Array.from_buffers(
+        pa.uint64(), len(packed) // 8, [None, pa.py_buffer(packed)]
+    ).to_pylist()
+    groups: set[int] = set()
+    for value in probe:
+        # a value equal to a group's first may also end the group before it
+        last = bisect.bisect_right(starts, value) - 1
+        groups.update(range(max(bisect.bisect_left(starts, value) - 1, 0), last + 1))
+    return sorted(groups)
+
+
+def _touched_by_statistics(metadata: pq.FileMetaData, probe: list[int]) -> list[int]:
+    hi = metadata.schema.to_arrow_schema().get_field_index("hi")
+    groups = []
+    for n in range(metadata.num_row_groups):
+        stats = metadata.row_group(n).column(hi).statistics
+        if stats is None or not stats.has_min_max:
+            groups.append(n)
+            continue
+        first = bisect.bisect_left(probe, stats.min)
+        if first < len(probe) and probe[first] <= stats.max:
+            groups.append(n)
+    return groups
+
+
+@contextmanager
+def _opened(lake: Storage, info: ObjectInfo) -> Iterator[BinaryIO]:
+    """A seekable reader of the object: the file itself on a local lake, else ranged reads."""
+    if isinstance(lake, LocalStorage):
+        with pa.OSFile(str(lake.path(info.key))) as fh:  # read by Arrow, not through Python
+            yield fh
+    else:
+        yield _RangeReader(lake, info.key, info.size)  # type: ignore[misc]
+
+
+class _RangeReader(io.RawIOBase):
+    """A seekable file over Storage.read_range: each read is one ranged GET."""
+
+    def __init__(self, storage: Storage, key: str, size: int) -> None:
+        self.storage, self.key, self.size, self.position = storage, key, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        length = min(len(buffer), self.size - self.position)
+        data = self.storage.read_range(self.key, self.position, length) if length > 0 else b""
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+
+class _FileCache:
+    """Whole key files read by this process, by (lake, key, listing version), least
+    recently used dropped past CACHE_BYTES."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self.tables: OrderedDict[tuple[str, str, str], pa.Table] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, lake: Storage, info: ObjectInfo) -> pa.Table | None:
+        if not info.etag:
+            return None
+        with self.lock:
+            table = self.tables.get((lake.uri, info.key, info.etag))
+            if table is not None:
+                self.tables.move_to_end((lake.uri, info.key, info.etag))
+            return table
+
+    def put(self, lake: Storage, info: ObjectInfo, table: pa.Table) -> None:
+        if not info.etag or table.nbytes > self.limit:
+            return
+        with self.lock:
+            if self.tables.setdefault((lake.uri, info.key, info.etag), table) is not table:
+                return  # another thread read it too
+            self.size += table.nbytes
+            while self.size > self.limit:
+                _, dropped = self.tables.popitem(last=False)
+                self.size -= dropped.nbytes
+
+
+_CACHE = _FileCache(CACHE_BYTES)
