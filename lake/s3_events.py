@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from lake.settings import DEFAULTS
 
@@ -70,6 +70,19 @@ def created_objects(body: str) -> list[tuple[str, str, str]]:
             version = f"{obj.get('eTag', '')}:{obj.get('sequencer', '')}"
             keys.append((bucket, unquote_plus(key), version))  # S3 URL-encodes keys in events
     return keys
+
+
+def object_created_body(bucket: str, key: str, etag: str, sequencer: str) -> str:
+    """The body S3 sends for one ObjectCreated:Put (the shape created_objects reads), for
+    simulators and benchmarks that feed a queue without S3."""
+    record = {
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": bucket},
+            "object": {"key": quote_plus(key, safe="/"), "eTag": etag, "sequencer": sequencer},
+        },
+    }
+    return json.dumps({"Records": [record]})
 
 
 def receive(
