@@ -32,6 +32,7 @@ from lake.settings import DEFAULTS
 
 VISIBILITY_TIMEOUT_S = 300  # longer than a tick and the next one: a receipt must stay valid
 READ_BUDGET_S = 20.0  # receiving stops after this: Dagster ends a sensor tick at 60 s
+LATER_WAIT_S = 1  # long polling after the first receive: returns as soon as messages come
 
 
 @dataclass
@@ -93,9 +94,12 @@ def receive(
     budget_s: float = READ_BUDGET_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> Received:
-    """Read up to `max_messages` messages without deleting them: the first receive waits
-    up to `wait_s` for a message, later ones return at once; no receive starts after
-    `budget_s`, and an empty receive ends the read."""
+    """Read up to `max_messages` messages without deleting them, ten a receive. The first
+    receive waits up to `wait_s` for a message; later ones long-poll for LATER_WAIT_S (a
+    short poll, wait 0, asks only some of SQS's servers and can come back empty from a
+    queue that still holds messages). No receive starts after `budget_s`, and an empty
+    receive ends the read. One receive at a time: moto's SQS is not thread-safe (parallel
+    receives there left messages in flight that no response returned)."""
     got = Received()
     deadline = clock() + budget_s
     wait = wait_s
@@ -106,17 +110,22 @@ def receive(
             VisibilityTimeout=VISIBILITY_TIMEOUT_S,
             WaitTimeSeconds=wait,
         ).get("Messages", [])
-        wait = 0
+        wait = min(wait_s, LATER_WAIT_S)
         if not batch:
             break
         for message in batch:
-            got.receipts.append(message["ReceiptHandle"])
-            created = created_objects(message.get("Body", ""))
-            for bucket, key, version in created:
-                got.keys.append((bucket, key))
-                got.versions[(bucket, key)] = version
-            got.ignored += not created
+            _add(got, message)
     return got
+
+
+def _add(got: Received, message: dict[str, Any]) -> None:
+    got.receipts.append(message["ReceiptHandle"])
+    created = created_objects(message.get("Body", ""))
+    for bucket, key, version in created:
+        if (bucket, key) not in got.versions:  # SQS may deliver a message twice
+            got.keys.append((bucket, key))
+        got.versions[(bucket, key)] = version
+    got.ignored += not created
 
 
 def pending_record(receipts: list[str]) -> tuple[str, str]:
@@ -137,13 +146,12 @@ def committed_receipts(saved: str | None, tick: str | None) -> list[str]:
 
 def delete(sqs: Any, queue_url: str, receipts: list[str]) -> list[str]:
     """Delete messages by receipt handle, ten a call; return the handles SQS refused
-    (an expired handle: that message will come back and be handled again)."""
+    (an expired handle: that message will come back and be handled again). One call at a
+    time, as receive."""
     refused = []
     for start in range(0, len(receipts), 10):
-        entries = [
-            {"Id": str(n), "ReceiptHandle": handle}
-            for n, handle in enumerate(receipts[start : start + 10])
-        ]
+        handles = receipts[start : start + 10]
+        entries = [{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles)]
         response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
-        refused += [entries[int(f["Id"])]["ReceiptHandle"] for f in response.get("Failed", [])]
+        refused += [handles[int(f["Id"])] for f in response.get("Failed", [])]
     return refused
