@@ -119,7 +119,7 @@ def clean_hour(
             )
             load_seen(con, lake, spec.name, window, reprocessed, run.scratch)
             cap = spec.limits.max_object_expanded_bytes
-            landed = fetch_objects(landing, todo, Path(tmp) / "landed", cap)
+            landed = fetch_objects(landing, todo, cap)
             # an object larger than a pass's bytes is a pass of its own
             for n, chunk in enumerate(_chunks(landed, settings.clean_chunk_bytes)):
                 names = [output_name(hour, o.key) for o in chunk]
