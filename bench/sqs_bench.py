@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> None:
             feeding = feeder is not None and feeder.is_alive()
             if not feeding and not new:
                 break  # this tick deleted the last messages and found none
-            if feeding and feeder and len(ticks) % 4 == 0:
+            if feeding and feeder:
                 lag = sent[0] - seen
                 print(
                     f"  t={time.perf_counter() - started:5.1f} s sent {sent[0]} read {seen} lag {lag}"
