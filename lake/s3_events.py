@@ -2,8 +2,8 @@
 
 S3 sends one message per event batch to the queue (directly, or through SNS, which wraps
 it in an envelope). A tick reads with long polling: its first receive waits up to
-LANDING_SQS_WAIT_SECONDS on an empty queue, later ones do not, and it reads until it holds
-MAX_OBJECTS_PER_TICK messages or READ_BUDGET_S runs out.
+LANDING_SQS_WAIT_SECONDS on an empty queue, later ones LATER_WAIT_S, and it reads until it
+holds MAX_OBJECTS_PER_TICK messages, a receive comes back empty or READ_BUDGET_S runs out.
 
 A message is deleted only once the run requests made from it are committed: Dagster
 commits a tick's run requests and cursor together, so the next tick deletes the messages
