@@ -1,22 +1,26 @@
-"""Landed objects brought to local disk as plain (decompressed) bytes, within a cap.
+"""Landed objects brought into memory as plain (decompressed) bytes, within a cap.
 
 Cleaning bounds its memory by what is decompressed, not by what is stored: a 12 MB gzip
 can expand to gigabytes. Each object is therefore gunzipped here, in steps of at most
-STEP bytes, into a scratch file; decompression stops as soon as the stream's
+STEP bytes, into memory; decompression stops as soon as the stream's
 `max_object_expanded_bytes` is passed, and the object is then refused whole (its reason
 starts with `object_too_large_expanded`), having cost no more than the cap in CPU and
-disk. A gzip stream that is corrupt or truncated is refused whole as `unreadable_object`.
-The passes of an hour are then sized by the bytes written here (lake.cleaning.hour).
+memory. A gzip stream that is corrupt or truncated is refused whole as `unreadable_object`.
+Nothing is written to local disk: DuckDB reads the bytes where they are
+(lake.cleaning.landed_files), and a plain local file is read in place. The passes of an
+hour are sized by the bytes decompressed here (lake.cleaning.hour), so a pass holds at most
+CLEAN_CHUNK_BYTES (or one object up to the cap), and LOOKAHEAD objects wait beside it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,22 +30,40 @@ from lake.storage import LocalStorage, ObjectInfo, Storage, UnsafeKeyError
 READ_BYTES = 1 << 20  # stored bytes fed to zlib at a time
 STEP = 8 << 20  # most decompressed bytes zlib may return at a time (a bomb is cut here)
 PREFIX_BYTES = 64 << 10  # what the quarantine keeps of an object refused whole
-LOOKAHEAD = 3  # objects fetched ahead of the pass that needs them (bounded disk use)
+LOOKAHEAD = 3  # objects fetched ahead of the pass that needs them (bounded memory use)
 
 
 @dataclass(frozen=True)
 class LandedObject(ObjectInfo):
-    """A listed object and its plain bytes on local disk (`path`), or why it has none."""
+    """A listed object and its plain bytes, in memory or, for a plain local file, where it
+    lies (`path`); or why it has none."""
 
     path: Path | None = None
     expanded_bytes: int = 0
     refusal: str | None = None  # "<reason_code>: <detail>" when the object is refused whole
     raw_prefix: str = ""  # the start of its text, for the quarantine, when refused
-    scratch_copy: bool = False  # `path` is ours to delete
+    held: list[bytes] = field(default_factory=list)  # the bytes in memory, until discard()
+
+    @property
+    def readable(self) -> bool:
+        return self.path is not None or bool(self.held)
+
+    @property
+    def data(self) -> bytes | None:
+        """The plain bytes when they are in memory (None for a file read in place)."""
+        return self.held[0] if self.held else None
+
+    def open(self) -> BinaryIO:
+        """The plain bytes as a binary stream."""
+        if self.path is not None:
+            return self.path.open("rb")
+        if not self.held:
+            raise ValueError(f"{self.key}: no bytes (refused, or discarded)")
+        return io.BytesIO(self.held[0])
 
     def discard(self) -> None:
-        if self.scratch_copy and self.path is not None:
-            self.path.unlink(missing_ok=True)
+        """Let the bytes go (the pass is done with them)."""
+        self.held.clear()
 
 
 class _TooLarge(Exception):
@@ -52,8 +74,8 @@ class _Corrupt(Exception):
     pass
 
 
-def fetch_object(landing: Storage, info: ObjectInfo, dest: Path, max_expanded: int) -> LandedObject:
-    """The object's plain bytes at `dest` (or, for a plain local file, where it is)."""
+def fetch_object(landing: Storage, info: ObjectInfo, max_expanded: int) -> LandedObject:
+    """The object's plain bytes in memory (or, for a plain local file, where it is)."""
     base = {"key": info.key, "size": info.size, "last_modified": info.last_modified}
     try:
         if isinstance(landing, LocalStorage):
@@ -68,37 +90,39 @@ def fetch_object(landing: Storage, info: ObjectInfo, dest: Path, max_expanded: i
         source = landing.open(info.key)
     except UnsafeKeyError as exc:
         return LandedObject(**base, refusal=f"unsafe_key: {exc}")
+    out = io.BytesIO()
     try:
-        with source, open(dest, "wb") as out:
+        with source:
             written = _copy_expanded(source, out, max_expanded)
     except _TooLarge:
-        fields = _too_large(dest.open("rb"), None, max_expanded)
-        dest.unlink(missing_ok=True)
-        return LandedObject(**base, **fields)
+        return LandedObject(**base, **_too_large(_start_of(out), None, max_expanded))
     except _Corrupt as exc:
         # what came out before the damage, else the stored bytes as they are
-        prefix = _text_prefix(dest.open("rb")) or landing.read_range(
+        prefix = _text_prefix(_start_of(out)) or landing.read_range(
             info.key, 0, PREFIX_BYTES
         ).decode("utf-8", "replace")
-        dest.unlink(missing_ok=True)
         return LandedObject(
             **base,
             refusal=f"unreadable_object: gzip stream is corrupt or truncated: {exc}",
             raw_prefix=prefix,
         )
-    return LandedObject(**base, path=dest, expanded_bytes=written, scratch_copy=True)
+    return LandedObject(**base, expanded_bytes=written, held=[out.getvalue()])
+
+
+def _start_of(out: io.BytesIO) -> BinaryIO:
+    out.seek(0)
+    return out
 
 
 def fetch_objects(
-    landing: Storage, objects: Iterable[ObjectInfo], folder: Path, max_expanded: int
+    landing: Storage, objects: Iterable[ObjectInfo], max_expanded: int
 ) -> Iterator[LandedObject]:
     """fetch_object for each object, in order, a few ahead on two threads (zlib and the
     network release the GIL, so this overlaps the DuckDB work of the current pass)."""
-    folder.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetch") as pool:
         pending: deque[Future[LandedObject]] = deque()
-        for n, info in enumerate(objects):
-            pending.append(pool.submit(fetch_object, landing, info, folder / str(n), max_expanded))
+        for info in objects:
+            pending.append(pool.submit(fetch_object, landing, info, max_expanded))
             if len(pending) > LOOKAHEAD:
                 yield pending.popleft().result()
         while pending:

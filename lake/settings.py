@@ -48,6 +48,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _sqs_wait(text: str) -> int:
+    value = _positive_int(text)
+    if value > 20:
+        raise ValueError("must be at most 20 (SQS's longest wait)")
+    return value
+
+
 def _iso_date(text: str) -> str:
     try:
         return date.fromisoformat(text).isoformat()
@@ -112,6 +119,7 @@ class Settings:
     landing_late_hours: int = _setting(6, _positive_int)
     landing_recent_keys: int = _setting(3000, _positive_int)
     landing_sqs_queue_url: str | None = _setting(None)
+    landing_sqs_wait_seconds: int = _setting(2, _sqs_wait)
     reconcile_interval_seconds: int = _setting(600, _positive_int)
     reconcile_days: int = _setting(7, _positive_int)
     reconcile_grace_minutes: int = _setting(15, _positive_int)

@@ -66,6 +66,7 @@ class LandingEventsResource(ConfigurableResource):
     """SQS mode: the queue of S3 ObjectCreated events; off (the sensors list) without it."""
 
     queue_url: str | None = None
+    wait_seconds: int = DEFAULTS.landing_sqs_wait_seconds  # a tick's first receive
 
     def client(self) -> Any:
         return boto3.client("sqs")

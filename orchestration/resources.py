@@ -100,6 +100,7 @@ def resources_from_env(settings: Settings) -> dict[str, Any]:
         ),
         "glue": GlueResource(database=from_env(settings, "glue_database")),
         "landing_events": LandingEventsResource(
-            queue_url=from_env(settings, "landing_sqs_queue_url")
+            queue_url=from_env(settings, "landing_sqs_queue_url"),
+            wait_seconds=settings.landing_sqs_wait_seconds,
         ),
     }

@@ -138,8 +138,8 @@ def build_landing_events_sensor(
     jobs: dict[str, "UnresolvedAssetJobDefinition"], settings: Settings
 ) -> SensorDefinition:
     """SQS mode: S3 ObjectCreated events from LANDING_SQS_QUEUE_URL start the ingest runs.
-    A tick deletes the messages of the previous tick (whose run requests are committed by
-    now) and reads new ones; see lake.s3_events."""
+    A tick deletes the messages of the tick its cursor names (whose run requests are
+    committed by now) and reads new ones with long polling; see lake.s3_events."""
 
     @sensor(
         name="landing_events_sensor",
@@ -160,13 +160,20 @@ def build_landing_events_sensor(
         if not isinstance(landing, S3Storage):
             return SkipReason("S3 events need an s3:// LANDING_URI")
         sqs = landing_events.client()
-        committed = json.loads(context.cursor or "{}").get("receipts", [])
+        # the receipt handles wait in Dagster's key-value store: the cursor only names them
+        kept = f"landing_events_sensor/receipts/{queue}"
+        kv = context.instance.run_storage
+        committed = s3_events.committed_receipts(
+            kv.get_cursor_values({kept}).get(kept), json.loads(context.cursor or "{}").get("tick")
+        )
         refused = s3_events.delete(sqs, queue, committed)
         if refused:
             context.log.warning(
                 f"{len(refused)} messages expired before deletion; they will repeat"
             )
-        got = s3_events.receive(sqs, queue)
+        got = s3_events.receive(
+            sqs, queue, settings.max_objects_per_tick, landing_events.wait_seconds
+        )
         by_stream: dict[str, dict[datetime, list[tuple[str, str]]]] = defaultdict(
             lambda: defaultdict(list)
         )
@@ -190,9 +197,11 @@ def build_landing_events_sensor(
                 jobs[stream].name,
             )
         ]
+        tick, record = s3_events.pending_record(got.receipts)
+        kv.set_cursor_values({kept: record})
         return tick_result(
             requests,
-            json.dumps({"receipts": got.receipts}),
+            json.dumps({"tick": tick}),
             f"no new objects ({len(got.receipts)} messages read)",
         )
 

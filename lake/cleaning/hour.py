@@ -126,7 +126,7 @@ def clean_hour(
         )
         run.window = KeyWindow(lake, spec.name, window, frozenset(reprocessed))
         cap = spec.limits.max_object_expanded_bytes
-        landed = fetch_objects(landing, todo, tmp / "landed", cap)
+        landed = fetch_objects(landing, todo, cap)
         # an object larger than a pass's bytes is a pass of its own
         for n, chunk in enumerate(_chunks(landed, settings.clean_chunk_bytes)):
             names = [output_name(hour, o.key) for o in chunk]

@@ -6,11 +6,12 @@ record is malformed, so such files (and CloudTrail-style wrappers) go through th
 splitter in lake.framings instead, which keeps every good record and returns each bad one
 with its raw text and reason. Objects that cannot be read at all are returned whole.
 
-Both read plain files made by lake.object_fetch (decompressed within the stream's
-max_object_expanded_bytes). The Python splitter streams: it writes its records to a
-scratch Parquet file as it goes, so an object of any size costs a few times the stream's
-max_record_bytes in memory, and a record over that limit is set aside (record_too_large)
-with a prefix of its text and its length.
+Both read the plain bytes lake.object_fetch decompressed into memory (within the stream's
+max_object_expanded_bytes), or a plain local file in place: DuckDB reads the bytes through
+lake.cleaning.landed_files, so nothing is copied to local disk to be read. The Python
+splitter streams: it writes its records to a scratch Parquet file as it goes, so an object
+of any size costs a few times the stream's max_record_bytes in memory, and a record over
+that limit is set aside (record_too_large) with a prefix of its text and its length.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lake.cleaning.landed_files import LandedFiles, registered
 from lake.cleaning.tables import PYTHON_RECORDS, RAW, STAGED
 from lake.framings.base import PREFIX_CHARS, TOO_LARGE, UnreadableObject
 from lake.framings.registry import framing_of
@@ -70,23 +72,22 @@ def stage_objects(
 ) -> Staged:
     """Create the view STAGED (_object, _position, raw) over every record of
     the given objects that reached DuckDB (the rest is in `Staged.rejected`). Objects
-    not fetched yet (not LandedObject) are fetched into `scratch` first."""
+    not fetched yet (not LandedObject) are fetched first."""
     landed = [
         o
         if isinstance(o, LandedObject)
-        else fetch_object(
-            landing, o, scratch / f"object-{i}", spec.limits.max_object_expanded_bytes
-        )
-        for i, o in enumerate(objects)
+        else fetch_object(landing, o, spec.limits.max_object_expanded_bytes)
+        for o in objects
     ]
     refused = [Rejected(i, -1, o.refusal, o.raw_prefix) for i, o in enumerate(landed) if o.refusal]
-    files = {i: o.path for i, o in enumerate(landed) if o.path is not None}
-    fast = _indexed_links(files, scratch) if _reader(spec) is not None else {}
+    files = {i: o for i, o in enumerate(landed) if o.readable}
     split: dict[int, _Split] = {}
-    staged = _load(con, spec, objects, files, fast, scratch, split)
-    if staged is None:  # some file has a malformed record: find it, the others stay fast
-        fast = {i: path for i, path in fast.items() if _duckdb_reads(con, spec, path)}
+    with registered(con) as in_memory:
+        fast = _indexed_names(files, in_memory, scratch) if _reader(spec) is not None else {}
         staged = _load(con, spec, objects, files, fast, scratch, split)
+        if staged is None:  # some file has a malformed record: find it, the others stay fast
+            fast = {i: name for i, name in fast.items() if _duckdb_reads(con, spec, name)}
+            staged = _load(con, spec, objects, files, fast, scratch, split)
     assert staged is not None
     staged.rejected = refused + staged.rejected
     return staged
@@ -104,8 +105,8 @@ def _load(
     con: duckdb.DuckDBPyConnection,
     spec: StreamSpec,
     objects: list[ObjectInfo],
-    files: dict[int, Path],
-    fast: dict[int, Path],
+    files: dict[int, LandedObject],
+    fast: dict[int, str],
     scratch: Path,
     split: dict[int, _Split],
 ) -> Staged | None:
@@ -131,12 +132,12 @@ def _load(
 
 
 def _read_fast_files(
-    con: duckdb.DuckDBPyConnection, spec: StreamSpec, fast: dict[int, Path]
+    con: duckdb.DuckDBPyConnection, spec: StreamSpec, fast: dict[int, str]
 ) -> list[str]:
     """Read the files DuckDB accepts (plain: lake.object_fetch decompressed them) with one
     multi-file scan (parallel across files) into RAW (_object, raw), whose rowids
     keep file and record order; return the SELECT giving (_object, _position, raw), where
-    position = rowid - the object's first rowid. Each file is read through a link named by
+    position = rowid - the object's first rowid. Each file is read under a name ending in
     its object index, so the index comes from the file name and no join reorders the records."""
     con.execute(f"DROP TABLE IF EXISTS {RAW}")  # the last pass's, before the new one
     if not fast:
@@ -144,7 +145,7 @@ def _read_fast_files(
     con.execute(
         f"CREATE TEMP TABLE {RAW} AS "
         f"SELECT parse_filename(filename, true)::BIGINT AS _object, raw FROM ({_reader(spec)})",
-        [[str(path) for path in fast.values()]],
+        [list(fast.values())],
     )
     firsts = dict(con.execute(f"SELECT _object, min(rowid) FROM {RAW} GROUP BY _object").fetchall())
     first_rowids = "[" + ", ".join(str(firsts.get(i, 0)) for i in range(max(fast) + 1)) + "]"
@@ -171,14 +172,21 @@ def _set_aside_large(
     return f"SELECT * FROM ({part}) WHERE strlen(raw) <= {int(limit)}" if large else part
 
 
-def _indexed_links(files: dict[int, Path], scratch: Path) -> dict[int, Path]:
-    """A link to each file named by its object index (see _read_fast_files)."""
-    folder = Path(tempfile.mkdtemp(dir=scratch, prefix="links-"))
-    links = {}
-    for i, path in files.items():
-        links[i] = folder / str(i)
-        links[i].symlink_to(path.resolve())
-    return links
+def _indexed_names(
+    files: dict[int, LandedObject], in_memory: LandedFiles, scratch: Path
+) -> dict[int, str]:
+    """A name for each object's bytes ending in its object index (see _read_fast_files):
+    in `in_memory` for bytes in memory, a link for a local file read in place."""
+    folder: Path | None = None
+    names = {}
+    for i, landed in files.items():
+        if landed.path is None:
+            names[i] = in_memory.add(i, landed.data or b"")
+            continue
+        folder = folder or Path(tempfile.mkdtemp(dir=scratch, prefix="links-"))
+        (folder / str(i)).symlink_to(landed.path.resolve())
+        names[i] = str(folder / str(i))
+    return names
 
 
 def _reader(spec: StreamSpec) -> str | None:
@@ -188,10 +196,10 @@ def _reader(spec: StreamSpec) -> str | None:
     return framing_of(spec).duckdb_reader(limit)
 
 
-def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, path: Path) -> bool:
+def _duckdb_reads(con: duckdb.DuckDBPyConnection, spec: StreamSpec, name: str) -> bool:
     """Whether DuckDB's reader accepts the whole file (it refuses any malformed record)."""
     try:
-        con.execute(f"SELECT count(*) FROM ({_reader(spec)})", [[str(path)]]).fetchall()
+        con.execute(f"SELECT count(*) FROM ({_reader(spec)})", [[name]]).fetchall()
     except duckdb.Error:
         return False
     return True
@@ -223,16 +231,16 @@ def _register_python_records(
     )
 
 
-def _split_in_python(spec: StreamSpec, index: int, path: Path, out: Path) -> _Split:
-    """Split one plain file with its framing's streaming splitter, writing its good records
-    to `out` in batches; a file that is not text is refused whole."""
+def _split_in_python(spec: StreamSpec, index: int, landed: LandedObject, out: Path) -> _Split:
+    """Split one object's plain bytes with its framing's streaming splitter, writing its
+    good records to `out` in batches; an object that is not text is refused whole."""
     rejected: list[Rejected] = []
     positions: list[int] = []
     texts: list[str] = []
     size = 0
     written = 0
     try:
-        with open(path, "rb") as fh, pq.ParquetWriter(out, _PYTHON_SCHEMA, compression="none") as w:
+        with landed.open() as fh, pq.ParquetWriter(out, _PYTHON_SCHEMA, compression="none") as w:
             for record in framing_of(spec).split_file(fh, spec.limits.max_record_bytes):
                 if record.error is not None:
                     rejected.append(Rejected(index, record.position, record.error, record.text))
@@ -246,7 +254,7 @@ def _split_in_python(spec: StreamSpec, index: int, path: Path, out: Path) -> _Sp
             written += _write_batch(w, index, positions, texts)
     except UnreadableObject as exc:
         out.unlink(missing_ok=True)
-        with open(path, "rb") as fh:
+        with landed.open() as fh:
             raw = fh.read(PREFIX_BYTES).decode("utf-8", "replace")
         return _Split(None, [Rejected(index, -1, f"unreadable_object: {exc}", raw)])
     return _Split(out if written else None, rejected)

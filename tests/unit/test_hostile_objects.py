@@ -219,8 +219,8 @@ def test_gzip_bomb_object_is_refused_whole_with_its_prefix(tmp_path: Path) -> No
     key = object_key("s", T0, object_id="bomb")
     landing.write(key, _bomb(64 << 20))
     [info] = landing.list("s/")
-    landed = fetch_object(landing, info, tmp_path / "x", 4 << 20)
-    assert landed.path is None and not (tmp_path / "x").exists()
+    landed = fetch_object(landing, info, 4 << 20)
+    assert landed.path is None and landed.data is None and not landed.readable
     assert landed.refusal is not None
     assert landed.refusal.startswith("object_too_large_expanded: ")
     assert "max_object_expanded_bytes=4194304" in landed.refusal
@@ -242,9 +242,10 @@ def test_expansion_of_members_padding_and_plain(
     landing = LocalStorage(tmp_path / "landing")
     landing.write("s/k", stored)
     [info] = landing.list("s/")
-    landed = fetch_object(landing, info, tmp_path / "x", 1 << 20)
-    assert landed.refusal is None and landed.path is not None
-    assert landed.path.read_bytes() == expected and landed.expanded_bytes == len(expected)
+    landed = fetch_object(landing, info, 1 << 20)
+    assert landed.refusal is None and landed.readable
+    with landed.open() as fh:
+        assert fh.read() == expected and landed.expanded_bytes == len(expected)
 
 
 @pytest.mark.parametrize(
@@ -259,7 +260,7 @@ def test_bad_gzip_is_refused_whole_as_unreadable(tmp_path: Path, stored: bytes) 
     landing = LocalStorage(tmp_path / "landing")
     landing.write("s/k.gz", stored)
     [info] = landing.list("s/")
-    landed = fetch_object(landing, info, tmp_path / "x", 1 << 20)
+    landed = fetch_object(landing, info, 1 << 20)
     assert landed.path is None
     assert landed.refusal is not None and landed.refusal.startswith("unreadable_object: gzip")
     assert landed.raw_prefix
@@ -418,8 +419,8 @@ def test_a_plain_local_object_over_the_cap_is_refused_unread(tmp_path: Path) -> 
     landing = LocalStorage(tmp_path / "landing")
     landing.write("s/k.json", b'{"id":1}' * 1000)
     [info] = landing.list("s/")
-    landed = fetch_object(landing, info, tmp_path / "x", 4000)
-    assert landed.path is None and not (tmp_path / "x").exists()
+    landed = fetch_object(landing, info, 4000)
+    assert landed.path is None and not landed.readable
     assert landed.refusal == (
         "object_too_large_expanded: the object expands to 8000 bytes, over "
         "max_object_expanded_bytes=4000"
