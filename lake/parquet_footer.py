@@ -54,11 +54,12 @@ def read_footer(file: RangeFile) -> ParquetFooter:
 
 
 class RangeFile(io.RawIOBase):
-    """A read-only, seekable file over ranged reads, so pyarrow fetches only what it needs."""
+    """A read-only, seekable file over ranged reads, so pyarrow fetches only what it needs;
+    with `etag`, every read is of that version (Storage.read_range)."""
 
-    def __init__(self, storage: Storage, key: str, size: int) -> None:
+    def __init__(self, storage: Storage, key: str, size: int, etag: str | None = None) -> None:
         super().__init__()
-        self._storage, self._key, self._size = storage, key, size
+        self._storage, self._key, self._size, self._etag = storage, key, size, etag
         self._pos = 0
         self.bytes_read = 0
 
@@ -80,7 +81,7 @@ class RangeFile(io.RawIOBase):
         length = min(len(buffer), self._size - self._pos)
         if length <= 0:
             return 0
-        data = self._storage.read_range(self._key, self._pos, length)
+        data = self._storage.read_range(self._key, self._pos, length, self._etag)
         buffer[: len(data)] = data
         self._pos += len(data)
         self.bytes_read += len(data)

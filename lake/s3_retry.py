@@ -64,11 +64,12 @@ class ResumingBody(io.RawIOBase):
         end: int | None = None,
         attempts: int = DEFAULTS.s3_read_attempts,
         sleep: Callable[[float], None] = time.sleep,
+        etag: str | None = None,
     ) -> None:
         super().__init__()
         self._get, self._pos, self._end = get, start, end
         self._attempts, self._sleep = attempts, sleep
-        self._etag: str | None = None
+        self._etag = etag  # None: pinned to the version the first GET returns
         self._body: Any = None
         self._done = end is not None and end < start
         self.retries = 0  # GETs issued again after a broken read, at most attempts - 1
@@ -137,7 +138,12 @@ class ResumingBody(io.RawIOBase):
 
 
 def resuming_reader(
-    get: Get, start: int = 0, end: int | None = None, attempts: int = DEFAULTS.s3_read_attempts
+    get: Get,
+    start: int = 0,
+    end: int | None = None,
+    attempts: int = DEFAULTS.s3_read_attempts,
+    etag: str | None = None,
 ) -> io.BufferedReader:
     """A buffered stream over a ResumingBody (what S3Storage.open returns)."""
-    return io.BufferedReader(ResumingBody(get, start, end, attempts), buffer_size=1 << 20)
+    body = ResumingBody(get, start, end, attempts, etag=etag)
+    return io.BufferedReader(body, buffer_size=1 << 20)

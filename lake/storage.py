@@ -99,7 +99,7 @@ class Storage(Protocol):
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]: ...
     def read(self, key: str) -> bytes: ...
     def open(self, key: str) -> BinaryIO: ...
-    def read_range(self, key: str, start: int, length: int) -> bytes: ...
+    def read_range(self, key: str, start: int, length: int, etag: str | None = None) -> bytes: ...
     def write(self, key: str, data: bytes) -> None: ...
     def read_versioned(self, key: str) -> tuple[bytes, str] | None: ...
     def write_if(self, key: str, data: bytes, expected: str | None) -> str: ...
@@ -189,7 +189,7 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(self, key: str, start: int, length: int, etag: str | None = None) -> bytes:
         with self.open(key) as fh:
             fh.seek(start)
             return fh.read(length)
@@ -318,11 +318,13 @@ class S3Storage:
         """Bytes arrive as they are read; closing early drops the rest."""
         return resuming_reader(self._get(key), attempts=self.read_attempts)
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(self, key: str, start: int, length: int, etag: str | None = None) -> bytes:
+        """Bytes start..start+length-1; with `etag`, of that version only (a newer one is
+        PreconditionFailed, so reads of one file never mix two versions)."""
         if length <= 0:
             return b""
         with resuming_reader(
-            self._get(key), start, start + length - 1, attempts=self.read_attempts
+            self._get(key), start, start + length - 1, attempts=self.read_attempts, etag=etag
         ) as body:
             return body.read()
 

@@ -41,8 +41,10 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
 
 from lake import layout
+from lake.parquet_footer import RangeFile
 from lake.storage import LocalStorage, ObjectInfo, Storage, compare_and_swap
 
 KEYS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", pa.string())])
@@ -216,10 +218,11 @@ def read_keys(
                 if groups is not None and 2 * len(groups) <= count:
                     return _probed(parquet, groups, probe)  # type: ignore[arg-type]
                 cached = parquet.read()
-        except (OSError, pa.ArrowException):
+        except (OSError, pa.ArrowException, ClientError):
             if isinstance(lake, LocalStorage):
                 raise
-            # an S3 object rewritten between two ranged reads: once more, whole, in memory
+            # an S3 object rewritten since it was listed (its ranged reads are pinned to the
+            # listed version: PreconditionFailed): once more, whole, in memory
             whole = pa.BufferReader(lake.read(info.key))
             cached = pq.ParquetFile(whole, read_dictionary=strings).read()
         _CACHE.put(lake, info, cached)
@@ -279,35 +282,7 @@ def _opened(lake: Storage, info: ObjectInfo) -> Iterator[BinaryIO]:
         with pa.OSFile(str(lake.path(info.key))) as fh:  # read by Arrow, not through Python
             yield fh
     else:
-        yield _RangeReader(lake, info.key, info.size)  # type: ignore[misc]
-
-
-class _RangeReader(io.RawIOBase):
-    """A seekable file over Storage.read_range: each read is one ranged GET."""
-
-    def __init__(self, storage: Storage, key: str, size: int) -> None:
-        self.storage, self.key, self.size, self.position = storage, key, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        self.position = base + offset
-        return self.position
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        length = min(len(buffer), self.size - self.position)
-        data = self.storage.read_range(self.key, self.position, length) if length > 0 else b""
-        buffer[: len(data)] = data
-        self.position += len(data)
-        return len(data)
+        yield RangeFile(lake, info.key, info.size, info.etag or None)  # type: ignore[misc]
 
 
 class _FileCache:

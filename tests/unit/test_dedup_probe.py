@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 
 from lake import layout
 from lake.cleaning import key_files
@@ -237,9 +238,9 @@ def test_s3_key_files_are_probed_by_ranged_reads(s3_bucket: str) -> None:
     read: list[int] = []
     real = lake.read_range
 
-    def counted(key: str, start: int, length: int) -> bytes:
+    def counted(key: str, start: int, length: int, etag: str | None = None) -> bytes:
         read.append(length)
-        return real(key, start, length)
+        return real(key, start, length, etag)
 
     lake.read_range = counted  # type: ignore[method-assign]
     lake.read = lake.open = None  # type: ignore[assignment,method-assign]  # never whole
@@ -247,6 +248,23 @@ def test_s3_key_files_are_probed_by_ranged_reads(s3_bucket: str) -> None:
     hits = KeyWindow(lake, SPEC.name, [DAY]).hits(probe)
     assert sorted(hits["hi"].to_pylist()) == sorted(probe["hi"].to_pylist())
     assert 0 < sum(read) < info.size / 5  # footer and three row groups of forty
+
+
+@pytest.mark.s3
+def test_s3_ranged_reads_are_pinned_to_the_listed_version(s3_bucket: str) -> None:
+    """A key file replaced after it was listed: its ranged reads of the listed version fail
+    (never a footer of one version read with pages of another), and it is read whole."""
+    lake = open_storage(f"s3://{s3_bucket}/lake")
+    key = layout.dedup_keys_file(SPEC.name, DAY, hour_of(DAY, 6))
+    old, new = random_keys(40 * ROW_GROUP_ROWS, seed=7), random_keys(40 * ROW_GROUP_ROWS, seed=8)
+    lake.write(key, key_file_bytes(old))
+    (listed,) = lake.list(layout.dedup_keys_folder(SPEC.name, DAY))
+    lake.write(key, key_file_bytes(new))
+    with pytest.raises(ClientError, match="PreconditionFailed|412"):
+        lake.read_range(key, 0, 100, listed.etag)
+    probe = pa.concat_tables([old.slice(10, 2), new.slice(20, 2)]).select(["hi", "lo"])
+    hits = key_files.read_keys(lake, listed, pa.array(sorted(probe["hi"].to_pylist()), pa.uint64()))
+    assert sorted(hits["hi"].to_pylist()) == sorted(new.slice(20, 2)["hi"].to_pylist())
 
 
 class RangedLake:
@@ -263,7 +281,7 @@ class RangedLake:
     def read(self, key: str) -> bytes:
         return self.lake.read(key)
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(self, key: str, start: int, length: int, etag: str | None = None) -> bytes:
         data = self.lake.read_range(key, start, length)
         self.ranges += 1
         if self.rewrite is not None:

@@ -31,7 +31,7 @@ class CountingOpens(LocalStorage):
         self.touched.append(key)
         return super().open(key)
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(self, key: str, start: int, length: int, etag: str | None = None) -> bytes:
         self.touched.append(key)
         return super().read_range(key, start, length)
 
