@@ -59,6 +59,29 @@ def _waiting(instance: DagsterInstance, job_name: str) -> list:
     return instance.get_run_records(RunsFilter(job_name=job_name, statuses=waiting))
 
 
+def _first_run(local_lake, write, status) -> tuple[DagsterInstance, str]:
+    """One object landed, the sensor's run for it in the instance with `status`."""
+    instance = DagsterInstance.ephemeral()
+    _land(write, local_lake["landing"], 1, "a1")
+    tick = _tick(f"{STREAM}_landing_sensor", local_lake["resources"], None, instance)
+    (request,) = tick.run_requests
+    _enqueue(instance, f"ingest_{STREAM}", request, status=status)
+    return instance, tick.cursor
+
+
+def _clean_records_of_days(write, local_lake, instance, days: dict[int, str]) -> None:
+    """An object landed at 08:<minute> for each item, holding one record of the day; cleaned."""
+    for minute, day in days.items():
+        record = {"event_id": f"e{minute}", "ts": f"{day}T08:{minute:02d}:00Z", "robot_id": "R1"}
+        write(local_lake["landing"], STREAM, HOUR.replace(minute=minute), [record], f"m{minute}")
+    assert materialize(
+        ingest_assets(STREAM),
+        partition_key=PARTITION,
+        resources=local_lake["resources"],
+        instance=instance,
+    ).success
+
+
 def test_batches_landing_while_a_run_is_queued_join_it_and_it_cleans_them_all(
     local_lake, write_concatenated
 ):
@@ -99,14 +122,10 @@ def test_batches_landing_while_a_run_is_queued_join_it_and_it_cleans_them_all(
 def test_a_run_that_has_left_the_queue_takes_no_new_batch(local_lake, write_concatenated):
     """A starting or started run may have listed its hour already: the next batch gets a run."""
     landing, resources = local_lake["landing"], local_lake["resources"]
-    instance = DagsterInstance.ephemeral()
-    _land(write_concatenated, landing, 1, "a1")
-    tick = _tick(f"{STREAM}_landing_sensor", resources, None, instance)
-    (request,) = tick.run_requests
-    _enqueue(instance, f"ingest_{STREAM}", request, status=DagsterRunStatus.STARTED)
+    instance, cursor = _first_run(local_lake, write_concatenated, DagsterRunStatus.STARTED)
 
     _land(write_concatenated, landing, 4, "b1")
-    tick = _tick(f"{STREAM}_landing_sensor", resources, tick.cursor, instance)
+    tick = _tick(f"{STREAM}_landing_sensor", resources, cursor, instance)
     (again,) = tick.run_requests
     assert again.partition_key == PARTITION
     assert again.tags["landing/new_objects"] == "1"
@@ -114,30 +133,22 @@ def test_a_run_that_has_left_the_queue_takes_no_new_batch(local_lake, write_conc
 
 def test_a_queued_run_holds_only_its_own_stream_and_hour(local_lake, write_concatenated):
     landing, resources = local_lake["landing"], local_lake["resources"]
-    instance = DagsterInstance.ephemeral()
-    _land(write_concatenated, landing, 1, "a1")
-    tick = _tick(f"{STREAM}_landing_sensor", resources, None, instance)
-    (request,) = tick.run_requests
-    _enqueue(instance, f"ingest_{STREAM}", request)
+    instance, cursor = _first_run(local_lake, write_concatenated, DagsterRunStatus.QUEUED)
 
     write_concatenated(landing, STREAM, HOUR.replace(hour=9, minute=1), [{"event_id": "n"}], "n")
     write_concatenated(landing, "clickstream", HOUR.replace(minute=3), [{"event_id": "c"}], "c")
-    (next_hour,) = _tick(f"{STREAM}_landing_sensor", resources, tick.cursor, instance).run_requests
+    (next_hour,) = _tick(f"{STREAM}_landing_sensor", resources, cursor, instance).run_requests
     assert next_hour.partition_key == "2026-11-21-09:00"
     (other,) = _tick("clickstream_landing_sensor", resources, None, instance).run_requests
     assert (other.partition_key, other.tags["stream"]) == (PARTITION, "clickstream")
 
 
 def test_mart_days_with_a_queued_run_get_no_second_one(local_lake, write_concatenated):
-    landing, resources = local_lake["landing"], local_lake["resources"]
+    resources = local_lake["resources"]
     instance = DagsterInstance.ephemeral()
-    for minute, day in ((1, "2026-11-21"), (2, "2026-11-20")):
-        ts = f"{day}T08:00:00Z"
-        record = {"event_id": f"e{minute}", "ts": ts, "robot_id": "R1", "cow_id": "C1"}
-        write_concatenated(landing, STREAM, HOUR.replace(minute=minute), [record], f"m{minute}")
-    assert materialize(
-        ingest_assets(STREAM), partition_key=PARTITION, resources=resources, instance=instance
-    ).success
+    _clean_records_of_days(
+        write_concatenated, local_lake, instance, {1: "2026-11-21", 2: "2026-11-20"}
+    )
     tick = _tick("marts_on_new_cleaned_data", resources, None, instance)
     by_day = {r.partition_key: r for r in tick.run_requests}
     assert sorted(by_day) == ["2026-11-20", "2026-11-21"]
@@ -145,13 +156,9 @@ def test_mart_days_with_a_queued_run_get_no_second_one(local_lake, write_concate
     _enqueue(instance, "daily_marts", by_day["2026-11-20"], status=DagsterRunStatus.STARTED)
 
     # late records for both days arrive: only the day without a queued run gets a run
-    for minute, day in ((7, "2026-11-21"), (8, "2026-11-20")):
-        ts = f"{day}T09:00:00Z"
-        record = {"event_id": f"e{minute}", "ts": ts, "robot_id": "R1", "cow_id": "C1"}
-        write_concatenated(landing, STREAM, HOUR.replace(minute=minute), [record], f"m{minute}")
-    assert materialize(
-        ingest_assets(STREAM), partition_key=PARTITION, resources=resources, instance=instance
-    ).success
+    _clean_records_of_days(
+        write_concatenated, local_lake, instance, {7: "2026-11-21", 8: "2026-11-20"}
+    )
     tick = _tick("marts_on_new_cleaned_data", resources, tick.cursor, instance)
     assert [r.partition_key for r in tick.run_requests] == ["2026-11-20"]
     assert len(_waiting(instance, "daily_marts")) == 1
