@@ -9,6 +9,7 @@ rows are readable). `QueueSampler` samples the instance's run queue.
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import subprocess
@@ -49,6 +50,7 @@ def _moto() -> tuple[Any, dict[str, str]]:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
     port = dev_server.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
