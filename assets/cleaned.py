@@ -54,8 +54,8 @@ class CleanedConfig(Config):
     up_to_key: str | None = Field(
         default=None,
         description=(
-            "Only objects whose key sorts at or before this one (a sensor's batch: newer "
-            "objects wait for the run of their own batch)"
+            "Only objects whose key sorts at or before this one (default: every object of "
+            "the hour not processed yet when the run starts, as the sensors' runs do)"
         ),
     )
 

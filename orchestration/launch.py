@@ -11,7 +11,8 @@ given arguments from the repository root (`-w workspace.yaml` for `dev`,
 `-m orchestration.definitions` for `asset materialize`, unless given).
 
 A DAGSTER_HOME chosen by the operator keeps its own dagster.yaml (production settings,
-e.g. PostgreSQL storage) and is only warned about if it sets no pool limit; one holding a
+e.g. PostgreSQL storage) and is only warned about if it lacks a setting the project relies
+on (the pool limit, the queue's dequeue interval, threaded sensors: NEEDED); one holding a
 copy of the project's file (or none) gets the current project file, with RUN_LOG_LEVEL
 (default INFO) as the level of the run events printed on the console.
 
@@ -47,12 +48,9 @@ def prepare_home(environ: Mapping[str, str]) -> Path:
     ours = not config.exists() or config.read_text().startswith(_MARKER)
     if not environ.get("DAGSTER_HOME") or ours:
         config.write_text(project_config(Settings.from_env(environ).run_log_level))
-    elif not has_pool_limit(config):
-        print(
-            f"warning: {config} sets no `concurrency: pools: default_limit`: two runs of one "
-            "stream may work at once (see orchestration/dagster.yaml)",
-            file=sys.stderr,
-        )
+    else:
+        for missing in missing_settings(config):
+            print(f"warning: {config} sets no {missing} (see {PROJECT_CONFIG})", file=sys.stderr)
     return home
 
 
@@ -65,10 +63,28 @@ def project_config(run_log_level: str) -> str:
     )
 
 
-def has_pool_limit(config: Path) -> bool:
+# What an operator's own dagster.yaml needs from the project's: (path, what goes without it)
+NEEDED = (
+    (("concurrency", "pools", "default_limit"), "two runs of one stream may work at once"),
+    (
+        ("run_coordinator", "config", "dequeue_interval_seconds"),
+        "queued runs wait up to 5 s more (Dagster's default interval): slower freshness",
+    ),
+    (("sensors", "use_threads"), "sensors tick one after another: slower freshness"),
+)
+
+
+def missing_settings(config: Path) -> list[str]:
+    """The settings of NEEDED that `config` lacks, each with what goes without it."""
     settings = yaml.safe_load(config.read_text()) or {}
-    pools = (settings.get("concurrency") or {}).get("pools") or {}
-    return isinstance(pools.get("default_limit"), int)
+    missing = []
+    for path, consequence in NEEDED:
+        value = settings
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            missing.append(f"`{': '.join(path)}`: {consequence}")
+    return missing
 
 
 def dagster_command(args: list[str]) -> list[str]:

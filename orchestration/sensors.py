@@ -9,14 +9,18 @@ from typing import TYPE_CHECKING
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -36,6 +40,23 @@ from orchestration.resources import LakeResource
 
 # The builders take the settings the definitions are built with: intervals and default
 # states are Dagster's at load time, and the limits are read by the same code location.
+
+# Runs that have not left the queue yet: such a run reads the lake only after it starts.
+WAITING = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED]
+
+
+def waiting_run_id(
+    instance: DagsterInstance, tags: dict[str, str], job: str | None = None
+) -> str | None:
+    """A run with these tags (and of this job) still waiting in the queue, if any.
+
+    A new batch joins it instead of adding a run: the waiting run cleans (or builds) from
+    what is in the lake when it starts, which is after this tick saw the batch. A run
+    already starting is not waited for: it may have read the lake already."""
+    records = instance.get_run_records(
+        RunsFilter(job_name=job, statuses=WAITING, tags=tags), limit=1
+    )
+    return records[0].dagster_run.run_id if records else None
 
 
 def batch_run_key(stream: str, partition: str, objects: list[tuple[str, str]]) -> str:
@@ -76,9 +97,10 @@ def build_landing_sensor(
             )
         by_hour = {hour: [(i.key, i.etag) for i in infos] for hour, infos in scan.by_hour().items()}
         requests = hour_run_requests(context, settings, stream, by_hour, "landing")
-        return tick_result(
-            requests, scan.cursor.to_json(), f"no new objects ({scan.listed} keys listed)"
-        )
+        idle = f"no new objects ({scan.listed} keys listed)"
+        if by_hour:
+            idle = f"{len(scan.new)} new objects: their hours' runs are still queued (see log)"
+        return tick_result(requests, scan.cursor.to_json(), idle)
 
     return _landing_sensor
 
@@ -99,10 +121,11 @@ def hour_run_requests(
     job_name: str | None = None,
 ) -> list[RunRequest]:
     """One run per arrival hour, keyed by its batch of object keys (a later batch of the
-    same hour is a new run, never deduplicated away). The run cleans the hour's
-    unprocessed objects up to the batch's last key: the batch, and any earlier object a
-    failed run left, but not objects that landed after the scan (their batch's run takes
-    them), so a run never takes much more than MAX_OBJECTS_PER_TICK."""
+    same hour is a new run, never deduplicated away), unless a run of the stream and hour
+    is still queued: the batch then joins it. A run cleans every unprocessed object of
+    its hour when it starts (the batch, the batches that joined it while it was queued,
+    anything an earlier run left), so the queue holds at most one run per stream and hour
+    and a batch is never lost to a run that was queued before it landed."""
     start = settings.pipeline_start_date
     first_hour = _first_hour(settings)
     latest_hour = datetime.now(UTC) + timedelta(hours=1)
@@ -116,13 +139,15 @@ def hour_run_requests(
             )
             continue
         pk = partition_key(hour)
-        cleaned_config = {"up_to_key": max(keys)}  # newer objects: their own batch's run
+        queued = waiting_run_id(context.instance, {"stream": stream, PARTITION_NAME_TAG: pk})
+        if queued is not None:
+            context.log.info(f"{len(keys)} new objects of {stream} {pk} join queued run {queued}")
+            continue
         requests.append(
             RunRequest(
                 run_key=f"{source}:" + batch_run_key(stream, pk, objects),
                 partition_key=pk,
                 job_name=job_name,
-                run_config={"ops": {f"cleaned__{stream}": {"config": cleaned_config}}},
                 tags={"stream": stream, f"{source}/new_objects": str(len(keys))},
             )
         )
@@ -303,13 +328,15 @@ def build_marts_sensor(
         today = datetime.now(UTC).date()
         start = settings.pipeline_start_date
         valid = sorted(d for d in days if start <= d <= today.isoformat())
+        # a day's run still queued builds from the tables as they are when it starts
         requests = [
-            RunRequest(partition_key=day, tags={"marts/trigger": "cleaned"}) for day in valid
+            RunRequest(partition_key=day, tags={"marts/trigger": "cleaned"})
+            for day in valid
+            if waiting_run_id(context.instance, {PARTITION_NAME_TAG: day}, job.name) is None
         ]
         if not requests:
-            return SensorResult(
-                skip_reason=SkipReason("no new cleaned data"), cursor=json.dumps(cursor)
-            )
+            idle = f"runs of {valid} still queued" if valid else "no new cleaned data"
+            return SensorResult(skip_reason=SkipReason(idle), cursor=json.dumps(cursor))
         return SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
     return _marts_sensor
