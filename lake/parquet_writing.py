@@ -36,9 +36,20 @@ def parquet_bytes(table: pa.Table, no_dictionary: set[str] = frozenset()) -> byt
     into Arrow as a string, which Iceberg (pyiceberg) takes; the stored schema would bring
     back Arrow's JSON extension type, which Iceberg has no type for."""
     buf = io.BytesIO()
+    table = _without_null_types(table)
     dictionary = [c for c in table.column_names if c not in no_dictionary]
     pq.write_table(table, buf, compression="zstd", use_dictionary=dictionary, store_schema=False)
     return buf.getvalue()
+
+
+def _without_null_types(table: pa.Table) -> pa.Table:
+    """Columns of Arrow's null type (a SQL `NULL AS x`, a field only ever seen null) as
+    strings: Iceberg has no type for them and would refuse the file."""
+    nulls = [i for i, f in enumerate(table.schema) if pa.types.is_null(f.type)]
+    for i in nulls:
+        name = table.schema.field(i).name
+        table = table.set_column(i, name, pa.nulls(table.num_rows, pa.string()))
+    return table
 
 
 class GroupsNotConsecutive(ValueError):

@@ -41,8 +41,8 @@ from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
 from lake.iceberg.catalog import LakeTables
-from lake.iceberg.evolve import evolve_schema
-from lake.iceberg.rewrite import discard, rewrite_files
+from lake.iceberg.evolve import evolve_schema, narrower_than_table
+from lake.iceberg.rewrite import conform_files, discard, rewrite_files
 from lake.iceberg.scan import day_filter, files_of
 
 COMMIT_ATTEMPTS = 8
@@ -71,6 +71,7 @@ class Committed:
     files_added: int = 0
     files_removed: int = 0
     files_rewritten: int = 0  # to a replaced column's new type (counted in added/removed)
+    files_conformed: int = 0  # the run's own files cast up to the table's wider types
     rows_added: int = 0
     rows_removed: int = 0
     seconds: float = 0.0
@@ -84,6 +85,7 @@ class Committed:
             f"{prefix}files_added": self.files_added,
             f"{prefix}files_removed": self.files_removed,
             f"{prefix}files_rewritten": self.files_rewritten,
+            f"{prefix}files_conformed": self.files_conformed,
             f"{prefix}commit_seconds": round(self.seconds, 3),
         }
 
@@ -128,6 +130,12 @@ def commit_files(
         if schema is None:
             return committed  # nothing to remove from a table that does not exist
         table = _create(tables, layer, name, schema, shape)
+    elif schema is not None:
+        committed.files_conformed = conform_files(
+            table.io, uris, narrower_than_table(table, schema)
+        )
+        if committed.files_conformed:
+            schema, json_columns = _footers(table, uris, tables)
     before = table.current_snapshot()
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         committed.attempts = attempt

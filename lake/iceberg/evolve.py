@@ -7,8 +7,10 @@ allows (int to long, float to double, a wider decimal). The crawler widens furth
 which Iceberg cannot promote: such a column is replaced (deleted and added under the same
 name, so a new field id, moved to the end) and `Evolution.replaced` names it with its
 new type, for lake.iceberg.rewrite to rewrite every committed file holding it in the old
-type within the same transaction. A change that is no widening (a run's files narrower
-than the table) raises IncompatibleSchemaChange naming the columns.
+type within the same transaction. A run's files narrower than the table (typed before the
+crawl widened a column) are cast up to the table's type first (narrower_than_table,
+lake.iceberg.rewrite.conform_files): a stream is never blocked by it. Any other change
+that is no widening raises IncompatibleSchemaChange naming the columns.
 """
 
 from __future__ import annotations
@@ -62,6 +64,22 @@ def evolve_schema(tx: Transaction, table: Table, schema: pa.Schema | None) -> Ev
         changed=[f.name for f in after.fields if known.get(f.name) != f.field_type],
         replaced=pa.schema([schema.field(name) for name in replaced]),
     )
+
+
+def narrower_than_table(table: Table, schema: pa.Schema) -> pa.Schema:
+    """Top-level columns the files hold in a type the table's column is a widening of (a
+    run typed before the crawl widened the column): in the table's Arrow types, for
+    lake.iceberg.rewrite.conform_files to cast the files to."""
+    incoming = Catalog._convert_schema_if_needed(schema)
+    current = table.schema()
+    known = {f.name: f.field_type for f in current.fields}
+    names = [
+        f.name
+        for f in incoming.fields
+        if f.name in known and crawler_widens(f.field_type, known[f.name])
+    ]
+    arrow = current.as_arrow()
+    return pa.schema([arrow.field(name) for name in names])
 
 
 def _widened_beyond_promotion(current: Schema, schema: pa.Schema) -> dict[str, IcebergType]:

@@ -60,6 +60,25 @@ def rewrite_files(
     return written
 
 
+def conform_files(io: FileIO, uris: list[str], narrower: pa.Schema) -> int:
+    """Cast, in place, the run's own files (not committed yet, referenced by nothing) that
+    hold a column of `narrower` in a narrower type to its type there (cleaning's widening
+    rules); returns how many were rewritten."""
+    if not len(narrower):
+        return 0
+    target = duck_types(narrower)
+    conformed = 0
+    for uri in uris:
+        rows = _read_if_holding(io, uri, narrower)
+        cast = cast_columns(rows, target) if rows is not None else None
+        if cast is None:
+            continue
+        with io.new_output(uri).create(overwrite=True) as out:
+            out.write(parquet_bytes(cast, no_dictionary=NO_DICTIONARY & set(cast.column_names)))
+        conformed += 1
+    return conformed
+
+
 def discard(io: FileIO, uris: list[str]) -> None:
     """Remove files a failed commit wrote (no table references them)."""
     for uri in uris:

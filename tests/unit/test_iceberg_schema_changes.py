@@ -25,8 +25,8 @@ from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.iceberg.catalog import CLEANED, LakeTables
 from lake.iceberg.commit import TableShape, commit_files
-from lake.iceberg.evolve import IncompatibleSchemaChange
 from lake.iceberg.scan import committed_keys
+from lake.parquet_writing import parquet_bytes
 from lake.pii import key_from_env
 from lake.retype import retype_stream
 from lake.settings import DEFAULTS
@@ -104,11 +104,34 @@ def test_a_column_widened_bigint_double_string_scans_back_in_its_new_type(
     ]
 
 
-def test_a_narrower_file_than_the_table_is_refused(lake: LocalStorage, tables: LakeTables) -> None:
+def test_a_narrower_file_than_the_table_is_cast_up_not_refused(
+    lake: LocalStorage, tables: LakeTables
+) -> None:
+    """A run typed before the crawl widened a column (x: bigint in its file, string in the
+    table) must not block the stream: its own file is cast to the table's type."""
     _run(lake, tables, "a", x=pa.array(["text"]))
-    with pytest.raises(IncompatibleSchemaChange, match="x"):
-        _run(lake, tables, "b", x=pa.array([1], pa.int64()))
-    assert _scanned(tables).column("_source_key").to_pylist() == ["a"]
+    _run(lake, tables, "b", x=pa.array([1], pa.int64()), y=pa.array([2.5]))
+    scanned = _scanned(tables)
+    assert scanned.column("_source_key").to_pylist() == ["a", "b"]
+    assert scanned.column("x").to_pylist() == ["text", "1"]
+    assert tables.load(CLEANED, STREAM).schema().find_type("x") == StringType()
+    assert (
+        pq.read_schema(lake.path(f"cleaned/{STREAM}/dt=2026-11-21/b.parquet")).field("x").type
+        == pa.string()
+    )
+
+
+def test_a_column_only_ever_null_is_written_as_text_and_committed(
+    lake: LocalStorage, tables: LakeTables
+) -> None:
+    """`SELECT NULL AS plan` gives Arrow's null type, which Iceberg refuses: files we write
+    carry such a column as a string column of NULLs."""
+    key = f"cleaned/{STREAM}/dt=2026-11-21/n.parquet"
+    rows = pa.table({"ts": TS, "_source_key": ["n"], "plan": pa.nulls(1)})
+    lake.write(key, parquet_bytes(rows))
+    assert pq.read_schema(lake.path(key)).field("plan").type == pa.string()
+    commit_files(tables, CLEANED, STREAM, [key], TableShape("ts", whole_stats=("_source_key",)))
+    assert _scanned(tables).column("plan").to_pylist() == [None]
 
 
 SPEC = load_streams()["robot_telemetry"]
