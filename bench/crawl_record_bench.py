@@ -1,0 +1,86 @@
+"""The crawl's per-record cost: `sample_objects` over simulator hours of every stream.
+
+    PYTHONPATH=.:bench .venv/bin/python bench/crawl_record_bench.py --dir /tmp/crb \
+        [--hours 2] [--repeat 3] [--profile]
+
+The first run into --dir simulates --hours arrival hours of robot_telemetry, clickstream
+and cloudtrail (40 robots, 3,000 cows, an object every 10 minutes per stream) into
+--dir/landing; later runs reuse them, so runs against other code (PYTHONPATH of another
+checkout) time the very same objects. Per stream it prints the median wall time of
+`sample_objects` over every object, records sampled, microseconds per record, and a
+digest of everything the crawl reports (schema, conflicts, JSON fields and candidates,
+records over limits, counts): equal digests mean equal results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import pstats
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from lake.crawl_sample import HourSchema, sample_objects
+from lake.hive_types import encode_type
+from lake.simulator import STREAMS, Simulator, SimulatorConfig
+from lake.storage import LocalStorage
+from lake.streams import load_streams
+
+START = datetime(2026, 11, 21, 8, tzinfo=UTC)
+
+
+def simulate(landing: LocalStorage, hours: int) -> None:
+    sim = Simulator(SimulatorConfig(seed=7, cows=3000, robots=40, object_interval_s=600))
+    for _ in sim.write_range(landing, START, START + timedelta(hours=hours)):
+        pass
+
+
+def digest(seen: HourSchema) -> str:
+    parts = [
+        repr(encode_type(seen.schema)),
+        repr(seen.conflicts),
+        repr(seen.json_fields),
+        repr(seen.json_field_candidates),
+        repr((seen.records_over_limits, seen.columns_over_limit, seen.records_sampled)),
+        repr((seen.objects, seen.bytes, seen.sampled_bytes, sorted(seen.classifications.items()))),
+        repr(sorted((k, sorted(p.stats.items())) for k, p in seen.partitions.items())),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--hours", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    landing = LocalStorage(args.dir / "landing")
+    if not (args.dir / "landing").exists():
+        simulate(landing, args.hours)
+    specs = load_streams()
+    for name in STREAMS:
+        spec = specs[name]
+        infos = list(landing.list(f"{name}/"))
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            seen = sample_objects(spec, landing, infos)
+            times.append(time.perf_counter() - start)
+        wall = statistics.median(times)
+        print(
+            f"{name}: {len(infos)} objects, {seen.records_sampled:,} records sampled -> "
+            f"{wall:.3f} s (median of {args.repeat}), "
+            f"{wall / max(seen.records_sampled, 1) * 1e6:.1f} us/record, digest {digest(seen)}"
+        )
+        if args.profile:
+            profile = cProfile.Profile()
+            profile.runcall(sample_objects, spec, landing, infos)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(18)
+
+
+if __name__ == "__main__":
+    main()
