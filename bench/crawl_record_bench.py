@@ -7,9 +7,10 @@ The first run into --dir simulates --hours arrival hours of robot_telemetry, cli
 and cloudtrail (40 robots, 3,000 cows, an object every 10 minutes per stream) into
 --dir/landing; later runs reuse them, so runs against other code (PYTHONPATH of another
 checkout) time the very same objects. Per stream it prints the median wall time of
-`sample_objects` over every object, records sampled, microseconds per record, and a
+`sample_objects` over every object, records sampled, microseconds per record, a
 digest of everything the crawl reports (schema, conflicts, JSON fields and candidates,
-records over limits, counts): equal digests mean equal results.
+records over limits, counts): equal digests mean equal results; then the merge of the
+already decoded samples alone ("merge only", the per-record schema work).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lake.crawl_sample import HourSchema, sample_objects
-from lake.hive_types import encode_type
+import lake.crawl_sample as crawl_sample
+from lake.classifiers import SampleLimits, classify_object
+from lake.crawl_sample import HourSchema, JsonTracking, sample_objects
+from lake.hive_types import MergeReport, Struct, encode_type
 from lake.simulator import STREAMS, Simulator, SimulatorConfig
 from lake.storage import LocalStorage
-from lake.streams import load_streams
+from lake.streams import StreamSpec, load_streams
 
 START = datetime(2026, 11, 21, 8, tzinfo=UTC)
 
@@ -49,6 +52,22 @@ def digest(seen: HourSchema) -> str:
         repr(sorted((k, sorted(p.stats.items())) for k, p in seen.partitions.items())),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def merge_only(spec: StreamSpec, samples: list[list]) -> tuple[float, int]:
+    """Seconds to merge already decoded samples, one schema per object as the crawl does;
+    before RecordMerger (PYTHONPATH of an older checkout) through merge_records."""
+    report, tracking = MergeReport(), JsonTracking.of(spec)
+    start = time.perf_counter()
+    if hasattr(crawl_sample, "RecordMerger"):
+        merger = crawl_sample.RecordMerger(report, spec.limits, tracking)
+        merged = sum(merger.merge(Struct(), records) for records in samples)
+    else:
+        merged = sum(
+            crawl_sample.merge_records(Struct(), records, report, spec.limits, tracking)
+            for records in samples
+        )
+    return time.perf_counter() - start, merged
 
 
 def main() -> None:
@@ -75,6 +94,17 @@ def main() -> None:
             f"{name}: {len(infos)} objects, {seen.records_sampled:,} records sampled -> "
             f"{wall:.3f} s (median of {args.repeat}), "
             f"{wall / max(seen.records_sampled, 1) * 1e6:.1f} us/record, digest {digest(seen)}"
+        )
+        sampling = SampleLimits(spec.crawler.sample_bytes, spec.crawler.sample_records)
+        samples = [
+            classify_object(landing, i.key, i.size, sampling, spec.records_key).records
+            for i in infos
+        ]
+        merges = [merge_only(spec, samples) for _ in range(args.repeat)]
+        merge_wall = statistics.median(t for t, _ in merges)
+        print(
+            f"{name}: merge only {merge_wall:.3f} s (median of {args.repeat}) for "
+            f"{merges[0][1]:,} records merged, {merge_wall / max(merges[0][1], 1) * 1e6:.1f} us/record"
         )
         if args.profile:
             profile = cProfile.Profile()

@@ -222,15 +222,15 @@ class RecordMerger:
     def _shape(self, value: dict[str, Any]) -> _Shape:
         signature = value_signature(value, self.max_depth)
         if signature is None:
-            return _Shape(self._paths_seen(), self._infer(value))
+            return _Shape(self._paths_seen(), self.record_type(value))
         shape = self.shapes.get(signature)
         if shape is None or shape.paths_seen != self._paths_seen():
             if len(self.shapes) >= MAX_SHAPES_KEPT:
                 self.shapes.clear()
-            shape = self.shapes[signature] = _Shape(self._paths_seen(), self._infer(value))
+            shape = self.shapes[signature] = _Shape(self._paths_seen(), self.record_type(value))
         return shape
 
-    def _infer(self, value: dict[str, Any]) -> Struct | None:
+    def record_type(self, value: dict[str, Any]) -> Struct | None:
         """A record's type, or None past the stream's `limits` (nested too deep, a key too
         long, more leaves than max_columns): it could never be cleaned (cleaning
         quarantines it), so it must not fill the table with its keys or break the type

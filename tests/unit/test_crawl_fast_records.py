@@ -11,9 +11,8 @@ import pytest
 
 import lake.crawl_sample as crawl_sample
 from lake.crawl_sample import JsonTracking, RecordMerger, merge_json_aware
-from lake.hive_types import MergeReport, Struct, encode_type, infer, leaf_count, value_signature
-from lake.json_fields import ShapeCounter, collapse_record
-from lake.record_limits import value_problem
+from lake.hive_types import MergeReport, Struct, encode_type, infer, value_signature
+from lake.json_fields import ShapeCounter
 from lake.streams import RecordLimits
 
 LIMITS = RecordLimits(max_columns=25, max_nesting_depth=6, max_key_bytes=40)
@@ -27,20 +26,13 @@ def reference_merge(
     limits: RecordLimits | None,
     tracking: JsonTracking,
 ) -> int:
-    """The crawl's merge as it was: every step for every record."""
-    merged = 0
+    """The crawl's merge record by record: every step for every record, no signatures."""
+    steps, merged = RecordMerger(report, limits, tracking), 0
     for value in records:
-        if not isinstance(value, dict):
-            continue
-        if limits is not None and value_problem(value, limits):
-            continue
-        tracking.shapes.observe(value, tracking.paths)
-        value = collapse_record(value, tracking.paths)
-        inferred = infer(value)
-        if limits is not None and leaf_count(inferred) > limits.max_columns:
-            continue
-        merged += 1
-        schema.fields = merge_json_aware(schema, inferred, report, tracking).fields
+        inferred = steps.record_type(value) if isinstance(value, dict) else None
+        if inferred is not None:
+            merged += 1
+            schema.fields = merge_json_aware(schema, inferred, report, tracking).fields
     return merged
 
 
