@@ -1,12 +1,13 @@
 """The crawl's per-record cost: `sample_objects` over simulator hours of every stream.
 
     PYTHONPATH=.:bench .venv/bin/python bench/crawl_record_bench.py --dir /tmp/crb \
-        [--hours 2] [--repeat 3] [--profile]
+        [--hours 2 | --backfill-objects 100] [--repeat 3] [--profile]
 
 The first run into --dir simulates --hours arrival hours of robot_telemetry, clickstream
 and cloudtrail (40 robots, 3,000 cows, an object every 10 minutes per stream) into
 --dir/landing; later runs reuse them, so runs against other code (PYTHONPATH of another
-checkout) time the very same objects. Per stream it prints the median wall time of
+checkout) time the very same objects. --backfill-objects N writes N robot_telemetry
+objects of 1,000 records from clean_bench's templates instead (the backfill's objects). Per stream it prints the median wall time of
 `sample_objects` over every object, records sampled, microseconds per record, a
 digest of everything the crawl reports (schema, conflicts, JSON fields and candidates,
 records over limits, counts): equal digests mean equal results; then the merge of the
@@ -17,16 +18,21 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gzip
 import hashlib
 import pstats
+import random
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from clean_bench import object_body, record_templates
+
 import lake.crawl_sample as crawl_sample
 from lake.classifiers import SampleLimits, classify_object
 from lake.crawl_sample import HourSchema, JsonTracking, sample_objects
+from lake.firehose import object_key
 from lake.hive_types import MergeReport, Struct, encode_type
 from lake.simulator import STREAMS, Simulator, SimulatorConfig
 from lake.storage import LocalStorage
@@ -39,6 +45,14 @@ def simulate(landing: LocalStorage, hours: int) -> None:
     sim = Simulator(SimulatorConfig(seed=7, cows=3000, robots=40, object_interval_s=600))
     for _ in sim.write_range(landing, START, START + timedelta(hours=hours)):
         pass
+
+
+def backfill_objects(landing: LocalStorage, objects: int) -> None:
+    """robot_telemetry objects of 1,000 records as clean_bench (and the backfill) makes them."""
+    templates, rng = record_templates(), random.Random(5)
+    for o in range(objects):
+        body = gzip.compress(object_body(rng, templates, 1000), 6)
+        landing.write(object_key("robot_telemetry", START, object_id=f"{o:05d}"), body)
 
 
 def digest(seen: HourSchema) -> str:
@@ -76,12 +90,18 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--backfill-objects", type=int, help="instead: this many clean_bench objects"
+    )
     args = parser.parse_args()
     landing = LocalStorage(args.dir / "landing")
     if not (args.dir / "landing").exists():
-        simulate(landing, args.hours)
+        if args.backfill_objects:
+            backfill_objects(landing, args.backfill_objects)
+        else:
+            simulate(landing, args.hours)
     specs = load_streams()
-    for name in STREAMS:
+    for name in STREAMS if not args.backfill_objects else ("robot_telemetry",):
         spec = specs[name]
         infos = list(landing.list(f"{name}/"))
         times = []
