@@ -11,7 +11,7 @@ from typing import Any
 
 from lake.classifiers import Classified, SampleLimits, classify_object
 from lake.firehose import hour_prefix, is_folder_marker, parse_key
-from lake.hive_types import MergeReport, Struct, infer, leaf_count, merge
+from lake.hive_types import MergeReport, Struct, infer, leaf_count, merge, value_signature
 from lake.json_fields import (
     Path,
     ShapeCounter,
@@ -67,7 +67,7 @@ class HourSchema:
 
 @dataclass
 class JsonTracking:
-    """What merge_records needs to keep JSON fields whole: the declared and known JSON
+    """What RecordMerger needs to keep JSON fields whole: the declared and known JSON
     paths, whether conflicts make new ones, and the per-path shape counts."""
 
     declared: frozenset[Path]
@@ -96,6 +96,7 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
     seen = HourSchema()
     report = MergeReport()
     tracking = JsonTracking.of(spec)
+    merger = RecordMerger(report, spec.limits, tracking)
     for info in objects:
         if is_folder_marker(info.key, info.size):
             seen.unknown[info.key] = "folder_marker: an S3 console folder, not data (ignored)"
@@ -110,7 +111,7 @@ def sample_objects(spec: StreamSpec, landing: Storage, objects: Iterable[ObjectI
             seen.unknown[info.key] = found.reason or "no classifier accepted it"
             continue
         partition.count(info.key, info.etag, info.size, _record_estimate(found, info.size))
-        schema = _schema_of(found, report, spec.limits, seen, tracking)
+        schema = _schema_of(found, merger, seen)
         seen.schema = merge_json_aware(seen.schema, schema, report, tracking)
         seen.records_sampled += len(found.records)
         seen.sampled_bytes += found.sampled_bytes
@@ -139,17 +140,11 @@ def merge_json_aware(
     return merged
 
 
-def _schema_of(
-    found: Classified,
-    report: MergeReport,
-    limits: RecordLimits,
-    seen: HourSchema,
-    tracking: JsonTracking | None = None,
-) -> Struct:
+def _schema_of(found: Classified, merger: RecordMerger, seen: HourSchema) -> Struct:
     if found.schema_hint is not None:
         return found.schema_hint
     schema = Struct()
-    merged = merge_records(schema, found.records, report, limits, tracking)
+    merged = merger.merge(schema, found.records)
     seen.records_over_limits += sum(isinstance(r, dict) for r in found.records) - merged
     return schema
 
@@ -167,33 +162,90 @@ def _record_estimate(found: Classified, size: int) -> int:
     return max(sampled, round(sampled * size / found.raw_bytes_consumed))
 
 
-def merge_records(
-    schema: Struct,
-    records: Iterable[Any],
-    report: MergeReport,
-    limits: RecordLimits | None = None,
-    tracking: JsonTracking | None = None,
-) -> int:
-    """Merge the JSON objects among `records` into `schema` in place; return how many.
-    A record past the stream's `limits` (nested too deep, a key too long, more leaves than
-    max_columns) could never be cleaned (cleaning quarantines it): it is left out, so
-    that it cannot fill the table with its keys or break the type code's recursion.
-    With `tracking`, JSON fields are inferred as one string, never descended into."""
-    merged = 0
-    for value in records:
-        if isinstance(value, dict):
-            if limits is not None and value_problem(value, limits):
+UNBOUNDED_DEPTH = 200  # how deep a signature goes when the stream sets no limits
+MAX_SHAPES_KEPT = 4096  # distinct record signatures remembered (forgotten all at once past it)
+
+
+@dataclass
+class _Shape:
+    """What every record of one signature gives, with the JSON paths of `paths_seen`."""
+
+    paths_seen: int  # len(tracking.found) when inferred
+    inferred: Struct | None  # None: past the stream's limits, left out
+    # (merge call, schema version) it last merged into without changing the schema,
+    # and the conflicts that merge reported (a record reports them each time)
+    merged_at: tuple[object, int] | None = None
+    conflicts: list[str] = field(default_factory=list)
+
+
+class RecordMerger:
+    """Merges sampled records into schemas, doing the per-record work once per distinct
+    record signature (a stream's records share a few shapes): the limits check, the shape
+    count, the collapse of JSON fields and inference; the merge too, unless the schema
+    changed since that shape last merged into it without changing it."""
+
+    def __init__(
+        self,
+        report: MergeReport,
+        limits: RecordLimits | None = None,
+        tracking: JsonTracking | None = None,
+    ) -> None:
+        self.report, self.limits, self.tracking = report, limits, tracking
+        self.max_depth = limits.max_nesting_depth if limits is not None else UNBOUNDED_DEPTH
+        self.shapes: dict[Any, _Shape] = {}
+
+    def merge(self, schema: Struct, records: Iterable[Any]) -> int:
+        """Merge the JSON objects among `records` into `schema` in place; return how many."""
+        call, version, merged = object(), 0, 0
+        for value in records:
+            if not isinstance(value, dict):
                 continue
-            if tracking is not None:
-                tracking.shapes.observe(value, tracking.paths)
-                value = collapse_record(value, tracking.paths)
-            inferred = infer(value)
-            if limits is not None and leaf_count(inferred) > limits.max_columns:
+            shape = self._shape(value)
+            if shape.inferred is None:
                 continue
             merged += 1
-            assert isinstance(inferred, Struct)
-            schema.fields = merge_json_aware(schema, inferred, report, tracking).fields
-    return merged
+            if shape.merged_at == (call, version):
+                self.report.conflicts.extend(shape.conflicts)
+                continue
+            paths_before, reported = self._paths_seen(), len(self.report.conflicts)
+            fields = merge_json_aware(schema, shape.inferred, self.report, self.tracking).fields
+            if fields != schema.fields or self._paths_seen() != paths_before:
+                schema.fields, version = fields, version + 1
+            else:
+                shape.merged_at = (call, version)
+                shape.conflicts = self.report.conflicts[reported:]
+        return merged
+
+    def _paths_seen(self) -> int:
+        return len(self.tracking.found) if self.tracking is not None else 0
+
+    def _shape(self, value: dict[str, Any]) -> _Shape:
+        signature = value_signature(value, self.max_depth)
+        if signature is None:
+            return _Shape(self._paths_seen(), self.record_type(value))
+        shape = self.shapes.get(signature)
+        if shape is None or shape.paths_seen != self._paths_seen():
+            if len(self.shapes) >= MAX_SHAPES_KEPT:
+                self.shapes.clear()
+            shape = self.shapes[signature] = _Shape(self._paths_seen(), self.record_type(value))
+        return shape
+
+    def record_type(self, value: dict[str, Any]) -> Struct | None:
+        """A record's type, or None past the stream's `limits` (nested too deep, a key too
+        long, more leaves than max_columns): it could never be cleaned (cleaning
+        quarantines it), so it must not fill the table with its keys or break the type
+        code's recursion. With `tracking`, JSON fields are one string, never descended."""
+        limits, tracking = self.limits, self.tracking
+        if limits is not None and value_problem(value, limits):
+            return None
+        if tracking is not None:
+            tracking.shapes.observe(value, tracking.paths)
+            value = collapse_record(value, tracking.paths)
+        inferred = infer(value)
+        if limits is not None and leaf_count(inferred) > limits.max_columns:
+            return None
+        assert isinstance(inferred, Struct)
+        return inferred
 
 
 def type_event_time(schema: Struct, spec: StreamSpec) -> None:

@@ -85,6 +85,45 @@ def infer(value: Any) -> HiveType:
     return "string"
 
 
+def value_signature(value: Any, max_depth: int) -> tuple | str | None:
+    """A hashable digest of a JSON value holding exactly what `infer`, the record limits
+    and the JSON-field steps read: keys in order, nesting, nulls and each scalar's inferred
+    type. Equal signatures give equal results there, so a crawl infers each distinct
+    record shape once. None for a value with a container nested deeper than `max_depth`
+    (the top level is 1) or a type other than JSON's: infer it value by value."""
+    try:
+        return _signature(value, max_depth)
+    except _NoSignature:
+        return None
+
+
+class _NoSignature(Exception):
+    pass
+
+
+def _signature(value: Any, depth_left: int) -> tuple | str:
+    kind = type(value)
+    if kind is str:
+        return _string_type(value)
+    if kind is dict:
+        if depth_left <= 0:
+            raise _NoSignature
+        return ("{", tuple([(k, _signature(v, depth_left - 1)) for k, v in value.items()]))
+    if kind is int:
+        return "int" if INT32_MIN <= value <= INT32_MAX else "bigint"
+    if kind is float:
+        return "double"
+    if value is None:
+        return NULL
+    if kind is bool:
+        return "boolean"
+    if kind is list:
+        if depth_left <= 0:
+            raise _NoSignature
+        return ("[", tuple([_signature(v, depth_left - 1) for v in value]))
+    raise _NoSignature
+
+
 def _string_type(value: str) -> str:
     if len(value) == 10 and _DATE.fullmatch(value):
         return "date"
