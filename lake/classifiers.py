@@ -89,13 +89,6 @@ def _read_head(stream: BinaryIO, n: int) -> bytes:
     return head
 
 
-def _read_head(stream: BinaryIO, n: int) -> bytes:
-    head = b""
-    while len(head) < n and (data := stream.read(n - len(head))):
-        head += data
-    return head
-
-
 def _classify_parquet(storage: Storage, key: str, size: int, head_bytes: int) -> Classified:
     file = RangeFile(storage, key, size)
     try:
