@@ -36,7 +36,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from clean_bench import SPEC, object_body, record_templates
+from clean_bench import SPEC, clean_hours, object_body, record_templates
 
 from lake.catalog_store import Catalog
 from lake.cleaning.commit import RunCommit
@@ -136,18 +136,14 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
     run_commit = RunCommit(None, SPEC, lake)
     start = time.perf_counter()
     with CleaningSession() as session:
-        for hour in hours_between(first, first + timedelta(hours=hours)):
-            objects = list(landing.list(hour_prefix(SPEC.name, hour)))
-            clean_hour(
-                SPEC,
-                table,
-                landing,
-                lake,
-                hour,
-                objects,
-                run_commit=run_commit,
-                session=None if per_hour else session,
-            )
+        clean_hours(
+            table,
+            landing,
+            lake,
+            hours_between(first, first + timedelta(hours=hours)),
+            run_commit=run_commit,
+            session=None if per_hour else session,
+        )
         run_commit.commit()
     wall = time.perf_counter() - start
     label = "a connection per hour" if per_hour else "one session"

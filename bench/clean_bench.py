@@ -31,12 +31,14 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
 from lake.cleaning.hour import clean_hour
+from lake.cleaning.report import HourReport
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.hive_types import Struct
@@ -71,6 +73,19 @@ def object_body(rng: random.Random, templates: list[dict], records: int) -> byte
         record["ts"] = f"2026-11-21T08:{rng.randrange(60):02d}:{rng.randrange(60):02d}.000Z"
         body.append(json.dumps(record, separators=(",", ":")))
     return "".join(body).encode()
+
+
+def clean_hours(
+    table: dict, landing: LocalStorage, lake: LocalStorage, hours, **kw: Any
+) -> list[HourReport]:
+    """clean_hour of SPEC over `hours` as assets/cleaned.py runs a range: each hour's
+    landed objects in turn, with `kw` (run_commit, tables, session, settings ...)."""
+    return [
+        clean_hour(
+            SPEC, table, landing, lake, hour, list(landing.list(hour_prefix(SPEC.name, hour))), **kw
+        )
+        for hour in hours
+    ]
 
 
 def generate(root: Path, records: int, objects: int) -> None:

@@ -34,7 +34,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from clean_bench import HOUR, SPEC, object_body, record_templates
+from clean_bench import HOUR, SPEC, clean_hours, object_body, record_templates
 from microbatch_bench import (
     DEDUP_PARTS,
     PartTimer,
@@ -49,8 +49,7 @@ from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.commit import RunCommit
 from lake.cleaning.dedup import window_dates
-from lake.cleaning.hour import clean_hour
-from lake.firehose import hour_prefix, object_key
+from lake.firehose import object_key
 from lake.iceberg.catalog import LakeTables
 from lake.storage import LocalStorage
 
@@ -99,21 +98,10 @@ def backfill(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     tables = LakeTables(settings)
     run = RunCommit(tables, SPEC, lake)
-    dropped = 0
-    for hour in hours:
-        objects = list(landing.list(hour_prefix(SPEC.name, hour)))
-        report = clean_hour(
-            SPEC,
-            table,
-            landing,
-            lake,
-            hour,
-            objects,
-            settings=settings,
-            tables=tables,
-            run_commit=run,
-        )
-        dropped += report.duplicates_dropped
+    reports = clean_hours(
+        table, landing, lake, hours, settings=settings, tables=tables, run_commit=run
+    )
+    dropped = sum(r.duplicates_dropped for r in reports)
     run.commit()
     total = time.perf_counter() - started
     parts = timer.take()

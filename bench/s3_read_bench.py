@@ -31,7 +31,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqs_bench import moto_server
+from sqs_bench import aws_on_moto
 
 HOUR = datetime(2026, 11, 21, 9, tzinfo=UTC)
 
@@ -43,15 +43,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.repo).resolve()))
-    with moto_server("process", False) as endpoint:
-        os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_REGION="us-east-1",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench",
-            PII_HASH_KEY="bench-key",
-        )
+    with aws_on_moto("process", False):
         run(args)
 
 

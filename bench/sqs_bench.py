@@ -60,16 +60,8 @@ def main() -> None:
         serve_moto(args.serve_moto, args.sqs_like_moto)
         return
 
-    with moto_server(args.moto, args.sqs_like_moto) as endpoint:
-        os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_REGION="us-east-1",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench",
-            MAX_OBJECTS_PER_TICK=str(args.max_per_tick),  # read by the definitions at import
-            PII_HASH_KEY="bench-key",
-        )
+    # MAX_OBJECTS_PER_TICK is read by the definitions at import
+    with aws_on_moto(args.moto, args.sqs_like_moto, MAX_OBJECTS_PER_TICK=str(args.max_per_tick)):
         run(args)
 
 
@@ -117,6 +109,23 @@ def _kept_for_a_while(name: str):
         return value
 
     return kept
+
+
+@contextmanager
+def aws_on_moto(where: str, sqs_like: bool, **env: str) -> Iterator[str]:
+    """moto_server, with this process's AWS environment (and PII key, and `env`) set to
+    use it; yields its endpoint."""
+    with moto_server(where, sqs_like) as endpoint:
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_REGION="us-east-1",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            PII_HASH_KEY="bench-key",
+            **env,
+        )
+        yield endpoint
 
 
 @contextmanager

@@ -9,15 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance
 
 from lake.firehose import object_key
 from lake.s3_events import created_keys
-from orchestration.definitions import defs
-from tests.s3_resources import s3_resources
+from tests.s3_resources import landing_events_tick, messages_in_queue, s3_resources
 
 pytestmark = pytest.mark.s3
-REPO = defs.get_repository_def()
 HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 
 
@@ -45,24 +43,6 @@ def _drain_test_event(sqs: Any, url: str) -> None:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def _in_queue(url: str) -> int:
-    attrs = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(
-        attrs["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
-def _tick(resources: dict, cursor: str | None, instance: DagsterInstance):
-    sensor = REPO.get_sensor_def("landing_events_sensor")
-    with build_sensor_context(
-        cursor=cursor, resources=resources, instance=instance, repository_def=REPO
-    ) as context:
-        return sensor.evaluate_tick(context)
-
-
 def test_events_start_runs_and_messages_go_only_after_the_tick_is_committed(
     s3_bucket: str, queue: str, tmp_path
 ) -> None:
@@ -74,11 +54,11 @@ def test_events_start_runs_and_messages_go_only_after_the_tick_is_committed(
     for key in [*robot, click]:
         s3.put_object(Bucket=s3_bucket, Key=f"landing/{key}", Body=b"{}")
     s3.put_object(Bucket=s3_bucket, Key="elsewhere/readme.txt", Body=b"x")  # not landing
-    assert _in_queue(queue) == 4
+    assert messages_in_queue(queue) == 4
 
     resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb", landing_sqs_queue_url=queue)
     with DagsterInstance.ephemeral() as instance:
-        first = _tick(resources, None, instance)
+        first = landing_events_tick(resources, None, instance)
         by_job = sorted(
             (r.job_name, r.partition_key, r.tags["events/new_objects"]) for r in first.run_requests
         )
@@ -87,18 +67,20 @@ def test_events_start_runs_and_messages_go_only_after_the_tick_is_committed(
             ("ingest_robot_telemetry", "2026-11-21-08:00", "2"),
         ]
         # the tick's run requests are not committed yet: nothing is deleted
-        assert _in_queue(queue) == 4
+        assert messages_in_queue(queue) == 4
 
-        second = _tick(resources, first.cursor, instance)  # the first tick was committed
+        second = landing_events_tick(
+            resources, first.cursor, instance
+        )  # the first tick was committed
         assert second.run_requests == []
-        assert _in_queue(queue) == 0  # deleted, and no message read twice
+        assert messages_in_queue(queue) == 0  # deleted, and no message read twice
 
         s3.put_object(
             Bucket=s3_bucket, Key=f"landing/{robot[0]}x", Body=b"{}"
         )  # not Firehose's name
         later = object_key("robot_telemetry", HOUR.replace(minute=9), object_id="r9")
         s3.put_object(Bucket=s3_bucket, Key=f"landing/{later}", Body=b"{}")
-        third = _tick(resources, second.cursor, instance)
+        third = landing_events_tick(resources, second.cursor, instance)
         assert [(r.job_name, r.tags["events/new_objects"]) for r in third.run_requests] == [
             ("ingest_robot_telemetry", "2")  # the odd name is still in its hour folder
         ]

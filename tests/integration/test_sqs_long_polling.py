@@ -9,15 +9,13 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance
 
 from lake import s3_events
 from lake.firehose import object_key
-from orchestration.definitions import defs
-from tests.s3_resources import s3_resources
+from tests.s3_resources import landing_events_tick, messages_in_queue, s3_resources
 
 pytestmark = pytest.mark.s3
-REPO = defs.get_repository_def()
 HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 
 
@@ -47,16 +45,6 @@ def _robot_keys(count: int) -> list[str]:
         object_key("robot_telemetry", HOUR.replace(minute=n % 60), object_id=f"o{n:05d}")
         for n in range(count)
     ]
-
-
-def _in_queue(url: str) -> int:
-    attrs = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(
-        attrs["ApproximateNumberOfMessagesNotVisible"]
-    )
 
 
 def test_the_first_receive_waits_for_a_message_and_later_ones_do_not(
@@ -105,15 +93,7 @@ def test_the_time_budget_ends_the_reading(s3_bucket: str, queue: str) -> None:
     )
     # the clock is read once for the deadline and once before each receive: 3 receives
     assert len(got.receipts) == 30
-    assert _in_queue(queue) == 100  # read, not deleted
-
-
-def _tick(resources: dict, cursor: str | None, instance: DagsterInstance):
-    sensor = REPO.get_sensor_def("landing_events_sensor")
-    with build_sensor_context(
-        cursor=cursor, resources=resources, instance=instance, repository_def=REPO
-    ) as context:
-        return sensor.evaluate_tick(context)
+    assert messages_in_queue(queue) == 100  # read, not deleted
 
 
 def test_the_cursor_stays_small_and_a_failed_tick_deletes_nothing(
@@ -128,20 +108,24 @@ def test_the_cursor_stays_small_and_a_failed_tick_deletes_nothing(
         landing_sqs_wait_seconds=1,
     )
     with DagsterInstance.ephemeral() as instance:
-        first = _tick(resources, None, instance)
+        first = landing_events_tick(resources, None, instance)
         assert sum(int(r.tags["events/new_objects"]) for r in first.run_requests) == 300
         assert len(first.cursor) < 100  # 300 receipt handles are not in it
-        assert _in_queue(queue) == 300  # not committed yet: nothing deleted
+        assert messages_in_queue(queue) == 300  # not committed yet: nothing deleted
 
         _send_events(queue, s3_bucket, keys[300:])
-        lost = _tick(resources, first.cursor, instance)  # its cursor is never committed
+        lost = landing_events_tick(
+            resources, first.cursor, instance
+        )  # its cursor is never committed
         assert sum(int(r.tags["events/new_objects"]) for r in lost.run_requests) == 300
-        assert _in_queue(queue) == 300  # the first tick's messages went
+        assert messages_in_queue(queue) == 300  # the first tick's messages went
 
-        again = _tick(resources, first.cursor, instance)  # Dagster retries from `first`
+        again = landing_events_tick(
+            resources, first.cursor, instance
+        )  # Dagster retries from `first`
         assert again.run_requests == []  # the lost tick's messages are still in flight
-        assert _in_queue(queue) == 300  # and were not deleted: they will come back
+        assert messages_in_queue(queue) == 300  # and were not deleted: they will come back
 
-        last = _tick(resources, again.cursor, instance)
+        last = landing_events_tick(resources, again.cursor, instance)
         assert last.run_requests == []
-        assert _in_queue(queue) == 300  # `again` read nothing, so nothing to delete
+        assert messages_in_queue(queue) == 300  # `again` read nothing, so nothing to delete

@@ -24,32 +24,29 @@ from lake.pii import REDACTED, hash_key
 from lake.settings import DEFAULTS, Settings
 from lake.storage import LocalStorage
 from lake.streams import load_streams
+from tests.incremental_lake import ROBOT_COLUMNS, catalog_table
 
 SPEC = load_streams()["robot_telemetry"]
 HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 PII_KEY = "unit-test-pii-key"
 
 # The catalog table as the crawler would store it (only Columns matter to cleaning).
-TABLE = {
-    "Name": "robot_telemetry",
-    "StorageDescriptor": {
-        "Columns": [
-            {"Name": "event_id", "Type": "string"},
-            {"Name": "ts", "Type": "timestamp"},
-            {"Name": "robot_id", "Type": "string"},
-            {"Name": "count", "Type": "int"},
-            {"Name": "big", "Type": "bigint"},
-            {"Name": "ratio", "Type": "double"},
-            {"Name": "ok", "Type": "boolean"},
-            {
-                "Name": "milking",
-                "Type": "struct<yield_kg:double,duration_s:int,quarters:array<struct<quarter:string,yield_kg:double>>>",
-            },
-            {"Name": "operator", "Type": "struct<name:string,email:string>"},
-            {"Name": "tags", "Type": "array<string>"},
-        ]
-    },
-}
+TABLE = catalog_table(
+    "robot_telemetry",
+    [
+        *ROBOT_COLUMNS,
+        ("count", "int"),
+        ("big", "bigint"),
+        ("ratio", "double"),
+        ("ok", "boolean"),
+        (
+            "milking",
+            "struct<yield_kg:double,duration_s:int,quarters:array<struct<quarter:string,yield_kg:double>>>",
+        ),
+        ("operator", "struct<name:string,email:string>"),
+        ("tags", "array<string>"),
+    ],
+)
 
 
 @pytest.fixture(autouse=True)

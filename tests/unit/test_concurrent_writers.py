@@ -22,6 +22,7 @@ from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage, Storage, open_storage
 from lake.streams import load_streams
+from tests.incremental_lake import run_all
 
 ROBOT = load_streams()["robot_telemetry"]
 DB = "firehose_raw"
@@ -53,23 +54,6 @@ def _in_lockstep(monkeypatch: pytest.MonkeyPatch, cls: type, method: str, partie
     monkeypatch.setattr(cls, method, waiting)
 
 
-def _run_all(targets) -> list[BaseException]:
-    errors: list[BaseException] = []
-
-    def guarded(fn):
-        try:
-            fn()
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(t,)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
-
-
 def test_two_crawls_racing_keep_both_columns_and_number_versions_without_gaps(
     lake: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,7 +72,7 @@ def test_two_crawls_racing_keep_both_columns_and_number_versions_without_gaps(
         batches.append(list(landing.list(hour_prefix(ROBOT.name, hour))))
 
     _in_lockstep(monkeypatch, Catalog, "read_table", 2)
-    errors = _run_all([lambda b=b: crawl_objects(ROBOT, catalog, landing, b) for b in batches])
+    errors = run_all([lambda b=b: crawl_objects(ROBOT, catalog, landing, b) for b in batches])
     assert errors == []
 
     table = catalog.get_table(ROBOT.name)
@@ -141,7 +125,7 @@ def test_two_writers_of_one_hours_dedup_keys_keep_both_sets(
         return real(storage, key, change_after_both_read, **kw)
 
     monkeypatch.setattr(dedup_state, "compare_and_swap", racing_cas)
-    errors = _run_all([lambda: save("a", 0), lambda: save("b", 1000)])
+    errors = run_all([lambda: save("a", 0), lambda: save("b", 1000)])
     assert errors == []
     (state,) = lake.list(f"_state/keys/{ROBOT.name}/")
     table = pq.read_table(pa.BufferReader(lake.read(state.key)))
@@ -173,9 +157,7 @@ def test_two_runs_racing_notify_each_anomaly_once(
 
     monkeypatch.setattr(type(lake), "write_if", claim_together)
     runs: list[alerts.AlertRun] = []
-    errors = _run_all(
-        [lambda: runs.append(alerts.notify_new(lake, "anomalies", rows, publish))] * 2
-    )
+    errors = run_all([lambda: runs.append(alerts.notify_new(lake, "anomalies", rows, publish))] * 2)
     assert errors == []
     assert sorted(published) == ["r1:2026-11-21T08", "r2:2026-11-21T08"]
     assert sorted(a for r in runs for a in r.already_notified) == sorted(published)

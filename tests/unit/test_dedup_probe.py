@@ -34,19 +34,10 @@ from lake.cleaning.key_files import (
 from lake.firehose import hour_prefix
 from lake.storage import LocalStorage, open_storage
 from lake.streams import load_streams
+from tests.incremental_lake import TABLE
 
 SPEC = load_streams()["robot_telemetry"]  # allowed lateness: 48 hours
 DAY = date(2026, 11, 19)
-TABLE = {
-    "Name": SPEC.name,
-    "StorageDescriptor": {
-        "Columns": [
-            {"Name": "event_id", "Type": "string"},
-            {"Name": "ts", "Type": "timestamp"},
-            {"Name": "robot_id", "Type": "string"},
-        ]
-    },
-}
 
 
 @pytest.fixture(autouse=True)

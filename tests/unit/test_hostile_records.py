@@ -24,6 +24,7 @@ from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key
 from lake.storage import LocalStorage
 from lake.streams import RecordLimits, StreamConfigError, StreamSpec, load_streams
+from tests.incremental_lake import catalog_table
 
 ROBOT = load_streams()["robot_telemetry"]
 H8 = datetime(2026, 11, 21, 8, tzinfo=UTC)
@@ -433,18 +434,11 @@ def test_a_new_nested_field_does_not_move_a_top_level_column(tmp_path: Path) -> 
 
 
 def test_a_table_written_before_names_were_kept_keeps_its_columns() -> None:
-    legacy = {
-        "Name": "robot_telemetry",
-        "StorageDescriptor": {
-            "Columns": [
-                {"Name": "event_id", "Type": "string"},
-                {"Name": "ts", "Type": "timestamp"},
-                {"Name": "a", "Type": "struct<b:int>"},
-                {"Name": "a_b", "Type": "string"},
-            ]
-        },
-        "Parameters": {},
-    }
+    legacy = catalog_table(
+        "robot_telemetry",
+        [("event_id", "string"), ("ts", "timestamp"), ("a", "struct<b:int>"), ("a_b", "string")],
+        Parameters={},
+    )
     columns = columns_from_table(legacy, ROBOT)
     assert [(c.name, c.path) for c in columns][2:] == [("a_b", ("a", "b")), ("a_b_2", ("a_b",))]
 

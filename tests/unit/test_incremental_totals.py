@@ -13,7 +13,7 @@ from lake import layout
 from lake.cleaning.hour import clean_hour
 from lake.hour_totals import hour_totals
 from lake.storage import LocalStorage
-from tests.incremental_lake import HOUR, SPEC, TABLE, land, landed
+from tests.incremental_lake import HOUR, SPEC, TABLE, land, landed, run_all
 
 
 @pytest.fixture(autouse=True)
@@ -98,21 +98,12 @@ def test_two_concurrent_runs_count_each_object_once(tmp_path) -> None:
     # two runs over overlapping batches: objects 3..5 are in both, so both may clean them
     batches = [objects[:6], objects[2:]]
     barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
     def run(batch) -> None:
-        try:
-            barrier.wait()
-            clean(landing, lake, batch)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
-            errors.append(exc)
+        barrier.wait()
+        clean(landing, lake, batch)
 
-    threads = [threading.Thread(target=run, args=(b,)) for b in batches]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_all([lambda b=b: run(b) for b in batches]) == []
     total = counts(lake, landing)
     assert total[:3] == (8, 0, 36)  # 1 + 2 + ... + 8 records, each object once
     assert total[3] + total[5] == 36  # a record the other run kept first is a duplicate

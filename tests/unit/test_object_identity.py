@@ -22,20 +22,11 @@ from lake.firehose import hour_prefix
 from lake.ledger import legacy_output_name, output_name, read_ledger
 from lake.storage import LocalStorage, UnsafeKeyError
 from lake.streams import load_streams
+from tests.incremental_lake import TABLE
 
 SPEC = load_streams()["robot_telemetry"]
 HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 FOLDER = hour_prefix(SPEC.name, HOUR)
-TABLE = {
-    "Name": SPEC.name,
-    "StorageDescriptor": {
-        "Columns": [
-            {"Name": "event_id", "Type": "string"},
-            {"Name": "ts", "Type": "timestamp"},
-            {"Name": "robot_id", "Type": "string"},
-        ]
-    },
-}
 
 
 @pytest.fixture(autouse=True)
