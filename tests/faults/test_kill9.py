@@ -103,6 +103,7 @@ def test_the_run_under_test_writes_every_phase(clean_writes: list[str]) -> None:
         "quarantine",
         "_state/keys",
         "_state/cleaned",
+        "_state/totals",  # the hour's running totals, after the manifests
     }
     assert len(_kill_points(clean_writes)) >= 8
 
