@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, build_sensor_context, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import open_storage
@@ -45,9 +45,12 @@ def test_pipeline_runs_on_s3_uris(s3_bucket: str, tmp_path) -> None:
 
     # The sensor finds the objects over HTTP and asks for the 08:00 hour.
     sensor = defs.get_repository_def().get_sensor_def("robot_telemetry_landing_sensor")
-    with build_sensor_context(
-        resources=resources, repository_def=defs.get_repository_def()
-    ) as context:
+    with (
+        DagsterInstance.ephemeral() as instance,  # the sensor looks for queued runs in it
+        build_sensor_context(
+            resources=resources, instance=instance, repository_def=defs.get_repository_def()
+        ) as context,
+    ):
         tick = sensor.evaluate_tick(context)
     assert [r.partition_key for r in tick.run_requests] == ["2026-11-21-08:00"]
 
