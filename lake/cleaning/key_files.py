@@ -32,9 +32,9 @@ import io
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import BinaryIO
 
@@ -45,7 +45,7 @@ from botocore.exceptions import ClientError
 
 from lake import layout
 from lake.parquet_footer import RangeFile
-from lake.storage import LocalStorage, ObjectInfo, Storage, compare_and_swap
+from lake.storage import LocalStorage, ObjectInfo, ObjectNotFound, Storage, compare_and_swap
 
 KEYS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", pa.string())])
 SRC = "src"  # the compacted file's column: the name of the hour file a row came from
@@ -129,10 +129,17 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
     return compare_and_swap(lake, key, merged) is not None
 
 
-def compact_if_due(lake: Storage, stream: str, day: date) -> bool:
-    """Compact the event date's keys once COMPACT_AFTER_FILES hour files are not in its
-    compacted file (each compaction costs the date's keys; this bounds both the files a
-    probe opens and how often a date is rewritten)."""
+def compact_due(lake: Storage, stream: str, days: Iterable[date]) -> list[date]:
+    """Compact each of the event dates `days` whose compacted file misses at least
+    COMPACT_AFTER_FILES hour files; the dates compacted. A run calls it once at its end
+    (lake.cleaning.commit), for the dates it wrote keys for: each compaction costs the
+    date's keys, so a run pays it at most once a date, never per hour or pass, and a
+    probe between two compactions opens fewer than COMPACT_AFTER_FILES hour files a date
+    besides the compacted file."""
+    return [day for day in sorted(set(days)) if _compact_if_due(lake, stream, day)]
+
+
+def _compact_if_due(lake: Storage, stream: str, day: date) -> bool:
     hours, compacted = _listed(lake, stream, day)
     if len(hours) < COMPACT_AFTER_FILES:
         return False
@@ -189,6 +196,7 @@ def key_file_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) 
         # misses its page headers and fails (and is read again whole) instead of
         # finding another version's pages at the same offsets
         compression="zstd",
+        use_dictionary=[c for c in rows.column_names if c not in ("hi", "lo")],  # random
         row_group_size=ROW_GROUP_ROWS,
         write_statistics=["hi"],
     )
@@ -222,9 +230,14 @@ def read_keys(
             if isinstance(lake, LocalStorage):
                 raise
             # an S3 object rewritten since it was listed (its ranged reads are pinned to the
-            # listed version: PreconditionFailed): once more, whole, in memory
-            whole = pa.BufferReader(lake.read(info.key))
-            cached = pq.ParquetFile(whole, read_dictionary=strings).read()
+            # listed version: PreconditionFailed): once more, whole, in memory, cached under
+            # the version read (the listed one may come back, with its own content)
+            versioned = lake.read_versioned(info.key)
+            if versioned is None:
+                raise ObjectNotFound(lake.uri_of(info.key)) from None
+            data, etag = versioned
+            cached = pq.ParquetFile(pa.BufferReader(data), read_dictionary=strings).read()
+            info = replace(info, etag=etag)
         _CACHE.put(lake, info, cached)
     return cached if probe is None else _hits(cached, probe)
 
