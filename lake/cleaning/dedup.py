@@ -79,7 +79,7 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, records: Typed, window: KeyW
         GROUP BY hi, lo
         """
     )
-    con.register(SEEN_KEYS, window.hits(con.sql(f"SELECT hi FROM {FIRSTS}").to_arrow_table()))
+    con.register(SEEN_KEYS, window.hits(con.sql(f"SELECT hi FROM {FIRSTS}").to_arrow_table(), con))
     seen = " OR ".join(
         f"EXISTS (SELECT 1 FROM {t} s WHERE s.hi = {FIRSTS}.hi AND s.lo = {FIRSTS}.lo)"
         for t in (SEEN_KEYS, NEW_KEYS)

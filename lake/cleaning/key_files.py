@@ -22,6 +22,12 @@ whole rows only of the groups with a hit.
 A probe that would touch most of a file's row groups (a backfill hour's many keys) reads
 the whole file instead and keeps it in a cache bounded by CACHE_BYTES, keyed by the
 file's listing version: the hours of one run then read each file of their windows once.
+A date's files read whole are matched against the probe in one DuckDB join (the probe
+hashed once, the rows scanned at DuckDB's speed), not file by file with pyarrow's is_in.
+
+Compaction (compact_due) is not on the cleaning path: a run compacts the dates it wrote
+keys for once, at its end, when COMPACT_AFTER_FILES hour files are outside the compacted
+file; the maintenance asset `compaction/dedup_keys/<stream>` compacts whatever is left.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import BinaryIO
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -67,15 +74,17 @@ class KeyWindow:
     days: list[date]
     reprocessed: frozenset[str] = frozenset()
 
-    def hits(self, keys: pa.Table) -> pa.Table:
+    def hits(self, keys: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
         """The rows (hi, lo) of the window's key files whose `hi` is among `keys`' (a
-        superset of the keys found: the caller matches both halves)."""
+        superset of the keys found: the caller matches both halves). Files read whole are
+        matched in DuckDB on `con` (default: a connection of this thread's own)."""
         if not self.days or keys.num_rows == 0:
             return KEYS_SCHEMA.empty_table().select(["hi", "lo"])
         probe = pc.unique(keys["hi"].combine_chunks().cast(pa.uint64()))
         probe = probe.take(pc.sort_indices(probe))
+        con = _connection() if con is None else con
         rows = pa.concat_tables(
-            part for day in self.days for part in day_keys(self.lake, self.stream, day, probe)
+            part for day in self.days for part in day_keys(self.lake, self.stream, day, probe, con)
         )
         if self.reprocessed:
             gone = pa.array(sorted(self.reprocessed), pa.string())
@@ -83,7 +92,9 @@ class KeyWindow:
         return rows.select(["hi", "lo"])
 
 
-def day_keys(lake: Storage, stream: str, day: date, probe: pa.Array) -> list[pa.Table]:
+def day_keys(
+    lake: Storage, stream: str, day: date, probe: pa.Array, con: duckdb.DuckDBPyConnection
+) -> list[pa.Table]:
     """The rows (hi, lo, obj) of an event date's key files whose `hi` is in `probe`: the
     compacted file's rows of hour files it holds at their current version, and the rows
     of every other hour file."""
@@ -91,15 +102,22 @@ def day_keys(lake: Storage, stream: str, day: date, probe: pa.Array) -> list[pa.
     found = [KEYS_SCHEMA.empty_table()]
     current: dict[str, str] = {}
     if compacted is not None:
-        table = read_keys(lake, compacted, probe, compacted=True)
+        table = read_keys(lake, compacted, probe, compacted=True, con=con)
         current = _current(absorbed_of(table), hours)
         names = pa.array(sorted(current), pa.string())
         found.append(_plain(table.filter(pc.is_in(table[SRC], value_set=names))))
-    found += [
-        _plain(read_keys(lake, info, probe))
-        for name, info in hours.items()
-        if not info.etag or current.get(name) != info.etag
+    others = [i for n, i in hours.items() if not i.etag or current.get(n) != i.etag]
+    read = [_read(lake, info, probe) for info in others]
+    found += [_plain(table) for table, whole in read if not whole]
+    # the files read whole (a large pass: a backfill hour) matched in one join, so the
+    # pass's keys are hashed once a date, not once a file
+    whole = [
+        table.select(KEYS_SCHEMA.names).replace_schema_metadata(None)  # obj stays encoded
+        for table, is_whole in read
+        if is_whole
     ]
+    if whole:
+        found.append(_plain(_matched(con, pa.concat_tables(whole), probe)))
     return found
 
 
@@ -209,37 +227,76 @@ def absorbed_of(table: pa.Table) -> dict[str, str]:
 
 
 def read_keys(
-    lake: Storage, info: ObjectInfo, probe: pa.Array | None = None, compacted: bool = False
+    lake: Storage,
+    info: ObjectInfo,
+    probe: pa.Array | None = None,
+    compacted: bool = False,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> pa.Table:
     """The rows of a key file (hi, lo, obj, and src when `compacted`) whose `hi` is in
     `probe` (sorted UBIGINT; None: every row), with the file's schema metadata."""
+    table, whole = _read(lake, info, probe, compacted)
+    if probe is None or not whole:
+        return table
+    found = _matched(_connection() if con is None else con, table, probe)
+    return found.replace_schema_metadata(table.schema.metadata)
+
+
+def _read(
+    lake: Storage, info: ObjectInfo, probe: pa.Array | None, compacted: bool = False
+) -> tuple[pa.Table, bool]:
+    """The key file whole (True: from the cache, or read and cached), or the rows of the
+    row groups `probe` touches (False) when they are at most half of the file's."""
     cached = _CACHE.get(lake, info)
-    if cached is None:
-        strings = ["obj", SRC] if compacted else ["obj"]
-        try:
-            with _opened(lake, info) as source:
-                parquet = pq.ParquetFile(source, pre_buffer=True, read_dictionary=strings)
-                count = parquet.metadata.num_row_groups
-                # a probe with more keys than the file has groups touches most of them
-                small = probe is not None and len(probe) < count
-                groups = _touched(parquet, probe.to_pylist()) if small else None  # type: ignore[union-attr]
-                if groups is not None and 2 * len(groups) <= count:
-                    return _probed(parquet, groups, probe)  # type: ignore[arg-type]
-                cached = parquet.read()
-        except (OSError, pa.ArrowException, ClientError):
-            if isinstance(lake, LocalStorage):
-                raise
-            # an S3 object rewritten since it was listed (its ranged reads are pinned to the
-            # listed version: PreconditionFailed): once more, whole, in memory, cached under
-            # the version read (the listed one may come back, with its own content)
-            versioned = lake.read_versioned(info.key)
-            if versioned is None:
-                raise ObjectNotFound(lake.uri_of(info.key)) from None
-            data, etag = versioned
-            cached = pq.ParquetFile(pa.BufferReader(data), read_dictionary=strings).read()
-            info = replace(info, etag=etag)
-        _CACHE.put(lake, info, cached)
-    return cached if probe is None else _hits(cached, probe)
+    if cached is not None:
+        return cached, True
+    strings = ["obj", SRC] if compacted else ["obj"]
+    try:
+        with _opened(lake, info) as source:
+            parquet = pq.ParquetFile(source, pre_buffer=True, read_dictionary=strings)
+            count = parquet.metadata.num_row_groups
+            # a probe with more keys than the file has groups touches most of them
+            small = probe is not None and len(probe) < count
+            groups = _touched(parquet, probe.to_pylist()) if small else None  # type: ignore[union-attr]
+            if groups is not None and 2 * len(groups) <= count:
+                return _probed(parquet, groups, probe), False  # type: ignore[arg-type]
+            cached = parquet.read()
+    except (OSError, pa.ArrowException, ClientError):
+        if isinstance(lake, LocalStorage):
+            raise
+        # an S3 object rewritten since it was listed (its ranged reads are pinned to the
+        # listed version: PreconditionFailed): once more, whole, in memory, cached under
+        # the version read (the listed one may come back, with its own content)
+        versioned = lake.read_versioned(info.key)
+        if versioned is None:
+            raise ObjectNotFound(lake.uri_of(info.key)) from None
+        data, etag = versioned
+        cached = pq.ParquetFile(pa.BufferReader(data), read_dictionary=strings).read()
+        info = replace(info, etag=etag)
+    _CACHE.put(lake, info, cached)
+    return cached, True
+
+
+def _matched(con: duckdb.DuckDBPyConnection, table: pa.Table, probe: pa.Array) -> pa.Table:
+    """The rows of `table` whose `hi` is in `probe`, joined in DuckDB (pyarrow's is_in
+    hashes the probe again for every call, at several times DuckDB's cost per row)."""
+    probe_name = f"{_MATCH_PREFIX}probe"
+    con.register(_MATCH_PREFIX, table)
+    con.register(probe_name, pa.table({"hi": probe}))
+    try:
+        return con.sql(
+            f"SELECT * FROM {_MATCH_PREFIX} WHERE hi IN (SELECT hi FROM {probe_name})"
+        ).to_arrow_table()
+    finally:
+        con.unregister(_MATCH_PREFIX)
+        con.unregister(probe_name)
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """This thread's own DuckDB connection (a connection is not shared across threads)."""
+    if not hasattr(_THREAD, "con"):
+        _THREAD.con = duckdb.connect()
+    return _THREAD.con
 
 
 def _probed(parquet: pq.ParquetFile, groups: list[int], probe: pa.Array) -> pa.Table:
@@ -253,6 +310,7 @@ def _probed(parquet: pq.ParquetFile, groups: list[int], probe: pa.Array) -> pa.T
 
 
 def _hits(table: pa.Table, probe: pa.Array) -> pa.Table:
+    """The rows of a few row groups whose `hi` is in `probe`."""
     return table.filter(pc.is_in(table["hi"], value_set=probe))
 
 
@@ -329,3 +387,5 @@ class _FileCache:
 
 
 _CACHE = _FileCache(CACHE_BYTES)
+_THREAD = threading.local()
+_MATCH_PREFIX = "_dedup_key_files"  # the relations _matched registers on a connection
