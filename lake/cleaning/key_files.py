@@ -61,7 +61,8 @@ GROUP_STARTS = b"lake.dedup.group_starts"  # each row group's first hi, uint64 L
 ROW_GROUP_ROWS = 2048
 CACHE_BYTES = 512 << 20
 COMPACT_AFTER_FILES = 4  # hour files not (or no longer) in the compacted file
-COMPACTED_SCHEMA = KEYS_SCHEMA.append(pa.field(SRC, pa.string()))
+_STRINGS = pa.dictionary(pa.int32(), pa.string())
+_ENCODED = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", _STRINGS), (SRC, _STRINGS)])
 
 
 @dataclass(frozen=True)
@@ -128,18 +129,22 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
 
     def merged(old: bytes | None) -> bytes | None:
         hours, _ = _listed(lake, stream, day)
-        table = COMPACTED_SCHEMA.empty_table()
+        table = _ENCODED.empty_table()
         if old is not None:
-            table = pq.read_table(pa.BufferReader(old))
+            table = pq.read_table(pa.BufferReader(old), read_dictionary=["obj", SRC])
         current = _current(absorbed_of(table), hours)
         fresh = {n: i for n, i in hours.items() if i.etag and current.get(n) != i.etag}
         if len(fresh) < min_files:
             return None
         names = pa.array(sorted(current), pa.string())
-        parts = [table.filter(pc.is_in(table[SRC], value_set=names)).cast(COMPACTED_SCHEMA)]
+        kept = table.filter(pc.is_in(table[SRC], value_set=names))
+        # strings stay dictionary-encoded (as read): nothing decoded, a name per row
+        parts = [kept.select(_ENCODED.names).cast(_ENCODED)]
         for name, info in fresh.items():
-            rows = _plain(read_keys(lake, info))
-            parts.append(rows.append_column(SRC, pa.array([name] * rows.num_rows, pa.string())))
+            rows = read_keys(lake, info).select(KEYS_SCHEMA.names)
+            zeros = pa.nulls(rows.num_rows, pa.int32()).fill_null(0)
+            src = pa.DictionaryArray.from_arrays(zeros, pa.array([name], pa.string()))
+            parts.append(rows.append_column(SRC, src).cast(_ENCODED))
         absorbed = current | {n: i.etag for n, i in fresh.items()}
         metadata = {ABSORBED: json.dumps(absorbed, sort_keys=True).encode()}
         return key_file_bytes(pa.concat_tables(parts), metadata)
