@@ -17,10 +17,10 @@ Probe, don't load: each pass asks the window's key files for its own keys only
 rows, and at a run's end (lake.cleaning.commit) each date it wrote keys for has its hour
 files merged into one compacted file once four of them are not in it, so a 100-key pass
 reads a footer and about a hundred row groups per date whatever the window holds, and a
-large pass (a backfill hour) reads each file whole once per process (cached by listing
-version). The hits (a few rows) then meet the pass's keys
-in DuckDB, with the keys the run kept in its earlier passes (NEW_KEYS). Measured in
-bench/README.md "Dedup probe (issue 15)".
+large pass (a backfill hour) reads each file whole once per process (cached by version).
+The hits (a few rows) then meet the pass's keys in DuckDB, with the keys the run kept in
+its earlier passes (NEW_KEYS). Measured in bench/README.md "Dedup probe (issue 15)" and
+"Dedup off the backfill's hot path (issue 15)".
 """
 
 from __future__ import annotations

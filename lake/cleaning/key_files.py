@@ -113,7 +113,7 @@ def day_keys(
     # the files read whole (a large pass: a backfill hour) matched in one join, so the
     # pass's keys are hashed once a date, not once a file
     whole = [
-        table.select(KEYS_SCHEMA.names).replace_schema_metadata(None)  # obj stays encoded
+        table.select(KEYS_SCHEMA.names).replace_schema_metadata(None)
         for table, is_whole in read
         if is_whole
     ]
@@ -243,8 +243,7 @@ def read_keys(
     table, whole = _read(lake, info, probe, compacted)
     if probe is None or not whole:
         return table
-    found = _matched(_connection() if con is None else con, table, probe)
-    return found.replace_schema_metadata(table.schema.metadata)
+    return _matched(_connection() if con is None else con, table, probe)
 
 
 def _read(
@@ -283,18 +282,21 @@ def _read(
 
 
 def _matched(con: duckdb.DuckDBPyConnection, table: pa.Table, probe: pa.Array) -> pa.Table:
-    """The rows of `table` whose `hi` is in `probe`, joined in DuckDB (pyarrow's is_in
-    hashes the probe again for every call, at several times DuckDB's cost per row)."""
+    """The rows of `table` whose `hi` is in `probe`: DuckDB finds their positions from
+    `hi` alone (the probe hashed once; pyarrow's is_in hashes it again for every call, at
+    several times DuckDB's cost per row), then the rows are taken, strings still encoded."""
+    positions = pc.subtract(pc.cumulative_sum(pa.nulls(table.num_rows, pa.int64()).fill_null(1)), 1)
     probe_name = f"{_MATCH_PREFIX}probe"
-    con.register(_MATCH_PREFIX, table)
+    con.register(_MATCH_PREFIX, pa.table({"hi": table["hi"], "n": positions}))
     con.register(probe_name, pa.table({"hi": probe}))
     try:
-        return con.sql(
-            f"SELECT * FROM {_MATCH_PREFIX} WHERE hi IN (SELECT hi FROM {probe_name})"
-        ).to_arrow_table()
+        found = con.sql(
+            f"SELECT n FROM {_MATCH_PREFIX} WHERE hi IN (SELECT hi FROM {probe_name}) ORDER BY n"
+        ).to_arrow_table()["n"]
     finally:
         con.unregister(_MATCH_PREFIX)
         con.unregister(probe_name)
+    return table.take(found)
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
