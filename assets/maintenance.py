@@ -3,7 +3,9 @@
 `compaction/<layer>/<stream>` rewrites a day's small files (lake.iceberg.compaction) of
 the cleaned and quarantine tables (a mart's day is one file: nothing to compact);
 `expiry/<layer>/<table>` expires old snapshots and deletes the files no snapshot needs
-(lake.iceberg.expiry). Both are in the pool of the assets writing their table: a stream's
+(lake.iceberg.expiry); `compaction/dedup_keys/<stream>` merges an event date's hour key
+files into its compacted file (lake.cleaning.key_files; runs do it too, at their end,
+once four hour files of a date are outside it). All are in the pool of the assets writing their table: a stream's
 pool for its cleaned and quarantine tables, the warehouse pool for the marts. So
 maintenance never runs while the table's own writer runs (under Dagster): no commit of
 its has to be retried against a cleaning run, and expiry never judges a file a re-clean
@@ -28,6 +30,7 @@ from dagster import (
 
 from assets.hourly import stream_pool
 from assets.marts import WAREHOUSE_POOL
+from lake.cleaning import key_files
 from lake.iceberg.catalog import CLEANED, MARTS, QUARANTINE, LakeTables
 from lake.iceberg.compaction import DayCompaction, compact_day
 from lake.iceberg.expiry import expire_table
@@ -37,6 +40,7 @@ from orchestration.resources import LakeResource
 
 GROUP = "maintenance"
 COMPACTION, EXPIRY = "compaction", "expiry"
+DEDUP_KEYS = "dedup_keys"
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,34 @@ def build_compaction_asset(
     return _compaction
 
 
+def build_key_compaction_asset(
+    table: MaintainedTable, partitions: DailyPartitionsDefinition
+) -> AssetsDefinition:
+    """The dedup keys of the stream `table` is the cleaned table of, per event date."""
+
+    @asset(
+        key=AssetKey([COMPACTION, DEDUP_KEYS, table.name]),
+        deps=[table.writer],
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        pool=table.pool,
+        description=(
+            f"Compaction of {table.name}'s dedup keys: an event date's hour key files merged "
+            "into its compacted file, so a micro-batch's probe opens one file a date"
+        ),
+    )
+    def _key_compaction(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        storage, compacted = lake.lake(), []
+        for key in context.partition_keys:
+            done = key_files.compact_day(storage, table.name, date.fromisoformat(key))
+            context.add_asset_metadata({"compacted": done}, partition_key=key)
+            compacted += [key] if done else []
+        return MaterializeResult(metadata={"days_compacted": MetadataValue.json(compacted)})
+
+    return _key_compaction
+
+
 def build_expiry_asset(table: MaintainedTable, upstream: AssetKey) -> AssetsDefinition:
     @asset(
         key=AssetKey([EXPIRY, table.layer, table.name]),
@@ -133,9 +165,12 @@ def build_expiry_asset(table: MaintainedTable, upstream: AssetKey) -> AssetsDefi
 def build_maintenance_assets(
     tables: list[MaintainedTable], partitions: DailyPartitionsDefinition
 ) -> list[AssetsDefinition]:
-    """Per table: its compaction (if it compacts) and its expiry, after the compaction."""
+    """Per table: its compaction (if it compacts) and its expiry, after the compaction;
+    per cleaned table, its stream's dedup key compaction."""
     built = []
     for table in tables:
+        if table.layer == CLEANED:
+            built.append(build_key_compaction_asset(table, partitions))
         upstream = table.writer
         if table.compacts:
             compaction = build_compaction_asset(table, partitions)

@@ -22,13 +22,21 @@ after --keys random keys were put in the window's dates.
 
 `compaction` (after only): compact_day of one date of the K-key window with one new hour
 file of K/72 keys, what the batch that compacts a date pays.
+
+`hours29`: bench/backfill_bench.py's `core` run of its hours29 case (2M records, 29
+arrival hours, one CleaningSession and one RunCommit without tables) on the landing
+folder `backfill_bench.py generate` left (--dir, default /tmp/backfillbench-hours29,
+only read), cleaned into a lake of its own (--out), with the dedup parts timed and the
+RunCommit's commit (where the run's dates are compacted) timed on its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import random
+import shutil
 import statistics
 import time
 from datetime import datetime, timedelta
@@ -52,6 +60,8 @@ from lake.cleaning.dedup import window_dates
 from lake.firehose import object_key
 from lake.iceberg.catalog import LakeTables
 from lake.storage import LocalStorage
+
+DEFAULT_DIR = Path("/tmp/dedup-bench")
 
 
 def curve(args: argparse.Namespace) -> None:
@@ -137,19 +147,54 @@ def compaction(args: argparse.Namespace) -> None:
         print(f"{k:>10,} keys: compact_day {time.perf_counter() - started:.2f} s", flush=True)
 
 
+def hours29(args: argparse.Namespace) -> None:
+    from backfill_bench import CASES
+
+    from lake.cleaning.hour import CleaningSession
+    from lake.firehose import hours_between
+
+    first, count, _, records = CASES["hours29"]
+    landing = LocalStorage(args.dir / "landing")
+    table = Catalog(LocalStorage(args.dir / "lake"), "bench").get_table(SPEC.name)
+    timer = PartTimer()
+    for n in range(args.repeat):
+        shutil.rmtree(args.out, ignore_errors=True)
+        lake = LocalStorage(args.out)
+        timer.take()
+        run = RunCommit(None, SPEC, lake)
+        started = time.perf_counter()
+        with CleaningSession() as session:
+            hours = hours_between(first, first + timedelta(hours=count))
+            clean_hours(table, landing, lake, hours, run_commit=run, session=session)
+            committed = time.perf_counter()
+            run.commit()
+        ended = time.perf_counter()
+        parts = timer.take()
+        print(
+            f"run {n + 1}: {records:,} records in {ended - started:.2f} s; "
+            + ", ".join(f"{p} {parts.get(p, 0.0):.2f}" for p in DEDUP_PARTS)
+            + f", commit {ended - committed:.2f}; load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("curve", "backfill", "compaction"))
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/dedup-bench"))
+    parser.add_argument("mode", choices=("curve", "backfill", "compaction", "hours29"))
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--keys", type=int, nargs="+", default=[0, 1_000_000, 10_000_000])
     parser.add_argument("--records", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--hours", type=int, default=48)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/dedup-bench-hours29"))
     args = parser.parse_args()
     if args.mode == "curve":
         curve(args)
     elif args.mode == "compaction":
         compaction(args)
+    elif args.mode == "hours29":
+        args.dir = args.dir if args.dir != DEFAULT_DIR else Path("/tmp/backfillbench-hours29")
+        hours29(args)
     else:
         args.keys = args.keys[0]
         backfill(args)

@@ -29,6 +29,7 @@ from pyiceberg.expressions import In
 
 from lake import layout
 from lake.cleaning.columns import leaf_columns_of
+from lake.cleaning.key_files import compact_due
 from lake.hour_totals import record_manifests
 from lake.iceberg.adopt import ledger_files
 from lake.iceberg.catalog import CLEANED, QUARANTINE, LakeTables
@@ -93,15 +94,24 @@ class RunCommit:
                 self.event_column = column.name
 
     def commit(self) -> dict[str, Committed]:
-        """Register the run's files (cleaned, then quarantine), then write the ledger."""
+        """Register the run's files (cleaned, then quarantine), write the ledger, then
+        compact the dedup keys of the run's event dates that are due."""
         if self.tables is None or self.lake is None or not self.source_keys:
             self._write_ledger()
-            return self.commits
+        else:
+            self._commit_tables(self.tables, self.lake)
+        if self.lake is not None:
+            # once per date per run (not per hour): the dates the run wrote keys for are
+            # among its cleaned files' days
+            compact_due(self.lake, self.spec.name, self.days[CLEANED])
+        return self.commits
+
+    def _commit_tables(self, tables: LakeTables, lake: Storage) -> None:
         marker = layout.pending_commit(self.spec.name, self.token)
-        leftover = _pending_markers(self.lake, self.spec.name)
+        leftover = _pending_markers(lake, self.spec.name)
         keys = set(self.source_keys)
         replaced = sorted(self.replaced_keys | (keys & set().union(*leftover.values())))
-        self.lake.write(marker, json.dumps({"source_keys": sorted(keys)}).encode())
+        lake.write(marker, json.dumps({"source_keys": sorted(keys)}).encode())
         summary = {
             "lake.stream": self.spec.name,
             "lake.arrival-hours": ",".join(f"{h:%Y-%m-%dT%H}" for h in self.arrival_hours[:24]),
@@ -114,7 +124,7 @@ class RunCommit:
         }
         for layer in (CLEANED, QUARANTINE):
             self.commits[layer] = commit_files(
-                self.tables,
+                tables,
                 layer,
                 self.spec.name,
                 sorted(self.files[layer]),
@@ -122,13 +132,12 @@ class RunCommit:
                 replace=In(SOURCE_KEY[layer], replaced) if replaced else None,
                 replace_days=sorted(self.days[layer]),
                 summary=summary,
-                adopt=partial(ledger_files, self.lake, layer, self.spec.name),
+                adopt=partial(ledger_files, lake, layer, self.spec.name),
             )
         self._write_ledger()
         for done in [marker, *(m for m, k in leftover.items() if k <= keys)]:
             with contextlib.suppress(ObjectNotFound):
-                self.lake.delete(done)
-        return self.commits
+                lake.delete(done)
 
     def _write_ledger(self) -> None:
         """The manifests, then the hours' running totals (lake.hour_totals) from them."""

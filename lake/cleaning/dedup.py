@@ -14,12 +14,13 @@ older dates are deduplicated within the run only (and counted).
 
 Probe, don't load: each pass asks the window's key files for its own keys only
 (lake.cleaning.key_files.KeyWindow). The files are sorted by key in row groups of 2,048
-rows, and each date's hour files are merged into one compacted file once four of them
-are not in it, so a 100-key pass reads a footer and about a hundred row groups per date
-whatever the window holds, and a large pass (a backfill hour) reads each file whole once
-per process (cached by listing version). The hits (a few rows) then meet the pass's keys
-in DuckDB, with the keys the run kept in its earlier passes (NEW_KEYS). Measured in
-bench/README.md "Dedup probe (issue 15)".
+rows, and at a run's end (lake.cleaning.commit) each date it wrote keys for has its hour
+files merged into one compacted file once four of them are not in it, so a 100-key pass
+reads a footer and about a hundred row groups per date whatever the window holds, and a
+large pass (a backfill hour) reads each file whole once per process (cached by version).
+The hits (a few rows) then meet the pass's keys in DuckDB, with the keys the run kept in
+its earlier passes (NEW_KEYS). Measured in bench/README.md "Dedup probe (issue 15)" and
+"Dedup off the backfill's hot path (issue 15)".
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake import layout
-from lake.cleaning.key_files import KEYS_SCHEMA, KeyWindow, compact_if_due, key_file_bytes
+from lake.cleaning.key_files import KEYS_SCHEMA, KeyWindow, key_file_bytes
 from lake.cleaning.tables import FIRSTS, NEW_KEYS, ROW_SPAN, SEEN_KEYS
 from lake.cleaning.typed import Typed
 from lake.storage import Storage, compare_and_swap
@@ -78,7 +79,7 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, records: Typed, window: KeyW
         GROUP BY hi, lo
         """
     )
-    con.register(SEEN_KEYS, window.hits(con.sql(f"SELECT hi FROM {FIRSTS}").to_arrow_table()))
+    con.register(SEEN_KEYS, window.hits(con.sql(f"SELECT hi FROM {FIRSTS}").to_arrow_table(), con))
     seen = " OR ".join(
         f"EXISTS (SELECT 1 FROM {t} s WHERE s.hi = {FIRSTS}.hi AND s.lo = {FIRSTS}.lo)"
         for t in (SEEN_KEYS, NEW_KEYS)
@@ -128,8 +129,8 @@ def save_hour_keys(
 ) -> list[str]:
     """Merge the run's new keys (SQL giving dt, hi, lo, obj) into the hour's state files,
     dropping the earlier keys of reprocessed objects; `stale_days` are event dates that
-    may hold such keys though this run wrote none for them. A date with enough hour
-    files outside its compacted file is compacted after."""
+    may hold such keys though this run wrote none for them. The dates are compacted at
+    the run's end, not here (lake.cleaning.key_files.compact_due)."""
     written = []
     gone = pa.array(sorted(reprocessed), pa.string())
     days = {
@@ -142,7 +143,6 @@ def save_hour_keys(
         ).to_arrow_table()
         if compare_and_swap(lake, key, lambda old, new=new: _merged(old, new, gone)) is not None:
             written.append(key)
-            compact_if_due(lake, stream, day)
     return written
 
 

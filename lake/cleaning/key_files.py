@@ -22,6 +22,12 @@ whole rows only of the groups with a hit.
 A probe that would touch most of a file's row groups (a backfill hour's many keys) reads
 the whole file instead and keeps it in a cache bounded by CACHE_BYTES, keyed by the
 file's listing version: the hours of one run then read each file of their windows once.
+A date's files read whole are matched against the probe in one DuckDB join (the probe
+hashed once, the rows scanned at DuckDB's speed), not file by file with pyarrow's is_in.
+
+Compaction (compact_due) is not on the cleaning path: a run compacts the dates it wrote
+keys for once, at its end, when COMPACT_AFTER_FILES hour files are outside the compacted
+file; the maintenance asset `compaction/dedup_keys/<stream>` compacts whatever is left.
 """
 
 from __future__ import annotations
@@ -32,12 +38,13 @@ import io
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import BinaryIO
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -45,7 +52,7 @@ from botocore.exceptions import ClientError
 
 from lake import layout
 from lake.parquet_footer import RangeFile
-from lake.storage import LocalStorage, ObjectInfo, Storage, compare_and_swap
+from lake.storage import LocalStorage, ObjectInfo, ObjectNotFound, Storage, compare_and_swap
 
 KEYS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", pa.string())])
 SRC = "src"  # the compacted file's column: the name of the hour file a row came from
@@ -54,7 +61,8 @@ GROUP_STARTS = b"lake.dedup.group_starts"  # each row group's first hi, uint64 L
 ROW_GROUP_ROWS = 2048
 CACHE_BYTES = 512 << 20
 COMPACT_AFTER_FILES = 4  # hour files not (or no longer) in the compacted file
-COMPACTED_SCHEMA = KEYS_SCHEMA.append(pa.field(SRC, pa.string()))
+_STRINGS = pa.dictionary(pa.int32(), pa.string())
+_ENCODED = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", _STRINGS), (SRC, _STRINGS)])
 
 
 @dataclass(frozen=True)
@@ -67,15 +75,17 @@ class KeyWindow:
     days: list[date]
     reprocessed: frozenset[str] = frozenset()
 
-    def hits(self, keys: pa.Table) -> pa.Table:
+    def hits(self, keys: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
         """The rows (hi, lo) of the window's key files whose `hi` is among `keys`' (a
-        superset of the keys found: the caller matches both halves)."""
+        superset of the keys found: the caller matches both halves). Files read whole are
+        matched in DuckDB on `con` (default: a connection of this thread's own)."""
         if not self.days or keys.num_rows == 0:
             return KEYS_SCHEMA.empty_table().select(["hi", "lo"])
         probe = pc.unique(keys["hi"].combine_chunks().cast(pa.uint64()))
         probe = probe.take(pc.sort_indices(probe))
+        con = _connection() if con is None else con
         rows = pa.concat_tables(
-            part for day in self.days for part in day_keys(self.lake, self.stream, day, probe)
+            part for day in self.days for part in day_keys(self.lake, self.stream, day, probe, con)
         )
         if self.reprocessed:
             gone = pa.array(sorted(self.reprocessed), pa.string())
@@ -83,7 +93,9 @@ class KeyWindow:
         return rows.select(["hi", "lo"])
 
 
-def day_keys(lake: Storage, stream: str, day: date, probe: pa.Array) -> list[pa.Table]:
+def day_keys(
+    lake: Storage, stream: str, day: date, probe: pa.Array, con: duckdb.DuckDBPyConnection
+) -> list[pa.Table]:
     """The rows (hi, lo, obj) of an event date's key files whose `hi` is in `probe`: the
     compacted file's rows of hour files it holds at their current version, and the rows
     of every other hour file."""
@@ -91,15 +103,22 @@ def day_keys(lake: Storage, stream: str, day: date, probe: pa.Array) -> list[pa.
     found = [KEYS_SCHEMA.empty_table()]
     current: dict[str, str] = {}
     if compacted is not None:
-        table = read_keys(lake, compacted, probe, compacted=True)
+        table = read_keys(lake, compacted, probe, compacted=True, con=con)
         current = _current(absorbed_of(table), hours)
         names = pa.array(sorted(current), pa.string())
         found.append(_plain(table.filter(pc.is_in(table[SRC], value_set=names))))
-    found += [
-        _plain(read_keys(lake, info, probe))
-        for name, info in hours.items()
-        if not info.etag or current.get(name) != info.etag
+    others = [i for n, i in hours.items() if not i.etag or current.get(n) != i.etag]
+    read = [_read(lake, info, probe) for info in others]
+    found += [_plain(table) for table, whole in read if not whole]
+    # the files read whole (a large pass: a backfill hour) matched in one join, so the
+    # pass's keys are hashed once a date, not once a file
+    whole = [
+        table.select(KEYS_SCHEMA.names).replace_schema_metadata(None)
+        for table, is_whole in read
+        if is_whole
     ]
+    if whole:
+        found.append(_plain(_matched(con, pa.concat_tables(whole), probe)))
     return found
 
 
@@ -110,18 +129,22 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
 
     def merged(old: bytes | None) -> bytes | None:
         hours, _ = _listed(lake, stream, day)
-        table = COMPACTED_SCHEMA.empty_table()
+        table = _ENCODED.empty_table()
         if old is not None:
-            table = pq.read_table(pa.BufferReader(old))
+            table = pq.read_table(pa.BufferReader(old), read_dictionary=["obj", SRC])
         current = _current(absorbed_of(table), hours)
         fresh = {n: i for n, i in hours.items() if i.etag and current.get(n) != i.etag}
         if len(fresh) < min_files:
             return None
         names = pa.array(sorted(current), pa.string())
-        parts = [table.filter(pc.is_in(table[SRC], value_set=names)).cast(COMPACTED_SCHEMA)]
+        kept = table.filter(pc.is_in(table[SRC], value_set=names))
+        # strings stay dictionary-encoded (as read): nothing decoded, a name per row
+        parts = [kept.select(_ENCODED.names).cast(_ENCODED)]
         for name, info in fresh.items():
-            rows = _plain(read_keys(lake, info))
-            parts.append(rows.append_column(SRC, pa.array([name] * rows.num_rows, pa.string())))
+            rows = read_keys(lake, info).select(KEYS_SCHEMA.names)
+            zeros = pa.nulls(rows.num_rows, pa.int32()).fill_null(0)
+            src = pa.DictionaryArray.from_arrays(zeros, pa.array([name], pa.string()))
+            parts.append(rows.append_column(SRC, src).cast(_ENCODED))
         absorbed = current | {n: i.etag for n, i in fresh.items()}
         metadata = {ABSORBED: json.dumps(absorbed, sort_keys=True).encode()}
         return key_file_bytes(pa.concat_tables(parts), metadata)
@@ -129,10 +152,17 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
     return compare_and_swap(lake, key, merged) is not None
 
 
-def compact_if_due(lake: Storage, stream: str, day: date) -> bool:
-    """Compact the event date's keys once COMPACT_AFTER_FILES hour files are not in its
-    compacted file (each compaction costs the date's keys; this bounds both the files a
-    probe opens and how often a date is rewritten)."""
+def compact_due(lake: Storage, stream: str, days: Iterable[date]) -> list[date]:
+    """Compact each of the event dates `days` whose compacted file misses at least
+    COMPACT_AFTER_FILES hour files; the dates compacted. A run calls it once at its end
+    (lake.cleaning.commit), for the dates it wrote keys for: each compaction costs the
+    date's keys, so a run pays it at most once a date, never per hour or pass, and a
+    probe between two compactions opens fewer than COMPACT_AFTER_FILES hour files a date
+    besides the compacted file."""
+    return [day for day in sorted(set(days)) if _compact_if_due(lake, stream, day)]
+
+
+def _compact_if_due(lake: Storage, stream: str, day: date) -> bool:
     hours, compacted = _listed(lake, stream, day)
     if len(hours) < COMPACT_AFTER_FILES:
         return False
@@ -189,6 +219,7 @@ def key_file_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) 
         # misses its page headers and fails (and is read again whole) instead of
         # finding another version's pages at the same offsets
         compression="zstd",
+        use_dictionary=[c for c in rows.column_names if c not in ("hi", "lo")],  # random
         row_group_size=ROW_GROUP_ROWS,
         write_statistics=["hi"],
     )
@@ -201,32 +232,78 @@ def absorbed_of(table: pa.Table) -> dict[str, str]:
 
 
 def read_keys(
-    lake: Storage, info: ObjectInfo, probe: pa.Array | None = None, compacted: bool = False
+    lake: Storage,
+    info: ObjectInfo,
+    probe: pa.Array | None = None,
+    compacted: bool = False,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> pa.Table:
     """The rows of a key file (hi, lo, obj, and src when `compacted`) whose `hi` is in
     `probe` (sorted UBIGINT; None: every row), with the file's schema metadata."""
+    table, whole = _read(lake, info, probe, compacted)
+    if probe is None or not whole:
+        return table
+    return _matched(_connection() if con is None else con, table, probe)
+
+
+def _read(
+    lake: Storage, info: ObjectInfo, probe: pa.Array | None, compacted: bool = False
+) -> tuple[pa.Table, bool]:
+    """The key file whole (True: from the cache, or read and cached), or the rows of the
+    row groups `probe` touches (False) when they are at most half of the file's."""
     cached = _CACHE.get(lake, info)
-    if cached is None:
-        strings = ["obj", SRC] if compacted else ["obj"]
-        try:
-            with _opened(lake, info) as source:
-                parquet = pq.ParquetFile(source, pre_buffer=True, read_dictionary=strings)
-                count = parquet.metadata.num_row_groups
-                # a probe with more keys than the file has groups touches most of them
-                small = probe is not None and len(probe) < count
-                groups = _touched(parquet, probe.to_pylist()) if small else None  # type: ignore[union-attr]
-                if groups is not None and 2 * len(groups) <= count:
-                    return _probed(parquet, groups, probe)  # type: ignore[arg-type]
-                cached = parquet.read()
-        except (OSError, pa.ArrowException, ClientError):
-            if isinstance(lake, LocalStorage):
-                raise
-            # an S3 object rewritten since it was listed (its ranged reads are pinned to the
-            # listed version: PreconditionFailed): once more, whole, in memory
-            whole = pa.BufferReader(lake.read(info.key))
-            cached = pq.ParquetFile(whole, read_dictionary=strings).read()
-        _CACHE.put(lake, info, cached)
-    return cached if probe is None else _hits(cached, probe)
+    if cached is not None:
+        return cached, True
+    strings = ["obj", SRC] if compacted else ["obj"]
+    try:
+        with _opened(lake, info) as source:
+            parquet = pq.ParquetFile(source, pre_buffer=True, read_dictionary=strings)
+            count = parquet.metadata.num_row_groups
+            # a probe with more keys than the file has groups touches most of them
+            small = probe is not None and len(probe) < count
+            groups = _touched(parquet, probe.to_pylist()) if small else None  # type: ignore[union-attr]
+            if groups is not None and 2 * len(groups) <= count:
+                return _probed(parquet, groups, probe), False  # type: ignore[arg-type]
+            cached = parquet.read()
+    except (OSError, pa.ArrowException, ClientError):
+        if isinstance(lake, LocalStorage):
+            raise
+        # an S3 object rewritten since it was listed (its ranged reads are pinned to the
+        # listed version: PreconditionFailed): once more, whole, in memory, cached under
+        # the version read (the listed one may come back, with its own content)
+        versioned = lake.read_versioned(info.key)
+        if versioned is None:
+            raise ObjectNotFound(lake.uri_of(info.key)) from None
+        data, etag = versioned
+        cached = pq.ParquetFile(pa.BufferReader(data), read_dictionary=strings).read()
+        info = replace(info, etag=etag)
+    _CACHE.put(lake, info, cached)
+    return cached, True
+
+
+def _matched(con: duckdb.DuckDBPyConnection, table: pa.Table, probe: pa.Array) -> pa.Table:
+    """The rows of `table` whose `hi` is in `probe`: DuckDB finds their positions from
+    `hi` alone (the probe hashed once; pyarrow's is_in hashes it again for every call, at
+    several times DuckDB's cost per row), then the rows are taken, strings still encoded."""
+    positions = pc.subtract(pc.cumulative_sum(pa.nulls(table.num_rows, pa.int64()).fill_null(1)), 1)
+    probe_name = f"{_MATCH_PREFIX}probe"
+    con.register(_MATCH_PREFIX, pa.table({"hi": table["hi"], "n": positions}))
+    con.register(probe_name, pa.table({"hi": probe}))
+    try:
+        found = con.sql(
+            f"SELECT n FROM {_MATCH_PREFIX} WHERE hi IN (SELECT hi FROM {probe_name}) ORDER BY n"
+        ).to_arrow_table()["n"]
+    finally:
+        con.unregister(_MATCH_PREFIX)
+        con.unregister(probe_name)
+    return table.take(found)
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """This thread's own DuckDB connection (a connection is not shared across threads)."""
+    if not hasattr(_THREAD, "con"):
+        _THREAD.con = duckdb.connect()
+    return _THREAD.con
 
 
 def _probed(parquet: pq.ParquetFile, groups: list[int], probe: pa.Array) -> pa.Table:
@@ -240,6 +317,7 @@ def _probed(parquet: pq.ParquetFile, groups: list[int], probe: pa.Array) -> pa.T
 
 
 def _hits(table: pa.Table, probe: pa.Array) -> pa.Table:
+    """The rows of a few row groups whose `hi` is in `probe`."""
     return table.filter(pc.is_in(table["hi"], value_set=probe))
 
 
@@ -316,3 +394,5 @@ class _FileCache:
 
 
 _CACHE = _FileCache(CACHE_BYTES)
+_THREAD = threading.local()
+_MATCH_PREFIX = "_dedup_key_files"  # the relations _matched registers on a connection
