@@ -28,6 +28,7 @@ import gzip
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -148,9 +149,10 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
         run_commit.commit()
     wall = time.perf_counter() - start
     label = "hour by hour" if per_hour else "clean_hours"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"core ({label}): {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s "
-        f"(load average {os.getloadavg()[0]:.1f})"
+        f"core ({label}): {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s, "
+        f"peak RSS {peak:.0f} MB (load average {os.getloadavg()[0]:.1f})"
     )
 
 

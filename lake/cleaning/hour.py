@@ -35,7 +35,7 @@ from lake.cleaning.dedup import save_hour_keys, window_dates
 from lake.cleaning.key_files import KeyWindow
 from lake.cleaning.passes import CleaningRun
 from lake.cleaning.report import HourReport
-from lake.cleaning.tables import RUN_KEYS
+from lake.cleaning.tables import RUN_KEYS, RUN_OBJECTS
 from lake.crawl_sample import sample_objects
 from lake.firehose import is_folder_marker
 from lake.iceberg.catalog import LakeTables
@@ -232,25 +232,31 @@ def _keys_by_hour(
     con: duckdb.DuckDBPyConnection, new_keys: str, todo: dict[datetime, list[ObjectInfo]]
 ) -> dict[datetime, str]:
     """SQL giving each hour's kept keys (dt, hi, lo, obj): NEW_KEYS itself for one hour;
-    for several, a copy with each key's hour index (RUN_KEYS), so an hour's rows are found
-    by an integer compare, not a name lookup (sorting the copy by hour cost more than the
-    scans it saves)."""
+    for several, RUN_KEYS: each key with its hour's and its object's index, narrow (the
+    names come back per hour from RUN_OBJECTS), so an hour's rows are found by an integer
+    compare and the run's keys are not held twice. Unsorted: sorting by hour cost more
+    than the scans it saves."""
     if len(todo) == 1:
         return {hour: f"SELECT * FROM {new_keys}" for hour in todo}
     hours = list(todo)
-    names = pa.table(
-        {
-            "obj": [output_name(h, o.key) for h in hours for o in todo[h]],
-            "h": [n for n, h in enumerate(hours) for _ in todo[h]],
-        }
-    )
-    con.register("run_objects", names)
+    names = [output_name(h, o.key) for h in hours for o in todo[h]]
+    objects = {
+        "obj": names,
+        "o": range(len(names)),
+        "h": [n for n, h in enumerate(hours) for _ in todo[h]],
+    }
+    con.register("run_object_names", pa.table(objects))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RUN_OBJECTS} AS FROM run_object_names")
+    con.unregister("run_object_names")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {RUN_KEYS} AS SELECT r.h, k.dt, k.hi, k.lo, k.obj "
-        f"FROM {new_keys} k JOIN run_objects r USING (obj)"
+        f"CREATE OR REPLACE TEMP TABLE {RUN_KEYS} AS SELECT r.h, r.o, k.dt, k.hi, k.lo "
+        f"FROM {new_keys} k JOIN {RUN_OBJECTS} r USING (obj)"
     )
-    con.unregister("run_objects")
-    return {h: f"SELECT dt, hi, lo, obj FROM {RUN_KEYS} WHERE h = {n}" for n, h in enumerate(hours)}
+    return {
+        h: f"SELECT k.dt, k.hi, k.lo, r.obj FROM {RUN_KEYS} k JOIN {RUN_OBJECTS} r USING (o) "
+        f"WHERE k.h = {n}"
+        for n, h in enumerate(hours)
+    }
 
 
 class CleaningSession:
