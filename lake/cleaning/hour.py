@@ -1,6 +1,7 @@
-"""Cleaning one arrival hour end to end: landed objects -> typed Parquet by event date.
+"""Cleaning a run's arrival hours end to end: landed objects -> typed Parquet by event date.
 
-The entry point of lake.cleaning. The hour's new objects are cleaned in passes of about
+The entry point of lake.cleaning (clean_hours; clean_hour for one hour). The hours' new
+objects are cleaned together, in (hour, key) order, in passes of about
 CLEAN_CHUNK_BYTES decompressed (settings.clean_chunk_bytes; see lake.cleaning.passes;
 lake.object_fetch gunzips each object within its stream's cap first), so memory stays
 flat however big the hour is or how far its objects expand; this module
