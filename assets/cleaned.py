@@ -1,7 +1,7 @@
 """cleaned/<stream>: typed, flat, masked, deduplicated Parquet by event date, plus quarantine."""
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from dagster import (
@@ -28,14 +28,14 @@ from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import LINEAGE_TYPES
 from lake.cleaning.commit import RunCommit
-from lake.cleaning.hour import CleaningSession, clean_hour
+from lake.cleaning.hour import CleaningSession, clean_hours
 from lake.cleaning.report import HourReport
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
 from lake.iceberg.catalog import LakeTables
 from lake.retype import retype_stream
 from lake.settings import Settings
-from lake.storage import ObjectInfo, Storage
+from lake.storage import Storage
 from lake.streams import StreamSpec
 from lake.warehouse import Warehouse
 from orchestration.resources import LakeResource, PIIKeyResource
@@ -109,30 +109,30 @@ def build_cleaned_asset(
                 f"materialize schema/{spec.name} to record the schema"
             )
         total = HourReport()
-        batches: dict[datetime, tuple[list[ObjectInfo], HourReport]] = {}
         tables = LakeTables(settings)
         run_commit = RunCommit(
             tables, spec, lake_storage
         )  # one Iceberg commit for every hour of the run
+        landed = {h: list(landing.list(hour_prefix(spec.name, h))) for h in hours_of(context)}
         with CleaningSession(settings, key) as session:  # one DuckDB connection for the run
-            for hour in hours_of(context):
-                landed = list(landing.list(hour_prefix(spec.name, hour)))
-                batch = clean_hour(
-                    spec,
-                    table,
-                    landing,
-                    lake_storage,
-                    hour,
-                    [o for o in landed if config.up_to_key is None or o.key <= config.up_to_key],
-                    full_refresh=config.full_refresh,
-                    pii_key=key,
-                    settings=settings,
-                    tables=tables,
-                    run_commit=run_commit,
-                    session=session,
-                )
-                batches[hour] = (landed, batch)
-                total.absorb(batch)
+            reports = clean_hours(  # the hours' objects share passes: a backfill pays per pass
+                spec,
+                table,
+                landing,
+                lake_storage,
+                {
+                    hour: [o for o in objs if config.up_to_key is None or o.key <= config.up_to_key]
+                    for hour, objs in landed.items()
+                },
+                full_refresh=config.full_refresh,
+                pii_key=key,
+                settings=settings,
+                tables=tables,
+                run_commit=run_commit,
+                session=session,
+            )
+        for batch in reports.values():
+            total.absorb(batch)
         commits = run_commit.commit()
         # files cleaned under an older catalog version get the current column types
         retyped = retype_stream(spec, table, landing, lake_storage, key, settings, tables)
@@ -148,8 +148,8 @@ def build_cleaned_asset(
         ).expose_stream(lake_storage, tables, spec.name)
         if exposed.pending:
             context.log.warning(f"warehouse views of {spec.name} pending: {exposed.pending}")
-        for hour, (landed, batch) in batches.items():  # after retype: the types it left
-            totals = hour_totals(lake_storage, spec.name, hour, landed)
+        for hour, batch in reports.items():  # after retype: the types it left
+            totals = hour_totals(lake_storage, spec.name, hour, landed[hour])
             add_hour_metadata(context, hour, _hour_metadata(lake_storage, totals, batch))
         yield MaterializeResult(
             metadata={

@@ -5,7 +5,7 @@ schema and cleaned (the user's path) against bare DuckDB on the same files.
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py compare --case hours29 --runs 3
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py compare --case month --runs 3
     ... compare --code /work/main   # "before": the same run with another checkout's code
-    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py core --case month [--per-hour]
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py core --case month [--per-hour]  # clean_hours [hour by hour]
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py small --runs 3  # per-object overhead
 
 Cases (robot_telemetry, concatenated JSON, gzip; event times inside their arrival hour):
@@ -28,6 +28,7 @@ import gzip
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -36,11 +37,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from clean_bench import SPEC, clean_hours, object_body, record_templates
+from clean_bench import SPEC, object_body, record_templates
+from clean_bench import clean_hours as clean_hour_by_hour
 
 from lake.catalog_store import Catalog
 from lake.cleaning.commit import RunCommit
-from lake.cleaning.hour import CleaningSession, clean_hour
+from lake.cleaning.hour import CleaningSession, clean_hour, clean_hours
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, hours_between, object_key, partition_key
 from lake.storage import LocalStorage
@@ -121,9 +123,9 @@ def ours(root: Path, case: str, code: Path, profile: Path | None = None) -> None
 
 
 def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> None:
-    """The cleaning alone, in this process: clean_hour over the case's hours as the
-    cleaned asset calls it, on one CleaningSession, or with `per_hour` a connection per
-    hour (clean_hour without a session: the code before the session). The catalog is
+    """The cleaning alone, in this process, as the cleaned asset runs a range: one
+    clean_hours call over the case's hours on one CleaningSession, or with `per_hour`
+    clean_hour hour by hour on it (the asset's loop before clean_hours). The catalog is
     root/lake's (generate's crawl); outputs go to a fresh root/core lake; `limit`: the
     case's first hours only."""
     first, hours, _, records = CASES[case]
@@ -134,20 +136,24 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
     shutil.rmtree(out, ignore_errors=True)
     lake = LocalStorage(out)
     run_commit = RunCommit(None, SPEC, lake)
+    range_hours = hours_between(first, first + timedelta(hours=hours))
     start = time.perf_counter()
     with CleaningSession() as session:
-        clean_hours(
-            table,
-            landing,
-            lake,
-            hours_between(first, first + timedelta(hours=hours)),
-            run_commit=run_commit,
-            session=None if per_hour else session,
-        )
+        if per_hour:
+            clean_hour_by_hour(
+                table, landing, lake, range_hours, run_commit=run_commit, session=session
+            )
+        else:
+            batches = {h: list(landing.list(hour_prefix(SPEC.name, h))) for h in range_hours}
+            clean_hours(SPEC, table, landing, lake, batches, run_commit=run_commit, session=session)
         run_commit.commit()
     wall = time.perf_counter() - start
-    label = "a connection per hour" if per_hour else "one session"
-    print(f"core ({label}): {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s")
+    label = "hour by hour" if per_hour else "clean_hours"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"core ({label}): {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s, "
+        f"peak RSS {peak:.0f} MB (load average {os.getloadavg()[0]:.1f})"
+    )
 
 
 def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
@@ -238,7 +244,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout `ours` runs")
-    parser.add_argument("--per-hour", action="store_true", help="core: a connection per hour")
+    parser.add_argument("--per-hour", action="store_true", help="core: clean_hour hour by hour")
     parser.add_argument("--hours", type=int, help="core: the case's first hours only")
     parser.add_argument("--profile", type=Path, help="ours: cProfile stats of the run to this file")
     args = parser.parse_args()

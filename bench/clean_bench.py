@@ -78,8 +78,9 @@ def object_body(rng: random.Random, templates: list[dict], records: int) -> byte
 def clean_hours(
     table: dict, landing: LocalStorage, lake: LocalStorage, hours, **kw: Any
 ) -> list[HourReport]:
-    """clean_hour of SPEC over `hours` as assets/cleaned.py runs a range: each hour's
-    landed objects in turn, with `kw` (run_commit, tables, session, settings ...)."""
+    """clean_hour of SPEC over `hours`, hour by hour (as assets/cleaned.py ran a range
+    before lake.cleaning.hour.clean_hours): each hour's landed objects in turn, with `kw`
+    (run_commit, tables, session, settings ...)."""
     return [
         clean_hour(
             SPEC, table, landing, lake, hour, list(landing.list(hour_prefix(SPEC.name, hour))), **kw

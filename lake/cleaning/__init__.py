@@ -1,9 +1,10 @@
 """Cleaning: an arrival hour's landed records -> typed, masked, deduplicated Parquet, and
 quarantine for the records that cannot be cleaned (docs/cleaning.md).
 
-    hour.clean_hour        the entry point: picks the hour's objects, runs the passes,
-                           saves the dedup keys, keeps the ledger (lake.ledger)
-    passes.HourRun         one pass over some objects, step by step:
+    hour.clean_hours       the entry point (clean_hour: one hour): picks the hours' objects,
+                           runs the passes over them, saves each hour's dedup keys, keeps
+                           the ledger (lake.ledger)
+    passes.CleaningRun     one pass over some objects (of one or more hours), step by step:
       staging              raw records into DuckDB (DuckDB's reader, or lake.framings)
       typed                typing them (typing_query: the SQL; columns: the catalog's
                            leaves; masking: the PII hook; new_fields: key lists and

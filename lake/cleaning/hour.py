@@ -1,6 +1,7 @@
-"""Cleaning one arrival hour end to end: landed objects -> typed Parquet by event date.
+"""Cleaning a run's arrival hours end to end: landed objects -> typed Parquet by event date.
 
-The entry point of lake.cleaning. The hour's new objects are cleaned in passes of about
+The entry point of lake.cleaning (clean_hours; clean_hour for one hour). The hours' new
+objects are cleaned together, in (hour, key) order, in passes of about
 CLEAN_CHUNK_BYTES decompressed (settings.clean_chunk_bytes; see lake.cleaning.passes;
 lake.object_fetch gunzips each object within its stream's cap first), so memory stays
 flat however big the hour is or how far its objects expand; this module
@@ -31,10 +32,11 @@ from lake import layout
 from lake.catalog_store import column_assignment, stored_schema
 from lake.cleaning.columns import json_paths_of, leaf_columns_of
 from lake.cleaning.commit import RunCommit
-from lake.cleaning.dedup import kept_before, save_hour_keys, window_dates
+from lake.cleaning.dedup import save_hour_keys, window_dates
 from lake.cleaning.key_files import KeyWindow
-from lake.cleaning.passes import HourRun
+from lake.cleaning.passes import CleaningRun
 from lake.cleaning.report import HourReport
+from lake.cleaning.tables import RUN_KEYS, RUN_OBJECTS
 from lake.crawl_sample import sample_objects
 from lake.firehose import is_folder_marker
 from lake.iceberg.catalog import LakeTables
@@ -68,76 +70,123 @@ def clean_hour(
     run_commit: RunCommit | None = None,
     session: CleaningSession | None = None,
 ) -> HourReport:
-    """Clean the hour's objects not processed yet (all of them with full_refresh).
+    """Clean one arrival hour's objects: clean_hours with that hour alone."""
+    return clean_hours(
+        spec,
+        table,
+        landing,
+        lake,
+        {hour: objects},
+        ingested_at,
+        full_refresh,
+        pii_key,
+        settings,
+        tables,
+        run_commit,
+        session,
+    )[hour]
 
-    Duplicates are dropped within the run (first in key order and position wins) and
-    against the keys already written for event dates inside the allowed lateness.
-    PII fields are hashed with `pii_key` (default: lake.pii.key_from_env, which refuses
-    the development key for S3 locations).
+
+def clean_hours(
+    spec: StreamSpec,
+    table: dict[str, Any] | None,
+    landing: Storage,
+    lake: Storage,
+    batches: dict[datetime, list[ObjectInfo]],
+    ingested_at: datetime | None = None,
+    full_refresh: bool = False,
+    pii_key: PIIKey | None = None,
+    settings: Settings = DEFAULTS,
+    tables: LakeTables | None = None,
+    run_commit: RunCommit | None = None,
+    session: CleaningSession | None = None,
+) -> dict[datetime, HourReport]:
+    """Clean the objects of each arrival hour of `batches` not processed yet (all of them
+    with full_refresh); return each hour's report.
+
+    The hours' objects go through the same passes (lake.cleaning.passes), in (hour, key)
+    order, so a range run of many small hours costs about what one hour of the same
+    records does. Duplicates are dropped within the run (first in hour, key and position
+    order wins) and against the keys already written for the event dates inside the
+    allowed lateness of any of its hours. PII fields are hashed with `pii_key` (default:
+    lake.pii.key_from_env, which refuses the development key for S3 locations).
 
     The files are registered in the Iceberg tables of `tables` (None: none) and the ledger
-    written by a RunCommit (lake.cleaning.commit): this hour's own, committed before
-    returning, or the caller's `run_commit`, which the caller commits once for all the
-    hours of its run. Likewise the DuckDB connection: the hour's own, or the caller's
-    `session`, shared by every hour of its run.
+    written by a RunCommit (lake.cleaning.commit): the run's own, committed before
+    returning, or the caller's `run_commit`, which the caller commits once for its run.
+    Likewise the DuckDB connection: the run's own, or the caller's `session`.
     """
-    report = HourReport()
-    report.folder_markers = [o.key for o in objects if is_folder_marker(o.key, o.size)]
-    objects = [o for o in objects if not is_folder_marker(o.key, o.size)]
-    ledger = read_ledger(lake, spec.name, hour)
-    todo = sorted(
-        (o for o in objects if full_refresh or not ledger.is_done(o)), key=lambda o: o.key
-    )
-    report.objects_skipped = len(objects) - len(todo)
+    reports = {hour: HourReport() for hour in batches}
+    todo: dict[datetime, list[ObjectInfo]] = {}
+    ledgers = {}
+    for hour, objects in sorted(batches.items()):
+        report = reports[hour]
+        report.folder_markers = [o.key for o in objects if is_folder_marker(o.key, o.size)]
+        objects = [o for o in objects if not is_folder_marker(o.key, o.size)]
+        ledgers[hour] = ledger = read_ledger(lake, spec.name, hour)
+        new = sorted(
+            (o for o in objects if full_refresh or not ledger.is_done(o)), key=lambda o: o.key
+        )
+        report.objects_skipped = len(objects) - len(new)
+        if new:
+            todo[hour] = new
     if not todo:
-        return report
+        return reports
     key = pii_key if pii_key is not None else key_from_env(landing.uri, lake.uri)
     # what earlier runs wrote for these keys (a full refresh, an object overwritten since)
-    earlier = {o.key: ledger.earlier_manifests(o) for o in todo}
+    earlier = {o.key: ledgers[h].earlier_manifests(o) for h, objs in todo.items() for o in objs}
     earlier_files = {key: files_of(lake, manifests) for key, manifests in earlier.items()}
-    reprocessed = set().union(*(ledger.earlier_names(o) for o in todo))
+    reprocessed = {
+        h: set().union(*(ledgers[h].earlier_names(o) for o in objs)) for h, objs in todo.items()
+    }
+    everything = [o for objs in todo.values() for o in objs]
     schema = stored_schema(table)
     json_paths = json_paths_of(table, spec)
     if not schema.fields:  # no crawl yet: type from a sample, as the crawler would
-        sampled = sample_objects(spec, landing, todo)
+        sampled = sample_objects(spec, landing, everything)
         schema, json_paths = sampled.schema, json_paths | frozenset(sampled.json_fields)
-        report.columns_not_in_catalog = {"added": list(schema.fields)}
-    all_names = [output_name(hour, o.key) for o in todo]
+        for hour in todo:
+            reports[hour].columns_not_in_catalog = {"added": list(schema.fields)}
+    hour_of = {o.key: hour for hour, objs in todo.items() for o in objs}
     committing = RunCommit(tables, spec, lake) if run_commit is None else run_commit
-    window = window_dates(hour, spec.allowed_lateness_hours)
+    windows = {hour: window_dates(hour, spec.allowed_lateness_hours) for hour in todo}
     with contextlib.ExitStack() as stack:
         if session is None:
             session = stack.enter_context(CleaningSession(settings))
         session.use_key(key)
         con, tmp = session.con, session.hour_scratch()
         stack.callback(session.end_hour, tmp)
-        run = HourRun(
+        run = CleaningRun(
             con,
             spec,
             landing,
             lake,
-            hour,
+            reports,
             tmp,
-            report,
             schema,
             ingested_at,
             column_assignment(table),
             json_paths,
         )
-        run.window = KeyWindow(lake, spec.name, window, frozenset(reprocessed))
+        days = sorted(set().union(*windows.values()))
+        run.window = KeyWindow(lake, spec.name, days, frozenset(set().union(*reprocessed.values())))
         cap = spec.limits.max_object_expanded_bytes
-        landed = fetch_objects(landing, todo, cap)
         # an object larger than a pass's bytes is a pass of its own
-        for n, chunk in enumerate(_chunks(landed, settings.clean_chunk_bytes)):
-            names = [output_name(hour, o.key) for o in chunk]
-            run.clean_pass(chunk, names, n, [committing.file_name(name) for name in names])
+        for n, chunk in enumerate(
+            _chunks(fetch_objects(landing, everything, cap), settings.clean_chunk_bytes)
+        ):
+            hours = [hour_of[o.key] for o in chunk]
+            names = [output_name(h, o.key) for h, o in zip(hours, chunk, strict=True)]
+            run.clean_pass(chunk, names, hours, n, [committing.file_name(name) for name in names])
             for o in chunk:
                 o.discard()
             pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
-        new_keys = f"SELECT * FROM {run.new_keys}"
-        stale_days = _days_of([f for files in earlier_files.values() for f in files])
-        save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed, stale_days)
-        report.late_beyond_allowed = kept_before(con, window[0])
+        for hour, new_keys in _keys_by_hour(con, run.new_keys, todo).items():
+            stale = _days_of([f for o in todo[hour] for f in earlier_files[o.key]])
+            save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed[hour], stale)
+            reports[hour].late_beyond_allowed = con.execute(
+                f"SELECT count(*) FROM ({new_keys}) WHERE dt < ?", [windows[hour][0]]
+            ).fetchall()[0][0]
     typed_as = TypedAs(
         int(table.get("VersionId", 0)) if table else 0,
         {
@@ -145,35 +194,70 @@ def clean_hour(
             for c in leaf_columns_of(run.schema, spec, run.assigned, run.json_paths)
         },
     )
-    writes = []
-    for info, name in zip(todo, all_names, strict=True):
-        report.add(info, run.per_object[name])
-        writes.append(
-            partial(
-                replace_manifest,
-                lake,
-                spec.name,
-                info,
-                name,
-                run.per_object[name],
-                earlier[info.key],
-                earlier_files[info.key],
-                typed_as,
-                delete_stale=tables is None,
-            )
-        )
     committing.note_columns(run.schema, run.assigned, run.json_paths)
-    committing.add_hour(
-        hour,
-        [o.key for o in todo],
-        [f for name in all_names for f in run.per_object[name].files],
-        [f for files in earlier_files.values() for f in files],
-        [o.key for o in todo if earlier[o.key]],
-        writes,
-    )
+    for hour, objs in todo.items():
+        names = [output_name(hour, o.key) for o in objs]
+        writes = []
+        for info, name in zip(objs, names, strict=True):
+            reports[hour].add(info, run.per_object[name])
+            writes.append(
+                partial(
+                    replace_manifest,
+                    lake,
+                    spec.name,
+                    info,
+                    name,
+                    run.per_object[name],
+                    earlier[info.key],
+                    earlier_files[info.key],
+                    typed_as,
+                    delete_stale=tables is None,
+                )
+            )
+        committing.add_hour(
+            hour,
+            [o.key for o in objs],
+            [f for name in names for f in run.per_object[name].files],
+            [f for o in objs for f in earlier_files[o.key]],
+            [o.key for o in objs if earlier[o.key]],
+            writes,
+        )
     if run_commit is None:
-        report.commits = committing.commit()
-    return report
+        commits = committing.commit()
+        for hour in todo:
+            reports[hour].commits = commits
+    return reports
+
+
+def _keys_by_hour(
+    con: duckdb.DuckDBPyConnection, new_keys: str, todo: dict[datetime, list[ObjectInfo]]
+) -> dict[datetime, str]:
+    """SQL giving each hour's kept keys (dt, hi, lo, obj): NEW_KEYS itself for one hour;
+    for several, RUN_KEYS: each key with its hour's and its object's index, narrow (the
+    names come back per hour from RUN_OBJECTS), so an hour's rows are found by an integer
+    compare and the run's keys are not held twice. Unsorted: sorting by hour cost more
+    than the scans it saves."""
+    if len(todo) == 1:
+        return {hour: f"SELECT * FROM {new_keys}" for hour in todo}
+    hours = list(todo)
+    names = [output_name(h, o.key) for h in hours for o in todo[h]]
+    objects = {
+        "obj": names,
+        "o": range(len(names)),
+        "h": [n for n, h in enumerate(hours) for _ in todo[h]],
+    }
+    con.register("run_object_names", pa.table(objects))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RUN_OBJECTS} AS FROM run_object_names")
+    con.unregister("run_object_names")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {RUN_KEYS} AS SELECT r.h, r.o, k.dt, k.hi, k.lo "
+        f"FROM {new_keys} k JOIN {RUN_OBJECTS} r USING (obj)"
+    )
+    return {
+        h: f"SELECT k.dt, k.hi, k.lo, r.obj FROM {RUN_KEYS} k JOIN {RUN_OBJECTS} r USING (o) "
+        f"WHERE k.h = {n}"
+        for n, h in enumerate(hours)
+    }
 
 
 class CleaningSession:

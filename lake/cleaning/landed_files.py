@@ -26,11 +26,14 @@ class LandedFiles(MemoryFileSystem):
     """Plain bytes by name, for DuckDB to read."""
 
     protocol: ClassVar[tuple[str, ...]] = (PROTOCOL,)  # type: ignore[misc]
+    # a new instance each time: fsspec hands out one cached instance per class otherwise,
+    # and a pass's end would clear another pass's files
+    cachable = False
     # fsspec's memory filesystem strips only "memory://"; the generic one strips ours
     _strip_protocol = classmethod(AbstractFileSystem._strip_protocol.__func__)  # type: ignore[attr-defined]
 
     def __init__(self) -> None:
-        super().__init__(global_store=False, skip_instance_cache=True)
+        super().__init__(global_store=False)
         self.folder = uuid.uuid4().hex
 
     def add(self, index: int, data: bytes) -> str:
@@ -38,6 +41,15 @@ class LandedFiles(MemoryFileSystem):
         name = f"{PROTOCOL}://{self.folder}/{index}"
         self.store[self._strip_protocol(name)] = MemoryFile(None, name, data)
         return name
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        # fsspec's looks for a folder of that name first, scanning every stored name, and
+        # DuckDB asks once per file: O(files²) a pass. Every name here is a file.
+        name = self._strip_protocol(path)
+        stored = self.store.get(name)
+        if stored is None:
+            return super().info(path, **kwargs)
+        return {"name": name, "size": stored.size, "type": "file", "created": stored.created}
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> MemoryFile:
         # fsspec hands every open the one stored handle; DuckDB may read a file from

@@ -1,4 +1,11 @@
-"""One pass of an hour's cleaning: some of its objects staged, typed, deduplicated, written.
+"""One pass of a cleaning run: some of its objects staged, typed, deduplicated, written.
+
+A run cleans the new objects of one arrival hour (a micro-batch) or of many (a range run);
+its passes take the objects in (hour, key) order, about CLEAN_CHUNK_BYTES at a time
+whatever hour they arrived in, so a backfill of many small hours pays the passes' fixed
+costs (typing query, Arrow round trips, key probes) per pass, not per hour. Each object
+carries its arrival hour (event time bounds, lineage, quarantine files) and its counts go
+to its hour's report.
 
 Each step returns what it made, naming the DuckDB relation it left on the hour's one
 connection (lake.cleaning.tables) for the steps after it:
@@ -11,7 +18,7 @@ connection (lake.cleaning.tables) for the steps after it:
 
 The typed records come back once, as an Arrow table in (object, position) order: DuckDB
 queries it for dedup and counts, and each object's rows are a slice of it, so they are
-materialized once. The hour's passes share the keys seen so far and the keys written.
+materialized once. The run's passes share the keys seen so far and the keys written.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from lake import layout
 from lake.cleaning.dedup import Deduped, create_new_keys, drop_duplicates, keep_keys
 from lake.cleaning.key_files import KeyWindow
 from lake.cleaning.report import HourReport, ObjectCounts
@@ -35,8 +43,8 @@ from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 
 
-class HourRun:
-    """What one clean_hour run shares across its passes over the hour's objects."""
+class CleaningRun:
+    """What one cleaning run shares across its passes over its hours' objects."""
 
     def __init__(
         self,
@@ -44,63 +52,72 @@ class HourRun:
         spec: StreamSpec,
         landing: Storage,
         lake: Storage,
-        hour: datetime,
+        reports: dict[datetime, HourReport],
         scratch: Path,
-        report: HourReport,
         schema: Struct,
         ingested_at: datetime | None,
         assigned: dict[tuple[str, ...], str] | None = None,
         json_paths: frozenset[tuple[str, ...]] | None = None,
     ) -> None:
         self.con, self.spec, self.landing, self.lake = con, spec, landing, lake
-        self.hour, self.scratch, self.report, self.schema = hour, scratch, report, schema
+        self.reports, self.scratch, self.schema = reports, scratch, schema  # reports by hour
         self.assigned = assigned or {}  # the catalog's column names (lake.column_names)
         self.json_paths = spec.json.paths if json_paths is None else json_paths
         self.ingested_at = ingested_at or datetime.now(UTC)
         self.per_object: dict[str, ObjectCounts] = {}
         self.new_keys = create_new_keys(con)
-        self.window = KeyWindow(lake, spec.name, [])  # no earlier keys unless clean_hour sets one
+        self.window = KeyWindow(lake, spec.name, [])  # no earlier keys unless clean_hours sets one
 
     def clean_pass(
-        self, chunk: list[ObjectInfo], names: list[str], n: int, file_names: list[str] | None = None
+        self,
+        chunk: list[ObjectInfo],
+        names: list[str],
+        hours: list[datetime],
+        n: int,
+        file_names: list[str] | None = None,
     ) -> None:
-        """Stage, type, deduplicate and write some of the hour's objects (`names` are their
-        output names; `file_names` their files' names, the output names by default)."""
+        """Stage, type, deduplicate and write some of the run's objects (`names` are their
+        output names, `hours` their arrival hours; `file_names` their files' names, the
+        output names by default)."""
         work = self.scratch / f"pass-{n}"
         work.mkdir()
         staged = stage_objects(self.con, self.spec, self.landing, chunk, work)
-        self.report.objects_split_in_python += len(staged.python_split)
+        split = set(staged.python_split)
+        for o, hour in zip(chunk, hours, strict=True):
+            self.reports[hour].objects_split_in_python += o.key in split
         typed = type_records(
-            self.con, staged, self.spec, self.hour, self.schema, self.assigned, self.json_paths
+            self.con, staged, self.spec, hours, self.schema, self.assigned, self.json_paths
         )
         self._note_new_fields(typed)
-        self.con.register(OBJECTS, _objects_table(chunk, names))
+        self.con.register(OBJECTS, _objects_table(chunk, names, hours))
         deduped = drop_duplicates(self.con, typed, self.window)
         self.per_object.update({name: ObjectCounts() for name in names})
-        to = Destination(
-            self.lake, self.spec, self.hour, self.ingested_at, chunk, file_names or names
-        )
+        to = Destination(self.lake, self.spec, hours, self.ingested_at, chunk, file_names or names)
         for index, files in write_cleaned(to, typed, deduped).items():
             self.per_object[names[index]].files += files
+            days = {f"{d:%Y-%m-%d}" for f in files if (d := layout.cleaned_file_day(f))}
+            self.reports[hours[index]].event_dates |= days
         quarantined = write_quarantine(self.con, to, staged, typed, OBJECTS)
-        self.report.quarantined_by_reason.update(quarantined.by_code)
+        for index, by_code in quarantined.by_code.items():
+            self.reports[hours[index]].quarantined_by_reason.update(by_code)
         for index, file in quarantined.files.items():
             self.per_object[names[index]].files.append(file)
         self._count(staged, typed, deduped, names)
-        dates = keep_keys(self.con, deduped, OBJECTS)
-        self.report.event_dates |= {f"{d:%Y-%m-%d}" for d in dates}
+        keep_keys(self.con, deduped, OBJECTS)
         self.con.unregister(typed.relation)
         shutil.rmtree(work)  # fetched S3 objects and links made for this pass
 
     def _note_new_fields(self, typed: Typed) -> None:
-        """Keep the fields added for the run (later passes type with them) and report them."""
+        """Keep the fields added for the run (later passes type with them) and report them
+        in every hour's report: the run types all its hours' records with them."""
         self.schema = typed.schema
         if typed.added is None:
             return
-        report = self.report.columns_not_in_catalog
-        report["added"] = report.get("added", []) + typed.added
-        if typed.refused:
-            report["over_limits"] = list(typed.refused)
+        for hour_report in self.reports.values():
+            report = hour_report.columns_not_in_catalog
+            report["added"] = report.get("added", []) + typed.added
+            if typed.refused:
+                report["over_limits"] = list(typed.refused)
 
     def _count(self, staged: Staged, typed: Typed, deduped: Deduped, names: list[str]) -> None:
         counts = self.con.execute(
@@ -125,11 +142,12 @@ class HourRun:
             c.records_quarantined += 1
 
 
-def _objects_table(chunk: list[ObjectInfo], names: list[str]) -> pa.Table:
+def _objects_table(chunk: list[ObjectInfo], names: list[str], hours: list[datetime]) -> pa.Table:
     return pa.table(
         {
             "_object": pa.array(range(len(chunk)), pa.int64()),
             "_source_key": pa.array([o.key for o in chunk], pa.string()),
             "_name": pa.array(names, pa.string()),
+            "_arrival_hour": pa.array(hours, pa.timestamp("us", tz="UTC")),
         }
     )

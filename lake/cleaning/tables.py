@@ -12,11 +12,13 @@ RAW = "raw_records"  # (_object, raw) read by DuckDB's JSON reader, in rowid ord
 PYTHON_RECORDS = "python_records"  # records the Python splitter wrote
 # typing (lake.cleaning.typed): typed columns, _reason, _shape, key halves, _dt
 TYPED = "typed"
-OBJECTS = "objects"  # (_object, _source_key, _name): the pass's objects
+OBJECTS = "objects"  # (_object, _source_key, _name, _arrival_hour): the pass's objects
 # dedup (lake.cleaning.dedup)
 FIRSTS = "firsts"  # (hi, lo, _object, rid, dt, copies): the records kept
 SEEN_KEYS = "seen_keys"  # (hi, lo): the pass's keys found in the window's key files
 NEW_KEYS = "new_keys"  # (dt, hi, lo, obj): the keys this run kept, by its earlier passes too
+RUN_KEYS = "run_keys"  # (h, o, dt, hi, lo): NEW_KEYS of a run of several hours, by index
+RUN_OBJECTS = "run_objects"  # (obj, o, h): the output name of each index, its hour's index
 # quarantine (lake.cleaning.writing)
 REJECTED = "rejected"  # what staging refused: (_object, _position, reason, raw)
 QUARANTINED = "quarantined"  # every quarantined record of the pass, with its reason code

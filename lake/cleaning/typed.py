@@ -3,6 +3,7 @@ say (lake.cleaning.new_fields), fields the catalog lacks added for the run."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +20,7 @@ from lake.cleaning.new_fields import (
 )
 from lake.cleaning.staging import Staged
 from lake.cleaning.tables import TYPED
-from lake.cleaning.typing_query import typing_sql
+from lake.cleaning.typing_query import per_object_sql, typing_sql
 from lake.hive_types import Struct
 from lake.json_fields import Path
 from lake.sql_text import quote_identifier
@@ -49,12 +50,12 @@ def type_records(
     con: duckdb.DuckDBPyConnection,
     staged: Staged,
     spec: StreamSpec,
-    hour: datetime,
+    hour: datetime | Sequence[datetime],
     schema: Struct,
     assigned: dict[tuple[str, ...], str],
     json_paths: frozenset[Path],
 ) -> Typed:
-    """Type every staged record. Top-level fields the catalog lacks are added, typed from
+    """Type every staged record (`hour`: the arrival hour, or each object's). Top-level fields the catalog lacks are added, typed from
     the records (and reported), not dropped, while the stream's limits allow them
     (max_columns, max_nesting_depth, max_key_bytes); records with a field that does not
     fit are quarantined."""
@@ -87,9 +88,11 @@ def type_records(
         added = (added or []) + new_fields
 
 
-def _event_date(columns: list[Column], spec: StreamSpec, hour: datetime) -> str:
+def _event_date(
+    columns: list[Column], spec: StreamSpec, hour: datetime | Sequence[datetime]
+) -> str:
     """SQL for a record's event date (the arrival date if the catalog has no event time)."""
     for c in columns:
         if c.path == (spec.event_time_field,):
             return f"CAST({quote_identifier(c.name)} AS DATE)"
-    return f"DATE '{hour:%Y-%m-%d}'"
+    return per_object_sql(hour, lambda h: f"DATE '{h:%Y-%m-%d}'")

@@ -11,6 +11,8 @@ being half-loaded. Event time becomes a UTC timestamp.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lake.cleaning.columns import TEXT_TYPES, Column, json_pointer
@@ -19,12 +21,14 @@ from lake.cleaning.reasons import OUT_OF_RANGE
 from lake.sql_text import quote_identifier, sql_string
 from lake.streams import StreamSpec
 
+Hours = datetime | Sequence[datetime] | None  # one arrival hour, or each object's
+
 
 def typing_sql(
     source: str,
     columns: list[Column],
     spec: StreamSpec,
-    hour: datetime | None = None,
+    hour: Hours = None,
 ) -> str:
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
@@ -33,7 +37,8 @@ def typing_sql(
     (a hash of the record's top-level key list: records share a few shapes, so repeated
     keys and fields the catalog lacks are looked for once per shape, see lake.cleaning.new_fields).
     Event times outside the stream's accepted range around the arrival `hour` count as
-    missing a value (typed column NULL) and give the record its reason."""
+    missing a value (typed column NULL) and give the record its reason; `hour` may be a
+    list giving each object's (`_object` indexes it), for passes over several hours."""
     plain = [c for c in columns if not c.json]
     texts = [c for c in columns if c.json]
     leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(plain, 1)]
@@ -42,7 +47,7 @@ def typing_sql(
         f"CASE WHEN _j[{i}] <> 'null' THEN _j[{i}] END AS {quote_identifier('v_' + c.name)}"
         for i, c in enumerate(texts, 1)
     ]
-    bounds = event_time_bounds(spec, hour)
+    bounds = _bounds(spec, hour)
     typed = [f"{_typed(c, spec, bounds)} AS {quote_identifier(c.name)}" for c in columns]
     reasons = _reasons(columns, spec, bounds)
     extract = f"json_extract_string(raw, {_pointers(plain)})" if plain else "NULL"
@@ -73,6 +78,41 @@ FROM typed
 """
 
 
+@dataclass(frozen=True)
+class _Bounds:
+    """The accepted event times (event_time_bounds): from `lo` to `upper`, one for every
+    record or each object's."""
+
+    lo: datetime
+    upper: datetime | list[datetime]
+
+    def hi(self, render: Callable[[datetime], str]) -> str:
+        return per_object_sql(self.upper, render)
+
+
+def _bounds(spec: StreamSpec, hour: Hours) -> _Bounds:
+    if hour is None or isinstance(hour, datetime):
+        return _Bounds(*event_time_bounds(spec, hour))
+    return _Bounds(spec.limits.earliest_event_time, [event_time_bounds(spec, h)[1] for h in hour])
+
+
+def per_object_sql(hour: datetime | Sequence[datetime], render: Callable[[datetime], str]) -> str:
+    """SQL for a value of each record's arrival hour (`render` of the hour): a literal
+    for one hour, a CASE over runs of `_object` for a list of each object's hours."""
+    if isinstance(hour, datetime):
+        return render(hour)
+    runs: list[tuple[int, datetime]] = []
+    for index, h in enumerate(hour):
+        if runs and runs[-1][1] == h:
+            runs[-1] = (index + 1, h)
+        else:
+            runs.append((index + 1, h))
+    if len(runs) == 1:
+        return render(runs[0][1])
+    cases = " ".join(f"WHEN _object < {end} THEN {render(h)}" for end, h in runs[:-1])
+    return f"CASE {cases} ELSE {render(runs[-1][1])} END"
+
+
 def _pointers(columns: list[Column]) -> str:
     return "[" + ", ".join(sql_string(json_pointer(c.path)) for c in columns) + "]::VARCHAR[]"
 
@@ -93,7 +133,7 @@ _JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'object' WHEN '[' THEN 'a
     WHEN 'n' THEN 'null' ELSE 'number' END"""
 
 
-def _typed(c: Column, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
+def _typed(c: Column, spec: StreamSpec, bounds: _Bounds) -> str:
     v = quote_identifier("v_" + c.name)
     if c.path == (spec.event_time_field,):
         return _event_time(spec.event_time_format, bounds)
@@ -145,15 +185,25 @@ def _event_any(columns: list[Column], spec: StreamSpec) -> str:
     return f"TRY_CAST({v} AS TIMESTAMPTZ)"
 
 
-def _event_time(time_format: str, bounds: tuple[datetime, datetime]) -> str:
+def _event_time(time_format: str, bounds: _Bounds) -> str:
     """The event time when it is inside `bounds`, else NULL (never an error)."""
     if time_format in ("epoch_seconds", "epoch_millis"):
-        lo, hi = (b.timestamp() for b in bounds)
-        return f"to_timestamp(CASE WHEN _event_any BETWEEN {lo!r} AND {hi!r} THEN _event_any END)"
-    lo, hi = (sql_string(b.isoformat()) for b in bounds)
-    return (
-        f"CASE WHEN _event_any BETWEEN {lo}::TIMESTAMPTZ AND {hi}::TIMESTAMPTZ THEN _event_any END"
-    )
+        lo, hi = repr(bounds.lo.timestamp()), bounds.hi(_epoch)
+        return f"to_timestamp(CASE WHEN _event_any BETWEEN {lo} AND {hi} THEN _event_any END)"
+    lo, hi = _timestamp(bounds.lo), bounds.hi(_timestamp)
+    return f"CASE WHEN _event_any BETWEEN {lo} AND {hi} THEN _event_any END"
+
+
+def _epoch(t: datetime) -> str:
+    return repr(t.timestamp())
+
+
+def _timestamp(t: datetime) -> str:
+    return f"{sql_string(t.isoformat())}::TIMESTAMPTZ"
+
+
+def _utc_text(t: datetime) -> str:
+    return sql_string(f"{t:%Y-%m-%dT%H:%M:%SZ}")
 
 
 def _dedup_value(columns: list[Column], spec: StreamSpec) -> str:
@@ -165,7 +215,7 @@ def _dedup_value(columns: list[Column], spec: StreamSpec) -> str:
     return "NULL::VARCHAR"
 
 
-def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
+def _reasons(columns: list[Column], spec: StreamSpec, bounds: _Bounds) -> str:
     """The first problem of a record, in a fixed order, or NULL."""
     time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
     dedup = _dedup_value(columns, spec)
@@ -200,14 +250,13 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: tuple[datetime, da
     return "CASE " + " ".join(cases) + " END"
 
 
-def _out_of_range(v: str, spec: StreamSpec, bounds: tuple[datetime, datetime]) -> str:
-    lo, hi = (f"{b:%Y-%m-%dT%H:%M:%SZ}" for b in bounds)
+def _out_of_range(v: str, spec: StreamSpec, bounds: _Bounds) -> str:
     expr = (
         f"{sql_string(OUT_OF_RANGE + ': ')} || left({v}, 64) || "
-        f"{sql_string(f' is not within {lo} .. {hi}')}"
+        f"{sql_string(f' is not within {bounds.lo:%Y-%m-%dT%H:%M:%SZ} .. ')} || {bounds.hi(_utc_text)}"
     )
     if spec.event_time_format == "epoch_seconds":
-        a, b = (x.timestamp() for x in bounds)
+        lo, hi = repr(bounds.lo.timestamp()), bounds.hi(_epoch)
         hint = sql_string(" (milliseconds in an epoch_seconds stream?)")
-        expr += f" || CASE WHEN _event_any / 1000 BETWEEN {a!r} AND {b!r} THEN {hint} ELSE '' END"
+        expr += f" || CASE WHEN _event_any / 1000 BETWEEN {lo} AND {hi} THEN {hint} ELSE '' END"
     return expr
