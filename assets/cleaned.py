@@ -27,17 +27,13 @@ from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
 from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import LINEAGE_TYPES
-from lake.cleaning.commit import RunCommit
-from lake.cleaning.hour import CleaningSession, clean_hours
 from lake.cleaning.report import HourReport
 from lake.firehose import hour_prefix
 from lake.hour_totals import HourTotals, hour_totals
 from lake.iceberg.catalog import LakeTables
-from lake.retype import retype_stream
 from lake.settings import Settings
 from lake.storage import Storage
 from lake.streams import StreamSpec
-from lake.warehouse import Warehouse
 from orchestration.resources import LakeResource, PIIKeyResource
 
 RECONCILE_CHECK = "records_reconcile"
@@ -100,6 +96,13 @@ def build_cleaned_asset(
         pii_key: PIIKeyResource,
         settings: ResourceParam[Settings],
     ) -> Iterator[MaterializeResult]:
+        # imported by the run that cleans, not by every process loading the code location
+        # (pyiceberg, DuckDB and the cleaning package: about a second)
+        from lake.cleaning.commit import RunCommit
+        from lake.cleaning.hour import CleaningSession, clean_hours
+        from lake.retype import retype_stream
+        from lake.warehouse import Warehouse
+
         landing, lake_storage = lake.landing(), lake.lake()
         key = pii_key.key_for(landing.uri, lake_storage.uri)
         table = Catalog(lake_storage, database).get_table(spec.name)

@@ -15,6 +15,7 @@ is rewriting under the same name. Commits from outside Dagster still retry
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetExecutionContext,
@@ -32,11 +33,12 @@ from assets.hourly import stream_pool
 from assets.marts import WAREHOUSE_POOL
 from lake.cleaning import key_files
 from lake.iceberg.catalog import CLEANED, MARTS, QUARANTINE, LakeTables
-from lake.iceberg.compaction import DayCompaction, compact_day
-from lake.iceberg.expiry import expire_table
 from lake.marts import MartSpec
 from lake.settings import Settings
 from orchestration.resources import LakeResource
+
+if TYPE_CHECKING:  # pyiceberg: imported by the maintenance runs, not by loading the code location
+    from lake.iceberg.compaction import DayCompaction
 
 GROUP = "maintenance"
 COMPACTION, EXPIRY = "compaction", "expiry"
@@ -88,6 +90,8 @@ def build_compaction_asset(
     def _compaction(
         context: AssetExecutionContext, settings: ResourceParam[Settings]
     ) -> MaterializeResult:
+        from lake.iceberg.compaction import compact_day
+
         tables = LakeTables(settings)
         days: list[DayCompaction] = []
         for key in context.partition_keys:
@@ -155,6 +159,8 @@ def build_expiry_asset(table: MaintainedTable, upstream: AssetKey) -> AssetsDefi
         ),
     )
     def _expiry(lake: LakeResource, settings: ResourceParam[Settings]) -> MaterializeResult:
+        from lake.iceberg.expiry import expire_table
+
         retention = timedelta(hours=settings.snapshot_retention_hours)
         done = expire_table(LakeTables(settings), lake.lake(), table.layer, table.name, retention)
         return MaterializeResult(metadata=done.as_metadata())

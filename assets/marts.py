@@ -15,7 +15,7 @@ header's `unique_key` and `not_null` (lake.mart_checks), and column lineage (lak
 import math
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from dagster import (
@@ -46,26 +46,20 @@ from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
 from lake.iceberg.catalog import LakeTables
-from lake.mart_build import InputColumns, InputSchema, MartBuild, build_mart
 from lake.mart_checks import CheckOutcome, duplicate_keys, null_values
-from lake.mart_inputs import MartInputs
 from lake.mart_lineage import column_lineage
-from lake.mart_sinks import (
-    AlertNotices,
-    LakeParquet,
-    MartSink,
-    RedshiftFiles,
-    SinkOutput,
-    WarehouseView,
-    write_day,
-)
 from lake.marts import MartSpec
 from lake.settings import Settings
 from lake.storage import Storage
 from lake.streams import StreamCatalog
-from lake.warehouse import Warehouse
 from orchestration.aws_resources import AlertsResource, RedshiftResource
 from orchestration.resources import LakeResource
+
+# Building a mart (its inputs' Iceberg snapshots, its sinks, the warehouse) imports
+# pyiceberg: a mart run does, not every process that loads the code location.
+if TYPE_CHECKING:
+    from lake.mart_build import InputColumns, InputSchema, MartBuild
+    from lake.mart_sinks import MartSink, SinkOutput
 
 # One writer of the DuckDB warehouse file at a time (limit 1 in dagster.yaml), however
 # the run was launched.
@@ -151,7 +145,7 @@ def check_results(
     return results
 
 
-def lineage_metadata(spec: MartSpec, inputs: InputSchema) -> TableColumnLineage:
+def lineage_metadata(spec: MartSpec, inputs: "InputSchema") -> TableColumnLineage:
     names = {layer: {t: list(c) for t, c in tables.items()} for layer, tables in inputs.items()}
     return TableColumnLineage(
         deps_by_column={
@@ -172,11 +166,14 @@ def mart_sinks(
     redshift: RedshiftResource,
     settings: Settings,
     tables: LakeTables,
-) -> list[MartSink]:
+) -> list["MartSink"]:
     """The run's sinks, in lake.mart_sinks' order: the lake's file first (registered in the
     mart's Iceberg table), the others read it. The warehouse holds views over copies of
     the table's files: a run writes it only to make a view, and a reader holding it open
     delays that to a later run, never fails it."""
+    from lake.mart_sinks import AlertNotices, LakeParquet, RedshiftFiles, WarehouseView
+    from lake.warehouse import Warehouse
+
     sinks: list[MartSink] = [
         LakeParquet(tables),
         RedshiftFiles(redshift.iam_role, redshift.loader(), context.log),
@@ -191,7 +188,7 @@ def mart_sinks(
     return sinks
 
 
-def day_metadata(built: MartBuild, written: SinkOutput) -> dict[str, Any]:
+def day_metadata(built: "MartBuild", written: "SinkOutput") -> dict[str, Any]:
     """What a partition's materialization shows of its own day: its build and its sinks."""
     metadata: dict[str, Any] = {
         "dagster/row_count": built.rows,
@@ -214,7 +211,7 @@ def build_mart_asset(
     spec: MartSpec,
     streams: StreamCatalog,
     partitions: DailyPartitionsDefinition,
-    extra_sinks: Sequence[MartSink] = (),
+    extra_sinks: Sequence["MartSink"] = (),
 ) -> AssetsDefinition:
     """`extra_sinks` run after the shipped ones, for every partition built."""
     daily = spec.partitioned_by == "day"
@@ -253,6 +250,10 @@ def build_mart_asset(
         redshift: RedshiftResource,
         settings: ResourceParam[Settings],
     ) -> MaterializeResult:
+        from lake.mart_build import build_mart
+        from lake.mart_inputs import MartInputs
+        from lake.mart_sinks import write_day
+
         lake_storage = lake.lake()
         columns = input_columns(spec, streams, lake_storage)
         tables = LakeTables(settings)
@@ -304,7 +305,7 @@ def build_mart_asset(
     return _mart
 
 
-def input_columns(spec: MartSpec, streams: StreamCatalog, lake: Storage) -> InputColumns:
+def input_columns(spec: MartSpec, streams: StreamCatalog, lake: Storage) -> "InputColumns":
     """The catalog's columns of the cleaned streams the mart reads; streams not crawled
     yet stay out: no types to give."""
     catalog = Catalog(lake, streams.database)

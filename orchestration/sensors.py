@@ -32,7 +32,6 @@ from lake.day_completeness import days_completed
 from lake.firehose import parse_key, partition_key
 from lake.iceberg.catalog import LakeTables
 from lake.landing_scan import ScanCursor, scan_new_objects
-from lake.reconcile import ReconcileCursor, reconcile_some_hours
 from lake.settings import Settings
 from lake.storage import S3Storage
 from orchestration.aws_resources import LandingEventsResource
@@ -248,6 +247,10 @@ def build_reconcile_sensor(
         f"{settings.reconcile_days} days",
     )
     def _reconcile(context: SensorEvaluationContext, lake: LakeResource):
+        # reads the cleaning ledger and the Iceberg table (pyiceberg): imported by the code
+        # server's first tick, not by the run processes that load this module
+        from lake.reconcile import ReconcileCursor, reconcile_some_hours
+
         now = datetime.now(UTC)
         # from the current hour: the landing scan skips keys named below its floor, in any
         # hour, so no hour may be left to it alone

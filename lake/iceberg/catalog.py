@@ -18,16 +18,17 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-import boto3
-from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.table import Table
+from typing import TYPE_CHECKING
 
 from lake import layout
-from lake.glue_sync import DEFAULT_CONFIG as GLUE_CONFIG
-from lake.iceberg.encrypted_io import SSE, SSE_KMS_KEY_ID
 from lake.settings import DATA_DIR, Settings
+
+# pyiceberg (and its SQL catalog's sqlalchemy) takes most of a second to import: it is
+# imported where a catalog is opened, so loading the code location (every run process,
+# the UI, the sensors) does not pay it for names and locations alone.
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
 
 CATALOG_NAME = "lake"
 CLEANED, QUARANTINE, MARTS = layout.CLEANED, layout.QUARANTINE, "marts"
@@ -61,6 +62,8 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     if settings.lake_uri.startswith("s3://"):
         properties |= s3_file_io_properties()
         if settings.s3_sse:  # pyarrow's writes cannot ask for encryption: ours can
+            from lake.iceberg.encrypted_io import SSE, SSE_KMS_KEY_ID
+
             properties |= {
                 "py-io-impl": "lake.iceberg.encrypted_io.EncryptedS3FileIO",
                 SSE: settings.s3_sse,
@@ -92,6 +95,8 @@ def s3_file_io_properties() -> dict[str, str]:
         properties["s3.endpoint"] = endpoint
     else:  # AWS: the bucket's own region (HeadBucket), whatever region the process runs in
         properties["s3.resolve-region"] = "true"
+    import boto3
+
     region = os.environ.get("AWS_REGION") or boto3.Session().region_name  # profile's too
     if region:
         properties["s3.region"] = region  # signs for an endpoint; on AWS, if resolving fails
@@ -100,7 +105,10 @@ def s3_file_io_properties() -> dict[str, str]:
 
 def open_catalog(settings: Settings) -> Catalog:
     if settings.lake_catalog == "glue":
+        import boto3
         from pyiceberg.catalog.glue import GlueCatalog
+
+        from lake.glue_sync import DEFAULT_CONFIG as GLUE_CONFIG
 
         # the same client as the landing table's Glue sync: boto3's endpoint, region and
         # credential settings, adaptive retries
@@ -148,6 +156,8 @@ class LakeTables:
         return None
 
     def load(self, layer: str, name: str) -> Table | None:
+        from pyiceberg.exceptions import NoSuchTableError
+
         try:
             return self.catalog.load_table(self.table_id(layer, name))
         except NoSuchTableError:

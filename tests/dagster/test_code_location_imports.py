@@ -1,0 +1,41 @@
+"""Loading the code location (what every run process, the UI's code server and the CLI do
+first) does not import what only some runs use: pyiceberg and the modules that open
+tables, clean hours or build marts are imported by the runs that do that."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# each of these imports pyiceberg at its top: the runs that need them import them
+RUN_ONLY = (
+    "pyiceberg",
+    "lake.cleaning.hour",
+    "lake.cleaning.commit",
+    "lake.retype",
+    "lake.warehouse",
+    "lake.reconcile",
+    "lake.mart_build",
+    "lake.mart_sinks",
+    "lake.iceberg.compaction",
+    "lake.iceberg.expiry",
+)
+
+
+def imported_by(statement: str) -> set[str]:
+    """The modules a fresh interpreter holds after `statement` (run from the repo root)."""
+    script = f"{statement}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_loading_definitions_leaves_run_only_modules_unimported():
+    modules = imported_by("import orchestration.definitions as d; d.defs.get_repository_def()")
+    assert "orchestration.definitions" in modules and "assets.cleaned" in modules
+    assert sorted(m for m in RUN_ONLY if m in modules) == []
