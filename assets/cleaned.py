@@ -30,9 +30,9 @@ from lake.cleaning.columns import LINEAGE_TYPES
 from lake.cleaning.commit import RunCommit
 from lake.cleaning.hour import CleaningSession, clean_hour
 from lake.cleaning.report import HourReport
-from lake.firehose import hour_prefix
-from lake.hour_totals import HourTotals, hour_totals
+from lake.hour_totals import HourTotals, hour_totals, listing_mark
 from lake.iceberg.catalog import LakeTables
+from lake.landing_scan import hour_listing
 from lake.retype import retype_stream
 from lake.settings import Settings
 from lake.storage import ObjectInfo, Storage
@@ -41,6 +41,8 @@ from lake.warehouse import Warehouse
 from orchestration.resources import LakeResource, PIIKeyResource
 
 RECONCILE_CHECK = "records_reconcile"
+# tags of the runs the landing sensors start (orchestration.sensors.hour_run_requests)
+SENSOR_BATCH_TAGS = {"landing/new_objects", "events/new_objects"}
 FILES_SHOWN = 50
 
 
@@ -109,14 +111,17 @@ def build_cleaned_asset(
                 f"materialize schema/{spec.name} to record the schema"
             )
         total = HourReport()
-        batches: dict[datetime, tuple[list[ObjectInfo], HourReport]] = {}
+        batches: dict[datetime, tuple[list[ObjectInfo], bool, HourReport]] = {}
+        # a landing sensor's run lists its hour from the previous run's mark on
+        bounded = not config.full_refresh and bool(SENSOR_BATCH_TAGS & set(context.run.tags))
         tables = LakeTables(settings)
         run_commit = RunCommit(
             tables, spec, lake_storage
         )  # one Iceberg commit for every hour of the run
         with CleaningSession(settings, key) as session:  # one DuckDB connection for the run
             for hour in hours_of(context):
-                landed = list(landing.list(hour_prefix(spec.name, hour)))
+                mark = listing_mark(lake_storage, spec.name, hour) if bounded else None
+                landed = hour_listing(landing, spec.name, hour, mark)
                 batch = clean_hour(
                     spec,
                     table,
@@ -131,7 +136,7 @@ def build_cleaned_asset(
                     run_commit=run_commit,
                     session=session,
                 )
-                batches[hour] = (landed, batch)
+                batches[hour] = (landed, mark is None, batch)
                 total.absorb(batch)
         commits = run_commit.commit()
         # files cleaned under an older catalog version get the current column types
@@ -148,8 +153,8 @@ def build_cleaned_asset(
         ).expose_stream(lake_storage, tables, spec.name)
         if exposed.pending:
             context.log.warning(f"warehouse views of {spec.name} pending: {exposed.pending}")
-        for hour, (landed, batch) in batches.items():  # after retype: the types it left
-            totals = hour_totals(lake_storage, spec.name, hour, landed)
+        for hour, (landed, whole, batch) in batches.items():  # after retype: the types it left
+            totals = hour_totals(lake_storage, spec.name, hour, landed, complete=whole)
             add_hour_metadata(context, hour, _hour_metadata(lake_storage, totals, batch))
         yield MaterializeResult(
             metadata={
