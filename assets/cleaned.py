@@ -23,7 +23,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
+from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of, lists_from_mark
 from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import LINEAGE_TYPES
@@ -41,8 +41,6 @@ from lake.warehouse import Warehouse
 from orchestration.resources import LakeResource, PIIKeyResource
 
 RECONCILE_CHECK = "records_reconcile"
-# tags of the runs the landing sensors start (orchestration.sensors.hour_run_requests)
-SENSOR_BATCH_TAGS = {"landing/new_objects", "events/new_objects"}
 FILES_SHOWN = 50
 
 
@@ -113,7 +111,7 @@ def build_cleaned_asset(
         total = HourReport()
         batches: dict[datetime, tuple[list[ObjectInfo], bool, HourReport]] = {}
         # a landing sensor's run lists its hour from the previous run's mark on
-        bounded = not config.full_refresh and bool(SENSOR_BATCH_TAGS & set(context.run.tags))
+        bounded = not config.full_refresh and lists_from_mark(context)
         tables = LakeTables(settings)
         run_commit = RunCommit(
             tables, spec, lake_storage

@@ -58,6 +58,16 @@ def stream_pool(stream: str) -> str:
     return f"stream_{stream}"
 
 
+# tags of the runs the landing sensors start (orchestration.sensors.hour_run_requests)
+SENSOR_BATCH_TAGS = frozenset({"landing/new_objects", "events/new_objects"})
+
+
+def lists_from_mark(context: AssetExecutionContext) -> bool:
+    """Whether the run lists its hours from the previous run's mark on
+    (lake.landing_scan.hour_listing): the runs a landing sensor started do."""
+    return bool(SENSOR_BATCH_TAGS & set(context.run.tags))
+
+
 def hours_of(context: AssetExecutionContext) -> list[datetime]:
     window = context.partition_time_window
     return hours_between(window.start, window.end)

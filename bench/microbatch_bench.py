@@ -26,6 +26,7 @@ import argparse
 import cProfile
 import gzip
 import io
+import itertools
 import pstats
 import random
 import shutil
@@ -71,6 +72,14 @@ except ImportError:  # the code before it (run against main for "before"): plain
         return out.getvalue()
 
 
+try:  # bounded listings (task microN): a sensor's run lists its hour from the last mark on
+    from lake.hour_totals import listing_mark
+    from lake.landing_scan import hour_listing
+except ImportError:  # the code before them (run against main for "before"): the whole hour
+    listing_mark = hour_listing = None
+
+FILL_MINUTES = 50  # filler objects are named over the hour's first 50 minutes
+BATCH_MINUTE = 55  # micro-batch objects after them, a second apart: new objects, newest names
 FILLER_PREFIX = "filler-"  # `obj` of the synthetic dedup keys
 # load_seen exists before the probe only; drop_duplicates probes the key files after it
 CLEAN_PARTS = ("read_ledger", "load_seen", "drop_duplicates", "fetch_objects", "save_hour_keys")
@@ -127,10 +136,14 @@ class PartTimer:
         return taken
 
 
-def land_many(landing: LocalStorage, bodies: list[bytes], tag: str) -> list[str]:
+def land_many(
+    landing: LocalStorage, bodies: list[bytes], tag: str, at: timedelta | None = None
+) -> list[str]:
+    """Land `bodies` named over the first FILL_MINUTES of the hour, or all `at` it."""
     keys = []
     for n, body in enumerate(bodies):
-        when = HOUR + timedelta(minutes=n * 60 // max(len(bodies), 1), seconds=n % 60)
+        spread = timedelta(minutes=n * FILL_MINUTES // max(len(bodies), 1), seconds=n % 60)
+        when = HOUR + (spread if at is None else at)
         key = object_key(SPEC.name, when, object_id=f"{tag}-{n:05d}")
         landing.write(key, gzip.compress(body, 6))
         keys.append(key)
@@ -227,17 +240,21 @@ def micro_batch(
     body: bytes,
     tag: str,
     timer: PartTimer,
+    number: int,
+    in_hour: int,
 ) -> dict[str, float]:
-    """One new object through list + crawl + clean_hour + hour_totals, as the assets run it."""
-    land_many(landing, [body], tag)
+    """The `number`-th new object through list + crawl + clean_hour + hour_totals, as the
+    assets run it for a landing sensor's run; the hour then holds `in_hour` objects."""
+    land_many(landing, [body], tag, at=timedelta(minutes=BATCH_MINUTE, seconds=number))
     timer.take()  # drop what the filling runs spent
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    landed = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    landed, whole = listing(landing, lake)
     seconds["list"] = time.perf_counter() - started
     mark = time.perf_counter()
     catalog = Catalog(lake, "bench")
-    crawl_objects(SPEC, catalog, landing, landed)
+    bounded = {} if whole else {"complete": False}  # the code before it has no `complete`
+    crawl_objects(SPEC, catalog, landing, landed, **bounded)
     seconds["crawl"] = time.perf_counter() - mark
     mark = time.perf_counter()
     table = catalog.get_table(SPEC.name)
@@ -258,11 +275,20 @@ def micro_batch(
     warehouse.expose_stream(lake, LakeTables(settings), SPEC.name)
     seconds["expose"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    totals = hour_totals(lake, SPEC.name, HOUR, landed)
+    totals = hour_totals(lake, SPEC.name, HOUR, landed, **bounded)
     seconds["hour_totals"] = time.perf_counter() - mark
-    assert totals.objects == len(landed), (totals.objects, len(landed))
+    assert totals.objects == in_hour, (totals.objects, in_hour)
     seconds["total"] = time.perf_counter() - started
     return seconds
+
+
+def listing(landing: LocalStorage, lake: LocalStorage) -> tuple[list[ObjectInfo], bool]:
+    """The hour's objects as assets/cleaned.py lists them for a landing sensor's run, and
+    whether that is the whole hour."""
+    if hour_listing is None:
+        return list(landing.list(hour_prefix(SPEC.name, HOUR))), True
+    mark = listing_mark(lake, SPEC.name, HOUR)
+    return hour_listing(landing, SPEC.name, HOUR, mark), mark is None
 
 
 def summary(n: int, k: int, rows: list[dict[str, float]]) -> str:
@@ -287,19 +313,31 @@ def main() -> None:
     lines = []
     for n in args.objects:
         landing, lake, settings, rng = build_hour(args.dir / f"n{n}", n, args, templates)
+        batches = itertools.count()
+        # untimed, as the sensor's runs leave an hour: the previous batch's mark is a new
+        # object's, not the filling runs' last (whose 2-minute window holds fillers)
+        warm = object_body(rng, templates, 1)
+        micro_batch(landing, lake, settings, warm, "warm", timer, next(batches), n + 2)
         for k in args.keys:
             files = fill_keys(lake, k, args.key_files_per_day)
             rows = []
             for r in range(args.repeat):
                 body = object_body(rng, templates, args.records)
-                rows.append(micro_batch(landing, lake, settings, body, f"k{k}-b{r}", timer))
+                number = next(batches)
+                batch = micro_batch(
+                    landing, lake, settings, body, f"b{number}", timer, number, n + 2 + number
+                )
+                rows.append(batch)
                 print(f"  N={n:,} K={k:,} batch {r + 1}: " + _phases(rows[-1]))
             lines.append(summary(n, k, rows))
             print(f"  ({files} key files)")
     if args.profile:
         profiler = cProfile.Profile()
         body = object_body(rng, templates, args.records)
-        profiler.runcall(micro_batch, landing, lake, settings, body, "profiled", timer)
+        number = next(batches)
+        profiler.runcall(
+            micro_batch, landing, lake, settings, body, "profiled", timer, number, n + 2 + number
+        )
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
         stats.sort_stats("cumulative").print_stats(40)
