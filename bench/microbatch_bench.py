@@ -8,15 +8,20 @@ SQLite Iceberg catalog): a seed object of robot_telemetry crawled (the catalog t
 exists, as after the schema asset), then N tiny objects (--fill-records records each)
 landed in the same arrival hour and cleaned by `clean_hour` with the Iceberg tables, in
 calls of --fill-batch objects (their ledger manifests, cleaned files, dedup keys and
-table commits are the real ones), then crawled and exposed once (as the assets leave it). For each K of --keys, the dedup window of the hour
+table commits are the real ones), then crawled and exposed once (as the assets leave it).
+The fillers are named over the hour's first 50 minutes; one untimed warm-up batch follows.
+For each K of --keys, the dedup window of the hour
 (the event dates `window_dates` gives for the stream's lateness) then holds K extra keys:
 random 128-bit keys in one state file per (event date, other arrival hour), written in
 the layout lake.cleaning.dedup reads. Then --repeat micro-batches, each one new object of
---records records, run as the assets do it: list the hour, crawl every object of the hour
+--records records named after every earlier one (minute 55, a second apart), run as the
+assets do it for a landing sensor's run: list the hour (from the previous run's mark on,
+when the code has `lake.landing_scan.hour_listing`; else the whole hour), crawl it
 (assets/schema.py), then as assets/cleaned.py: `clean_hour` on the listed objects, the
 retype check, the warehouse views (`expose_stream`) and `hour_totals`.
 Phase seconds are printed per point; the parts of `clean_hour` are timed by wrapping the
-functions it calls (read_ledger, load_seen, fetch + passes, save_hour_keys, the commit).
+functions it calls (read_ledger, load_seen, fetch + passes, save_hour_keys, the commit; a
+ledger that lists lazily, as lake.ledger's does now, is paid in `clean_rest`).
 --profile runs one more micro-batch of the last point under cProfile.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import gzip
 import io
 import itertools
@@ -318,6 +324,9 @@ def main() -> None:
         # object's, not the filling runs' last (whose 2-minute window holds fillers)
         warm = object_body(rng, templates, 1)
         micro_batch(landing, lake, settings, warm, "warm", timer, next(batches), n + 2)
+        # what the filling left in this process is no run's: out of the collector's way
+        gc.collect()
+        gc.freeze()
         for k in args.keys:
             files = fill_keys(lake, k, args.key_files_per_day)
             rows = []

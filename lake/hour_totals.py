@@ -77,12 +77,15 @@ class HourTotals:
     def quarantine_ratio(self) -> float:
         return self.records_quarantined / self.records_in if self.records_in else 0.0
 
-    def add(self, entry: dict, size: int) -> None:
-        self.objects += 1
-        self.bytes_in += size
-        for name in _COUNTS:
-            setattr(self, name, getattr(self, name) + entry.get(name, 0))
-        self.files += entry.get("files", [])
+    def add_all(self, entries: list[dict], size: int | None = None) -> None:
+        """Count `entries` as processed objects: of `size` bytes, or the size each records."""
+        self.objects += len(entries)
+        self.bytes_in += sum(e.get("size", 0) for e in entries) if size is None else size
+        self.records_in += sum(e.get("records_in", 0) for e in entries)
+        self.records_cleaned += sum(e.get("records_cleaned", 0) for e in entries)
+        self.records_quarantined += sum(e.get("records_quarantined", 0) for e in entries)
+        self.duplicates_dropped += sum(e.get("duplicates_dropped", 0) for e in entries)
+        self.files += [f for e in entries for f in e.get("files", [])]
 
 
 def record_manifests(lake: Storage, stream: str, written: Iterable[tuple[str, dict]]) -> None:
@@ -123,17 +126,12 @@ def hour_totals(
         for key, manifest in found:
             _put(doc, key, manifest)
     totals = HourTotals(column_types=dict(doc.get("column_types", {})))
-    for info in landed:
-        entry = _current_entry(entries, info)
-        if entry is None:
-            totals.objects_pending += 1
-        else:
-            totals.add(entry, info.size)
+    current = [(i, e) for i in landed if (e := _current_entry(entries, i)) is not None]
+    totals.objects_pending = len(landed) - len(current)
+    totals.add_all([e for _, e in current], sum(i.size for i, _ in current))
     if not complete:
         listed = {o.key for o in landed}
-        for key, entry in entries.items():
-            if key not in listed:
-                totals.add(entry, entry.get("size", 0))
+        totals.add_all([entry for key, entry in entries.items() if key not in listed])
     return totals
 
 
