@@ -23,14 +23,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
+from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of, lists_from_mark
 from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import LINEAGE_TYPES
 from lake.cleaning.report import HourReport
-from lake.firehose import hour_prefix
-from lake.hour_totals import HourTotals, hour_totals
+from lake.hour_totals import HourTotals, hour_totals, listing_mark
 from lake.iceberg.catalog import LakeTables
+from lake.landing_scan import hour_listing
 from lake.settings import Settings
 from lake.storage import Storage
 from lake.streams import StreamSpec
@@ -112,11 +112,17 @@ def build_cleaned_asset(
                 f"materialize schema/{spec.name} to record the schema"
             )
         total = HourReport()
+        # a landing sensor's run lists its hour from the previous run's mark on
+        bounded = not config.full_refresh and lists_from_mark(context)
         tables = LakeTables(settings)
         run_commit = RunCommit(
             tables, spec, lake_storage
         )  # one Iceberg commit for every hour of the run
-        landed = {h: list(landing.list(hour_prefix(spec.name, h))) for h in hours_of(context)}
+        marks = {
+            h: listing_mark(lake_storage, spec.name, h) if bounded else None
+            for h in hours_of(context)
+        }
+        landed = {h: hour_listing(landing, spec.name, h, mark) for h, mark in marks.items()}
         with CleaningSession(settings, key) as session:  # one DuckDB connection for the run
             reports = clean_hours(  # the hours' objects share passes: a backfill pays per pass
                 spec,
@@ -152,7 +158,8 @@ def build_cleaned_asset(
         if exposed.pending:
             context.log.warning(f"warehouse views of {spec.name} pending: {exposed.pending}")
         for hour, batch in reports.items():  # after retype: the types it left
-            totals = hour_totals(lake_storage, spec.name, hour, landed[hour])
+            whole = marks[hour] is None
+            totals = hour_totals(lake_storage, spec.name, hour, landed[hour], complete=whole)
             add_hour_metadata(context, hour, _hour_metadata(lake_storage, totals, batch))
         yield MaterializeResult(
             metadata={

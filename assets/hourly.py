@@ -58,6 +58,21 @@ def stream_pool(stream: str) -> str:
     return f"stream_{stream}"
 
 
+def new_objects_tag(source: str) -> str:
+    """The tag of the runs a sensor of `source` starts ("landing" lists S3, "events" reads
+    S3 event notifications): its value is the count of new objects."""
+    return f"{source}/new_objects"
+
+
+def lists_from_mark(context: AssetExecutionContext) -> bool:
+    """Whether the run lists its hours from the previous run's mark on
+    (lake.landing_scan.hour_listing): the runs the S3-listing landing sensor started do,
+    since that sensor itself finds nothing below its own look-back. An event names its
+    exact key, which may sort below the mark (a late or overwritten object), so the runs
+    the events sensor starts list their hours whole."""
+    return new_objects_tag("landing") in context.run.tags
+
+
 def hours_of(context: AssetExecutionContext) -> list[datetime]:
     window = context.partition_time_window
     return hours_between(window.start, window.end)

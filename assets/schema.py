@@ -20,13 +20,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of
+from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of, lists_from_mark
 from lake import layout
 from lake.athena_ddl import show_create_table, table_problems
 from lake.catalog_store import Catalog
 from lake.crawler import CrawlResult, crawl_objects
-from lake.firehose import hour_prefix
 from lake.glue_table import partition_doc
+from lake.hour_totals import listing_mark
+from lake.landing_scan import hour_listing
 from lake.streams import StreamSpec
 from orchestration.aws_resources import GlueResource
 from orchestration.resources import LakeResource
@@ -74,12 +75,16 @@ def build_schema_asset(
         landing, catalog = lake.landing(), Catalog(lake.lake(), database)
         glue_sync = glue.sync()
         results: list[CrawlResult] = []
+        bounded = not config.full_crawl and lists_from_mark(context)
         for hour in hours_of(context):
-            objects = list(landing.list(hour_prefix(spec.name, hour)))
+            mark = listing_mark(catalog.lake, spec.name, hour) if bounded else None
+            objects = hour_listing(landing, spec.name, hour, mark)
             if not objects:
                 add_hour_metadata(context, hour, _crawl_metadata([]))
                 continue
-            result = crawl_objects(spec, catalog, landing, objects, full=config.full_crawl)
+            result = crawl_objects(
+                spec, catalog, landing, objects, config.full_crawl, complete=mark is None
+            )
             results.append(result)
             add_hour_metadata(context, hour, _crawl_metadata([result]))
             if glue_sync is not None:

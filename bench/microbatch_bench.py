@@ -8,15 +8,20 @@ SQLite Iceberg catalog): a seed object of robot_telemetry crawled (the catalog t
 exists, as after the schema asset), then N tiny objects (--fill-records records each)
 landed in the same arrival hour and cleaned by `clean_hour` with the Iceberg tables, in
 calls of --fill-batch objects (their ledger manifests, cleaned files, dedup keys and
-table commits are the real ones), then crawled and exposed once (as the assets leave it). For each K of --keys, the dedup window of the hour
+table commits are the real ones), then crawled and exposed once (as the assets leave it).
+The fillers are named over the hour's first 50 minutes; one untimed warm-up batch follows.
+For each K of --keys, the dedup window of the hour
 (the event dates `window_dates` gives for the stream's lateness) then holds K extra keys:
 random 128-bit keys in one state file per (event date, other arrival hour), written in
 the layout lake.cleaning.dedup reads. Then --repeat micro-batches, each one new object of
---records records, run as the assets do it: list the hour, crawl every object of the hour
+--records records named after every earlier one (minute 55, a second apart), run as the
+assets do it for a landing sensor's run: list the hour (from the previous run's mark on,
+when the code has `lake.landing_scan.hour_listing`; else the whole hour), crawl it
 (assets/schema.py), then as assets/cleaned.py: `clean_hour` on the listed objects, the
 retype check, the warehouse views (`expose_stream`) and `hour_totals`.
 Phase seconds are printed per point; the parts of `clean_hour` are timed by wrapping the
-functions it calls (read_ledger, load_seen, fetch + passes, save_hour_keys, the commit).
+functions it calls (read_ledger, load_seen, fetch + passes, save_hour_keys, the commit; a
+ledger that lists lazily, as lake.ledger's does now, is paid in `clean_rest`).
 --profile runs one more micro-batch of the last point under cProfile.
 """
 
@@ -24,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import gzip
 import io
+import itertools
 import pstats
 import random
 import shutil
@@ -71,6 +78,14 @@ except ImportError:  # the code before it (run against main for "before"): plain
         return out.getvalue()
 
 
+try:  # bounded listings (task microN): a sensor's run lists its hour from the last mark on
+    from lake.hour_totals import listing_mark
+    from lake.landing_scan import hour_listing
+except ImportError:  # the code before them (run against main for "before"): the whole hour
+    listing_mark = hour_listing = None
+
+FILL_MINUTES = 50  # filler objects are named over the hour's first 50 minutes
+BATCH_MINUTE = 55  # micro-batch objects after them, a second apart: new objects, newest names
 FILLER_PREFIX = "filler-"  # `obj` of the synthetic dedup keys
 # load_seen exists before the probe only; drop_duplicates probes the key files after it
 CLEAN_PARTS = ("read_ledger", "load_seen", "drop_duplicates", "fetch_objects", "save_hour_keys")
@@ -127,10 +142,14 @@ class PartTimer:
         return taken
 
 
-def land_many(landing: LocalStorage, bodies: list[bytes], tag: str) -> list[str]:
+def land_many(
+    landing: LocalStorage, bodies: list[bytes], tag: str, at: timedelta | None = None
+) -> list[str]:
+    """Land `bodies` named over the first FILL_MINUTES of the hour, or all `at` it."""
     keys = []
     for n, body in enumerate(bodies):
-        when = HOUR + timedelta(minutes=n * 60 // max(len(bodies), 1), seconds=n % 60)
+        spread = timedelta(minutes=n * FILL_MINUTES // max(len(bodies), 1), seconds=n % 60)
+        when = HOUR + (spread if at is None else at)
         key = object_key(SPEC.name, when, object_id=f"{tag}-{n:05d}")
         landing.write(key, gzip.compress(body, 6))
         keys.append(key)
@@ -227,17 +246,21 @@ def micro_batch(
     body: bytes,
     tag: str,
     timer: PartTimer,
+    number: int,
+    in_hour: int,
 ) -> dict[str, float]:
-    """One new object through list + crawl + clean_hour + hour_totals, as the assets run it."""
-    land_many(landing, [body], tag)
+    """The `number`-th new object through list + crawl + clean_hour + hour_totals, as the
+    assets run it for a landing sensor's run; the hour then holds `in_hour` objects."""
+    land_many(landing, [body], tag, at=timedelta(minutes=BATCH_MINUTE, seconds=number))
     timer.take()  # drop what the filling runs spent
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    landed = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    landed, whole = listing(landing, lake)
     seconds["list"] = time.perf_counter() - started
     mark = time.perf_counter()
     catalog = Catalog(lake, "bench")
-    crawl_objects(SPEC, catalog, landing, landed)
+    bounded = {} if whole else {"complete": False}  # the code before it has no `complete`
+    crawl_objects(SPEC, catalog, landing, landed, **bounded)
     seconds["crawl"] = time.perf_counter() - mark
     mark = time.perf_counter()
     table = catalog.get_table(SPEC.name)
@@ -258,11 +281,20 @@ def micro_batch(
     warehouse.expose_stream(lake, LakeTables(settings), SPEC.name)
     seconds["expose"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    totals = hour_totals(lake, SPEC.name, HOUR, landed)
+    totals = hour_totals(lake, SPEC.name, HOUR, landed, **bounded)
     seconds["hour_totals"] = time.perf_counter() - mark
-    assert totals.objects == len(landed), (totals.objects, len(landed))
+    assert totals.objects == in_hour, (totals.objects, in_hour)
     seconds["total"] = time.perf_counter() - started
     return seconds
+
+
+def listing(landing: LocalStorage, lake: LocalStorage) -> tuple[list[ObjectInfo], bool]:
+    """The hour's objects as assets/cleaned.py lists them for a landing sensor's run, and
+    whether that is the whole hour."""
+    if hour_listing is None:
+        return list(landing.list(hour_prefix(SPEC.name, HOUR))), True
+    mark = listing_mark(lake, SPEC.name, HOUR)
+    return hour_listing(landing, SPEC.name, HOUR, mark), mark is None
 
 
 def summary(n: int, k: int, rows: list[dict[str, float]]) -> str:
@@ -287,19 +319,34 @@ def main() -> None:
     lines = []
     for n in args.objects:
         landing, lake, settings, rng = build_hour(args.dir / f"n{n}", n, args, templates)
+        batches = itertools.count()
+        # untimed, as the sensor's runs leave an hour: the previous batch's mark is a new
+        # object's, not the filling runs' last (whose 2-minute window holds fillers)
+        warm = object_body(rng, templates, 1)
+        micro_batch(landing, lake, settings, warm, "warm", timer, next(batches), n + 2)
+        # what the filling left in this process is no run's: out of the collector's way
+        gc.collect()
+        gc.freeze()
         for k in args.keys:
             files = fill_keys(lake, k, args.key_files_per_day)
             rows = []
             for r in range(args.repeat):
                 body = object_body(rng, templates, args.records)
-                rows.append(micro_batch(landing, lake, settings, body, f"k{k}-b{r}", timer))
+                number = next(batches)
+                batch = micro_batch(
+                    landing, lake, settings, body, f"b{number}", timer, number, n + 2 + number
+                )
+                rows.append(batch)
                 print(f"  N={n:,} K={k:,} batch {r + 1}: " + _phases(rows[-1]))
             lines.append(summary(n, k, rows))
             print(f"  ({files} key files)")
     if args.profile:
         profiler = cProfile.Profile()
         body = object_body(rng, templates, args.records)
-        profiler.runcall(micro_batch, landing, lake, settings, body, "profiled", timer)
+        number = next(batches)
+        profiler.runcall(
+            micro_batch, landing, lake, settings, body, "profiled", timer, number, n + 2 + number
+        )
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
         stats.sort_stats("cumulative").print_stats(40)

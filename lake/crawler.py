@@ -72,24 +72,31 @@ def crawl_objects(
     landing: Storage,
     objects: list[ObjectInfo],
     full: bool = False,
+    complete: bool = True,
 ) -> CrawlResult:
-    """Crawl an arrival hour (`objects`: the whole listing of its folder) and merge it into
-    the stored table; a concurrent crawl's commit makes this one re-read and re-merge (the
+    """Crawl an arrival hour (`objects`: the whole listing of its folder, or with
+    `complete` False a bounded one, lake.landing_scan.hour_listing) and merge it into the
+    stored table; a concurrent crawl's commit makes this one re-read and re-merge (the
     sample is kept).
 
     Only objects the partition's crawl record (`layout.crawl_record`: key -> ETag, size,
     record estimate) does not hold in their version are sampled; the partition's stats
     are summed over the listed objects, the earlier ones from the record (an object gone
     from the listing drops out), so a record and stats out of step (a crawl killed
-    between writing them) agree again after the next crawl. `full` samples every object again. The sample's schema merges into the stored
+    between writing them) agree again after the next crawl. With a bounded listing the
+    record's other objects count as recorded (an object gone or overwritten below the
+    listing is noticed by the next crawl of the whole hour). `full` samples every object
+    again, so it needs the whole listing. The sample's schema merges into the stored
     table's, so what earlier crawls added stays."""
+    if full and not complete:
+        raise ValueError("a full crawl samples every object: it needs the whole listing")
     known = {} if full else _crawled(spec, catalog, objects)
     todo = [o for o in objects if known.get(o.key, [None, None])[:2] != [o.etag, o.size]]
     seen = sample_objects(spec, landing, todo)
     sampled = {o.key for o in todo}
-    for info in objects:
-        if info.key in known and info.key not in sampled:
-            partition_of(spec, info.key, seen.partitions).count(info.key, *known[info.key])
+    recorded = known.keys() if not complete else known.keys() & {o.key for o in objects}
+    for key in sorted(recorded - sampled):
+        partition_of(spec, key, seen.partitions).count(key, *known[key])
     for _ in range(catalog.COMMIT_ATTEMPTS):
         try:
             return _merge_into_table(spec, catalog, landing, seen, sampled)

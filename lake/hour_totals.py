@@ -1,22 +1,37 @@
 """An arrival hour's running totals: every object of the hour the ledger records as
 processed, whichever runs processed them.
 
-They are kept in one document per hour (`layout.hour_totals_doc`): an entry per object
-(the ETag and size it was processed in, its counts and files), keyed by its source key,
-so recording a manifest again (a re-run, a full refresh, an object re-cleaned in a new
-version, two runs racing on one object) replaces the object's entry instead of adding to
-the sums. A cleaning run records its manifests right after writing them
-(`record_manifests`, compare-and-swap); the totals count a landed object only when its
-entry is of its current version (ETag and size, compared as they are: no hashing). Reading the totals is one read
-of the document; an hour without one (processed before the document existed) is seeded
-from its manifests once, and an object the ledger holds but the document misses (a run
-killed between its manifests and the document) is found by one `exists` a landed object
-the document does not know, then added.
+Each object has an entry (the ETag and size it was processed in, its counts and files),
+keyed by its source key, so recording a manifest again (a re-run, a full refresh, an object
+re-cleaned in a new version, two runs racing on one object) replaces the object's entry
+instead of adding to the sums. The entries are kept in one document per hour
+(`layout.hour_totals_doc`) plus small delta documents beside it (`<hour>/<time>-<id>.json`):
+
+- a cleaning run appends one delta with its manifests' entries right after writing them
+  (a plain write of a new key: O(batch), whatever the hour holds);
+- reading folds the deltas the document has not folded yet onto it, in name (write) order;
+- once an hour holds COMPACT_AT deltas, the run that wrote the last one folds them into the
+  document (compare-and-swap: the document names the deltas it has folded, so a delta is
+  applied once however runs race or die) and then deletes them.
+
+The totals count a landed object only when its entry is of its current version (ETag and
+size). An hour without a document (processed before the document existed, or its first
+run) is seeded from its manifests once. An object the ledger holds but the entries miss (a
+run killed between its manifests and its delta) is found by one `exists` a landed object
+the entries do not know, and added in a delta of its own.
+
+`listing_mark` gives a run a bound for its listing of the hour (lake.landing_scan): the
+newest Firehose key the newest delta recorded. With no delta left (the hour's first run, or
+right after a compaction: every COMPACT_AT runs) there is no mark and the hour is listed
+whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,12 +40,23 @@ from itertools import groupby
 from typing import Any
 
 from lake import layout
-from lake.firehose import is_folder_marker
+from lake.firehose import is_folder_marker, parse_key
 from lake.ledger import manifest_hour, manifest_of, read_ledger, read_manifest
-from lake.storage import ObjectInfo, Storage, compare_and_swap
+from lake.storage import (
+    ConcurrentUpdateError,
+    ObjectInfo,
+    ObjectNotFound,
+    Storage,
+    compare_and_swap,
+)
 
 # manifests read at once when an hour is seeded: on S3 each read is a round trip
 READERS = 16
+# deltas an hour keeps before a run folds them into the document: a read reads at most
+# this many small documents; the document (an entry per object) is rewritten once per
+# COMPACT_AT runs instead of every run
+COMPACT_AT = 32
+RACES = 5  # compactions a fold may lose to racing ones before it gives up
 _COUNTS = ("records_in", "records_cleaned", "records_quarantined", "duplicates_dropped")
 _LEGACY_SUFFIX = ".parquet.json"  # a manifest of the old naming (no version)
 
@@ -51,25 +77,42 @@ class HourTotals:
     def quarantine_ratio(self) -> float:
         return self.records_quarantined / self.records_in if self.records_in else 0.0
 
+    def add_all(self, entries: list[dict], size: int | None = None) -> None:
+        """Count `entries` as processed objects: of `size` bytes, or the size each records."""
+        self.objects += len(entries)
+        self.bytes_in += sum(e.get("size", 0) for e in entries) if size is None else size
+        self.records_in += sum(e.get("records_in", 0) for e in entries)
+        self.records_cleaned += sum(e.get("records_cleaned", 0) for e in entries)
+        self.records_quarantined += sum(e.get("records_quarantined", 0) for e in entries)
+        self.duplicates_dropped += sum(e.get("duplicates_dropped", 0) for e in entries)
+        self.files += [f for e in entries for f in e.get("files", [])]
+
 
 def record_manifests(lake: Storage, stream: str, written: Iterable[tuple[str, dict]]) -> None:
-    """Add the (manifest key, manifest) a run wrote to its hours' totals documents."""
+    """Append the (manifest key, manifest) a run wrote to its hours' totals."""
     by_hour = sorted(written, key=lambda w: w[0])
     for hour, group in groupby(by_hour, key=lambda w: manifest_hour(stream, w[0])):
-        _merge(lake, stream, hour, list(group))
+        _append(lake, stream, hour, list(group))
 
 
 def hour_totals(
-    lake: Storage, stream: str, hour: datetime, objects: list[ObjectInfo]
+    lake: Storage,
+    stream: str,
+    hour: datetime,
+    objects: list[ObjectInfo],
+    complete: bool = True,
 ) -> HourTotals:
-    """Totals over the hour's landed `objects` that are processed in their current version
-    (an object overwritten since its run counts as pending), from the hour's document."""
-    doc = _read(lake, stream, hour)
-    if doc is None:
-        doc = _merge(lake, stream, hour, [])  # seeded from the hour's manifests
+    """Totals over the hour's processed objects, from its document and deltas.
+
+    With `complete` (`objects` is the whole listing of the hour) only the landed objects
+    processed in their current version count: an object overwritten since its run is
+    pending, one gone from the landing folder drops out. Otherwise `objects` is a bounded
+    listing (lake.landing_scan.hour_listing): those are checked the same way and every
+    other entry counts as processed as recorded."""
     landed = sorted(
         (o for o in objects if not is_folder_marker(o.key, o.size)), key=lambda o: o.key
     )
+    doc = _folded(lake, stream, hour)
     entries = doc["objects"]
     missed = [
         key
@@ -79,20 +122,30 @@ def hour_totals(
     ]
     if missed:
         found = [(key, m) for key in missed if (m := read_manifest(lake, key)) is not None]
-        doc = _merge(lake, stream, hour, found)
-        entries = doc["objects"]
+        _append(lake, stream, hour, found)
+        for key, manifest in found:
+            _put(doc, key, manifest)
     totals = HourTotals(column_types=dict(doc.get("column_types", {})))
-    for info in landed:
-        entry = _current_entry(entries, info)
-        if entry is None:
-            totals.objects_pending += 1
-            continue
-        totals.objects += 1
-        totals.bytes_in += info.size
-        for name in _COUNTS:
-            setattr(totals, name, getattr(totals, name) + entry.get(name, 0))
-        totals.files += entry.get("files", [])
+    current = [(i, e) for i in landed if (e := _current_entry(entries, i)) is not None]
+    totals.objects_pending = len(landed) - len(current)
+    totals.add_all([e for _, e in current], sum(i.size for i, _ in current))
+    if not complete:
+        listed = {o.key for o in landed}
+        totals.add_all([entry for key, entry in entries.items() if key not in listed])
     return totals
+
+
+def listing_mark(lake: Storage, stream: str, hour: datetime) -> str | None:
+    """The newest Firehose-named key the hour's newest delta recorded: a run lists the
+    hour from a little before it (lake.landing_scan.hour_listing). None when the hour has
+    no delta (its first run, or just compacted): that run lists the hour whole."""
+    for info in sorted(lake.list(_deltas_folder(stream, hour)), key=lambda i: i.key, reverse=True):
+        delta = _read_delta(lake, info.key)
+        if delta is None:
+            continue  # folded and deleted meanwhile
+        named = [k for k in delta["objects"] if (p := parse_key(k)) and p.written_at]
+        return max(named, default=None)
+    return None
 
 
 def _current_entry(entries: dict[str, dict], info: ObjectInfo) -> dict | None:
@@ -104,23 +157,92 @@ def _current_entry(entries: dict[str, dict], info: ObjectInfo) -> dict | None:
     return entry if (entry["etag"], entry["size"]) == (info.etag, info.size) else None
 
 
-def _merge(lake: Storage, stream: str, hour: datetime, written: list[tuple[str, dict]]) -> dict:
-    """Put `written`'s entries into the hour's document (seeded from the hour's manifests
-    when there is none yet); return the document as written."""
+def _append(lake: Storage, stream: str, hour: datetime, written: list[tuple[str, dict]]) -> None:
+    """Write `written`'s entries as a new delta of the hour; fold the deltas into the
+    document when there are COMPACT_AT of them or the hour has no document yet."""
+    delta = _empty()
+    for key, manifest in written:
+        _put(delta, key, manifest)
+    folder = _deltas_folder(stream, hour)
+    # names sort by write time, so deltas fold in the order runs wrote them
+    name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.json"
+    lake.write(folder + name, _dumps(delta))
+    deltas = _deltas(lake, stream, hour)
+    if len(deltas) >= COMPACT_AT or not lake.exists(layout.hour_totals_doc(stream, hour)):
+        _compact(lake, stream, hour, deltas)
+
+
+def _folded(lake: Storage, stream: str, hour: datetime) -> dict:
+    """The hour's document with every delta it has not folded yet applied (not written)."""
+    for _ in range(3):
+        deltas = _deltas(lake, stream, hour)
+        found = lake.read_versioned(layout.hour_totals_doc(stream, hour))
+        if found is None:
+            return _compact(lake, stream, hour, deltas)
+        doc = json.loads(found[0])
+        if (applied := _apply_deltas(lake, doc, deltas)) is not None:
+            return applied
+    # deltas kept vanishing under compactions racing this read: fold them by CAS instead
+    return _compact(lake, stream, hour, _deltas(lake, stream, hour))
+
+
+def _apply_deltas(lake: Storage, doc: dict, deltas: list[str]) -> dict | None:
+    """`doc` with the `deltas` it has not folded applied in order; None when one is gone
+    (a compaction folded and deleted it after `doc` was read: read again)."""
+    folded = set(doc.get("folded", []))
+    for key in sorted(deltas):
+        if _name(key) in folded:
+            continue
+        delta = _read_delta(lake, key)
+        if delta is None:
+            return None
+        _fold(doc, delta, _name(key))
+    return doc
+
+
+def _compact(lake: Storage, stream: str, hour: datetime, deltas: list[str]) -> dict:
+    """Fold `deltas` into the hour's document (seeded from the hour's manifests when it
+    has none) by compare-and-swap, then delete them; return the document as written."""
     seeded: list[tuple[str, dict]] | None = None
 
     def change(current: bytes | None) -> bytes:
         nonlocal seeded
         if current is None and seeded is None:
             seeded = _manifests_of_hour(lake, stream, hour)
-        doc = json.loads(current) if current else {"objects": {}, "column_types": {}}
+        doc = json.loads(current) if current else _empty()
         for key, manifest in (seeded or []) if current is None else []:
             _put(doc, key, manifest)
-        for key, manifest in written:
-            _put(doc, key, manifest)
-        return json.dumps(doc, separators=(",", ":")).encode()
+        listed = {_name(k) for k in deltas}
+        # a folded delta not listed any more is deleted: its name need not be kept
+        doc["folded"] = [n for n in doc.get("folded", []) if n in listed]
+        applied = _apply_deltas(lake, doc, deltas)
+        if applied is None:  # a racing compaction folded it: retry on its document
+            raise _Raced
+        return _dumps(applied)
 
-    return json.loads(compare_and_swap(lake, layout.hour_totals_doc(stream, hour), change))
+    doc_key = layout.hour_totals_doc(stream, hour)
+    for _ in range(RACES):
+        try:
+            written = json.loads(compare_and_swap(lake, doc_key, change))
+            break
+        except _Raced:
+            continue
+    else:
+        raise ConcurrentUpdateError(f"{lake.uri_of(doc_key)}: deltas kept vanishing")
+    for key in deltas:
+        with contextlib.suppress(ObjectNotFound):
+            lake.delete(key)
+    return written
+
+
+class _Raced(Exception):
+    """A delta vanished while being folded: a racing compaction folded and deleted it."""
+
+
+def _fold(doc: dict, delta: dict, name: str) -> None:
+    doc["objects"].update(delta["objects"])
+    doc["column_types"] |= delta.get("column_types", {})
+    doc.setdefault("folded", []).append(name)
 
 
 def _put(doc: dict[str, Any], key: str, manifest: dict) -> None:
@@ -145,6 +267,29 @@ def _manifests_of_hour(lake: Storage, stream: str, hour: datetime) -> list[tuple
     return [(k, m) for k, m in zip(keys, manifests, strict=True) if m is not None]
 
 
-def _read(lake: Storage, stream: str, hour: datetime) -> dict | None:
-    found = lake.read_versioned(layout.hour_totals_doc(stream, hour))
-    return json.loads(found[0]) if found else None
+def _deltas_folder(stream: str, hour: datetime) -> str:
+    """`_state/totals/<stream>/<hour>/`, beside the hour's document."""
+    return layout.hour_totals_doc(stream, hour).removesuffix(".json") + "/"
+
+
+def _deltas(lake: Storage, stream: str, hour: datetime) -> list[str]:
+    return [info.key for info in lake.list(_deltas_folder(stream, hour))]
+
+
+def _name(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
+
+
+def _read_delta(lake: Storage, key: str) -> dict | None:
+    try:
+        return json.loads(lake.read(key))
+    except ObjectNotFound:
+        return None
+
+
+def _empty() -> dict:
+    return {"objects": {}, "column_types": {}}
+
+
+def _dumps(doc: dict) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()

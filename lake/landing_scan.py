@@ -21,6 +21,15 @@ key seen in it, and each scan lists one of those folders after that key, in turn
 
 A scan's cost is one list call per 1,000 keys after the floor plus one for the late
 folder; `max_new` and `max_listed` bound it, and the next scan continues where it stopped.
+
+A run of an hour the sensor started lists the hour the same way (`hour_listing`): from a
+floor `lookback` before the newest Firehose key the hour's previous run processed (its
+`mark`, lake.hour_totals.listing_mark), so its listing holds the objects of the last
+minutes, not the whole hour. What the floor leaves out (an object overwritten under an
+older key, one landing late with an older name, a key outside Firehose's naming that sorts
+low) is found by the runs that list the hour whole: every run not started by a landing
+sensor (reconciliation, backfills, the UI, full refreshes) and every hour's run after its
+totals were compacted (lake.hour_totals: one run in COMPACT_AT).
 """
 
 from __future__ import annotations
@@ -216,6 +225,31 @@ class _Scan:
             recent = set(sorted(recent)[:max_recent])
         strays = set(sorted(self.strays)[:MAX_REMEMBERED_STRAYS])
         return ScanCursor(self.last_key, floor, recent, strays, dict(sorted(self.marks.items())))
+
+
+def hour_listing(
+    landing: Storage,
+    stream: str,
+    hour: datetime,
+    mark: str | None,
+    lookback: timedelta = DEFAULT_LOOKBACK,
+) -> list[ObjectInfo]:
+    """The objects of an arrival hour named from `lookback` before `mark` (a Firehose key
+    of the hour) on; every object of the hour when `mark` is None."""
+    return list(
+        landing.list(hour_prefix(stream, hour), start_after=hour_floor(hour, mark, lookback))
+    )
+
+
+def hour_floor(hour: datetime, mark: str | None, lookback: timedelta) -> str | None:
+    """A key of the hour's folder just before every key named `lookback` before `mark` (or
+    `mark` itself, when that is lower); None (no floor) unless `mark` is a Firehose key."""
+    parsed = parse_key(mark) if mark is not None else None
+    if mark is None or parsed is None or parsed.written_at is None or parsed.version is None:
+        return None
+    at = parsed.written_at - lookback
+    folder = hour_prefix(parsed.stream, hour)
+    return min(mark, f"{folder}{parsed.stream}-{parsed.version}-{at:%Y-%m-%d-%H-%M-%S}")
 
 
 def _time_floor(stream: str, last_key: str | None, lookback: timedelta) -> str | None:

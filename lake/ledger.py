@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,8 @@ _HASH_CHARS = 16  # 64 bits of SHA-256: names of one hour never collide in pract
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # also every glob character: * ? [ ] { }
 _VERSIONED = re.compile(r"(?P<name>.+\.parquet)\.v(?P<version>[0-9a-f]{16})")
 _HOUR_FORMAT = "%Y%m%dT%H"  # how an output name, and so a manifest's name, starts
+# names a ledger looks up one by one (before its listed range) before it lists the hour
+NAME_LOOKUPS = 16
 
 
 def _digest(text: str) -> str:
@@ -94,52 +96,117 @@ class TypedAs:
         return {"catalog_version": self.catalog_version, "column_types": self.column_types}
 
 
-@dataclass
 class Ledger:
-    """The manifests of one stream and arrival hour, from one listing."""
+    """The manifests of one stream and arrival hour, listed as far as the questions asked
+    need: from the first object asked about on (`is_done`, `earlier_manifests`, ...).
 
-    stream: str
-    hour: datetime
-    versions: dict[str, set[str]] = field(default_factory=dict)  # output name -> versions
-    legacy: set[str] = field(default_factory=set)  # old-naming output names
+    A run asks about its objects in key order, and Firehose names sort by write time, so a
+    run given a bounded listing of its hour (lake.landing_scan.hour_listing) lists only the
+    manifests of the objects from there on, not every manifest of the hour. A name before
+    the listed range is looked up by itself (one listing of its own manifests); past
+    NAME_LOOKUPS of those, the rest of the hour is listed once. `versions` and `legacy`
+    list the whole hour."""
+
+    def __init__(self, lake: Storage, stream: str, hour: datetime) -> None:
+        self.lake, self.stream, self.hour = lake, stream, hour
+        self._versions: dict[str, set[str]] = {}  # output name -> versions
+        self._legacy: set[str] = set()  # old-naming output names
+        self._after: str | None = None  # names from this one on are listed (None: none)
+        self._looked_up: set[str] = set()  # names before it, listed one by one
+
+    @property
+    def versions(self) -> dict[str, set[str]]:
+        """Every output name of the hour with its versions."""
+        self._list_from("")
+        return self._versions
+
+    @property
+    def legacy(self) -> set[str]:
+        """Every old-naming output name of the hour."""
+        self._list_from("")
+        return self._legacy
 
     def is_done(self, info: ObjectInfo) -> bool:
         """Processed in this version (or, under the old naming, in some version)."""
-        name = output_name(self.hour, info.key)
-        if name in self.versions:
-            return object_version(info) in self.versions[name]
-        return legacy_output_name(self.hour, info.key) in self.legacy
+        name, legacy = self._names_of(info)
+        if name in self._versions:
+            return object_version(info) in self._versions[name]
+        return legacy in self._legacy
 
     def current_manifest(self, info: ObjectInfo) -> str | None:
         """The manifest recording `info` as processed (as `is_done` decides), or None."""
-        name = output_name(self.hour, info.key)
-        if name in self.versions:
+        name, legacy = self._names_of(info)
+        if name in self._versions:
             version = object_version(info)
-            known = version in self.versions[name]
+            known = version in self._versions[name]
             return layout.ledger_manifest(self.stream, name, version) if known else None
-        legacy = legacy_output_name(self.hour, info.key)
-        return layout.legacy_ledger_manifest(self.stream, legacy) if legacy in self.legacy else None
+        return (
+            layout.legacy_ledger_manifest(self.stream, legacy) if legacy in self._legacy else None
+        )
 
     def earlier_manifests(self, info: ObjectInfo) -> list[str]:
         """Manifest keys an earlier run wrote for this key (any version, old naming too)."""
-        keys = self.manifests_named(output_name(self.hour, info.key))
-        return keys + self.manifests_named(legacy_output_name(self.hour, info.key))
+        name, legacy = self._names_of(info)
+        return self.manifests_named(name) + self.manifests_named(legacy)
 
     def manifests_named(self, name: str) -> list[str]:
         """The manifest keys of an output name (each version, or the old naming's one)."""
-        versions = sorted(self.versions.get(name, ()))
+        self._know([name])
+        versions = sorted(self._versions.get(name, ()))
         keys = [layout.ledger_manifest(self.stream, name, v) for v in versions]
-        if name in self.legacy:
+        if name in self._legacy:
             keys.append(layout.legacy_ledger_manifest(self.stream, name))
         return keys
 
     def earlier_names(self, info: ObjectInfo) -> set[str]:
         """Output names this key's earlier dedup keys may be stored under."""
-        names = {output_name(self.hour, info.key)}
-        legacy = legacy_output_name(self.hour, info.key)
-        if legacy in self.legacy:
-            names.add(legacy)
+        name, legacy = self._names_of(info)
+        return {name, legacy} if legacy in self._legacy else {name}
+
+    def _names_of(self, info: ObjectInfo) -> tuple[str, str]:
+        names = output_name(self.hour, info.key), legacy_output_name(self.hour, info.key)
+        self._know(list(names))
         return names
+
+    def _know(self, names: list[str]) -> None:
+        """Make sure every manifest of `names` is known."""
+        if self._after is None:
+            self._list_from(min(names))
+            return
+        missing = [n for n in names if n < self._after and n not in self._looked_up]
+        if len(self._looked_up) + len(missing) > NAME_LOOKUPS:
+            self._list_from("")
+            return
+        for name in missing:
+            self._add(self.lake.list(layout.ledger_folder(self.stream) + name), name)
+            self._looked_up.add(name)
+
+    def _list_from(self, name: str) -> None:
+        """List the hour's manifests of names from `name` on (all of them for "")."""
+        if self._after is not None and self._after <= name:
+            return
+        folder = layout.ledger_folder(self.stream)
+        prefix = layout.ledger_hour_prefix(self.stream, self.hour)
+        start = folder + name if name > prefix.removeprefix(folder) else None
+        for info in self.lake.list(prefix, start_after=start):
+            if self._after is not None and info.key >= folder + self._after:
+                break  # listed already
+            self._add_entry(info.key.removeprefix(folder))
+        self._after = name
+
+    def _add(self, listing: Iterator[ObjectInfo], name: str) -> None:
+        folder = layout.ledger_folder(self.stream)
+        for info in listing:
+            entry = info.key.removeprefix(folder)
+            if is_manifest_of(entry, name):
+                self._add_entry(entry)
+
+    def _add_entry(self, entry: str) -> None:
+        entry = entry.removesuffix(".json")
+        if match := _VERSIONED.fullmatch(entry):
+            self._versions.setdefault(match["name"], set()).add(match["version"])
+        elif entry.endswith(".parquet"):
+            self._legacy.add(entry)
 
 
 def is_manifest_of(entry: str, name: str) -> bool:
@@ -150,15 +217,8 @@ def is_manifest_of(entry: str, name: str) -> bool:
 
 
 def read_ledger(lake: Storage, stream: str, hour: datetime) -> Ledger:
-    ledger = Ledger(stream, hour)
-    folder = layout.ledger_folder(stream)
-    for info in lake.list(layout.ledger_hour_prefix(stream, hour)):
-        entry = info.key.removeprefix(folder).removesuffix(".json")
-        if match := _VERSIONED.fullmatch(entry):
-            ledger.versions.setdefault(match["name"], set()).add(match["version"])
-        elif entry.endswith(".parquet"):
-            ledger.legacy.add(entry)
-    return ledger
+    """The hour's ledger; it lists the manifests as its questions need them (see Ledger)."""
+    return Ledger(lake, stream, hour)
 
 
 def files_of(lake: Storage, manifests: list[str]) -> list[str]:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         UnresolvedAssetJobDefinition,
     )
 
+from assets.hourly import new_objects_tag
 from lake import s3_events
 from lake.day_completeness import days_completed
 from lake.firehose import parse_key, partition_key
@@ -147,7 +148,7 @@ def hour_run_requests(
                 run_key=f"{source}:" + batch_run_key(stream, pk, objects),
                 partition_key=pk,
                 job_name=job_name,
-                tags={"stream": stream, f"{source}/new_objects": str(len(keys))},
+                tags={"stream": stream, new_objects_tag(source): str(len(keys))},
             )
         )
     return requests
