@@ -62,29 +62,11 @@ def clean_hour(
     lake: Storage,
     hour: datetime,
     objects: list[ObjectInfo],
-    ingested_at: datetime | None = None,
-    full_refresh: bool = False,
-    pii_key: PIIKey | None = None,
-    settings: Settings = DEFAULTS,
-    tables: LakeTables | None = None,
-    run_commit: RunCommit | None = None,
-    session: CleaningSession | None = None,
+    **options: Any,
 ) -> HourReport:
-    """Clean one arrival hour's objects: clean_hours with that hour alone."""
-    return clean_hours(
-        spec,
-        table,
-        landing,
-        lake,
-        {hour: objects},
-        ingested_at,
-        full_refresh,
-        pii_key,
-        settings,
-        tables,
-        run_commit,
-        session,
-    )[hour]
+    """Clean one arrival hour's objects: clean_hours with that hour alone (`options`: its
+    keyword arguments)."""
+    return clean_hours(spec, table, landing, lake, {hour: objects}, **options)[hour]
 
 
 def clean_hours(

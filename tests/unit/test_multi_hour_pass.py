@@ -75,10 +75,12 @@ def cleaned_lake(
     lake = LocalStorage(root)
     early = FIRST - timedelta(hours=1)
     objects = list(landing.list(hour_prefix(SPEC.name, early)))
-    clean_hour(SPEC, TABLE, landing, lake, early, objects, INGESTED)
+    clean_hour(SPEC, TABLE, landing, lake, early, objects, ingested_at=INGESTED)
     if how == "hourly":
         reports = {
-            h: clean_hour(SPEC, TABLE, landing, lake, h, objs, INGESTED, settings=settings)
+            h: clean_hour(
+                SPEC, TABLE, landing, lake, h, objs, ingested_at=INGESTED, settings=settings
+            )
             for h, objs in batches(landing).items()
         }
     else:
