@@ -41,6 +41,7 @@ from lake.crawl_sample import sample_objects
 from lake.firehose import is_folder_marker
 from lake.iceberg.catalog import LakeTables
 from lake.ledger import (
+    Ledger,
     TypedAs,
     files_of,
     output_name,
@@ -114,7 +115,58 @@ def clean_hours(
             todo[hour] = new
     if not todo:
         return reports
-    key = pii_key if pii_key is not None else key_from_env(landing.uri, lake.uri)
+    committing = RunCommit(tables, spec, lake) if run_commit is None else run_commit
+    with contextlib.ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(CleaningSession(settings))
+        session.use_key(pii_key if pii_key is not None else key_from_env(landing.uri, lake.uri))
+        for group in _hour_groups(todo, settings.clean_chunk_bytes):
+            _clean_group(
+                spec, table, landing, lake, group, ledgers, reports,
+                ingested_at, settings, tables, committing, session,
+            )  # fmt: skip
+    if run_commit is None:
+        commits = committing.commit()
+        for hour in todo:
+            reports[hour].commits = commits
+    return reports
+
+
+def _hour_groups(
+    todo: dict[datetime, list[ObjectInfo]], max_bytes: int
+) -> Iterator[dict[datetime, list[ObjectInfo]]]:
+    """Consecutive hours whose objects hold about max_bytes stored (one hour at least):
+    a group's hours share passes, and the keys it keeps stay in DuckDB until its end, so
+    a long backfill's memory is bounded by a group, not by the run."""
+    group: dict[datetime, list[ObjectInfo]] = {}
+    size = 0
+    for hour, objects in todo.items():
+        hour_bytes = sum(o.size for o in objects)
+        if group and size + hour_bytes > max_bytes:
+            yield group
+            group, size = {}, 0
+        group[hour] = objects
+        size += hour_bytes
+    if group:
+        yield group
+
+
+def _clean_group(
+    spec: StreamSpec,
+    table: dict[str, Any] | None,
+    landing: Storage,
+    lake: Storage,
+    todo: dict[datetime, list[ObjectInfo]],
+    ledgers: dict[datetime, Ledger],
+    reports: dict[datetime, HourReport],
+    ingested_at: datetime | None,
+    settings: Settings,
+    tables: LakeTables | None,
+    committing: RunCommit,
+    session: CleaningSession,
+) -> None:
+    """Clean a group of hours' new objects (`todo`) in shared passes on `session`; their
+    keys, reports and ledger writes go to `reports` and `committing`."""
     # what earlier runs wrote for these keys (a full refresh, an object overwritten since)
     earlier = {o.key: ledgers[h].earlier_manifests(o) for h, objs in todo.items() for o in objs}
     earlier_files = {key: files_of(lake, manifests) for key, manifests in earlier.items()}
@@ -130,12 +182,8 @@ def clean_hours(
         for hour in todo:
             reports[hour].columns_not_in_catalog = {"added": list(schema.fields)}
     hour_of = {o.key: hour for hour, objs in todo.items() for o in objs}
-    committing = RunCommit(tables, spec, lake) if run_commit is None else run_commit
     windows = {hour: window_dates(hour, spec.allowed_lateness_hours) for hour in todo}
     with contextlib.ExitStack() as stack:
-        if session is None:
-            session = stack.enter_context(CleaningSession(settings))
-        session.use_key(key)
         con, tmp = session.con, session.hour_scratch()
         stack.callback(session.end_hour, tmp)
         run = CleaningRun(
@@ -204,11 +252,6 @@ def clean_hours(
             [o.key for o in objs if earlier[o.key]],
             writes,
         )
-    if run_commit is None:
-        commits = committing.commit()
-        for hour in todo:
-            reports[hour].commits = commits
-    return reports
 
 
 def _keys_by_hour(

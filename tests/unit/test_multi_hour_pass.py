@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from lake.cleaning.hour import clean_hour, clean_hours
+from lake.cleaning.hour import _hour_groups, clean_hour, clean_hours
 from lake.firehose import hour_prefix, object_key
 from lake.settings import DEFAULTS, Settings
 from lake.storage import LocalStorage
@@ -122,11 +122,15 @@ def test_one_run_over_four_hours_matches_hour_by_hour(
     one_pass_lake, one_pass = cleaned_lake(landing, tmp_path / "one", "run")
     one_each = replace(DEFAULTS, clean_chunk_bytes=1)  # a pass per object, across hours
     many_lake, many = cleaned_lake(landing, tmp_path / "many", "run", one_each)
+    sizes = [sum(o.size for o in objs) for objs in batches(landing).values()]
+    two_hours = replace(DEFAULTS, clean_chunk_bytes=sizes[0] + sizes[1])  # groups of 2 hours
+    paired_lake, paired = cleaned_lake(landing, tmp_path / "paired", "run", two_hours)
 
     expected = lake_contents(hourly_lake)
     assert lake_contents(one_pass_lake) == expected
     assert lake_contents(many_lake) == expected
-    for reports in (one_pass, many):
+    assert lake_contents(paired_lake) == expected
+    for reports in (one_pass, many, paired):
         assert {h: r.as_metadata() for h, r in reports.items()} == {
             h: r.as_metadata() for h, r in hourly.items()
         }
@@ -170,3 +174,21 @@ def test_each_objects_arrival_hour_bounds_its_event_times(
         for r in file_rows
     ]
     assert [(r["event_id"], r["_arrival_hour"]) for r in eleven] == [("e8", HOURS[3])]
+
+
+def test_a_long_run_is_cleaned_in_groups_of_hours_bounded_by_stored_bytes(
+    landing: LocalStorage,
+) -> None:
+    """A group's kept keys stay in DuckDB until its end: groups hold about
+    clean_chunk_bytes of stored objects (an hour at least), in hour order."""
+    land(landing)
+    todo = batches(landing)
+    sizes = [sum(o.size for o in objs) for objs in todo.values()]
+    groups = list(_hour_groups(todo, sizes[0] + sizes[1]))
+    assert [list(g) for g in groups][0] == HOURS[:2]
+    assert [h for g in groups for h in g] == HOURS
+    assert all(
+        sum(o.size for objs in g.values() for o in objs) <= sizes[0] + sizes[1] or len(g) == 1
+        for g in groups
+    )
+    assert [list(g) for g in _hour_groups(todo, 1)] == [[h] for h in HOURS]
