@@ -1,6 +1,7 @@
-"""A run's manifests are written at once (a thread pool: on S3 each is a round trip), and
-what they record is what one-by-one writes recorded: every object processed, its counts,
-its files, the hour's totals; a re-run cleans nothing twice."""
+"""Many small objects: a run stores its objects' cleaned files and writes their manifests
+several at once (thread pools: on S3 each is a round trip), and what it records is what
+one-by-one writes recorded: every object's rows with their lineage, its counts, its files,
+the hour's totals; a re-run cleans nothing twice."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from lake import layout
@@ -32,20 +34,21 @@ def _pii_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class MeetingLake(LocalStorage):
-    """A lake whose first two manifest writes wait for each other: written one after the
-    other, the first waits alone until the barrier breaks."""
+    """A lake whose first `parties` writes under `folder` wait for each other: with fewer
+    written at once, those waiting wait until the barrier breaks."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, folder: str, parties: int) -> None:
         super().__init__(root)
-        self.barrier = threading.Barrier(2, timeout=30)  # a deadlock guard, not a timing
-        self.manifest_writes = 0
+        self.folder, self.parties = folder, parties
+        self.barrier = threading.Barrier(parties, timeout=30)  # a deadlock guard, no timing
+        self.writes = 0
         self._lock = threading.Lock()
 
     def write(self, key: str, data: bytes) -> None:
-        if key.startswith(layout.ledger_folder(SPEC.name)):
+        if key.startswith(self.folder):
             with self._lock:
-                self.manifest_writes += 1
-                meet = self.manifest_writes <= 2
+                self.writes += 1
+                meet = self.writes <= self.parties
             if meet:
                 self.barrier.wait()
         super().write(key, data)
@@ -67,15 +70,28 @@ def land(landing: LocalStorage) -> None:
         landing.write(key, gzip.compress(text.encode()))
 
 
-def test_manifests_are_written_at_once_and_record_every_object(tmp_path: Path) -> None:
-    landing, lake = LocalStorage(tmp_path / "landing"), MeetingLake(tmp_path / "lake")
+@pytest.mark.parametrize(
+    ("folder", "parties"),
+    [
+        (layout.ledger_folder(SPEC.name), 2),  # manifests: several at once
+        (layout.layer_folder("cleaned", SPEC.name), 3),  # files: more than the 2 encoders
+    ],
+    ids=["manifests", "cleaned-files"],
+)
+def test_small_objects_are_stored_at_once_and_recorded_whole(
+    tmp_path: Path, folder: str, parties: int
+) -> None:
+    landing, lake = (
+        LocalStorage(tmp_path / "landing"),
+        MeetingLake(tmp_path / "lake", folder, parties),
+    )
     land(landing)
     objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
 
     report = clean_hour(SPEC, TABLE, landing, lake, HOUR, objects)
 
     assert lake.barrier.n_waiting == 0 and not lake.barrier.broken
-    assert lake.manifest_writes == OBJECTS
+    assert lake.writes == OBJECTS
     for n, info in enumerate(objects):
         manifest = read_manifest(lake, manifest_of(SPEC.name, HOUR, info))
         assert manifest["source_key"] == info.key
@@ -85,6 +101,11 @@ def test_manifests_are_written_at_once_and_record_every_object(tmp_path: Path) -
         assert manifest["records_quarantined"] == (n == 3)
         assert all((tmp_path / "lake" / f).is_file() for f in manifest["files"])
         assert len(manifest["files"]) == 1 + (n == 3)  # cleaned, and the quarantine file
+        rows = duckdb.sql(
+            "SELECT event_id, _source_key, _position FROM read_parquet(?) ORDER BY _position",
+            params=[str(tmp_path / "lake" / manifest["files"][0])],
+        ).fetchall()
+        assert rows == [(f"e{n}-{i}", info.key, i) for i in range(3)]
     totals = hour_totals(lake, SPEC.name, HOUR, objects)
     assert (totals.objects, totals.objects_pending) == (OBJECTS, 0)
     assert totals.records_in == report.records_in == 4 * OBJECTS + 1
