@@ -3,6 +3,8 @@ quarantine file per object with its refused records (raw text, reason, reason co
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +28,10 @@ _BATCH_ROWS = 1 << 17  # rows handed to the Parquet writers at a time
 # Below this many rows a file gets no dictionaries: too few repeats to pay for them, and
 # each costs time per column (a small object's file wrote ~25% faster without them).
 _DICTIONARY_ROWS = 1024
+# files stored at once while the Parquet writers encode the next ones: a file is a PUT on
+# S3, and a pass of many small objects would otherwise wait on one round trip per object
+UPLOADERS = 8
+_UPLOADS_HELD = 32  # encoded files waiting for an upload at most (their bytes in memory)
 
 
 @dataclass(frozen=True)
@@ -81,15 +87,47 @@ def write_cleaned(to: Destination, typed: Typed, deduped: Deduped) -> dict[int, 
             part = _with_lineage(to, part.drop_columns(["_dt"]), index)
             part = as_json_columns(part, json_names)
             plain = unique if part.num_rows >= _DICTIONARY_ROWS else set(part.column_names)
-            to.lake.write(keys[-1], parquet_bytes(part, no_dictionary=plain))
+            store(keys[-1], parquet_bytes(part, no_dictionary=plain))
         return keys
 
-    try:
-        files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
-    except GroupsNotConsecutive:
-        rows = rows.sort_by([("_object", "ascending"), ("_position", "ascending")])
-        files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
+    with _Uploads(to.lake) as store:
+        try:
+            files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
+        except GroupsNotConsecutive:
+            store.wait()  # the files stored so far, before they are written again
+            rows = rows.sort_by([("_object", "ascending"), ("_position", "ascending")])
+            files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
     return {index: keys for (index,), keys in files.items()}  # type: ignore[misc]
+
+
+class _Uploads:
+    """Stores files on UPLOADERS threads, at most _UPLOADS_HELD waiting; leaving the
+    `with` waits for every one and raises the first failure."""
+
+    def __init__(self, lake: Storage) -> None:
+        self._lake, self._held = lake, threading.BoundedSemaphore(_UPLOADS_HELD)
+        self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="upload")
+        self._futures: list[Future[None]] = []
+
+    def __call__(self, key: str, data: bytes) -> None:
+        self._held.acquire()
+        future = self._pool.submit(self._lake.write, key, data)
+        future.add_done_callback(lambda _: self._held.release())
+        self._futures.append(future)
+
+    def wait(self) -> None:
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
+
+    def __enter__(self) -> _Uploads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()
 
 
 def _with_lineage(to: Destination, rows: pa.Table, index: int) -> pa.Table:
