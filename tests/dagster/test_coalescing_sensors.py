@@ -209,3 +209,25 @@ def test_mart_days_with_a_queued_run_get_no_second_one(local_lake, write_concate
 
     tick = _tick("marts_on_new_cleaned_data", resources, tick.cursor, instance)
     assert tick.run_requests == []
+
+
+def test_an_ingest_run_leaves_the_queue_before_an_older_mart_run(tmp_path):
+    """The project's queue settings with one free run slot: the run queue's daemon takes the
+    ingest run (`dagster/priority` of the ingest jobs) before a mart run queued earlier."""
+    import yaml
+    from dagster import RunRequest
+    from dagster._core.test_utils import instance_for_test
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+        QueuedRunCoordinatorDaemon,
+    )
+
+    from orchestration.launch import PROJECT_CONFIG
+
+    settings = yaml.safe_load(PROJECT_CONFIG.read_text())
+    settings["concurrency"]["runs"]["max_concurrent_runs"] = 1
+    with instance_for_test(overrides=settings, temp_dir=str(tmp_path)) as instance:
+        _enqueue(instance, "daily_marts", RunRequest(partition_key="2026-11-21"))
+        ingest = _enqueue(instance, f"ingest_{STREAM}", RunRequest(partition_key=PARTITION))
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        chosen = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
+    assert [run.run_id for run in chosen] == [ingest.run_id]
