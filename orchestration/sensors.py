@@ -47,6 +47,10 @@ WAITING = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED]
 # Runs out of the queue: their process may still be starting (importing the code location,
 # seconds) or waiting for its stream's pool, before any step has read the lake.
 LAUNCHED = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+# A launched run is joined only this long after its last status change: one whose worker
+# died before its first step (nothing marks it failed without run monitoring) must not
+# keep taking its hour's batches; past this, the next batch gets a run of its own.
+JOIN_LAUNCHED_WITHIN_S = 120.0
 
 
 def waiting_run_id(
@@ -56,15 +60,19 @@ def waiting_run_id(
 
     A new batch joins it instead of adding a run: every step of the run reads (lists,
     cleans, builds from) the lake as it is when the step starts, which is after this tick
-    saw the batch. A run still queued is taken first; then one launched whose first step
-    has not started (its STEP_START event is stored before the step's body runs). A run
-    whose steps began may have read the lake already: it is not joined."""
+    saw the batch. A run still queued is taken first; then one launched (within
+    JOIN_LAUNCHED_WITHIN_S) whose first step has not started (its STEP_START event is
+    stored before the step's body runs). A run whose steps began may have read the lake
+    already: it is not joined."""
     records = instance.get_run_records(
         RunsFilter(job_name=job, statuses=WAITING, tags=tags), limit=1
     )
     if records:
         return records[0].dagster_run.run_id
-    launched = instance.get_run_records(RunsFilter(job_name=job, statuses=LAUNCHED, tags=tags))
+    recent = datetime.now(UTC) - timedelta(seconds=JOIN_LAUNCHED_WITHIN_S)
+    launched = instance.get_run_records(
+        RunsFilter(job_name=job, statuses=LAUNCHED, tags=tags, updated_after=recent)
+    )
     for record in launched:
         if not _has_begun_a_step(instance, record.dagster_run.run_id):
             return record.dagster_run.run_id

@@ -19,6 +19,7 @@ from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteRepos
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
+from orchestration import sensors
 from orchestration.definitions import defs, ingest_assets
 
 REPO = defs.get_repository_def()
@@ -170,6 +171,19 @@ def test_a_launched_run_that_has_not_begun_a_step_takes_the_batch(
         json.loads(lake.read(m.key))["source_key"] for m in lake.list(f"_state/cleaned/{STREAM}/")
     }
     assert len(cleaned) == 2 and later in cleaned
+
+
+def test_a_launched_run_stuck_before_its_first_step_stops_taking_batches(
+    local_lake, write_concatenated, monkeypatch
+):
+    """A run whose worker died before its first step stays STARTING (nothing marks it failed
+    without run monitoring): past the join window the next batch gets a run of its own."""
+    monkeypatch.setattr(sensors, "JOIN_LAUNCHED_WITHIN_S", 0.0)
+    instance, cursor = _first_run(local_lake, write_concatenated, DagsterRunStatus.STARTING)
+    _land(write_concatenated, local_lake["landing"], 4, "b1")
+    tick = _tick(f"{STREAM}_landing_sensor", local_lake["resources"], cursor, instance)
+    (again,) = tick.run_requests
+    assert again.tags["landing/new_objects"] == "1"
 
 
 def test_a_queued_run_holds_only_its_own_stream_and_hour(local_lake, write_concatenated):
