@@ -47,9 +47,10 @@ WAITING = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED]
 # Runs out of the queue: their process may still be starting (importing the code location,
 # seconds) or waiting for its stream's pool, before any step has read the lake.
 LAUNCHED = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-# A launched run is joined only this long after its last status change: one whose worker
-# died before its first step (nothing marks it failed without run monitoring) must not
-# keep taking its hour's batches; past this, the next batch gets a run of its own.
+# A launched run is joined only this long after its last status change: one stuck before
+# its first step (left STARTING with no process: only run monitoring, off in dagster.yaml,
+# would fail it) must not keep taking its hour's batches; past this, the next batch gets
+# a run of its own.
 JOIN_LAUNCHED_WITHIN_S = 120.0
 
 

@@ -176,8 +176,8 @@ def test_a_launched_run_that_has_not_begun_a_step_takes_the_batch(
 def test_a_launched_run_stuck_before_its_first_step_stops_taking_batches(
     local_lake, write_concatenated, monkeypatch
 ):
-    """A run whose worker died before its first step stays STARTING (nothing marks it failed
-    without run monitoring): past the join window the next batch gets a run of its own."""
+    """A run left STARTING with no process (only run monitoring would fail it): past the
+    join window the next batch gets a run of its own."""
     monkeypatch.setattr(sensors, "JOIN_LAUNCHED_WITHIN_S", 0.0)
     instance, cursor = _first_run(local_lake, write_concatenated, DagsterRunStatus.STARTING)
     _land(write_concatenated, local_lake["landing"], 4, "b1")
