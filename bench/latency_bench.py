@@ -8,7 +8,8 @@ and `make ui` do) with a fresh DAGSTER_HOME and SENSOR_INTERVAL_SECONDS=5, on lo
 the README's S3 section. Then the simulator writes one object every `gap` seconds, the
 three streams in turn, and each object is timed from the end of its write to the moment
 its ledger manifest exists (bench/live_lake.py). It prints p50 / p95 / max, the run queue,
-and the run overhead from the instance's run records.
+the run overhead from the instance's run records, and the phases of the runs created while
+measuring (bench/run_phases.py: queue, launch, steps, run slots held per job).
 
 The code under test is the one on PYTHONPATH: `PYTHONPATH=/work/main:bench` measures main.
 """
@@ -20,6 +21,7 @@ import time
 from datetime import UTC, datetime
 
 from live_lake import LiveLake, QueueSampler, run_overhead, summary
+from run_phases import report as phases_report
 
 from lake.simulator import STREAMS, Simulator, SimulatorConfig
 
@@ -42,6 +44,7 @@ def measure(live: LiveLake, objects: int, gap: float) -> None:
 def run(objects: int, gap: float, timeout: float, s3: bool, seed_hours: float) -> None:
     with LiveLake(s3=s3, seed_hours=seed_hours) as live:
         print(f"seeded history cleaned in {live.settle(300):.0f} s")
+        measuring_from = time.time()
         with QueueSampler(live.home, every_s=2) as queue:
             measure(live, objects, gap)
             left = live.drain(timeout)
@@ -54,6 +57,8 @@ def run(objects: int, gap: float, timeout: float, s3: bool, seed_hours: float) -
         )
         print(queue.report())
         print(run_overhead(live.home))
+        print(f"runs created while measuring (bench/run_phases.py --since {measuring_from:.0f}):")
+        print(phases_report(str(live.home), measuring_from))
 
 
 def main() -> None:

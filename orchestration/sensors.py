@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -43,20 +44,45 @@ from orchestration.resources import LakeResource
 
 # Runs that have not left the queue yet: such a run reads the lake only after it starts.
 WAITING = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED]
+# Runs out of the queue: their process may still be starting (importing the code location,
+# seconds) or waiting for its stream's pool, before any step has read the lake.
+LAUNCHED = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+# A launched run is joined only this long after its last status change: one stuck before
+# its first step (left STARTING with no process: only run monitoring, off in dagster.yaml,
+# would fail it) must not keep taking its hour's batches; past this, the next batch gets
+# a run of its own.
+JOIN_LAUNCHED_WITHIN_S = 120.0
 
 
 def waiting_run_id(
     instance: DagsterInstance, tags: dict[str, str], job: str | None = None
 ) -> str | None:
-    """A run with these tags (and of this job) still waiting in the queue, if any.
+    """A run with these tags (and of this job) that has not begun a step yet, if any.
 
-    A new batch joins it instead of adding a run: the waiting run cleans (or builds) from
-    what is in the lake when it starts, which is after this tick saw the batch. A run
-    already starting is not waited for: it may have read the lake already."""
+    A new batch joins it instead of adding a run: every step of the run reads (lists,
+    cleans, builds from) the lake as it is when the step starts, which is after this tick
+    saw the batch. A run still queued is taken first; then one launched (within
+    JOIN_LAUNCHED_WITHIN_S) whose first step has not started (its STEP_START event is
+    stored before the step's body runs). A run whose steps began may have read the lake
+    already: it is not joined."""
     records = instance.get_run_records(
         RunsFilter(job_name=job, statuses=WAITING, tags=tags), limit=1
     )
-    return records[0].dagster_run.run_id if records else None
+    if records:
+        return records[0].dagster_run.run_id
+    recent = datetime.now(UTC) - timedelta(seconds=JOIN_LAUNCHED_WITHIN_S)
+    launched = instance.get_run_records(
+        RunsFilter(job_name=job, statuses=LAUNCHED, tags=tags, updated_after=recent)
+    )
+    for record in launched:
+        if not _has_begun_a_step(instance, record.dagster_run.run_id):
+            return record.dagster_run.run_id
+    return None
+
+
+def _has_begun_a_step(instance: DagsterInstance, run_id: str) -> bool:
+    steps = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_START, limit=1)
+    return bool(steps.records)
 
 
 def batch_run_key(stream: str, partition: str, objects: list[tuple[str, str]]) -> str:
@@ -99,7 +125,7 @@ def build_landing_sensor(
         requests = hour_run_requests(context, settings, stream, by_hour, "landing")
         idle = f"no new objects ({scan.listed} keys listed)"
         if by_hour:
-            idle = f"{len(scan.new)} new objects: their hours' runs are still queued (see log)"
+            idle = f"{len(scan.new)} new objects: their hours' runs are still queued or starting (see log)"
         return tick_result(requests, scan.cursor.to_json(), idle)
 
     return _landing_sensor
@@ -122,10 +148,12 @@ def hour_run_requests(
 ) -> list[RunRequest]:
     """One run per arrival hour, keyed by its batch of object keys (a later batch of the
     same hour is a new run, never deduplicated away), unless a run of the stream and hour
-    is still queued: the batch then joins it. A run cleans every unprocessed object of
-    its hour when it starts (the batch, the batches that joined it while it was queued,
-    anything an earlier run left), so the queue holds at most one run per stream and hour
-    and a batch is never lost to a run that was queued before it landed."""
+    has not begun a step (queued, or launched and still starting: `waiting_run_id`): the
+    batch then joins it. A run's steps take every unprocessed object of its hour (the
+    batch, the batches that joined it before its steps began, anything an earlier run
+    left), so the queue holds at most one run per stream and hour, a starting run takes
+    the batches that land while its process starts, and a batch is never lost to a run
+    that was created before it landed."""
     start = settings.pipeline_start_date
     first_hour = _first_hour(settings)
     latest_hour = datetime.now(UTC) + timedelta(hours=1)
@@ -141,7 +169,9 @@ def hour_run_requests(
         pk = partition_key(hour)
         queued = waiting_run_id(context.instance, {"stream": stream, PARTITION_NAME_TAG: pk})
         if queued is not None:
-            context.log.info(f"{len(keys)} new objects of {stream} {pk} join queued run {queued}")
+            context.log.info(
+                f"{len(keys)} new objects of {stream} {pk} join run {queued} (not begun)"
+            )
             continue
         requests.append(
             RunRequest(
@@ -332,14 +362,14 @@ def build_marts_sensor(
         today = datetime.now(UTC).date()
         start = settings.pipeline_start_date
         valid = sorted(d for d in days if start <= d <= today.isoformat())
-        # a day's run still queued builds from the tables as they are when it starts
+        # a day's run not begun yet builds from the tables as they are when its steps start
         requests = [
             RunRequest(partition_key=day, tags={"marts/trigger": "cleaned"})
             for day in valid
             if waiting_run_id(context.instance, {PARTITION_NAME_TAG: day}, job.name) is None
         ]
         if not requests:
-            idle = f"runs of {valid} still queued" if valid else "no new cleaned data"
+            idle = f"runs of {valid} still queued or starting" if valid else "no new cleaned data"
             return SensorResult(skip_reason=SkipReason(idle), cursor=json.dumps(cursor))
         return SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
