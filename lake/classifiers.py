@@ -111,15 +111,18 @@ def _classify_parquet(storage: Storage, key: str, size: int, head_bytes: int) ->
 
 
 def _classify_text(source: SampleSource, limits: SampleLimits, hint: str | None) -> Classified:
-    """Double the sample (so re-parsing costs at most twice the final size) until it holds
-    max_records records, reaches max_bytes or covers the object; grow it further, up to
-    max_record_bytes, only while the first record is unfinished."""
+    """Double the sample until it holds max_records records, reaches max_bytes or covers
+    the object; grow it further, up to max_record_bytes, only while the first record is
+    unfinished. Each larger sample starts with the smaller one, so the records a clean
+    sample of JSON lines or concatenated documents gave are kept and decoding resumes
+    after them (see _resumable): each sampled record is decoded once."""
     want = min(CHUNK, limits.max_bytes)
+    earlier: Classified | None = None
     while True:
         data = source.take(want)
         at_end = source.at_end()
         try:
-            found = _classify_sample(data, at_end, source.error, limits, hint)
+            found = _classify_sample(data, at_end, source.error, limits, hint, earlier)
         except Unknown as exc:
             return _unknown(source, len(data), str(exc))
         except NeedMore:
@@ -132,12 +135,37 @@ def _classify_text(source: SampleSource, limits: SampleLimits, hint: str | None)
             continue
         if at_end or len(found.records) >= limits.max_records or want >= limits.max_bytes:
             return _accounted(found, source, len(data))
+        earlier = found if _resumable(found) else None
         want = min(2 * want, limits.max_bytes)
 
 
+# Framings whose sampler reads records one after another from any record's start, with
+# nothing carried between records but the batch.
+_RESUMABLE_FRAMINGS = ("concatenated", "ndjson")
+
+
+def _resumable(found: Classified) -> bool:
+    """Whether a larger sample may keep `found`'s records and decode on from their end: a
+    record that decoded whole in a prefix of the text decodes the same in the whole text,
+    but a malformed one (whose handling looks ahead) or a note may not come out the same."""
+    return (
+        found.framing in _RESUMABLE_FRAMINGS
+        and found.bad_records == 0
+        and found.reason is None
+        and found.records_span > 0
+    )
+
+
 def _classify_sample(
-    data: bytes, at_end: bool, error: str | None, limits: SampleLimits, hint: str | None
+    data: bytes,
+    at_end: bool,
+    error: str | None,
+    limits: SampleLimits,
+    hint: str | None,
+    earlier: Classified | None = None,
 ) -> Classified:
+    """The classification of one sample; `earlier` (see _resumable), from a shorter
+    sample of the same object, lets JSON of its framing resume after its records."""
     whole = at_end and error is None
     text = _to_text(data, whole)
     start = skip_ws(text, 0)
@@ -148,7 +176,7 @@ def _classify_sample(
     sample = SampleText(text, whole, more=not at_end)
     if text[start] not in "{[":
         return _classify_csv(sample, limits)
-    found = _classify_json(sample, start, limits, hint)
+    found = _classify_json(sample, start, limits, hint, earlier)
     if found.records or not found.bad_records:
         return found
     try:  # it starts with a bracket yet nothing parses: maybe delimited text
@@ -191,10 +219,17 @@ def _accounted(found: Classified, source: SampleSource, sampled: int) -> Classif
 
 
 def _classify_json(
-    sample: SampleText, start: int, limits: SampleLimits, hint: str | None
+    sample: SampleText,
+    start: int,
+    limits: SampleLimits,
+    hint: str | None,
+    earlier: Classified | None = None,
 ) -> Classified:
     batch = Batch(limits.max_records)
     label, framer = detect_json(sample, start, hint)
+    if earlier is not None and earlier.framing == label:
+        batch.records, batch.span = list(earlier.records), earlier.records_span
+        start = skip_ws(sample.text, batch.span)
     framer.sample(sample, start, batch)
     if batch.stop == "cut" and not batch.records:
         raise NeedMore

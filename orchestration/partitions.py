@@ -16,7 +16,6 @@ from dataclasses import replace
 from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
 
 from lake.settings import Settings
-from lake.simulator.demo import read_seed
 from lake.storage import open_storage
 
 
@@ -24,6 +23,9 @@ def with_start_date(settings: Settings, environ: Mapping[str, str]) -> Settings:
     """`settings` whose pipeline_start_date is the first partition's day (module doc)."""
     if environ.get("PIPELINE_START_DATE") or settings.lake_uri.startswith("s3://"):
         return settings
+    # the simulator package (~0.1 s to import) only for a local lake without a start date
+    from lake.simulator.demo import read_seed
+
     demo = read_seed(open_storage(settings.lake_uri))
     if demo is None:
         return settings

@@ -5,6 +5,7 @@ tables, clean hours or build marts are imported by the runs that do that."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +27,16 @@ RUN_ONLY = (
 )
 
 
-def imported_by(statement: str) -> set[str]:
+def imported_by(statement: str, env: dict[str, str] | None = None) -> set[str]:
     """The modules a fresh interpreter holds after `statement` (run from the repo root)."""
     script = f"{statement}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True, text=True
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     ).stdout
     return set(json.loads(out.splitlines()[-1]))
 
@@ -39,3 +45,14 @@ def test_loading_definitions_leaves_run_only_modules_unimported():
     modules = imported_by("import orchestration.definitions as d; d.defs.get_repository_def()")
     assert "orchestration.definitions" in modules and "assets.cleaned" in modules
     assert sorted(m for m in RUN_ONLY if m in modules) == []
+
+
+def test_a_declared_start_date_leaves_the_simulator_unimported():
+    """The demo seed decides the first partition only when PIPELINE_START_DATE is unset
+    (orchestration.partitions), so a deployment's and the CLI's processes skip it."""
+    modules = imported_by(
+        "import orchestration.definitions as d; d.defs.get_repository_def()",
+        {"PIPELINE_START_DATE": "2026-10-01"},
+    )
+    assert "orchestration.definitions" in modules
+    assert sorted(m for m in modules if m.startswith("lake.simulator")) == []
