@@ -18,6 +18,8 @@ Two loads:
 
     .venv/bin/python bench/sqs_bench.py sustained --rate 200 --seconds 120
     .venv/bin/python bench/sqs_bench.py burst --objects 1000
+    .venv/bin/python bench/sqs_bench.py sustained --rate 200 --seconds 60 \
+        --sqs-endpoint http://127.0.0.1:4566   # fauxqs (bench/README.md): SQS not moto's
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -54,14 +57,23 @@ def main() -> None:
         action="store_true",
         help="moto without its O(queue) work per message (see serve_moto)",
     )
+    parser.add_argument(
+        "--sqs-endpoint",
+        metavar="URL",
+        help="SQS of another server at URL (e.g. fauxqs, see bench/README.md); S3 stays moto's",
+    )
     parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)  # the subprocess
     args = parser.parse_args()
     if args.serve_moto:
         serve_moto(args.serve_moto, args.sqs_like_moto)
         return
 
-    # MAX_OBJECTS_PER_TICK is read by the definitions at import
-    with aws_on_moto(args.moto, args.sqs_like_moto, MAX_OBJECTS_PER_TICK=str(args.max_per_tick)):
+    # MAX_OBJECTS_PER_TICK is read by the definitions at import; botocore sends SQS calls
+    # to AWS_ENDPOINT_URL_SQS when it is set, and the rest to AWS_ENDPOINT_URL
+    env = {"MAX_OBJECTS_PER_TICK": str(args.max_per_tick)}
+    if args.sqs_endpoint:
+        env["AWS_ENDPOINT_URL_SQS"] = args.sqs_endpoint
+    with aws_on_moto(args.moto, args.sqs_like_moto, **env):
         run(args)
 
 
@@ -213,7 +225,8 @@ def run(args: argparse.Namespace) -> None:
 
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     sqs = boto3.client("sqs")
-    queue = sqs.create_queue(QueueName="landing-events")["QueueUrl"]
+    # a new queue each run: a server given by --sqs-endpoint outlives the bench
+    queue = sqs.create_queue(QueueName=f"landing-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     sent = [0]
     if args.load == "burst":
