@@ -1,4 +1,5 @@
-"""SQS mode throughput: objects a minute read from moto's SQS through landing_events_sensor.
+"""SQS mode throughput: objects a minute read from SQS (moto's, or another server's with
+--sqs-endpoint) through landing_events_sensor.
 
 moto serves S3 and SQS over HTTP on 127.0.0.1, in its own process (`--moto process`, the
 default: as SQS is to a deployed sensor, the server does not share the bench's GIL) or in a
@@ -11,18 +12,22 @@ Two loads:
 - `burst`: the queue is filled with `--objects` ObjectCreated events first, then drained.
   moto's receive costs O(messages in the queue), so this measures moto's queue walk more
   than the sensor.
-- `sustained`: a feeder thread sends `--rate` events a second (batches of 10) for
+- `sustained`: a feeder process (`--feeder thread`: a thread of the bench, as the
+  figures before issue 15's "sqs" task) sends `--rate` events a second (batches of 10) for
   `--seconds` while the sensor drains the queue concurrently, so the queue holds what
   arrives between ticks, as in production. The figure is the objects the sensor handed to
   run requests a minute, and whether it kept up (the backlog at the end of the feed).
 
     .venv/bin/python bench/sqs_bench.py sustained --rate 200 --seconds 120
     .venv/bin/python bench/sqs_bench.py burst --objects 1000
+    .venv/bin/python bench/sqs_bench.py sustained --rate 200 --seconds 60 \
+        --sqs-endpoint http://127.0.0.1:4566   # fauxqs (bench/README.md): SQS not moto's
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -30,10 +35,12 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,11 +55,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="sustained: feed time")
     parser.add_argument("--interval", type=float, default=5.0, help="least s between ticks")
     parser.add_argument("--max-per-tick", type=int, default=2000)
+    parser.add_argument(
+        "--feeder",
+        choices=["process", "thread"],
+        default="process",
+        help="sustained: where the feeder runs (a thread shares the sensor's GIL)",
+    )
     parser.add_argument("--moto", choices=["process", "thread"], default="process")
     parser.add_argument(
         "--sqs-like-moto",
         action="store_true",
         help="moto without its O(queue) work per message (see serve_moto)",
+    )
+    parser.add_argument(
+        "--sqs-endpoint",
+        metavar="URL",
+        help="SQS of another server at URL (e.g. fauxqs, see bench/README.md); S3 stays moto's",
     )
     parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)  # the subprocess
     args = parser.parse_args()
@@ -60,8 +78,12 @@ def main() -> None:
         serve_moto(args.serve_moto, args.sqs_like_moto)
         return
 
-    # MAX_OBJECTS_PER_TICK is read by the definitions at import
-    with aws_on_moto(args.moto, args.sqs_like_moto, MAX_OBJECTS_PER_TICK=str(args.max_per_tick)):
+    # MAX_OBJECTS_PER_TICK is read by the definitions at import; botocore sends SQS calls
+    # to AWS_ENDPOINT_URL_SQS when it is set, and the rest to AWS_ENDPOINT_URL
+    env = {"MAX_OBJECTS_PER_TICK": str(args.max_per_tick)}
+    if args.sqs_endpoint:
+        env["AWS_ENDPOINT_URL_SQS"] = args.sqs_endpoint
+    with aws_on_moto(args.moto, args.sqs_like_moto, **env):
         run(args)
 
 
@@ -188,20 +210,42 @@ def in_queue(sqs, queue: str) -> int:
     )
 
 
-def feed(queue: str, rate: float, seconds: float, hour: datetime, sent: list[int]) -> None:
-    """`rate` events a second in batches of 10, on schedule (a late batch is sent at once)."""
+def feed(queue: str, rate: float, seconds: float, hour: datetime, shared: tuple) -> None:
+    """`rate` events a second in batches of 10, on schedule (a late batch is sent at once).
+    `shared` (multiprocessing objects): an event set once the client is built, the count of
+    events sent, and the wall-clock time the feed ended."""
     import boto3
 
+    ready, sent, ended = shared
     sqs = boto3.client("sqs")
+    ready.set()
     started = time.monotonic()
     total = int(rate * seconds)
-    while sent[0] < total:
-        due = started + sent[0] / rate
+    while sent.value < total:
+        due = started + sent.value / rate
         if (wait := due - time.monotonic()) > 0:
             time.sleep(wait)
-        count = min(10, total - sent[0])
-        send_events(sqs, queue, sent[0], count, hour)
-        sent[0] += count
+        count = min(10, total - sent.value)
+        send_events(sqs, queue, sent.value, count, hour)
+        sent.value += count
+    ended.value = time.time()
+
+
+def start_feeder(args: argparse.Namespace, queue: str, hour: datetime) -> tuple[Any, Any]:
+    """The sustained load's feeder, started once ready to send: in its own process by
+    default (as S3 sends the events, the sensor's process does not pay for them), or a
+    thread of this one. Returns the count of events sent and the time the feed ended (0.0
+    until then), shared."""
+    ctx = multiprocessing.get_context("spawn")
+    shared = (ctx.Event(), ctx.Value("q", 0), ctx.Value("d", 0.0))
+    feed_args = (queue, args.rate, args.seconds, hour, shared)
+    if args.feeder == "process":
+        feeder: Any = ctx.Process(target=feed, args=feed_args, daemon=True)
+    else:
+        feeder = threading.Thread(target=feed, args=feed_args, daemon=True)
+    feeder.start()
+    assert shared[0].wait(120), "the feeder did not start"
+    return shared[1], shared[2]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -213,27 +257,22 @@ def run(args: argparse.Namespace) -> None:
 
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     sqs = boto3.client("sqs")
-    queue = sqs.create_queue(QueueName="landing-events")["QueueUrl"]
+    # a new queue each run: a server given by --sqs-endpoint outlives the bench
+    queue = sqs.create_queue(QueueName=f"landing-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-    sent = [0]
     if args.load == "burst":
         for start in range(0, args.objects, 10):
             send_events(sqs, queue, start, min(10, args.objects - start), hour)
-        sent[0] = args.objects
-        feeder = None
-    else:
-        feeder = threading.Thread(
-            target=feed, args=(queue, args.rate, args.seconds, hour, sent), daemon=True
-        )
 
     repo = defs.get_repository_def()
     sensor = repo.get_sensor_def("landing_events_sensor")
     with tempfile.TemporaryDirectory() as tmp, DagsterInstance.ephemeral() as instance:
         resources = s3_resources(BUCKET, Path(tmp) / "w.duckdb", landing_sqs_queue_url=queue)
         cursor, seen, ticks = None, 0, []
-        started = time.perf_counter()
-        if feeder:
-            feeder.start()
+        lag_at_end: int | None = None  # objects sent and not read when the feed ended
+        sent, ended = (None, None) if args.load == "burst" else start_feeder(args, queue, hour)
+        total = args.objects if sent is None else int(args.rate * args.seconds)
+        started, last_read = time.time(), 0.0
         while True:
             tick_start = time.perf_counter()
             with build_sensor_context(
@@ -243,18 +282,19 @@ def run(args: argparse.Namespace) -> None:
             new = sum(int(r.tags["events/new_objects"]) for r in result.run_requests)
             cursor, seen = result.cursor, seen + new
             ticks.append((time.perf_counter() - tick_start, new))
-            feeding = feeder is not None and feeder.is_alive()
+            feeding = ended is not None and not ended.value
+            if new:
+                last_read = time.time()
+            if ended is not None and not feeding and lag_at_end is None:
+                lag_at_end = total - (seen - new)  # read by the ticks that ended before it
             if not feeding and not new:
                 break  # this tick deleted the last messages and found none
-            if feeding and feeder:
-                lag = sent[0] - seen
-                print(
-                    f"  t={time.perf_counter() - started:5.1f} s sent {sent[0]} read {seen} lag {lag}"
-                )
+            if sent is not None:
+                print(f"  t={time.time() - started:5.1f} s sent {sent.value} read {seen}")
             time.sleep(max(0.0, tick_start + args.interval - time.perf_counter()))
-        wall = time.perf_counter() - started
+        wall = time.time() - started
     time.sleep(2 * 0.5)  # past --sqs-like-moto's APPROX_TTL_S: a fresh count
-    assert seen == sent[0], (seen, sent[0])
+    assert seen == total, (seen, total)
     busy = sum(t for t, _ in ticks)
     biggest = max(ticks, key=lambda t: t[1])
     print(
@@ -264,6 +304,12 @@ def run(args: argparse.Namespace) -> None:
         f"{biggest[1]} objects in {biggest[0]:.2f} s, slowest tick {max(t for t, _ in ticks):.2f} s; "
         f"left in queue {in_queue(sqs, queue)}, cursor {len(cursor or '')} bytes"
     )
+    if ended is not None:
+        print(
+            f"feed ended at t={ended.value - started:.1f} s with "
+            f"{lag_at_end} objects not yet read (a tick still reading counts none); all read at "
+            f"t={last_read - started:.1f} s ({last_read - ended.value:.1f} s after the feed)"
+        )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from lake.firehose import parse_key, partition_key
 from lake.iceberg.catalog import LakeTables
 from lake.landing_scan import ScanCursor, scan_new_objects
 from lake.settings import Settings
-from lake.storage import S3Storage
+from lake.storage import S3Storage, open_storage
 from orchestration.aws_resources import LandingEventsResource
 from orchestration.resources import LakeResource
 
@@ -189,6 +189,10 @@ def _first_hour(settings: Settings) -> datetime:
     return datetime.fromisoformat(settings.pipeline_start_date).replace(tzinfo=UTC)
 
 
+# The S3 "client" of a storage opened only to name keys (see landing_events_sensor).
+NO_S3_CLIENT = object()
+
+
 def build_landing_events_sensor(
     jobs: dict[str, "UnresolvedAssetJobDefinition"], settings: Settings
 ) -> SensorDefinition:
@@ -211,7 +215,9 @@ def build_landing_events_sensor(
         queue = landing_events.queue_url
         if not queue:
             return SkipReason("LANDING_SQS_QUEUE_URL is not set: the landing sensors list")
-        landing = lake.landing()
+        # only key_of is used: no S3 client (boto3 builds one from its S3 model, 0.5-1 s
+        # a tick here), and NO_S3_CLIENT fails loudly if a later edit calls S3 with it
+        landing = open_storage(lake.landing_uri, s3_client=NO_S3_CLIENT)
         if not isinstance(landing, S3Storage):
             return SkipReason("S3 events need an s3:// LANDING_URI")
         sqs = landing_events.client()

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import boto3
+import botocore.session
 import pytest
 from dagster import DagsterInstance
 
@@ -129,3 +130,25 @@ def test_the_cursor_stays_small_and_a_failed_tick_deletes_nothing(
         last = landing_events_tick(resources, again.cursor, instance)
         assert last.run_requests == []
         assert messages_in_queue(queue) == 300  # `again` read nothing, so nothing to delete
+
+
+def test_a_tick_builds_no_s3_client(
+    s3_bucket: str, queue: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events name their objects: a tick needs SQS only (an S3 client costs 0.5-1 s)."""
+    _send_events(queue, s3_bucket, _robot_keys(20))
+    resources = s3_resources(s3_bucket, tmp_path / "warehouse.duckdb", landing_sqs_queue_url=queue)
+    built: list[str] = []
+    create_client = botocore.session.Session.create_client
+
+    def recording(self, service_name: str, *args, **kwargs):
+        built.append(service_name)
+        return create_client(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", recording)
+    with DagsterInstance.ephemeral() as instance:
+        first = landing_events_tick(resources, None, instance)
+        assert sum(int(r.tags["events/new_objects"]) for r in first.run_requests) == 20
+        landing_events_tick(resources, first.cursor, instance)
+    assert messages_in_queue(queue) == 0
+    assert "sqs" in built and "s3" not in built
