@@ -266,7 +266,6 @@ def test_bad_gzip_is_refused_whole_as_unreadable(tmp_path: Path, stored: bytes) 
     assert landed.raw_prefix
 
 
-
 def test_a_truncated_gzip_keeps_the_text_inflated_before_the_damage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -294,6 +293,7 @@ def test_an_object_inflated_in_many_steps_is_whole(
     landed = fetch_object(landing, info, 1 << 30)
     assert landed.refusal is None and landed.data == plain
     assert landed.expanded_bytes == len(plain)
+
 
 # --- passes are sized by what is decompressed -----------------------------------------
 
