@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from lake.framings.base import GZIP_MAGIC
 from lake.storage import LocalStorage, ObjectInfo, Storage, UnsafeKeyError
@@ -90,28 +90,51 @@ def fetch_object(landing: Storage, info: ObjectInfo, max_expanded: int) -> Lande
         source = landing.open(info.key)
     except UnsafeKeyError as exc:
         return LandedObject(**base, refusal=f"unsafe_key: {exc}")
-    out = io.BytesIO()
+    out = _Chunks()
     try:
         with source:
             written = _copy_expanded(source, out, max_expanded)
     except _TooLarge:
-        return LandedObject(**base, **_too_large(_start_of(out), None, max_expanded))
+        return LandedObject(**base, **_too_large(out.start(), None, max_expanded))
     except _Corrupt as exc:
         # what came out before the damage, else the stored bytes as they are
-        prefix = _text_prefix(_start_of(out)) or landing.read_range(
-            info.key, 0, PREFIX_BYTES
-        ).decode("utf-8", "replace")
+        prefix = _text_prefix(out.start()) or landing.read_range(info.key, 0, PREFIX_BYTES).decode(
+            "utf-8", "replace"
+        )
         return LandedObject(
             **base,
             refusal=f"unreadable_object: gzip stream is corrupt or truncated: {exc}",
             raw_prefix=prefix,
         )
-    return LandedObject(**base, expanded_bytes=written, held=[out.getvalue()])
+    return LandedObject(**base, expanded_bytes=written, held=[out.joined()])
 
 
-def _start_of(out: io.BytesIO) -> BinaryIO:
-    out.seek(0)
-    return out
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class _Chunks:
+    """What zlib returns, kept as it comes: joined once at the end (a BytesIO copied
+    each chunk in, copied again as it grew and once more in getvalue)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def joined(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+    def start(self) -> BinaryIO:
+        """The first PREFIX_BYTES written (for the quarantine of a refused object)."""
+        head, size = [], 0
+        for part in self.parts:
+            if size >= PREFIX_BYTES:
+                break
+            head.append(part[: PREFIX_BYTES - size])
+            size += len(head[-1])
+        return io.BytesIO(b"".join(head))
 
 
 def fetch_objects(
@@ -129,7 +152,7 @@ def fetch_objects(
             yield pending.popleft().result()
 
 
-def _copy_expanded(source: BinaryIO, out: BinaryIO, cap: int) -> int:
+def _copy_expanded(source: BinaryIO, out: _Writable, cap: int) -> int:
     """Copy `source` to `out`, gunzipping every gzip member; raise _TooLarge past `cap`
     bytes written, _Corrupt on a bad or truncated gzip stream."""
     data = source.read(READ_BYTES)

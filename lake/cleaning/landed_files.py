@@ -39,7 +39,7 @@ class LandedFiles(MemoryFileSystem):
     def add(self, index: int, data: bytes) -> str:
         """Hold `data` (not copied) as the file of object `index`; its name for DuckDB."""
         name = f"{PROTOCOL}://{self.folder}/{index}"
-        self.store[self._strip_protocol(name)] = MemoryFile(None, name, data)
+        self.store[self._strip_protocol(name)] = _Held(name, data)
         return name
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -56,8 +56,21 @@ class LandedFiles(MemoryFileSystem):
         # several threads, so each open gets a handle of its own over the same bytes
         if mode != "rb":
             raise PermissionError(f"{path}: landed files are read-only")
-        stored = self.store[self._strip_protocol(path)]
-        return MemoryFile(None, path, stored.getvalue())
+        return _Held(path, self.store[self._strip_protocol(path)].data)
+
+
+class _Held(MemoryFile):
+    """A handle over bytes held as they are. A BytesIO shares the bytes it starts from
+    until it is written to or its buffer exported, which fsspec's `size`
+    (`getbuffer().nbytes`) did: a copy of the whole object each time DuckDB asked."""
+
+    def __init__(self, path: str, data: bytes) -> None:
+        super().__init__(None, path, data)
+        self.data = data
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
 
 @contextmanager

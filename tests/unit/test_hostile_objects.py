@@ -266,6 +266,38 @@ def test_bad_gzip_is_refused_whole_as_unreadable(tmp_path: Path, stored: bytes) 
     assert landed.raw_prefix
 
 
+def _fetched_in_small_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored: bytes
+) -> LandedObject:
+    monkeypatch.setattr(object_fetch, "READ_BYTES", 512)
+    monkeypatch.setattr(object_fetch, "STEP", 1000)
+    landing = LocalStorage(tmp_path / "landing")
+    landing.write("s/k.gz", stored)
+    [info] = landing.list("s/")
+    return fetch_object(landing, info, 1 << 30)
+
+
+_PLAIN = b"".join(b'{"n":%d}' % i for i in range(20_000))
+
+
+def test_a_truncated_gzip_keeps_the_text_inflated_before_the_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quarantine's prefix is the start of what inflated, whatever the steps it came in."""
+    landed = _fetched_in_small_steps(tmp_path, monkeypatch, gzip.compress(_PLAIN)[:-6])
+    assert landed.refusal is not None and landed.refusal.startswith("unreadable_object: gzip")
+    assert landed.raw_prefix == _PLAIN[: object_fetch.PREFIX_BYTES].decode()
+
+
+def test_an_object_inflated_in_many_steps_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = gzip.compress(_PLAIN[:100_000]) + gzip.compress(_PLAIN[100_000:])
+    landed = _fetched_in_small_steps(tmp_path, monkeypatch, members)
+    assert landed.refusal is None and landed.data == _PLAIN
+    assert landed.expanded_bytes == len(_PLAIN)
+
+
 # --- passes are sized by what is decompressed -----------------------------------------
 
 

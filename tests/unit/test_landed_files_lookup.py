@@ -54,3 +54,20 @@ def test_each_pass_has_its_own_files() -> None:
             b.add(0, b'{"n": 2}')
         rows = first.execute("SELECT json FROM read_json_objects(?)", [[name]]).fetchall()
     assert rows == [('{"n": 1}',)]
+
+
+def test_duckdb_reading_a_landed_file_leaves_its_bytes_unique() -> None:
+    """The bytes a pass holds are read where they are: DuckDB's size and open calls
+    make no copy of the object (fsspec's `size` unshared the buffer: a copy a call)."""
+    con = duckdb.connect()
+    data = b'{"n": 1}' * 1000
+    with registered(con) as files:
+        name = files.add(0, data)
+        empty = files.add(1, b"")
+        rows = con.execute(
+            "SELECT count(*) FROM read_json_objects(?, format = 'auto')", [[name, empty]]
+        ).fetchall()
+        assert rows == [(1000,)]
+        assert files.info(name)["size"] == len(data) and files.info(empty)["size"] == 0
+        with files.open(name) as handle:
+            assert handle.read() is data
