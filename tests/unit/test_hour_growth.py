@@ -14,6 +14,7 @@ from lake import hour_totals as totals_module
 from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.hour import clean_hour
+from lake.crawl_record import read_record
 from lake.crawler import crawl_objects
 from lake.hour_totals import hour_totals, listing_mark
 from lake.landing_scan import hour_floor, hour_listing
@@ -200,7 +201,7 @@ def test_a_bounded_crawl_samples_only_new_objects_and_keeps_the_hours_stats(tmp_
     assert partition.stats["objectCount"] == 4
     assert partition.stats["sizeKey"] == sum(o.size for o in everything)
     assert partition.stats["recordCount"] == 1 + 2 + 3 + 4
-    record = json.loads(lake.read(layout.crawl_record("db", SPEC.name, partition.values)))
-    assert sorted(record) == sorted(o.key for o in everything)
+    record = read_record(lake, layout.crawl_record("db", SPEC.name, partition.values))
+    assert sorted(record.entries()) == sorted(o.key for o in everything)
     with pytest.raises(ValueError):
         crawl_objects(SPEC, catalog, landing, bounded, full=True, complete=False)
