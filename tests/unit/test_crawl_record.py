@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from lake import crawl_record, layout
 from lake.catalog_store import Catalog
 from lake.crawl_record import of_entries, read_record, record_bytes, with_added, without
@@ -42,26 +40,6 @@ def test_appending_keeps_every_entry_and_the_sums_for_hostile_keys(tmp_path) -> 
         15 * len(HOSTILE) - 10,
         3 * len(HOSTILE) - 2,
     ]
-
-
-def test_a_bounded_crawl_does_not_parse_the_recorded_entries(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
-    catalog = Catalog(lake, "db")
-    for minute in (1, 2, 3):
-        land(landing, minute, [f"c{minute}-{i}" for i in range(minute)])
-    crawl_objects(SPEC, catalog, landing, landed(landing))
-    land(landing, 4, ["c4-0", "c4-1", "c4-2", "c4-3"])
-    bounded = [o for o in landed(landing) if o.key.endswith(("o3.gz", "o4.gz"))]
-    monkeypatch.setattr(crawl_record.Record, "entries", lambda self: pytest.fail("entries parsed"))
-    result = crawl_objects(SPEC, catalog, landing, bounded, complete=False)
-    [partition] = result.hour.partitions.values()
-    assert partition.stats["objectCount"] == 4
-    assert partition.stats["recordCount"] == 1 + 2 + 3 + 4
-    monkeypatch.undo()
-    assert result.hour.objects == 1
-    assert sorted(record_of(lake, partition).entries()) == sorted(o.key for o in landed(landing))
 
 
 def test_an_object_overwritten_in_a_bounded_listing_is_counted_once_in_its_new_version(
