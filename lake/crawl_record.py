@@ -2,8 +2,8 @@
 
 Stored as two JSON lines (`layout.crawl_record`):
 
-1. a header: the entries' sums (objects, bytes, records) and two sorted arrays of 64-bit
-   digests, of each entry's key and of its (key, ETag, size);
+1. a header: the entries' sums (objects, bytes, records) and their digest index
+   (lake.digest_index: which keys, in which version);
 2. the entries themselves.
 
 A bounded crawl (a landing sensor's run: a few new objects) needs to know which of its
@@ -19,15 +19,11 @@ in this one.
 
 from __future__ import annotations
 
-import base64
-import bisect
-import hashlib
 import json
-import sys
-from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from lake.digest_index import DigestIndex
 from lake.storage import ObjectNotFound, Storage
 
 Entry = list  # [ETag, size, records]
@@ -36,18 +32,16 @@ Entry = list  # [ETag, size, records]
 @dataclass
 class Record:
     sums: list[int]  # objects, bytes, records over every entry
-    keys: array  # sorted digests of the entries' keys
-    versions: array  # sorted digests of the entries' (key, ETag, size)
+    index: DigestIndex
     raw: bytes  # the entries' JSON text
-    _entries: dict[str, Entry] | None = None
+    _entries: dict[str, Entry] | None = field(default=None, repr=False)
 
     def holds(self, key: str, etag: str, size: int) -> bool:
         """Whether the record holds `key` in this version."""
-        return _contains(self.versions, _version_digest(key, etag, size))
+        return self.index.holds(key, etag, size)
 
     def may_hold_key(self, key: str) -> bool:
-        """False when the record holds no entry for `key` (True may be a digest clash)."""
-        return _contains(self.keys, _digest(key))
+        return self.index.may_hold_key(key)
 
     def entries(self) -> dict[str, Entry]:
         """Every entry (parsed once, on demand)."""
@@ -56,41 +50,27 @@ class Record:
         return self._entries
 
 
-def empty() -> Record:
-    return Record([0, 0, 0], array("Q"), array("Q"), b"{}", {})
-
-
 def read_record(lake: Storage, key: str) -> Record:
     """The record at `key`; empty when there is none or it is not a record (its objects
     are then sampled again)."""
     try:
         data = lake.read(key)
     except ObjectNotFound:
-        return empty()
+        return of_entries({})
     try:
         head, newline, raw = data.partition(b"\n")
         if not newline:  # the first format: the entries alone
             return of_entries(_valid(json.loads(head)))
         header = json.loads(head)
-        return Record(
-            [int(n) for n in header["sums"]],
-            _unpacked(header["keys"]),
-            _unpacked(header["versions"]),
-            raw,
-        )
+        return Record([int(n) for n in header["sums"]], DigestIndex.unpacked(header), raw)
     except (ValueError, KeyError, TypeError):
-        return empty()
+        return of_entries({})
 
 
 def of_entries(entries: dict[str, Entry]) -> Record:
     """A record of exactly `entries`."""
-    record = empty()
-    record._entries = dict(entries)
-    record.raw = _dumps(entries)
-    record.sums = _sums(entries.values())
-    record.keys = array("Q", sorted(_digest(k) for k in entries))
-    record.versions = array("Q", sorted(_version_digest(k, *v[:2]) for k, v in entries.items()))
-    return record
+    index = DigestIndex.of((k, v[0], v[1]) for k, v in entries.items())
+    return Record(_sums(entries.values()), index, _dumps(entries), dict(entries))
 
 
 def with_added(record: Record, added: dict[str, Entry]) -> Record:
@@ -102,13 +82,10 @@ def with_added(record: Record, added: dict[str, Entry]) -> Record:
         return record
     raw = _dumps(added)
     joined = raw if record.raw.strip() == b"{}" else record.raw.rstrip()[:-1] + b"," + raw[1:]
-    keys, versions = array("Q", record.keys), array("Q", record.versions)
-    for key, (etag, size, _) in added.items():
-        bisect.insort(keys, _digest(key))
-        bisect.insort(versions, _version_digest(key, etag, size))
+    index = record.index.added((k, v[0], v[1]) for k, v in added.items())
     sums = [a + b for a, b in zip(record.sums, _sums(added.values()), strict=True)]
     entries = None if record._entries is None else record._entries | added
-    return Record(sums, keys, versions, joined, entries)
+    return Record(sums, index, joined, entries)
 
 
 def without(record: Record, keys: Iterable[str]) -> list[int]:
@@ -122,11 +99,7 @@ def without(record: Record, keys: Iterable[str]) -> list[int]:
 
 
 def record_bytes(record: Record) -> bytes:
-    header = {
-        "sums": record.sums,
-        "keys": _packed(record.keys),
-        "versions": _packed(record.versions),
-    }
+    header = {"sums": record.sums, **record.index.packed()}
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + record.raw
 
 
@@ -143,37 +116,6 @@ def _sums(entries: Iterable[Entry]) -> list[int]:
         sums[1] += int(size)
         sums[2] += int(records)
     return sums
-
-
-def _digest(key: str) -> int:
-    return int.from_bytes(
-        hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
-    )
-
-
-def _version_digest(key: str, etag: str, size: int) -> int:
-    return _digest(json.dumps([key, etag, size]))
-
-
-def _contains(digests: array, value: int) -> bool:
-    i = bisect.bisect_left(digests, value)
-    return i < len(digests) and digests[i] == value
-
-
-def _packed(digests: array) -> str:
-    """Little-endian 8-byte digests, base64."""
-    if sys.byteorder == "big":
-        digests = array("Q", digests)
-        digests.byteswap()
-    return base64.b64encode(digests.tobytes()).decode()
-
-
-def _unpacked(text: str) -> array:
-    digests = array("Q")
-    digests.frombytes(base64.b64decode(text))
-    if sys.byteorder == "big":
-        digests.byteswap()
-    return digests
 
 
 def _dumps(entries: dict[str, Entry]) -> bytes:
