@@ -214,7 +214,7 @@ def _hour_metadata(lake: Storage, totals: HourTotals, batch: HourReport) -> dict
         "duplicates_dropped": totals.duplicates_dropped,
         "quarantine_ratio": round(totals.quarantine_ratio, 6),
         "files": MetadataValue.json([lake.uri_of(f) for f in totals.files[:FILES_SHOWN]]),
-        "files_not_shown": max(0, len(totals.files) - FILES_SHOWN),
+        "files_not_shown": max(0, totals.files_count - FILES_SHOWN),
         # the event dates this run wrote: the marts sensor rebuilds those days
         "event_dates": MetadataValue.json(sorted(batch.event_dates)),
         **{f"batch_{k}": v for k, v in batch_counts.items()},

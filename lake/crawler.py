@@ -9,7 +9,6 @@ The rules are written down in docs/schema-rules.md.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -17,9 +16,11 @@ from typing import Any
 
 from lake import layout
 from lake.catalog_store import Catalog, column_assignment, stored_schema
+from lake.crawl_record import Record, of_entries, read_record, record_bytes, with_added, without
 from lake.crawl_sample import (
     HourSchema,
     JsonTracking,
+    Partition,
     merge_json_aware,
     partition_of,
     sample_objects,
@@ -48,7 +49,6 @@ from lake.schema_drift import (
 from lake.storage import (
     ConcurrentUpdateError,
     ObjectInfo,
-    ObjectNotFound,
     PreconditionFailed,
     Storage,
 )
@@ -90,23 +90,28 @@ def crawl_objects(
     table's, so what earlier crawls added stays."""
     if full and not complete:
         raise ValueError("a full crawl samples every object: it needs the whole listing")
-    known = {} if full else _crawled(spec, catalog, objects)
-    todo = [o for o in objects if known.get(o.key, [None, None])[:2] != [o.etag, o.size]]
+    records = {} if full else _records(spec, catalog, objects)
+    todo = [o for o in objects if not _recorded(spec, records, o)]
     seen = sample_objects(spec, landing, todo)
     sampled = {o.key for o in todo}
-    recorded = known.keys() if not complete else known.keys() & {o.key for o in objects}
-    for key in sorted(recorded - sampled):
-        partition_of(spec, key, seen.partitions).count(key, *known[key])
+    _count_recorded(seen, records, objects, sampled, complete)
+    # a bounded crawl adds its objects to the records; a whole one writes them anew
+    appended = {} if complete else {folder: record for folder, (_, record) in records.items()}
     for _ in range(catalog.COMMIT_ATTEMPTS):
         try:
-            return _merge_into_table(spec, catalog, landing, seen, sampled)
+            return _merge_into_table(spec, catalog, landing, seen, sampled, appended)
         except PreconditionFailed:
             time.sleep(random.uniform(0, 0.05))  # de-synchronise the racers
     raise ConcurrentUpdateError(f"catalog table {spec.name}: still changing after retries")
 
 
 def _merge_into_table(
-    spec: StreamSpec, catalog: Catalog, landing: Storage, seen: HourSchema, fresh: set[str]
+    spec: StreamSpec,
+    catalog: Catalog,
+    landing: Storage,
+    seen: HourSchema,
+    fresh: set[str],
+    appended: dict[str, Record],
 ) -> CrawlResult:
     stored, read_tag = catalog.read_table(spec.name)
     if stored:
@@ -160,23 +165,62 @@ def _merge_into_table(
     for partition in seen.partitions.values():
         crawled = {k: v for k, v in partition.crawled.items() if not (held_back and k in fresh)}
         record = layout.crawl_record(catalog.database, spec.name, partition.values)
-        catalog.lake.write(record, json.dumps(crawled, separators=(",", ":")).encode())
+        catalog.lake.write(record, _record_after(appended, partition, crawled))
         catalog.put_partition(spec.name, partition_doc(table, landing, partition))
     return CrawlResult(table, version, changed, proposed, applied, incompatible, seen)
 
 
-def _crawled(spec: StreamSpec, catalog: Catalog, objects: list[ObjectInfo]) -> dict[str, list]:
-    """What the crawl records of `objects`' partitions hold: key -> [ETag, size, records]."""
+def _records(
+    spec: StreamSpec, catalog: Catalog, objects: list[ObjectInfo]
+) -> dict[str, tuple[Partition, Record]]:
+    """The crawl records of `objects`' partitions, by partition folder."""
     partitions: dict = {}
     for info in objects:
         partition_of(spec, info.key, partitions)
-    known: dict[str, list] = {}
-    for partition in partitions.values():
-        key = layout.crawl_record(catalog.database, spec.name, partition.values)
-        try:
-            record = json.loads(catalog.lake.read(key))
-        except (ObjectNotFound, ValueError):
-            continue  # none yet, or not a record: those objects are sampled again
-        if isinstance(record, dict):
-            known |= {k: v for k, v in record.items() if isinstance(v, list) and len(v) == 3}
-    return known
+    return {
+        folder: (partition, read_record(catalog.lake, _record_key(spec, catalog, partition)))
+        for folder, partition in partitions.items()
+    }
+
+
+def _record_key(spec: StreamSpec, catalog: Catalog, partition: Partition) -> str:
+    return layout.crawl_record(catalog.database, spec.name, partition.values)
+
+
+def _recorded(
+    spec: StreamSpec, records: dict[str, tuple[Partition, Record]], info: ObjectInfo
+) -> bool:
+    found = records.get(partition_of(spec, info.key, {}).folder)
+    return found is not None and found[1].holds(info.key, info.etag, info.size)
+
+
+def _count_recorded(
+    seen: HourSchema,
+    records: dict[str, tuple[Partition, Record]],
+    objects: list[ObjectInfo],
+    sampled: set[str],
+    complete: bool,
+) -> None:
+    """Count in the partitions' stats the objects their records hold and this crawl did
+    not sample: the listed ones (a whole listing: an object gone from it drops out), or
+    every recorded one, from the record's sums (a bounded listing: no entry parsed)."""
+    listed = {o.key for o in objects}
+    for folder, (empty_partition, record) in records.items():
+        if folder not in seen.partitions and not record.sums[0]:
+            continue  # nothing sampled or recorded there (folder markers only)
+        partition = seen.partitions.setdefault(folder, empty_partition)
+        if complete:
+            entries = record.entries()
+            for key in sorted((entries.keys() & listed) - sampled):
+                partition.count(key, *entries[key])
+            continue
+        objects_, size, count = without(record, sampled)
+        partition.stats.update(objectCount=objects_, sizeKey=size, recordCount=count)
+
+
+def _record_after(appended: dict[str, Record], partition: Partition, crawled: dict) -> bytes:
+    """The partition's record after this crawl: `crawled` added to the record read (a
+    bounded listing), else exactly `crawled` (a whole listing: it holds every counted
+    object)."""
+    record = appended.get(partition.folder)
+    return record_bytes(of_entries(crawled) if record is None else with_added(record, crawled))

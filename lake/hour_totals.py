@@ -40,6 +40,7 @@ from itertools import groupby
 from typing import Any
 
 from lake import layout
+from lake.digest_index import DigestIndex
 from lake.firehose import is_folder_marker, parse_key
 from lake.ledger import manifest_hour, manifest_of, read_ledger, read_manifest
 from lake.storage import (
@@ -56,6 +57,7 @@ READERS = 16
 # this many small documents; the document (an entry per object) is rewritten once per
 # COMPACT_AT runs instead of every run
 COMPACT_AT = 32
+FILES_KEPT = 50  # files named in the document's header (the asset shows as many)
 RACES = 5  # compactions a fold may lose to racing ones before it gives up
 _COUNTS = ("records_in", "records_cleaned", "records_quarantined", "duplicates_dropped")
 _LEGACY_SUFFIX = ".parquet.json"  # a manifest of the old naming (no version)
@@ -70,7 +72,10 @@ class HourTotals:
     records_cleaned: int = 0
     records_quarantined: int = 0
     duplicates_dropped: int = 0
-    files: list[str] = field(default_factory=list)  # cleaned and quarantine files, lake keys
+    # cleaned and quarantine files, lake keys: all of them, or the first FILES_KEPT when the
+    # totals come from the document's header (a bounded listing); files_count counts all
+    files: list[str] = field(default_factory=list)
+    files_count: int = 0
     column_types: dict[str, str] = field(default_factory=dict)  # cleaned column -> DuckDB type
 
     @property
@@ -85,7 +90,9 @@ class HourTotals:
         self.records_cleaned += sum(e.get("records_cleaned", 0) for e in entries)
         self.records_quarantined += sum(e.get("records_quarantined", 0) for e in entries)
         self.duplicates_dropped += sum(e.get("duplicates_dropped", 0) for e in entries)
-        self.files += [f for e in entries for f in e.get("files", [])]
+        files = [f for e in entries for f in e.get("files", [])]
+        self.files += files
+        self.files_count += len(files)
 
 
 def record_manifests(lake: Storage, stream: str, written: Iterable[tuple[str, dict]]) -> None:
@@ -112,6 +119,8 @@ def hour_totals(
     landed = sorted(
         (o for o in objects if not is_folder_marker(o.key, o.size)), key=lambda o: o.key
     )
+    if not complete and (totals := _from_header(lake, stream, hour, landed)) is not None:
+        return totals
     doc = _folded(lake, stream, hour)
     entries = doc["objects"]
     missed = [
@@ -179,7 +188,7 @@ def _folded(lake: Storage, stream: str, hour: datetime) -> dict:
         found = lake.read_versioned(layout.hour_totals_doc(stream, hour))
         if found is None:
             return _compact(lake, stream, hour, deltas)
-        doc = json.loads(found[0])
+        doc = _parsed(found[0])
         if (applied := _apply_deltas(lake, doc, deltas)) is not None:
             return applied
     # deltas kept vanishing under compactions racing this read: fold them by CAS instead
@@ -209,7 +218,7 @@ def _compact(lake: Storage, stream: str, hour: datetime, deltas: list[str]) -> d
         nonlocal seeded
         if current is None and seeded is None:
             seeded = _manifests_of_hour(lake, stream, hour)
-        doc = json.loads(current) if current else _empty()
+        doc = _parsed(current) if current else _empty()
         for key, manifest in (seeded or []) if current is None else []:
             _put(doc, key, manifest)
         listed = {_name(k) for k in deltas}
@@ -218,12 +227,12 @@ def _compact(lake: Storage, stream: str, hour: datetime, deltas: list[str]) -> d
         applied = _apply_deltas(lake, doc, deltas)
         if applied is None:  # a racing compaction folded it: retry on its document
             raise _Raced
-        return _dumps(applied)
+        return _doc_bytes(applied)
 
     doc_key = layout.hour_totals_doc(stream, hour)
     for _ in range(RACES):
         try:
-            written = json.loads(compare_and_swap(lake, doc_key, change))
+            written = _parsed(compare_and_swap(lake, doc_key, change))
             break
         except _Raced:
             continue
@@ -293,3 +302,84 @@ def _empty() -> dict:
 
 def _dumps(doc: dict) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _from_header(
+    lake: Storage, stream: str, hour: datetime, landed: list[ObjectInfo]
+) -> HourTotals | None:
+    """The totals of a bounded listing from the document's header and the deltas, without
+    parsing the document's entries; None when the entries are needed: the document has
+    none of this format or an entry of the old naming, a delta replaces one of its
+    entries, or a listed object's entry in it is of another version (overwritten)."""
+    found = lake.read_versioned(layout.hour_totals_doc(stream, hour))
+    head, newline, _ = found[0].partition(b"\n") if found else (b"", b"", b"")
+    if not newline:
+        return None
+    header = json.loads(head)
+    index = DigestIndex.unpacked(header)
+    folded = set(header["folded"])
+    news = _empty()
+    for key in sorted(_deltas(lake, stream, hour)):
+        if _name(key) in folded:
+            continue
+        delta = _read_delta(lake, key)
+        if delta is None:
+            return None  # folded and deleted meanwhile: read the document again
+        _fold(news, delta, _name(key))
+    replaced = any(index.may_hold_key(k) for k in news["objects"])
+    if header["legacy"] or replaced or any(e.get("legacy") for e in news["objects"].values()):
+        return None
+    entries = news["objects"]
+    in_doc = [i for i in landed if i.key not in entries and index.holds(i.key, i.etag, i.size)]
+    unknown = [i for i in landed if i.key not in entries and not index.holds(i.key, i.etag, i.size)]
+    if any(index.may_hold_key(i.key) for i in unknown):
+        return None  # overwritten since its entry in the document
+    missed = [k for i in unknown if lake.exists(k := manifest_of(stream, hour, i))]
+    if missed:
+        found_now = [(k, m) for k in missed if (m := read_manifest(lake, k)) is not None]
+        _append(lake, stream, hour, found_now)
+        for key, manifest in found_now:
+            _put(news, key, manifest)
+    # a listed object whose delta entry is of another version is pending, not counted
+    stale = {i.key for i in landed if i.key in entries and _current_entry(entries, i) is None}
+    totals = HourTotals(column_types=dict(header["column_types"]) | news["column_types"])
+    sums = header["sums"]
+    totals.objects, totals.bytes_in = sums["objects"], sums["bytes_in"]
+    for name in _COUNTS:
+        setattr(totals, name, sums[name])
+    totals.files, totals.files_count = list(header["files_head"]), sums["files"]
+    totals.add_all([e for key, e in entries.items() if key not in stale])
+    counted = sum(1 for i in landed if i.key in entries and i.key not in stale) + len(in_doc)
+    totals.objects_pending = len(landed) - counted
+    return totals
+
+
+def _parsed(data: bytes) -> dict:
+    """The document's content (after its header line; a document of the first format has
+    none)."""
+    head, newline, body = data.partition(b"\n")
+    return json.loads(body if newline else head)
+
+
+def _doc_bytes(doc: dict) -> bytes:
+    """The document with a header line: what a bounded listing's totals need (sums, the
+    first files, column types, the folded deltas, which objects in which version)."""
+    entries = doc["objects"]
+    totals = HourTotals()
+    totals.add_all(list(entries.values()))
+    header = {
+        "sums": {
+            "objects": totals.objects,
+            "bytes_in": totals.bytes_in,
+            **{name: getattr(totals, name) for name in _COUNTS},
+            "files": totals.files_count,
+        },
+        "files_head": totals.files[:FILES_KEPT],
+        "column_types": doc.get("column_types", {}),
+        "folded": doc.get("folded", []),
+        "legacy": sum(1 for e in entries.values() if e.get("legacy")),
+        **DigestIndex.of(
+            (k, e["etag"], e["size"]) for k, e in entries.items() if not e.get("legacy")
+        ).packed(),
+    }
+    return _dumps(header) + b"\n" + _dumps(doc)

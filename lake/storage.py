@@ -6,6 +6,7 @@ UTF-8 key), so a `start_after` cursor means the same thing on both backends.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import hashlib
 import os
@@ -152,29 +153,37 @@ class LocalStorage:
         self, folder: Path, folder_key: str, prefix: str, start_after: str | None
     ) -> Iterator[ObjectInfo]:
         try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
+            names = sorted(os.listdir(folder))  # names only: no Python object per entry
+        except (FileNotFoundError, NotADirectoryError):
             return
-        # Sorting a folder's entries by "name/" for sub-folders gives S3's global key order.
-        keyed = sorted(
-            (folder_key + e.name + ("/" if e.is_dir(follow_symlinks=False) else ""), e)
-            for e in entries
-        )
-        for key, entry in keyed:
-            if entry.is_dir(follow_symlinks=False):
+        keyed = []
+        for name in _names_after(names, _relative(start_after, folder_key)):
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(os.path.join(folder, name)).st_mode)
+            except FileNotFoundError:
+                continue  # deleted since the folder was read
+            # a sub-folder sorts as "name/": that gives S3's global key order
+            keyed.append((folder_key + name + ("/" if is_dir else ""), name, is_dir))
+        for key, name, is_dir in sorted(keyed):
+            if is_dir:
                 if not (key.startswith(prefix) or prefix.startswith(key)):
                     continue
                 if start_after and start_after > key and not start_after.startswith(key):
                     continue  # every key below this folder sorts before start_after
-                yield from self._walk(Path(entry.path), key, prefix, start_after)
+                yield from self._walk(folder / name, key, prefix, start_after)
                 continue
-            if entry.name.endswith(TMP_SUFFIX) or not key.startswith(prefix):
+            if name.endswith(TMP_SUFFIX) or not key.startswith(prefix):
                 continue
             if start_after is not None and key <= start_after:
                 continue
-            stat = entry.stat()
-            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
-            yield ObjectInfo(key, stat.st_size, modified, f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
+            try:
+                found = os.stat(folder / name)
+            except FileNotFoundError:
+                continue
+            modified = datetime.fromtimestamp(found.st_mtime, UTC)
+            yield ObjectInfo(
+                key, found.st_size, modified, f"{found.st_mtime_ns:x}-{found.st_size:x}"
+            )
 
     def read(self, key: str) -> bytes:
         try:
@@ -383,6 +392,27 @@ class S3Storage:
 
 
 _LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def _relative(start_after: str | None, folder_key: str) -> str | None:
+    """start_after seen from inside the folder `folder_key`: None when it sorts before
+    every key of the folder (the folder's walk was skipped otherwise)."""
+    if not start_after or not start_after.startswith(folder_key):
+        return None
+    return start_after[len(folder_key) :]
+
+
+def _names_after(names: list[str], after: str | None) -> list[str]:
+    """The sorted `names` of a folder whose key may sort after `after` (relative to the
+    folder): names after it, and names it starts with (a sub-folder `n` is the key `n/`,
+    which may sort after `after` or hold keys that do). The others are never stat'ed, so
+    a listing from a cursor near a folder's end costs a sort of names in C, not a stat
+    and Python objects an entry."""
+    if after is None:
+        return names
+    below = [after[:end] for end in range(1, len(after) + 1)]
+    found = [n for n in below if (i := bisect.bisect_left(names, n)) < len(names) and names[i] == n]
+    return found + names[bisect.bisect_right(names, after) :]
 
 
 def _md5(data: bytes) -> str:

@@ -263,3 +263,67 @@ def test_local_storage_streams_and_reads_ranges(tmp_path) -> None:
     assert storage.read_range("d/blob", 250, 12) == payload[250:262]
     with pytest.raises(ObjectNotFound):
         storage.open("d/missing")
+
+
+# names around '/' in byte order, a space, punctuation and non-ASCII: hostile, and chosen so
+# that a folder's name order and its keys' order disagree
+HOSTILE_PARTS = ["a", "a-", "a.b", "a0", "ab", " x", "!", "é", "~z", "a b", "_", "Z", "a\t"]
+
+
+def hostile_keys(seed: int, count: int = 60) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    keys = {
+        "/".join(rng.choice(HOSTILE_PARTS) for _ in range(rng.randint(1, 3))) for _ in range(count)
+    }
+    # a key may not also be a folder of another key on a local disk
+    return sorted(k for k in keys if not any(o.startswith(k + "/") for o in keys))
+
+
+def cursors(keys: list[str]) -> list[str]:
+    """Every key, every prefix of one, and each of those with a last character bumped."""
+    prefixes = {k[:n] for k in keys for n in range(1, len(k) + 1)}
+    bumped = {p[:-1] + chr(ord(p[-1]) + 1) for p in prefixes} | {
+        p[:-1] + chr(ord(p[-1]) - 1) for p in prefixes
+    }
+    return sorted(prefixes | bumped | {"", "\x7f", "é/é"})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_start_after_matches_s3_order_for_hostile_names(tmp_path: Path, seed: int) -> None:
+    keys = hostile_keys(seed)
+    store = LocalStorage(tmp_path / "root")
+    for key in keys:
+        store.write(key, b"x")
+    for cursor in cursors(keys):
+        for prefix in ("", "a/", "a", "a-/"):
+            want = [k for k in keys if k > cursor and k.startswith(prefix)]
+            got = [o.key for o in store.list(prefix, start_after=cursor or None)]
+            assert got == want, (cursor, prefix)
+
+
+def test_bounded_listing_stats_only_what_it_may_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing from a cursor near a large folder's end looks at the entries after the
+    cursor (and names the cursor starts with), not at every entry of the folder."""
+    store = LocalStorage(tmp_path / "root")
+    for n in range(500):
+        store.write(f"h/{n:05d}.gz", b"x")
+    looked: list[str] = []
+    real_lstat, real_stat = os.lstat, os.stat
+
+    def lstat(path, *args, **kwargs):
+        looked.append(str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(storage_mod.os, "lstat", lstat)
+    monkeypatch.setattr(
+        storage_mod.os, "scandir", lambda *a, **k: pytest.fail("scandir reads every entry")
+    )
+    listed = [o.key for o in store.list("h/", start_after="h/00497.gz")]
+    assert listed == ["h/00498.gz", "h/00499.gz"]
+    # the two after the cursor, and a name equal to it (it could be a folder)
+    assert len([p for p in looked if "/h/" in p]) == 3
+    monkeypatch.setattr(storage_mod.os, "stat", real_stat)
