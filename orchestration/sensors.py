@@ -48,9 +48,9 @@ WAITING = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED]
 # seconds) or waiting for its stream's pool, before any step has read the lake.
 LAUNCHED = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 # A launched run is joined only this long after its last status change: one stuck before
-# its first step (left STARTING with no process: only run monitoring, off in dagster.yaml,
-# would fail it) must not keep taking its hour's batches; past this, the next batch gets
-# a run of its own.
+# its first step (left STARTING with no process, until run monitoring fails it after
+# dagster.yaml's start_timeout_seconds) must not keep taking its hour's batches; past
+# this, the next batch gets a run of its own.
 JOIN_LAUNCHED_WITHIN_S = 120.0
 
 

@@ -97,3 +97,29 @@ def test_the_schema_check_runs_as_a_named_op() -> None:
     assert check_ops == ["column_schema_change"]
     checks = {k.to_user_string() for k in defs.get_repository_def().asset_checks_defs_by_key}
     assert "schema/robot_telemetry:column_schema_change" in checks
+
+
+def test_a_run_whose_process_never_comes_up_is_failed_by_run_monitoring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run left waiting to start (a launch cut off, the code server gone) must not hold a
+    run slot and its hour's batches for ever: the project's instance runs the monitoring
+    daemon, which fails it past dagster.yaml's start timeout (run_retries relaunches it)."""
+    import logging
+
+    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster._daemon.monitoring import run_monitoring
+    from dagster._daemon.monitoring.run_monitoring import monitor_starting_run
+
+    home = launch.prepare_home({"DAGSTER_HOME": str(tmp_path / "home")})
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert "MONITORING" in instance.get_required_daemon_types()
+        job = defs.resolve_job_def("daily_marts")
+        run = instance.create_run_for_job(job, status=DagsterRunStatus.NOT_STARTED)
+        created = instance.get_run_record_by_id(run.run_id)
+        began = created.create_timestamp.timestamp()
+        for waited, status in ((60, DagsterRunStatus.NOT_STARTED), (181, DagsterRunStatus.FAILURE)):
+            monkeypatch.setattr(run_monitoring, "get_current_timestamp", lambda w=waited: began + w)
+            record = instance.get_run_record_by_id(run.run_id)
+            monitor_starting_run(instance, record, logging.getLogger("test"))
+            assert instance.get_run_by_id(run.run_id).status == status
