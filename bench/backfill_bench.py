@@ -141,6 +141,8 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
     lake = LocalStorage(out)
     run_commit = RunCommit(None, SPEC, lake)
     range_hours = hours_between(first, first + timedelta(hours=hours))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
     start = time.perf_counter()
     with CleaningSession() as session:
         if per_hour:
@@ -153,10 +155,12 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
         run_commit.commit()
     wall = time.perf_counter() - start
     label = "hour by hour" if per_hour else "clean_hours"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before  # DuckDB's threads too
     print(
         f"core ({label}): {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s, "
-        f"peak RSS {peak:.0f} MB (load average {os.getloadavg()[0]:.1f})"
+        f"CPU {cpu:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB "
+        f"(load average {os.getloadavg()[0]:.1f})"
     )
 
 
