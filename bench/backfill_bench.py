@@ -78,11 +78,16 @@ def generate(root: Path, case: str) -> None:
     print(f"generated {records:,} records in {objects} objects over {hours} arrival hours")
 
 
-def ours(root: Path, case: str, code: Path, profile: Path | None = None) -> None:
+def ours(
+    root: Path, case: str, code: Path, profile: Path | None = None, limit: int | None = None
+) -> None:
     """One CLI range run from `code` (a checkout) in a fresh instance and lake; with
     `profile`, `dagster` itself runs under cProfile (stats written there; the launcher
-    replaces its process, so the instance folder is prepared here as it would)."""
-    first, hours, _, _ = CASES[case]
+    replaces its process, so the instance folder is prepared here as it would); `limit`:
+    the case's first hours only."""
+    first, hours, _, records = CASES[case]
+    if limit is not None:
+        records, hours = records * min(limit, hours) // hours, min(limit, hours)
     run = root / "run"
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir()
@@ -117,7 +122,6 @@ def ours(root: Path, case: str, code: Path, profile: Path | None = None) -> None
     subprocess.run(command, cwd=code, env=env, check=True, capture_output=True)
     wall = time.perf_counter() - start
     run_s, steps = _run_times(run / "home", code)
-    records = CASES[case][3]
     shown = ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
     print(f"ours: {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s (wall)")
     print(f"  run {run_s:.2f} s; steps: {shown}")
@@ -138,6 +142,8 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
     lake = LocalStorage(out)
     run_commit = RunCommit(None, SPEC, lake)
     range_hours = hours_between(first, first + timedelta(hours=hours))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
     start = time.perf_counter()
     with CleaningSession() as session:
         if per_hour:
@@ -150,10 +156,12 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
         run_commit.commit()
     wall = time.perf_counter() - start
     label = "hour by hour" if per_hour else "clean_hours"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before  # DuckDB's threads too
     print(
         f"core ({label}): {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s, "
-        f"peak RSS {peak:.0f} MB (load average {os.getloadavg()[0]:.1f})"
+        f"CPU {cpu:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB "
+        f"(load average {os.getloadavg()[0]:.1f})"
     )
 
 
@@ -260,14 +268,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout `ours` runs")
     parser.add_argument("--per-hour", action="store_true", help="core: clean_hour hour by hour")
-    parser.add_argument("--hours", type=int, help="core: the case's first hours only")
+    parser.add_argument("--hours", type=int, help="core, ours: the case's first hours only")
     parser.add_argument("--profile", type=Path, help="ours: cProfile stats of the run to this file")
     args = parser.parse_args()
     root = args.dir or Path(f"/tmp/backfillbench-{args.case}")
     if args.mode == "generate":
         generate(root, args.case)
     elif args.mode == "ours":
-        ours(root, args.case, args.code.resolve(), args.profile)
+        ours(root, args.case, args.code.resolve(), args.profile, args.hours)
     elif args.mode == "small":
         small_objects(args.dir or Path("/tmp/backfillbench-small"), 500, 26, args.runs)
     elif args.mode == "core":

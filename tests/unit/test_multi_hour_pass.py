@@ -192,3 +192,31 @@ def test_a_long_run_is_cleaned_in_groups_of_hours_bounded_by_stored_bytes(
         for g in groups
     )
     assert [list(g) for g in _hour_groups(todo, 1)] == [[h] for h in HOURS]
+
+
+def test_each_hour_counts_its_own_records_older_than_its_lateness(
+    landing: LocalStorage, tmp_path: Path
+) -> None:
+    """late_beyond_allowed of a range run is per hour (counted for all hours at once):
+    records cleaned but older than their own hour's dedup window (48 h)."""
+    texts = {
+        8: rec("a1", "2026-11-21T08:05:00Z"),
+        9: rec("b1", "2026-11-10T01:00:00Z") + rec("b2", "2026-11-21T09:05:00Z"),
+        10: rec("c1", "2026-11-19T09:00:00Z"),  # within 10:00's window (from 11-19)
+        11: rec("d1", "2026-11-01T00:00:00Z") + rec("d2", "2026-11-18T23:59:00Z"),
+    }
+    for hour, text in texts.items():
+        landing.write(
+            object_key(SPEC.name, FIRST.replace(hour=hour), object_id=f"o{hour}"),
+            gzip.compress(text.encode(), mtime=0),
+        )
+    todo = batches(landing)
+    run = clean_hours(SPEC, TABLE, landing, LocalStorage(tmp_path / "run"), todo, INGESTED)
+    hourly = LocalStorage(tmp_path / "hourly")
+    by_hour = {
+        h: clean_hour(SPEC, TABLE, landing, hourly, h, objs, ingested_at=INGESTED)
+        for h, objs in todo.items()
+    }
+    assert [r.late_beyond_allowed for r in run.values()] == [0, 1, 0, 2]
+    assert [r.late_beyond_allowed for r in by_hour.values()] == [0, 1, 0, 2]
+    assert [r.records_cleaned for r in run.values()] == [1, 2, 1, 2]
