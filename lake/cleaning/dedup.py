@@ -35,10 +35,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake import layout
-from lake.cleaning.key_files import KEYS_SCHEMA, KeyWindow, key_file_bytes
+from lake.cleaning.key_files import KEYS_SCHEMA, NAMES_ENCODED, KeyWindow, key_file_bytes
 from lake.cleaning.tables import FIRSTS, NEW_KEYS, ROW_SPAN, SEEN_KEYS
 from lake.cleaning.typed import Typed
 from lake.storage import Storage, compare_and_swap
+
+FETCH_ROWS = 1 << 20  # keys fetched from DuckDB (and their names encoded) at a time
 
 
 def window_dates(hour: datetime, lateness_hours: int) -> list[date]:
@@ -138,9 +140,9 @@ def save_hour_keys(
     } | set(stale_days)
     for day in sorted(days):
         key = layout.dedup_keys_file(stream, day, hour)
-        new = con.sql(
-            f"SELECT hi, lo, obj FROM ({new_keys_sql}) WHERE dt = ?", params=[day]
-        ).to_arrow_table()
+        new = _names_encoded(
+            con.sql(f"SELECT hi, lo, obj FROM ({new_keys_sql}) WHERE dt = ?", params=[day])
+        )
         if compare_and_swap(lake, key, lambda old, new=new: _merged(old, new, gone)) is not None:
             written.append(key)
     return written
@@ -149,13 +151,20 @@ def save_hour_keys(
 def _merged(old: bytes | None, new: pa.Table, gone: pa.Array) -> bytes | None:
     """The hour file's new content: the new keys and the old file's keys of objects not
     reprocessed (`gone`); None when nothing would change."""
-    parts = [new.select(KEYS_SCHEMA.names).cast(KEYS_SCHEMA)]
+    parts = [new]
     if old is not None:
         old_table = pq.read_table(pa.BufferReader(old)).select(KEYS_SCHEMA.names)
         kept = old_table.filter(pc.invert(pc.is_in(old_table["obj"], value_set=gone)))
         if new.num_rows == 0 and kept.num_rows == old_table.num_rows:
             return None
-        parts.append(kept.cast(KEYS_SCHEMA))
+        parts.append(kept.cast(NAMES_ENCODED))
     elif new.num_rows == 0:
         return None
-    return key_file_bytes(pa.concat_tables(parts))
+    return key_file_bytes(pa.concat_tables(parts), schema=KEYS_SCHEMA)
+
+
+def _names_encoded(keys: duckdb.DuckDBPyRelation) -> pa.Table:
+    """The keys (hi, lo, obj) with each batch's object names dictionary-encoded: an hour's
+    millions of keys name a few hundred objects."""
+    batches = keys.to_arrow_reader(FETCH_ROWS)
+    return pa.Table.from_batches((b.cast(NAMES_ENCODED) for b in batches), NAMES_ENCODED)

@@ -59,10 +59,13 @@ SRC = "src"  # the compacted file's column: the name of the hour file a row came
 ABSORBED = b"lake.dedup.absorbed"  # compacted file metadata: {hour file name: listing version}
 GROUP_STARTS = b"lake.dedup.group_starts"  # each row group's first hi, uint64 LE, base64
 ROW_GROUP_ROWS = 2048
+# rows decoded and written at a time: whole row groups, so they stay aligned with GROUP_STARTS
+WRITE_ROWS = ROW_GROUP_ROWS * 128
 CACHE_BYTES = 512 << 20
 COMPACT_AFTER_FILES = 4  # hour files not (or no longer) in the compacted file
 _STRINGS = pa.dictionary(pa.int32(), pa.string())
-_ENCODED = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", _STRINGS), (SRC, _STRINGS)])
+NAMES_ENCODED = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", _STRINGS)])
+_ENCODED = NAMES_ENCODED.append(pa.field(SRC, _STRINGS))
 
 
 @dataclass(frozen=True)
@@ -204,26 +207,50 @@ def _plain(table: pa.Table) -> pa.Table:
     return table.select(KEYS_SCHEMA.names).cast(KEYS_SCHEMA)
 
 
-def key_file_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> bytes:
+def key_file_bytes(
+    table: pa.Table,
+    metadata: dict[bytes, bytes] | None = None,
+    schema: pa.Schema | None = None,
+) -> bytes:
     """A key file's content: `table`'s rows sorted by (hi, lo), small row groups, the
-    first `hi` of each row group in the footer (GROUP_STARTS)."""
-    rows = table.sort_by([("hi", "ascending"), ("lo", "ascending")])
-    starts = rows["hi"].take(pa.array(range(0, rows.num_rows, ROW_GROUP_ROWS), pa.int64()))
-    starts = starts.combine_chunks().cast(pa.uint64())
+    first `hi` of each row group in the footer (GROUP_STARTS); its columns typed as
+    `schema` (default: the table's).
+
+    The rows are put in order by index and decoded and written WRITE_ROWS at a time, their
+    names dictionary-encoded meanwhile: a big hour's keys (7M in the 2 GB hour) hold each
+    object's name once, not once a row in the table, its sorted copy and the writer's."""
+    order = pc.sort_indices(table, sort_keys=[("hi", "ascending"), ("lo", "ascending")])
+    firsts = pc.take(order, pa.array(range(0, table.num_rows, ROW_GROUP_ROWS), pa.int64()))
+    starts = pc.take(table["hi"], firsts).combine_chunks().cast(pa.uint64())
     packed = starts.buffers()[1].to_pybytes()[: 8 * len(starts)] if len(starts) else b""
+    schema = (schema or table.schema).with_metadata(
+        {**(metadata or {}), GROUP_STARTS: base64.b64encode(packed)}
+    )
+    rows = _names_encoded(table.select(schema.names))
     out = io.BytesIO()
-    pq.write_table(
-        rows.replace_schema_metadata({**(metadata or {}), GROUP_STARTS: base64.b64encode(packed)}),
+    with pq.ParquetWriter(
         out,
+        schema,
         # zstd on the random halves too: a ranged read of a rewritten S3 object then
         # misses its page headers and fails (and is read again whole) instead of
         # finding another version's pages at the same offsets
         compression="zstd",
-        use_dictionary=[c for c in rows.column_names if c not in ("hi", "lo")],  # random
-        row_group_size=ROW_GROUP_ROWS,
+        use_dictionary=[c for c in schema.names if c not in ("hi", "lo")],  # random
         write_statistics=["hi"],
-    )
+    ) as writer:
+        for start in range(0, table.num_rows, WRITE_ROWS):
+            part = rows.take(order.slice(start, WRITE_ROWS)).cast(schema)
+            writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
     return out.getvalue()
+
+
+def _names_encoded(table: pa.Table) -> pa.Table:
+    """`table` with its string columns dictionary-encoded, one dictionary a column."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type):
+            encoded = pc.dictionary_encode(table.column(i))
+            table = table.set_column(i, field.with_type(encoded.type), encoded)
+    return table.unify_dictionaries()
 
 
 def absorbed_of(table: pa.Table) -> dict[str, str]:
