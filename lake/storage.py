@@ -96,6 +96,9 @@ def check_s3_read_key(key: str) -> str:
 
 class Storage(Protocol):
     uri: str
+    # writes worth running at once: an object store's round trips overlap, a local
+    # folder's writes only compete for the same disk and cores
+    writes_at_once: int
 
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]: ...
     def read(self, key: str) -> bytes: ...
@@ -111,6 +114,8 @@ class Storage(Protocol):
 
 class LocalStorage:
     """A folder on disk. Writes go to a hidden temp file first, then an atomic rename."""
+
+    writes_at_once = 1
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
@@ -262,6 +267,8 @@ class LocalStorage:
 
 class S3Storage:
     """A bucket and prefix, through boto3 (so AWS_ENDPOINT_URL and the credential chain apply)."""
+
+    writes_at_once = 8  # a PUT is a round trip: a pass of small objects is bound by them
 
     def __init__(
         self,

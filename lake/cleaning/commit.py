@@ -41,11 +41,6 @@ from lake.streams import StreamSpec
 
 SOURCE_KEY = {CLEANED: "_source_key", QUARANTINE: "source_key"}  # the replace key
 QUARANTINE_DAY = "arrival_hour"  # quarantine files are in the dt= of their arrival day
-# manifests written at once: each is its own object (a PUT and a DELETE or two on S3), so a
-# run of many small objects is bound by round trips, not by work; each write keeps its own
-# order (stale files, manifest, earlier manifests), so a crash still leaves each object
-# unprocessed or processed with nothing stale
-LEDGER_WRITERS = 8
 
 
 @dataclass
@@ -148,16 +143,19 @@ class RunCommit:
     def _write_ledger(self) -> None:
         """The manifests, then the hours' running totals (lake.hour_totals) from them."""
         writes, self.ledger_writes = self.ledger_writes, []
-        written = _run_all(writes)
+        written = _run_all(writes, self.lake.writes_at_once if self.lake is not None else 1)
         if self.lake is not None and written:
             record_manifests(self.lake, self.spec.name, written)
 
 
-def _run_all(writes: list[Callable[[], tuple[str, dict]]]) -> list[tuple[str, dict]]:
-    """Every write's result, in order; the writes run on LEDGER_WRITERS threads."""
-    if len(writes) < 2:
+def _run_all(writes: list[Callable[[], tuple[str, dict]]], at_once: int) -> list[tuple[str, dict]]:
+    """Every write's result, in order, `at_once` at a time: each manifest is its own object
+    (a PUT and a DELETE or two on S3), so a run of many small objects is bound by round
+    trips; each write keeps its own order (stale files, manifest, earlier manifests), so a
+    crash still leaves each object unprocessed or processed with nothing stale."""
+    if len(writes) < 2 or at_once < 2:
         return [write() for write in writes]
-    with ThreadPoolExecutor(LEDGER_WRITERS, thread_name_prefix="ledger") as pool:
+    with ThreadPoolExecutor(at_once, thread_name_prefix="ledger") as pool:
         return list(pool.map(lambda write: write(), writes))
 
 

@@ -28,9 +28,8 @@ _BATCH_ROWS = 1 << 17  # rows handed to the Parquet writers at a time
 # Below this many rows a file gets no dictionaries: too few repeats to pay for them, and
 # each costs time per column (a small object's file wrote ~25% faster without them).
 _DICTIONARY_ROWS = 1024
-# files stored at once while the Parquet writers encode the next ones: a file is a PUT on
-# S3, and a pass of many small objects would otherwise wait on one round trip per object
-UPLOADERS = 8
+# encoded files waiting to be stored, on the lake's `writes_at_once` threads, while the
+# Parquet writers encode the next ones (S3: a PUT per file; a local folder stores in line)
 _UPLOADS_HELD = 32  # encoded files waiting for an upload at most (their bytes in memory)
 
 
@@ -101,15 +100,20 @@ def write_cleaned(to: Destination, typed: Typed, deduped: Deduped) -> dict[int, 
 
 
 class _Uploads:
-    """Stores files on UPLOADERS threads, at most _UPLOADS_HELD waiting; leaving the
-    `with` waits for every one and raises the first failure."""
+    """Stores files on the lake's `writes_at_once` threads (in line when that is 1), at
+    most _UPLOADS_HELD waiting; leaving the `with` waits for every one and raises the
+    first failure."""
 
     def __init__(self, lake: Storage) -> None:
         self._lake, self._held = lake, threading.BoundedSemaphore(_UPLOADS_HELD)
-        self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="upload")
+        at_once = lake.writes_at_once
+        self._pool = ThreadPoolExecutor(at_once, "upload") if at_once > 1 else None
         self._futures: list[Future[None]] = []
 
     def __call__(self, key: str, data: bytes) -> None:
+        if self._pool is None:
+            self._lake.write(key, data)
+            return
         self._held.acquire()
         future = self._pool.submit(self._lake.write, key, data)
         future.add_done_callback(lambda _: self._held.release())
@@ -127,7 +131,8 @@ class _Uploads:
         try:
             self.wait()
         finally:
-            self._pool.shutdown()
+            if self._pool is not None:
+                self._pool.shutdown()
 
 
 def _with_lineage(to: Destination, rows: pa.Table, index: int) -> pa.Table:
