@@ -28,9 +28,9 @@ _BATCH_ROWS = 1 << 17  # rows handed to the Parquet writers at a time
 # Below this many rows a file gets no dictionaries: too few repeats to pay for them, and
 # each costs time per column (a small object's file wrote ~25% faster without them).
 _DICTIONARY_ROWS = 1024
-# encoded files waiting to be stored, on the lake's `writes_at_once` threads, while the
-# Parquet writers encode the next ones (S3: a PUT per file; a local folder stores in line)
-_UPLOADS_HELD = 32  # encoded files waiting for an upload at most (their bytes in memory)
+# encoded files (their bytes in memory) waiting at most to be stored on the lake's
+# `writes_at_once` threads while the Parquet writers encode the next ones
+_UPLOADS_HELD = 32
 
 
 @dataclass(frozen=True)
