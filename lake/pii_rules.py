@@ -259,6 +259,7 @@ def text_rule_stages(
     columns: list[tuple[str, str, PiiRules]],
     hmac_sql: Callable[[str], str],
     redacted: str,
+    packed: bool = False,
 ) -> list[str]:
     """Select lists of the query stages that mask text: each (source, target, rules) of
     quoted column names gets `target`, the source with every match of its text rules
@@ -268,22 +269,83 @@ def text_rule_stages(
     target with its own i-th rule (`SELECT <list> FROM <previous stage>`), so every rule
     reads the one before's result without repeating its SQL. A rule runs only where one
     of its literal hints occurs and its pattern matches: most values pay a few substring
-    tests. The sources stay as they were (the dedup key is taken from them)."""
+    tests. The sources stay as they were (the dedup key is taken from them).
+
+    `packed` rewrites the same values, packed as one list per set of columns sharing
+    their rules (`list_transform` applies each rule's SQL to every element): the query
+    is written, bound and its patterns compiled once per rule, not once per column and
+    rule, which is what a small batch pays for (CloudTrail's 30 text columns made a
+    600 kB query, about 4 s to plan for one record); a large one runs faster unpacked
+    (about 0.2 s more per rule and million values packed)."""
     columns = [(src, dst, rules) for src, dst, rules in columns if rules.masks_text]
     if not columns:
         return []
+    if packed:
+        return _packed_stages(columns, hmac_sql, redacted)
     stages = ["*, " + ", ".join(f"{src} AS {dst}" for src, dst, _ in columns)]
-    for i in range(max(len(rules.text_rules) for _, _, rules in columns)):
+    stages += _rule_stages([(dst, rules) for _, dst, rules in columns], hmac_sql, redacted)
+    return stages
+
+
+def _packed_stages(
+    columns: list[tuple[str, str, PiiRules]],
+    hmac_sql: Callable[[str], str],
+    redacted: str,
+) -> list[str]:
+    """text_rule_stages over lists `_texts_<g>` of the columns sharing their rules."""
+    groups: dict[tuple, list[tuple[str, str, PiiRules]]] = {}
+    for column in columns:
+        rules = column[2]
+        groups.setdefault((rules.text_rules, rules.non_string_key_value), []).append(column)
+    packs = [(f"_texts_{g}", members) for g, members in enumerate(groups.values())]
+    first = ", ".join(
+        f"[{', '.join(src for src, _, _ in members)}]::VARCHAR[] AS {pack}"
+        for pack, members in packs
+    )
+    stages = ["*, " + first]
+    stages += _rule_stages(
+        [(pack, members[0][2]) for pack, members in packs], hmac_sql, redacted, each="_t"
+    )
+    unpack = ", ".join(
+        f"{pack}[{j}] AS {dst}"
+        for pack, members in packs
+        for j, (_, dst, _) in enumerate(members, 1)
+    )
+    return stages + [f"* EXCLUDE ({', '.join(pack for pack, _ in packs)}), {unpack}"]
+
+
+def _rule_stages(
+    targets: list[tuple[str, PiiRules]],
+    hmac_sql: Callable[[str], str],
+    redacted: str,
+    each: str | None = None,
+) -> list[str]:
+    """Stage i rewrites each target with its i-th text rule, then a last stage redacts
+    whole texts holding a PII key with a non-string value; `each` names the lambda
+    parameter when the targets are lists (the rule applies to every element)."""
+
+    def step(target: str, sql: Callable[[str], str]) -> str:
+        if each is None:
+            return f"{sql(target)} AS {target}"
+        return f"list_transform({target}, lambda {each}: {sql(each)}) AS {target}"
+
+    stages = []
+    for i in range(max(len(rules.text_rules) for _, rules in targets)):
         steps = [
-            f"{_rule_step(dst, rules.text_rules[i], hmac_sql, redacted)} AS {dst}"
-            for _, dst, rules in columns
+            step(t, lambda v, rule=rules.text_rules[i]: _rule_step(v, rule, hmac_sql, redacted))
+            for t, rules in targets
             if i < len(rules.text_rules)
         ]
         stages.append("* REPLACE (" + ", ".join(steps) + ")")
     wholes = [
-        f"CASE WHEN contains({dst}, '\"') AND regexp_matches({dst}, {_lit(whole)}) "
-        f"THEN {_lit(redacted)} ELSE {dst} END AS {dst}"
-        for _, dst, rules in columns
+        step(
+            t,
+            lambda v, whole=whole: (
+                f"CASE WHEN contains({v}, '\"') AND "
+                f"regexp_matches({v}, {_lit(whole)}) THEN {_lit(redacted)} ELSE {v} END"
+            ),
+        )
+        for t, rules in targets
         if (whole := rules.non_string_key_value)
     ]
     if wholes:
