@@ -259,93 +259,69 @@ def text_rule_stages(
     columns: list[tuple[str, str, PiiRules]],
     hmac_sql: Callable[[str], str],
     redacted: str,
-    packed: bool = False,
 ) -> list[str]:
     """Select lists of the query stages that mask text: each (source, target, rules) of
     quoted column names gets `target`, the source with every match of its text rules
-    masked.
+    masked; the sources stay as they were (the dedup key is taken from them).
 
-    The first stage copies each source into its target; then stage i rewrites each
-    target with its own i-th rule (`SELECT <list> FROM <previous stage>`), so every rule
-    reads the one before's result without repeating its SQL. A rule runs only where one
-    of its literal hints occurs and its pattern matches: most values pay a few substring
-    tests. The sources stay as they were (the dedup key is taken from them).
-
-    `packed` rewrites the same values, packed as one list per set of columns sharing
-    their rules (`list_transform` applies each rule's SQL to every element): the query
-    is written, bound and its patterns compiled once per rule, not once per column and
-    rule, which is what a small batch pays for (CloudTrail's 30 text columns made a
-    600 kB query, about 4 s to plan for one record); a large one runs faster unpacked
-    (about 0.2 s more per rule and million values packed)."""
-    columns = [(src, dst, rules) for src, dst, rules in columns if rules.masks_text]
-    if not columns:
-        return []
-    if packed:
-        return _packed_stages(columns, hmac_sql, redacted)
-    stages = ["*, " + ", ".join(f"{src} AS {dst}" for src, dst, _ in columns)]
-    stages += _rule_stages([(dst, rules) for _, dst, rules in columns], hmac_sql, redacted)
-    return stages
-
-
-def _packed_stages(
-    columns: list[tuple[str, str, PiiRules]],
-    hmac_sql: Callable[[str], str],
-    redacted: str,
-) -> list[str]:
-    """text_rule_stages over lists `_texts_<g>` of the columns sharing their rules."""
+    Columns that share their rules travel packed in one list (`_texts_<g>`); stage i
+    rewrites every element of each list with the list's i-th rule (`list_transform`),
+    reading the stage before, and the last stage unpacks the lists into the targets. So
+    each rule's SQL is written, planned and its patterns compiled once per list, not
+    once per column: per column, CloudTrail's 30 text columns made a 600 kB query that
+    took about 4 s to plan for a one-record batch (bench/README.md "Masking packed").
+    A rule runs only where one of its literal hints occurs and its pattern matches: most
+    values pay a few substring tests."""
     groups: dict[tuple, list[tuple[str, str, PiiRules]]] = {}
     for column in columns:
         rules = column[2]
-        groups.setdefault((rules.text_rules, rules.non_string_key_value), []).append(column)
+        if rules.masks_text:
+            key = (rules.text_rules, rules.non_string_key_value)
+            groups.setdefault(key, []).append(column)
+    if not groups:
+        return []
     packs = [(f"_texts_{g}", members) for g, members in enumerate(groups.values())]
-    first = ", ".join(
-        f"[{', '.join(src for src, _, _ in members)}]::VARCHAR[] AS {pack}"
-        for pack, members in packs
-    )
-    stages = ["*, " + first]
-    stages += _rule_stages(
-        [(pack, members[0][2]) for pack, members in packs], hmac_sql, redacted, each="_t"
+    pack = ", ".join(
+        f"[{', '.join(src for src, _, _ in members)}]::VARCHAR[] AS {name}"
+        for name, members in packs
     )
     unpack = ", ".join(
-        f"{pack}[{j}] AS {dst}"
-        for pack, members in packs
+        f"{name}[{j}] AS {dst}"
+        for name, members in packs
         for j, (_, dst, _) in enumerate(members, 1)
     )
-    return stages + [f"* EXCLUDE ({', '.join(pack for pack, _ in packs)}), {unpack}"]
+    rules_stages = _rule_stages(
+        [(name, members[0][2]) for name, members in packs], hmac_sql, redacted
+    )
+    return [f"*, {pack}", *rules_stages, f"* EXCLUDE ({', '.join(n for n, _ in packs)}), {unpack}"]
 
 
 def _rule_stages(
-    targets: list[tuple[str, PiiRules]],
-    hmac_sql: Callable[[str], str],
-    redacted: str,
-    each: str | None = None,
+    packs: list[tuple[str, PiiRules]], hmac_sql: Callable[[str], str], redacted: str
 ) -> list[str]:
-    """Stage i rewrites each target with its i-th text rule, then a last stage redacts
-    whole texts holding a PII key with a non-string value; `each` names the lambda
-    parameter when the targets are lists (the rule applies to every element)."""
+    """Stage i rewrites the elements of each list with its i-th text rule; a last stage
+    redacts whole texts holding a PII key with a non-string value."""
 
-    def step(target: str, sql: Callable[[str], str]) -> str:
-        if each is None:
-            return f"{sql(target)} AS {target}"
-        return f"list_transform({target}, lambda {each}: {sql(each)}) AS {target}"
+    def each(pack: str, sql: Callable[[str], str]) -> str:
+        return f"list_transform({pack}, lambda _t: {sql('_t')}) AS {pack}"
 
     stages = []
-    for i in range(max(len(rules.text_rules) for _, rules in targets)):
+    for i in range(max(len(rules.text_rules) for _, rules in packs)):
         steps = [
-            step(t, lambda v, rule=rules.text_rules[i]: _rule_step(v, rule, hmac_sql, redacted))
-            for t, rules in targets
+            each(pack, lambda t, rule=rules.text_rules[i]: _rule_step(t, rule, hmac_sql, redacted))
+            for pack, rules in packs
             if i < len(rules.text_rules)
         ]
         stages.append("* REPLACE (" + ", ".join(steps) + ")")
     wholes = [
-        step(
-            t,
-            lambda v, whole=whole: (
-                f"CASE WHEN contains({v}, '\"') AND "
-                f"regexp_matches({v}, {_lit(whole)}) THEN {_lit(redacted)} ELSE {v} END"
+        each(
+            pack,
+            lambda t, whole=whole: (
+                f"CASE WHEN contains({t}, '\"') AND "
+                f"regexp_matches({t}, {_lit(whole)}) THEN {_lit(redacted)} ELSE {t} END"
             ),
         )
-        for t, rules in targets
+        for pack, rules in packs
         if (whole := rules.non_string_key_value)
     ]
     if wholes:

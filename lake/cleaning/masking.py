@@ -17,13 +17,10 @@ from lake.sql_text import quote_identifier, sql_string
 from lake.streams import StreamSpec
 
 
-def masking_stages(
-    columns: list[Column], spec: StreamSpec, source: str, packed: bool = False
-) -> tuple[str, str]:
+def masking_stages(columns: list[Column], spec: StreamSpec, source: str) -> tuple[str, str]:
     """CTEs `masked_<i>` rewriting the `v_<name>` values of the columns the text rules
     cover into `m_<name>`, over `source`; returns them (each ending with `,\\n`) and the
-    relation to read next (the last stage, or `source` when nothing is masked). `packed`:
-    see lake.pii_rules.text_rule_stages."""
+    relation to read next (the last stage, or `source` when nothing is masked)."""
     stages = text_rule_stages(
         [
             (quote_identifier("v_" + c.name), quote_identifier("m_" + c.name), rules)
@@ -32,7 +29,6 @@ def masking_stages(
         ],
         _hmac_sql,
         REDACTED,
-        packed,
     )
     ctes = "".join(
         f"masked_{i} AS (SELECT {stage} FROM {source if i == 0 else f'masked_{i - 1}'}),\n"

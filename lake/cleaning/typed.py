@@ -26,11 +26,6 @@ from lake.json_fields import Path
 from lake.sql_text import quote_identifier
 from lake.streams import StreamSpec
 
-# Below this many landed bytes in a pass, the text rules mask columns packed in lists
-# (lake.pii_rules.text_rule_stages): planning the unpacked query costs more than the
-# packing's per-value cost saves (bench/mask_packing_bench.py).
-PACK_BELOW_BYTES = 1 << 20
-
 
 @dataclass
 class Typed:
@@ -68,10 +63,9 @@ def type_records(
     source = staged.relation
     refused: dict[str, str] = {}
     added: list[str] | None = None
-    packed = sum(o.size for o in staged.objects) < PACK_BELOW_BYTES
     while True:  # each round adds or refuses every unknown field: two rounds at most
         columns = leaf_columns_of(schema, spec, assigned, json_paths)
-        sql = typing_sql(source, columns, spec, hour, packed)
+        sql = typing_sql(source, columns, spec, hour)
         table = con.sql(
             f"SELECT *, {_event_date(columns, spec, hour)} AS _dt FROM ({sql})"
         ).to_arrow_table()

@@ -29,7 +29,6 @@ def typing_sql(
     columns: list[Column],
     spec: StreamSpec,
     hour: Hours = None,
-    packed: bool = False,
 ) -> str:
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
@@ -39,9 +38,7 @@ def typing_sql(
     keys and fields the catalog lacks are looked for once per shape, see lake.cleaning.new_fields).
     Event times outside the stream's accepted range around the arrival `hour` count as
     missing a value (typed column NULL) and give the record its reason; `hour` may be a
-    list giving each object's (`_object` indexes it), for passes over several hours.
-    `packed`: the text rules mask lists of columns (lake.pii_rules.text_rule_stages), for
-    small batches."""
+    list giving each object's (`_object` indexes it), for passes over several hours."""
     plain = [c for c in columns if not c.json]
     texts = [c for c in columns if c.json]
     leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(plain, 1)]
@@ -55,7 +52,7 @@ def typing_sql(
     reasons = _reasons(columns, spec, bounds)
     extract = f"json_extract_string(raw, {_pointers(plain)})" if plain else "NULL"
     extract_json = f"json_extract(raw, {_pointers(texts)})::VARCHAR[]" if texts else "NULL"
-    masked, unmasked = masking_stages(columns, spec, "leaves", packed)
+    masked, unmasked = masking_stages(columns, spec, "leaves")
     return f"""
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
