@@ -26,8 +26,8 @@ $(CORE_STAMP): pyproject.toml scripts/core_requirements.py
 # tests/unit in an environment where Dagster is not installed, the rest with it
 define run_tests
 	$(CORE_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('dagster') and 'dagster must not be installed in $(CORE_VENV)')"
-	$(CORE_VENV)/bin/python -m pytest tests/unit $(1)
-	$(VENV)/bin/python -m pytest --ignore=tests/unit $(1)
+	$(CORE_VENV)/bin/python -m pytest tests/unit --durations=10 $(1)
+	$(VENV)/bin/python -m pytest --ignore=tests/unit --durations=25 $(1)
 endef
 
 ## make dev: install, seed demo data, start the simulator and the Dagster UI (sensors on)

@@ -91,17 +91,17 @@ def receive(
     queue_url: str,
     max_messages: int = DEFAULTS.max_objects_per_tick,
     wait_s: int = DEFAULTS.landing_sqs_wait_seconds,
-    budget_s: float = READ_BUDGET_S,
+    budget_s: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Received:
     """Read up to `max_messages` messages without deleting them, ten a receive. The first
     receive waits up to `wait_s` for a message; later ones long-poll for LATER_WAIT_S (a
     short poll, wait 0, asks only some of SQS's servers and can come back empty from a
-    queue that still holds messages). No receive starts after `budget_s`, and an empty
-    receive ends the read. One receive at a time: moto's SQS is not thread-safe (parallel
+    queue that still holds messages). No receive starts after `budget_s` (default
+    READ_BUDGET_S), and an empty receive ends the read. One receive at a time: moto's SQS is not thread-safe (parallel
     receives there left messages in flight that no response returned)."""
     got = Received()
-    deadline = clock() + budget_s
+    deadline = clock() + (READ_BUDGET_S if budget_s is None else budget_s)
     wait = wait_s
     while len(got.receipts) < max_messages and clock() < deadline:
         batch = sqs.receive_message(
