@@ -22,7 +22,7 @@ import pytest
 
 from lake.catalog_store import Catalog
 from lake.cleaning.columns import columns_from_table
-from lake.cleaning.hour import clean_hour
+from lake.cleaning.hour import clean_hours
 from lake.crawler import crawl_objects
 from lake.firehose import hour_prefix, object_key, parse_key
 from lake.mart_sinks import AlertNotices
@@ -64,16 +64,18 @@ class Pipeline:
 
     def run(self, written: list[ObjectWritten]) -> list[str]:
         """Process a batch of new objects; return the ids notified by this batch."""
-        new = defaultdict(set)
+        new = defaultdict(lambda: defaultdict(set))  # stream -> arrival hour -> keys
         for w in written:
-            new[(w.stream, parse_key(w.key).arrival_hour)].add(w.key)
+            new[w.stream][parse_key(w.key).arrival_hour].add(w.key)
         days: set[str] = set()
-        for (stream, hour), keys in sorted(new.items()):
+        for stream, hours in sorted(new.items()):  # each stream's hours in one run
             spec = self.streams[stream]
-            infos = list(self.landing.list(hour_prefix(stream, hour)))
-            crawl_objects(spec, self.catalog, self.landing, [i for i in infos if i.key in keys])
+            batches = {h: list(self.landing.list(hour_prefix(stream, h))) for h in sorted(hours)}
+            landed = [i for h, infos in batches.items() for i in infos if i.key in hours[h]]
+            crawl_objects(spec, self.catalog, self.landing, landed)
             table = self.catalog.get_table(stream)
-            days |= clean_hour(spec, table, self.landing, self.lake, hour, infos).event_dates
+            reports = clean_hours(spec, table, self.landing, self.lake, batches)
+            days |= {d for report in reports.values() for d in report.event_dates}
         columns = {
             name: [
                 (c.name, c.duck_type)
