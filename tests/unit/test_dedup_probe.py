@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
@@ -74,9 +75,12 @@ def random_keys(n: int, seed: int, obj: str = "o") -> pa.Table:
 
 def save(lake: Any, hour: datetime, keys: pa.Table, reprocessed: frozenset[str] = frozenset()):
     con = duckdb.connect()
-    con.register("k", keys.append_column("dt", pa.array([DAY] * keys.num_rows, pa.date32())))
+    names = pc.unique(keys["obj"])
+    o = pc.index_in(keys["obj"], value_set=names).cast(pa.int32())
+    days = pa.array([DAY] * keys.num_rows, pa.date32())
+    con.register("k", pa.table({"dt": days, "hi": keys["hi"], "lo": keys["lo"], "o": o}))
     sql = "SELECT * FROM k"
-    return save_hour_keys(con, lake, SPEC.name, hour, sql, set(reprocessed), stale_days=[DAY])
+    return save_hour_keys(con, lake, SPEC.name, hour, sql, names, set(reprocessed), [DAY])
 
 
 def test_key_files_are_sorted_by_key_in_small_row_groups() -> None:
