@@ -219,7 +219,9 @@ def _clean_group(
         run_names = pa.array(run.names, pa.string())
         for hour, new_keys in keys_by_hour.items():
             stale = _days_of([f for o in todo[hour] for f in earlier_files[o.key]])
-            save_hour_keys(con, lake, spec.name, hour, new_keys, run_names, reprocessed[hour], stale)
+            save_hour_keys(
+                con, lake, spec.name, hour, new_keys, run_names, reprocessed[hour], stale
+            )
     typed_as = TypedAs(
         int(table.get("VersionId", 0)) if table else 0,
         {
