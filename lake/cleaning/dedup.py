@@ -19,7 +19,8 @@ files merged into one compacted file once four of them are not in it, so a 100-k
 reads a footer and about a hundred row groups per date whatever the window holds, and a
 large pass (a backfill hour) reads each file whole once per process (cached by version).
 The hits (a few rows) then meet the pass's keys in DuckDB, with the keys the run kept in
-its earlier passes (NEW_KEYS). Measured in bench/README.md "Dedup probe (issue 15)" and
+its earlier passes (NEW_KEYS: each key with its object's run-wide index, not its name: 24
+bytes a key; the names come back as a dictionary when the hour files are written). Measured in bench/README.md "Dedup probe (issue 15)" and
 "Dedup off the backfill's hot path (issue 15)".
 """
 
@@ -51,8 +52,9 @@ def window_dates(hour: datetime, lateness_hours: int) -> list[date]:
 
 
 def create_new_keys(con: duckdb.DuckDBPyConnection) -> str:
-    """The empty NEW_KEYS (dt, hi, lo, obj) the run's passes add the keys they keep to."""
-    con.execute(f"CREATE TEMP TABLE {NEW_KEYS} (dt DATE, hi UBIGINT, lo UBIGINT, obj VARCHAR)")
+    """The empty NEW_KEYS (dt, hi, lo, o) the run's passes add the keys they keep to; `o`
+    is the key's object's index among the run's objects (CleaningRun.names)."""
+    con.execute(f"CREATE TEMP TABLE {NEW_KEYS} (dt DATE, hi UBIGINT, lo UBIGINT, o INTEGER)")
     return NEW_KEYS
 
 
@@ -104,14 +106,12 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, records: Typed, window: KeyW
     return Deduped(dropped.combine_chunks() if len(dropped) else None)
 
 
-def keep_keys(con: duckdb.DuckDBPyConnection, deduped: Deduped, objects: str) -> set[date]:
-    """Add the kept records' keys to NEW_KEYS (named by `objects`' output names; the passes
-    after this one check against them too); return their event dates."""
+def keep_keys(con: duckdb.DuckDBPyConnection, deduped: Deduped, first: int) -> set[date]:
+    """Add the kept records' keys to NEW_KEYS (the passes after this one check against
+    them too), the pass's object n as the run's object `first` + n; return their event
+    dates."""
     kept = deduped.relation
-    con.execute(
-        f"INSERT INTO {NEW_KEYS} "
-        f"SELECT dt, hi, lo, o._name AS obj FROM {kept} JOIN {objects} o USING (_object)"
-    )
+    con.execute(f"INSERT INTO {NEW_KEYS} SELECT dt, hi, lo, _object + ? AS o FROM {kept}", [first])
     return {d for (d,) in con.execute(f"SELECT DISTINCT dt FROM {kept}").fetchall()}
 
 
@@ -126,11 +126,12 @@ def save_hour_keys(
     stream: str,
     hour: datetime,
     new_keys_sql: str,
+    names: pa.Array,
     reprocessed: set[str],
     stale_days: Iterable[date] = (),
 ) -> list[str]:
-    """Merge the run's new keys (SQL giving dt, hi, lo, obj) into the hour's state files,
-    dropping the earlier keys of reprocessed objects; `stale_days` are event dates that
+    """Merge the run's new keys (SQL giving dt, hi, lo, o: the index of the key's object's
+    output name in `names`) into the hour's state files, dropping the earlier keys of reprocessed objects; `stale_days` are event dates that
     may hold such keys though this run wrote none for them. The dates are compacted at
     the run's end, not here (lake.cleaning.key_files.compact_due)."""
     written = []
@@ -140,8 +141,8 @@ def save_hour_keys(
     } | set(stale_days)
     for day in sorted(days):
         key = layout.dedup_keys_file(stream, day, hour)
-        new = _names_encoded(
-            con.sql(f"SELECT hi, lo, obj FROM ({new_keys_sql}) WHERE dt = ?", params=[day])
+        new = _named(
+            con.sql(f"SELECT hi, lo, o FROM ({new_keys_sql}) WHERE dt = ?", params=[day]), names
         )
         if compare_and_swap(lake, key, lambda old, new=new: _merged(old, new, gone)) is not None:
             written.append(key)
@@ -163,8 +164,17 @@ def _merged(old: bytes | None, new: pa.Table, gone: pa.Array) -> bytes | None:
     return key_file_bytes(pa.concat_tables(parts), schema=KEYS_SCHEMA)
 
 
-def _names_encoded(keys: duckdb.DuckDBPyRelation) -> pa.Table:
-    """The keys (hi, lo, obj) with each batch's object names dictionary-encoded: an hour's
-    millions of keys name a few hundred objects."""
+def _named(keys: duckdb.DuckDBPyRelation, names: pa.Array) -> pa.Table:
+    """The keys (hi, lo, o) as (hi, lo, obj), each batch's `obj` a dictionary of the names
+    it uses: an hour's millions of keys name a few hundred objects. The batches come
+    narrow from DuckDB, which streams a plain scan (a join to the names, or the names
+    themselves, made it hold the whole date's result first: ~500 MB in the 2 GB hour)."""
     batches = keys.to_arrow_reader(FETCH_ROWS)
-    return pa.Table.from_batches((b.cast(NAMES_ENCODED) for b in batches), NAMES_ENCODED)
+    return pa.Table.from_batches((_named_batch(b, names) for b in batches), NAMES_ENCODED)
+
+
+def _named_batch(batch: pa.RecordBatch, names: pa.Array) -> pa.RecordBatch:
+    used = pc.unique(batch["o"])
+    positions = pc.index_in(batch["o"], value_set=used).cast(pa.int32())
+    obj = pa.DictionaryArray.from_arrays(positions, names.take(used))
+    return pa.record_batch([batch["hi"], batch["lo"], obj], schema=NAMES_ENCODED)

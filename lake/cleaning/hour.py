@@ -211,14 +211,17 @@ def _clean_group(
             for o in chunk:
                 o.discard()
             pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
-        keys_by_hour = _keys_by_hour(con, run.new_keys, todo)
+        keys_by_hour = _keys_by_hour(con, run, todo)
         for hour, days in _key_days(con, run.new_keys, todo).items():
             reports[hour].late_beyond_allowed = sum(
                 n for day, n in days.items() if day < windows[hour][0]
             )
+        run_names = pa.array(run.names, pa.string())
         for hour, new_keys in keys_by_hour.items():
             stale = _days_of([f for o in todo[hour] for f in earlier_files[o.key]])
-            save_hour_keys(con, lake, spec.name, hour, new_keys, reprocessed[hour], stale)
+            save_hour_keys(
+                con, lake, spec.name, hour, new_keys, run_names, reprocessed[hour], stale
+            )
     typed_as = TypedAs(
         int(table.get("VersionId", 0)) if table else 0,
         {
@@ -257,35 +260,26 @@ def _clean_group(
 
 
 def _keys_by_hour(
-    con: duckdb.DuckDBPyConnection, new_keys: str, todo: dict[datetime, list[ObjectInfo]]
+    con: duckdb.DuckDBPyConnection, run: CleaningRun, todo: dict[datetime, list[ObjectInfo]]
 ) -> dict[datetime, str]:
-    """SQL giving each hour's kept keys (dt, hi, lo, obj): NEW_KEYS itself for one hour;
-    for several, RUN_KEYS: each key with its hour's and its object's index, narrow (the
-    names come back per hour from RUN_OBJECTS), so an hour's rows are found by an integer
-    compare and the run's keys are not held twice."""
-    if len(todo) == 1:
-        return {hour: f"SELECT * FROM {new_keys}" for hour in todo}
+    """SQL giving each hour's kept keys (dt, hi, lo, o: an index in run.names): NEW_KEYS
+    itself for one hour; for several, RUN_KEYS: each key with its hour's index, so an
+    hour's rows are found by an integer compare and the run's keys are not held twice."""
     hours = list(todo)
-    names = [output_name(h, o.key) for h in hours for o in todo[h]]
-    objects = {
-        "obj": names,
-        "o": range(len(names)),
-        "h": [n for n, h in enumerate(hours) for _ in todo[h]],
-    }
-    con.register("run_object_names", pa.table(objects))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {RUN_OBJECTS} AS FROM run_object_names")
-    con.unregister("run_object_names")
+    if len(hours) == 1:
+        return {hour: f"SELECT dt, hi, lo, o FROM {run.new_keys}" for hour in hours}
+    index = {h: n for n, h in enumerate(hours)}
+    objects = {"o": range(len(run.names)), "h": [index[h] for h in run.name_hours]}
+    con.register("run_object_hours", pa.table(objects))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RUN_OBJECTS} AS FROM run_object_hours")
+    con.unregister("run_object_hours")
     # ordered by hour: each hour's `h = n` then reads its own row groups (DuckDB's zone
     # maps), not all the run's keys, which made a month's 720 hours quadratic
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {RUN_KEYS} AS SELECT r.h, r.o, k.dt, k.hi, k.lo "
-        f"FROM {new_keys} k JOIN {RUN_OBJECTS} r USING (obj) ORDER BY r.h"
+        f"CREATE OR REPLACE TEMP TABLE {RUN_KEYS} AS SELECT r.h, k.o, k.dt, k.hi, k.lo "
+        f"FROM {run.new_keys} k JOIN {RUN_OBJECTS} r USING (o) ORDER BY r.h"
     )
-    return {
-        h: f"SELECT k.dt, k.hi, k.lo, r.obj FROM {RUN_KEYS} k JOIN {RUN_OBJECTS} r USING (o) "
-        f"WHERE k.h = {n}"
-        for n, h in enumerate(hours)
-    }
+    return {h: f"SELECT dt, hi, lo, o FROM {RUN_KEYS} WHERE h = {n}" for n, h in enumerate(hours)}
 
 
 def _key_days(

@@ -14,7 +14,8 @@ connection (lake.cleaning.tables) for the steps after it:
     typed.type_records    -> Typed (TYPED: typed records or reasons, as one Arrow table)
     dedup.drop_duplicates -> Deduped (FIRSTS: records kept; row ids dropped)
     writing.write_cleaned, writing.write_quarantine -> files (QUARANTINED: by reason code)
-    dedup.keep_keys       -> NEW_KEYS grows for the next pass and the hour
+    dedup.keep_keys       -> NEW_KEYS grows for the next pass and the hour (by the run's
+                             object index: CleaningRun.names holds the output names)
 
 The typed records come back once, as an Arrow table in (object, position) order: DuckDB
 queries it for dedup and counts, and each object's rows are a slice of it, so they are
@@ -66,6 +67,10 @@ class CleaningRun:
         self.ingested_at = ingested_at or datetime.now(UTC)
         self.per_object: dict[str, ObjectCounts] = {}
         self.new_keys = create_new_keys(con)
+        # the output name and arrival hour of each of the run's objects, in pass order: a
+        # key in NEW_KEYS names its object by its index here
+        self.names: list[str] = []
+        self.name_hours: list[datetime] = []
         self.window = KeyWindow(lake, spec.name, [])  # no earlier keys unless clean_hours sets one
 
     def clean_pass(
@@ -103,7 +108,9 @@ class CleaningRun:
         for index, file in quarantined.files.items():
             self.per_object[names[index]].files.append(file)
         self._count(staged, typed, deduped, names)
-        keep_keys(self.con, deduped, OBJECTS)
+        keep_keys(self.con, deduped, len(self.names))
+        self.names += names
+        self.name_hours += hours
         self.con.unregister(typed.relation)
         shutil.rmtree(work)  # fetched S3 objects and links made for this pass
 

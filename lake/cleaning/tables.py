@@ -16,9 +16,10 @@ OBJECTS = "objects"  # (_object, _source_key, _name, _arrival_hour): the pass's 
 # dedup (lake.cleaning.dedup)
 FIRSTS = "firsts"  # (hi, lo, _object, rid, dt, copies): the records kept
 SEEN_KEYS = "seen_keys"  # (hi, lo): the pass's keys found in the window's key files
-NEW_KEYS = "new_keys"  # (dt, hi, lo, obj): the keys this run kept, by its earlier passes too
-RUN_KEYS = "run_keys"  # (h, o, dt, hi, lo): NEW_KEYS of a run of several hours, by index
-RUN_OBJECTS = "run_objects"  # (obj, o, h): the output name of each index, its hour's index
+# (dt, hi, lo, o): the keys this run kept, by its earlier passes too; o: CleaningRun.names index
+NEW_KEYS = "new_keys"
+RUN_KEYS = "run_keys"  # (h, o, dt, hi, lo): NEW_KEYS of a run of several hours, by hour
+RUN_OBJECTS = "run_objects"  # (o, h): each of the run's objects' hour index
 # quarantine (lake.cleaning.writing)
 REJECTED = "rejected"  # what staging refused: (_object, _position, reason, raw)
 QUARANTINED = "quarantined"  # every quarantined record of the pass, with its reason code

@@ -103,11 +103,12 @@ def test_two_writers_of_one_hours_dedup_keys_keep_both_sets(
                 "dt": pa.array([HOUR.date()] * 50, pa.date32()),
                 "hi": pa.array(range(first, first + 50), pa.uint64()),
                 "lo": pa.array([7] * 50, pa.uint64()),
-                "obj": [obj] * 50,
+                "o": pa.array([0] * 50, pa.int32()),
             }
         )
         con.register("keys", keys)
-        save_hour_keys(con, lake, ROBOT.name, HOUR, "SELECT * FROM keys", set())
+        names = pa.array([obj])
+        save_hour_keys(con, lake, ROBOT.name, HOUR, "SELECT * FROM keys", names, set())
 
     import lake.cleaning.dedup as dedup_state
 

@@ -9,16 +9,19 @@ import gzip
 import json
 import random
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
 from lake import layout
+from lake.cleaning import hour as hour_module
 from lake.cleaning import key_files
 from lake.cleaning.commit import RunCommit
 from lake.cleaning.dedup import save_hour_keys
@@ -32,7 +35,10 @@ from lake.cleaning.key_files import (
     compact_due,
     key_file_bytes,
 )
+from lake.cleaning.tables import NEW_KEYS
 from lake.firehose import hour_prefix
+from lake.ledger import output_name
+from lake.settings import DEFAULTS
 from lake.storage import LocalStorage, open_storage
 from lake.streams import load_streams
 from tests.incremental_lake import TABLE
@@ -74,9 +80,12 @@ def random_keys(n: int, seed: int, obj: str = "o") -> pa.Table:
 
 def save(lake: Any, hour: datetime, keys: pa.Table, reprocessed: frozenset[str] = frozenset()):
     con = duckdb.connect()
-    con.register("k", keys.append_column("dt", pa.array([DAY] * keys.num_rows, pa.date32())))
+    names = pc.unique(keys["obj"])
+    o = pc.index_in(keys["obj"], value_set=names).cast(pa.int32())
+    days = pa.array([DAY] * keys.num_rows, pa.date32())
+    con.register("k", pa.table({"dt": days, "hi": keys["hi"], "lo": keys["lo"], "o": o}))
     sql = "SELECT * FROM k"
-    return save_hour_keys(con, lake, SPEC.name, hour, sql, set(reprocessed), stale_days=[DAY])
+    return save_hour_keys(con, lake, SPEC.name, hour, sql, names, set(reprocessed), [DAY])
 
 
 def test_key_files_are_sorted_by_key_in_small_row_groups() -> None:
@@ -330,3 +339,43 @@ def test_a_key_file_rewritten_between_two_ranged_reads_is_read_again_whole(
     hits = KeyWindow(ranged, SPEC.name, [DAY]).hits(probe)  # type: ignore[arg-type]
     assert sorted(hits["hi"].to_pylist()) == sorted(new.slice(20, 2)["hi"].to_pylist())
     assert ranged.ranges >= 2  # the footer was read by range before the rewrite
+
+
+def test_a_run_keeps_its_keys_by_object_index_and_each_hour_file_names_its_own_objects(
+    monkeypatch: pytest.MonkeyPatch, landing: LocalStorage, lake: LocalStorage
+) -> None:
+    """The run's kept keys are held with an integer object index, not a name per key
+    (memory: the 2 GB hour's 7M keys); the hour files still name every key's object,
+    across passes (a pass per object) and hours, and a key kept by an earlier pass still
+    drops its duplicate in a later one."""
+    hours = [hour_of(DAY, 8), hour_of(DAY, 9)]
+    names = ["a", "b'\"x", "c"]
+    for n, hour in enumerate(hours):
+        for m, name in enumerate(names):
+            ids = [f"{n}-{m}-{i}" for i in range(5 + m)] + ["dup"]  # "dup" kept once, in 08:00's a
+            land(landing, hour, ids, "2026-11-19T08:30:00Z", name=name)
+    held: list[list[tuple[str, str]]] = []
+    real = hour_module.save_hour_keys
+
+    def save_noting_new_keys(con: duckdb.DuckDBPyConnection, *args: Any) -> list[str]:
+        held.append(
+            con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {NEW_KEYS})").fetchall()
+        )
+        return real(con, *args)
+
+    monkeypatch.setattr(hour_module, "save_hour_keys", save_noting_new_keys)
+    todo = {h: list(landing.list(hour_prefix(SPEC.name, h))) for h in hours}
+    one_each = replace(DEFAULTS, clean_chunk_bytes=1)
+    reports = hour_module.clean_hours(SPEC, TABLE, landing, lake, todo, settings=one_each)
+    assert held and all(
+        cols == [("dt", "DATE"), ("hi", "UBIGINT"), ("lo", "UBIGINT"), ("o", "INTEGER")]
+        for cols in held
+    )
+    assert [r.duplicates_dropped for r in reports.values()] == [2, 3]
+    for hour, objects in todo.items():
+        keys = pq.read_table(lake.path(layout.dedup_keys_file(SPEC.name, DAY, hour)))
+        counts = Counter(keys["obj"].to_pylist())
+        expected = {output_name(hour, o.key): 5 + m for m, o in enumerate(objects)}
+        if hour == hours[0]:
+            expected[output_name(hour, objects[0].key)] += 1  # the one "dup" kept
+        assert counts == expected
