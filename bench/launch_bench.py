@@ -57,7 +57,7 @@ def profiled_worker(out: str, *args: object) -> None:
 
     from dagster._grpc.impl import start_run_in_subprocess
 
-    cProfile.runctx("start_run_in_subprocess(*args)", globals(), {"args": args, **locals()}, out)
+    cProfile.runctx("run(*args)", globals(), {"run": start_run_in_subprocess, "args": args}, out)
 
 
 # What a warm worker would hold before a run: Dagster, its SQLite storages and the heavy
@@ -111,7 +111,9 @@ def launch(stream: str, profile: Path | None, n: int, warm: bool = False) -> dic
     job_def = d.defs.resolve_job_def(job_name)
     partition = d.hourly.get_last_partition_key()
     run = instance.create_run_for_job(
-        job_def, tags={"dagster/partition": partition}, job_code_origin=recon_job.get_python_origin()
+        job_def,
+        tags={"dagster/partition": partition},
+        job_code_origin=recon_job.get_python_origin(),
     )
     origin = RemoteJobOrigin(
         RemoteRepositoryOrigin(
@@ -122,7 +124,11 @@ def launch(stream: str, profile: Path | None, n: int, warm: bool = False) -> dic
         ),
         job_name,
     )
-    args = serialize_value(ExecuteExternalJobArgs(job_origin=origin, run_id=run.run_id, instance_ref=instance.get_ref()))
+    args = serialize_value(
+        ExecuteExternalJobArgs(
+            job_origin=origin, run_id=run.run_id, instance_ref=instance.get_ref()
+        )
+    )
     ctx = warm_context() if warm else multiprocessing.get_context("spawn")
     queue, stop = ctx.Queue(), ctx.Event()
     if profile is None:
