@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from lake.framings.base import TOO_LARGE, Framing, RawRecord, UnreadableObject
+from lake.framings.base import TOO_LARGE, Framing, RawRecord, UnreadableObject, json_objects_reader
 from lake.framings.concatenated_json import split_concatenated
 from lake.framings.json_window import stream_concatenated
 from lake.framings.sampling import Batch, Cut, SampleText, after_bad, collect_elements, decode
@@ -34,6 +34,23 @@ class RecordsWrapped(Framing):
     def split_file(self, fh: BinaryIO, max_record_bytes: int) -> Iterator[RawRecord]:
         """The limit is the wrapping document's: it is parsed whole."""
         return self._unwrap(stream_concatenated(fh, max_record_bytes))
+
+    def duckdb_reader(self, max_object_size: int) -> str:
+        """The wrapping documents split by DuckDB's reader (the limit is theirs), each one's
+        list unnested in order; a JSON null element stays the record `null`. A document
+        without a list under the key raises, so the file goes the Python way, which refuses
+        it with its reason."""
+        pointer = "/" + self.records_key.replace("~", "~0").replace("/", "~1")
+        key = "'" + pointer.replace("'", "''") + "'"
+        docs = json_objects_reader("unstructured", max_object_size)
+        listed = (
+            f"CASE WHEN json_type(raw, {key}) = 'ARRAY' THEN json_extract(raw, {key})::JSON[] "
+            "ELSE error('a document has no list under the records key') END"
+        )
+        return (
+            "SELECT filename, coalesce(record::VARCHAR, 'null') AS raw "
+            f"FROM (SELECT filename, unnest({listed}) AS record FROM ({docs}))"
+        )
 
     def _unwrap(self, docs: Iterator[RawRecord]) -> Iterator[RawRecord]:
         position = 0
