@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from lake.framings.base import TOO_LARGE, Framing, RawRecord, UnreadableObject, json_objects_reader
+from lake.framings.base import TOO_LARGE, Framing, RawRecord, UnreadableObject
 from lake.framings.concatenated_json import split_concatenated
 from lake.framings.json_window import stream_concatenated
 from lake.framings.sampling import Batch, Cut, SampleText, after_bad, collect_elements, decode
 from lake.json_text import skip_ws
+from lake.sql_text import quote_identifier, sql_string
 
 if TYPE_CHECKING:
     from lake.streams import StreamSpec
@@ -36,20 +37,21 @@ class RecordsWrapped(Framing):
         return self._unwrap(stream_concatenated(fh, max_record_bytes))
 
     def duckdb_reader(self, max_object_size: int) -> str:
-        """The wrapping documents split by DuckDB's reader (the limit is theirs), each one's
-        list unnested in order; a JSON null element stays the record `null`. A document
-        without a list under the key raises, so the file goes the Python way, which refuses
-        it with its reason."""
-        pointer = "/" + self.records_key.replace("~", "~0").replace("/", "~1")
-        key = "'" + pointer.replace("'", "''") + "'"
-        docs = json_objects_reader("unstructured", max_object_size)
-        listed = (
-            f"CASE WHEN json_type(raw, {key}) = 'ARRAY' THEN json_extract(raw, {key})::JSON[] "
-            "ELSE error('a document has no list under the records key') END"
-        )
+        """The wrapping documents read by DuckDB's reader (the limit is theirs), only their
+        list under the key (typed JSON[]: each document parsed once, no copy of its text),
+        unnested in order; a JSON null element stays the record `null`. A document that is
+        not an object with a list under the key raises, so the file goes the Python way,
+        which refuses it with its reason."""
+        column = quote_identifier(self.records_key)
+        file = "_file" if self.records_key != "_file" else "_file_"  # not the key's column
         return (
-            "SELECT filename, coalesce(record::VARCHAR, 'null') AS raw "
-            f"FROM (SELECT filename, unnest({listed}) AS record FROM ({docs}))"
+            f"SELECT {file} AS filename, coalesce(record::VARCHAR, 'null') AS raw FROM ("
+            f"SELECT {file}, unnest(CASE WHEN {column} IS NULL THEN "
+            "error('a document has no list under the records key') "
+            f"ELSE {column} END) AS record "
+            f"FROM read_json(?, format='unstructured', records=true, "
+            f"columns={{{sql_string(self.records_key)}: 'JSON[]'}}, compression='none', "
+            f"maximum_object_size={int(max_object_size)}, filename='{file}'))"
         )
 
     def _unwrap(self, docs: Iterator[RawRecord]) -> Iterator[RawRecord]:

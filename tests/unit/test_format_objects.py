@@ -134,24 +134,26 @@ def test_the_registry_declares_what_streams_yaml_accepts() -> None:
     assert all(isinstance(f, Framing) for f in shipped.values())
 
 
+@pytest.mark.parametrize("key", ["R", "filename", "_file", "it's \\\"/~0 Records"])
 def test_json_records_are_staged_by_duckdb_and_a_bad_document_costs_only_its_object(
-    landing: LocalStorage, tmp_path: Path
+    key: str, landing: LocalStorage, tmp_path: Path
 ) -> None:
     """Good objects are unwrapped by DuckDB (positions running on across documents, a null
     or string element kept as its record); an object with a document that has no list
     under the key, or a broken one, goes the Python way and is refused whole with its
     reason: nothing else is held back."""
     spec = StreamSpec(
-        name="s", format="json_records", event_time_field="ts", dedup_key="id", records_key="R"
+        name="s", format="json_records", event_time_field="ts", dedup_key="id", records_key=key
     )
+    k = json.dumps(key)  # the key as JSON text (keys from settings are hostile)
     texts = {
-        "s/a.gz": '{"R":[{"id":"a0"},null]}\n{"R":[]}{"R":["x",{"id":"a3","n":"Zoë"}]}',
-        "s/b.gz": '{"R":[{"id":"b0"}]}{"Other":[{"id":"b1"}]}',
-        "s/c.gz": '{"R":[{"id":"c0"}]}{"R":[{"id":',
-        "s/d.gz": '{"R":[{"id":"d0"}]}',
+        "s/a.gz": f'{{{k}:[{{"id":"a0"}},null]}}\n{{{k}:[]}}{{{k}:["x",{{"id":"a3","n":"Zoë"}}]}}',
+        "s/b.gz": f'{{{k}:[{{"id":"b0"}}]}}{{"Other":[{{"id":"b1"}}]}}',
+        "s/c.gz": f'{{{k}:[{{"id":"c0"}}]}}{{{k}:[{{"id":',
+        "s/d.gz": f'{{"meta":1,{k}:[{{"id":"d0"}}]}}',
     }
-    for key, text in texts.items():
-        landing.write(key, gzip.compress(text.encode()))
+    for name, text in texts.items():
+        landing.write(name, gzip.compress(text.encode()))
     objects = list(landing.list("s/"))
     assert [o.key for o in objects] == list(texts)
     con = duckdb.connect()
@@ -169,5 +171,5 @@ def test_json_records_are_staged_by_duckdb_and_a_bad_document_costs_only_its_obj
     assert sorted(staged.python_split) == ["s/b.gz", "s/c.gz"]
     refused = {r.object_index: (r.position, r.reason) for r in staged.rejected}
     assert refused.keys() == {1, 2}
-    assert refused[1][0] == -1 and "no list under 'R'" in refused[1][1]
+    assert refused[1][0] == -1 and f"no list under {key!r}" in refused[1][1]
     assert refused[2][0] == -1 and refused[2][1].startswith("unreadable_object")
