@@ -12,7 +12,7 @@ import json
 
 from lake.cleaning.columns import TEXT_TYPES, Column
 from lake.pii import IPAD_VARIABLE, OPAD_VARIABLE, REDACTED
-from lake.pii_rules import PiiRules, text_rule_stages
+from lake.pii_rules import PiiRules, text_rule_stages, text_rule_steps
 from lake.sql_text import quote_identifier, sql_string
 from lake.streams import StreamSpec
 
@@ -35,6 +35,23 @@ def masking_stages(columns: list[Column], spec: StreamSpec, source: str) -> tupl
         for i, stage in enumerate(stages)
     )
     return ctes, f"masked_{len(stages) - 1}" if stages else source
+
+
+def masking_steps(c: Column, spec: StreamSpec, source: str) -> tuple[str, str]:
+    """As masking_stages for the one column `c`, with no list: CTEs `masked_<i>` over
+    `source` rewriting its `v_<name>` into `m_<name>` a text rule at a time."""
+    rules = text_rules(c, spec)
+    if rules is None:
+        return "", source
+    v, m = (quote_identifier(f"{p}_{c.name}") for p in ("v", "m"))
+    steps = text_rule_steps("_t", rules, _hmac_sql, REDACTED)
+    stages = [f"*, {v} AS _t", *(f"* REPLACE ({step} AS _t)" for step in steps)]
+    stages.append(f"* EXCLUDE (_t), _t AS {m}")
+    ctes = "".join(
+        f"masked_{i} AS (SELECT {stage} FROM {source if i == 0 else f'masked_{i - 1}'}),\n"
+        for i, stage in enumerate(stages)
+    )
+    return ctes, f"masked_{len(stages) - 1}"
 
 
 def masked_value(c: Column, spec: StreamSpec) -> str | None:
