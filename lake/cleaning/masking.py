@@ -18,12 +18,12 @@ from lake.streams import StreamSpec
 
 
 def masking_stages(columns: list[Column], spec: StreamSpec, source: str) -> tuple[str, str]:
-    """CTEs `masked_<i>` rewriting the `v_<name>` values of the columns the text rules
-    cover into `m_<name>`, over `source`; returns them (each ending with `,\\n`) and the
+    """CTEs `masked_<i>` rewriting the `v:<name>` values of the columns the text rules
+    cover into `m:<name>`, over `source`; returns them (each ending with `,\\n`) and the
     relation to read next (the last stage, or `source` when nothing is masked)."""
     stages = text_rule_stages(
         [
-            (quote_identifier("v_" + c.name), quote_identifier("m_" + c.name), rules)
+            (quote_identifier("v:" + c.name), quote_identifier("m:" + c.name), rules)
             for c in columns
             if (rules := text_rules(c, spec)) is not None
         ],
@@ -39,11 +39,11 @@ def masking_stages(columns: list[Column], spec: StreamSpec, source: str) -> tupl
 
 def masking_steps(c: Column, spec: StreamSpec, source: str) -> tuple[str, str]:
     """As masking_stages for the one column `c`, with no list: CTEs `masked_<i>` over
-    `source` rewriting its `v_<name>` into `m_<name>` a text rule at a time."""
+    `source` rewriting its `v:<name>` into `m:<name>` a text rule at a time."""
     rules = text_rules(c, spec)
     if rules is None:
         return "", source
-    v, m = (quote_identifier(f"{p}_{c.name}") for p in ("v", "m"))
+    v, m = (quote_identifier(f"{p}:{c.name}") for p in ("v", "m"))
     steps = text_rule_steps("_t", rules, _hmac_sql, REDACTED)
     stages = [f"*, {v} AS _t", *(f"* REPLACE ({step} AS _t)" for step in steps)]
     stages.append(f"* EXCLUDE (_t), _t AS {m}")
@@ -56,7 +56,7 @@ def masking_steps(c: Column, spec: StreamSpec, source: str) -> tuple[str, str]:
 
 def masked_value(c: Column, spec: StreamSpec) -> str | None:
     """SQL for a plain column's masked value, or None when the column is not masked."""
-    v = quote_identifier("v_" + c.name)
+    v = quote_identifier("v:" + c.name)
     if c.mask == "hash":
         return _hmac_sql(v)
     if c.mask == "redact":
@@ -66,7 +66,7 @@ def masked_value(c: Column, spec: StreamSpec) -> str | None:
             else "NULL"
         )
     if text_rules(c, spec) is not None:
-        return quote_identifier("m_" + c.name)  # the masking stages' result
+        return quote_identifier("m:" + c.name)  # the masking stages' result
     return None
 
 
@@ -84,14 +84,14 @@ def json_text(c: Column, spec: StreamSpec) -> str:
     """A JSON field's text, still valid JSON after masking: masked whole, it is the mask
     as a JSON string; else the masking stages' result (a PII key holding an object or a
     number redacted the whole text: kept a JSON string)."""
-    v = quote_identifier("v_" + c.name)
+    v = quote_identifier("v:" + c.name)
     if c.mask == "hash":
         return f"to_json({_hmac_sql(v)})::VARCHAR"
     if c.mask == "redact":
         return f"CASE WHEN {v} IS NOT NULL THEN {sql_string(json.dumps(REDACTED))} END"
     if text_rules(c, spec) is None:
         return v
-    m = quote_identifier("m_" + c.name)
+    m = quote_identifier("m:" + c.name)
     masked = f"CASE WHEN {m} = {sql_string(REDACTED)} THEN {sql_string(json.dumps(REDACTED))} ELSE {m} END"
     if not c.inner_keys:
         return masked

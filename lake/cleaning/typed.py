@@ -76,7 +76,7 @@ def type_records(
         table = con.sql(
             f"SELECT *, {_event_date(columns, spec, hour)} AS _dt FROM ({sql})"
         ).to_arrow_table()
-        table = _mask_by_text(con, table, columns, spec)
+        table = mask_by_text(con, table, columns, spec)
         con.register(TYPED, table)
         shapes = shape_keys(con, source)
         table = quarantine_shapes(con, table, shapes, refused, limits)
@@ -106,7 +106,7 @@ def _event_date(
     return per_object_sql(hour, lambda h: f"DATE '{h:%Y-%m-%d}'")
 
 
-def _mask_by_text(
+def mask_by_text(
     con: duckdb.DuckDBPyConnection, table: pa.Table, columns: list[Column], spec: StreamSpec
 ) -> pa.Table:
     """`table` with its masked columns (typing_sql left their text) masked once per distinct

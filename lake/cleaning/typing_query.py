@@ -48,18 +48,20 @@ def typing_sql(
     list giving each object's (`_object` indexes it), for passes over several hours.
     With `mask_later`, the columns masked_by_value come out as their text, to be masked
     once per distinct text (masking_sql)."""
+    # a leaf's text is `v:<name>` and its masked text `m:<name>`: no column name has a
+    # colon (lake.hive_types), so no column's own name can stand for another's text
     plain = [c for c in columns if not c.json]
     texts = [c for c in columns if c.json]
-    leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(plain, 1)]
+    leaves = [f"_l[{i}] AS {quote_identifier('v:' + c.name)}" for i, c in enumerate(plain, 1)]
     # a JSON field's value as JSON text (a string stays quoted); JSON null is no value
     leaves += [
-        f"CASE WHEN _j[{i}] <> 'null' THEN _j[{i}] END AS {quote_identifier('v_' + c.name)}"
+        f"CASE WHEN _j[{i}] <> 'null' THEN _j[{i}] END AS {quote_identifier('v:' + c.name)}"
         for i, c in enumerate(texts, 1)
     ]
     bounds = _bounds(spec, hour)
     later = [c for c in columns if mask_later and masked_by_value(c, spec)]
     typed = [
-        f"{quote_identifier('v_' + c.name) if c in later else _typed(c, spec, bounds)} "
+        f"{quote_identifier('v:' + c.name) if c in later else _typed(c, spec, bounds)} "
         f"AS {quote_identifier(c.name)}"
         for c in columns
     ]
@@ -110,14 +112,14 @@ def masking_sql(source: str, columns: list[Column], spec: StreamSpec) -> str:
     """SELECT over `source` (one VARCHAR column `v`, each text once) giving the text, then
     each of `columns` (masked_by_value, one masking_key) typed from it as typing_sql
     would: the text rules run once per text for all of them (the first column's steps,
-    its `v_` and `m_` named after each other column too)."""
+    its `v:` and `m:` named after each other column too)."""
     first = columns[0]
-    v0, m0 = (quote_identifier(f"{p}_{first.name}") for p in ("v", "m"))
+    v0, m0 = (quote_identifier(f"{p}:{first.name}") for p in ("v", "m"))
     masked, relation = masking_steps(first, spec, "leaves")
     with_m = text_rules(first, spec) is not None
     aliases = "".join(
-        f", {v0} AS {quote_identifier('v_' + c.name)}"
-        + (f", {m0} AS {quote_identifier('m_' + c.name)}" if with_m else "")
+        f", {v0} AS {quote_identifier('v:' + c.name)}"
+        + (f", {m0} AS {quote_identifier('m:' + c.name)}" if with_m else "")
         for c in columns[1:]
     )
     bounds = _bounds(spec, None)  # unused: no event time among the columns
@@ -185,7 +187,7 @@ _JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'object' WHEN '[' THEN 'a
 
 
 def _typed(c: Column, spec: StreamSpec, bounds: _Bounds) -> str:
-    v = quote_identifier("v_" + c.name)
+    v = quote_identifier("v:" + c.name)
     if c.path == (spec.event_time_field,):
         return _event_time(spec.event_time_format, bounds)
     if c.json:
@@ -228,7 +230,7 @@ def _event_any(columns: list[Column], spec: StreamSpec) -> str:
     time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
     if time_col is None:
         return "NULL"
-    v = quote_identifier("v_" + time_col.name)
+    v = quote_identifier("v:" + time_col.name)
     if spec.event_time_format == "epoch_seconds":
         return f"TRY_CAST({v} AS DOUBLE)"
     if spec.event_time_format == "epoch_millis":
@@ -262,7 +264,7 @@ def _dedup_value(columns: list[Column], spec: StreamSpec) -> str:
     (every record then has no key, and is quarantined for it)."""
     for c in columns:
         if c.path == (spec.dedup_key,):
-            return quote_identifier("v_" + c.name)
+            return quote_identifier("v:" + c.name)
     return "NULL::VARCHAR"
 
 
@@ -278,7 +280,7 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: _Bounds) -> str:
             f"WHEN true THEN {sql_string(f'missing event time field {spec.event_time_field!r}')}"
         )
     else:
-        v, typed = quote_identifier("v_" + time_col.name), quote_identifier(time_col.name)
+        v, typed = quote_identifier("v:" + time_col.name), quote_identifier(time_col.name)
         missing = f"missing event time field {spec.event_time_field!r}"
         cases.append(f"WHEN {v} IS NULL OR {v} = '' THEN {sql_string(missing)}")
         cases.append(
@@ -293,7 +295,7 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: _Bounds) -> str:
     for c in columns:
         if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type in TEXT_TYPES:
             continue
-        v = quote_identifier("v_" + c.name)
+        v = quote_identifier("v:" + c.name)
         cases.append(
             f"WHEN {v} IS NOT NULL AND {quote_identifier(c.name)} IS NULL THEN "
             f"{sql_string(f'column {c.name}: cannot cast ')} || {v} || {sql_string(f' to {c.type}')}"
