@@ -314,19 +314,33 @@ def _rule_stages(
         ]
         stages.append("* REPLACE (" + ", ".join(steps) + ")")
     wholes = [
-        each(
-            pack,
-            lambda t, whole=whole: (
-                f"CASE WHEN contains({t}, '\"') AND "
-                f"regexp_matches({t}, {_lit(whole)}) THEN {_lit(redacted)} ELSE {t} END"
-            ),
-        )
+        each(pack, lambda t, whole=whole: _whole_step(t, whole, redacted))
         for pack, rules in packs
         if (whole := rules.non_string_key_value)
     ]
     if wholes:
         stages.append("* REPLACE (" + ", ".join(wholes) + ")")
     return stages
+
+
+def text_rule_steps(
+    t: str, rules: PiiRules, hmac_sql: Callable[[str], str], redacted: str
+) -> list[str]:
+    """The stages of text_rule_stages for one text column `t`, unpacked: SQL of `t` after
+    each text rule in turn (each stage reads the one before as `t`), then the whole-text
+    redaction. For texts masked once each (lake.cleaning.typed), where lists cost more
+    than they save."""
+    steps = [_rule_step(t, rule, hmac_sql, redacted) for rule in rules.text_rules]
+    if whole := rules.non_string_key_value:
+        steps.append(_whole_step(t, whole, redacted))
+    return steps
+
+
+def _whole_step(t: str, whole: str, redacted: str) -> str:
+    return (
+        f"CASE WHEN contains({t}, '\"') AND "
+        f"regexp_matches({t}, {_lit(whole)}) THEN {_lit(redacted)} ELSE {t} END"
+    )
 
 
 def _rule_step(t: str, rule: ValueRule, hmac_sql: Callable[[str], str], redacted: str) -> str:

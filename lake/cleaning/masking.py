@@ -12,18 +12,18 @@ import json
 
 from lake.cleaning.columns import TEXT_TYPES, Column
 from lake.pii import IPAD_VARIABLE, OPAD_VARIABLE, REDACTED
-from lake.pii_rules import PiiRules, text_rule_stages
+from lake.pii_rules import PiiRules, text_rule_stages, text_rule_steps
 from lake.sql_text import quote_identifier, sql_string
 from lake.streams import StreamSpec
 
 
 def masking_stages(columns: list[Column], spec: StreamSpec, source: str) -> tuple[str, str]:
-    """CTEs `masked_<i>` rewriting the `v_<name>` values of the columns the text rules
-    cover into `m_<name>`, over `source`; returns them (each ending with `,\\n`) and the
+    """CTEs `masked_<i>` rewriting the `v:<name>` values of the columns the text rules
+    cover into `m:<name>`, over `source`; returns them (each ending with `,\\n`) and the
     relation to read next (the last stage, or `source` when nothing is masked)."""
     stages = text_rule_stages(
         [
-            (quote_identifier("v_" + c.name), quote_identifier("m_" + c.name), rules)
+            (quote_identifier("v:" + c.name), quote_identifier("m:" + c.name), rules)
             for c in columns
             if (rules := text_rules(c, spec)) is not None
         ],
@@ -37,9 +37,26 @@ def masking_stages(columns: list[Column], spec: StreamSpec, source: str) -> tupl
     return ctes, f"masked_{len(stages) - 1}" if stages else source
 
 
+def masking_steps(c: Column, spec: StreamSpec, source: str) -> tuple[str, str]:
+    """As masking_stages for the one column `c`, with no list: CTEs `masked_<i>` over
+    `source` rewriting its `v:<name>` into `m:<name>` a text rule at a time."""
+    rules = text_rules(c, spec)
+    if rules is None:
+        return "", source
+    v, m = (quote_identifier(f"{p}:{c.name}") for p in ("v", "m"))
+    steps = text_rule_steps("_t", rules, _hmac_sql, REDACTED)
+    stages = [f"*, {v} AS _t", *(f"* REPLACE ({step} AS _t)" for step in steps)]
+    stages.append(f"* EXCLUDE (_t), _t AS {m}")
+    ctes = "".join(
+        f"masked_{i} AS (SELECT {stage} FROM {source if i == 0 else f'masked_{i - 1}'}),\n"
+        for i, stage in enumerate(stages)
+    )
+    return ctes, f"masked_{len(stages) - 1}"
+
+
 def masked_value(c: Column, spec: StreamSpec) -> str | None:
     """SQL for a plain column's masked value, or None when the column is not masked."""
-    v = quote_identifier("v_" + c.name)
+    v = quote_identifier("v:" + c.name)
     if c.mask == "hash":
         return _hmac_sql(v)
     if c.mask == "redact":
@@ -49,7 +66,7 @@ def masked_value(c: Column, spec: StreamSpec) -> str | None:
             else "NULL"
         )
     if text_rules(c, spec) is not None:
-        return quote_identifier("m_" + c.name)  # the masking stages' result
+        return quote_identifier("m:" + c.name)  # the masking stages' result
     return None
 
 
@@ -67,14 +84,14 @@ def json_text(c: Column, spec: StreamSpec) -> str:
     """A JSON field's text, still valid JSON after masking: masked whole, it is the mask
     as a JSON string; else the masking stages' result (a PII key holding an object or a
     number redacted the whole text: kept a JSON string)."""
-    v = quote_identifier("v_" + c.name)
+    v = quote_identifier("v:" + c.name)
     if c.mask == "hash":
         return f"to_json({_hmac_sql(v)})::VARCHAR"
     if c.mask == "redact":
         return f"CASE WHEN {v} IS NOT NULL THEN {sql_string(json.dumps(REDACTED))} END"
     if text_rules(c, spec) is None:
         return v
-    m = quote_identifier("m_" + c.name)
+    m = quote_identifier("m:" + c.name)
     masked = f"CASE WHEN {m} = {sql_string(REDACTED)} THEN {sql_string(json.dumps(REDACTED))} ELSE {m} END"
     if not c.inner_keys:
         return masked

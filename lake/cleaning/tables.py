@@ -12,6 +12,7 @@ RAW = "raw_records"  # (_object, raw) read by DuckDB's JSON reader, in rowid ord
 PYTHON_RECORDS = "python_records"  # records the Python splitter wrote
 # typing (lake.cleaning.typed): typed columns, _reason, _shape, key halves, _dt
 TYPED = "typed"
+MASK_TEXTS = "mask_texts"  # (v): each text of a set of masked columns, once
 OBJECTS = "objects"  # (_object, _source_key, _name, _arrival_hour): the pass's objects
 # dedup (lake.cleaning.dedup)
 FIRSTS = "firsts"  # (hi, lo, _object, rid, dt, copies): the records kept

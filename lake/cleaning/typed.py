@@ -9,6 +9,7 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lake.cleaning.columns import Column, leaf_columns_of
 from lake.cleaning.new_fields import (
@@ -19,8 +20,14 @@ from lake.cleaning.new_fields import (
     unknown_structure,
 )
 from lake.cleaning.staging import Staged
-from lake.cleaning.tables import TYPED
-from lake.cleaning.typing_query import per_object_sql, typing_sql
+from lake.cleaning.tables import MASK_TEXTS, TYPED
+from lake.cleaning.typing_query import (
+    masked_by_value,
+    masking_key,
+    masking_sql,
+    per_object_sql,
+    typing_sql,
+)
 from lake.hive_types import Struct
 from lake.json_fields import Path
 from lake.sql_text import quote_identifier
@@ -65,10 +72,11 @@ def type_records(
     added: list[str] | None = None
     while True:  # each round adds or refuses every unknown field: two rounds at most
         columns = leaf_columns_of(schema, spec, assigned, json_paths)
-        sql = typing_sql(source, columns, spec, hour)
+        sql = typing_sql(source, columns, spec, hour, mask_later=True)
         table = con.sql(
             f"SELECT *, {_event_date(columns, spec, hour)} AS _dt FROM ({sql})"
         ).to_arrow_table()
+        table = mask_by_text(con, table, columns, spec)
         con.register(TYPED, table)
         shapes = shape_keys(con, source)
         table = quarantine_shapes(con, table, shapes, refused, limits)
@@ -96,3 +104,35 @@ def _event_date(
         if c.path == (spec.event_time_field,):
             return f"CAST({quote_identifier(c.name)} AS DATE)"
     return per_object_sql(hour, lambda h: f"DATE '{h:%Y-%m-%d}'")
+
+
+def mask_by_text(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, columns: list[Column], spec: StreamSpec
+) -> pa.Table:
+    """`table` with its masked columns (typing_sql left their text) masked once per distinct
+    text of each set of columns sharing their rules, not once per record and column:
+    CloudTrail's 30-odd text columns under a dozen rules repeat few values (regions,
+    agents, ARNs, request shapes), and masking every cell was most of its typing time."""
+    sets: dict[tuple | None, list[Column]] = {}
+    for c in columns:
+        if masked_by_value(c, spec):
+            sets.setdefault(masking_key(c, spec), []).append(c)
+    rows = table.num_rows
+    for members in sets.values():
+        cells = [k for c in members for k in table[c.name].cast(pa.string()).chunks]
+        # one dictionary over every cell of the set (NULL an entry too: masked like any text)
+        encoded = pc.dictionary_encode(pa.chunked_array(cells, pa.string()), null_encoding="encode")
+        # (no chunk: no rows, but the query still gives the masked columns' types)
+        texts = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
+        indices = pa.chunked_array([k.indices for k in encoded.chunks], pa.int32())
+        con.register(MASK_TEXTS, pa.table({"v": texts}))
+        try:
+            masks = con.sql(masking_sql(MASK_TEXTS, members, spec)).to_arrow_table()
+        finally:
+            con.unregister(MASK_TEXTS)
+        # by position: the texts, then each member (names from data may be anything)
+        order = pc.index_in(texts, value_set=masks.column(0).combine_chunks(), skip_nulls=False)
+        for i, c in enumerate(members):
+            column = masks.column(i + 1).take(order).take(indices.slice(i * rows, rows))
+            table = table.set_column(table.schema.get_field_index(c.name), c.name, column)
+    return table

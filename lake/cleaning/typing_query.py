@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lake.cleaning.columns import TEXT_TYPES, Column, json_pointer
-from lake.cleaning.masking import json_text, masked_value, masking_stages
+from lake.cleaning.masking import (
+    json_text,
+    masked_value,
+    masking_stages,
+    masking_steps,
+    text_rules,
+)
 from lake.cleaning.reasons import OUT_OF_RANGE
 from lake.sql_text import quote_identifier, sql_string
 from lake.streams import StreamSpec
@@ -29,6 +35,7 @@ def typing_sql(
     columns: list[Column],
     spec: StreamSpec,
     hour: Hours = None,
+    mask_later: bool = False,
 ) -> str:
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
@@ -38,21 +45,30 @@ def typing_sql(
     keys and fields the catalog lacks are looked for once per shape, see lake.cleaning.new_fields).
     Event times outside the stream's accepted range around the arrival `hour` count as
     missing a value (typed column NULL) and give the record its reason; `hour` may be a
-    list giving each object's (`_object` indexes it), for passes over several hours."""
+    list giving each object's (`_object` indexes it), for passes over several hours.
+    With `mask_later`, the columns masked_by_value come out as their text, to be masked
+    once per distinct text (masking_sql)."""
+    # a leaf's text is `v:<name>` and its masked text `m:<name>`: no column name has a
+    # colon (lake.hive_types), so no column's own name can stand for another's text
     plain = [c for c in columns if not c.json]
     texts = [c for c in columns if c.json]
-    leaves = [f"_l[{i}] AS {quote_identifier('v_' + c.name)}" for i, c in enumerate(plain, 1)]
+    leaves = [f"_l[{i}] AS {quote_identifier('v:' + c.name)}" for i, c in enumerate(plain, 1)]
     # a JSON field's value as JSON text (a string stays quoted); JSON null is no value
     leaves += [
-        f"CASE WHEN _j[{i}] <> 'null' THEN _j[{i}] END AS {quote_identifier('v_' + c.name)}"
+        f"CASE WHEN _j[{i}] <> 'null' THEN _j[{i}] END AS {quote_identifier('v:' + c.name)}"
         for i, c in enumerate(texts, 1)
     ]
     bounds = _bounds(spec, hour)
-    typed = [f"{_typed(c, spec, bounds)} AS {quote_identifier(c.name)}" for c in columns]
+    later = [c for c in columns if mask_later and masked_by_value(c, spec)]
+    typed = [
+        f"{quote_identifier('v:' + c.name) if c in later else _typed(c, spec, bounds)} "
+        f"AS {quote_identifier(c.name)}"
+        for c in columns
+    ]
     reasons = _reasons(columns, spec, bounds)
     extract = f"json_extract_string(raw, {_pointers(plain)})" if plain else "NULL"
     extract_json = f"json_extract(raw, {_pointers(texts)})::VARCHAR[]" if texts else "NULL"
-    masked, unmasked = masking_stages(columns, spec, "leaves")
+    masked, unmasked = masking_stages([c for c in columns if c not in later], spec, "leaves")
     return f"""
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
@@ -75,6 +91,43 @@ SELECT _object, _position, _shape,
        {reasons} AS _reason,
        {", ".join(quote_identifier(c.name) for c in columns)}
 FROM typed
+"""
+
+
+def masked_by_value(c: Column, spec: StreamSpec) -> bool:
+    """Whether the column's typed value is a mask of its text alone (hash, redact, the
+    stream's text rules): the same text always gives the same value."""
+    return c.path != (spec.event_time_field,) and (
+        c.mask is not None or text_rules(c, spec) is not None
+    )
+
+
+def masking_key(c: Column, spec: StreamSpec) -> tuple | None:
+    """Columns with the same key mask a text alike (the text rules they apply)."""
+    rules = text_rules(c, spec)
+    return None if rules is None else (rules.text_rules, rules.non_string_key_value)
+
+
+def masking_sql(source: str, columns: list[Column], spec: StreamSpec) -> str:
+    """SELECT over `source` (one VARCHAR column `v`, each text once) giving the text, then
+    each of `columns` (masked_by_value, one masking_key) typed from it as typing_sql
+    would: the text rules run once per text for all of them (the first column's steps,
+    its `v:` and `m:` named after each other column too)."""
+    first = columns[0]
+    v0, m0 = (quote_identifier(f"{p}:{first.name}") for p in ("v", "m"))
+    masked, relation = masking_steps(first, spec, "leaves")
+    with_m = text_rules(first, spec) is not None
+    aliases = "".join(
+        f", {v0} AS {quote_identifier('v:' + c.name)}"
+        + (f", {m0} AS {quote_identifier('m:' + c.name)}" if with_m else "")
+        for c in columns[1:]
+    )
+    bounds = _bounds(spec, None)  # unused: no event time among the columns
+    typed = ", ".join(f"{_typed(c, spec, bounds)} AS {quote_identifier(c.name)}" for c in columns)
+    return f"""
+WITH leaves AS (SELECT v AS {v0} FROM {source}),
+{masked}aliased AS (SELECT *{aliases} FROM {relation})
+SELECT {v0}, {typed} FROM aliased
 """
 
 
@@ -134,7 +187,7 @@ _JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'object' WHEN '[' THEN 'a
 
 
 def _typed(c: Column, spec: StreamSpec, bounds: _Bounds) -> str:
-    v = quote_identifier("v_" + c.name)
+    v = quote_identifier("v:" + c.name)
     if c.path == (spec.event_time_field,):
         return _event_time(spec.event_time_format, bounds)
     if c.json:
@@ -177,7 +230,7 @@ def _event_any(columns: list[Column], spec: StreamSpec) -> str:
     time_col = next((c for c in columns if c.path == (spec.event_time_field,)), None)
     if time_col is None:
         return "NULL"
-    v = quote_identifier("v_" + time_col.name)
+    v = quote_identifier("v:" + time_col.name)
     if spec.event_time_format == "epoch_seconds":
         return f"TRY_CAST({v} AS DOUBLE)"
     if spec.event_time_format == "epoch_millis":
@@ -211,7 +264,7 @@ def _dedup_value(columns: list[Column], spec: StreamSpec) -> str:
     (every record then has no key, and is quarantined for it)."""
     for c in columns:
         if c.path == (spec.dedup_key,):
-            return quote_identifier("v_" + c.name)
+            return quote_identifier("v:" + c.name)
     return "NULL::VARCHAR"
 
 
@@ -227,7 +280,7 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: _Bounds) -> str:
             f"WHEN true THEN {sql_string(f'missing event time field {spec.event_time_field!r}')}"
         )
     else:
-        v, typed = quote_identifier("v_" + time_col.name), quote_identifier(time_col.name)
+        v, typed = quote_identifier("v:" + time_col.name), quote_identifier(time_col.name)
         missing = f"missing event time field {spec.event_time_field!r}"
         cases.append(f"WHEN {v} IS NULL OR {v} = '' THEN {sql_string(missing)}")
         cases.append(
@@ -242,7 +295,7 @@ def _reasons(columns: list[Column], spec: StreamSpec, bounds: _Bounds) -> str:
     for c in columns:
         if c.mask is not None or c.path == (spec.event_time_field,) or c.duck_type in TEXT_TYPES:
             continue
-        v = quote_identifier("v_" + c.name)
+        v = quote_identifier("v:" + c.name)
         cases.append(
             f"WHEN {v} IS NOT NULL AND {quote_identifier(c.name)} IS NULL THEN "
             f"{sql_string(f'column {c.name}: cannot cast ')} || {v} || {sql_string(f' to {c.type}')}"

@@ -12,6 +12,7 @@ from lake.framings.concatenated_json import split_concatenated
 from lake.framings.json_window import stream_concatenated
 from lake.framings.sampling import Batch, Cut, SampleText, after_bad, collect_elements, decode
 from lake.json_text import skip_ws
+from lake.sql_text import quote_identifier, sql_string
 
 if TYPE_CHECKING:
     from lake.streams import StreamSpec
@@ -34,6 +35,24 @@ class RecordsWrapped(Framing):
     def split_file(self, fh: BinaryIO, max_record_bytes: int) -> Iterator[RawRecord]:
         """The limit is the wrapping document's: it is parsed whole."""
         return self._unwrap(stream_concatenated(fh, max_record_bytes))
+
+    def duckdb_reader(self, max_object_size: int) -> str:
+        """The wrapping documents read by DuckDB's reader (the limit is theirs), only their
+        list under the key (typed JSON[]: each document parsed once, no copy of its text),
+        unnested in order; a JSON null element stays the record `null`. A document that is
+        not an object with a list under the key raises, so the file goes the Python way,
+        which refuses it with its reason."""
+        column = quote_identifier(self.records_key)
+        file = "_file" if self.records_key != "_file" else "_file_"  # not the key's column
+        return (
+            f"SELECT {file} AS filename, coalesce(record::VARCHAR, 'null') AS raw FROM ("
+            f"SELECT {file}, unnest(CASE WHEN {column} IS NULL THEN "
+            "error('a document has no list under the records key') "
+            f"ELSE {column} END) AS record "
+            f"FROM read_json(?, format='unstructured', records=true, "
+            f"columns={{{sql_string(self.records_key)}: 'JSON[]'}}, compression='none', "
+            f"maximum_object_size={int(max_object_size)}, filename='{file}'))"
+        )
 
     def _unwrap(self, docs: Iterator[RawRecord]) -> Iterator[RawRecord]:
         position = 0

@@ -578,6 +578,24 @@ def test_cloudtrail_records_that_are_not_objects_are_quarantined(tmp_path: Path)
     assert rows[0]["raw_text"] == '"not a record"'
 
 
+def test_cloudtrail_record_with_a_key_twice_is_quarantined_whole(tmp_path: Path) -> None:
+    """As in the other formats: neither value is kept silently (Python's unwrapping kept
+    the last one and lost the first)."""
+    spec = load_streams()["cloudtrail"]
+    landing, lake = LocalStorage(tmp_path / "l"), LocalStorage(tmp_path / "k")
+    twice = '{"eventID":"c1","eventTime":"2026-11-21T08:01:02Z","eventName":"A","eventName":"B"}'
+    good = '{"eventID":"c2","eventTime":"2026-11-21T08:01:03Z","eventName":"C"}'
+    key = object_key(spec.name, HOUR.replace(minute=1), object_id="ct")
+    landing.write(key, gzip.compress(('{"Records":[' + twice + "," + good + "]}").encode()))
+    report = clean_hour(spec, None, landing, lake, HOUR, list(landing.list(f"{spec.name}/")))
+    assert (report.records_in, report.records_cleaned, report.records_quarantined) == (2, 1, 1)
+    [row] = [r for k in lake_keys(lake, "quarantine/") for r in read_rows(lake, k)]
+    assert (row["position"], row["reason"]) == (0, "duplicate key in record: eventName")
+    assert row["raw_text"] == twice
+    cleaned = [r for k in lake_keys(lake, "cleaned/") for r in read_rows(lake, k)]
+    assert [(r["eventid"], r["eventname"]) for r in cleaned] == [("c2", "C")]
+
+
 def test_duplicates_across_chunks_of_one_run_are_dropped(
     landing: LocalStorage, lake: LocalStorage
 ) -> None:

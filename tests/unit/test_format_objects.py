@@ -88,12 +88,7 @@ def test_the_classifier_detects_the_framing_and_samples_the_input_records(
 def test_duckdb_reads_the_input_records_with_the_framing_reader(name: str, tmp_path: Path) -> None:
     framing, text, expected, _ = CASES[name]
     reader = framing.duckdb_reader(LIMIT)
-    if isinstance(framing, RecordsWrapped):
-        # no DuckDB reader unwraps a list by key: its records reach DuckDB through the
-        # Python splitter (test_cleaning_stages_the_records_of_each_declared_format)
-        assert reader is None
-        return
-    assert reader is not None
+    assert reader is not None  # json_records too: DuckDB unnests each document's list
     path = tmp_path / "object"
     path.write_text(text)
     rows = duckdb.connect().execute(reader, [[str(path)]]).fetchall()
@@ -137,3 +132,44 @@ def test_the_registry_declares_what_streams_yaml_accepts() -> None:
     assert shipped["clickstream"] == NdJson()
     assert shipped["cloudtrail"] == RecordsWrapped("Records")
     assert all(isinstance(f, Framing) for f in shipped.values())
+
+
+@pytest.mark.parametrize("key", ["R", "filename", "_file", "it's \\\"/~0 Records"])
+def test_json_records_are_staged_by_duckdb_and_a_bad_document_costs_only_its_object(
+    key: str, landing: LocalStorage, tmp_path: Path
+) -> None:
+    """Good objects are unwrapped by DuckDB (positions running on across documents, a null
+    or string element kept as its record); an object with a document that has no list
+    under the key, or a broken one, goes the Python way and is refused whole with its
+    reason: nothing else is held back."""
+    spec = StreamSpec(
+        name="s", format="json_records", event_time_field="ts", dedup_key="id", records_key=key
+    )
+    k = json.dumps(key)  # the key as JSON text (keys from settings are hostile)
+    texts = {
+        "s/a.gz": f'{{{k}:[{{"id":"a0"}},null]}}\n{{{k}:[]}}{{{k}:["x",{{"id":"a3","n":"Zoë"}}]}}',
+        "s/b.gz": f'{{{k}:[{{"id":"b0"}}]}}{{"Other":[{{"id":"b1"}}]}}',
+        "s/c.gz": f'{{{k}:[{{"id":"c0"}}]}}{{{k}:[{{"id":',
+        "s/d.gz": f'{{"meta":1,{k}:[{{"id":"d0"}}]}}',
+    }
+    for name, text in texts.items():
+        landing.write(name, gzip.compress(text.encode()))
+    objects = list(landing.list("s/"))
+    assert [o.key for o in objects] == list(texts)
+    con = duckdb.connect()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    staged = stage_objects(con, spec, landing, objects, scratch)
+    rows = con.execute(f"SELECT _object, _position, raw FROM {staged.relation} ORDER BY 1, 2")
+    assert [(o, p, json.loads(raw)) for o, p, raw in rows.fetchall()] == [
+        (0, 0, {"id": "a0"}),
+        (0, 1, None),
+        (0, 2, "x"),
+        (0, 3, {"id": "a3", "n": "Zoë"}),
+        (3, 0, {"id": "d0"}),
+    ]
+    assert sorted(staged.python_split) == ["s/b.gz", "s/c.gz"]
+    refused = {r.object_index: (r.position, r.reason) for r in staged.rejected}
+    assert refused.keys() == {1, 2}
+    assert refused[1][0] == -1 and f"no list under {key!r}" in refused[1][1]
+    assert refused[2][0] == -1 and refused[2][1].startswith("unreadable_object")
