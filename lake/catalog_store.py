@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from lake import layout
-from lake.column_names import LINEAGE_NAMES, PARAMETER, from_parameter, legacy_assignment
+from lake.column_names import PARAMETER, RESERVED_NAMES, from_parameter, legacy_assignment
 from lake.hive_types import (
     NULL,
     HiveType,
@@ -131,7 +131,7 @@ def column_assignment(table: dict[str, Any] | None) -> dict[tuple[str, ...], str
     if text:
         return from_parameter(text)
     leaves = [(flat, path) for flat, path, _ in leaf_columns(stored_schema(table))]
-    return legacy_assignment(leaves, LINEAGE_NAMES)
+    return legacy_assignment(leaves, RESERVED_NAMES)
 
 
 def _dumps(doc: Any) -> bytes:

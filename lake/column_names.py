@@ -88,3 +88,10 @@ def _by_name(item: tuple[Path, str]) -> str:
 
 # The lineage columns every cleaned file ends with: no record key may take their names.
 LINEAGE_NAMES = frozenset({"_source_key", "_position", "_arrival_hour", "_ingested_at"})
+# Nor the names the cleaning query gives its own columns beside the record's
+# (lake.cleaning.typing_query, typed, masking): a key `_key_hash` failed the whole pass.
+WORKING_NAMES = frozenset(
+    {"_object", "_jt", "_l", "_j", "_shape", "_none", "_none2", "_event_any", "_key_hash"}
+    | {"_key_hi", "_key_lo", "_reason", "_dt", "_t"}
+)
+RESERVED_NAMES = LINEAGE_NAMES | WORKING_NAMES

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lake.catalog_store import Catalog
-from lake.column_names import LINEAGE_NAMES, PARAMETER, assign_columns, to_parameter
+from lake.column_names import PARAMETER, RESERVED_NAMES, assign_columns, to_parameter
 from lake.crawl_sample import HourSchema, Partition
 from lake.hive_types import (
     NULL,
@@ -33,7 +33,7 @@ def with_promoted(
     """The cleaned column names plus one for each promoted sub-field of a declared JSON
     field (docs/schema-rules.md, 3a), so they never move either."""
     leaves = [(flat, path) for flat, path, _ in spec.json.promoted()]
-    return assign_columns(leaves, assigned, spec.limits.max_name_bytes, LINEAGE_NAMES)
+    return assign_columns(leaves, assigned, spec.limits.max_name_bytes, RESERVED_NAMES)
 
 
 def table_classification(stored: dict[str, Any] | None, seen: HourSchema) -> str:
@@ -58,7 +58,7 @@ def build_table(
     names given so far (they never move; new leaves get theirs here)."""
     columns, name_map = catalog_names(schema)
     leaves = [(flat, path) for flat, path, _ in leaf_columns(schema)]
-    names = assign_columns(leaves, assigned or {}, spec.limits.max_name_bytes, LINEAGE_NAMES)
+    names = assign_columns(leaves, assigned or {}, spec.limits.max_name_bytes, RESERVED_NAMES)
     fmt = table_format(spec, classification, schema, name_map, columns, seen.csv_delimiter)
     partition_names = next(iter(seen.partitions.values())).names if seen.partitions else []
     return {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lake.catalog_store import column_assignment, stored_schema
-from lake.column_names import LINEAGE_NAMES, assign_columns
+from lake.column_names import LINEAGE_NAMES, RESERVED_NAMES, assign_columns
 from lake.hive_types import Struct, leaf_columns
 from lake.json_fields import Path, collapse_schema, paths_from_parameter
 from lake.streams import StreamSpec
@@ -86,7 +86,7 @@ def leaf_columns_of(
         [(flat, path) for flat, path, _, _ in leaves],
         assigned or {},
         spec.limits.max_name_bytes,
-        LINEAGE_NAMES,
+        RESERVED_NAMES,
     )
     columns: list[Column] = []
     for _, path, leaf, is_json in leaves:

@@ -686,3 +686,38 @@ def test_objects_handed_over_in_pieces_are_sorted_and_rewritten(
     for key, ids in written.items():
         today = read_rows(lake, f"cleaned/{SPEC.name}/dt=2026-11-21/{out_name(key)}")
         assert [r["event_id"] for r in today] == [i for i in ids if i != ids[25]]
+
+
+INNER_NAMES = ["_jt", "_l", "_j", "_shape", "_reason", "_dt", "_key_hi", "_key_lo", "_key_hash"]
+
+
+def test_fields_named_like_the_typing_querys_own_columns_keep_their_values(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    """Top-level keys spelled like the columns the typing query works with (`_jt`,
+    `_reason`, `_shape`...) are fields like any other: cleaned with their own values (a
+    key `_jt` came out as 'object', `_reason` gave the typed table a second column)."""
+    fields = {name: f"value of {name}" for name in INNER_NAMES + ["_object", "_t", "rid"]}
+    put(landing, 1, "n1", dumps(rec("k1", **fields)))
+    report = run(landing, lake)
+    assert (report.records_cleaned, report.records_quarantined) == (1, 0)
+    [row] = [r for k in lake_keys(lake, "cleaned/") for r in read_rows(lake, k)]
+    assert set(fields.values()) <= set(row.values())
+    assert row["event_id"] == "k1"
+
+
+def test_a_crawled_table_names_those_fields_apart_from_the_querys_columns(
+    landing: LocalStorage, lake: LocalStorage
+) -> None:
+    from lake.catalog_store import Catalog
+    from lake.crawler import crawl_objects
+
+    fields = {name: f"value of {name}" for name in INNER_NAMES}
+    put(landing, 1, "n1", dumps(rec("k1", **fields)))
+    objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+    catalog = Catalog(lake, "unit")
+    crawl_objects(SPEC, catalog, landing, objects)
+    report = clean_hour(SPEC, catalog.get_table(SPEC.name), landing, lake, HOUR, objects)
+    assert (report.records_cleaned, report.records_quarantined) == (1, 0)
+    [row] = [r for k in lake_keys(lake, "cleaned/") for r in read_rows(lake, k)]
+    assert set(fields.values()) <= set(row.values())
