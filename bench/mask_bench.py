@@ -44,7 +44,7 @@ def main() -> None:
     con = duckdb.connect()
     install_key(con, PIIKey(b"bench-key", "env"))
     rules = load_streams()["cloudtrail"].pii
-    stages = text_rule_stages([("v", "m", rules)], _hmac_sql, REDACTED)
+    stages = text_rule_stages("v", "m", rules, _hmac_sql, REDACTED)
     texts = {
         "plain": "'ec2.amazonaws.com DescribeInstances ' || i",
         "arn": "'arn:aws:iam::111122223333:user/User' || i",

@@ -256,84 +256,28 @@ def _check_pattern(pattern: str, where: str) -> None:
 
 
 def text_rule_stages(
-    columns: list[tuple[str, str, PiiRules]],
-    hmac_sql: Callable[[str], str],
-    redacted: str,
+    source: str, target: str, rules: PiiRules, hmac_sql: Callable[[str], str], redacted: str
 ) -> list[str]:
-    """Select lists of the query stages that mask text: each (source, target, rules) of
-    quoted column names gets `target`, the source with every match of its text rules
-    masked; the sources stay as they were (the dedup key is taken from them).
+    """Select lists of the query stages that mask one text column: `source` (a quoted
+    column name) copied to `_t`, each stage rewriting `_t` with the next text rule, then
+    the whole-text redaction, and `_t` named `target` (`SELECT <list> FROM <stage
+    before>`: every rule reads the one before's result without repeating its SQL). A rule
+    runs only where one of its literal hints occurs and its pattern matches: most values
+    pay a few substring tests. The source stays as it was.
 
-    Columns that share their rules travel packed in one list (`_texts_<g>`); stage i
-    rewrites every element of each list with the list's i-th rule (`list_transform`),
-    reading the stage before, and the last stage unpacks the lists into the targets. So
-    each rule's SQL is written, planned and its patterns compiled once per list, not
-    once per column: per column, CloudTrail's 30 text columns made a 600 kB query that
-    took about 4 s to plan for a one-record batch (bench/README.md "Masking packed").
-    A rule runs only where one of its literal hints occurs and its pattern matches: most
-    values pay a few substring tests."""
-    groups: dict[tuple, list[tuple[str, str, PiiRules]]] = {}
-    for column in columns:
-        rules = column[2]
-        if rules.masks_text:
-            key = (rules.text_rules, rules.non_string_key_value)
-            groups.setdefault(key, []).append(column)
-    if not groups:
-        return []
-    packs = [(f"_texts_{g}", members) for g, members in enumerate(groups.values())]
-    pack = ", ".join(
-        f"[{', '.join(src for src, _, _ in members)}]::VARCHAR[] AS {name}"
-        for name, members in packs
-    )
-    unpack = ", ".join(
-        f"{name}[{j}] AS {dst}"
-        for name, members in packs
-        for j, (_, dst, _) in enumerate(members, 1)
-    )
-    rules_stages = _rule_stages(
-        [(name, members[0][2]) for name, members in packs], hmac_sql, redacted
-    )
-    return [f"*, {pack}", *rules_stages, f"* EXCLUDE ({', '.join(n for n, _ in packs)}), {unpack}"]
-
-
-def _rule_stages(
-    packs: list[tuple[str, PiiRules]], hmac_sql: Callable[[str], str], redacted: str
-) -> list[str]:
-    """Stage i rewrites the elements of each list with its i-th text rule; a last stage
-    redacts whole texts holding a PII key with a non-string value."""
-
-    def each(pack: str, sql: Callable[[str], str]) -> str:
-        return f"list_transform({pack}, lambda _t: {sql('_t')}) AS {pack}"
-
-    stages = []
-    for i in range(max(len(rules.text_rules) for _, rules in packs)):
-        steps = [
-            each(pack, lambda t, rule=rules.text_rules[i]: _rule_step(t, rule, hmac_sql, redacted))
-            for pack, rules in packs
-            if i < len(rules.text_rules)
-        ]
-        stages.append("* REPLACE (" + ", ".join(steps) + ")")
-    wholes = [
-        each(pack, lambda t, whole=whole: _whole_step(t, whole, redacted))
-        for pack, rules in packs
-        if (whole := rules.non_string_key_value)
-    ]
-    if wholes:
-        stages.append("* REPLACE (" + ", ".join(wholes) + ")")
-    return stages
-
-
-def text_rule_steps(
-    t: str, rules: PiiRules, hmac_sql: Callable[[str], str], redacted: str
-) -> list[str]:
-    """The stages of text_rule_stages for one text column `t`, unpacked: SQL of `t` after
-    each text rule in turn (each stage reads the one before as `t`), then the whole-text
-    redaction. For texts masked once each (lake.cleaning.typed), where lists cost more
-    than they save."""
+    Cleaning runs them once per distinct text of the columns sharing the rules
+    (lake.cleaning.typed.mask_by_text): per column and record, CloudTrail's 30 text
+    columns made a 600 kB query that took seconds to plan for one record and most of its
+    typing time at volume (bench/README.md "Masking packed", "ctthru")."""
+    t = "_t"
     steps = [_rule_step(t, rule, hmac_sql, redacted) for rule in rules.text_rules]
     if whole := rules.non_string_key_value:
         steps.append(_whole_step(t, whole, redacted))
-    return steps
+    return [
+        f"*, {source} AS {t}",
+        *(f"* REPLACE ({step} AS {t})" for step in steps),
+        f"* EXCLUDE ({t}), {t} AS {target}",
+    ]
 
 
 def _whole_step(t: str, whole: str, redacted: str) -> str:

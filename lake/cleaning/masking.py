@@ -12,41 +12,20 @@ import json
 
 from lake.cleaning.columns import TEXT_TYPES, Column
 from lake.pii import IPAD_VARIABLE, OPAD_VARIABLE, REDACTED
-from lake.pii_rules import PiiRules, text_rule_stages, text_rule_steps
+from lake.pii_rules import PiiRules, text_rule_stages
 from lake.sql_text import quote_identifier, sql_string
 from lake.streams import StreamSpec
 
 
-def masking_stages(columns: list[Column], spec: StreamSpec, source: str) -> tuple[str, str]:
-    """CTEs `masked_<i>` rewriting the `v:<name>` values of the columns the text rules
-    cover into `m:<name>`, over `source`; returns them (each ending with `,\\n`) and the
-    relation to read next (the last stage, or `source` when nothing is masked)."""
-    stages = text_rule_stages(
-        [
-            (quote_identifier("v:" + c.name), quote_identifier("m:" + c.name), rules)
-            for c in columns
-            if (rules := text_rules(c, spec)) is not None
-        ],
-        _hmac_sql,
-        REDACTED,
-    )
-    ctes = "".join(
-        f"masked_{i} AS (SELECT {stage} FROM {source if i == 0 else f'masked_{i - 1}'}),\n"
-        for i, stage in enumerate(stages)
-    )
-    return ctes, f"masked_{len(stages) - 1}" if stages else source
-
-
 def masking_steps(c: Column, spec: StreamSpec, source: str) -> tuple[str, str]:
-    """As masking_stages for the one column `c`, with no list: CTEs `masked_<i>` over
-    `source` rewriting its `v:<name>` into `m:<name>` a text rule at a time."""
+    """CTEs `masked_<i>` over `source` rewriting the column's text `v:<name>` into
+    `m:<name>` a text rule at a time (lake.pii_rules.text_rule_stages); returns them (each
+    ending with `,\\n`) and the relation to read next (`source` when no rule applies)."""
     rules = text_rules(c, spec)
     if rules is None:
         return "", source
     v, m = (quote_identifier(f"{p}:{c.name}") for p in ("v", "m"))
-    steps = text_rule_steps("_t", rules, _hmac_sql, REDACTED)
-    stages = [f"*, {v} AS _t", *(f"* REPLACE ({step} AS _t)" for step in steps)]
-    stages.append(f"* EXCLUDE (_t), _t AS {m}")
+    stages = text_rule_stages(v, m, rules, _hmac_sql, REDACTED)
     ctes = "".join(
         f"masked_{i} AS (SELECT {stage} FROM {source if i == 0 else f'masked_{i - 1}'}),\n"
         for i, stage in enumerate(stages)

@@ -72,7 +72,7 @@ def type_records(
     added: list[str] | None = None
     while True:  # each round adds or refuses every unknown field: two rounds at most
         columns = leaf_columns_of(schema, spec, assigned, json_paths)
-        sql = typing_sql(source, columns, spec, hour, mask_later=True)
+        sql = typing_sql(source, columns, spec, hour)
         table = con.sql(
             f"SELECT *, {_event_date(columns, spec, hour)} AS _dt FROM ({sql})"
         ).to_arrow_table()

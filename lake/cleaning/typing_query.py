@@ -19,7 +19,6 @@ from lake.cleaning.columns import TEXT_TYPES, Column, json_pointer
 from lake.cleaning.masking import (
     json_text,
     masked_value,
-    masking_stages,
     masking_steps,
     text_rules,
 )
@@ -35,7 +34,6 @@ def typing_sql(
     columns: list[Column],
     spec: StreamSpec,
     hour: Hours = None,
-    mask_later: bool = False,
 ) -> str:
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
@@ -46,8 +44,8 @@ def typing_sql(
     Event times outside the stream's accepted range around the arrival `hour` count as
     missing a value (typed column NULL) and give the record its reason; `hour` may be a
     list giving each object's (`_object` indexes it), for passes over several hours.
-    With `mask_later`, the columns masked_by_value come out as their text, to be masked
-    once per distinct text (masking_sql)."""
+    The masked columns (masked_by_value) come out as their text, masked afterwards once
+    per distinct text (masking_sql, lake.cleaning.typed.mask_by_text)."""
     # a leaf's text is `v:<name>` and its masked text `m:<name>`: no column name has a
     # colon (lake.hive_types), so no column's own name can stand for another's text
     plain = [c for c in columns if not c.json]
@@ -59,7 +57,7 @@ def typing_sql(
         for i, c in enumerate(texts, 1)
     ]
     bounds = _bounds(spec, hour)
-    later = [c for c in columns if mask_later and masked_by_value(c, spec)]
+    later = [c for c in columns if masked_by_value(c, spec)]
     typed = [
         f"{quote_identifier('v:' + c.name) if c in later else _typed(c, spec, bounds)} "
         f"AS {quote_identifier(c.name)}"
@@ -68,7 +66,6 @@ def typing_sql(
     reasons = _reasons(columns, spec, bounds)
     extract = f"json_extract_string(raw, {_pointers(plain)})" if plain else "NULL"
     extract_json = f"json_extract(raw, {_pointers(texts)})::VARCHAR[]" if texts else "NULL"
-    masked, unmasked = masking_stages([c for c in columns if c not in later], spec, "leaves")
     return f"""
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
@@ -79,8 +76,8 @@ WITH parsed AS (
     SELECT _object, _position, _jt, _shape, {", ".join(leaves) or "NULL AS _none"}
     FROM parsed
 ),
-{masked}timed AS (
-    SELECT *, {_event_any(columns, spec)} AS _event_any FROM {unmasked}
+timed AS (
+    SELECT *, {_event_any(columns, spec)} AS _event_any FROM leaves
 ), typed AS (
     SELECT *, {", ".join(typed) or "NULL AS _none2"},
            md5_number({_dedup_value(columns, spec)}) AS _key_hash

@@ -31,7 +31,7 @@ from moto.core.authorization import enable_iam_authentication
 import assets.hourly
 import lake.cleaning.masking
 from lake.cleaning.columns import Column
-from lake.cleaning.typing_query import typing_sql
+from lake.cleaning.typing_query import masking_sql
 from lake.firehose import object_key
 from lake.pii import (
     DEV_KEY,
@@ -313,17 +313,15 @@ def test_a_service_error_may_be_retried(aws_env: str) -> None:
     assert raised.value.retryable
 
 
-def test_typing_sql_without_an_installed_key_fails_instead_of_hashing_with_none() -> None:
+def test_masking_without_an_installed_key_fails_instead_of_hashing_with_none() -> None:
     spec = load_streams()[STREAM]
     columns = [Column("email", ("email",), "string", "hash")]
     con = duckdb.connect()
-    con.execute(
-        "CREATE TABLE src AS SELECT 0 AS _object, 0 AS _position, ? AS raw", ['{"email": "x"}']
-    )
+    con.execute("CREATE TABLE src AS SELECT 'x' AS v")
     with pytest.raises(duckdb.Error, match="no PII key on this DuckDB connection"):
-        con.execute(typing_sql("src", columns, spec, HOUR)).fetchall()
+        con.execute(masking_sql("src", columns, spec)).fetchall()
     install_key(con, PIIKey(b"k", "test"))
-    (row,) = con.execute(f"SELECT email FROM ({typing_sql('src', columns, spec, HOUR)})").fetchall()
+    (row,) = con.execute(f"SELECT email FROM ({masking_sql('src', columns, spec)})").fetchall()
     assert row == (hmac_hex("k", "x"),)
 
 
