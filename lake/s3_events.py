@@ -98,8 +98,9 @@ def receive(
     receive waits up to `wait_s` for a message; later ones long-poll for LATER_WAIT_S (a
     short poll, wait 0, asks only some of SQS's servers and can come back empty from a
     queue that still holds messages). No receive starts after `budget_s` (default
-    READ_BUDGET_S), and an empty receive ends the read. One receive at a time: moto's SQS is not thread-safe (parallel
-    receives there left messages in flight that no response returned)."""
+    READ_BUDGET_S), and an empty receive ends the read. One receive at a time: moto's SQS
+    is not thread-safe (parallel receives there left messages in flight that no response
+    returned)."""
     got = Received()
     deadline = clock() + (READ_BUDGET_S if budget_s is None else budget_s)
     wait = wait_s
