@@ -280,11 +280,27 @@ def text_rule_stages(
     ]
 
 
+_WHOLE_HINTS = ('"',)  # a PII key in JSON text is quoted
+
+
 def _whole_step(t: str, whole: str, redacted: str) -> str:
     return (
-        f"CASE WHEN contains({t}, '\"') AND "
+        f"CASE WHEN contains({t}, {_lit(_WHOLE_HINTS[0])}) AND "
         f"regexp_matches({t}, {_lit(whole)}) THEN {_lit(redacted)} ELSE {t} END"
     )
+
+
+def text_rule_hints(rules: PiiRules) -> list[str] | None:
+    """Literal texts such that a text holding none of them leaves every stage of
+    text_rule_stages unchanged (each stage's guard, `_rule_step` and `_whole_step`;
+    a later rule's hint can only appear in a text an earlier rule changed); None when a
+    rule has no hint, so every text must go through the stages."""
+    guards = [rule.hints for rule in rules.text_rules]
+    if rules.non_string_key_value:
+        guards.append(_WHOLE_HINTS)
+    if any(not hints for hints in guards):
+        return None
+    return sorted({hint for hints in guards for hint in hints})
 
 
 def _rule_step(t: str, rule: ValueRule, hmac_sql: Callable[[str], str], redacted: str) -> str:

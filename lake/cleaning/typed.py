@@ -31,6 +31,7 @@ from lake.cleaning.typing_query import (
 )
 from lake.hive_types import Struct
 from lake.json_fields import Path
+from lake.pii_rules import text_rule_hints
 from lake.sql_text import quote_identifier
 from lake.streams import StreamSpec
 
@@ -116,8 +117,7 @@ def mask_by_text(
     agents, ARNs, request shapes), and masking every cell was most of its typing time.
 
     In plain text columns under rules that all have literal hints, a cell holding none of
-    them is left as it is: every rule step starts `CASE WHEN NOT (hints) THEN t`, and a
-    later rule's hint can only appear in a cell an earlier rule changed. A stream whose
+    them is left as it is (lake.pii_rules.text_rule_hints). A stream whose
     text columns only an email rule covers then pays a substring test per cell, not a
     dictionary (the 2 GB hour: 17 s of 64 s before)."""
     sets: dict[tuple | None, list[Column]] = {}
@@ -144,15 +144,12 @@ def mask_by_text(
 
 
 def _hints(members: list[Column], spec: StreamSpec) -> list[str] | None:
-    """The literal hints of the set's rules when a cell holding none is left unchanged:
-    plain text columns masked by text rules alone, every rule with hints; else None."""
+    """The set's text rule hints (lake.pii_rules.text_rule_hints) when its columns are
+    plain text masked by the text rules alone; else None (every cell is masked)."""
     rules = text_rules(members[0], spec)
     if rules is None or any(c.json or c.mask or c.duck_type != "VARCHAR" for c in members):
         return None
-    hints = [rule.hints for rule in rules.text_rules]
-    if rules.non_string_key_value:
-        hints.append(('"',))
-    return None if any(not h for h in hints) else sorted({h for hs in hints for h in hs})
+    return text_rule_hints(rules)
 
 
 def _holding_any(texts: pa.Array, hints: list[str]) -> pa.Array:
