@@ -53,7 +53,8 @@ def typing_sql(
     missing a value (typed column NULL) and give the record its reason; `hour` may be a
     list giving each object's (`_object` indexes it), for passes over several hours.
     The masked columns (masked_by_value) come out as their text, masked afterwards once
-    per distinct text (masking_sql, lake.cleaning.typed.mask_by_text)."""
+    per distinct text (masking_sql, lake.cleaning.typed.mask_by_text, which drops the
+    query's HINTED: the records whose cells it must test for a hint)."""
     # a leaf's text is `v:<name>` and its masked text `m:<name>`: no column name has a
     # colon (lake.hive_types), so no column's own name can stand for another's text
     plain = [c for c in columns if not c.json]
