@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.cleaning.columns import Column, leaf_columns_of
-from lake.cleaning.masking import text_rules
 from lake.cleaning.new_fields import (
     add_unknown_fields,
     keys_reason,
@@ -23,15 +22,16 @@ from lake.cleaning.new_fields import (
 from lake.cleaning.staging import Staged
 from lake.cleaning.tables import MASK_TEXTS, TYPED
 from lake.cleaning.typing_query import (
-    masked_by_value,
-    masking_key,
+    HINTED,
+    cell_hints,
+    masking_sets,
     masking_sql,
     per_object_sql,
+    raw_safe,
     typing_sql,
 )
 from lake.hive_types import Struct
 from lake.json_fields import Path
-from lake.pii_rules import text_rule_hints
 from lake.sql_text import quote_identifier
 from lake.streams import StreamSpec
 
@@ -115,17 +115,24 @@ def mask_by_text(
     text of each set of columns sharing their rules, not once per record and column:
     CloudTrail's 30-odd text columns under a dozen rules repeat few values (regions,
     agents, ARNs, request shapes), and masking every cell was most of its typing time.
+    The query's HINTED column, if any, is dropped.
 
     In plain text columns under rules that all have literal hints, a cell holding none of
     them is left as it is (lake.pii_rules.text_rule_hints). A stream whose
     text columns only an email rule covers then pays a substring test per cell, not a
-    dictionary (the 2 GB hour: 17 s of 64 s before)."""
-    sets: dict[tuple | None, list[Column]] = {}
-    for c in columns:
-        if masked_by_value(c, spec):
-            sets.setdefault(masking_key(c, spec), []).append(c)
-    for members in sets.values():
-        hints = _hints(members, spec)
+    dictionary (the 2 GB hour: 17 s of 64 s before); and where the hints are raw_safe,
+    only the cells of records whose raw text holds one (HINTED) are tested: a column
+    none of whose cells there holds a hint is left whole, untouched."""
+    flagged = None
+    if HINTED in table.column_names:
+        flagged = pc.indices_nonzero(table[HINTED].combine_chunks().fill_null(False))
+        table = table.drop_columns([HINTED])
+    for members in masking_sets(columns, spec):
+        hints = cell_hints(members, spec)
+        if hints is not None and flagged is not None and raw_safe(hints):
+            members = [c for c in members if _any_holding(table[c.name].take(flagged), hints)]
+            if not members:
+                continue
         texts = [table[c.name].cast(pa.string()).combine_chunks() for c in members]
         if hints is None:
             masked = _masked_once(con, texts, members, spec)
@@ -143,13 +150,8 @@ def mask_by_text(
     return table
 
 
-def _hints(members: list[Column], spec: StreamSpec) -> list[str] | None:
-    """The set's text rule hints (lake.pii_rules.text_rule_hints) when its columns are
-    plain text masked by the text rules alone; else None (every cell is masked)."""
-    rules = text_rules(members[0], spec)
-    if rules is None or any(c.json or c.mask or c.duck_type != "VARCHAR" for c in members):
-        return None
-    return text_rule_hints(rules)
+def _any_holding(texts: pa.ChunkedArray, hints: list[str]) -> bool:
+    return len(texts) > 0 and pc.any(_holding_any(texts.cast(pa.string()), hints)).as_py()
 
 
 def _holding_any(texts: pa.Array, hints: list[str]) -> pa.Array:

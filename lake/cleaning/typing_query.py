@@ -23,10 +23,18 @@ from lake.cleaning.masking import (
     text_rules,
 )
 from lake.cleaning.reasons import OUT_OF_RANGE
+from lake.pii_rules import text_rule_hints
 from lake.sql_text import quote_identifier, sql_string
 from lake.streams import StreamSpec
 
 Hours = datetime | Sequence[datetime] | None  # one arrival hour, or each object's
+# whether a record's raw text holds a backslash or a hint of a set of masked columns whose
+# hints are raw_safe (no column name has a colon, so none can be named so)
+HINTED = "q:hinted"
+# what json_extract_string writes into a leaf's text that the raw text may not hold: JSON
+# punctuation (objects and arrays are written again without spaces), numbers written
+# again (1e5 -> 100000.0, NaN, Infinity), escapes decoded
+_REWRITTEN = frozenset('{}[],:" \t\n\r\\0123456789.eE+-') | frozenset("nNaAiIfFtTyY")
 
 
 def typing_sql(
@@ -45,7 +53,8 @@ def typing_sql(
     missing a value (typed column NULL) and give the record its reason; `hour` may be a
     list giving each object's (`_object` indexes it), for passes over several hours.
     The masked columns (masked_by_value) come out as their text, masked afterwards once
-    per distinct text (masking_sql, lake.cleaning.typed.mask_by_text)."""
+    per distinct text (masking_sql, lake.cleaning.typed.mask_by_text, which drops the
+    query's HINTED: the records whose cells it must test for a hint)."""
     # a leaf's text is `v:<name>` and its masked text `m:<name>`: no column name has a
     # colon (lake.hive_types), so no column's own name can stand for another's text
     plain = [c for c in columns if not c.json]
@@ -66,14 +75,16 @@ def typing_sql(
     reasons = _reasons(columns, spec, bounds)
     extract = f"json_extract_string(raw, {_pointers(plain)})" if plain else "NULL"
     extract_json = f"json_extract(raw, {_pointers(texts)})::VARCHAR[]" if texts else "NULL"
+    hinted = quote_identifier(HINTED)
     return f"""
 WITH parsed AS (
     SELECT _object, _position, raw, _jt,
            {extract} AS _l, {extract_json} AS _j,
-           CASE WHEN _jt = 'object' THEN hash(json_keys(raw)) END AS _shape
+           CASE WHEN _jt = 'object' THEN hash(json_keys(raw)) END AS _shape,
+           {_raw_guard(columns, spec)} AS {hinted}
     FROM (SELECT *, {_JSON_KIND} AS _jt FROM {source})
 ), leaves AS (
-    SELECT _object, _position, _jt, _shape, {", ".join(leaves) or "NULL AS _none"}
+    SELECT _object, _position, _jt, _shape, {hinted}, {", ".join(leaves) or "NULL AS _none"}
     FROM parsed
 ),
 timed AS (
@@ -85,10 +96,50 @@ timed AS (
 )
 SELECT _object, _position, _shape,
        (_key_hash >> 64)::UBIGINT AS _key_hi, (_key_hash & {(1 << 64) - 1})::UBIGINT AS _key_lo,
-       {reasons} AS _reason,
+       {reasons} AS _reason, {hinted},
        {", ".join(quote_identifier(c.name) for c in columns)}
 FROM typed
 """
+
+
+def masking_sets(columns: list[Column], spec: StreamSpec) -> list[list[Column]]:
+    """The masked_by_value columns, in sets of one masking_key (masked alike)."""
+    sets: dict[tuple | None, list[Column]] = {}
+    for c in columns:
+        if masked_by_value(c, spec):
+            sets.setdefault(masking_key(c, spec), []).append(c)
+    return list(sets.values())
+
+
+def cell_hints(members: list[Column], spec: StreamSpec) -> list[str] | None:
+    """A set's text rule hints (lake.pii_rules.text_rule_hints) when its columns are
+    plain text masked by the text rules alone: a cell holding none of them is unchanged
+    by the masking; else None (every cell is masked)."""
+    rules = text_rules(members[0], spec)
+    if rules is None or any(c.json or c.mask or c.duck_type != "VARCHAR" for c in members):
+        return None
+    return text_rule_hints(rules)
+
+
+def raw_safe(hints: list[str]) -> bool:
+    """Whether a leaf's text (json_extract_string) can hold one of `hints` only where
+    the record's raw text holds it or a backslash: a string's text is its raw text when
+    it has no escape, and no hint has a character that writing a number, an object or an
+    array again could bring in (_REWRITTEN)."""
+    return all(h and not (_REWRITTEN & set(h)) for h in hints)
+
+
+def _raw_guard(columns: list[Column], spec: StreamSpec) -> str:
+    """SQL for HINTED: the raw text holds a backslash or a hint of a raw_safe set (a
+    record without one has no cell of those sets that any of their rules changes)."""
+    hints = set()
+    for members in masking_sets(columns, spec):
+        found = cell_hints(members, spec)
+        if found is not None and raw_safe(found):
+            hints.update(found)
+    if not hints:
+        return "true"
+    return " OR ".join(f"contains(raw, {sql_string(h)})" for h in ["\\", *sorted(hints)])
 
 
 def masked_by_value(c: Column, spec: StreamSpec) -> bool:
