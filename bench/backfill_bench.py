@@ -186,6 +186,7 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
     seconds: dict[str, list[float]] = {"many": [], "one": []}
     cpu: dict[str, list[float]] = {"many": [], "one": []}
     ledger: dict[str, list[float]] = {"many": [], "one": []}  # RunCommit.commit: manifests, totals
+    ledger_cpu: dict[str, list[float]] = {"many": [], "one": []}  # the same, CPU of its thread
     commit = RunCommit.commit
     for _ in range(runs):
         for label in seconds:
@@ -195,11 +196,12 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
             infos = list(landing.list(hour_prefix(SPEC.name, hour)))
 
             def timed_commit(self: RunCommit, label: str = label) -> Any:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 try:
                     return commit(self)
                 finally:
                     ledger[label].append(time.perf_counter() - started)
+                    ledger_cpu[label].append(time.thread_time() - cpu_started)
 
             RunCommit.commit = timed_commit  # type: ignore[method-assign]
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -210,10 +212,12 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
     many, one = (statistics.median(seconds[k]) for k in ("many", "one"))
     many_ledger, one_ledger = (statistics.median(ledger[k]) for k in ("many", "one"))
     many_cpu, one_cpu = (statistics.median(cpu[k]) for k in ("many", "one"))
+    many_lcpu, one_lcpu = (statistics.median(ledger_cpu[k]) for k in ("many", "one"))
     print(
         f"{objects} objects of {records} records: {many:.3f} s; in one object: {one:.3f} s; "
         f"overhead {(many - one) / objects * 1000:.2f} ms per object, of which the ledger "
-        f"(manifests and totals) {(many_ledger - one_ledger) / objects * 1000:.2f} ms; "
+        f"(manifests and totals) {(many_ledger - one_ledger) / objects * 1000:.2f} ms "
+        f"({(many_lcpu - one_lcpu) / objects * 1000:.2f} ms CPU on a local lake); "
         f"CPU {many_cpu:.3f} s against {one_cpu:.3f} s: "
         f"{(many_cpu - one_cpu) / objects * 1000:.2f} ms CPU per object "
         f"(load average {os.getloadavg()[0]:.1f})"
