@@ -32,7 +32,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -211,7 +211,7 @@ def _apply_deltas(lake: Storage, doc: dict, deltas: list[str]) -> dict | None:
 
 
 def _compact(
-    lake: Storage, stream: str, hour: datetime, deltas: list[str], handed: set[str] = frozenset()
+    lake: Storage, stream: str, hour: datetime, deltas: list[str], handed: Collection[str] = ()
 ) -> dict:
     """Fold `deltas` into the hour's document (seeded from the hour's manifests when it
     has none, but for those `handed` over: a delta among `deltas` holds them) by
@@ -272,7 +272,7 @@ def _put(doc: dict[str, Any], key: str, manifest: dict) -> None:
 
 
 def _manifests_of_hour(
-    lake: Storage, stream: str, hour: datetime, handed: set[str]
+    lake: Storage, stream: str, hour: datetime, handed: Collection[str]
 ) -> list[tuple[str, dict]]:
     """The hour's manifests (key, content) but for the keys `handed`."""
     ledger = read_ledger(lake, stream, hour)
