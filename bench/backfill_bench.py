@@ -168,7 +168,8 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
 def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
     """Per-object overhead of cleaning: the same records of one arrival hour in `objects`
     objects and in one, each cleaned by clean_hour (no Iceberg tables) `runs` times,
-    alternating; overhead = (median time of N objects - median time of 1) / N."""
+    alternating; overhead = (median time of N objects - median time of 1) / N, in wall
+    time and in the process's CPU time (every thread's: less bound to the machine's load)."""
     hour = datetime(2026, 11, 21, 8, tzinfo=UTC)
     templates, rng = record_templates(), random.Random(7)
     bodies = [object_body(rng, templates, records) for _ in range(objects)]
@@ -183,7 +184,9 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
     crawl_objects(SPEC, catalog, LocalStorage(root / "one" / "landing"), infos)
     table = catalog.get_table(SPEC.name)
     seconds: dict[str, list[float]] = {"many": [], "one": []}
+    cpu: dict[str, list[float]] = {"many": [], "one": []}
     ledger: dict[str, list[float]] = {"many": [], "one": []}  # RunCommit.commit: manifests, totals
+    ledger_cpu: dict[str, list[float]] = {"many": [], "one": []}  # the same, CPU of its thread
     commit = RunCommit.commit
     for _ in range(runs):
         for label in seconds:
@@ -193,23 +196,30 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
             infos = list(landing.list(hour_prefix(SPEC.name, hour)))
 
             def timed_commit(self: RunCommit, label: str = label) -> Any:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 try:
                     return commit(self)
                 finally:
                     ledger[label].append(time.perf_counter() - started)
+                    ledger_cpu[label].append(time.thread_time() - cpu_started)
 
             RunCommit.commit = timed_commit  # type: ignore[method-assign]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             clean_hour(SPEC, table, landing, lake, hour, infos)
             seconds[label].append(time.perf_counter() - start)
+            cpu[label].append(time.process_time() - cpu_start)
     RunCommit.commit = commit  # type: ignore[method-assign]
     many, one = (statistics.median(seconds[k]) for k in ("many", "one"))
     many_ledger, one_ledger = (statistics.median(ledger[k]) for k in ("many", "one"))
+    many_cpu, one_cpu = (statistics.median(cpu[k]) for k in ("many", "one"))
+    many_lcpu, one_lcpu = (statistics.median(ledger_cpu[k]) for k in ("many", "one"))
     print(
         f"{objects} objects of {records} records: {many:.3f} s; in one object: {one:.3f} s; "
         f"overhead {(many - one) / objects * 1000:.2f} ms per object, of which the ledger "
         f"(manifests and totals) {(many_ledger - one_ledger) / objects * 1000:.2f} ms "
+        f"({(many_lcpu - one_lcpu) / objects * 1000:.2f} ms CPU on a local lake); "
+        f"CPU {many_cpu:.3f} s against {one_cpu:.3f} s: "
+        f"{(many_cpu - one_cpu) / objects * 1000:.2f} ms CPU per object "
         f"(load average {os.getloadavg()[0]:.1f})"
     )
 

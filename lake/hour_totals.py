@@ -32,7 +32,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -178,7 +178,8 @@ def _append(lake: Storage, stream: str, hour: datetime, written: list[tuple[str,
     lake.write(folder + name, _dumps(delta))
     deltas = _deltas(lake, stream, hour)
     if len(deltas) >= COMPACT_AT or not lake.exists(layout.hour_totals_doc(stream, hour)):
-        _compact(lake, stream, hour, deltas)
+        # a seed need not read back the manifests this delta holds: folded after it
+        _compact(lake, stream, hour, deltas, handed={key for key, _ in written})
 
 
 def _folded(lake: Storage, stream: str, hour: datetime) -> dict:
@@ -209,15 +210,18 @@ def _apply_deltas(lake: Storage, doc: dict, deltas: list[str]) -> dict | None:
     return doc
 
 
-def _compact(lake: Storage, stream: str, hour: datetime, deltas: list[str]) -> dict:
+def _compact(
+    lake: Storage, stream: str, hour: datetime, deltas: list[str], handed: Collection[str] = ()
+) -> dict:
     """Fold `deltas` into the hour's document (seeded from the hour's manifests when it
-    has none) by compare-and-swap, then delete them; return the document as written."""
+    has none, but for those `handed` over: a delta among `deltas` holds them) by
+    compare-and-swap, then delete them; return the document as written."""
     seeded: list[tuple[str, dict]] | None = None
 
     def change(current: bytes | None) -> bytes:
         nonlocal seeded
         if current is None and seeded is None:
-            seeded = _manifests_of_hour(lake, stream, hour)
+            seeded = _manifests_of_hour(lake, stream, hour, handed)
         doc = _parsed(current) if current else _empty()
         for key, manifest in (seeded or []) if current is None else []:
             _put(doc, key, manifest)
@@ -267,10 +271,14 @@ def _put(doc: dict[str, Any], key: str, manifest: dict) -> None:
     doc["column_types"] |= manifest.get("column_types", {})
 
 
-def _manifests_of_hour(lake: Storage, stream: str, hour: datetime) -> list[tuple[str, dict]]:
+def _manifests_of_hour(
+    lake: Storage, stream: str, hour: datetime, handed: Collection[str]
+) -> list[tuple[str, dict]]:
+    """The hour's manifests (key, content) but for the keys `handed`."""
     ledger = read_ledger(lake, stream, hour)
     names = sorted({*ledger.versions, *ledger.legacy})
-    keys = list(dict.fromkeys(k for name in names for k in ledger.manifests_named(name)))
+    listed = (k for name in names for k in ledger.manifests_named(name))
+    keys = list(dict.fromkeys(k for k in listed if k not in handed))
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         manifests = list(pool.map(lambda key: read_manifest(lake, key), keys))
     return [(k, m) for k, m in zip(keys, manifests, strict=True) if m is not None]

@@ -118,6 +118,22 @@ def test_an_hour_without_its_document_is_seeded_from_its_manifests(tmp_path) -> 
     assert lake.exists(layout.hour_totals_doc(SPEC.name, HOUR))
 
 
+def test_a_seed_reads_back_no_manifest_the_run_hands_over(tmp_path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), CountingReads(tmp_path / "lake")
+    land(landing, 1, ["a", "b"], broken=1)
+    clean(landing, lake)
+    earlier = manifests_of(lake)
+    lake.delete(layout.hour_totals_doc(SPEC.name, HOUR))  # an hour cleaned before it existed
+    for key in deltas_of(lake):
+        lake.delete(key)
+    land(landing, 2, ["c"])
+    lake.reads.clear()
+    clean(landing, lake)  # its delta seeds the hour's document: from the earlier manifests
+    assert counts(lake, landing) == (2, 0, 4, 3, 1, 0, 3)
+    ledger_reads = [k for k in lake.reads if k.startswith(layout.ledger_folder(SPEC.name))]
+    assert sorted(ledger_reads) == earlier  # read once each; the run's own manifest not
+
+
 def test_a_manifest_the_totals_miss_is_found_and_added(tmp_path) -> None:
     landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
     land(landing, 1, ["a", "b"])
@@ -136,3 +152,7 @@ def test_a_manifest_the_totals_miss_is_found_and_added(tmp_path) -> None:
 def deltas_of(lake: LocalStorage) -> list[str]:
     folder = layout.hour_totals_doc(SPEC.name, HOUR).removesuffix(".json") + "/"
     return [info.key for info in lake.list(folder)]
+
+
+def manifests_of(lake: LocalStorage) -> list[str]:
+    return [info.key for info in lake.list(layout.ledger_folder(SPEC.name))]
