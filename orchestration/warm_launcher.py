@@ -153,16 +153,19 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         refusal = fork_refusal(run, os.environ)
         if refusal is None:
             try:
-                self._fork(run)
-                return
+                pid = self._fork(run)
             except Exception as error:  # noqa: BLE001 - the run still starts, the Dagster way
                 refusal = f"the fork failed: {error!r}"
+            else:
+                self._tag(run, pid)
+                return
         self._instance.report_engine_event(
             f"Run worker started by Dagster's default launcher: {refusal}.", run, cls=type(self)
         )
         self._default.launch_run(context)
 
-    def _fork(self, run: DagsterRun) -> None:
+    def _fork(self, run: DagsterRun) -> int:
+        """Starts the run's worker; its pid."""
         ref = serialize_value(self._instance.get_ref())
         proc = warm_context().Process(
             target=run_worker,
@@ -173,7 +176,10 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
             self._forget_ended()
             proc.start()
             self._workers[run.run_id] = proc
-        worker = WorkerProcess.of(proc.pid)
+        return proc.pid
+
+    def _tag(self, run: DagsterRun, pid: int) -> None:
+        worker = WorkerProcess.of(pid)
         if worker is not None:  # None: it already ended, and its events say how
             self._instance.add_run_tags(run.run_id, {WORKER_TAG: worker.to_tag()})
 

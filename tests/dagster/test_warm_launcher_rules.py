@@ -103,3 +103,25 @@ def _start_event(run):
     return DagsterEvent(
         event_type_value=DagsterEventType.RUN_START.value, job_name=run.job_name, message="up"
     )
+
+
+def test_a_fork_that_fails_hands_the_run_to_dagsters_launcher(instance, monkeypatch) -> None:
+    from dagster._core.launcher import LaunchRunContext
+
+    from orchestration import warm_launcher
+
+    def no_forkserver():
+        raise OSError("no forkserver here")
+
+    handed: list[str] = []
+    launcher = instance.run_launcher
+    monkeypatch.setattr(warm_launcher, "warm_context", no_forkserver)
+    monkeypatch.setattr(
+        launcher._default, "launch_run", lambda c: handed.append(c.dagster_run.run_id)
+    )
+    run = _run(instance)
+    launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    assert handed == [run.run_id]
+    messages = [e.message for e in instance.all_logs(run.run_id)]
+    assert any("the fork failed: OSError('no forkserver here')" in m for m in messages)
+    assert WORKER_TAG not in instance.get_run_by_id(run.run_id).tags
