@@ -13,6 +13,10 @@ process up (the worker's `Started process` engine event: interpreter, dagster's 
 unpickle the job, the instance), RUN_START (the code location's import and the execution
 plan), first STEP_START (resources), run end. Runs 2.. find the hour's object cleaned; the
 launch phases are the same. `--profile DIR` writes a cProfile of each worker to DIR.
+`--warm` forks the same worker from the forkserver of orchestration/warm_launcher.py
+(WARM_MODULES); `--launcher` starts each run through the instance's run launcher
+(`instance.launch_run`, the project's dagster.yaml: on this branch the warm launcher,
+`dagster api execute_run`'s body in the fork), timed from that call to the worker's exit.
 Code under test is the one on PYTHONPATH (`PYTHONPATH=/work/main:bench` measures main).
 """
 
@@ -60,35 +64,28 @@ def profiled_worker(out: str, *args: object) -> None:
     cProfile.runctx("run(*args)", globals(), {"run": start_run_in_subprocess, "args": args}, out)
 
 
-# What a warm worker would hold before a run: Dagster, its SQLite storages and the heavy
-# libraries the ingest run imports; the project's own modules are still imported per run.
-WARM_MODULES = [
-    "dagster._grpc.impl",
-    "dagster._core.storage.runs.sqlite",
-    "dagster._core.storage.event_log.sqlite",
-    "dagster._core.storage.schedules.sqlite",
-    "dagster_aws.s3",
-    "dagster_duckdb",
-    "duckdb",
-    "pyarrow.compute",
-    "pyarrow.parquet",
-    "sqlglot",
-    "pyiceberg.table",
-    "pyiceberg.catalog.sql",
-]
-
-
 def warm_context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a server that imported WARM_MODULES once (the ceiling of a
-    launcher that does not start a new interpreter per run; not what Dagster does)."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(WARM_MODULES)
-    return ctx
+    """Workers forked from a server that imported WARM_MODULES once: the project's run
+    launcher's context (orchestration/warm_launcher.py)."""
+    from orchestration.warm_launcher import warm_context as launcher_context
+
+    return launcher_context()
 
 
-def launch(stream: str, profile: Path | None, n: int, warm: bool = False) -> dict[str, float]:
+def launch_via_launcher(instance, run) -> tuple[float, float]:
+    """The run started by the instance's run launcher (the project's: a warm fork); the
+    times of the launch call and of the worker's exit."""
+    spawned = time.time()
+    instance.launch_run(run.run_id, workspace=None)  # a forked run needs no workspace
+    instance.run_launcher.join(timeout=600)
+    return spawned, time.time()
+
+
+def launch(
+    stream: str, profile: Path | None, n: int, warm: bool = False, launcher: bool = False
+) -> dict[str, float]:
     """Create and start one run as the code server does; seconds of its phases."""
-    from dagster import DagsterEventType, DagsterInstance
+    from dagster import DagsterInstance
     from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.remote_origin import (
         InProcessCodeLocationOrigin,
@@ -129,6 +126,9 @@ def launch(stream: str, profile: Path | None, n: int, warm: bool = False) -> dic
             job_origin=origin, run_id=run.run_id, instance_ref=instance.get_ref()
         )
     )
+    if launcher:
+        spawned, ended = launch_via_launcher(instance, run)
+        return phases(instance, run.run_id, spawned, ended)
     ctx = warm_context() if warm else multiprocessing.get_context("spawn")
     queue, stop = ctx.Queue(), ctx.Event()
     if profile is None:
@@ -139,9 +139,15 @@ def launch(stream: str, profile: Path | None, n: int, warm: bool = False) -> dic
     spawned = time.time()
     proc.start()
     proc.join()
-    ended = time.time()
+    return phases(instance, run.run_id, spawned, time.time())
+
+
+def phases(instance, run_id: str, spawned: float, ended: float) -> dict[str, float]:
+    """Seconds of a run's phases from its event log, timed from its start at `spawned`."""
+    from dagster import DagsterEventType
+
     first: dict[str, float] = {}
-    for entry in instance.all_logs(run.run_id):
+    for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None:
             continue
@@ -173,6 +179,11 @@ def main() -> None:
         "--warm", action="store_true", help="fork workers from a warm server (WARM_MODULES)"
     )
     parser.add_argument(
+        "--launcher",
+        action="store_true",
+        help="start runs through the instance's run launcher (the project's dagster.yaml)",
+    )
+    parser.add_argument(
         "--importtime", action="store_true", help="the workers print -X importtime to stderr"
     )
     a = parser.parse_args()
@@ -183,10 +194,12 @@ def main() -> None:
     if a.profile:
         a.profile.mkdir(parents=True, exist_ok=True)
     print(f"data in {data}; load average {os.getloadavg()[0]:.2f}", flush=True)
-    if a.warm:  # the server starts (and imports) before the first run, as a launcher's would
+    if (
+        a.warm or a.launcher
+    ):  # the server starts (and imports) before the first run, as a launcher's would
         warm_context().Process(target=time.sleep, args=[0]).start()
         time.sleep(15)
-    rows = [launch(a.stream, a.profile, n, a.warm) for n in range(a.runs)]
+    rows = [launch(a.stream, a.profile, n, a.warm, a.launcher) for n in range(a.runs)]
     for name in rows[0]:
         values = [r[name] for r in rows]
         shown = ", ".join(f"{v:.2f}" for v in values)

@@ -1,0 +1,229 @@
+"""The project's run launcher (orchestration/warm_launcher.py) under a real queue daemon.
+
+Runs are submitted with `dagster job launch` to the instance's queue (the project's
+dagster.yaml, with run monitoring polled every second instead of every 30), and a real
+`dagster-daemon run` dequeues and launches them: forked from its pre-loaded forkserver,
+or, with RUN_WORKERS=spawn, by Dagster's default launcher through the code server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+
+from lake.settings import REPO_ROOT
+from lake.storage import LocalStorage
+from orchestration import graceful_stop, launch
+from orchestration.warm_launcher import WORKER_TAG, WarmRunLauncher
+from orchestration.worker_process import WorkerProcess
+from tests.conftest import _write_concatenated
+
+BOUND_S = 180
+HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
+RECORDS = [{"event_id": f"e-{i}", "ts": "2026-11-21T08:10:00Z"} for i in range(120)]
+
+
+def _workspace(path: Path) -> Path:
+    locations = [
+        {
+            "python_module": {
+                "module_name": "orchestration.definitions",
+                "location_name": "firehose_lake",
+                "working_directory": str(REPO_ROOT),
+            }
+        },
+        {
+            "python_file": {
+                "relative_path": str(REPO_ROOT / "tests" / "dagster" / "launcher_jobs.py"),
+                "location_name": "launcher_tests",
+                "working_directory": str(REPO_ROOT),
+            }
+        },
+    ]
+    path.write_text(yaml.safe_dump({"load_from": locations}))
+    return path
+
+
+class Daemon:
+    """A `dagster-daemon run` on a fresh instance and lake, and how to submit runs to it."""
+
+    def __init__(self, root: Path, extra_env: dict[str, str]) -> None:
+        self.root = root
+        self.home = launch.prepare_home({"DAGSTER_HOME": str(root / "home")})
+        settings = yaml.safe_load((self.home / "dagster.yaml").read_text())
+        settings["run_monitoring"]["poll_interval_seconds"] = 1
+        (self.home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+        self.markers = root / "markers"
+        self.markers.mkdir()
+        self.lake = root / "lake"
+        self.landing = LocalStorage(root / "landing")
+        self.workspace = _workspace(root / "workspace.yaml")
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "DAGSTER_HOME": str(self.home),
+            "LANDING_URI": self.landing.uri,
+            "LAKE_URI": self.lake.as_uri(),
+            "WAREHOUSE_PATH": str(root / "warehouse.duckdb"),
+            "ICEBERG_CATALOG_URI": f"sqlite:///{root / 'iceberg.db'}",
+            "LAUNCHER_TEST_MARKERS": str(self.markers),
+            **extra_env,
+        }
+        with DagsterInstance.from_config(str(self.home)):
+            pass  # the storage exists before two processes open it
+        self.log = root / "daemon.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dagster._daemon", "run", "-w", str(self.workspace)],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.instance = DagsterInstance.from_config(str(self.home))
+
+    def submit(self, location: str, job: str, tags: dict[str, str] | None = None) -> str:
+        """Queues a run the way the CLI does; its id."""
+        run_id = str(uuid.uuid4())
+        command = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(self.workspace)]
+        command += ["-l", location, "-j", job, "--tags", json.dumps(tags or {})]
+        done = subprocess.run(
+            [*command, "--run-id", run_id], cwd=REPO_ROOT, env=self.env, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        return run_id
+
+    def wait(self, what: str, predicate, bound_s: float = BOUND_S):
+        deadline = time.monotonic() + bound_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.5)
+        pytest.fail(f"timed out waiting for {what}; daemon log:\n{self.log.read_text()[-4000:]}")
+
+    def run(self, run_id: str) -> DagsterRun:
+        return self.instance.get_run_by_id(run_id)
+
+    def finished(self, run_id: str) -> DagsterRun:
+        return self.wait(
+            f"run {run_id} to end", lambda: self.run(run_id).is_finished and self.run(run_id)
+        )
+
+    def working(self, run_id: str) -> int:
+        """Waits until the run's step works; the pid its step reported."""
+        marker = self.markers / run_id
+        return int(
+            self.wait(f"run {run_id}'s step", lambda: marker.exists() and marker.read_text())
+        )
+
+    def event_types(self, run_id: str) -> list[DagsterEventType]:
+        return [
+            e.dagster_event.event_type for e in self.instance.all_logs(run_id) if e.dagster_event
+        ]
+
+    def messages(self, run_id: str) -> list[str]:
+        return [e.message for e in self.instance.all_logs(run_id)]
+
+    def stop(self) -> None:
+        for run in self.instance.get_runs():
+            if not run.is_finished:
+                self.instance.run_coordinator.cancel_run(run.run_id)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.instance.dispose()
+
+
+@pytest.fixture(scope="module")
+def forking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    daemon = Daemon(tmp_path_factory.mktemp("forking"), {})
+    yield daemon
+    daemon.stop()
+
+
+def _cleaned_rows(lake: Path, stream: str) -> int:
+    files = sorted(str(p) for p in (lake / "cleaned" / stream).rglob("*.parquet"))
+    return duckdb.sql(f"select count(*) from read_parquet({files!r})").fetchall()[0][0]
+
+
+def test_the_project_launches_runs_with_the_warm_launcher(forking: Daemon) -> None:
+    assert isinstance(forking.instance.run_launcher, WarmRunLauncher)
+
+
+def test_a_queued_ingest_run_runs_in_a_forked_worker_and_cleans_every_row(forking: Daemon) -> None:
+    _write_concatenated(forking.landing, "robot_telemetry", HOUR, RECORDS[:70], "a")
+    _write_concatenated(forking.landing, "robot_telemetry", HOUR, RECORDS[70:], "b")
+    run_id = forking.submit(
+        "firehose_lake", "ingest_robot_telemetry", {"dagster/partition": "2026-11-21-08:00"}
+    )
+    run = forking.finished(run_id)
+    assert run.status == DagsterRunStatus.SUCCESS, forking.messages(run_id)[-5:]
+    worker = WorkerProcess.from_tag(run.tags.get(WORKER_TAG))
+    assert worker is not None and worker.pid != forking.proc.pid
+    assert f"Started process for run (pid: {worker.pid})." in forking.messages(run_id)
+    assert _cleaned_rows(forking.lake, "robot_telemetry") == len(RECORDS)
+
+
+def test_terminate_from_another_process_ends_the_run_canceled(forking: Daemon) -> None:
+    run_id = forking.submit("launcher_tests", "waits")
+    pid = forking.working(run_id)
+    worker = WorkerProcess.from_tag(forking.run(run_id).tags[WORKER_TAG])
+    assert worker.pid == pid  # the step runs in the forked worker, with the daemon's env
+    # this test process is not the daemon that forked it, as the webserver is not
+    forking.instance.run_coordinator.cancel_run(run_id)
+    run = forking.finished(run_id)
+    assert run.status == DagsterRunStatus.CANCELED
+    assert DagsterEventType.STEP_FAILURE in forking.event_types(run_id)  # the step interrupted
+    forking.wait("the worker to exit", lambda: not worker.alive(), 30)
+
+
+def test_graceful_stop_cancels_forked_runs_in_flight(forking: Daemon) -> None:
+    run_id = forking.submit("launcher_tests", "waits")
+    forking.working(run_id)
+    assert graceful_stop.cancel_runs(forking.instance, 60) == []
+    assert forking.run(run_id).status == DagsterRunStatus.CANCELED
+
+
+def test_a_killed_worker_is_found_by_run_monitoring_and_its_run_retried(forking: Daemon) -> None:
+    run_id = forking.submit("launcher_tests", "waits")
+    pid = forking.working(run_id)
+    os.kill(pid, signal.SIGKILL)
+    run = forking.finished(run_id)
+    assert run.status == DagsterRunStatus.FAILURE
+    assert any("exited without ending the run" in m for m in forking.messages(run_id))
+    retry = forking.wait(
+        "the retry",
+        lambda: [r for r in forking.instance.get_runs() if r.parent_run_id == run_id],
+    )[0]
+    assert forking.working(retry.run_id) != pid
+    forking.instance.run_coordinator.cancel_run(retry.run_id)
+    assert forking.finished(retry.run_id).status == DagsterRunStatus.CANCELED
+
+
+def test_run_workers_spawn_gives_runs_to_dagsters_launcher(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path, {"RUN_WORKERS": "spawn"})
+    try:
+        run_id = daemon.submit("launcher_tests", "waits")
+        daemon.working(run_id)
+        assert WORKER_TAG not in daemon.run(run_id).tags
+        assert any("RUN_WORKERS='spawn'" in m for m in daemon.messages(run_id))
+        daemon.instance.run_coordinator.cancel_run(run_id)  # through the code server
+        assert daemon.finished(run_id).status == DagsterRunStatus.CANCELED
+    finally:
+        daemon.stop()
