@@ -74,7 +74,7 @@ WRITE_ROWS = ROW_GROUP_ROWS * 128
 CACHE_BYTES = 512 << 20
 COMPACT_AFTER_FILES = 4  # hour files not (or no longer) in the compacted file
 REPLACES = b"lake.dedup.replaces"  # run file metadata: JSON list of the objects it replaces
-SMALL_ROWS = 1 << 16  # a run file read whole up to this size is matched by pyarrow, not DuckDB
+SMALL_ROWS = 1 << 16  # files read whole up to this many rows are matched by pyarrow, not DuckDB
 RACES = 5  # readings of a date that may find a run file gone (folded) before giving up
 _STRINGS = pa.dictionary(pa.int32(), pa.string())
 NAMES_ENCODED = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", _STRINGS)])
@@ -153,7 +153,7 @@ def _hour_rows(
         if is_whole
     ]
     if whole:
-        found.append(_plain(_matched(con, pa.concat_tables(whole), probe)))
+        found.append(_plain(_small_or_matched(con, pa.concat_tables(whole), probe)))
     return found
 
 
@@ -177,6 +177,12 @@ def _with_runs(
     return rows
 
 
+def _small_or_matched(con: duckdb.DuckDBPyConnection, table: pa.Table, probe: pa.Array) -> pa.Table:
+    """The rows of `table` whose `hi` is in `probe`: by pyarrow for a small table (a
+    DuckDB round trip costs more than the match), else in DuckDB (_matched)."""
+    return _hits(table, probe) if table.num_rows <= SMALL_ROWS else _matched(con, table, probe)
+
+
 def replaces_of(table: pa.Table) -> pa.Array:
     """The objects a run file (as read, with its schema metadata) replaces."""
     names = json.loads((table.schema.metadata or {}).get(REPLACES, b"[]"))
@@ -187,10 +193,15 @@ def replaced(rows: pa.Table, gone: pa.Array) -> pa.Table:
     """`rows` (with an `obj` column) without those of the objects `gone`."""
     if len(gone) == 0 or rows.num_rows == 0:
         return rows
-    obj = rows["obj"]
-    if pa.types.is_dictionary(obj.type):
-        obj = obj.cast(pa.string())
-    return rows.filter(pc.invert(pc.is_in(obj, value_set=gone)))
+    kept = [_not_in(chunk, gone) for chunk in rows["obj"].chunks]
+    return rows.filter(pa.chunked_array(kept, pa.bool_()))
+
+
+def _not_in(names: pa.Array, gone: pa.Array) -> pa.Array:
+    """Whether each name is not in `gone`; a dictionary's values tested once each."""
+    if pa.types.is_dictionary(names.type):
+        return pc.invert(pc.is_in(names.dictionary, value_set=gone)).take(names.indices)
+    return pc.invert(pc.is_in(names, value_set=gone))
 
 
 def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bool:

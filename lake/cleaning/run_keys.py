@@ -136,7 +136,7 @@ def _hour_bytes(old: bytes | None, steps: Iterable[tuple[pa.Table, pa.Array]]) -
     added = 0
     for keys, gone in steps:
         rows = replaced(rows, gone)
-        rows = pa.concat_tables([rows, keys.cast(NAMES_ENCODED)]).unify_dictionaries()
+        rows = pa.concat_tables([rows, keys.cast(NAMES_ENCODED)])
         added += keys.num_rows
     if added == 0 and rows.num_rows == before:
         return None
