@@ -209,7 +209,10 @@ def fill_keys(
     days = days or window_dates(HOUR, SPEC.allowed_lateness_hours)
     for day in days:
         for info in list(lake.list(layout.dedup_keys_folder(SPEC.name, day))):
-            if not info.key.endswith(f"{HOUR:%Y%m%dT%H}.parquet"):
+            own = (
+                f"{HOUR:%Y%m%dT%H}"  # the hour's own file, and its run files when the code has them
+            )
+            if not info.key.endswith(f"{own}.parquet") and f"/{own}/" not in info.key:
                 lake.delete(info.key)
     slots = [
         (day, datetime.combine(day, datetime.min.time(), HOUR.tzinfo) + timedelta(hours=h))
