@@ -19,7 +19,7 @@ from lake.cleaning.key_files import KeyWindow, compact_due
 from lake.cleaning.run_keys import FOLD_AT
 from lake.firehose import hour_prefix
 from lake.ledger import output_name
-from lake.storage import LocalStorage
+from lake.storage import LocalStorage, open_storage
 from tests.unit.test_dedup_probe import DAY, SPEC, clean, hour_of, land, random_keys, save
 
 TS = "2026-11-19T12:00:00Z"
@@ -172,3 +172,20 @@ def test_compaction_of_a_date_keeps_the_run_files_replacing_rows_it_absorbed(
     assert compact_due(lake, SPEC.name, [DAY]) == [DAY]
     expected = sorted(pa.concat_tables(keys[1:])["hi"].to_pylist())
     assert hits(lake, pa.concat_tables(keys)) == expected
+
+
+@pytest.mark.s3
+def test_run_files_on_s3_are_saved_read_and_folded(s3_bucket: str) -> None:
+    lake = open_storage(f"s3://{s3_bucket}/lake")
+    first, second = random_keys(30, seed=1, obj="a"), random_keys(30, seed=2, obj="b")
+    save(lake, HOUR, first)
+    (run_file,) = save(lake, HOUR, second)
+    assert run_file.startswith(layout.dedup_run_keys_folder(SPEC.name, DAY, HOUR))
+    again = random_keys(5, seed=3, obj="a")
+    save(lake, HOUR, again)  # a re-cleaned: its first keys are out
+    probe = pa.concat_tables([first, second, again])
+    expected = sorted(second["hi"].to_pylist() + again["hi"].to_pylist())
+    assert hits(lake, probe) == expected
+    assert run_keys.fold(lake, SPEC.name, DAY, HOUR)
+    assert list(lake.list(layout.dedup_run_keys_folder(SPEC.name, DAY, HOUR))) == []
+    assert hits(lake, probe) == expected
