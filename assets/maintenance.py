@@ -31,7 +31,7 @@ from dagster import (
 
 from assets.hourly import stream_pool
 from assets.marts import WAREHOUSE_POOL
-from lake.cleaning import key_files
+from lake.cleaning import key_files, run_keys
 from lake.iceberg.catalog import CLEANED, MARTS, QUARANTINE, LakeTables
 from lake.marts import MartSpec
 from lake.settings import Settings
@@ -131,15 +131,20 @@ def build_key_compaction_asset(
         group_name=GROUP,
         pool=table.pool,
         description=(
-            f"Compaction of {table.name}'s dedup keys: an event date's hour key files merged "
-            "into its compacted file, so a micro-batch's probe opens one file a date"
+            f"Compaction of {table.name}'s dedup keys: an event date's run key files folded "
+            "into their hour files, and those merged into its compacted file, so a "
+            "micro-batch's probe opens one file a date"
         ),
     )
     def _key_compaction(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         storage, compacted = lake.lake(), []
         for key in context.partition_keys:
-            done = key_files.compact_day(storage, table.name, date.fromisoformat(key))
-            context.add_asset_metadata({"compacted": done}, partition_key=key)
+            day = date.fromisoformat(key)
+            folded = run_keys.fold_day(storage, table.name, day)  # the runs' own files first
+            done = key_files.compact_day(storage, table.name, day)
+            context.add_asset_metadata(
+                {"compacted": done, "hours_folded": len(folded)}, partition_key=key
+            )
             compacted += [key] if done else []
         return MaterializeResult(metadata={"days_compacted": MetadataValue.json(compacted)})
 

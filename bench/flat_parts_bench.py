@@ -12,24 +12,36 @@ the totals document are rewritten by it once, untimed, the totals' deltas folded
 - ledger: the stream's manifest folder from a cursor before the hour's last 2 manifests;
 - crawl_record: what a bounded crawl of 1 new object does with the partition's record
   (read what it needs, add the object, write it);
-- totals: `hour_totals` of a bounded listing (the last 2 objects).
+- totals: `hour_totals` of a bounded listing (the last 2 objects);
+- keys: a 1-object run's dedup keys (100) probed against the hour's window, then saved
+  for the hour (`save_hour_keys`), the key-file cache emptied first (a run is a new
+  process); a new object each repeat, so on code with run files every FOLD_AT-th repeat
+  folds them (the mean is printed too).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import random
 import shutil
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
 from clean_bench import HOUR, SPEC
+from microbatch_bench import random_key_table
 
 import lake
 from lake import hour_totals as totals_module
 from lake import layout
+from lake.cleaning import key_files
+from lake.cleaning.dedup import save_hour_keys, window_dates
+from lake.cleaning.key_files import KeyWindow
 from lake.firehose import hour_prefix
 from lake.hour_totals import hour_totals
 from lake.storage import LocalStorage
@@ -40,13 +52,13 @@ except ImportError:  # main: the record is one JSON object
     crawl_record = None
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
+def times_ms(fn: Callable[[], object], repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+        times.append(1000 * (time.perf_counter() - started))
+    return times
 
 
 def bounded_list(storage: LocalStorage, prefix: str) -> Callable[[], object]:
@@ -65,14 +77,38 @@ def record_step(lake_storage: LocalStorage, key: str) -> Callable[[], object]:
             lake_storage.write(key, json.dumps(record, separators=(",", ":")).encode())
 
         return old
-    entries = json.loads(lake_storage.read(key))  # the first format: rewrite it once
-    lake_storage.write(key, crawl_record.record_bytes(crawl_record.of_entries(entries)))
+    # in this code's format (a record of the first format is read whole): rewrite it once
+    lake_storage.write(key, crawl_record.record_bytes(crawl_record.read_record(lake_storage, key)))
 
     def step() -> None:
         record = crawl_record.read_record(lake_storage, key)
         record.holds(next(iter(new)), "e", 10)
         added = crawl_record.with_added(record, new)
         lake_storage.write(key + ".out", crawl_record.record_bytes(added))
+
+    return step
+
+
+def keys_step(lake_storage: LocalStorage) -> Callable[[], object]:
+    """A 1-object run's keys: probe the window, save them for the hour (a new name each)."""
+    con = duckdb.connect()
+    days = window_dates(HOUR, SPEC.allowed_lateness_hours)
+    count = itertools.count()
+
+    def step() -> None:
+        n = next(count)
+        key_files._CACHE.tables.clear()  # a new run process reads its key files afresh
+        key_files._CACHE.size = 0
+        keys = random_key_table(random.Random(n), 100)
+        KeyWindow(lake_storage, SPEC.name, days).hits(keys.select(["hi", "lo"]), con)
+        o = pa.array([0] * keys.num_rows, pa.int32())
+        dt = pa.array([HOUR.date()] * keys.num_rows, pa.date32())
+        con.register("k", pa.table({"dt": dt, "hi": keys["hi"], "lo": keys["lo"], "o": o}))
+        names = pa.array([f"bench-object-{n:05d}"])
+        save_hour_keys(
+            con, lake_storage, SPEC.name, HOUR, "SELECT * FROM k", names, {names[0].as_py()}
+        )
+        con.unregister("k")
 
     return step
 
@@ -107,11 +143,15 @@ def main() -> None:
         "ledger": bounded_list(lake_storage, layout.ledger_hour_prefix(SPEC.name, HOUR)),
         "crawl_record": record_step(lake_storage, record_key),
         "totals": lambda: hour_totals(lake_storage, SPEC.name, HOUR, objects[-2:], complete=False),
+        "keys": keys_step(lake_storage),
     }
-    figures = {name: median_ms(fn, args.repeat) for name, fn in parts.items()}
+    figures = {name: times_ms(fn, args.repeat) for name, fn in parts.items()}
     print(
-        f"{lake.__file__}: objects {len(objects):,}; "
-        + ", ".join(f"{k} {v:.1f} ms" for k, v in figures.items())
+        f"{lake.__file__}: objects {len(objects):,}; median (mean) "
+        + ", ".join(
+            f"{k} {statistics.median(v):.1f} ({statistics.mean(v):.1f}) ms"
+            for k, v in figures.items()
+        )
     )
 
 

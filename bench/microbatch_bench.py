@@ -8,7 +8,8 @@ SQLite Iceberg catalog): a seed object of robot_telemetry crawled (the catalog t
 exists, as after the schema asset), then N tiny objects (--fill-records records each)
 landed in the same arrival hour and cleaned by `clean_hour` with the Iceberg tables, in
 calls of --fill-batch objects (their ledger manifests, cleaned files, dedup keys and
-table commits are the real ones), then crawled and exposed once (as the assets leave it).
+table commits are the real ones), then crawled and exposed once, and the filling runs' totals deltas folded into the hour's
+document (as a micro-batch stream leaves them: its 32nd run folds them).
 The fillers are named over the hour's first 50 minutes; one untimed warm-up batch follows.
 For each K of --keys, the dedup window of the hour
 (the event dates `window_dates` gives for the stream's lateness) then holds K extra keys:
@@ -19,7 +20,9 @@ assets do it for a landing sensor's run: list the hour (from the previous run's 
 when the code has `lake.landing_scan.hour_listing`; else the whole hour), crawl it
 (assets/schema.py), then as assets/cleaned.py: `clean_hour` on the listed objects, the
 retype check, the warehouse views (`expose_stream`) and `hour_totals`.
-Phase seconds are printed per point; the parts of `clean_hour` are timed by wrapping the
+Each micro-batch starts with no key file in memory (a run is a new process). Phase seconds
+are printed per point (the summary: medians, then the mean total, which shows a run that
+folds or compacts); the parts of `clean_hour` are timed by wrapping the
 functions it calls (read_ledger, load_seen, fetch + passes, save_hour_keys, the commit; a
 ledger that lists lazily, as lake.ledger's does now, is paid in `clean_rest`).
 --profile runs one more micro-batch of the last point under cProfile.
@@ -50,7 +53,9 @@ import pyarrow.parquet as pq
 from clean_bench import HOUR, SPEC, bench_settings, object_body, record_templates
 
 import lake.cleaning.hour as hour_module
+import lake.cleaning.key_files as key_files_module
 import lake.cleaning.passes as passes_module
+from lake import hour_totals as totals_module
 from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.dedup import window_dates
@@ -185,7 +190,10 @@ def build_hour(root: Path, n_objects: int, args: argparse.Namespace, templates: 
             settings=settings,
             tables=LakeTables(settings),
         )
-    # as the assets leave it after those runs: the hour crawled, the warehouse views made
+    # as a micro-batch stream leaves it: the filling runs' large totals deltas folded into
+    # the hour's document (in a stream the 32nd run after them folds them), the hour
+    # crawled, the warehouse views made
+    totals_module._compact(lake, SPEC.name, HOUR, totals_module._deltas(lake, SPEC.name, HOUR))
     crawl_objects(SPEC, Catalog(lake, "bench"), landing, filled)
     warehouse = Warehouse(settings.warehouse_path, settings.warehouse_lock_wait_seconds)
     warehouse.expose_stream(lake, LakeTables(settings), SPEC.name)
@@ -201,7 +209,10 @@ def fill_keys(
     days = days or window_dates(HOUR, SPEC.allowed_lateness_hours)
     for day in days:
         for info in list(lake.list(layout.dedup_keys_folder(SPEC.name, day))):
-            if not info.key.endswith(f"{HOUR:%Y%m%dT%H}.parquet"):
+            own = (
+                f"{HOUR:%Y%m%dT%H}"  # the hour's own file, and its run files when the code has them
+            )
+            if not info.key.endswith(f"{own}.parquet") and f"/{own}/" not in info.key:
                 lake.delete(info.key)
     slots = [
         (day, datetime.combine(day, datetime.min.time(), HOUR.tzinfo) + timedelta(hours=h))
@@ -253,6 +264,9 @@ def micro_batch(
     assets run it for a landing sensor's run; the hour then holds `in_hour` objects."""
     land_many(landing, [body], tag, at=timedelta(minutes=BATCH_MINUTE, seconds=number))
     timer.take()  # drop what the filling runs spent
+    # a run is a new process: no key file read by an earlier run is in memory
+    key_files_module._CACHE.tables.clear()
+    key_files_module._CACHE.size = 0
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     landed, whole = listing(landing, lake)
@@ -298,8 +312,11 @@ def listing(landing: LocalStorage, lake: LocalStorage) -> tuple[list[ObjectInfo]
 
 
 def summary(n: int, k: int, rows: list[dict[str, float]]) -> str:
+    """The point's medians, then its mean total (a run that folds or compacts is one in
+    several: the median hides it, the mean does not)."""
     medians = [statistics.median(r.get(p, 0.0) for r in rows) for p in PHASES]
-    return f"{n:>6,} | {k:>10,} | " + " | ".join(f"{m:.3f}" for m in medians)
+    mean = statistics.mean(r["total"] for r in rows)
+    return f"{n:>6,} | {k:>10,} | " + " | ".join(f"{m:.3f}" for m in medians) + f" | {mean:.3f}"
 
 
 def main() -> None:
@@ -352,7 +369,7 @@ def main() -> None:
         stats.sort_stats("cumulative").print_stats(40)
         stats.sort_stats("tottime").print_stats(25)
         print(text.getvalue())
-    print("N objects | K keys | median s: " + " | ".join(PHASES))
+    print("N objects | K keys | median s: " + " | ".join(PHASES) + " | mean total")
     print("\n".join(lines))
 
 

@@ -58,6 +58,8 @@ READERS = 16
 # COMPACT_AT runs instead of every run
 COMPACT_AT = 32
 FILES_KEPT = 50  # files named in the document's header (the asset shows as many)
+# bytes of the document first read for its header (~22 bytes an object: its digests)
+HEADER_READ = 256 << 10
 RACES = 5  # compactions a fold may lose to racing ones before it gives up
 _COUNTS = ("records_in", "records_cleaned", "records_quarantined", "duplicates_dropped")
 _LEGACY_SUFFIX = ".parquet.json"  # a manifest of the old naming (no version)
@@ -319,9 +321,8 @@ def _from_header(
     parsing the document's entries; None when the entries are needed: the document has
     none of this format or an entry of the old naming, a delta replaces one of its
     entries, or a listed object's entry in it is of another version (overwritten)."""
-    found = lake.read_versioned(layout.hour_totals_doc(stream, hour))
-    head, newline, _ = found[0].partition(b"\n") if found else (b"", b"", b"")
-    if not newline:
+    head = _header_line(lake, layout.hour_totals_doc(stream, hour))
+    if head is None:
         return None
     header = json.loads(head)
     index = DigestIndex.unpacked(header)
@@ -360,6 +361,23 @@ def _from_header(
     counted = sum(1 for i in landed if i.key in entries and i.key not in stale) + len(in_doc)
     totals.objects_pending = len(landed) - counted
     return totals
+
+
+def _header_line(lake: Storage, key: str) -> bytes | None:
+    """The document's header line, read by ranges from its start (the entries after it
+    are most of its bytes); None when there is no document or it has no header."""
+    size = HEADER_READ
+    while True:
+        try:
+            data = lake.read_range(key, 0, size)
+        except ObjectNotFound:
+            return None
+        head, newline, _ = data.partition(b"\n")
+        if newline:
+            return head
+        if len(data) < size:
+            return None  # the whole document, one line: the first format
+        size *= 4
 
 
 def _parsed(data: bytes) -> dict:

@@ -22,6 +22,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `hour_totals_doc` | `_state/totals/<stream>/<YYYYMMDDTHH>.json` |
 | `dedup_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>.parquet` |
 | `dedup_keys_compacted` | `_state/keys/<stream>/dt=YYYY-MM-DD/compacted.parquet` |
+| `dedup_run_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>/<stamp>.parquet` (one run's keys, until folded) |
 | `retype_marker` | `_state/retyped/<stream>.json` |
 | `redshift_state` | `_state/redshift/<mart>.json` |
 | `alert_claim` | `_state/alerts/<mart>/<claim name>.json` |
@@ -42,6 +43,7 @@ DEMO_SEED_MARKER = "_state/demo_seed.json"
 
 _FILE_DAY = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/[^/]+$")
 _TOKEN = re.compile(r"[0-9a-f]{1,32}")
+_STAMP = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 _CLEANED_DAY = re.compile(r"cleaned/[^/]+/dt=(\d{4}-\d{2}-\d{2})/")
 
 
@@ -182,6 +184,18 @@ def dedup_keys_folder(stream: str, day: date) -> str:
 def dedup_keys_file(stream: str, day: date, hour: datetime) -> str:
     """The keys one arrival hour's runs wrote for one event date."""
     return f"{dedup_keys_folder(stream, day)}{hour:%Y%m%dT%H}.parquet"
+
+
+def dedup_run_keys_folder(stream: str, day: date, hour: datetime) -> str:
+    """The keys single runs of one arrival hour wrote for one event date, not yet folded
+    into its hour file (lake.cleaning.run_keys)."""
+    return f"{dedup_keys_folder(stream, day)}{hour:%Y%m%dT%H}/"
+
+
+def dedup_run_keys_file(stream: str, day: date, hour: datetime, stamp: str) -> str:
+    if not _STAMP.fullmatch(stamp):
+        raise ValueError(f"not a run stamp: {stamp!r}")
+    return f"{dedup_run_keys_folder(stream, day, hour)}{stamp}.parquet"
 
 
 def dedup_keys_compacted(stream: str, day: date) -> str:

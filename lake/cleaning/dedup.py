@@ -7,8 +7,11 @@ earlier ones.
 Keys are kept as 128-bit MD5 halves (16 bytes a record) in one small Parquet file per
 (event date, arrival hour): `_state/keys/<stream>/dt=<date>/<YYYYMMDDTHH>.parquet`, with
 the output name of the object each key came from, so a full refresh of an object (or a
-new version of it) can take its own keys out again. Each hour file is merged by
-compare-and-swap, so two writers of one hour never lose each other's keys. A run checks
+new version of it) can take its own keys out again. An hour's first run writes the hour
+file (compare-and-swap, so two writers of one hour never lose each other's keys); every
+later run writes its keys to a run file of its own that names the objects whose earlier
+keys it replaces, folded into the hour file every few runs (lake.cleaning.run_keys): a
+micro-batch's save costs its own keys, not the hour's. A run checks
 its keys against the files of the event dates inside the stream's allowed lateness;
 older dates are deduplicated within the run only (and counted).
 
@@ -33,13 +36,12 @@ from datetime import date, datetime, timedelta
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from lake import layout
-from lake.cleaning.key_files import KEYS_SCHEMA, NAMES_ENCODED, KeyWindow, key_file_bytes
+from lake.cleaning.key_files import NAMES_ENCODED, KeyWindow
+from lake.cleaning.run_keys import save_keys
 from lake.cleaning.tables import FIRSTS, NEW_KEYS, ROW_SPAN, SEEN_KEYS
 from lake.cleaning.typed import Typed
-from lake.storage import Storage, compare_and_swap
+from lake.storage import Storage
 
 FETCH_ROWS = 1 << 20  # keys fetched from DuckDB (and their names encoded) at a time
 
@@ -130,38 +132,24 @@ def save_hour_keys(
     reprocessed: set[str],
     stale_days: Iterable[date] = (),
 ) -> list[str]:
-    """Merge the run's new keys (SQL giving dt, hi, lo, o: the index of the key's object's
-    output name in `names`) into the hour's state files, dropping the earlier keys of reprocessed objects; `stale_days` are event dates that
-    may hold such keys though this run wrote none for them. The dates are compacted at
-    the run's end, not here (lake.cleaning.key_files.compact_due)."""
-    written = []
+    """Save the run's new keys (SQL giving dt, hi, lo, o: the index of the key's object's
+    output name in `names`) for the hour, the earlier keys of reprocessed objects replaced;
+    `stale_days` are event dates that may hold such keys though this run wrote none for
+    them. Each date's keys go to the hour file when it has none yet, else to a run file of
+    their own (lake.cleaning.run_keys): O(run), whatever the hour holds. The dates are
+    compacted at the run's end, not here (lake.cleaning.key_files.compact_due)."""
     gone = pa.array(sorted(reprocessed), pa.string())
     days = {
         r[0] for r in con.execute(f"SELECT DISTINCT dt FROM ({new_keys_sql})").fetchall()
     } | set(stale_days)
+    written = []
     for day in sorted(days):
-        key = layout.dedup_keys_file(stream, day, hour)
         new = _named(
             con.sql(f"SELECT hi, lo, o FROM ({new_keys_sql}) WHERE dt = ?", params=[day]), names
         )
-        if compare_and_swap(lake, key, lambda old, new=new: _merged(old, new, gone)) is not None:
+        if (key := save_keys(lake, stream, day, hour, new, gone)) is not None:
             written.append(key)
     return written
-
-
-def _merged(old: bytes | None, new: pa.Table, gone: pa.Array) -> bytes | None:
-    """The hour file's new content: the new keys and the old file's keys of objects not
-    reprocessed (`gone`); None when nothing would change."""
-    parts = [new]
-    if old is not None:
-        old_table = pq.read_table(pa.BufferReader(old)).select(KEYS_SCHEMA.names)
-        kept = old_table.filter(pc.invert(pc.is_in(old_table["obj"], value_set=gone)))
-        if new.num_rows == 0 and kept.num_rows == old_table.num_rows:
-            return None
-        parts.append(kept.cast(NAMES_ENCODED))
-    elif new.num_rows == 0:
-        return None
-    return key_file_bytes(pa.concat_tables(parts), schema=KEYS_SCHEMA)
 
 
 def _named(keys: duckdb.DuckDBPyRelation, names: pa.Array) -> pa.Table:

@@ -8,7 +8,10 @@ the hour files merged into one sorted file, with a `src` column (the hour file a
 from) and, in its key-value metadata, the listing version of each hour file it absorbed.
 A reader takes from the compacted file only the rows of hour files still at that version
 and reads every other hour file itself, so a rewritten hour file (new keys, a reprocessed
-object's keys taken out) never needs the compacted file rewritten first.
+object's keys taken out) never needs the compacted file rewritten first. Run files
+(lake.cleaning.run_keys: one run's keys for an hour, under `<YYYYMMDDTHH>/`, until folded
+into the hour file) are read after them, in write order, each taking out of the rows
+before it those of the objects it replaces (REPLACES in its footer).
 
 Files are read through the lake's Storage: a local file as it is, an S3 object by ranged
 GETs (footer, then the row groups needed), never copied to local disk. pyarrow's dataset
@@ -52,7 +55,14 @@ from botocore.exceptions import ClientError
 
 from lake import layout
 from lake.parquet_footer import RangeFile
-from lake.storage import LocalStorage, ObjectInfo, ObjectNotFound, Storage, compare_and_swap
+from lake.storage import (
+    ConcurrentUpdateError,
+    LocalStorage,
+    ObjectInfo,
+    ObjectNotFound,
+    Storage,
+    compare_and_swap,
+)
 
 KEYS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", pa.string())])
 SRC = "src"  # the compacted file's column: the name of the hour file a row came from
@@ -63,6 +73,9 @@ ROW_GROUP_ROWS = 2048
 WRITE_ROWS = ROW_GROUP_ROWS * 128
 CACHE_BYTES = 512 << 20
 COMPACT_AFTER_FILES = 4  # hour files not (or no longer) in the compacted file
+REPLACES = b"lake.dedup.replaces"  # run file metadata: JSON list of the objects it replaces
+SMALL_ROWS = 1 << 16  # files read whole up to this many rows are matched by pyarrow, not DuckDB
+RACES = 5  # readings of a date that may find a run file gone (folded) before giving up
 _STRINGS = pa.dictionary(pa.int32(), pa.string())
 NAMES_ENCODED = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("obj", _STRINGS)])
 _ENCODED = NAMES_ENCODED.append(pa.field(SRC, _STRINGS))
@@ -100,9 +113,28 @@ def day_keys(
     lake: Storage, stream: str, day: date, probe: pa.Array, con: duckdb.DuckDBPyConnection
 ) -> list[pa.Table]:
     """The rows (hi, lo, obj) of an event date's key files whose `hi` is in `probe`: the
-    compacted file's rows of hour files it holds at their current version, and the rows
-    of every other hour file."""
-    hours, compacted = _listed(lake, stream, day)
+    compacted file's rows of hour files it holds at their current version, the rows of
+    every other hour file, then each run file's (lake.cleaning.run_keys) in write order,
+    each taking out the rows before it of the objects it replaces."""
+    for _ in range(RACES):
+        hours, runs, compacted = _listed(lake, stream, day)
+        found = _hour_rows(lake, hours, compacted, probe, con)
+        try:
+            return [_with_runs(lake, pa.concat_tables(found), runs, probe, con)]
+        except (ObjectNotFound, FileNotFoundError):
+            continue  # a run file folded into its hour file meanwhile: list again
+    raise ConcurrentUpdateError(
+        f"{lake.uri_of(layout.dedup_keys_folder(stream, day))}: run files kept vanishing"
+    )
+
+
+def _hour_rows(
+    lake: Storage,
+    hours: dict[str, ObjectInfo],
+    compacted: ObjectInfo | None,
+    probe: pa.Array,
+    con: duckdb.DuckDBPyConnection,
+) -> list[pa.Table]:
     found = [KEYS_SCHEMA.empty_table()]
     current: dict[str, str] = {}
     if compacted is not None:
@@ -121,8 +153,55 @@ def day_keys(
         if is_whole
     ]
     if whole:
-        found.append(_plain(_matched(con, pa.concat_tables(whole), probe)))
+        found.append(_plain(_small_or_matched(con, pa.concat_tables(whole), probe)))
     return found
+
+
+def _with_runs(
+    lake: Storage,
+    rows: pa.Table,
+    runs: list[ObjectInfo],
+    probe: pa.Array,
+    con: duckdb.DuckDBPyConnection,
+) -> pa.Table:
+    """`rows` with the run files' rows in `probe`, each run file in order first taking out
+    the rows of the objects it replaces."""
+    for info in runs:
+        table, whole = _read(lake, info, probe)
+        gone = replaces_of(table)
+        if whole:
+            table = (
+                _matched(con, table, probe) if table.num_rows > SMALL_ROWS else _hits(table, probe)
+            )
+        rows = pa.concat_tables([replaced(rows, gone), _plain(table)])
+    return rows
+
+
+def _small_or_matched(con: duckdb.DuckDBPyConnection, table: pa.Table, probe: pa.Array) -> pa.Table:
+    """The rows of `table` whose `hi` is in `probe`: by pyarrow for a small table (a
+    DuckDB round trip costs more than the match), else in DuckDB (_matched)."""
+    return _hits(table, probe) if table.num_rows <= SMALL_ROWS else _matched(con, table, probe)
+
+
+def replaces_of(table: pa.Table) -> pa.Array:
+    """The objects a run file (as read, with its schema metadata) replaces."""
+    names = json.loads((table.schema.metadata or {}).get(REPLACES, b"[]"))
+    return pa.array(names, pa.string())
+
+
+def replaced(rows: pa.Table, gone: pa.Array) -> pa.Table:
+    """`rows` (with an `obj` column) without those of the objects `gone`."""
+    if len(gone) == 0 or rows.num_rows == 0:
+        return rows
+    kept = [_not_in(chunk, gone) for chunk in rows["obj"].chunks]
+    return rows.filter(pa.chunked_array(kept, pa.bool_()))
+
+
+def _not_in(names: pa.Array, gone: pa.Array) -> pa.Array:
+    """Whether each name is not in `gone`; a dictionary's values tested once each."""
+    if pa.types.is_dictionary(names.type):
+        return pc.invert(pc.is_in(names.dictionary, value_set=gone)).take(names.indices)
+    return pc.invert(pc.is_in(names, value_set=gone))
 
 
 def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bool:
@@ -131,7 +210,7 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
     key = layout.dedup_keys_compacted(stream, day)
 
     def merged(old: bytes | None) -> bytes | None:
-        hours, _ = _listed(lake, stream, day)
+        hours, _, _ = _listed(lake, stream, day)
         table = _ENCODED.empty_table()
         if old is not None:
             table = pq.read_table(pa.BufferReader(old), read_dictionary=["obj", SRC])
@@ -166,7 +245,7 @@ def compact_due(lake: Storage, stream: str, days: Iterable[date]) -> list[date]:
 
 
 def _compact_if_due(lake: Storage, stream: str, day: date) -> bool:
-    hours, compacted = _listed(lake, stream, day)
+    hours, _, compacted = _listed(lake, stream, day)
     if len(hours) < COMPACT_AFTER_FILES:
         return False
     current = {} if compacted is None else _current(_absorbed(lake, compacted), hours)
@@ -186,16 +265,22 @@ def _absorbed(lake: Storage, compacted: ObjectInfo) -> dict[str, str]:
 
 def _listed(
     lake: Storage, stream: str, day: date
-) -> tuple[dict[str, ObjectInfo], ObjectInfo | None]:
-    """The date's hour files by name, and its compacted file (None when there is none)."""
+) -> tuple[dict[str, ObjectInfo], list[ObjectInfo], ObjectInfo | None]:
+    """The date's hour files by name, its run files (lake.cleaning.run_keys) in write
+    order, and its compacted file (None when there is none)."""
+    folder = layout.dedup_keys_folder(stream, day)
     compacted_key = layout.dedup_keys_compacted(stream, day)
-    hours, compacted = {}, None
-    for info in lake.list(layout.dedup_keys_folder(stream, day)):
+    hours, runs, compacted = {}, [], None
+    for info in lake.list(folder):
+        name = info.key[len(folder) :]
         if info.key == compacted_key:
             compacted = info
-        elif info.key.endswith(".parquet"):
-            hours[info.key.rsplit("/", 1)[1]] = info
-    return hours, compacted
+        elif name.endswith(".parquet"):
+            if "/" in name:
+                runs.append(info)
+            else:
+                hours[name] = info
+    return hours, sorted(runs, key=lambda i: i.key), compacted
 
 
 def _current(absorbed: dict[str, str], hours: dict[str, ObjectInfo]) -> dict[str, str]:

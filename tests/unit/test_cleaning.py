@@ -384,9 +384,15 @@ def test_rerun_writes_the_same_files_and_rows(landing: LocalStorage, lake: Local
         landing, lake, ingested_at=datetime(2026, 11, 21, 10, tzinfo=UTC), full_refresh=True
     )
     # the same files, besides the run's delta of the hour's running totals (lake.hour_totals)
+    # and its dedup keys, saved in run files beside the hour's (lake.cleaning.run_keys)
     totals = layout.hour_totals_doc(SPEC.name, HOUR).removesuffix(".json") + "/"
-    assert [k for k in lake_keys(lake, "") if not k.startswith(totals)] == [
-        k for k in files_first if not k.startswith(totals)
+    runs = [
+        layout.dedup_run_keys_folder(SPEC.name, HOUR.date() - timedelta(days=d), HOUR)
+        for d in (0, 1)
+    ]
+    state = (totals, *runs)
+    assert [k for k in lake_keys(lake, "") if not k.startswith(state)] == [
+        k for k in files_first if not k.startswith(state)
     ]
     assert sorted(second.files_written) == sorted(first.files_written)
     for k in data_keys:

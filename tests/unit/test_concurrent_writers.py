@@ -110,7 +110,7 @@ def test_two_writers_of_one_hours_dedup_keys_keep_both_sets(
         names = pa.array([obj])
         save_hour_keys(con, lake, ROBOT.name, HOUR, "SELECT * FROM keys", names, set())
 
-    import lake.cleaning.dedup as dedup_state
+    import lake.cleaning.run_keys as dedup_state
 
     real = dedup_state.compare_and_swap
     barrier = threading.Barrier(2, timeout=30)

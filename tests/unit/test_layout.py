@@ -42,6 +42,8 @@ CASES = [
     (layout.legacy_ledger_manifest("robot_telemetry", "20261121T08-x.parquet"), "_state/cleaned/robot_telemetry/20261121T08-x.parquet.json"),
     (layout.dedup_keys_folder("robot_telemetry", DAY), "_state/keys/robot_telemetry/dt=2026-11-21/"),
     (layout.dedup_keys_file("robot_telemetry", DAY, HOUR), "_state/keys/robot_telemetry/dt=2026-11-21/20261121T08.parquet"),
+    (layout.dedup_run_keys_folder("robot_telemetry", DAY, HOUR), "_state/keys/robot_telemetry/dt=2026-11-21/20261121T08/"),
+    (layout.dedup_run_keys_file("robot_telemetry", DAY, HOUR, "01234567890123456789-0123456789ab"), "_state/keys/robot_telemetry/dt=2026-11-21/20261121T08/01234567890123456789-0123456789ab.parquet"),
     (layout.retype_marker("robot_telemetry"), "_state/retyped/robot_telemetry.json"),
     (layout.redshift_state("milking_per_cow_daily"), "_state/redshift/milking_per_cow_daily.json"),
     (layout.alert_claim("robot_alerts", "robot-7~3a2026"), "_state/alerts/robot_alerts/robot-7~3a2026.json"),
