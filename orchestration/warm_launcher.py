@@ -40,11 +40,14 @@ from dagster._core.launcher import (
     RunLauncher,
     WorkerStatus,
 )
+from dagster._core.storage.tags import HIDDEN_TAG_PREFIX
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
 from orchestration.worker_process import WorkerProcess, can_identify_processes
 
-WORKER_TAG = "firehose_lake/run_worker"
+# hidden in the UI as Dagster's own launchers hide theirs (the ECS launcher's too): the
+# pid is in the run's "Started process for run (pid: N)" event
+WORKER_TAG = f"{HIDDEN_TAG_PREFIX}firehose_lake/run_worker"
 RUN_WORKERS_ENV = "RUN_WORKERS"
 MODES = ("fork", "spawn")
 

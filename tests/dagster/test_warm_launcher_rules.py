@@ -125,3 +125,11 @@ def test_a_fork_that_fails_hands_the_run_to_dagsters_launcher(instance, monkeypa
     messages = [e.message for e in instance.all_logs(run.run_id)]
     assert any("the fork failed: OSError('no forkserver here')" in m for m in messages)
     assert WORKER_TAG not in instance.get_run_by_id(run.run_id).tags
+
+
+def test_the_worker_tag_is_hidden_from_the_ui_as_dagsters_own_launchers_tags_are():
+    """The UI lists every other tag on every run: a pid and start time there is noise
+    (the pid is in the run's "Started process for run" event)."""
+    from dagster._core.storage.tags import TagType, get_tag_type
+
+    assert get_tag_type(WORKER_TAG) == TagType.HIDDEN
