@@ -170,9 +170,7 @@ def _with_runs(
         table, whole = _read(lake, info, probe)
         gone = replaces_of(table)
         if whole:
-            table = (
-                _matched(con, table, probe) if table.num_rows > SMALL_ROWS else _hits(table, probe)
-            )
+            table = _small_or_matched(con, table, probe)
         rows = pa.concat_tables([replaced(rows, gone), _plain(table)])
     return rows
 
