@@ -197,6 +197,7 @@ class RecordMerger:
     def merge(self, schema: Struct, records: Iterable[Any]) -> int:
         """Merge the JSON objects among `records` into `schema` in place; return how many."""
         call, version, merged = object(), 0, 0
+        unchanged = (call, version)  # (merge call, schema version) of a no-op merge now
         for value in records:
             if not isinstance(value, dict):
                 continue
@@ -204,15 +205,17 @@ class RecordMerger:
             if shape.inferred is None:
                 continue
             merged += 1
-            if shape.merged_at == (call, version):
-                self.report.conflicts.extend(shape.conflicts)
+            if shape.merged_at is unchanged:
+                if shape.conflicts:
+                    self.report.conflicts.extend(shape.conflicts)
                 continue
             paths_before, reported = self._paths_seen(), len(self.report.conflicts)
             fields = merge_json_aware(schema, shape.inferred, self.report, self.tracking).fields
             if fields != schema.fields or self._paths_seen() != paths_before:
                 schema.fields, version = fields, version + 1
+                unchanged = (call, version)
             else:
-                shape.merged_at = (call, version)
+                shape.merged_at = unchanged
                 shape.conflicts = self.report.conflicts[reported:]
         return merged
 
@@ -221,13 +224,14 @@ class RecordMerger:
 
     def _shape(self, value: dict[str, Any]) -> _Shape:
         signature = value_signature(value, self.max_depth)
+        paths_seen = self._paths_seen()
         if signature is None:
-            return _Shape(self._paths_seen(), self.record_type(value))
+            return _Shape(paths_seen, self.record_type(value))
         shape = self.shapes.get(signature)
-        if shape is None or shape.paths_seen != self._paths_seen():
+        if shape is None or shape.paths_seen != paths_seen:
             if len(self.shapes) >= MAX_SHAPES_KEPT:
                 self.shapes.clear()
-            shape = self.shapes[signature] = _Shape(self._paths_seen(), self.record_type(value))
+            shape = self.shapes[signature] = _Shape(paths_seen, self.record_type(value))
         return shape
 
     def record_type(self, value: dict[str, Any]) -> Struct | None:

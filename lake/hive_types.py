@@ -101,27 +101,42 @@ class _NoSignature(Exception):
     pass
 
 
+_SCALAR_TYPES = {float: "double", bool: "boolean", type(None): NULL}
+
+
 def _signature(value: Any, depth_left: int) -> tuple | str:
     kind = type(value)
-    if kind is str:
-        return _string_type(value)
     if kind is dict:
-        if depth_left <= 0:
-            raise _NoSignature
-        return ("{", tuple([(k, _signature(v, depth_left - 1)) for k, v in value.items()]))
-    if kind is int:
-        return "int" if INT32_MIN <= value <= INT32_MAX else "bigint"
-    if kind is float:
-        return "double"
-    if value is None:
-        return NULL
-    if kind is bool:
-        return "boolean"
+        return ("{", tuple(value), _items_signature(value.values(), depth_left))
     if kind is list:
-        if depth_left <= 0:
-            raise _NoSignature
-        return ("[", tuple([_signature(v, depth_left - 1) for v in value]))
-    raise _NoSignature
+        return ("[", _items_signature(value, depth_left))
+    return _items_signature((value,), 1)[0]  # a scalar: no depth to spend
+
+
+def _items_signature(items: Any, depth_left: int) -> tuple:
+    """The signatures of a container's items, scalars typed inline: a record's values
+    are mostly scalars, and a call per value was most of the signature's cost."""
+    if depth_left <= 0:
+        raise _NoSignature
+    out = []
+    append = out.append
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            size = len(item)  # only these lengths can be a date or a timestamp
+            append(_string_type(item) if size == 10 or 16 <= size <= 35 else "string")
+        elif kind is int:
+            append("int" if INT32_MIN <= item <= INT32_MAX else "bigint")
+        elif kind is dict:
+            append(("{", tuple(item), _items_signature(item.values(), depth_left - 1)))
+        elif kind is list:
+            append(("[", _items_signature(item, depth_left - 1)))
+        else:
+            scalar = _SCALAR_TYPES.get(kind)
+            if scalar is None:
+                raise _NoSignature
+            append(scalar)
+    return tuple(out)
 
 
 def _string_type(value: str) -> str:

@@ -148,3 +148,30 @@ def test_record_nested_past_the_signature_depth_is_still_left_out() -> None:
     merged = RecordMerger(MergeReport(), RecordLimits()).merge(schema, [deep, {"id": 1}])
     assert merged == 1
     assert encode_type(schema) == {"struct": [["id", "int"]]}
+
+
+def _value(rng: random.Random, depth: int) -> Any:
+    """A JSON value mixing every type the signature tells apart, nested up to `depth`."""
+    kind = rng.randrange(9 if depth > 0 else 7)
+    scalars = [None, True, 7, 2**40, 1.5, "text", "2026-11-21", "2026-11-21T08:00:00Z"]
+    if kind < 7:
+        return rng.choice(scalars)
+    if kind == 7:
+        return [_value(rng, depth - 1) for _ in range(rng.randrange(3))]
+    return {rng.choice("abc"): _value(rng, depth - 1) for _ in range(rng.randrange(3))}
+
+
+def test_equal_signatures_mean_equal_types_and_depth_is_bounded() -> None:
+    rng = random.Random(3)
+    values = [{"r": _value(rng, 4)} for _ in range(3000)]
+    by_signature: dict[Any, Any] = {}
+    for value in values:
+        signature = value_signature(value, 6)
+        assert signature is not None
+        typed = encode_type(infer(value))
+        assert by_signature.setdefault(signature, typed) == typed
+    assert len(by_signature) > 100  # the shapes under test were many
+    assert value_signature(7, 1) == "int" and value_signature("2026-11-21", 1) == "date"
+    assert value_signature([[1]], 2) is not None and value_signature({"a": {}}, 2) is not None
+    assert value_signature([[1]], 1) is None and value_signature({"a": {}}, 1) is None
+    assert value_signature({"a": {}}, 2) != value_signature({"a": []}, 2)
