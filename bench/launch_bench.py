@@ -13,11 +13,12 @@ process up (the worker's `Started process` engine event: interpreter, dagster's 
 unpickle the job, the instance), RUN_START (the code location's import and the execution
 plan), first STEP_START (resources), run end. Runs 2.. find the hour's object cleaned; the
 launch phases are the same. `--profile DIR` writes a cProfile of each worker to DIR.
-`--warm` forks the same worker from the forkserver of orchestration/warm_launcher.py
-(WARM_MODULES); `--launcher` starts each run through the instance's run launcher
+`--warm` forks the same worker from the run launcher's forkserver (orchestration/warm_server.py:
+WARM_MODULES and the code location); `--launcher` starts each run through the instance's run launcher
 (`instance.launch_run`, the project's dagster.yaml: on this branch the warm launcher,
 `dagster api execute_run`'s body in the fork), timed from that call to the worker's exit.
-Code under test is the one on PYTHONPATH (`PYTHONPATH=/work/main:bench` measures main).
+Code under test is the one on PYTHONPATH (`PYTHONPATH=/work/main:/work/main/bench` with
+main's copy of this script measures main).
 """
 
 from __future__ import annotations
@@ -64,12 +65,12 @@ def profiled_worker(out: str, *args: object) -> None:
     cProfile.runctx("run(*args)", globals(), {"run": start_run_in_subprocess, "args": args}, out)
 
 
-def warm_context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a server that imported WARM_MODULES once: the project's run
-    launcher's context (orchestration/warm_launcher.py)."""
-    from orchestration.warm_launcher import warm_context as launcher_context
+def warm_start(target, args: list) -> multiprocessing.process.BaseProcess:
+    """A worker forked from the run launcher's server (orchestration/warm_server.py:
+    WARM_MODULES and the code location imported once)."""
+    from orchestration.warm_server import SERVER
 
-    return launcher_context()
+    return SERVER.start(target, tuple(args), "launch-bench", dict(os.environ))[0]
 
 
 def launch_via_launcher(instance, run) -> tuple[float, float]:
@@ -129,15 +130,17 @@ def launch(
     if launcher:
         spawned, ended = launch_via_launcher(instance, run)
         return phases(instance, run.run_id, spawned, ended)
-    ctx = warm_context() if warm else multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver" if warm else "spawn")
     queue, stop = ctx.Queue(), ctx.Event()
-    if profile is None:
-        proc = ctx.Process(target=start_run_in_subprocess, args=[args, recon_job, queue, stop])
-    else:
-        out = str(profile / f"worker-{n}.prof")
-        proc = ctx.Process(target=profiled_worker, args=[out, args, recon_job, queue, stop])
+    target, targs = start_run_in_subprocess, [args, recon_job, queue, stop]
+    if profile is not None:
+        target, targs = profiled_worker, [str(profile / f"worker-{n}.prof"), *targs]
     spawned = time.time()
-    proc.start()
+    if warm:
+        proc = warm_start(target, targs)
+    else:
+        proc = ctx.Process(target=target, args=targs)
+        proc.start()
     proc.join()
     return phases(instance, run.run_id, spawned, time.time())
 
@@ -197,7 +200,7 @@ def main() -> None:
     if (
         a.warm or a.launcher
     ):  # the server starts (and imports) before the first run, as a launcher's would
-        warm_context().Process(target=time.sleep, args=[0]).start()
+        warm_start(time.sleep, [0]).join()
         time.sleep(15)
     rows = [launch(a.stream, a.profile, n, a.warm, a.launcher) for n in range(a.runs)]
     for name in rows[0]:

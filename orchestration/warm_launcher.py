@@ -3,11 +3,12 @@
 Dagster's DefaultRunLauncher asks the code server to start each run, and the code server
 spawns a new interpreter that imports Dagster, its storages, DuckDB, pyarrow, pyiceberg...
 (~4.5 s a launch, ~10 s of CPU a run here: bench/README.md, "launch"). This launcher forks
-each run worker from a `forkserver` that imported WARM_MODULES once (started lazily in
-the process that launches runs: the daemon's run queue, or the webserver), and the worker
-runs the run as `dagster api execute_run` does: same events, status transitions, compute
-logs. The project's own modules are not pre-loaded: every worker imports them afresh, so
-a code change applies to the next run.
+each run worker from a `forkserver` that imported Dagster, the heavy libraries and the
+project's code location once (orchestration/warm_server.py; started lazily in the process
+that launches runs: the daemon's run queue, or the webserver), and the worker runs the run
+as `dagster api execute_run` does: same events, status transitions, compute logs. The
+server is replaced at the next launch after a change of the project's files or of the
+environment, so a code change applies to the next run.
 
 The worker's pid, start time and host are stored on the run (WORKER_TAG), so any process
 of the instance can terminate it (the UI's Terminate button in the webserver,
@@ -43,6 +44,7 @@ from dagster._core.launcher import (
 from dagster._core.storage.tags import HIDDEN_TAG_PREFIX
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
+from orchestration.warm_server import SERVER
 from orchestration.worker_process import WorkerProcess, can_identify_processes
 
 # hidden in the UI as Dagster's own launchers hide theirs (the ECS launcher's too): the
@@ -50,31 +52,6 @@ from orchestration.worker_process import WorkerProcess, can_identify_processes
 WORKER_TAG = f"{HIDDEN_TAG_PREFIX}firehose_lake/run_worker"
 RUN_WORKERS_ENV = "RUN_WORKERS"
 MODES = ("fork", "spawn")
-
-# What the forkserver imports once: Dagster with the run worker's entry point and its
-# SQLite storages, and the heavy libraries every ingest run imports. Nothing of ours.
-WARM_MODULES = [
-    "dagster._cli.api",
-    "dagster._grpc.impl",
-    "dagster._core.storage.runs.sqlite",
-    "dagster._core.storage.event_log.sqlite",
-    "dagster._core.storage.schedules.sqlite",
-    "dagster_aws.s3",
-    "dagster_duckdb",
-    "duckdb",
-    "pyarrow.compute",
-    "pyarrow.parquet",
-    "sqlglot",
-    "pyiceberg.table",
-    "pyiceberg.catalog.sql",
-]
-
-
-def warm_context() -> multiprocessing.context.BaseContext:
-    """The forkserver context; its server starts (and imports WARM_MODULES) at the first fork."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(WARM_MODULES)
-    return ctx
 
 
 def run_worker(run_id: str, instance_ref: str, environ: Mapping[str, str]) -> None:
@@ -170,15 +147,21 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
     def _fork(self, run: DagsterRun) -> int:
         """Starts the run's worker; its pid."""
         ref = serialize_value(self._instance.get_ref())
-        proc = warm_context().Process(
-            target=run_worker,
-            args=(run.run_id, ref, dict(os.environ)),
-            name=f"dagster-run-{run.run_id}",
-        )
+        environ = dict(os.environ)
         with self._lock:
             self._forget_ended()
-            proc.start()
+        proc, replaced = SERVER.start(
+            run_worker, (run.run_id, ref, environ), f"dagster-run-{run.run_id}", environ
+        )
+        with self._lock:
             self._workers[run.run_id] = proc
+        if replaced:
+            self._instance.report_engine_event(
+                "Run worker forked from a new code location server: the project's files or "
+                "the environment changed since the last run.",
+                run,
+                cls=type(self),
+            )
         return proc.pid
 
     def _tag(self, run: DagsterRun, pid: int) -> None:

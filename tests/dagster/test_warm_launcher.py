@@ -36,20 +36,20 @@ HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 RECORDS = [{"event_id": f"e-{i}", "ts": "2026-11-21T08:10:00Z"} for i in range(120)]
 
 
-def _workspace(path: Path) -> Path:
+def _workspace(path: Path, project: Path) -> Path:
     locations = [
         {
             "python_module": {
                 "module_name": "orchestration.definitions",
                 "location_name": "firehose_lake",
-                "working_directory": str(REPO_ROOT),
+                "working_directory": str(project),
             }
         },
         {
             "python_file": {
-                "relative_path": str(REPO_ROOT / "tests" / "dagster" / "launcher_jobs.py"),
+                "relative_path": str(project / "tests" / "dagster" / "launcher_jobs.py"),
                 "location_name": "launcher_tests",
-                "working_directory": str(REPO_ROOT),
+                "working_directory": str(project),
             }
         },
     ]
@@ -58,10 +58,11 @@ def _workspace(path: Path) -> Path:
 
 
 class Daemon:
-    """A `dagster-daemon run` on a fresh instance and lake, and how to submit runs to it."""
+    """A `dagster-daemon run` on a fresh instance and lake, and how to submit runs to it;
+    the code is the project's at `project` (this checkout unless given)."""
 
-    def __init__(self, root: Path, extra_env: dict[str, str]) -> None:
-        self.root = root
+    def __init__(self, root: Path, extra_env: dict[str, str], project: Path = REPO_ROOT) -> None:
+        self.root, self.project = root, project
         self.home = launch.prepare_home({"DAGSTER_HOME": str(root / "home")})
         settings = yaml.safe_load((self.home / "dagster.yaml").read_text())
         settings["run_monitoring"]["poll_interval_seconds"] = 1
@@ -70,10 +71,10 @@ class Daemon:
         self.markers.mkdir()
         self.lake = root / "lake"
         self.landing = LocalStorage(root / "landing")
-        self.workspace = _workspace(root / "workspace.yaml")
+        self.workspace = _workspace(root / "workspace.yaml", project)
         self.env = {
             **os.environ,
-            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONPATH": str(project),
             "DAGSTER_HOME": str(self.home),
             "LANDING_URI": self.landing.uri,
             "LAKE_URI": self.lake.as_uri(),
@@ -88,7 +89,7 @@ class Daemon:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dagster._daemon", "run", "-w", str(self.workspace)],
-                cwd=REPO_ROOT,
+                cwd=project,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -101,7 +102,7 @@ class Daemon:
         command = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(self.workspace)]
         command += ["-l", location, "-j", job, "--tags", json.dumps(tags or {})]
         done = subprocess.run(
-            [*command, "--run-id", run_id], cwd=REPO_ROOT, env=self.env, capture_output=True
+            [*command, "--run-id", run_id], cwd=self.project, env=self.env, capture_output=True
         )
         assert done.returncode == 0, done.stderr.decode()[-3000:]
         return run_id
@@ -125,10 +126,18 @@ class Daemon:
 
     def working(self, run_id: str) -> int:
         """Waits until the run's step works; the pid its step reported."""
+        return self.report(run_id)["pid"]
+
+    def report(self, run_id: str) -> dict:
+        """Waits until the run's step works; what it reported (tests/dagster/launcher_jobs.py)."""
         marker = self.markers / run_id
-        return int(
-            self.wait(f"run {run_id}'s step", lambda: marker.exists() and marker.read_text())
-        )
+        text = self.wait(f"run {run_id}'s step", lambda: marker.exists() and marker.read_text())
+        return json.loads(text)
+
+    def let_finish(self, run_id: str) -> DagsterRun:
+        """Lets the run's waiting step return; the run once it ended."""
+        (self.markers / f"{run_id}.stop").touch()
+        return self.finished(run_id)
 
     def event_types(self, run_id: str) -> list[DagsterEventType]:
         return [

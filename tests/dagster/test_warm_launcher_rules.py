@@ -110,12 +110,12 @@ def test_a_fork_that_fails_hands_the_run_to_dagsters_launcher(instance, monkeypa
 
     from orchestration import warm_launcher
 
-    def no_forkserver():
+    def no_forkserver(*_args):
         raise OSError("no forkserver here")
 
     handed: list[str] = []
     launcher = instance.run_launcher
-    monkeypatch.setattr(warm_launcher, "warm_context", no_forkserver)
+    monkeypatch.setattr(warm_launcher.SERVER, "start", no_forkserver)
     monkeypatch.setattr(
         launcher._default, "launch_run", lambda c: handed.append(c.dagster_run.run_id)
     )
