@@ -34,7 +34,7 @@ MAGIC = b"LKHIDX01"
 HEADER = struct.Struct("<8sIIQ")
 BUCKET_ROWS = 256  # rows a bucket holds at least on average: 2-4 kB read a probe key
 MAX_BITS = 24
-HEAD_BYTES = 64 << 10  # the first read: header, hour files and (up to ~16M rows) offsets
+HEAD_BYTES = 64 << 10  # the first read: header, hour files and (up to 4-8M rows) offsets
 
 
 class Readable(Protocol):
