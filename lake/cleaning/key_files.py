@@ -22,6 +22,11 @@ row group's first `hi` (GROUP_STARTS; reading 1,600 groups' statistics through p
 Python objects took 50 ms a file), and a probe reads the `hi` column of those groups,
 whole rows only of the groups with a hit.
 
+A small probe asks a compacted file's probe index (lake.cleaning.key_index: its `hi`
+values bucketed, written beside it by each compaction) first, and opens the compacted file
+only when a probe key is in it: a Parquet footer grows with the file's row groups (518 kB
+for a date of 3.3M keys), the index's head does not.
+
 A probe that would touch most of a file's row groups (a backfill hour's many keys) reads
 the whole file instead and keeps it in a cache bounded by CACHE_BYTES, keyed by the
 file's listing version: the hours of one run then read each file of their windows once.
@@ -223,7 +228,7 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
     """Merge the event date's hour files into its compacted file, when at least
     `min_files` of them are not in it at their current version; whether it was written."""
     key = layout.dedup_keys_compacted(stream, day)
-    written: list[bytes] = []  # the probe index of the last content computed
+    written: list[tuple[pa.ChunkedArray, dict[str, str]]] = []  # the last content's hi, hours
 
     def merged(old: bytes | None) -> bytes | None:
         hours = _listed(lake, stream, day).hours
@@ -246,14 +251,14 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
         absorbed = current | {n: i.etag for n, i in fresh.items()}
         metadata = {ABSORBED: json.dumps(absorbed, sort_keys=True).encode()}
         rows = pa.concat_tables(parts)
-        written[:] = [index_bytes(rows["hi"], absorbed)]
+        written[:] = [(rows["hi"], absorbed)]
         return key_file_bytes(rows, metadata)
 
     if compare_and_swap(lake, key, merged) is None:
         return False
     # after the compacted file: an index left stale by a racing compaction is still true
     # of the hour files it names (see lake.cleaning.key_index)
-    lake.write(layout.dedup_keys_index(stream, day), written[0])
+    lake.write(layout.dedup_keys_index(stream, day), index_bytes(*written[0]))
     return True
 
 

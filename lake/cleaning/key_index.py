@@ -70,9 +70,9 @@ def index_bytes(hi: pa.Array | pa.ChunkedArray, absorbed: dict[str, str]) -> byt
             counts[bucket] = n
     offsets = [0, *accumulate(counts)]
     names = json.dumps(absorbed, sort_keys=True).encode()
-    values = ordered.buffers()[1].to_pybytes()[: 8 * rows] if rows else b""
+    values = ordered.buffers()[1][: 8 * rows] if rows else b""  # native: little-endian on x86/ARM
     header = HEADER.pack(MAGIC, bits, len(names), rows)
-    return header + names + struct.pack(f"<{len(offsets)}I", *offsets) + values
+    return b"".join([header, names, struct.pack(f"<{len(offsets)}I", *offsets), values])
 
 
 def bucket_bits(rows: int) -> int:
