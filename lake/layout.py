@@ -22,6 +22,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `hour_totals_doc` | `_state/totals/<stream>/<YYYYMMDDTHH>.json` |
 | `dedup_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>.parquet` |
 | `dedup_keys_compacted` | `_state/keys/<stream>/dt=YYYY-MM-DD/compacted.parquet` |
+| `dedup_keys_index` | `_state/keys/<stream>/dt=YYYY-MM-DD/compacted.hi` (the compacted file's probe index) |
 | `dedup_run_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>/<stamp>.parquet` (one run's keys, until folded) |
 | `retype_marker` | `_state/retyped/<stream>.json` |
 | `redshift_state` | `_state/redshift/<mart>.json` |
@@ -201,6 +202,11 @@ def dedup_run_keys_file(stream: str, day: date, hour: datetime, stamp: str) -> s
 def dedup_keys_compacted(stream: str, day: date) -> str:
     """One event date's hour files merged into one file sorted by key (lake.cleaning.key_files)."""
     return f"{dedup_keys_folder(stream, day)}compacted.parquet"
+
+
+def dedup_keys_index(stream: str, day: date) -> str:
+    """The compacted file's probe index (lake.cleaning.key_index): its keys' `hi`, bucketed."""
+    return f"{dedup_keys_folder(stream, day)}compacted.hi"
 
 
 def retype_marker(stream: str) -> str:

@@ -19,7 +19,8 @@ Probe, don't load: each pass asks the window's key files for its own keys only
 (lake.cleaning.key_files.KeyWindow). The files are sorted by key in row groups of 2,048
 rows, and at a run's end (lake.cleaning.commit) each date it wrote keys for has its hour
 files merged into one compacted file once four of them are not in it, so a 100-key pass
-reads a footer and about a hundred row groups per date whatever the window holds, and a
+reads, per date, the compacted file's probe index (a head and a bucket a key) and the few
+hour files outside it, whatever the window holds (lake.cleaning.key_index), and a
 large pass (a backfill hour) reads each file whole once per process (cached by version).
 The hits (a few rows) then meet the pass's keys in DuckDB, with the keys the run kept in
 its earlier passes (NEW_KEYS: each key with its object's run-wide index, not its name: 24

@@ -39,7 +39,7 @@ def outside_compacted(lake: LocalStorage) -> set[str]:
     hours = {
         i.key.rsplit("/", 1)[1]: i.etag
         for i in lake.list(layout.dedup_keys_folder(SPEC.name, DAY))
-        if i.key != layout.dedup_keys_compacted(SPEC.name, DAY)
+        if i.key.endswith(".parquet") and i.key != layout.dedup_keys_compacted(SPEC.name, DAY)
     }
     compacted = lake.path(layout.dedup_keys_compacted(SPEC.name, DAY))
     absorbed = (
