@@ -15,7 +15,6 @@ from lake.cleaning import passes
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
 from tests.unit.test_cleaning import (
-    HOUR,
     SPEC,
     dumps,
     lake_keys,
