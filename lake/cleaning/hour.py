@@ -198,6 +198,7 @@ def _clean_group(
             column_assignment(table),
             json_paths,
         )
+        stack.callback(run.close)
         days = sorted(set().union(*windows.values()))
         run.window = KeyWindow(lake, spec.name, days, frozenset(set().union(*reprocessed.values())))
         cap = spec.limits.max_object_expanded_bytes
@@ -211,6 +212,7 @@ def _clean_group(
             for o in chunk:
                 o.discard()
             pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
+        run.finish_writing()
         keys_by_hour = _keys_by_hour(con, run, todo)
         for hour, days in _key_days(con, run.new_keys, todo).items():
             reports[hour].late_beyond_allowed = sum(

@@ -20,11 +20,20 @@ connection (lake.cleaning.tables) for the steps after it:
 The typed records come back once, as an Arrow table in (object, position) order: DuckDB
 queries it for dedup and counts, and each object's rows are a slice of it, so they are
 materialized once. The run's passes share the keys seen so far and the keys written.
+
+A pass's cleaned files are written on a thread of their own (pyarrow and DuckDB release
+the GIL) while the next pass is fetched, staged, typed and deduplicated: the writing needs
+only the pass's Arrow tables, not the connection. The next pass waits for them before it
+writes anything itself, so the lake sees the passes' files in the same order as before,
+and a failed write raises before any later pass has written (CleaningRun.close raises it
+if the run stops first).
 """
 
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,6 +81,8 @@ class CleaningRun:
         self.names: list[str] = []
         self.name_hours: list[datetime] = []
         self.window = KeyWindow(lake, spec.name, [])  # no earlier keys unless clean_hours sets one
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="clean-write")
+        self._writing: _Writing | None = None  # the last pass's cleaned files, being written
 
     def clean_pass(
         self,
@@ -97,22 +108,41 @@ class CleaningRun:
         self.con.register(OBJECTS, _objects_table(chunk, names, hours))
         deduped = drop_duplicates(self.con, typed, self.window)
         self.per_object.update({name: ObjectCounts() for name in names})
+        self.finish_writing()  # the last pass's files are written before this pass writes
         to = Destination(self.lake, self.spec, hours, self.ingested_at, chunk, file_names or names)
-        for index, files in write_cleaned(to, typed, deduped).items():
-            self.per_object[names[index]].files += files
-            days = {f"{d:%Y-%m-%d}" for f in files if (d := layout.cleaned_file_day(f))}
-            self.reports[hours[index]].event_dates |= days
+        cleaned = self._writer.submit(write_cleaned, to, typed, deduped)
         quarantined = write_quarantine(self.con, to, staged, typed, OBJECTS)
         for index, by_code in quarantined.by_code.items():
             self.reports[hours[index]].quarantined_by_reason.update(by_code)
-        for index, file in quarantined.files.items():
-            self.per_object[names[index]].files.append(file)
+        self._writing = _Writing(cleaned, names, hours, quarantined.files)
         self._count(staged, typed, deduped, names)
         keep_keys(self.con, deduped, len(self.names))
         self.names += names
         self.name_hours += hours
         self.con.unregister(typed.relation)
         shutil.rmtree(work)  # fetched S3 objects and links made for this pass
+
+    def finish_writing(self) -> None:
+        """Wait for the last pass's cleaned files (raising its failure) and note each
+        object's files, its cleaned files before its quarantine file."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        for index, files in writing.cleaned.result().items():
+            self.per_object[writing.names[index]].files += files
+            days = {f"{d:%Y-%m-%d}" for f in files if (d := layout.cleaned_file_day(f))}
+            self.reports[writing.hours[index]].event_dates |= days
+        for index, file in writing.quarantine_files.items():
+            self.per_object[writing.names[index]].files.append(file)
+
+    def close(self) -> None:
+        """Let the last pass's writing end (a run that stops early still leaves the files
+        of the passes before; a failed write raises, as it did before the next pass)."""
+        try:
+            if self._writing is not None:
+                self._writing.cleaned.result()
+        finally:
+            self._writer.shutdown()
 
     def _note_new_fields(self, typed: Typed) -> None:
         """Keep the fields added for the run (later passes type with them) and report them
@@ -147,6 +177,16 @@ class CleaningRun:
             c = self.per_object[names[r.object_index]]
             c.records_in += 1
             c.records_quarantined += 1
+
+
+@dataclass(frozen=True)
+class _Writing:
+    """A pass whose cleaned files are being written, and what to note when they are."""
+
+    cleaned: Future[dict[int, list[str]]]  # write_cleaned's files by object index
+    names: list[str]
+    hours: list[datetime]
+    quarantine_files: dict[int, str]
 
 
 def _objects_table(chunk: list[ObjectInfo], names: list[str], hours: list[datetime]) -> pa.Table:
