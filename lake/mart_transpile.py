@@ -5,7 +5,7 @@ checked.
 
 sqlglot transpiles without complaint SQL the target cannot run (an aggregate's FILTER
 clause for Redshift, `GROUP BY ALL` for Trino), so a transpiled mart is judged by:
-- sqlglot's own unsupported messages (ErrorLevel.RAISE on generate);
+- sqlglot's own unsupported messages (what ErrorLevel.RAISE would raise on generate);
 - the constructs of the DuckDB source that the target lacks (`_LACKS`, each with why);
 - the generated SQL parsed back by sqlglot's parser of the target;
 - with the inputs' column types (`schema`), a `||` over a value that is not text (Trino's
