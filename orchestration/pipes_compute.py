@@ -22,12 +22,20 @@ S3_MESSAGES_INTERVAL = 2.0  # seconds between the S3 message reader's polls
 
 
 def worker_extras(
-    settings: Settings, spec: StreamSpec, database: str, options: RunOptions
+    context: AssetExecutionContext,
+    settings: Settings,
+    spec: StreamSpec,
+    database: str,
+    options: RunOptions,
 ) -> dict[str, Any]:
-    """What the worker needs besides the partition window Pipes sends itself. The PII key
+    """What the worker needs: the step's hours (dagster 1.13's Pipes context holds a
+    partition window for one partition only, none for a range run), the stream, settings
+    and options. The PII key
     is left out: the worker reads PII_HASH_KEY from its environment, or fetches the secret
     PII_HASH_KEY_SECRET_ID names."""
+    window = context.partition_time_window
     return {
+        "window": [window.start.isoformat(), window.end.isoformat()],
         "stream": spec.name,
         "code_version": spec.code_version,
         "database": database,
@@ -45,7 +53,7 @@ def clean_on_pipes(
     pii_key: PIIKeyResource,
 ) -> PipesClientCompletedInvocation:
     """Run the cleaning of the step's hours on the worker CLEAN_COMPUTE names."""
-    extras = worker_extras(settings, spec, database, options)
+    extras = worker_extras(context, settings, spec, database, options)
     command = [sys.executable, "-m", WORKER_MODULE]
     if settings.clean_compute == "subprocess":
         # the resource's key, not a PII_HASH_KEY the run's environment may hold

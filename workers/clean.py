@@ -2,7 +2,7 @@
 orchestration/pipes_compute.py in a subprocess or an ECS task.
 
 It reads the step's hours (the partition window) and the run's settings and options from
-the Pipes context, runs lake.cleaning.run.clean_run as the in-process step does, and
+the Pipes context's extras, runs lake.cleaning.run.clean_run as the in-process step does, and
 reports the same materialization metadata, checks and per-hour metadata back.
 """
 
@@ -58,12 +58,8 @@ def run(context: PipesContext) -> CleanRunResult:
         env_key=os.environ.get("PII_HASH_KEY") or None,
         secret_id=settings.pii_hash_key_secret_id,
     )
-    window = context.partition_time_window
-    if window is None:
-        raise RuntimeError("the cleaning step runs on hourly partitions: no partition window")
-    hours = hours_between(
-        datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
-    )
+    window = extras["window"]  # Pipes sends no window for a range run (dagster 1.13)
+    hours = hours_between(datetime.fromisoformat(window[0]), datetime.fromisoformat(window[1]))
     return clean_run(
         settings,
         spec,
