@@ -23,21 +23,17 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.hourly import add_hour_metadata, hourly_asset_args, hours_of, lists_from_mark
-from lake import layout
-from lake.catalog_store import Catalog
-from lake.cleaning.columns import LINEAGE_TYPES
-from lake.cleaning.report import HourReport
-from lake.hour_totals import HourTotals, hour_totals, listing_mark
-from lake.iceberg.catalog import LakeTables
-from lake.landing_scan import hour_listing
+from assets.hourly import hourly_asset_args, hours_of, lists_from_mark
+from lake.cleaning.run import (
+    QUARANTINE_CHECK,
+    RECONCILE_CHECK,
+    CheckOutcome,
+    RunOptions,
+    clean_run,
+)
 from lake.settings import Settings
-from lake.storage import Storage
 from lake.streams import StreamSpec
 from orchestration.resources import LakeResource, PIIKeyResource
-
-RECONCILE_CHECK = "records_reconcile"
-FILES_SHOWN = 50
 
 
 class CleanedConfig(Config):
@@ -54,9 +50,6 @@ class CleanedConfig(Config):
             "the hour not processed yet when the run starts, as the sensors' runs do)"
         ),
     )
-
-
-QUARANTINE_CHECK = "quarantine_ratio"
 
 
 def build_cleaned_asset(
@@ -95,158 +88,63 @@ def build_cleaned_asset(
         lake: LakeResource,
         pii_key: PIIKeyResource,
         settings: ResourceParam[Settings],
-    ) -> Iterator[MaterializeResult]:
-        # imported by the run that cleans, not by every process loading the code location
-        # (pyiceberg, DuckDB and the cleaning package: about a second)
-        from lake.cleaning.commit import RunCommit
-        from lake.cleaning.hour import CleaningSession, clean_hours
-        from lake.retype import retype_stream
-        from lake.warehouse import Warehouse
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        options = RunOptions(config.full_refresh, config.up_to_key, lists_from_mark(context))
+        if settings.clean_compute != "inprocess":
+            # imported by the runs that use Pipes (dagster_aws.pipes: ECS, S3 readers)
+            from orchestration.pipes_compute import clean_on_pipes, hours_metadata
 
+            invocation = clean_on_pipes(context, settings, spec, database, options, pii_key)
+            add_hours_metadata(context, hours_metadata(invocation))
+            yield from invocation.get_results()  # type: ignore[misc]
+            return
         landing, lake_storage = lake.landing(), lake.lake()
         key = pii_key.key_for(landing.uri, lake_storage.uri)
-        table = Catalog(lake_storage, database).get_table(spec.name)
-        if table is None:
-            context.log.warning(
-                f"no catalog table {database}.{spec.name} yet: typing from this run's records; "
-                f"materialize schema/{spec.name} to record the schema"
-            )
-        total = HourReport()
-        # a landing sensor's run lists its hour from the previous run's mark on
-        bounded = not config.full_refresh and lists_from_mark(context)
-        tables = LakeTables(settings)
-        run_commit = RunCommit(
-            tables, spec, lake_storage
-        )  # one Iceberg commit for every hour of the run
-        marks = {
-            h: listing_mark(lake_storage, spec.name, h) if bounded else None
-            for h in hours_of(context)
-        }
-        landed = {h: hour_listing(landing, spec.name, h, mark) for h, mark in marks.items()}
-        with CleaningSession(settings, key) as session:  # one DuckDB connection for the run
-            reports = clean_hours(  # the hours' objects share passes: a backfill pays per pass
-                spec,
-                table,
-                landing,
-                lake_storage,
-                {
-                    hour: [o for o in objs if config.up_to_key is None or o.key <= config.up_to_key]
-                    for hour, objs in landed.items()
-                },
-                full_refresh=config.full_refresh,
-                pii_key=key,
-                settings=settings,
-                tables=tables,
-                run_commit=run_commit,
-                session=session,
-            )
-        for batch in reports.values():
-            total.absorb(batch)
-        commits = run_commit.commit()
-        # files cleaned under an older catalog version get the current column types
-        retyped = retype_stream(spec, table, landing, lake_storage, key, settings, tables)
-        if retyped.files_retyped:
-            context.log.info(
-                f"retyped {len(retyped.files_retyped)} cleaned files of {spec.name} to the "
-                f"catalog's types ({len(retyped.objects_recleaned)} objects re-cleaned from "
-                f"landing, {len(retyped.objects_cast)} cast)"
-            )
-        # after both commits: the warehouse's views list the files they left
-        exposed = Warehouse(
-            settings.warehouse_path, settings.warehouse_lock_wait_seconds
-        ).expose_stream(lake_storage, tables, spec.name)
-        if exposed.pending:
-            context.log.warning(f"warehouse views of {spec.name} pending: {exposed.pending}")
-        for hour, batch in reports.items():  # after retype: the types it left
-            whole = marks[hour] is None
-            totals = hour_totals(lake_storage, spec.name, hour, landed[hour], complete=whole)
-            add_hour_metadata(context, hour, _hour_metadata(lake_storage, totals, batch))
+        result = clean_run(
+            settings,
+            spec,
+            database,
+            (landing, lake_storage),
+            key,
+            hours_of(context),
+            options,
+            context.log,
+        )
+        add_hours_metadata(context, result.hour_metadata)
         yield MaterializeResult(
-            metadata={
-                # the name mart SQL reads it by; Hive-style dt= folders under the URI
-                "dagster/table_name": f"cleaned.{spec.name}",
-                "dagster/uri": f"{lake_storage.uri}/{layout.layer_folder(layout.CLEANED, spec.name)}",
-                "catalog_version": int(table["VersionId"]) if table else 0,
-                "pii_key_source": key.source,
-                **retyped.as_metadata(),
-                "warehouse_views_ready": exposed.view_ready,
-                "warehouse_pending": exposed.pending or "",
-                **{
-                    k: v
-                    for layer, commit in commits.items()
-                    for k, v in commit.as_metadata(f"iceberg_{layer}_").items()
-                },
-            },
-            check_results=[_reconcile(total), _quarantine(total, spec.max_quarantine_ratio)],
+            metadata=dagster_metadata(result.metadata),
+            check_results=[check_result(c) for c in result.checks],
         )
 
     return _cleaned
 
 
-def _hour_metadata(lake: Storage, totals: HourTotals, batch: HourReport) -> dict[str, Any]:
-    """One hour's materialization: the hour's running totals (every object of the hour
-    processed so far, by any run) and, prefixed `batch_`, what this run did in it.
-
-    A run with nothing new for the hour (a re-run, a sensor batch another run cleaned
-    first) still materializes it: its totals are the hour's, its batch counts are zero and
-    `event_dates` is empty, so neither plots nor the marts sensor see anything new. Dagster
-    records one materialization for every hour of a range run's single output, so skipping
-    the no-op hours of a backfill is not possible; skipping a whole no-op run would also
-    skip the steps after it in the run and leave the backfill's partitions unmaterialized.
-    """
-    columns = [
-        *(TableColumn(name, kind) for name, kind in totals.column_types.items()),
-        *(TableColumn(name, kind, description="lineage") for name, kind in LINEAGE_TYPES.items()),
-        TableColumn("dt", "DATE", description="event date: the Hive folder dt=YYYY-MM-DD"),
-    ]
-    batch_counts = {k: v for k, v in batch.as_metadata().items() if k != "event_dates"}
-    return {
-        # Dagster's table keys (TableMetadataSet is not exported by dagster 1.13)
-        "dagster/column_schema": TableSchema(columns=columns),
-        "dagster/row_count": totals.records_cleaned,
-        "dagster/partition_row_count": totals.records_cleaned,
-        "objects": totals.objects,
-        "objects_pending": totals.objects_pending,
-        "bytes_in": totals.bytes_in,
-        "records_in": totals.records_in,
-        "records_cleaned": totals.records_cleaned,
-        "records_quarantined": totals.records_quarantined,
-        "duplicates_dropped": totals.duplicates_dropped,
-        "quarantine_ratio": round(totals.quarantine_ratio, 6),
-        "files": MetadataValue.json([lake.uri_of(f) for f in totals.files[:FILES_SHOWN]]),
-        "files_not_shown": max(0, totals.files_count - FILES_SHOWN),
-        # the event dates this run wrote: the marts sensor rebuilds those days
-        "event_dates": MetadataValue.json(sorted(batch.event_dates)),
-        **{f"batch_{k}": v for k, v in batch_counts.items()},
-        "batch_files_written": len(batch.files_written),
-        "batch_columns_not_in_catalog": MetadataValue.json(
-            {k: v for k, v in batch.columns_not_in_catalog.items() if v}
-        ),
-    }
+def add_hours_metadata(context: AssetExecutionContext, hours: dict[str, dict[str, Any]]) -> None:
+    """Each hour's own metadata (by partition key), on top of what the run's result holds."""
+    for partition, metadata in hours.items():
+        context.add_asset_metadata(dagster_metadata(metadata), partition_key=partition)
 
 
-def _reconcile(total: HourReport) -> AssetCheckResult:
-    accounted = total.records_cleaned + total.records_quarantined + total.duplicates_dropped
+def dagster_metadata(values: dict[str, Any]) -> dict[str, Any]:
+    """Metadata in the Pipes wire form (lake.cleaning.run) as Dagster's values, the way
+    Dagster reads a Pipes worker's: typed JSON and table schemas; plain values as they are."""
+    return {k: _dagster_value(v) for k, v in values.items()}
+
+
+def _dagster_value(value: Any) -> Any:
+    if not (isinstance(value, dict) and set(value) == {"type", "raw_value"}):
+        return value
+    if value["type"] == "table_schema":
+        return TableSchema(columns=[TableColumn(**c) for c in value["raw_value"]["columns"]])
+    if value["type"] == "json":
+        return MetadataValue.json(value["raw_value"])
+    raise ValueError(f"metadata type {value['type']!r} is not one clean_run writes")
+
+
+def check_result(outcome: CheckOutcome) -> AssetCheckResult:
     return AssetCheckResult(
-        check_name=RECONCILE_CHECK,
-        passed=accounted == total.records_in and not total.unbalanced_objects,
-        metadata={
-            "records_in": total.records_in,
-            "accounted": accounted,
-            "unbalanced_objects": MetadataValue.json(total.unbalanced_objects),
-        },
-    )
-
-
-def _quarantine(total: HourReport, limit: float) -> AssetCheckResult:
-    return AssetCheckResult(
-        check_name=QUARANTINE_CHECK,
-        passed=total.quarantine_ratio <= limit,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "records_quarantined": total.records_quarantined,
-            "records_in": total.records_in,
-            "ratio": round(total.quarantine_ratio, 6),
-            "limit": limit,
-        },
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity(outcome.severity),
+        metadata=dagster_metadata(outcome.metadata),
     )

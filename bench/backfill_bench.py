@@ -80,7 +80,7 @@ def generate(root: Path, case: str) -> None:
 
 def ours(
     root: Path, case: str, code: Path, profile: Path | None = None, limit: int | None = None
-) -> None:
+) -> tuple[float, float, dict[str, float]]:
     """One CLI range run from `code` (a checkout) in a fresh instance and lake; with
     `profile`, `dagster` itself runs under cProfile (stats written there; the launcher
     replaces its process, so the instance folder is prepared here as it would); `limit`:
@@ -125,6 +125,7 @@ def ours(
     shown = ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
     print(f"ours: {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s (wall)")
     print(f"  run {run_s:.2f} s; steps: {shown}")
+    return wall, run_s, steps
 
 
 def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> None:

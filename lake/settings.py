@@ -95,6 +95,22 @@ def _namespace(text: str) -> str:
     return text
 
 
+CLEAN_COMPUTES = ("inprocess", "subprocess", "ecs")
+
+
+def _clean_compute(text: str) -> str:
+    if text.lower() not in CLEAN_COMPUTES:
+        raise ValueError(f"must be one of {', '.join(CLEAN_COMPUTES)}")
+    return text.lower()
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValueError("must be one or more names separated by commas")
+    return names
+
+
 def _text(text: str) -> str:
     return text
 
@@ -134,6 +150,13 @@ class Settings:
     clean_memory_limit: str = _setting("1GB", _memory)
     retype_max_objects: int = _setting(1000, _positive_int)
     glue_database: str | None = _setting(None)
+    # where the cleaning step runs (assets/cleaned.py): in the run's process, or on a
+    # Dagster Pipes worker (a local subprocess, or an ECS task of the lake's image)
+    clean_compute: str = _setting("inprocess", _clean_compute)
+    clean_ecs_cluster: str | None = _setting(None)
+    clean_ecs_task_definition: str | None = _setting(None)
+    clean_ecs_subnets: tuple[str, ...] = _setting((), _names)
+    clean_ecs_container: str = _setting("worker")
     # Iceberg tables (lake.iceberg)
     lake_catalog: str = _setting("sql", _catalog)
     iceberg_catalog_uri: str | None = _setting(None)  # None: iceberg.db beside a local lake
@@ -163,6 +186,13 @@ class Settings:
     def __post_init__(self) -> None:
         if self.s3_sse_kms_key_id and self.s3_sse != "aws:kms":
             raise SettingsError("S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms")
+        if self.clean_compute == "ecs" and not (
+            self.clean_ecs_cluster and self.clean_ecs_task_definition and self.clean_ecs_subnets
+        ):
+            raise SettingsError(
+                "CLEAN_COMPUTE=ecs needs CLEAN_ECS_CLUSTER, CLEAN_ECS_TASK_DEFINITION and "
+                "CLEAN_ECS_SUBNETS"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -180,6 +210,16 @@ class Settings:
                 shown = "(hidden)" if not f.repr else repr(text)
                 raise SettingsError(f"{name}={shown}: {exc}") from None
         return cls(**values)
+
+    def as_env(self) -> dict[str, str]:
+        """The variables that give these settings back through from_env, secrets left out
+        (a worker gets those from its own environment)."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.repr and value is not None and value != ():
+                env[env_name(f.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env
 
 
 def env_name(field_name: str) -> str:

@@ -1,0 +1,122 @@
+"""The cleaning step on a Dagster Pipes worker (CLEAN_COMPUTE=subprocess|ecs): the client,
+what the worker is told (extras), and what comes back (results and per-hour metadata)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from dagster import AssetExecutionContext, PipesClientCompletedInvocation, PipesSubprocessClient
+
+from lake.cleaning.run import HOURS_MESSAGE, RunOptions
+from lake.settings import REPO_ROOT, Settings, SettingsError
+from lake.streams import StreamSpec
+from orchestration.resources import PIIKeyResource
+
+WORKER_MODULE = "workers.clean"
+S3_MESSAGES_INTERVAL = 2.0  # seconds between the S3 message reader's polls
+
+
+def worker_extras(
+    context: AssetExecutionContext,
+    settings: Settings,
+    spec: StreamSpec,
+    database: str,
+    options: RunOptions,
+) -> dict[str, Any]:
+    """What the worker needs: the step's hours (dagster 1.13's Pipes context holds a
+    partition window for one partition only, none for a range run), the stream, settings
+    and options. The PII key
+    is left out: the worker reads PII_HASH_KEY from its environment, or fetches the secret
+    PII_HASH_KEY_SECRET_ID names."""
+    window = context.partition_time_window
+    return {
+        "window": [window.start.isoformat(), window.end.isoformat()],
+        "stream": spec.name,
+        "code_version": spec.code_version,
+        "database": database,
+        "settings": settings.as_env(),
+        "options": asdict(options),
+    }
+
+
+def clean_on_pipes(
+    context: AssetExecutionContext,
+    settings: Settings,
+    spec: StreamSpec,
+    database: str,
+    options: RunOptions,
+    pii_key: PIIKeyResource,
+) -> PipesClientCompletedInvocation:
+    """Run the cleaning of the step's hours on the worker CLEAN_COMPUTE names."""
+    extras = worker_extras(context, settings, spec, database, options)
+    command = [sys.executable, "-m", WORKER_MODULE]
+    if settings.clean_compute == "subprocess":
+        # the resource's key, not a PII_HASH_KEY the run's environment may hold
+        env = {"PII_HASH_KEY": pii_key.key or ""}
+        return PipesSubprocessClient(cwd=str(REPO_ROOT)).run(
+            context=context, command=command, extras=extras, env=env
+        )
+    client = ecs_client(settings)
+    return client.run(
+        context=context,
+        run_task_params=ecs_task_params(settings, ["python", *command[1:]]),
+        extras=extras,
+    )
+
+
+def hours_metadata(invocation: PipesClientCompletedInvocation) -> dict[str, dict[str, Any]]:
+    """The per-hour metadata the worker sent (partition key -> metadata, Pipes wire form)."""
+    hours: dict[str, dict[str, Any]] = {}
+    for message in invocation.get_custom_messages():
+        if isinstance(message, dict) and HOURS_MESSAGE in message:
+            hours.update(message[HOURS_MESSAGE])
+    return hours
+
+
+def lake_bucket(settings: Settings) -> tuple[str, str]:
+    """The lake's bucket and prefix: an ECS worker's context and messages go there."""
+    parsed = urlparse(settings.lake_uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise SettingsError(f"CLEAN_COMPUTE=ecs needs LAKE_URI on S3, not {settings.lake_uri!r}")
+    return parsed.netloc, parsed.path.strip("/")
+
+
+def ecs_client(settings: Settings, s3_client: Any = None, ecs: Any = None) -> Any:
+    """A PipesECSClient whose context and messages go through the lake's bucket."""
+    from dagster_aws.pipes import PipesECSClient, PipesS3ContextInjector, PipesS3MessageReader
+
+    bucket, prefix = lake_bucket(settings)
+    s3_client = s3_client or boto3.client("s3")
+    return PipesECSClient(
+        client=ecs or boto3.client("ecs"),
+        context_injector=PipesS3ContextInjector(
+            bucket=bucket, client=s3_client, key_prefix=f"{prefix}/_state/pipes/".lstrip("/")
+        ),
+        message_reader=PipesS3MessageReader(
+            bucket=bucket, client=s3_client, interval=S3_MESSAGES_INTERVAL
+        ),
+    )
+
+
+def ecs_task_params(settings: Settings, command: Sequence[str]) -> dict[str, Any]:
+    """ECS RunTask's arguments: one Fargate task of the lake's image running the worker."""
+    return {
+        "cluster": settings.clean_ecs_cluster,
+        "taskDefinition": settings.clean_ecs_task_definition,
+        "launchType": "FARGATE",
+        "count": 1,
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": list(settings.clean_ecs_subnets),
+                "assignPublicIp": "DISABLED",
+            }
+        },
+        "overrides": {
+            "containerOverrides": [{"name": settings.clean_ecs_container, "command": list(command)}]
+        },
+    }

@@ -1,0 +1,1 @@
+"""Dagster Pipes workers: the lake core run outside the orchestrator's process."""

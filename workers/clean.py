@@ -1,0 +1,93 @@
+"""The cleaning step's Pipes worker: `python -m workers.clean`, launched by
+orchestration/pipes_compute.py in a subprocess or an ECS task.
+
+It reads the step's hours (the partition window) and the run's settings and options from
+the Pipes context's extras, runs lake.cleaning.run.clean_run as the in-process step does, and
+reports the same materialization metadata, checks and per-hour metadata back.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from dagster_pipes import PipesContext, open_dagster_pipes
+
+from lake.cleaning.run import HOURS_MESSAGE, CleanRunResult, RunOptions, clean_run
+from lake.firehose import hours_between
+from lake.pii import resolve_key
+from lake.settings import Settings
+from lake.storage import Storage, encryption_args, open_storage
+from lake.streams import load_streams
+
+S3_MAX_ATTEMPTS = 10  # as the orchestrator's S3Resource
+
+
+def storages(settings: Settings) -> tuple[Storage, Storage]:
+    """The landing zone and the lake, as the orchestrator's LakeResource opens them."""
+    client = None
+    if settings.landing_uri.startswith("s3://") or settings.lake_uri.startswith("s3://"):
+        retries = {"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}
+        client = boto3.client("s3", config=Config(retries=retries))  # type: ignore[arg-type]
+    put_args = encryption_args(settings.s3_sse, settings.s3_sse_kms_key_id)
+    return tuple(  # type: ignore[return-value]
+        open_storage(uri, client, put_args, settings.s3_read_attempts)
+        if uri.startswith("s3://")
+        else open_storage(uri)
+        for uri in (settings.landing_uri, settings.lake_uri)
+    )
+
+
+def run(context: PipesContext) -> CleanRunResult:
+    extras: dict[str, Any] = dict(context.extras)
+    spec = load_streams()[extras["stream"]]
+    if spec.code_version != extras["code_version"]:
+        raise RuntimeError(
+            f"the worker's streams.yaml entry for {spec.name} differs from the orchestrator's "
+            f"(code version {spec.code_version}, expected {extras['code_version']}): "
+            "deploy the same image to both"
+        )
+    settings = Settings.from_env(extras["settings"])
+    landing, lake = storages(settings)
+    key = resolve_key(
+        landing.uri,
+        lake.uri,
+        env_key=os.environ.get("PII_HASH_KEY") or None,
+        secret_id=settings.pii_hash_key_secret_id,
+    )
+    window = extras["window"]  # Pipes sends no window for a range run (dagster 1.13)
+    hours = hours_between(datetime.fromisoformat(window[0]), datetime.fromisoformat(window[1]))
+    return clean_run(
+        settings,
+        spec,
+        extras["database"],
+        (landing, lake),
+        key,
+        hours,
+        RunOptions(**extras["options"]),
+        context.log,
+    )
+
+
+def report(context: PipesContext, result: CleanRunResult) -> None:
+    context.report_custom_message({HOURS_MESSAGE: result.hour_metadata})
+    context.report_asset_materialization(metadata=result.metadata)
+    for check in result.checks:
+        context.report_asset_check(
+            check.name,
+            check.passed,
+            severity=check.severity,  # type: ignore[arg-type]
+            metadata=check.metadata,
+        )
+
+
+def main() -> None:
+    with open_dagster_pipes() as context:
+        report(context, run(context))
+
+
+if __name__ == "__main__":
+    main()
