@@ -23,11 +23,23 @@ $(CORE_STAMP): pyproject.toml scripts/core_requirements.py
 	$(CORE_VENV)/bin/python -m pip install --quiet -r $(CORE_VENV)/requirements.txt
 	touch $(CORE_STAMP)
 
-# tests/unit in an environment where Dagster is not installed, the rest with it
+# The rest of the suite mostly waits (daemons, sensors' ticks, `dagster dev`): it runs on
+# TEST_WORKERS pytest-xdist workers, a file per worker (module fixtures stay one per file).
+TEST_WORKERS ?= 3
+
+# tests/unit in an environment where Dagster is not installed, the rest with it. The two run
+# at the same time (the unit suite is CPU, the rest waits); the unit suite's output follows
+# the rest's. Either one failing (pytest's exit 5, no test ran, included) fails the target.
 define run_tests
 	$(CORE_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('dagster') and 'dagster must not be installed in $(CORE_VENV)')"
-	$(CORE_VENV)/bin/python -m pytest tests/unit --durations=10 $(1)
-	$(VENV)/bin/python -m pytest --ignore=tests/unit --durations=25 $(1)
+	@unit_log=$$(mktemp); \
+	$(CORE_VENV)/bin/python -m pytest tests/unit --durations=10 $(1) > $$unit_log 2>&1 & unit=$$!; trap "kill $$unit 2>/dev/null" INT TERM; \
+	echo "tests/unit: running alongside in $(CORE_VENV), its output follows"; \
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/unit --durations=25 $(1); rest=$$?; \
+	wait $$unit; unit_rc=$$?; \
+	echo "==== tests/unit (.venv-core) ===="; cat $$unit_log; rm -f $$unit_log; \
+	echo "tests/unit: exit $$unit_rc; the rest: exit $$rest"; \
+	test $$unit_rc -eq 0 && test $$rest -eq 0
 endef
 
 ## make dev: install, seed demo data, start the simulator and the Dagster UI (sensors on)

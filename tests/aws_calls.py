@@ -186,13 +186,52 @@ def pytest_runtest_protocol(item: pytest.Item) -> Any:
 
 
 _problems: list[str] = []
+_totals: dict[str, Any] = {}  # every process's tally, merged
 _SHOWN = 40
+_TALLY = "aws_calls_tally"
+_worker_tallies: list[dict[str, Any]] = []  # pytest-xdist: each worker records its own calls
+
+
+def _tally() -> dict[str, Any]:
+    """This process's record in plain values, the form an xdist worker sends its controller."""
+    return {
+        "moto_tests": RECORDER.moto_tests,
+        "calls": len(RECORDER.calls),
+        "adapter_calls": RECORDER.adapter_calls,
+        "violations": RECORDER.violations(load_policies()) if RECORDER.calls else [],
+        "actions": [[role, action, n] for (role, action), n in RECORDER.actions_per_role().items()],
+    }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The controller of `pytest -n`: keep a finished worker's tally (a worker's own exit
+    status does not reach the controller, so the check is made here on all of them)."""
+    tally = getattr(node, "workeroutput", {}).get(_TALLY)
+    if tally is not None:
+        _worker_tallies.append(tally)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    _problems[:] = problems()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its controller judges
+        workeroutput[_TALLY] = _tally()
+        return
+    _totals.update(_merge([_tally(), *_worker_tallies]))
+    _problems[:] = problems(_totals)
     if _problems:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _merge(tallies: list[dict[str, Any]]) -> dict[str, Any]:
+    actions: Counter[tuple[str, str]] = Counter()
+    for tally in tallies:
+        actions.update({(role, action): n for role, action, n in tally["actions"]})
+    return {
+        **{k: sum(t[k] for t in tallies) for k in ("moto_tests", "calls", "adapter_calls")},
+        "violations": list(dict.fromkeys(v for t in tallies for v in t["violations"])),
+        "actions": actions,
+    }
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -202,25 +241,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.line(problem)
         if len(_problems) > _SHOWN:
             terminalreporter.line(f"... and {len(_problems) - _SHOWN} more")
-    elif RECORDER.calls:
-        pairs = RECORDER.actions_per_role()
+    elif _totals.get("calls"):
         terminalreporter.section("IAM policy check (docs/security.md)", green=True)
         terminalreporter.line(
-            f"{len(RECORDER.calls)} AWS calls of the pipeline, all allowed; (role, action): calls"
+            f"{_totals['calls']} AWS calls of the pipeline, all allowed; (role, action): calls"
         )
-        for (role, action), n in sorted(pairs.items()):
+        for (role, action), n in sorted(_totals["actions"].items()):
             terminalreporter.line(f"  {role:14} {action:40} {n}")
 
 
-def problems() -> list[str]:
+def problems(totals: dict[str, Any]) -> list[str]:
     """What fails the session: a call its role's policy does not allow, or a run on moto
     that recorded no call at all (the check would prove nothing)."""
     found: list[str] = []
-    if RECORDER.moto_tests and not RECORDER.calls and not RECORDER.adapter_calls:
+    if totals["moto_tests"] and not totals["calls"] and not totals["adapter_calls"]:
         found.append(
-            f"{RECORDER.moto_tests} test(s) ran against moto but no AWS call of the pipeline "
+            f"{totals['moto_tests']} test(s) ran against moto but no AWS call of the pipeline "
             "was recorded: the recorder is not working, so the IAM check would prove nothing"
         )
-    if RECORDER.calls:
-        found += RECORDER.violations(load_policies())
-    return found
+    return found + totals["violations"]
