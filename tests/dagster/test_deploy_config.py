@@ -80,7 +80,7 @@ def test_instance_settings_load_postgres_storage_and_the_ecs_launcher(deploy_hom
     storage, storage_config = _class_config(ref.storage_data)
     assert storage is DagsterPostgresStorage
     assert pg_url_from_config(storage_config) == (
-        "postgresql://dagster:s3cret@db.internal:6432/dagster?sslmode=require"
+        "postgresql+psycopg2://dagster:s3cret@db.internal:6432/dagster?sslmode=require"
     )
     launcher, launcher_config = _class_config(ref.run_launcher_data)
     assert launcher is EcsRunLauncher
