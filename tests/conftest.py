@@ -120,7 +120,7 @@ def postgres_server() -> Iterator[postgres.Server]:
     try:
         server = postgres.start(free_port())
     except postgres.Unavailable as missing:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if postgres.in_ci(os.environ):
             pytest.fail(f"CI needs PostgreSQL: {missing}", pytrace=False)
         pytest.skip(str(missing))
     yield server
