@@ -4,7 +4,6 @@ section, the project's other settings), as a production deployment does."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,14 +20,13 @@ from lake.ledger import manifest_of
 from lake.settings import REPO_ROOT
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import LocalStorage
-from orchestration import dev_server
 from tests.e2e.test_dagster_dev import (
     GRAPHQL_BACKFILL,
     GRAPHQL_STATUS,
     RUN_BOUND_S,
-    STARTUP_BOUND_S,
     _graphql,
     _wait,
+    running_dagster_dev,
 )
 
 pytestmark = pytest.mark.e2e
@@ -55,28 +53,10 @@ def _instance_settings(database_url: str) -> tuple[str, dict[str, str]]:
 
 @pytest.fixture
 def dagster_dev_on_postgres(tmp_path: Path, postgres_database: str) -> Iterator[dict]:
-    data = tmp_path / "data"
-    home = data / "dagster_home"
-    home.mkdir(parents=True)
     settings, pg_env = _instance_settings(postgres_database)
-    (home / "dagster.yaml").write_text(settings)  # not the project's copy: launch.py keeps it
-    port = dev_server.free_port()
-    env = {
-        **os.environ,
-        **pg_env,
-        "LANDING_URI": (data / "landing").as_uri(),
-        "LAKE_URI": (data / "lake").as_uri(),
-        "WAREHOUSE_PATH": str(data / "warehouse.duckdb"),
-        "DAGSTER_HOME": str(home),
-        "SENSOR_INTERVAL_SECONDS": "2",
-    }
-    log = tmp_path / "dagster-dev.log"
-    proc = dev_server.start(env, log, port)
-    try:
-        _wait(lambda: dev_server.is_up(port), STARTUP_BOUND_S, "the Dagster webserver", log)
-        yield {"data": data, "home": home, "log": log, "port": port, "db": postgres_database}
-    finally:
-        dev_server.stop(proc)
+    # not the project's copy (its first line): orchestration/launch.py keeps it as it is
+    with running_dagster_dev(tmp_path, settings, {**pg_env, "SENSOR_INTERVAL_SECONDS": "2"}) as dev:
+        yield {**dev, "db": postgres_database}
 
 
 def _land(landing: LocalStorage, sim: Simulator, arrivals: list[datetime]) -> tuple[set, list]:
