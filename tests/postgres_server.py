@@ -18,6 +18,9 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
+
+from lake.settings import REPO_ROOT
 
 SUPERUSER = "lake_tests"
 START_BOUND_S = 60
@@ -122,3 +125,23 @@ def create_database(server: Server, name: str) -> str:
     finally:
         connection.close()
     return server.url(name)
+
+
+def instance_settings(database_url: str) -> tuple[str, dict[str, str]]:
+    """The project's dagster.yaml with deploy/dagster.yaml's storage, and the DAGSTER_PG_*
+    variables that storage reads for `database_url` (no TLS on a loopback throwaway)."""
+    import yaml
+
+    settings = yaml.safe_load((REPO_ROOT / "orchestration" / "dagster.yaml").read_text())
+    storage = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())["storage"]
+    storage["postgres"]["postgres_db"]["params"] = {"sslmode": "disable"}
+    settings["storage"] = storage
+    url = urlparse(database_url)
+    env = {
+        "DAGSTER_PG_HOST": url.hostname or "",
+        "DAGSTER_PG_PORT": str(url.port),
+        "DAGSTER_PG_DB": url.path.lstrip("/"),
+        "DAGSTER_PG_USERNAME": url.username or "",
+        "DAGSTER_PG_PASSWORD": "",
+    }
+    return yaml.safe_dump(settings, sort_keys=False), env

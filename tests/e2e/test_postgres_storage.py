@@ -8,18 +8,16 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlparse
 
 import duckdb
 import psycopg2
 import pytest
-import yaml
 
 from lake.firehose import hour_prefix, partition_key
 from lake.ledger import manifest_of
-from lake.settings import REPO_ROOT
 from lake.simulator import Simulator, SimulatorConfig
 from lake.storage import LocalStorage
+from tests import postgres_server as postgres
 from tests.e2e.test_dagster_dev import (
     GRAPHQL_BACKFILL,
     GRAPHQL_STATUS,
@@ -33,27 +31,9 @@ pytestmark = pytest.mark.e2e
 STREAM = "robot_telemetry"
 
 
-def _instance_settings(database_url: str) -> tuple[str, dict[str, str]]:
-    """The project's dagster.yaml with deploy/dagster.yaml's storage, and the DAGSTER_PG_*
-    variables that storage reads for the test server (no TLS on a loopback throwaway)."""
-    settings = yaml.safe_load((REPO_ROOT / "orchestration" / "dagster.yaml").read_text())
-    storage = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())["storage"]
-    storage["postgres"]["postgres_db"]["params"] = {"sslmode": "disable"}
-    settings["storage"] = storage
-    url = urlparse(database_url)
-    env = {
-        "DAGSTER_PG_HOST": url.hostname,
-        "DAGSTER_PG_PORT": str(url.port),
-        "DAGSTER_PG_DB": url.path.lstrip("/"),
-        "DAGSTER_PG_USERNAME": url.username,
-        "DAGSTER_PG_PASSWORD": "",
-    }
-    return yaml.safe_dump(settings, sort_keys=False), env
-
-
 @pytest.fixture
 def dagster_dev_on_postgres(tmp_path: Path, postgres_database: str) -> Iterator[dict]:
-    settings, pg_env = _instance_settings(postgres_database)
+    settings, pg_env = postgres.instance_settings(postgres_database)
     # not the project's copy (its first line): orchestration/launch.py keeps it as it is
     with running_dagster_dev(tmp_path, settings, {**pg_env, "SENSOR_INTERVAL_SECONDS": "2"}) as dev:
         yield {**dev, "db": postgres_database}
