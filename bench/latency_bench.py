@@ -5,7 +5,8 @@
 Seeds `--seed-hours` of the demo history (as `make dev` does) and starts `dagster dev` the documented way (`python -m orchestration.launch dev`, as `make dev`
 and `make ui` do) with a fresh DAGSTER_HOME and SENSOR_INTERVAL_SECONDS=5, on local folders
 (`make dev`'s embedded default) or, with --s3, on moto's S3 over HTTP with the variables of
-the README's S3 section. Then the simulator writes one object every `gap` seconds, the
+the README's S3 section; with --postgres, Dagster's storage is on a throwaway PostgreSQL
+server (deploy/dagster.yaml's storage section, tests/postgres_server.py). Then the simulator writes one object every `gap` seconds, the
 three streams in turn, and each object is timed from the end of its write to the moment
 its ledger manifest exists (bench/live_lake.py). It prints p50 / p95 / max, the run queue,
 the run overhead from the instance's run records, and the phases of the runs created while
@@ -17,7 +18,10 @@ The code under test is the one on PYTHONPATH: `PYTHONPATH=/work/main:bench` meas
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from live_lake import LiveLake, QueueSampler, run_overhead, summary
@@ -41,8 +45,32 @@ def measure(live: LiveLake, objects: int, gap: float) -> None:
         time.sleep(max(0.0, gap - (time.monotonic() - began)))
 
 
-def run(objects: int, gap: float, timeout: float, s3: bool, seed_hours: float) -> None:
-    with LiveLake(s3=s3, seed_hours=seed_hours) as live:
+@contextmanager
+def dagster_storage(postgres: bool) -> Iterator[dict]:
+    """LiveLake arguments: the project's SQLite instance, or its settings on PostgreSQL."""
+    if not postgres:
+        yield {}
+        return
+    from orchestration.dev_server import free_port
+    from tests import postgres_server
+
+    server = postgres_server.start(free_port())
+    try:
+        url = postgres_server.create_database(server, "bench")
+        settings, env = postgres_server.instance_settings(url)
+        os.environ.update(env)  # this process reads the instance too (settle, run phases)
+        yield {"instance_settings": settings, "env_extra": env}
+    finally:
+        postgres_server.stop(server)
+
+
+def run(
+    objects: int, gap: float, timeout: float, s3: bool, seed_hours: float, postgres: bool
+) -> None:
+    with (
+        dagster_storage(postgres) as storage,
+        LiveLake(s3=s3, seed_hours=seed_hours, **storage) as live,
+    ):
         print(f"seeded history cleaned in {live.settle(300):.0f} s")
         measuring_from = time.time()
         with QueueSampler(live.home, every_s=2) as queue:
@@ -51,7 +79,7 @@ def run(objects: int, gap: float, timeout: float, s3: bool, seed_hours: float) -
         if left:
             print(f"{left} objects not cleaned within {timeout:.0f} s of the last write")
         values = list(live.latencies.values())
-        where = "moto S3" if s3 else "local folders"
+        where = ("moto S3" if s3 else "local folders") + (", PostgreSQL" if postgres else "")
         print(
             f"{len(values)} of {objects} objects ({where}, one every {gap:g} s): {summary(values)}"
         )
@@ -70,8 +98,9 @@ def main() -> None:
     parser.add_argument(
         "--seed-hours", type=float, default=1.0, help="demo history written first, as make dev"
     )
+    parser.add_argument("--postgres", action="store_true", help="Dagster's storage on PostgreSQL")
     args = parser.parse_args()
-    run(args.objects, args.gap, args.timeout, args.s3, args.seed_hours)
+    run(args.objects, args.gap, args.timeout, args.s3, args.seed_hours, args.postgres)
 
 
 if __name__ == "__main__":

@@ -73,10 +73,14 @@ class LiveLake:
     data: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="live-lake-")))
     seed_hours: float = 0.0
     env_extra: dict[str, str] = field(default_factory=dict)
+    instance_settings: str | None = None  # a dagster.yaml of its own (else the project's)
     latencies: dict[str, float] = field(default_factory=dict)  # manifest -> seconds
 
     def __post_init__(self) -> None:
         self.home = self.data / "dagster_home"  # fresh: the launcher writes dagster.yaml
+        if self.instance_settings is not None:  # kept by the launcher: not the project's copy
+            self.home.mkdir(parents=True)
+            (self.home / "dagster.yaml").write_text(self.instance_settings)
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
         self._done = threading.Event()

@@ -19,6 +19,7 @@ from lake.firehose import object_key
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage, Storage
 from tests import aws_calls
+from tests import postgres_server as postgres
 
 # Without it the partitions would start on the demo seed's day when `make dev` has seeded
 # this checkout's data/ (orchestration/partitions.py); tests use fixed days from 2026.
@@ -108,3 +109,25 @@ def s3_bucket(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     name = f"lake-test-{uuid.uuid4().hex[:16]}"  # id() of an object is reused once it is freed
     boto3.client("s3").create_bucket(Bucket=name)
     yield name
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Server]:
+    """A real PostgreSQL server (Debian's package) on a free port of 127.0.0.1, for the
+    session. Missing and not installable: a failure in CI (CI set), a skip elsewhere."""
+    from orchestration.dev_server import free_port  # tests/unit runs without Dagster
+
+    try:
+        server = postgres.start(free_port())
+    except postgres.Unavailable as missing:
+        if postgres.in_ci(os.environ):
+            pytest.fail(f"CI needs PostgreSQL: {missing}", pytrace=False)
+        pytest.skip(str(missing))
+    yield server
+    postgres.stop(server)
+
+
+@pytest.fixture
+def postgres_database(postgres_server: postgres.Server) -> str:
+    """A new empty database on the session's server: its URL."""
+    return postgres.create_database(postgres_server, f"lake_{uuid.uuid4().hex[:12]}")

@@ -2,10 +2,10 @@
 
 import json
 import os
-import shutil
 import time
 import urllib.request
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,12 +41,13 @@ def _wait(predicate, bound_s: float, what: str, log: Path) -> None:
     )
 
 
-@pytest.fixture
-def dagster_dev(tmp_path: Path):
+@contextmanager
+def running_dagster_dev(tmp_path: Path, instance_settings: str, extra_env: dict[str, str]):
+    """`dagster dev` on a lake in tmp_path with `instance_settings` as its dagster.yaml."""
     data = tmp_path / "data"
     home = data / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(instance_settings)
     port = dev_server.free_port()
     env = {
         **os.environ,
@@ -54,8 +55,7 @@ def dagster_dev(tmp_path: Path):
         "LAKE_URI": (data / "lake").as_uri(),
         "WAREHOUSE_PATH": str(data / "warehouse.duckdb"),
         "DAGSTER_HOME": str(home),
-        "SENSOR_INTERVAL_SECONDS": "2",
-        "MARTS_SENSOR_INTERVAL_SECONDS": "5",
+        **extra_env,
     }
     log = tmp_path / "dagster-dev.log"
     proc = dev_server.start(env, log, port)
@@ -64,6 +64,14 @@ def dagster_dev(tmp_path: Path):
         yield {"data": data, "home": home, "log": log, "port": port}
     finally:
         dev_server.stop(proc)
+
+
+@pytest.fixture
+def dagster_dev(tmp_path: Path):
+    settings = (REPO_ROOT / "orchestration" / "dagster.yaml").read_text()
+    intervals = {"SENSOR_INTERVAL_SECONDS": "2", "MARTS_SENSOR_INTERVAL_SECONDS": "5"}
+    with running_dagster_dev(tmp_path, settings, intervals) as dev:
+        yield dev
 
 
 def test_sensor_launched_run_cleans_landed_objects(dagster_dev, monkeypatch) -> None:
