@@ -8,30 +8,32 @@ CORE_STAMP := $(CORE_VENV)/.installed-stamp
 
 .PHONY: install dev ui test test-fast lint seed bench clean
 
+# uv (from PyPI, into each environment) installs what pip would resolve (same versions,
+# checked with pip freeze), about 5x faster: ~20 s instead of ~100 s for .venv
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(VENV)/bin/python -m pip install --quiet uv
+	$(VENV)/bin/python -m uv pip install --quiet --python $(VENV)/bin/python -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 $(CORE_STAMP): pyproject.toml scripts/core_requirements.py
 	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
-	$(CORE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CORE_VENV)/bin/python -m pip install --quiet uv
 	$(CORE_VENV)/bin/python scripts/core_requirements.py > $(CORE_VENV)/requirements.txt
-	$(CORE_VENV)/bin/python -m pip install --quiet -r $(CORE_VENV)/requirements.txt
+	$(CORE_VENV)/bin/python -m uv pip install --quiet --python $(CORE_VENV)/bin/python -r $(CORE_VENV)/requirements.txt
 	touch $(CORE_STAMP)
 
 # The rest of the suite mostly waits (daemons, sensors' ticks, `dagster dev`): it runs on
 # TEST_WORKERS pytest-xdist workers, a file per worker (module fixtures stay one per file).
 TEST_WORKERS ?= 3
 
-# tests/unit in an environment where Dagster is not installed (CPU-bound: alone, first),
-# then the rest with it on the workers. pytest's exit 5 (no test ran) fails like any other.
+# tests/unit in an environment where Dagster is not installed (CPU-bound: first, on a worker
+# a core), then the rest with it on the workers. pytest's exit 5 (no test ran) fails too.
 define run_tests
 	$(CORE_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('dagster') and 'dagster must not be installed in $(CORE_VENV)')"
-	$(CORE_VENV)/bin/python -m pytest tests/unit --durations=10 $(1)
+	$(CORE_VENV)/bin/python -m pytest -n 2 tests/unit --durations=10 $(1)
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/unit --durations=25 $(1)
 endef
 
