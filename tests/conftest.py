@@ -32,6 +32,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(aws_calls, "aws-calls")
 
 
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Bytes parameters named by their length: their text would hold a gzip header's mtime,
+    which differs between pytest-xdist workers collecting in different seconds, and xdist
+    refuses a run whose workers collected different test ids."""
+    if isinstance(val, bytes | bytearray):
+        return f"{argname}{len(val)}B"
+    return None
+
+
 @pytest.fixture
 def landing(tmp_path: Path) -> LocalStorage:
     """A landing folder (Firehose's layout) for core tests."""
