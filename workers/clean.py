@@ -12,33 +12,24 @@ import os
 from datetime import datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from dagster_pipes import PipesContext, open_dagster_pipes
 
 from lake.cleaning.run import HOURS_MESSAGE, CleanRunResult, RunOptions, clean_run
 from lake.firehose import hours_between
 from lake.pii import resolve_key
 from lake.settings import Settings
-from lake.storage import Storage, encryption_args, open_storage
+from lake.storage import Storage, default_s3_client, encryption_args, open_storage
 from lake.streams import load_streams
-
-S3_MAX_ATTEMPTS = 10  # as the orchestrator's S3Resource
 
 
 def storages(settings: Settings) -> tuple[Storage, Storage]:
-    """The landing zone and the lake, as the orchestrator's LakeResource opens them."""
-    client = None
-    if settings.landing_uri.startswith("s3://") or settings.lake_uri.startswith("s3://"):
-        retries = {"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}
-        client = boto3.client("s3", config=Config(retries=retries))  # type: ignore[arg-type]
+    """The landing zone and the lake, opened as the orchestrator's LakeResource opens them
+    (one S3 client with the project's retries, the PUTs' encryption, the read attempts)."""
+    uris = (settings.landing_uri, settings.lake_uri)
+    client = default_s3_client() if any(u.startswith("s3://") for u in uris) else None
     put_args = encryption_args(settings.s3_sse, settings.s3_sse_kms_key_id)
-    return tuple(  # type: ignore[return-value]
-        open_storage(uri, client, put_args, settings.s3_read_attempts)
-        if uri.startswith("s3://")
-        else open_storage(uri)
-        for uri in (settings.landing_uri, settings.lake_uri)
-    )
+    landing, lake = (open_storage(u, client, put_args, settings.s3_read_attempts) for u in uris)
+    return landing, lake
 
 
 def run(context: PipesContext) -> CleanRunResult:
