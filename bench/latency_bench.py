@@ -19,15 +19,39 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from live_lake import LiveLake, QueueSampler, run_overhead, summary
+from live_lake import LiveLake, QueueSampler, percentile, run_overhead, summary
 from run_phases import report as phases_report
 
 from lake.simulator import STREAMS, Simulator, SimulatorConfig
+
+
+def tick_gaps(home: str, since: float) -> str:
+    """Seconds between the landing sensors' ticks while measuring: an object waits up to one
+    gap for the tick that sees it (SENSOR_INTERVAL_SECONDS=5 should give 5 s)."""
+    from dagster import DagsterInstance
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.instance.ref import InstanceRef
+
+    gaps: list[float] = []
+    with DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+            if not state.instigator_name.endswith("_landing_sensor"):
+                continue
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000)
+            at = sorted(t.timestamp for t in ticks if t.timestamp >= since)
+            gaps += [b - a for a, b in zip(at, at[1:], strict=False)]
+    if not gaps:
+        return "no landing sensor ticks"
+    return (
+        f"landing sensors' tick gaps: median {statistics.median(gaps):.1f} s, "
+        f"p95 {percentile(gaps, 95):.1f} s, max {max(gaps):.1f} s ({len(gaps)} gaps)"
+    )
 
 
 def measure(live: LiveLake, objects: int, gap: float) -> None:
@@ -84,6 +108,7 @@ def run(
             f"{len(values)} of {objects} objects ({where}, one every {gap:g} s): {summary(values)}"
         )
         print(queue.report())
+        print(tick_gaps(str(live.home), measuring_from))
         print(run_overhead(live.home))
         print(f"runs created while measuring (bench/run_phases.py --since {measuring_from:.0f}):")
         print(phases_report(str(live.home), measuring_from))
