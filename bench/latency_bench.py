@@ -5,7 +5,7 @@
 Seeds `--seed-hours` of the demo history (as `make dev` does) and starts `dagster dev` the documented way (`python -m orchestration.launch dev`, as `make dev`
 and `make ui` do) with a fresh DAGSTER_HOME and SENSOR_INTERVAL_SECONDS=5, on local folders
 (`make dev`'s embedded default) or, with --s3, on moto's S3 over HTTP with the variables of
-the README's S3 section; with --postgres, Dagster's storage is on a throwaway PostgreSQL
+the README's S3 section (`--moto process`: moto in a process of its own, closer to S3 than a thread of this bench); with --postgres, Dagster's storage is on a throwaway PostgreSQL
 server (deploy/dagster.yaml's storage section, tests/postgres_server.py). Then the simulator writes one object every `gap` seconds, the
 three streams in turn, and each object is timed from the end of its write to the moment
 its ledger manifest exists (bench/live_lake.py). It prints p50 / p95 / max, the run queue,
@@ -89,11 +89,17 @@ def dagster_storage(postgres: bool) -> Iterator[dict]:
 
 
 def run(
-    objects: int, gap: float, timeout: float, s3: bool, seed_hours: float, postgres: bool
+    objects: int,
+    gap: float,
+    timeout: float,
+    s3: bool,
+    seed_hours: float,
+    postgres: bool,
+    moto: str = "thread",
 ) -> None:
     with (
         dagster_storage(postgres) as storage,
-        LiveLake(s3=s3, seed_hours=seed_hours, **storage) as live,
+        LiveLake(s3=s3, moto=moto, seed_hours=seed_hours, **storage) as live,
     ):
         print(f"seeded history cleaned in {live.settle(300):.0f} s")
         measuring_from = time.time()
@@ -103,7 +109,9 @@ def run(
         if left:
             print(f"{left} objects not cleaned within {timeout:.0f} s of the last write")
         values = list(live.latencies.values())
-        where = ("moto S3" if s3 else "local folders") + (", PostgreSQL" if postgres else "")
+        where = (f"moto S3 ({moto})" if s3 else "local folders") + (
+            ", PostgreSQL" if postgres else ""
+        )
         print(
             f"{len(values)} of {objects} objects ({where}, one every {gap:g} s): {summary(values)}"
         )
@@ -124,8 +132,14 @@ def main() -> None:
         "--seed-hours", type=float, default=1.0, help="demo history written first, as make dev"
     )
     parser.add_argument("--postgres", action="store_true", help="Dagster's storage on PostgreSQL")
+    parser.add_argument(
+        "--moto",
+        choices=["thread", "process"],
+        default="thread",
+        help="with --s3: moto in a thread of the bench, or in a process of its own (closer to S3)",
+    )
     args = parser.parse_args()
-    run(args.objects, args.gap, args.timeout, args.s3, args.seed_hours, args.postgres)
+    run(args.objects, args.gap, args.timeout, args.s3, args.seed_hours, args.postgres, args.moto)
 
 
 if __name__ == "__main__":
