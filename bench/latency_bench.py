@@ -31,27 +31,45 @@ from run_phases import report as phases_report
 from lake.simulator import STREAMS, Simulator, SimulatorConfig
 
 
-def tick_gaps(home: str, since: float) -> str:
-    """Seconds between the landing sensors' ticks while measuring: an object waits up to one
-    gap for the tick that sees it (SENSOR_INTERVAL_SECONDS=5 should give 5 s)."""
+def tick_report(home: str, since: float) -> str:
+    """The landing sensors' ticks while measuring: seconds between ticks (an object waits
+    up to one gap for the tick that sees it; SENSOR_INTERVAL_SECONDS=5 should give 5 s),
+    and for the ticks that requested runs, tick start -> run created (the sensor's own work
+    and the run's execution plan) and the tick's whole time (the daemon looks at a sensor
+    again only when its tick has ended)."""
     from dagster import DagsterInstance
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.instance.ref import InstanceRef
 
     gaps: list[float] = []
+    to_run: list[float] = []
+    took: list[float] = []
     with DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
         for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
             if not state.instigator_name.endswith("_landing_sensor"):
                 continue
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000)
-            at = sorted(t.timestamp for t in ticks if t.timestamp >= since)
+            ticks = [t for t in ticks if t.timestamp >= since]
+            at = sorted(t.timestamp for t in ticks)
             gaps += [b - a for a, b in zip(at, at[1:], strict=False)]
+            for tick in ticks:
+                runs = [instance.get_run_record_by_id(r) for r in tick.run_ids]
+                created = [r.create_timestamp.timestamp() for r in runs if r is not None]
+                if created and tick.end_timestamp:
+                    to_run.append(min(created) - tick.timestamp)
+                    took.append(tick.end_timestamp - tick.timestamp)
     if not gaps:
         return "no landing sensor ticks"
-    return (
+    line = (
         f"landing sensors' tick gaps: median {statistics.median(gaps):.1f} s, "
         f"p95 {percentile(gaps, 95):.1f} s, max {max(gaps):.1f} s ({len(gaps)} gaps)"
     )
+    if to_run:
+        line += (
+            f"; ticks with runs ({len(to_run)}): start -> run created median "
+            f"{statistics.median(to_run):.2f} s, tick took median {statistics.median(took):.2f} s"
+        )
+    return line
 
 
 def measure(live: LiveLake, objects: int, gap: float) -> None:
@@ -116,7 +134,7 @@ def run(
             f"{len(values)} of {objects} objects ({where}, one every {gap:g} s): {summary(values)}"
         )
         print(queue.report())
-        print(tick_gaps(str(live.home), measuring_from))
+        print(tick_report(str(live.home), measuring_from))
         print(run_overhead(live.home))
         print(f"runs created while measuring (bench/run_phases.py --since {measuring_from:.0f}):")
         print(phases_report(str(live.home), measuring_from))
