@@ -42,6 +42,7 @@ def tick_report(home: str, since: float) -> str:
     from dagster._core.instance.ref import InstanceRef
 
     gaps: list[float] = []
+    idle_gaps: list[float] = []  # after a tick that requested no run: the daemon's cadence
     to_run: list[float] = []
     took: list[float] = []
     with DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
@@ -50,8 +51,11 @@ def tick_report(home: str, since: float) -> str:
                 continue
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000)
             ticks = [t for t in ticks if t.timestamp >= since]
-            at = sorted(t.timestamp for t in ticks)
-            gaps += [b - a for a, b in zip(at, at[1:], strict=False)]
+            ticks.sort(key=lambda t: t.timestamp)
+            for a, b in zip(ticks, ticks[1:], strict=False):
+                gaps.append(b.timestamp - a.timestamp)
+                if not a.run_ids:
+                    idle_gaps.append(b.timestamp - a.timestamp)
             for tick in ticks:
                 runs = [instance.get_run_record_by_id(r) for r in tick.run_ids]
                 created = [r.create_timestamp.timestamp() for r in runs if r is not None]
@@ -64,6 +68,11 @@ def tick_report(home: str, since: float) -> str:
         f"landing sensors' tick gaps: median {statistics.median(gaps):.1f} s, "
         f"p95 {percentile(gaps, 95):.1f} s, max {max(gaps):.1f} s ({len(gaps)} gaps)"
     )
+    if idle_gaps:
+        line += (
+            f"; after a tick without runs median {statistics.median(idle_gaps):.1f} s "
+            f"({len(idle_gaps)})"
+        )
     if to_run:
         line += (
             f"; ticks with runs ({len(to_run)}): start -> run created median "
