@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,24 +46,24 @@ def summary(values: list[float]) -> str:
     )
 
 
-def _moto() -> tuple[Any, dict[str, str]]:
-    """moto's S3 on 127.0.0.1 and the AWS variables that point boto3 at it."""
+def _moto(where: str) -> tuple[ExitStack, dict[str, str]]:
+    """moto's S3 on 127.0.0.1, in a thread of this process or in a process of its own
+    (sqs_bench.moto_server), and the AWS variables that point boto3 at it."""
     import boto3
-    from moto.server import ThreadedMotoServer
+    from sqs_bench import moto_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
-    port = dev_server.free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
+    stack = ExitStack()
+    endpoint = stack.enter_context(moto_server(where, sqs_like=False))
     aws = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "us-east-1",
     }
     os.environ.update(aws)  # this process's storages too
     boto3.client("s3").create_bucket(Bucket=BUCKET)
-    return server, aws
+    return stack, aws
 
 
 @dataclass
@@ -70,6 +71,7 @@ class LiveLake:
     """`dagster dev` on a fresh lake; `with LiveLake(s3=...) as live:` starts and stops it."""
 
     s3: bool = False
+    moto: str = "thread"  # with s3: moto in a thread of this process, or a "process"
     data: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="live-lake-")))
     seed_hours: float = 0.0
     env_extra: dict[str, str] = field(default_factory=dict)
@@ -94,7 +96,7 @@ class LiveLake:
             "SENSOR_INTERVAL_SECONDS": "5",
         }
         if self.s3:
-            self._moto, aws = _moto()
+            self._moto, aws = _moto(self.moto)
             env.update(aws)
             env.update(
                 LANDING_URI=f"s3://{BUCKET}/landing",
@@ -132,7 +134,7 @@ class LiveLake:
         self._done.set()
         dev_server.stop(self._proc)
         if self._moto is not None:
-            self._moto.stop()
+            self._moto.close()
 
     def landed(self, written: ObjectWritten) -> None:
         """Start the clock of an object the simulator has just written."""
