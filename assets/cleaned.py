@@ -126,8 +126,9 @@ def add_hours_metadata(context: AssetExecutionContext, hours: dict[str, dict[str
 
 
 def dagster_metadata(values: dict[str, Any]) -> dict[str, Any]:
-    """Metadata in the Pipes wire form (lake.cleaning.run) as Dagster's values, the way
-    Dagster reads a Pipes worker's: typed JSON and table schemas; plain values as they are."""
+    """Metadata in the Pipes wire form (lake.cleaning.run, lake.crawl_run) as Dagster's
+    values, the way Dagster reads a Pipes worker's: typed JSON, markdown and table schemas;
+    plain values as they are."""
     return {k: _dagster_value(v) for k, v in values.items()}
 
 
@@ -138,7 +139,9 @@ def _dagster_value(value: Any) -> Any:
         return TableSchema(columns=[TableColumn(**c) for c in value["raw_value"]["columns"]])
     if value["type"] == "json":
         return MetadataValue.json(value["raw_value"])
-    raise ValueError(f"metadata type {value['type']!r} is not one clean_run writes")
+    if value["type"] == "md":  # lake.crawl_run's Athena DDL
+        return MetadataValue.md(value["raw_value"])
+    raise ValueError(f"metadata type {value['type']!r} is not one clean_run or crawl_run writes")
 
 
 def check_result(outcome: CheckOutcome) -> AssetCheckResult:

@@ -79,10 +79,15 @@ def generate(root: Path, case: str) -> None:
 
 
 def ours(
-    root: Path, case: str, code: Path, profile: Path | None = None, limit: int | None = None
+    root: Path,
+    case: str,
+    code: Path,
+    profile: Path | None = None,
+    limit: int | None = None,
+    layers: tuple[str, ...] = ("landing", "schema", "cleaned"),
 ) -> tuple[float, float, dict[str, float]]:
-    """One CLI range run from `code` (a checkout) in a fresh instance and lake; with
-    `profile`, `dagster` itself runs under cProfile (stats written there; the launcher
+    """One CLI range run of `layers` from `code` (a checkout) in a fresh instance and lake;
+    with `profile`, `dagster` itself runs under cProfile (stats written there; the launcher
     replaces its process, so the instance folder is prepared here as it would); `limit`:
     the case's first hours only."""
     first, hours, _, records = CASES[case]
@@ -103,7 +108,7 @@ def ours(
         "RUN_LOG_LEVEL": "WARNING",
     }
     last = first + timedelta(hours=hours - 1)
-    select = ",".join(f"{layer}/{SPEC.name}" for layer in ("landing", "schema", "cleaned"))
+    select = ",".join(f"{layer}/{SPEC.name}" for layer in layers)
     command = [sys.executable, "-m", "orchestration.launch", "asset", "materialize"]
     if profile is not None:
         from orchestration.launch import prepare_home

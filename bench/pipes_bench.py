@@ -1,13 +1,16 @@
-"""pipes: the hours29 range run (landing, schema, cleaned through the CLI, as backfill_bench's
-`ours`) with the cleaned step in the run's process (CLEAN_COMPUTE=inprocess) and on a
-Dagster Pipes subprocess worker (CLEAN_COMPUTE=subprocess), alternated run by run.
+"""pipes: the hours29 range run (through the CLI, as backfill_bench's `ours`) with one heavy
+step in the run's process (A: inprocess) and on a Dagster Pipes subprocess worker
+(B: subprocess), alternated run by run. `--step clean` (the default) runs landing, schema and
+cleaned with CLEAN_COMPUTE; `--step crawl` runs landing and schema with CRAWL_COMPUTE.
 
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py generate --case hours29 \\
         --dir /tmp/pipesbench-hours29
     PYTHONPATH=.:bench .venv/bin/python bench/pipes_bench.py --dir /tmp/pipesbench-hours29 --runs 3
+    PYTHONPATH=.:bench .venv/bin/python bench/pipes_bench.py --dir /tmp/pipesbench-hours29 \\
+        --runs 3 --step crawl
 
-Prints each run's wall time, the run's own time and the cleaned step's, with the load
-average, then the medians.
+Prints each run's wall time, the run's own time and the step's, with the load average,
+then the medians.
 """
 
 from __future__ import annotations
@@ -20,27 +23,33 @@ from pathlib import Path
 from backfill_bench import CASES, REPO, ours
 
 COMPUTES = ("inprocess", "subprocess")
+# step -> (its setting, the layers the run materializes, its step's name)
+STEPS = {
+    "clean": ("CLEAN_COMPUTE", ("landing", "schema", "cleaned"), "cleaned"),
+    "crawl": ("CRAWL_COMPUTE", ("landing", "schema"), "schema"),
+}
 
 
-def compare(root: Path, case: str, runs: int) -> None:
-    times: dict[str, dict[str, list[float]]] = {c: {"wall": [], "cleaned": []} for c in COMPUTES}
+def compare(root: Path, case: str, runs: int, step: str) -> None:
+    setting, layers, name = STEPS[step]
+    times: dict[str, dict[str, list[float]]] = {c: {"wall": [], "step": []} for c in COMPUTES}
     records = CASES[case][3]
     for n in range(runs):
         for compute in COMPUTES:  # A then B in the same minutes
-            os.environ["CLEAN_COMPUTE"] = compute  # ours' run reads it from the environment
-            wall, _, steps = ours(root, case, REPO)
+            os.environ[setting] = compute  # ours' run reads it from the environment
+            wall, run_s, steps = ours(root, case, REPO, layers=layers)
             times[compute]["wall"].append(wall)
-            times[compute]["cleaned"].append(steps["cleaned"])
+            times[compute]["step"].append(steps[name])
             print(
-                f"run {n + 1} {compute}: cleaned step {steps['cleaned']:.2f} s, "
-                f"load average {os.getloadavg()[0]:.1f}",
+                f"run {n + 1} {compute}: wall {wall:.2f} s, run {run_s:.2f} s, {name} step "
+                f"{steps[name]:.2f} s, load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     for compute in COMPUTES:
-        wall, cleaned = (statistics.median(times[compute][k]) for k in ("wall", "cleaned"))
+        wall, step_s = (statistics.median(times[compute][k]) for k in ("wall", "step"))
         print(
             f"median {compute}: wall {wall:.2f} s ({records / wall:,.0f} records/s), "
-            f"cleaned step {cleaned:.2f} s ({records / cleaned:,.0f} records/s)"
+            f"{name} step {step_s:.2f} s ({records / step_s:,.0f} records/s)"
         )
 
 
@@ -49,8 +58,9 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), default="hours29")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/pipesbench-hours29"))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--step", choices=sorted(STEPS), default="clean")
     args = parser.parse_args()
-    compare(args.dir, args.case, args.runs)
+    compare(args.dir, args.case, args.runs, args.step)
 
 
 if __name__ == "__main__":

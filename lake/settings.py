@@ -150,9 +150,11 @@ class Settings:
     clean_memory_limit: str = _setting("1GB", _memory)
     retype_max_objects: int = _setting(1000, _positive_int)
     glue_database: str | None = _setting(None)
-    # where the cleaning step runs (assets/cleaned.py): in the run's process, or on a
-    # Dagster Pipes worker (a local subprocess, or an ECS task of the lake's image)
+    # where the heavy steps run, each on its own: cleaning (assets/cleaned.py) and the crawl
+    # (assets/schema.py), in the run's process or on a Dagster Pipes worker (a local
+    # subprocess, or an ECS task of the lake's image: the CLEAN_ECS_* task serves both)
     clean_compute: str = _setting("inprocess", _clean_compute)
+    crawl_compute: str = _setting("inprocess", _clean_compute)
     clean_ecs_cluster: str | None = _setting(None)
     clean_ecs_task_definition: str | None = _setting(None)
     clean_ecs_subnets: tuple[str, ...] = _setting((), _names)
@@ -186,11 +188,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.s3_sse_kms_key_id and self.s3_sse != "aws:kms":
             raise SettingsError("S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms")
-        if self.clean_compute == "ecs" and not (
+        ecs = [env_name(n) for n in ("clean_compute", "crawl_compute") if getattr(self, n) == "ecs"]
+        if ecs and not (
             self.clean_ecs_cluster and self.clean_ecs_task_definition and self.clean_ecs_subnets
         ):
             raise SettingsError(
-                "CLEAN_COMPUTE=ecs needs CLEAN_ECS_CLUSTER, CLEAN_ECS_TASK_DEFINITION and "
+                f"{' and '.join(ecs)}=ecs needs CLEAN_ECS_CLUSTER, CLEAN_ECS_TASK_DEFINITION and "
                 "CLEAN_ECS_SUBNETS"
             )
 

@@ -1,5 +1,6 @@
-"""The cleaning step on a Dagster Pipes worker (CLEAN_COMPUTE=subprocess|ecs): the client,
-what the worker is told (extras), and what comes back (results and per-hour metadata)."""
+"""The heavy steps on a Dagster Pipes worker: the cleaning step (CLEAN_COMPUTE=subprocess|ecs)
+and the crawl (CRAWL_COMPUTE, at the end): the client, what the worker is told (extras), and
+what comes back (results and per-hour metadata)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import boto3
 from dagster import AssetExecutionContext, PipesClientCompletedInvocation, PipesSubprocessClient
 
 from lake.cleaning.run import HOURS_MESSAGE, RunOptions
+from lake.crawl_run import CrawlOptions
 from lake.settings import REPO_ROOT, Settings, SettingsError
 from lake.streams import StreamSpec
 from orchestration.resources import PIIKeyResource
@@ -26,7 +28,7 @@ def worker_extras(
     settings: Settings,
     spec: StreamSpec,
     database: str,
-    options: RunOptions,
+    options: RunOptions | CrawlOptions,
 ) -> dict[str, Any]:
     """What the worker needs: the step's hours (dagster 1.13's Pipes context holds a
     partition window for one partition only, none for a range run), the stream, settings
@@ -54,19 +56,9 @@ def clean_on_pipes(
 ) -> PipesClientCompletedInvocation:
     """Run the cleaning of the step's hours on the worker CLEAN_COMPUTE names."""
     extras = worker_extras(context, settings, spec, database, options)
-    command = [sys.executable, "-m", WORKER_MODULE]
-    if settings.clean_compute == "subprocess":
-        # the resource's key, not a PII_HASH_KEY the run's environment may hold
-        env = {"PII_HASH_KEY": pii_key.key or ""}
-        return PipesSubprocessClient(cwd=str(REPO_ROOT)).run(
-            context=context, command=command, extras=extras, env=env
-        )
-    client = ecs_client(settings)
-    return client.run(
-        context=context,
-        run_task_params=ecs_task_params(settings, ["python", *command[1:]]),
-        extras=extras,
-    )
+    # the resource's key, not a PII_HASH_KEY the run's environment may hold
+    env = {"PII_HASH_KEY": pii_key.key or ""}
+    return run_worker(context, settings, settings.clean_compute, WORKER_MODULE, extras, env)
 
 
 def hours_metadata(invocation: PipesClientCompletedInvocation) -> dict[str, dict[str, Any]]:
@@ -82,7 +74,9 @@ def lake_bucket(settings: Settings) -> tuple[str, str]:
     """The lake's bucket and prefix: an ECS worker's context and messages go there."""
     parsed = urlparse(settings.lake_uri)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise SettingsError(f"CLEAN_COMPUTE=ecs needs LAKE_URI on S3, not {settings.lake_uri!r}")
+        raise SettingsError(
+            f"a Pipes worker on ECS needs LAKE_URI on S3, not {settings.lake_uri!r}"
+        )
     return parsed.netloc, parsed.path.strip("/")
 
 
@@ -120,3 +114,42 @@ def ecs_task_params(settings: Settings, command: Sequence[str]) -> dict[str, Any
             "containerOverrides": [{"name": settings.clean_ecs_container, "command": list(command)}]
         },
     }
+
+
+# The crawl (schema/<stream>) on a Pipes worker (CRAWL_COMPUTE=subprocess|ecs): the same
+# extras, clients and per-hour messages as the cleaning step, its own worker module.
+CRAWL_WORKER_MODULE = "workers.crawl"
+
+
+def crawl_on_pipes(
+    context: AssetExecutionContext,
+    settings: Settings,
+    spec: StreamSpec,
+    database: str,
+    options: CrawlOptions,
+) -> PipesClientCompletedInvocation:
+    """Run the crawl of the step's hours on the worker CRAWL_COMPUTE names."""
+    extras = worker_extras(context, settings, spec, database, options)
+    return run_worker(context, settings, settings.crawl_compute, CRAWL_WORKER_MODULE, extras)
+
+
+def run_worker(
+    context: AssetExecutionContext,
+    settings: Settings,
+    compute: str,
+    module: str,
+    extras: dict[str, Any],
+    env: dict[str, str] | None = None,
+) -> PipesClientCompletedInvocation:
+    """Run `python -m <module>` on `compute` (subprocess: here, with `env` on top of the
+    run's environment; ecs: a task of the CLEAN_ECS_* definition)."""
+    command = [sys.executable, "-m", module]
+    if compute == "subprocess":
+        return PipesSubprocessClient(cwd=str(REPO_ROOT)).run(
+            context=context, command=command, extras=extras, env=env
+        )
+    return ecs_client(settings).run(
+        context=context,
+        run_task_params=ecs_task_params(settings, ["python", *command[1:]]),
+        extras=extras,
+    )

@@ -9,38 +9,19 @@ reports the same materialization metadata, checks and per-hour metadata back.
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from typing import Any
 
 from dagster_pipes import PipesContext, open_dagster_pipes
 
-from lake.cleaning.run import HOURS_MESSAGE, CleanRunResult, RunOptions, clean_run
-from lake.firehose import hours_between
+from lake.cleaning.run import CleanRunResult, RunOptions, clean_run
 from lake.pii import resolve_key
 from lake.settings import Settings
-from lake.storage import Storage, default_s3_client, encryption_args, open_storage
-from lake.streams import load_streams
-
-
-def storages(settings: Settings) -> tuple[Storage, Storage]:
-    """The landing zone and the lake, opened as the orchestrator's LakeResource opens them
-    (one S3 client with the project's retries, the PUTs' encryption, the read attempts)."""
-    uris = (settings.landing_uri, settings.lake_uri)
-    client = default_s3_client() if any(u.startswith("s3://") for u in uris) else None
-    put_args = encryption_args(settings.s3_sse, settings.s3_sse_kms_key_id)
-    landing, lake = (open_storage(u, client, put_args, settings.s3_read_attempts) for u in uris)
-    return landing, lake
+from workers.pipes_run import report, step_hours, storages, stream_spec
 
 
 def run(context: PipesContext) -> CleanRunResult:
     extras: dict[str, Any] = dict(context.extras)
-    spec = load_streams()[extras["stream"]]
-    if spec.code_version != extras["code_version"]:
-        raise RuntimeError(
-            f"the worker's streams.yaml entry for {spec.name} differs from the orchestrator's "
-            f"(code version {spec.code_version}, expected {extras['code_version']}): "
-            "deploy the same image to both"
-        )
+    spec = stream_spec(extras)
     settings = Settings.from_env(extras["settings"])
     landing, lake = storages(settings)
     key = resolve_key(
@@ -49,35 +30,22 @@ def run(context: PipesContext) -> CleanRunResult:
         env_key=os.environ.get("PII_HASH_KEY") or None,
         secret_id=settings.pii_hash_key_secret_id,
     )
-    window = extras["window"]  # Pipes sends no window for a range run (dagster 1.13)
-    hours = hours_between(datetime.fromisoformat(window[0]), datetime.fromisoformat(window[1]))
     return clean_run(
         settings,
         spec,
         extras["database"],
         (landing, lake),
         key,
-        hours,
+        step_hours(extras),
         RunOptions(**extras["options"]),
         context.log,
     )
 
 
-def report(context: PipesContext, result: CleanRunResult) -> None:
-    context.report_custom_message({HOURS_MESSAGE: result.hour_metadata})
-    context.report_asset_materialization(metadata=result.metadata)
-    for check in result.checks:
-        context.report_asset_check(
-            check.name,
-            check.passed,
-            severity=check.severity,  # type: ignore[arg-type]
-            metadata=check.metadata,
-        )
-
-
 def main() -> None:
     with open_dagster_pipes() as context:
-        report(context, run(context))
+        result = run(context)
+        report(context, result.hour_metadata, result.metadata, result.checks)
 
 
 if __name__ == "__main__":
