@@ -36,32 +36,45 @@ HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 RECORDS = [{"event_id": f"e-{i}", "ts": "2026-11-21T08:10:00Z"} for i in range(120)]
 
 
-def _workspace(path: Path, project: Path) -> Path:
-    locations = [
-        {
+LOCATIONS = ("firehose_lake", "launcher_tests")
+
+
+def _workspace(path: Path, project: Path, names: tuple[str, ...]) -> Path:
+    """A workspace file of the code locations `names`: a `dagster` command loads every
+    location of its workspace in a code server of its own, the project's in ~10-40 s here."""
+    locations = {
+        "firehose_lake": {
             "python_module": {
                 "module_name": "orchestration.definitions",
                 "location_name": "firehose_lake",
                 "working_directory": str(project),
             }
         },
-        {
+        "launcher_tests": {
             "python_file": {
                 "relative_path": str(project / "tests" / "dagster" / "launcher_jobs.py"),
                 "location_name": "launcher_tests",
                 "working_directory": str(project),
             }
         },
-    ]
-    path.write_text(yaml.safe_dump({"load_from": locations}))
+    }
+    path.write_text(yaml.safe_dump({"load_from": [locations[name] for name in names]}))
     return path
 
 
 class Daemon:
     """A `dagster-daemon run` on a fresh instance and lake, and how to submit runs to it;
-    the code is the project's at `project` (this checkout unless given)."""
+    the code is the project's at `project` (this checkout unless given), the daemon's code
+    locations `locations` (both unless given). Each run is submitted with a workspace of its
+    location only, as the same location's origin: the daemon finds it by name."""
 
-    def __init__(self, root: Path, extra_env: dict[str, str], project: Path = REPO_ROOT) -> None:
+    def __init__(
+        self,
+        root: Path,
+        extra_env: dict[str, str],
+        project: Path = REPO_ROOT,
+        locations: tuple[str, ...] = LOCATIONS,
+    ) -> None:
         self.root, self.project = root, project
         self.home = launch.prepare_home({"DAGSTER_HOME": str(root / "home")})
         settings = yaml.safe_load((self.home / "dagster.yaml").read_text())
@@ -71,7 +84,7 @@ class Daemon:
         self.markers.mkdir()
         self.lake = root / "lake"
         self.landing = LocalStorage(root / "landing")
-        self.workspace = _workspace(root / "workspace.yaml", project)
+        self.workspace = _workspace(root / "workspace.yaml", project, locations)
         self.env = {
             **os.environ,
             "PYTHONPATH": str(project),
@@ -99,7 +112,8 @@ class Daemon:
     def submit(self, location: str, job: str, tags: dict[str, str] | None = None) -> str:
         """Queues a run the way the CLI does; its id."""
         run_id = str(uuid.uuid4())
-        command = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(self.workspace)]
+        workspace = _workspace(self.root / f"workspace-{location}.yaml", self.project, (location,))
+        command = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(workspace)]
         command += ["-l", location, "-j", job, "--tags", json.dumps(tags or {})]
         done = subprocess.run(
             [*command, "--run-id", run_id], cwd=self.project, env=self.env, capture_output=True
@@ -226,7 +240,7 @@ def test_a_killed_worker_is_found_by_run_monitoring_and_its_run_retried(forking:
 
 
 def test_run_workers_spawn_gives_runs_to_dagsters_launcher(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path, {"RUN_WORKERS": "spawn"})
+    daemon = Daemon(tmp_path, {"RUN_WORKERS": "spawn"}, locations=("launcher_tests",))
     try:
         run_id = daemon.submit("launcher_tests", "waits")
         daemon.working(run_id)
