@@ -237,16 +237,3 @@ def test_a_killed_worker_is_found_by_run_monitoring_and_its_run_retried(forking:
     assert forking.working(retry.run_id) != pid
     forking.instance.run_coordinator.cancel_run(retry.run_id)
     assert forking.finished(retry.run_id).status == DagsterRunStatus.CANCELED
-
-
-def test_run_workers_spawn_gives_runs_to_dagsters_launcher(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path, {"RUN_WORKERS": "spawn"}, locations=("launcher_tests",))
-    try:
-        run_id = daemon.submit("launcher_tests", "waits")
-        daemon.working(run_id)
-        assert WORKER_TAG not in daemon.run(run_id).tags
-        assert any("RUN_WORKERS='spawn'" in m for m in daemon.messages(run_id))
-        daemon.instance.run_coordinator.cancel_run(run_id)  # through the code server
-        assert daemon.finished(run_id).status == DagsterRunStatus.CANCELED
-    finally:
-        daemon.stop()
