@@ -23,6 +23,14 @@ import duckdb
 import pytest
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import __version__ as dagster_version
+from dagster._cli import job as job_cli
+from dagster._cli.workspace.cli_target import (
+    WorkspaceOpts,
+    get_remote_job_from_remote_repo,
+    get_remote_repository_from_code_location,
+    get_workspace_from_cli_opts,
+)
 
 from lake.settings import REPO_ROOT
 from lake.storage import LocalStorage
@@ -66,7 +74,7 @@ class Daemon:
     """A `dagster-daemon run` on a fresh instance and lake, and how to submit runs to it;
     the code is the project's at `project` (this checkout unless given), the daemon's code
     locations `locations` (both unless given). Each run is submitted with a workspace of its
-    location only, as the same location's origin: the daemon finds it by name."""
+    location only (loaded in the test's process), as the daemon's location's origin."""
 
     def __init__(
         self,
@@ -110,16 +118,31 @@ class Daemon:
         self.instance = DagsterInstance.from_config(str(self.home))
 
     def submit(self, location: str, job: str, tags: dict[str, str] | None = None) -> str:
-        """Queues a run the way the CLI does; its id."""
-        run_id = str(uuid.uuid4())
-        workspace = _workspace(self.root / f"workspace-{location}.yaml", self.project, (location,))
-        command = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(workspace)]
-        command += ["-l", location, "-j", job, "--tags", json.dumps(tags or {})]
-        done = subprocess.run(
-            [*command, "--run-id", run_id], cwd=self.project, env=self.env, capture_output=True
+        """Queues a run as `dagster job launch` does (Dagster's own steps), the location
+        loaded in this process: the command would start an interpreter and a code server of
+        the location (~20-45 s a run under CI's load). The run's code origin is the same as
+        the daemon's location's (same file or module, folder and interpreter); its id."""
+        workspace_file = self.root / f"workspace-{location}.yaml"
+        opts = WorkspaceOpts(
+            workspace=(str(_workspace(workspace_file, self.project, (location,))),)
         )
-        assert done.returncode == 0, done.stderr.decode()[-3000:]
-        return run_id
+        with get_workspace_from_cli_opts(
+            self.instance, dagster_version, opts, allow_in_process=True
+        ) as workspace:
+            code_location = workspace.get_code_location(location)
+            repo = get_remote_repository_from_code_location(code_location, None)
+            run = job_cli._create_run(
+                instance=self.instance,
+                code_location=code_location,
+                remote_repo=repo,
+                remote_job=get_remote_job_from_remote_repo(repo, job),
+                run_config={},
+                tags=tags or {},
+                op_selection=None,
+                run_id=str(uuid.uuid4()),
+            )
+            self.instance.submit_run(run.run_id, workspace)
+        return run.run_id
 
     def wait(self, what: str, predicate, bound_s: float = BOUND_S):
         deadline = time.monotonic() + bound_s
