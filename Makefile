@@ -26,7 +26,9 @@ $(CORE_STAMP): pyproject.toml scripts/core_requirements.py
 	touch $(CORE_STAMP)
 
 # The rest of the suite mostly waits (daemons, sensors' ticks, `dagster dev`): it runs on
-# TEST_WORKERS pytest-xdist workers, a file per worker (module fixtures stay one per file).
+# TEST_WORKERS pytest-xdist workers, a file per worker (module fixtures stay one per file),
+# files handed out in collection order (tests/conftest.py puts the longest first) instead of
+# xdist's default, most tests first (which started the 2-test preload file late).
 TEST_WORKERS ?= 3
 
 # tests/unit in an environment where Dagster is not installed (CPU-bound: first, on a worker
@@ -34,7 +36,7 @@ TEST_WORKERS ?= 3
 define run_tests
 	$(CORE_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('dagster') and 'dagster must not be installed in $(CORE_VENV)')"
 	$(CORE_VENV)/bin/python -m pytest -n 2 tests/unit --durations=10 $(1)
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/unit --durations=25 $(1)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --ignore=tests/unit --durations=25 $(1)
 endef
 
 ## make dev: install, seed demo data, start the simulator and the Dagster UI (sensors on)

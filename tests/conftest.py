@@ -32,6 +32,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(aws_calls, "aws-calls")
 
 
+# The files that take longest (the CI log's --durations: a real daemon, `dagster dev`, a
+# day of micro-batches), longest first. `make test` runs a file per pytest-xdist worker in
+# collection order (--no-loadscope-reorder), so these start first and the short files fill
+# in around them instead of one of these starting last and running alone. A file not listed
+# keeps its place after them; a stale list costs time only.
+LONG_FILES = (
+    "tests/dagster/test_warm_launcher.py",
+    "tests/integration/test_marts_golden.py",
+    "tests/dagster/test_warm_launcher_preload.py",
+    "tests/e2e/test_dagster_dev.py",
+    "tests/faults/test_kill9.py",
+    "tests/e2e/test_postgres_storage.py",
+    "tests/dagster/test_warm_launcher_spawn.py",
+    "tests/e2e/test_operator_console.py",
+    "tests/dagster/test_operator_setup.py",
+    "tests/integration/test_sqs_long_polling.py",
+    "tests/dagster/test_pools.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """LONG_FILES' tests first, in its order; the rest as collected (a stable sort)."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES)))
+
+
 def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
     """Bytes parameters named by their length: their text would hold a gzip header's mtime,
     which differs between pytest-xdist workers collecting in different seconds, and xdist

@@ -23,6 +23,14 @@ import duckdb
 import pytest
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import __version__ as dagster_version
+from dagster._cli import job as job_cli
+from dagster._cli.workspace.cli_target import (
+    WorkspaceOpts,
+    get_remote_job_from_remote_repo,
+    get_remote_repository_from_code_location,
+    get_workspace_from_cli_opts,
+)
 
 from lake.settings import REPO_ROOT
 from lake.storage import LocalStorage
@@ -36,32 +44,45 @@ HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
 RECORDS = [{"event_id": f"e-{i}", "ts": "2026-11-21T08:10:00Z"} for i in range(120)]
 
 
-def _workspace(path: Path, project: Path) -> Path:
-    locations = [
-        {
+LOCATIONS = ("firehose_lake", "launcher_tests")
+
+
+def _workspace(path: Path, project: Path, names: tuple[str, ...]) -> Path:
+    """A workspace file of the code locations `names`: a `dagster` command loads every
+    location of its workspace in a code server of its own, the project's in ~10-40 s here."""
+    locations = {
+        "firehose_lake": {
             "python_module": {
                 "module_name": "orchestration.definitions",
                 "location_name": "firehose_lake",
                 "working_directory": str(project),
             }
         },
-        {
+        "launcher_tests": {
             "python_file": {
                 "relative_path": str(project / "tests" / "dagster" / "launcher_jobs.py"),
                 "location_name": "launcher_tests",
                 "working_directory": str(project),
             }
         },
-    ]
-    path.write_text(yaml.safe_dump({"load_from": locations}))
+    }
+    path.write_text(yaml.safe_dump({"load_from": [locations[name] for name in names]}))
     return path
 
 
 class Daemon:
     """A `dagster-daemon run` on a fresh instance and lake, and how to submit runs to it;
-    the code is the project's at `project` (this checkout unless given)."""
+    the code is the project's at `project` (this checkout unless given), the daemon's code
+    locations `locations` (both unless given). Each run is submitted with a workspace of its
+    location only (loaded in the test's process), as the daemon's location's origin."""
 
-    def __init__(self, root: Path, extra_env: dict[str, str], project: Path = REPO_ROOT) -> None:
+    def __init__(
+        self,
+        root: Path,
+        extra_env: dict[str, str],
+        project: Path = REPO_ROOT,
+        locations: tuple[str, ...] = LOCATIONS,
+    ) -> None:
         self.root, self.project = root, project
         self.home = launch.prepare_home({"DAGSTER_HOME": str(root / "home")})
         settings = yaml.safe_load((self.home / "dagster.yaml").read_text())
@@ -71,7 +92,7 @@ class Daemon:
         self.markers.mkdir()
         self.lake = root / "lake"
         self.landing = LocalStorage(root / "landing")
-        self.workspace = _workspace(root / "workspace.yaml", project)
+        self.workspace = _workspace(root / "workspace.yaml", project, locations)
         self.env = {
             **os.environ,
             "PYTHONPATH": str(project),
@@ -97,15 +118,31 @@ class Daemon:
         self.instance = DagsterInstance.from_config(str(self.home))
 
     def submit(self, location: str, job: str, tags: dict[str, str] | None = None) -> str:
-        """Queues a run the way the CLI does; its id."""
-        run_id = str(uuid.uuid4())
-        command = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(self.workspace)]
-        command += ["-l", location, "-j", job, "--tags", json.dumps(tags or {})]
-        done = subprocess.run(
-            [*command, "--run-id", run_id], cwd=self.project, env=self.env, capture_output=True
+        """Queues a run as `dagster job launch` does (Dagster's own steps), the location
+        loaded in this process: the command would start an interpreter and a code server of
+        the location (~20-45 s a run under CI's load). The run's code origin is the same as
+        the daemon's location's (same file or module, folder and interpreter); its id."""
+        workspace_file = self.root / f"workspace-{location}.yaml"
+        opts = WorkspaceOpts(
+            workspace=(str(_workspace(workspace_file, self.project, (location,))),)
         )
-        assert done.returncode == 0, done.stderr.decode()[-3000:]
-        return run_id
+        with get_workspace_from_cli_opts(
+            self.instance, dagster_version, opts, allow_in_process=True
+        ) as workspace:
+            code_location = workspace.get_code_location(location)
+            repo = get_remote_repository_from_code_location(code_location, None)
+            run = job_cli._create_run(
+                instance=self.instance,
+                code_location=code_location,
+                remote_repo=repo,
+                remote_job=get_remote_job_from_remote_repo(repo, job),
+                run_config={},
+                tags=tags or {},
+                op_selection=None,
+                run_id=str(uuid.uuid4()),
+            )
+            self.instance.submit_run(run.run_id, workspace)
+        return run.run_id
 
     def wait(self, what: str, predicate, bound_s: float = BOUND_S):
         deadline = time.monotonic() + bound_s
@@ -223,16 +260,3 @@ def test_a_killed_worker_is_found_by_run_monitoring_and_its_run_retried(forking:
     assert forking.working(retry.run_id) != pid
     forking.instance.run_coordinator.cancel_run(retry.run_id)
     assert forking.finished(retry.run_id).status == DagsterRunStatus.CANCELED
-
-
-def test_run_workers_spawn_gives_runs_to_dagsters_launcher(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path, {"RUN_WORKERS": "spawn"})
-    try:
-        run_id = daemon.submit("launcher_tests", "waits")
-        daemon.working(run_id)
-        assert WORKER_TAG not in daemon.run(run_id).tags
-        assert any("RUN_WORKERS='spawn'" in m for m in daemon.messages(run_id))
-        daemon.instance.run_coordinator.cancel_run(run_id)  # through the code server
-        assert daemon.finished(run_id).status == DagsterRunStatus.CANCELED
-    finally:
-        daemon.stop()

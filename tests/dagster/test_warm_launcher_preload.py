@@ -65,7 +65,7 @@ def test_an_edit_of_the_project_applies_to_the_next_run_while_runs_in_flight_go_
 ) -> None:
     project = _copy_project(tmp_path / "project")
     _set_probe(project, "v1")
-    daemon = Daemon(tmp_path / "daemon", {}, project=project)
+    daemon = Daemon(tmp_path / "daemon", {}, project=project, locations=("launcher_tests",))
     try:
         first = daemon.submit("launcher_tests", "waits")
         a = daemon.report(first)
