@@ -123,13 +123,22 @@ def ours(
         "--partition-range",
         f"{partition_key(first)}...{partition_key(last)}",
     ]
-    start = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start, started_at = time.perf_counter(), time.time()
     subprocess.run(command, cwd=code, env=env, check=True, capture_output=True)
-    wall = time.perf_counter() - start
-    run_s, steps = _run_times(run / "home", code)
+    wall, ended_at = time.perf_counter() - start, time.time()
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("ru_utime", "ru_stime"))
+    run_s, steps, (created, run_start, run_end) = _run_times(run / "home", code)
     shown = ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
     print(f"ours: {records:,} records in {wall:.2f} s = {records / wall:,.0f} records/s (wall)")
-    print(f"  run {run_s:.2f} s; steps: {shown}")
+    print(f"  run {run_s:.2f} s; steps: {shown}; CPU of the CLI process {cpu:.2f} s")
+    # the wall outside the run: process start -> run created (imports, code location,
+    # instance), created -> RUN_START (planned events), RUN_SUCCESS -> process exit
+    print(
+        f"  outside: to run created {created - started_at:.2f} s, planning "
+        f"{run_start - created:.2f} s, after the run {ended_at - run_end:.2f} s"
+    )
     return wall, run_s, steps
 
 
@@ -230,15 +239,19 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
     )
 
 
-def _run_times(home: Path, code: Path) -> tuple[float, dict[str, float]]:
-    """The run's seconds (start to end) and each step's, read from its instance."""
+def _run_times(
+    home: Path, code: Path
+) -> tuple[float, dict[str, float], tuple[float, float, float]]:
+    """The run's seconds (start to end), each step's, and the epoch times of the run's
+    creation, start and end, read from its instance."""
     script = (
         "import sys, json\n"
         "from dagster import DagsterInstance, DagsterEventType as T\n"
         "with DagsterInstance.from_config(sys.argv[1]) as i:\n"
         "    (r,) = i.get_runs(); s = i.get_run_stats(r.run_id)\n"
+        "    c = i.get_run_records()[0].create_timestamp.timestamp()\n"
         "    steps = {x.step_key: x.end_time - x.start_time for x in i.get_run_step_stats(r.run_id)}\n"
-        "    print(json.dumps([s.end_time - s.start_time, steps]))\n"
+        "    print(json.dumps([s.end_time - s.start_time, steps, [c, s.start_time, s.end_time]]))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(home)],
@@ -249,8 +262,8 @@ def _run_times(home: Path, code: Path) -> tuple[float, dict[str, float]]:
     ).stdout
     import json
 
-    run_s, steps = json.loads(out)
-    return run_s, {k.split("__")[0]: v for k, v in steps.items()}
+    run_s, steps, times = json.loads(out)
+    return run_s, {k.split("__")[0]: v for k, v in steps.items()}, tuple(times)
 
 
 def compare(root: Path, case: str, runs: int, code: Path) -> None:
@@ -264,7 +277,8 @@ def compare(root: Path, case: str, runs: int, code: Path) -> None:
             out = subprocess.run(
                 [*command, "--dir", str(root)], check=True, capture_output=True, text=True
             ).stdout
-            print(f"run {n + 1} " + "\n  ".join(out.splitlines()))
+            load = os.getloadavg()[0]
+            print(f"run {n + 1} (load {load:.1f}) " + "\n  ".join(out.splitlines()))
             walls[mode].append(float(re.search(r"in ([\d.]+) s", out)[1]))
             if mode == "ours":
                 walls["run"].append(float(re.search(r"run ([\d.]+) s", out)[1]))

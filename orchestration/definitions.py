@@ -19,6 +19,7 @@ from lake.settings import Settings
 from lake.streams import StreamSpec, load_streams
 from orchestration.jobs import ingest_job, maintenance_job, marts_job
 from orchestration.partitions import daily_partitions, hourly_partitions, with_start_date
+from orchestration.process_exit import freeze_at_exit
 from orchestration.resources import resources_from_env
 from orchestration.schedules import (
     build_compaction_schedule,
@@ -36,6 +37,7 @@ from orchestration.sensors import (
 # The assets use beta parameters on purpose (backfill_policy, allow_nonexistent_upstream_
 # partitions): Dagster would warn on every load of the code location, in every process.
 warnings.filterwarnings("ignore", category=BetaWarning)
+freeze_at_exit()  # a process that loaded the code location (the CLI) ends sooner
 
 settings = with_start_date(Settings.from_env(), os.environ)
 streams = load_streams()

@@ -42,6 +42,9 @@ _MARKER = "# The project's instance settings."  # first line of PROJECT_CONFIG
 CANCEL_BOUND_S = 30.0  # canceled runs stop at their next step boundary
 _TARGETS = ("-w", "--workspace", "-m", "--module-name", "-f", "--python-file")
 PACKAGES = ("lake", "assets", "orchestration")
+# named, not imported: the launcher replaces itself with `dagster` and should not pay for
+# Dagster's storage modules first
+INSTANCE_STORAGE = {"module": "orchestration.instance_storage", "class": "ProjectSqliteStorage"}
 
 
 def prepare_home(environ: Mapping[str, str]) -> Path:
@@ -51,17 +54,21 @@ def prepare_home(environ: Mapping[str, str]) -> Path:
     config = home / "dagster.yaml"
     ours = not config.exists() or config.read_text().startswith(_MARKER)
     if not environ.get("DAGSTER_HOME") or ours:
-        config.write_text(project_config(Settings.from_env(environ).run_log_level))
+        config.write_text(project_config(Settings.from_env(environ).run_log_level, home))
     else:
         for missing in missing_settings(config):
             print(f"warning: {config} sets no {missing} (see {PROJECT_CONFIG})", file=sys.stderr)
     return home
 
 
-def project_config(run_log_level: str) -> str:
-    """The project's dagster.yaml with the run events' console level set."""
+def project_config(run_log_level: str, home: Path | None = None) -> str:
+    """The project's dagster.yaml with the run events' console level set, and with `home`
+    the instance's storage: Dagster's SQLite files in `home`, written through
+    orchestration/instance_storage.py (its event log keeps its connections open)."""
     settings = yaml.safe_load(PROJECT_CONFIG.read_text())
     settings["python_logs"]["python_log_level"] = run_log_level.upper()
+    if home is not None:
+        settings["storage"] = {"custom": {**INSTANCE_STORAGE, "config": {"base_dir": str(home)}}}
     return f"{_MARKER} Copied from {PROJECT_CONFIG} by orchestration/launch.py.\n" + yaml.safe_dump(
         settings, sort_keys=False
     )

@@ -51,6 +51,8 @@ def test_the_launcher_defaults_dagster_home_and_keeps_an_operators_own_config(
     home = launch.prepare_home({})
     assert home == tmp_path / "default"
     settings = yaml.safe_load((home / "dagster.yaml").read_text())
+    storage = {"custom": {**launch.INSTANCE_STORAGE, "config": {"base_dir": str(home)}}}
+    assert settings.pop("storage") == storage  # Dagster's SQLite files in the home
     assert settings == yaml.safe_load(launch.PROJECT_CONFIG.read_text())
 
     own = tmp_path / "prod"
