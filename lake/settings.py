@@ -153,6 +153,8 @@ class Settings:
     # where the cleaning step runs (assets/cleaned.py): in the run's process, or on a
     # Dagster Pipes worker (a local subprocess, or an ECS task of the lake's image)
     clean_compute: str = _setting("inprocess", _clean_compute)
+    # hours of a range run cleaned side by side (lake.cleaning.parallel); 1: one after another
+    clean_workers: int = _setting(1, _positive_int)
     clean_ecs_cluster: str | None = _setting(None)
     clean_ecs_task_definition: str | None = _setting(None)
     clean_ecs_subnets: tuple[str, ...] = _setting((), _names)

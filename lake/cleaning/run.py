@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from lake import layout
@@ -91,6 +92,7 @@ def clean_run(
     # (pyiceberg, DuckDB and the cleaning package: about a second)
     from lake.cleaning.commit import RunCommit
     from lake.cleaning.hour import CleaningSession, clean_hours
+    from lake.cleaning.parallel import clean_in_parallel
     from lake.retype import retype_stream
     from lake.warehouse import Warehouse
 
@@ -107,20 +109,27 @@ def clean_run(
     marks = {h: listing_mark(lake, spec.name, h) if bounded else None for h in hours}
     landed = {h: hour_listing(landing, spec.name, h, mark) for h, mark in marks.items()}
     up_to = options.up_to_key
-    with CleaningSession(settings, pii_key) as session:  # one DuckDB connection for the run
-        reports = clean_hours(  # the hours' objects share passes: a backfill pays per pass
-            spec,
-            table,
-            landing,
-            lake,
-            {h: [o for o in objs if up_to is None or o.key <= up_to] for h, objs in landed.items()},
-            full_refresh=options.full_refresh,
-            pii_key=pii_key,
-            settings=settings,
-            tables=tables,
-            run_commit=run_commit,
-            session=session,
+    batches = {
+        h: [o for o in objs if up_to is None or o.key <= up_to] for h, objs in landed.items()
+    }
+    clean = partial(  # the hours' objects share passes: a backfill pays per pass
+        clean_hours,
+        spec,
+        table,
+        landing,
+        lake,
+        full_refresh=options.full_refresh,
+        pii_key=pii_key,
+        settings=settings,
+        tables=tables,
+    )
+    if parallel_run(settings, table, batches):
+        reports = clean_in_parallel(
+            batches, settings.clean_workers, run_commit, lake, settings, clean
         )
+    else:
+        with CleaningSession(settings, pii_key) as session:  # one DuckDB connection for the run
+            reports = clean(batches=batches, run_commit=run_commit, session=session)
     total = HourReport()
     for batch in reports.values():
         total.absorb(batch)
@@ -160,6 +169,15 @@ def clean_run(
     }
     result.checks = [reconcile_check(total), quarantine_check(total, spec.max_quarantine_ratio)]
     return result
+
+
+def parallel_run(
+    settings: Settings, table: dict[str, Any] | None, batches: dict[datetime, list[Any]]
+) -> bool:
+    """Whether the run's hours are cleaned in parallel chunks (lake.cleaning.parallel):
+    CLEAN_WORKERS > 1, more than one hour with objects, and a catalog table (without one,
+    each chunk would type from a sample of its own objects, not the run's)."""
+    return settings.clean_workers > 1 and table is not None and sum(map(bool, batches.values())) > 1
 
 
 def hour_metadata(lake: Storage, totals: HourTotals, batch: HourReport) -> dict[str, Any]:
