@@ -4,16 +4,24 @@ what the worker is told (extras), and what comes back (results and per-hour meta
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import boto3
+import pyarrow as pa
 from dagster import AssetExecutionContext, PipesClientCompletedInvocation, PipesSubprocessClient
 
+from lake.cleaning.handoff import batches_doc, load_chunk
+from lake.cleaning.parallel import ChunkRunner, HeldCommit
+from lake.cleaning.report import HourReport
 from lake.cleaning.run import HOURS_MESSAGE, RunOptions
 from lake.settings import REPO_ROOT, Settings, SettingsError
+from lake.storage import ObjectInfo
 from lake.streams import StreamSpec
 from orchestration.resources import PIIKeyResource
 
@@ -67,6 +75,46 @@ def clean_on_pipes(
         run_task_params=ecs_task_params(settings, ["python", *command[1:]]),
         extras=extras,
     )
+
+
+def chunk_runners(
+    context: AssetExecutionContext,
+    settings: Settings,
+    spec: StreamSpec,
+    database: str,
+    options: RunOptions,
+    pii_key: PIIKeyResource,
+) -> Callable[[dict[str, Any] | None], ChunkRunner]:
+    """For CLEAN_COMPUTE=subprocess with CLEAN_WORKERS > 1: what lake.cleaning.run.clean_run
+    takes to clean each chunk of the run's hours on a `python -m workers.clean` of its own
+    (one Pipes session each, started from the parallel run's threads), handed back
+    uncommitted through a file in a temporary folder of the step's (lake.cleaning.handoff)."""
+
+    def for_table(table: dict[str, Any] | None) -> ChunkRunner:
+        def run_chunk(
+            batches: dict[datetime, list[ObjectInfo]], hidden: frozenset[str], held: HeldCommit
+        ) -> tuple[dict[datetime, HourReport], pa.Table]:
+            with tempfile.TemporaryDirectory(prefix="clean-chunk-") as folder:
+                handoff = Path(folder) / "chunk.pickle"
+                chunk = {
+                    "hours": batches_doc(batches),
+                    "hidden": sorted(hidden),
+                    "token": held.token,
+                    "table": table,
+                    "handoff": str(handoff),
+                }
+                extras = worker_extras(context, settings, spec, database, options)
+                PipesSubprocessClient(cwd=str(REPO_ROOT)).run(
+                    context=context,
+                    command=[sys.executable, "-m", WORKER_MODULE],
+                    extras={**extras, "chunk": chunk},
+                    env={"PII_HASH_KEY": pii_key.key or ""},
+                )
+                return load_chunk(handoff, held)
+
+        return run_chunk
+
+    return for_table
 
 
 def hours_metadata(invocation: PipesClientCompletedInvocation) -> dict[str, dict[str, Any]]:

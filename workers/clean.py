@@ -3,23 +3,27 @@ orchestration/pipes_compute.py in a subprocess or an ECS task.
 
 It reads the step's hours (the partition window) and the run's settings and options from
 the Pipes context's extras, runs lake.cleaning.run.clean_run as the in-process step does, and
-reports the same materialization metadata, checks and per-hour metadata back.
+reports the same materialization metadata, checks and per-hour metadata back. Given a
+`chunk` in its extras (CLEAN_WORKERS > 1), it cleans that chunk of the run's hours only and
+hands it back uncommitted (lake.cleaning.handoff); the step settles and commits the run.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from dagster_pipes import PipesContext, open_dagster_pipes
 
-from lake.cleaning.run import HOURS_MESSAGE, CleanRunResult, RunOptions, clean_run
+from lake.cleaning.run import HOURS_MESSAGE, CleanRunResult, RunOptions, clean_run, cleaner
 from lake.firehose import hours_between
-from lake.pii import resolve_key
+from lake.iceberg.catalog import LakeTables
+from lake.pii import PIIKey, resolve_key
 from lake.settings import Settings
 from lake.storage import Storage, default_s3_client, encryption_args, open_storage
-from lake.streams import load_streams
+from lake.streams import StreamSpec, load_streams
 
 
 def storages(settings: Settings) -> tuple[Storage, Storage]:
@@ -34,6 +38,41 @@ def storages(settings: Settings) -> tuple[Storage, Storage]:
 
 def run(context: PipesContext) -> CleanRunResult:
     extras: dict[str, Any] = dict(context.extras)
+    spec, settings, (landing, lake), key = setup(extras)
+    window = extras["window"]  # Pipes sends no window for a range run (dagster 1.13)
+    hours = hours_between(datetime.fromisoformat(window[0]), datetime.fromisoformat(window[1]))
+    return clean_run(
+        settings,
+        spec,
+        extras["database"],
+        (landing, lake),
+        key,
+        hours,
+        RunOptions(**extras["options"]),
+        context.log,
+    )
+
+
+def run_chunk(context: PipesContext) -> None:
+    """A chunk of a parallel run (lake.cleaning.parallel): its hours cleaned, nothing
+    committed, what the run's step commits handed back in the file it named."""
+    from lake.cleaning.handoff import batches_of, dump_chunk
+    from lake.cleaning.parallel import HeldCommit, clean_chunk
+
+    extras: dict[str, Any] = dict(context.extras)
+    chunk = extras["chunk"]
+    spec, settings, storages, key = setup(extras)
+    tables = LakeTables(settings)
+    held = HeldCommit(tables, spec, storages[1], token=chunk["token"])
+    options = RunOptions(**extras["options"])
+    clean = cleaner(settings, spec, chunk["table"], storages, key, options, tables)
+    hidden = frozenset(chunk["hidden"])
+    reports, keys = clean_chunk(clean, settings, batches_of(chunk["hours"]), hidden, held)
+    dump_chunk(Path(chunk["handoff"]), reports, keys, held)
+
+
+def setup(extras: dict[str, Any]) -> tuple[StreamSpec, Settings, tuple[Storage, Storage], PIIKey]:
+    """The stream, settings, storages and PII key of the orchestrator's run."""
     spec = load_streams()[extras["stream"]]
     if spec.code_version != extras["code_version"]:
         raise RuntimeError(
@@ -49,18 +88,7 @@ def run(context: PipesContext) -> CleanRunResult:
         env_key=os.environ.get("PII_HASH_KEY") or None,
         secret_id=settings.pii_hash_key_secret_id,
     )
-    window = extras["window"]  # Pipes sends no window for a range run (dagster 1.13)
-    hours = hours_between(datetime.fromisoformat(window[0]), datetime.fromisoformat(window[1]))
-    return clean_run(
-        settings,
-        spec,
-        extras["database"],
-        (landing, lake),
-        key,
-        hours,
-        RunOptions(**extras["options"]),
-        context.log,
-    )
+    return spec, settings, (landing, lake), key
 
 
 def report(context: PipesContext, result: CleanRunResult) -> None:
@@ -77,7 +105,10 @@ def report(context: PipesContext, result: CleanRunResult) -> None:
 
 def main() -> None:
     with open_dagster_pipes() as context:
-        report(context, run(context))
+        if "chunk" in context.extras:
+            run_chunk(context)
+        else:
+            report(context, run(context))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -61,6 +62,22 @@ class Chunk:
     keys: pa.Table
 
 
+Clean = Callable[..., dict[datetime, HourReport]]
+# cleans a chunk's batches, its peers' objects hidden, into a HeldCommit; gives back its
+# reports and kept keys: on a thread (clean_chunk) or on a Pipes worker
+ChunkRunner = Callable[
+    [Batches, frozenset[str], HeldCommit], tuple[dict[datetime, HourReport], pa.Table]
+]
+
+
+def clean_chunk(
+    clean: Clean, settings: Settings, batches: Batches, hidden: frozenset[str], held: HeldCommit
+) -> tuple[dict[datetime, HourReport], pa.Table]:
+    """A chunk cleaned here (a thread of the run's, or a worker's process)."""
+    peers = Peers(hidden=hidden)
+    return _clean(clean, settings, batches, held, peers), peers.kept_keys()
+
+
 def split_hours(batches: Batches, n: int) -> list[Batches]:
     """The hours in (at most) n contiguous chunks of about equal stored bytes: an hour
     goes to the chunk its bytes' midpoint falls in."""
@@ -81,21 +98,22 @@ def clean_in_parallel(
     run_commit: RunCommit,
     lake: Storage,
     settings: Settings,
-    clean: Callable[..., dict[datetime, HourReport]],
+    clean: Clean,
+    run_chunk: ChunkRunner | None = None,
 ) -> dict[datetime, HourReport]:
     """Clean `batches` in `workers` chunks, settle them and hand their hours to
     `run_commit` (which the caller commits). `clean` is clean_hours with the run's own
-    arguments bound, all but the batches, run_commit, session and peers. Returns every
-    hour's report."""
+    arguments bound, all but the batches, run_commit, session and peers; `run_chunk` runs
+    a chunk (default: clean_chunk on a thread). Returns every hour's report."""
+    run_chunk = run_chunk or partial(clean_chunk, clean, settings)
     chunks_of = split_hours(batches, workers)
     names = [_names(c) for c in chunks_of]
     everyone = frozenset().union(*names)
 
     def chunk(k: int) -> Chunk:
         held = _held(run_commit)
-        peers = Peers(hidden=everyone - names[k])
-        reports = _clean(clean, settings, chunks_of[k], held, peers)
-        return Chunk(chunks_of[k], reports, held, peers.kept_keys())
+        reports, keys = run_chunk(chunks_of[k], everyone - names[k], held)
+        return Chunk(chunks_of[k], reports, held, keys)
 
     with ThreadPoolExecutor(len(chunks_of), thread_name_prefix="clean-chunk") as pool:
         futures = [pool.submit(chunk, k) for k in range(len(chunks_of))]
@@ -116,7 +134,7 @@ def settle(
     run_commit: RunCommit,
     lake: Storage,
     settings: Settings,
-    clean: Callable[..., dict[datetime, HourReport]],
+    clean: Clean,
 ) -> list[datetime]:
     """Clean again, chunk after chunk, each hour holding a key an earlier chunk kept, as
     the serial run cleaned it: seeing the keys of the objects before it (on every event
@@ -139,7 +157,7 @@ def settle(
 
 
 def _clean(
-    clean: Callable[..., dict[datetime, HourReport]],
+    clean: Clean,
     settings: Settings,
     batches: Batches,
     held: HeldCommit,
