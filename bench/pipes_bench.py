@@ -1,56 +1,137 @@
-"""pipes: the hours29 range run (landing, schema, cleaned through the CLI, as backfill_bench's
-`ours`) with the cleaned step in the run's process (CLEAN_COMPUTE=inprocess) and on a
-Dagster Pipes subprocess worker (CLEAN_COMPUTE=subprocess), alternated run by run.
+"""pipes and parhours: the hours29 range run with the cleaned step in the run's process
+(CLEAN_COMPUTE=inprocess) or on Dagster Pipes subprocess workers (subprocess), with its
+hours cleaned by 1, 2 or 4 workers side by side (CLEAN_WORKERS), variants alternated.
 
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py generate --case hours29 \\
         --dir /tmp/pipesbench-hours29
-    PYTHONPATH=.:bench .venv/bin/python bench/pipes_bench.py --dir /tmp/pipesbench-hours29 --runs 3
+    PYTHONPATH=.:bench .venv/bin/python bench/pipes_bench.py cli --dir /tmp/pipesbench-hours29 \\
+        --runs 2 --workers 1,2,4 --computes inprocess,subprocess
+    PYTHONPATH=.:bench .venv/bin/python bench/pipes_bench.py step --dir /tmp/pipesbench-hours29 \\
+        --runs 2 --workers 1,2,4
 
-Prints each run's wall time, the run's own time and the cleaned step's, with the load
-average, then the medians.
+`cli`: the CLI range run of landing, schema and cleaned (backfill_bench's `ours`: fresh
+instance and lake each time); prints each run's wall time, the run's own time and the
+cleaned step's. `step`: the cleaning step alone, lake.cleaning.run.clean_run in this
+process (threads), on a fresh lake with generate's catalog table; prints wall and CPU.
+Each figure with the load average (1 min) when it ended, then the medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import shutil
 import statistics
+import time
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from backfill_bench import CASES, REPO, ours
 
-COMPUTES = ("inprocess", "subprocess")
+from lake.catalog_store import Catalog
+from lake.cleaning.run import RunOptions, clean_run
+from lake.firehose import hours_between
+from lake.pii import PIIKey
+from lake.settings import DEFAULTS
+from lake.storage import LocalStorage
+from lake.streams import load_streams
+
+SPEC = load_streams()["robot_telemetry"]
 
 
-def compare(root: Path, case: str, runs: int) -> None:
-    times: dict[str, dict[str, list[float]]] = {c: {"wall": [], "cleaned": []} for c in COMPUTES}
+def cli(root: Path, case: str, runs: int, variants: list[tuple[str, int]]) -> None:
+    times: dict[tuple[str, int], dict[str, list[float]]] = {
+        v: {"wall": [], "cleaned": []} for v in variants
+    }
     records = CASES[case][3]
     for n in range(runs):
-        for compute in COMPUTES:  # A then B in the same minutes
-            os.environ["CLEAN_COMPUTE"] = compute  # ours' run reads it from the environment
-            wall, _, steps = ours(root, case, REPO)
-            times[compute]["wall"].append(wall)
-            times[compute]["cleaned"].append(steps["cleaned"])
+        for compute, workers in variants:  # alternated, in the same minutes
+            os.environ["CLEAN_COMPUTE"] = compute  # ours' run reads them from the environment
+            os.environ["CLEAN_WORKERS"] = str(workers)
+            wall, run_s, steps = ours(root, case, REPO)
+            times[compute, workers]["wall"].append(wall)
+            times[compute, workers]["cleaned"].append(steps["cleaned"])
             print(
-                f"run {n + 1} {compute}: cleaned step {steps['cleaned']:.2f} s, "
-                f"load average {os.getloadavg()[0]:.1f}",
+                f"run {n + 1} {compute} x{workers}: wall {wall:.2f} s, run {run_s:.2f} s, "
+                f"cleaned step {steps['cleaned']:.2f} s, load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
-    for compute in COMPUTES:
-        wall, cleaned = (statistics.median(times[compute][k]) for k in ("wall", "cleaned"))
+    for v in variants:
+        wall, cleaned = (statistics.median(times[v][k]) for k in ("wall", "cleaned"))
         print(
-            f"median {compute}: wall {wall:.2f} s ({records / wall:,.0f} records/s), "
+            f"median {v[0]} x{v[1]}: wall {wall:.2f} s ({records / wall:,.0f} records/s), "
             f"cleaned step {cleaned:.2f} s ({records / cleaned:,.0f} records/s)"
         )
 
 
+class _Quiet:
+    def info(self, message: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+
+def step(root: Path, case: str, runs: int, workers_list: list[int]) -> None:
+    """clean_run alone (threads for workers > 1) over the case, fresh lake each time."""
+    first, hours, _, records = CASES[case]
+    table = Catalog(LocalStorage(root / "lake"), "bench").get_table(SPEC.name)
+    walls: dict[int, list[float]] = {w: [] for w in workers_list}
+    for n in range(runs):
+        for workers in workers_list:
+            out = root / "step"
+            shutil.rmtree(out, ignore_errors=True)
+            lake = LocalStorage(out / "lake")
+            Catalog(lake, "bench").commit_table(table, None, None)
+            settings = replace(
+                DEFAULTS,
+                landing_uri=(root / "landing").as_uri(),
+                lake_uri=lake.uri,
+                warehouse_path=str(out / "warehouse.duckdb"),
+                iceberg_catalog_uri=f"sqlite:///{out / 'iceberg.db'}",
+                clean_workers=workers,
+            )
+            storages = LocalStorage(root / "landing"), lake
+            key = PIIKey(b"bench-pii-key", "bench")
+            range_hours = hours_between(first, first + timedelta(hours=hours))
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            result = clean_run(
+                settings, SPEC, "bench", storages, key, range_hours, RunOptions(), _Quiet()
+            )
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            assert result.total.records_in == records, result.total
+            walls[workers].append(wall)
+            print(
+                f"run {n + 1} x{workers}: {wall:.2f} s wall ({records / wall:,.0f} records/s), "
+                f"CPU {cpu:.2f} s, cleaned {result.total.records_cleaned:,}, duplicates "
+                f"{result.total.duplicates_dropped:,}, load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    for workers, values in walls.items():
+        wall = statistics.median(values)
+        print(f"median x{workers}: {wall:.2f} s ({records / wall:,.0f} records/s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("cli", "step"), nargs="?", default="cli")
     parser.add_argument("--case", choices=sorted(CASES), default="hours29")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/pipesbench-hours29"))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", default="1", help="comma-separated CLEAN_WORKERS values")
+    parser.add_argument("--computes", default="inprocess,subprocess")
     args = parser.parse_args()
-    compare(args.dir, args.case, args.runs)
+    workers = [int(w) for w in args.workers.split(",")]
+    if args.mode == "step":
+        step(args.dir, args.case, args.runs, workers)
+        return
+    computes = args.computes.split(",")
+    cli(args.dir, args.case, args.runs, [(c, w) for c in computes for w in workers])
 
 
 if __name__ == "__main__":
