@@ -92,9 +92,10 @@ def build_cleaned_asset(
         options = RunOptions(config.full_refresh, config.up_to_key, lists_from_mark(context))
         runners = None
         if settings.clean_compute == "subprocess" and settings.clean_workers > 1:
-            from orchestration.pipes_compute import chunk_runners  # a worker per chunk
+            from orchestration.pipes_compute import chunk_runners, worker_extras
 
-            runners = chunk_runners(context, settings, spec, database, options, pii_key)
+            extras = worker_extras(context, settings, spec, database, options)
+            runners = chunk_runners(context, extras, pii_key)  # a worker per chunk
         elif settings.clean_compute != "inprocess":
             # imported by the runs that use Pipes (dagster_aws.pipes: ECS, S3 readers)
             from orchestration.pipes_compute import clean_on_pipes, hours_metadata

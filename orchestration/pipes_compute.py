@@ -78,17 +78,13 @@ def clean_on_pipes(
 
 
 def chunk_runners(
-    context: AssetExecutionContext,
-    settings: Settings,
-    spec: StreamSpec,
-    database: str,
-    options: RunOptions,
-    pii_key: PIIKeyResource,
+    context: AssetExecutionContext, extras: dict[str, Any], pii_key: PIIKeyResource
 ) -> Callable[[dict[str, Any] | None], ChunkRunner]:
     """For CLEAN_COMPUTE=subprocess with CLEAN_WORKERS > 1: what lake.cleaning.run.clean_run
     takes to clean each chunk of the run's hours on a `python -m workers.clean` of its own
     (one Pipes session each, started from the parallel run's threads), handed back
-    uncommitted through a file in a temporary folder of the step's (lake.cleaning.handoff)."""
+    uncommitted through a file in a temporary folder of the step's (lake.cleaning.handoff).
+    `extras`: worker_extras's."""
 
     def for_table(table: dict[str, Any] | None) -> ChunkRunner:
         def run_chunk(
@@ -103,7 +99,6 @@ def chunk_runners(
                     "table": table,
                     "handoff": str(handoff),
                 }
-                extras = worker_extras(context, settings, spec, database, options)
                 PipesSubprocessClient(cwd=str(REPO_ROOT)).run(
                     context=context,
                     command=[sys.executable, "-m", WORKER_MODULE],

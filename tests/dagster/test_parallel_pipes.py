@@ -11,12 +11,10 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
-from lake.settings import DEFAULTS
-from lake.storage import LocalStorage
 from orchestration.definitions import ingest_assets
 from orchestration.resources import resources_from_env
 from tests.dagster.test_pipes_cleaning import STREAM, _checks, _data_files, _materializations, _rows
-from tests.unit.test_parallel_hours import land
+from tests.unit.test_parallel_hours import make_lake
 
 OPENED = "[pipes] external process successfully opened dagster pipes"
 RANGE_TAGS = {
@@ -29,15 +27,7 @@ def test_two_subprocess_workers_clean_as_the_serial_step(tmp_path: Path) -> None
     outcomes = {}
     for compute, workers in (("inprocess", 1), ("subprocess", 2)):
         root = tmp_path / compute
-        settings = replace(
-            DEFAULTS,
-            landing_uri=(root / "landing").as_uri(),
-            lake_uri=(root / "lake").as_uri(),
-            warehouse_path=str(root / "warehouse.duckdb"),
-            clean_compute=compute,
-            clean_workers=workers,
-        )
-        land(LocalStorage(root / "landing"))
+        settings = replace(make_lake(root, workers), clean_compute=compute)
         instance = DagsterInstance.ephemeral()
         result = materialize(
             ingest_assets(STREAM),
