@@ -90,7 +90,13 @@ def build_cleaned_asset(
         settings: ResourceParam[Settings],
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         options = RunOptions(config.full_refresh, config.up_to_key, lists_from_mark(context))
-        if settings.clean_compute != "inprocess":
+        runners = None
+        if settings.clean_compute == "subprocess" and settings.clean_workers > 1:
+            from orchestration.pipes_compute import chunk_runners, worker_extras
+
+            extras = worker_extras(context, settings, spec, database, options)
+            runners = chunk_runners(context, extras, pii_key)  # a worker per chunk
+        elif settings.clean_compute != "inprocess":
             # imported by the runs that use Pipes (dagster_aws.pipes: ECS, S3 readers)
             from orchestration.pipes_compute import clean_on_pipes, hours_metadata
 
@@ -109,6 +115,7 @@ def build_cleaned_asset(
             hours_of(context),
             options,
             context.log,
+            runners,
         )
         add_hours_metadata(context, result.hour_metadata)
         yield MaterializeResult(

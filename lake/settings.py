@@ -155,6 +155,8 @@ class Settings:
     # subprocess, or an ECS task of the lake's image: the CLEAN_ECS_* task serves both)
     clean_compute: str = _setting("inprocess", _clean_compute)
     crawl_compute: str = _setting("inprocess", _clean_compute)
+    # hours of a range run cleaned side by side (lake.cleaning.parallel); 1: one after another
+    clean_workers: int = _setting(1, _positive_int)
     clean_ecs_cluster: str | None = _setting(None)
     clean_ecs_task_definition: str | None = _setting(None)
     clean_ecs_subnets: tuple[str, ...] = _setting((), _names)

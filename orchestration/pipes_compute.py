@@ -5,17 +5,25 @@ what comes back (results and per-hour metadata)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import boto3
+import pyarrow as pa
 from dagster import AssetExecutionContext, PipesClientCompletedInvocation, PipesSubprocessClient
 
+from lake.cleaning.handoff import batches_doc, load_chunk
+from lake.cleaning.parallel import ChunkRunner, HeldCommit
+from lake.cleaning.report import HourReport
 from lake.cleaning.run import HOURS_MESSAGE, RunOptions
 from lake.crawl_run import CrawlOptions
 from lake.settings import REPO_ROOT, Settings, SettingsError
+from lake.storage import ObjectInfo
 from lake.streams import StreamSpec
 from orchestration.resources import PIIKeyResource
 
@@ -59,6 +67,41 @@ def clean_on_pipes(
     # the resource's key, not a PII_HASH_KEY the run's environment may hold
     env = {"PII_HASH_KEY": pii_key.key or ""}
     return run_worker(context, settings, settings.clean_compute, WORKER_MODULE, extras, env)
+
+
+def chunk_runners(
+    context: AssetExecutionContext, extras: dict[str, Any], pii_key: PIIKeyResource
+) -> Callable[[dict[str, Any] | None], ChunkRunner]:
+    """For CLEAN_COMPUTE=subprocess with CLEAN_WORKERS > 1: what lake.cleaning.run.clean_run
+    takes to clean each chunk of the run's hours on a `python -m workers.clean` of its own
+    (one Pipes session each, started from the parallel run's threads), handed back
+    uncommitted through a file in a temporary folder of the step's (lake.cleaning.handoff).
+    `extras`: worker_extras's."""
+
+    def for_table(table: dict[str, Any] | None) -> ChunkRunner:
+        def run_chunk(
+            batches: dict[datetime, list[ObjectInfo]], hidden: frozenset[str], held: HeldCommit
+        ) -> tuple[dict[datetime, HourReport], pa.Table]:
+            with tempfile.TemporaryDirectory(prefix="clean-chunk-") as folder:
+                handoff = Path(folder) / "chunk.pickle"
+                chunk = {
+                    "hours": batches_doc(batches),
+                    "hidden": sorted(hidden),
+                    "token": held.token,
+                    "table": table,
+                    "handoff": str(handoff),
+                }
+                PipesSubprocessClient(cwd=str(REPO_ROOT)).run(
+                    context=context,
+                    command=[sys.executable, "-m", WORKER_MODULE],
+                    extras={**extras, "chunk": chunk},
+                    env={"PII_HASH_KEY": pii_key.key or ""},
+                )
+                return load_chunk(handoff, held)
+
+        return run_chunk
+
+    return for_table
 
 
 def hours_metadata(invocation: PipesClientCompletedInvocation) -> dict[str, dict[str, Any]]:

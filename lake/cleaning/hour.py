@@ -35,6 +35,7 @@ from lake.cleaning.commit import RunCommit
 from lake.cleaning.dedup import save_hour_keys, window_dates
 from lake.cleaning.key_files import KeyWindow
 from lake.cleaning.passes import CleaningRun
+from lake.cleaning.peers import Peers, kept_keys
 from lake.cleaning.report import HourReport
 from lake.cleaning.tables import RUN_KEYS, RUN_OBJECTS
 from lake.crawl_sample import sample_objects
@@ -83,6 +84,7 @@ def clean_hours(
     tables: LakeTables | None = None,
     run_commit: RunCommit | None = None,
     session: CleaningSession | None = None,
+    peers: Peers | None = None,
 ) -> dict[datetime, HourReport]:
     """Clean the objects of each arrival hour of `batches` not processed yet (all of them
     with full_refresh); return each hour's report.
@@ -97,7 +99,9 @@ def clean_hours(
     The files are registered in the Iceberg tables of `tables` (None: none) and the ledger
     written by a RunCommit (lake.cleaning.commit): the run's own, committed before
     returning, or the caller's `run_commit`, which the caller commits once for its run.
-    Likewise the DuckDB connection: the run's own, or the caller's `session`.
+    Likewise the DuckDB connection: the run's own, or the caller's `session`. `peers`:
+    when these hours are a chunk of a parallel run (lake.cleaning.parallel), what they see
+    of the rest of it (and where their kept keys go).
     """
     reports = {hour: HourReport() for hour in batches}
     todo: dict[datetime, list[ObjectInfo]] = {}
@@ -123,7 +127,7 @@ def clean_hours(
         for group in _hour_groups(todo, settings.clean_chunk_bytes):
             _clean_group(
                 spec, table, landing, lake, group, ledgers, reports,
-                ingested_at, settings, tables, committing, session,
+                ingested_at, settings, tables, committing, session, peers,
             )  # fmt: skip
     if run_commit is None:
         commits = committing.commit()
@@ -164,6 +168,7 @@ def _clean_group(
     tables: LakeTables | None,
     committing: RunCommit,
     session: CleaningSession,
+    peers: Peers | None = None,
 ) -> None:
     """Clean a group of hours' new objects (`todo`) in shared passes on `session`; their
     keys, reports and ledger writes go to `reports` and `committing`."""
@@ -199,8 +204,11 @@ def _clean_group(
             json_paths,
         )
         stack.callback(run.close)
-        days = sorted(set().union(*windows.values()))
-        run.window = KeyWindow(lake, spec.name, days, frozenset(set().union(*reprocessed.values())))
+        days = set().union(*windows.values())
+        hidden = frozenset(set().union(*reprocessed.values()))
+        if peers is not None:
+            days, hidden = days | peers.days, hidden | peers.hidden
+        run.window = KeyWindow(lake, spec.name, sorted(days), hidden)
         cap = spec.limits.max_object_expanded_bytes
         # an object larger than a pass's bytes is a pass of its own
         for n, chunk in enumerate(
@@ -213,6 +221,8 @@ def _clean_group(
                 o.discard()
             pa.default_memory_pool().release_unused()  # the pass's Arrow buffers
         run.finish_writing()
+        if peers is not None:
+            peers.kept.append(kept_keys(con, run.new_keys, run.names))
         keys_by_hour = _keys_by_hour(con, run, todo)
         for hour, days in _key_days(con, run.new_keys, todo).items():
             reports[hour].late_beyond_allowed = sum(

@@ -9,9 +9,11 @@ reads the same dict whether it came from this process or from a worker's message
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lake import layout
 from lake.catalog_store import Catalog
@@ -25,6 +27,9 @@ from lake.pii import PIIKey
 from lake.settings import Settings
 from lake.storage import Storage
 from lake.streams import StreamSpec
+
+if TYPE_CHECKING:  # the cleaning package is imported by the runs that clean
+    from lake.cleaning.parallel import ChunkRunner, Clean
 
 RECONCILE_CHECK = "records_reconcile"
 QUARANTINE_CHECK = "quarantine_ratio"
@@ -84,13 +89,17 @@ def clean_run(
     hours: list[datetime],
     options: RunOptions,
     log: RunLog,
+    chunk_runner: Callable[[dict[str, Any] | None], ChunkRunner] | None = None,
 ) -> CleanRunResult:
     """Clean `hours` of `spec`'s stream from the landing zone into the lake
-    (`storages` = (landing, lake)) and report it."""
+    (`storages` = (landing, lake)) and report it. With CLEAN_WORKERS > 1 the hours are
+    cleaned in chunks side by side (lake.cleaning.parallel): on threads, or on the
+    workers `chunk_runner` gives for the run's catalog table (Pipes)."""
     # imported by the run that cleans, not by every process loading the code location
     # (pyiceberg, DuckDB and the cleaning package: about a second)
     from lake.cleaning.commit import RunCommit
-    from lake.cleaning.hour import CleaningSession, clean_hours
+    from lake.cleaning.hour import CleaningSession
+    from lake.cleaning.parallel import clean_in_parallel
     from lake.retype import retype_stream
     from lake.warehouse import Warehouse
 
@@ -107,20 +116,17 @@ def clean_run(
     marks = {h: listing_mark(lake, spec.name, h) if bounded else None for h in hours}
     landed = {h: hour_listing(landing, spec.name, h, mark) for h, mark in marks.items()}
     up_to = options.up_to_key
-    with CleaningSession(settings, pii_key) as session:  # one DuckDB connection for the run
-        reports = clean_hours(  # the hours' objects share passes: a backfill pays per pass
-            spec,
-            table,
-            landing,
-            lake,
-            {h: [o for o in objs if up_to is None or o.key <= up_to] for h, objs in landed.items()},
-            full_refresh=options.full_refresh,
-            pii_key=pii_key,
-            settings=settings,
-            tables=tables,
-            run_commit=run_commit,
-            session=session,
-        )
+    batches = {
+        h: [o for o in objs if up_to is None or o.key <= up_to] for h, objs in landed.items()
+    }
+    clean = cleaner(settings, spec, table, storages, pii_key, options, tables)
+    workers = settings.clean_workers if parallel_run(settings, table, batches) else 1
+    if workers > 1 or chunk_runner is not None:  # Pipes workers: one chunk if not split
+        runner = chunk_runner(table) if chunk_runner is not None else None
+        reports = clean_in_parallel(batches, workers, run_commit, lake, settings, clean, runner)
+    else:
+        with CleaningSession(settings, pii_key) as session:  # one DuckDB connection for the run
+            reports = clean(batches=batches, run_commit=run_commit, session=session)
     total = HourReport()
     for batch in reports.values():
         total.absorb(batch)
@@ -160,6 +166,42 @@ def clean_run(
     }
     result.checks = [reconcile_check(total), quarantine_check(total, spec.max_quarantine_ratio)]
     return result
+
+
+def cleaner(
+    settings: Settings,
+    spec: StreamSpec,
+    table: dict[str, Any] | None,
+    storages: tuple[Storage, Storage],
+    pii_key: PIIKey,
+    options: RunOptions,
+    tables: LakeTables,
+) -> Clean:
+    """clean_hours with a run's arguments bound: all but the batches, commit, session and
+    peers (a chunk on a Pipes worker binds the same)."""
+    from lake.cleaning.hour import clean_hours
+
+    landing, lake = storages
+    return partial(  # the hours' objects share passes: a backfill pays per pass
+        clean_hours,
+        spec,
+        table,
+        landing,
+        lake,
+        full_refresh=options.full_refresh,
+        pii_key=pii_key,
+        settings=settings,
+        tables=tables,
+    )
+
+
+def parallel_run(
+    settings: Settings, table: dict[str, Any] | None, batches: dict[datetime, list[Any]]
+) -> bool:
+    """Whether the run's hours are cleaned in parallel chunks (lake.cleaning.parallel):
+    CLEAN_WORKERS > 1, more than one hour with objects, and a catalog table (without one,
+    each chunk would type from a sample of its own objects, not the run's)."""
+    return settings.clean_workers > 1 and table is not None and sum(map(bool, batches.values())) > 1
 
 
 def hour_metadata(lake: Storage, totals: HourTotals, batch: HourReport) -> dict[str, Any]:
