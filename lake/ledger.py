@@ -20,6 +20,7 @@ the old files, manifest and dedup keys.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -49,9 +50,14 @@ def _digest(text: str) -> str:
 def output_name(hour: datetime, source_key: str) -> str:
     """`<YYYYMMDDTHH>-<safe stem>-<hash of the full key>.parquet`: deterministic, unique per
     full key, at most 11 + 1 + 80 + 1 + 16 + 8 = 117 characters of [A-Za-z0-9._-]."""
+    return f"{hour:%Y%m%dT%H}-{_named_key(source_key)}.parquet"
+
+
+@functools.lru_cache(maxsize=1 << 14)  # a run asks for each object's name several times
+def _named_key(source_key: str) -> str:
     stem = source_key.rsplit("/", 1)[-1].removesuffix(".gz")
     readable = _UNSAFE.sub("_", stem).lstrip(".")[:STEM_CHARS] or "object"
-    return f"{hour:%Y%m%dT%H}-{readable}-{_digest(source_key)}.parquet"
+    return f"{readable}-{_digest(source_key)}"
 
 
 _RUN_FILE = re.compile(r"(?P<name>.+-[0-9a-f]{16})-[0-9a-f]{12}\.parquet")
@@ -241,7 +247,9 @@ def read_manifest(lake: Storage, key: str) -> Any:
 
 
 def write_manifest(lake: Storage, key: str, manifest: dict[str, Any]) -> None:
-    lake.write(key, json.dumps(manifest, indent=1).encode())
+    # compact: `indent` switches json to its pure-Python encoder (~3x slower), and
+    # manifests are read by json.loads, not by people
+    lake.write(key, json.dumps(manifest, separators=(",", ":")).encode())
 
 
 def manifest_keys(lake: Storage, stream: str) -> Iterator[str]:

@@ -31,6 +31,7 @@ _DICTIONARY_ROWS = 1024
 # encoded files (their bytes in memory) waiting at most to be stored on the lake's
 # `writes_at_once` threads while the Parquet writers encode the next ones
 _UPLOADS_HELD = 32
+_UTC = pa.timestamp("us", tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def write_cleaned(to: Destination, typed: Typed, deduped: Deduped) -> dict[int, 
     if deduped.dropped is not None:
         rid = pc.add(pc.multiply(table["_object"], ROW_SPAN), table["_position"])
         keep = pc.and_(keep, pc.invert(pc.is_in(rid, value_set=deduped.dropped)))
-    rows = table.select([c.name for c in columns] + ["_position", "_dt", "_object"])
+    record_columns = [c.name for c in columns]
+    rows = table.select(record_columns + ["_position", "_dt", "_object"])
     if pc.sum(pc.invert(keep)).as_py():
         rows = rows.filter(keep)
     json_names = [c.name for c in columns if c.json]
@@ -83,19 +85,19 @@ def write_cleaned(to: Destination, typed: Typed, deduped: Deduped) -> dict[int, 
                 part_rows if len(days) == 1 else part_rows.filter(pc.equal(part_rows["_dt"], day))
             )
             keys.append(layout.cleaned_file(spec.name, day, to.names[index]))
-            part = _with_lineage(to, part.drop_columns(["_dt"]), index)
-            part = as_json_columns(part, json_names)
+            part = as_json_columns(part.drop_columns(["_dt"]), json_names)
             plain = unique if part.num_rows >= _DICTIONARY_ROWS else set(part.column_names)
             store(keys[-1], parquet_bytes(part, no_dictionary=plain))
         return keys
 
+    lineage = _Lineage(to, record_columns)
     with _Uploads(to.lake) as store:
         try:
-            files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
+            files = write_groups(lineage.of(rows.to_reader(_BATCH_ROWS)), ["_object"], write)
         except GroupsNotConsecutive:
             store.wait()  # the files stored so far, before they are written again
             rows = rows.sort_by([("_object", "ascending"), ("_position", "ascending")])
-            files = write_groups(rows.to_reader(_BATCH_ROWS), ["_object"], write)
+            files = write_groups(lineage.of(rows.to_reader(_BATCH_ROWS)), ["_object"], write)
     return {index: keys for (index,), keys in files.items()}  # type: ignore[misc]
 
 
@@ -135,22 +137,34 @@ class _Uploads:
                 self._pool.shutdown()
 
 
-def _with_lineage(to: Destination, rows: pa.Table, index: int) -> pa.Table:
-    """The record columns, then _source_key, _position, _arrival_hour, _ingested_at
-    (constants made per file, not carried per row)."""
-    n = rows.num_rows
-    position = rows.column("_position")
-    rows = rows.drop_columns(["_position"])
-    utc = pa.timestamp("us", tz="UTC")
-    lineage = {
-        "_source_key": pa.repeat(pa.scalar(to.objects[index].key), n),
-        "_position": position,
-        "_arrival_hour": pa.repeat(pa.scalar(to.hours[index], utc), n),
-        "_ingested_at": pa.repeat(pa.scalar(to.ingested_at, utc), n),
-    }
-    for name, values in lineage.items():
-        rows = rows.append_column(name, values)
-    return rows
+class _Lineage:
+    """Adds the lineage columns to batches of rows (record columns, _position, _dt,
+    _object): the record columns, then _source_key, _position, _arrival_hour,
+    _ingested_at (as each file has them), then _dt and _object. Made a batch at a time
+    before the rows are split into objects: a small object's file costs no Arrow calls
+    of its own for them."""
+
+    def __init__(self, to: Destination, record_columns: list[str]) -> None:
+        self._keys = pa.array([o.key for o in to.objects], pa.string())
+        self._hours = pa.array(to.hours, _UTC)
+        self._ingested_at = pa.scalar(to.ingested_at, _UTC)
+        self._record_columns = record_columns
+
+    def of(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        given = reader.schema
+        fields = [given.field(name) for name in self._record_columns]
+        fields += [pa.field("_source_key", pa.string()), given.field("_position")]
+        fields += [pa.field("_arrival_hour", _UTC), pa.field("_ingested_at", _UTC)]
+        schema = pa.schema([*fields, given.field("_dt"), given.field("_object")])
+        batches = (self._with_lineage(batch, schema) for batch in reader)
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
+    def _with_lineage(self, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+        index = batch.column("_object")
+        arrays = [batch.column(name) for name in self._record_columns]
+        arrays += [self._keys.take(index), batch.column("_position"), self._hours.take(index)]
+        arrays += [pa.repeat(self._ingested_at, batch.num_rows), batch.column("_dt"), index]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def write_quarantine(

@@ -143,3 +143,21 @@ def test_a_local_folder_stores_files_and_manifests_in_line(tmp_path: Path) -> No
     assert {t for t in lake.threads if not t.startswith("parquet")} == {main}
     assert report.records_cleaned == 3 * OBJECTS
     assert all(read_manifest(lake, manifest_of(SPEC.name, HOUR, o)) for o in objects)
+
+
+def test_a_manifest_is_compact_json_of_what_it_records(tmp_path: Path) -> None:
+    """Manifests are read by json.loads only: one compact line (no indentation, which
+    costs json's pure-Python encoder), every field as before."""
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    land(landing)
+    objects = list(landing.list(hour_prefix(SPEC.name, HOUR)))
+
+    clean_hour(SPEC, TABLE, landing, lake, HOUR, objects)
+
+    for n, info in enumerate(objects):
+        text = lake.read(manifest_of(SPEC.name, HOUR, info))
+        manifest = json.loads(text)
+        assert text == json.dumps(manifest, separators=(",", ":")).encode()
+        assert manifest["source_key"] == info.key
+        assert (manifest["records_in"], manifest["records_cleaned"]) == (4 + (n == 3), 3)
+        assert {"files", "catalog_version", "column_types", "etag", "size"} <= set(manifest)

@@ -136,6 +136,56 @@ def test_failed_write_leaves_no_temp_file_and_keeps_old_content(
     assert _files_on_disk(tmp_path) == ["k"]
 
 
+def test_a_write_failing_midway_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = LocalStorage(tmp_path)
+    s.write("d/k", b"v1")
+
+    def full_disk(fd, data):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage_mod.os, "write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        s.write("d/k", b"v2")
+    with pytest.raises(OSError, match="No space left"):
+        s.write("new/k", b"v2")
+    monkeypatch.undo()
+    assert s.read("d/k") == b"v1"
+    assert _files_on_disk(tmp_path) == ["d/k"]
+
+
+def test_a_write_makes_its_folder_only_when_missing_and_unlinks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file into a folder that exists is a temp file written and renamed: no mkdir and
+    no unlink (a small object's file paid for both, the unlink failing); a missing folder
+    is made with its parents, and a deleted one again."""
+    s = LocalStorage(tmp_path / "root")
+    calls: list[tuple[str, str]] = []
+    for name in ("mkdir", "unlink"):
+        real = getattr(os, name)
+
+        def spy(path, *args, real=real, name=name, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append((name, os.path.relpath(path, tmp_path)))
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(storage_mod.os, name, spy)
+
+    s.write("a/b/k1", b"1")
+    assert ("mkdir", "root/a/b") in calls and not [c for c in calls if c[0] == "unlink"]
+    calls.clear()
+    s.write("a/b/k2", b"2")
+    s.write("a/b/k1", b"one")
+    assert calls == []
+    (tmp_path / "root" / "a" / "b" / "k1").unlink()
+    (tmp_path / "root" / "a" / "b" / "k2").unlink()
+    (tmp_path / "root" / "a" / "b").rmdir()
+    s.write("a/b/k3", b"3")
+    assert s.read("a/b/k3") == b"3"
+    assert _files_on_disk(tmp_path) == ["root/a/b/k3"]
+
+
 def test_overwrite_replaces_content(tmp_path: Path) -> None:
     s = LocalStorage(tmp_path)
     s.write("a/b", b"one")
