@@ -198,40 +198,45 @@ class RecordMerger:
         """Merge the JSON objects among `records` into `schema` in place; return how many."""
         call, version, merged = object(), 0, 0
         unchanged = (call, version)  # (merge call, schema version) of a no-op merge now
+        shapes, max_depth, conflicts = self.shapes, self.max_depth, self.report.conflicts
+        paths_seen = self._paths_seen()  # changes only where a merge changes the schema
         for value in records:
             if not isinstance(value, dict):
                 continue
-            shape = self._shape(value)
+            # the shape lookup inline: it is the per-record work of a repeated shape
+            signature = value_signature(value, max_depth)
+            shape = shapes.get(signature) if signature is not None else None
+            if shape is None or shape.paths_seen != paths_seen:
+                shape = self._new_shape(value, signature, paths_seen)
             if shape.inferred is None:
                 continue
             merged += 1
             if shape.merged_at is unchanged:
                 if shape.conflicts:
-                    self.report.conflicts.extend(shape.conflicts)
+                    conflicts.extend(shape.conflicts)
                 continue
-            paths_before, reported = self._paths_seen(), len(self.report.conflicts)
+            reported = len(conflicts)
             fields = merge_json_aware(schema, shape.inferred, self.report, self.tracking).fields
-            if fields != schema.fields or self._paths_seen() != paths_before:
+            if fields != schema.fields or self._paths_seen() != paths_seen:
                 schema.fields, version = fields, version + 1
                 unchanged = (call, version)
+                paths_seen = self._paths_seen()
             else:
                 shape.merged_at = unchanged
-                shape.conflicts = self.report.conflicts[reported:]
+                shape.conflicts = conflicts[reported:]
         return merged
 
     def _paths_seen(self) -> int:
         return len(self.tracking.found) if self.tracking is not None else 0
 
-    def _shape(self, value: dict[str, Any]) -> _Shape:
-        signature = value_signature(value, self.max_depth)
-        paths_seen = self._paths_seen()
-        if signature is None:
-            return _Shape(paths_seen, self.record_type(value))
-        shape = self.shapes.get(signature)
-        if shape is None or shape.paths_seen != paths_seen:
+    def _new_shape(self, value: dict[str, Any], signature: Any, paths_seen: int) -> _Shape:
+        """The shape of a record whose signature is new (or None: not kept), or was
+        inferred before the JSON paths last grew."""
+        shape = _Shape(paths_seen, self.record_type(value))
+        if signature is not None:
             if len(self.shapes) >= MAX_SHAPES_KEPT:
                 self.shapes.clear()
-            shape = self.shapes[signature] = _Shape(paths_seen, self.record_type(value))
+            self.shapes[signature] = shape
         return shape
 
     def record_type(self, value: dict[str, Any]) -> Struct | None:
