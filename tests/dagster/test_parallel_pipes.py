@@ -13,7 +13,7 @@ from dagster import DagsterInstance, materialize
 
 from orchestration.definitions import ingest_assets
 from orchestration.resources import resources_from_env
-from tests.dagster.test_pipes_cleaning import STREAM, _checks, _data_files, _materializations, _rows
+from tests.dagster.test_pipes_cleaning import STREAM, outcome
 from tests.unit.test_parallel_hours import make_lake
 
 OPENED = "[pipes] external process successfully opened dagster pipes"
@@ -38,13 +38,7 @@ def test_two_subprocess_workers_clean_as_the_serial_step(tmp_path: Path) -> None
         assert result.success, compute
         opened = [e for e in instance.all_logs(result.run_id) if OPENED in (e.user_message or "")]
         assert len(opened) == (2 if compute == "subprocess" else 0)  # a worker per chunk
-        outcomes[compute] = {
-            "cleaned": _rows(settings, "cleaned"),
-            "quarantine": _rows(settings, "quarantine"),
-            "files": _data_files(root),
-            "metadata": _materializations(result, root),
-            "checks": _checks(result),
-        }
+        outcomes[compute] = outcome(settings, result, root)
     serial, workers = outcomes["inprocess"], outcomes["subprocess"]
     assert sorted(r["event_id"] for r in serial["cleaned"]) == sorted(
         [f"e{n}" for n in range(1, 9)] + [f"e9{n}" for n in range(10)]

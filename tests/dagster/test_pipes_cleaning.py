@@ -128,6 +128,17 @@ def _data_files(root: Path) -> list[str]:
     )
 
 
+def outcome(settings: Settings, result, root: Path) -> dict:
+    """What a cleaning run left, to compare between computes: rows, files, metadata, checks."""
+    return {
+        "cleaned": _rows(settings, "cleaned"),
+        "quarantine": _rows(settings, "quarantine"),
+        "files": _data_files(root),
+        "metadata": _materializations(result, root),
+        "checks": _checks(result),
+    }
+
+
 def test_a_subprocess_worker_cleans_exactly_as_the_run_process_does(tmp_path: Path) -> None:
     outcomes = {}
     for compute in ("inprocess", "subprocess"):
@@ -135,13 +146,7 @@ def test_a_subprocess_worker_cleans_exactly_as_the_run_process_does(tmp_path: Pa
         settings, resources = _lake(root, compute)
         result = _run(resources)
         assert result.success
-        outcomes[compute] = {
-            "cleaned": _rows(settings, "cleaned"),
-            "quarantine": _rows(settings, "quarantine"),
-            "files": _data_files(root),
-            "metadata": _materializations(result, root),
-            "checks": _checks(result),
-        }
+        outcomes[compute] = outcome(settings, result, root)
     local, worker = outcomes["inprocess"], outcomes["subprocess"]
     assert len(local["cleaned"]) == 10 and len(local["quarantine"]) == 2
     assert set(local["metadata"]) == set(HOURS)
