@@ -95,7 +95,7 @@ def build_cleaned_asset(
             from orchestration.pipes_compute import chunk_runners, worker_extras
 
             extras = worker_extras(context, settings, spec, database, options)
-            runners = chunk_runners(context, extras, pii_key)  # a worker per chunk
+            runners = chunk_runners(context, settings, extras, pii_key)  # a worker per chunk
         elif settings.clean_compute != "inprocess":
             # imported by the runs that use Pipes (dagster_aws.pipes: ECS, S3 readers)
             from orchestration.pipes_compute import clean_on_pipes, hours_metadata

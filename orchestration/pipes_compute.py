@@ -64,13 +64,21 @@ def clean_on_pipes(
 ) -> PipesClientCompletedInvocation:
     """Run the cleaning of the step's hours on the worker CLEAN_COMPUTE names."""
     extras = worker_extras(context, settings, spec, database, options)
-    # the resource's key, not a PII_HASH_KEY the run's environment may hold
-    env = {"PII_HASH_KEY": pii_key.key or ""}
+    env = cleaning_env(pii_key)
     return run_worker(context, settings, settings.clean_compute, WORKER_MODULE, extras, env)
 
 
+def cleaning_env(pii_key: PIIKeyResource) -> dict[str, str]:
+    """A cleaning worker's environment on top of the run's: the resource's key, not a
+    PII_HASH_KEY the run's environment may hold."""
+    return {"PII_HASH_KEY": pii_key.key or ""}
+
+
 def chunk_runners(
-    context: AssetExecutionContext, extras: dict[str, Any], pii_key: PIIKeyResource
+    context: AssetExecutionContext,
+    settings: Settings,
+    extras: dict[str, Any],
+    pii_key: PIIKeyResource,
 ) -> Callable[[dict[str, Any] | None], ChunkRunner]:
     """For CLEAN_COMPUTE=subprocess with CLEAN_WORKERS > 1: what lake.cleaning.run.clean_run
     takes to clean each chunk of the run's hours on a `python -m workers.clean` of its own
@@ -91,12 +99,9 @@ def chunk_runners(
                     "table": table,
                     "handoff": str(handoff),
                 }
-                PipesSubprocessClient(cwd=str(REPO_ROOT)).run(
-                    context=context,
-                    command=[sys.executable, "-m", WORKER_MODULE],
-                    extras={**extras, "chunk": chunk},
-                    env={"PII_HASH_KEY": pii_key.key or ""},
-                )
+                chunk_extras = {**extras, "chunk": chunk}
+                env = cleaning_env(pii_key)
+                run_worker(context, settings, "subprocess", WORKER_MODULE, chunk_extras, env)
                 return load_chunk(handoff, held)
 
         return run_chunk
