@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
-from orchestration.definitions import ingest_assets
 from orchestration.resources import resources_from_env
-from tests.dagster.test_pipes_cleaning import STREAM, outcome
+from tests.dagster.test_pipes_cleaning import outcome, run_range
 from tests.unit.test_parallel_hours import make_lake
 
 OPENED = "[pipes] external process successfully opened dagster pipes"
@@ -29,12 +28,7 @@ def test_two_subprocess_workers_clean_as_the_serial_step(tmp_path: Path) -> None
         root = tmp_path / compute
         settings = replace(make_lake(root, workers), clean_compute=compute)
         instance = DagsterInstance.ephemeral()
-        result = materialize(
-            ingest_assets(STREAM),
-            resources=resources_from_env(settings),
-            instance=instance,
-            tags=RANGE_TAGS,
-        )
+        result = run_range(resources_from_env(settings), instance=instance, tags=RANGE_TAGS)
         assert result.success, compute
         opened = [e for e in instance.all_logs(result.run_id) if OPENED in (e.user_message or "")]
         assert len(opened) == (2 if compute == "subprocess" else 0)  # a worker per chunk

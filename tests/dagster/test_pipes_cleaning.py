@@ -70,12 +70,18 @@ def _lake(root: Path, compute: str) -> tuple[Settings, dict]:
     return settings, resources_from_env(settings)
 
 
-def _run(resources: dict, assets=None, instance: DagsterInstance | None = None):
+def run_range(
+    resources: dict,
+    assets=None,
+    instance: DagsterInstance | None = None,
+    tags: dict[str, str] = RANGE_TAGS,
+):
+    """The stream's ingest assets materialized over a partition range (RANGE_TAGS)."""
     return materialize(
         assets or ingest_assets(STREAM),
         resources=resources,
         instance=instance or DagsterInstance.ephemeral(),
-        tags=RANGE_TAGS,
+        tags=tags,
         raise_on_error=False,
     )
 
@@ -144,7 +150,7 @@ def test_a_subprocess_worker_cleans_exactly_as_the_run_process_does(tmp_path: Pa
     for compute in ("inprocess", "subprocess"):
         root = tmp_path / compute
         settings, resources = _lake(root, compute)
-        result = _run(resources)
+        result = run_range(resources)
         assert result.success
         outcomes[compute] = outcome(settings, result, root)
     local, worker = outcomes["inprocess"], outcomes["subprocess"]
@@ -174,14 +180,14 @@ def test_a_worker_that_raises_fails_the_step_and_leaves_what_an_in_process_crash
     with monkeypatch.context() as patched:  # the in-process step raises in its first commit
         patched.setattr("lake.cleaning.commit.commit_files", _refuse)
         _, resources = _lake(tmp_path / "inprocess", "inprocess")
-        assert not _run(resources, assets).success
+        assert not run_range(resources, assets).success
     left["inprocess"] = _data_files(tmp_path / "inprocess")
 
     # the worker raises at the same point (tests/dagster/pipes_crashing_worker.py)
     monkeypatch.setattr(pipes_compute, "WORKER_MODULE", "tests.dagster.pipes_crashing_worker")
     settings, resources = _lake(tmp_path / "subprocess", "subprocess")
     instance = DagsterInstance.ephemeral()
-    result = _run(resources, assets, instance)
+    result = run_range(resources, assets, instance)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failure.step_key == f"cleaned__{STREAM}"
@@ -198,5 +204,5 @@ def test_a_worker_that_raises_fails_the_step_and_leaves_what_an_in_process_crash
     assert _rows(settings, "cleaned") == []  # nothing committed
 
     monkeypatch.setattr(pipes_compute, "WORKER_MODULE", "workers.clean")
-    assert _run(resources, assets).success  # the next run cleans every object, once
+    assert run_range(resources, assets).success  # the next run cleans every object, once
     assert len(_rows(settings, "cleaned")) == 10

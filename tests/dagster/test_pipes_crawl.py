@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from dagster import AssetKey, DagsterInstance, TableSchema, TimeWindow, materialize
+from dagster import AssetKey, DagsterInstance, TableSchema, TimeWindow
 
 from lake.crawl_run import CrawlOptions
 from lake.firehose import object_key
@@ -26,8 +26,8 @@ from lake.settings import DEFAULTS, Settings, SettingsError
 from lake.storage import LocalStorage
 from lake.streams import load_streams
 from orchestration import pipes_compute
-from orchestration.definitions import ingest_assets
 from orchestration.resources import resources_from_env
+from tests.dagster.test_pipes_cleaning import run_range
 
 pytestmark = pytest.mark.s3
 
@@ -123,13 +123,7 @@ def _run(landed: Path, root: Path, compute: str) -> dict[str, Any]:
     )
     shutil.copytree(landed, root / "landing")  # the same files, mtimes (local ETags) and all
     instance = DagsterInstance.ephemeral()
-    result = materialize(
-        ingest_assets(STREAM),
-        resources=resources_from_env(settings),
-        instance=instance,
-        tags=RANGE_TAGS,
-        raise_on_error=False,
-    )
+    result = run_range(resources_from_env(settings), instance=instance, tags=RANGE_TAGS)
     return {
         "pipes": any("[pipes]" in e.user_message for e in instance.all_logs(result.run_id)),
         "materialized": sorted(
