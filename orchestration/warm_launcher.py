@@ -10,7 +10,8 @@ as `dagster api execute_run` does: same events, status transitions, compute logs
 server is replaced at the next launch after a change of the project's files or of the
 environment, so a code change applies to the next run.
 
-The worker's pid, start time and host are stored on the run (WORKER_TAG), so any process
+The worker's pid, start time and host are stored on the run (WORKER_TAG; by the worker
+before the run starts, and by the launcher once the fork returns), so any process
 of the instance can terminate it (the UI's Terminate button in the webserver,
 orchestration/graceful_stop.py in the supervisor: SIGINT, as the code server sends it, so
 the run ends CANCELED with its step interrupted) and run monitoring can fail (and
@@ -68,7 +69,17 @@ def run_worker(run_id: str, instance_ref: str, environ: Mapping[str, str]) -> No
         os.environ.update(environ)
         ref = deserialize_value(instance_ref, InstanceRef)
         with get_instance_for_cli(instance_ref=ref) as instance:
+            _name_this_worker(instance, run_id)
             _execute_run_command_body(run_id, instance, lambda _event: None, False)
+
+
+def _name_this_worker(instance: Any, run_id: str) -> None:
+    """Stores this process on the run before the run starts. The launcher stores it too,
+    after the fork returns; under load that came after the step had started, and a
+    terminate in between found no worker to interrupt (the run went on to its end)."""
+    worker = WorkerProcess.of(os.getpid())
+    if worker is not None:
+        instance.add_run_tags(run_id, {WORKER_TAG: worker.to_tag()})
 
 
 def workers_mode(environ: Mapping[str, str]) -> str:

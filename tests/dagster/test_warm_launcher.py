@@ -117,11 +117,15 @@ class Daemon:
             )
         self.instance = DagsterInstance.from_config(str(self.home))
 
-    def submit(self, location: str, job: str, tags: dict[str, str] | None = None) -> str:
+    def submit(
+        self, location: str, job: str, tags: dict[str, str] | None = None, here: bool = False
+    ) -> str:
         """Queues a run as `dagster job launch` does (Dagster's own steps), the location
         loaded in this process: the command would start an interpreter and a code server of
         the location (~20-45 s a run under CI's load). The run's code origin is the same as
-        the daemon's location's (same file or module, folder and interpreter); its id."""
+        the daemon's location's (same file or module, folder and interpreter); its id.
+        `here`: launched by this process's launcher instead, as the webserver launches a
+        run without a queue (the worker gets this process's environment)."""
         workspace_file = self.root / f"workspace-{location}.yaml"
         opts = WorkspaceOpts(
             workspace=(str(_workspace(workspace_file, self.project, (location,))),)
@@ -141,7 +145,10 @@ class Daemon:
                 op_selection=None,
                 run_id=str(uuid.uuid4()),
             )
-            self.instance.submit_run(run.run_id, workspace)
+            if here:
+                self.instance.launch_run(run.run_id, workspace)
+            else:
+                self.instance.submit_run(run.run_id, workspace)
         return run.run_id
 
     def wait(self, what: str, predicate, bound_s: float = BOUND_S):
@@ -242,6 +249,20 @@ def test_terminate_from_another_process_ends_the_run_canceled(forking: Daemon) -
 def test_graceful_stop_cancels_forked_runs_in_flight(forking: Daemon) -> None:
     run_id = forking.submit("launcher_tests", "waits")
     forking.working(run_id)
+    assert graceful_stop.cancel_runs(forking.instance, 60) == []
+    assert forking.run(run_id).status == DagsterRunStatus.CANCELED
+
+
+def test_a_worker_names_itself_before_its_step_starts_so_a_cancel_reaches_it(
+    forking: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the launcher's thread not back from the fork yet when the step starts (as under load)
+    monkeypatch.setattr(WarmRunLauncher, "_tag", lambda self, run, pid: None)
+    for name in ("PYTHONPATH", "DAGSTER_HOME", "LAKE_URI", "LAUNCHER_TEST_MARKERS"):
+        monkeypatch.setenv(name, forking.env[name])
+    run_id = forking.submit("launcher_tests", "waits", here=True)
+    pid = forking.working(run_id)
+    assert WorkerProcess.from_tag(forking.run(run_id).tags.get(WORKER_TAG)).pid == pid
     assert graceful_stop.cancel_runs(forking.instance, 60) == []
     assert forking.run(run_id).status == DagsterRunStatus.CANCELED
 
