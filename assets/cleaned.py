@@ -91,11 +91,11 @@ def build_cleaned_asset(
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         options = RunOptions(config.full_refresh, config.up_to_key, lists_from_mark(context))
         runners = None
-        if settings.clean_compute == "subprocess" and settings.clean_workers > 1:
-            from orchestration.pipes_compute import chunk_runners, worker_extras
+        if settings.clean_compute != "inprocess" and settings.clean_workers > 1:
+            from orchestration.pipes_compute import ChunkWorkers, worker_extras
 
             extras = worker_extras(context, settings, spec, database, options)
-            runners = chunk_runners(context, settings, extras, pii_key)  # a worker per chunk
+            runners = ChunkWorkers(context, settings, extras, pii_key)  # a worker per chunk
         elif settings.clean_compute != "inprocess":
             # imported by the runs that use Pipes (dagster_aws.pipes: ECS, S3 readers)
             from orchestration.pipes_compute import clean_on_pipes, hours_metadata
@@ -106,17 +106,21 @@ def build_cleaned_asset(
             return
         landing, lake_storage = lake.landing(), lake.lake()
         key = pii_key.key_for(landing.uri, lake_storage.uri)
-        result = clean_run(
-            settings,
-            spec,
-            database,
-            (landing, lake_storage),
-            key,
-            hours_of(context),
-            options,
-            context.log,
-            runners,
-        )
+        try:
+            result = clean_run(
+                settings,
+                spec,
+                database,
+                (landing, lake_storage),
+                key,
+                hours_of(context),
+                options,
+                context.log,
+                runners,
+            )
+        finally:  # committed or not, what the chunks' workers handed back is spent
+            if runners is not None:
+                runners.drop_handoffs()
         add_hours_metadata(context, result.hour_metadata)
         yield MaterializeResult(
             metadata=dagster_metadata(result.metadata),

@@ -24,6 +24,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `dedup_keys_compacted` | `_state/keys/<stream>/dt=YYYY-MM-DD/compacted.parquet` |
 | `dedup_keys_index` | `_state/keys/<stream>/dt=YYYY-MM-DD/compacted.hi` (the compacted file's probe index) |
 | `dedup_run_keys_file` | `_state/keys/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>/<stamp>.parquet` (one run's keys, until folded) |
+| `chunk_handoff_folder` | `_state/chunks/<stream>/<run token>/<YYYYMMDDTHH>/` (a parallel run's chunk handed back by its worker, until the run ends) |
 | `retype_marker` | `_state/retyped/<stream>.json` |
 | `redshift_state` | `_state/redshift/<mart>.json` |
 | `alert_claim` | `_state/alerts/<mart>/<claim name>.json` |
@@ -176,6 +177,18 @@ def pending_commits_folder(stream: str) -> str:
 
 def pending_commit(stream: str, token: str) -> str:
     return f"{pending_commits_folder(stream)}{token}.json"
+
+
+def chunk_handoffs_folder(stream: str, token: str) -> str:
+    """The chunks a parallel cleaning run's workers handed back (lake.cleaning.handoff)."""
+    if not _TOKEN.fullmatch(token):
+        raise ValueError(f"not a run token: {token!r}")
+    return f"_state/chunks/{stream}/{token}/"
+
+
+def chunk_handoff_folder(stream: str, token: str, first_hour: datetime) -> str:
+    """One chunk's handoff, named by its first hour (a run's chunks never share one)."""
+    return f"{chunk_handoffs_folder(stream, token)}{first_hour:%Y%m%dT%H}/"
 
 
 def dedup_keys_folder(stream: str, day: date) -> str:

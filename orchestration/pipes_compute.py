@@ -5,11 +5,9 @@ what comes back (results and per-hour metadata)."""
 from __future__ import annotations
 
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,13 +15,14 @@ import boto3
 import pyarrow as pa
 from dagster import AssetExecutionContext, PipesClientCompletedInvocation, PipesSubprocessClient
 
-from lake.cleaning.handoff import batches_doc, load_chunk
+from lake import layout
+from lake.cleaning.handoff import batches_doc, drop_handoff, handoff_uri, load_chunk
 from lake.cleaning.parallel import ChunkRunner, HeldCommit
 from lake.cleaning.report import HourReport
 from lake.cleaning.run import HOURS_MESSAGE, RunOptions
 from lake.crawl_run import CrawlOptions
 from lake.settings import REPO_ROOT, Settings, SettingsError
-from lake.storage import ObjectInfo
+from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
 from orchestration.resources import PIIKeyResource
 
@@ -74,39 +73,65 @@ def cleaning_env(pii_key: PIIKeyResource) -> dict[str, str]:
     return {"PII_HASH_KEY": pii_key.key or ""}
 
 
-def chunk_runners(
-    context: AssetExecutionContext,
-    settings: Settings,
-    extras: dict[str, Any],
-    pii_key: PIIKeyResource,
-) -> Callable[[dict[str, Any] | None], ChunkRunner]:
-    """For CLEAN_COMPUTE=subprocess with CLEAN_WORKERS > 1: what lake.cleaning.run.clean_run
-    takes to clean each chunk of the run's hours on a `python -m workers.clean` of its own
-    (one Pipes session each, started from the parallel run's threads), handed back
-    uncommitted through a file in a temporary folder of the step's (lake.cleaning.handoff).
-    `extras`: worker_extras's."""
+class ChunkWorkers:
+    """For CLEAN_WORKERS > 1 on Pipes (CLEAN_COMPUTE=subprocess|ecs): what
+    lake.cleaning.run.clean_run takes to clean each chunk of the run's hours on a worker of
+    its own (`python -m workers.clean`: a subprocess or an ECS task, one Pipes session each,
+    started from the parallel run's threads), handed back uncommitted through the lake
+    (lake.cleaning.handoff). `extras`: worker_extras's. `drop_handoffs` deletes what the
+    workers handed back: the step calls it when the run ends, committed or not."""
 
-    def for_table(table: dict[str, Any] | None) -> ChunkRunner:
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        settings: Settings,
+        extras: dict[str, Any],
+        pii_key: PIIKeyResource,
+    ) -> None:
+        self.context, self.settings, self.extras, self.pii_key = context, settings, extras, pii_key
+        self.handoffs: list[tuple[Storage, str]] = []
+
+    def __call__(self, table: dict[str, Any] | None) -> ChunkRunner:
         def run_chunk(
             batches: dict[datetime, list[ObjectInfo]], hidden: frozenset[str], held: HeldCommit
         ) -> tuple[dict[datetime, HourReport], pa.Table]:
-            with tempfile.TemporaryDirectory(prefix="clean-chunk-") as folder:
-                handoff = Path(folder) / "chunk.pickle"
-                chunk = {
-                    "hours": batches_doc(batches),
-                    "hidden": sorted(hidden),
-                    "token": held.token,
-                    "table": table,
-                    "handoff": str(handoff),
-                }
-                chunk_extras = {**extras, "chunk": chunk}
-                env = cleaning_env(pii_key)
-                run_worker(context, settings, "subprocess", WORKER_MODULE, chunk_extras, env)
-                return load_chunk(handoff, held)
+            assert held.lake is not None
+            folder = layout.chunk_handoff_folder(held.spec.name, held.token, min(batches))
+            self.handoffs.append((held.lake, folder))
+            chunk = {
+                "hours": batches_doc(batches),
+                "hidden": sorted(hidden),
+                "token": held.token,
+                "table": table,
+                "handoff": folder,
+            }
+            labels = chunk_labels(batches, handoff_uri(held.lake, folder))
+            env = {**cleaning_env(self.pii_key), **labels}
+            extras = {**self.extras, "chunk": chunk}
+            compute = self.settings.clean_compute
+            run_worker(self.context, self.settings, compute, WORKER_MODULE, extras, env, labels)
+            return load_chunk(held.lake, folder, held, batches)
 
         return run_chunk
 
-    return for_table
+    def drop_handoffs(self) -> None:
+        for lake, folder in self.handoffs:
+            try:
+                drop_handoff(lake, folder)
+            except Exception as e:  # noqa: BLE001 - a leftover is harmless; the run is not
+                self.context.log.warning(
+                    f"chunk handoff {handoff_uri(lake, folder)} not removed ({e}): harmless, "
+                    "no run reads it (docs/operations.md, 'Leftover chunk handoffs')"
+                )
+
+
+def chunk_labels(batches: dict[datetime, list[ObjectInfo]], handoff: str) -> dict[str, str]:
+    """A chunk worker's environment naming its chunk and handoff (an ECS task's overrides:
+    which task cleans which hours shows in the console); the worker reads its extras."""
+    return {
+        "LAKE_CLEAN_CHUNK": f"{min(batches):%Y-%m-%dT%H}..{max(batches):%Y-%m-%dT%H}",
+        "LAKE_CLEAN_HANDOFF": handoff,
+    }
 
 
 def hours_metadata(invocation: PipesClientCompletedInvocation) -> dict[str, dict[str, Any]]:
@@ -145,8 +170,14 @@ def ecs_client(settings: Settings, s3_client: Any = None, ecs: Any = None) -> An
     )
 
 
-def ecs_task_params(settings: Settings, command: Sequence[str]) -> dict[str, Any]:
-    """ECS RunTask's arguments: one Fargate task of the lake's image running the worker."""
+def ecs_task_params(
+    settings: Settings, command: Sequence[str], environment: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """ECS RunTask's arguments: one Fargate task of the lake's image running the worker,
+    with `environment` on top of the task definition's."""
+    override: dict[str, Any] = {"name": settings.clean_ecs_container, "command": list(command)}
+    if environment:
+        override["environment"] = [{"name": k, "value": v} for k, v in environment.items()]
     return {
         "cluster": settings.clean_ecs_cluster,
         "taskDefinition": settings.clean_ecs_task_definition,
@@ -158,9 +189,7 @@ def ecs_task_params(settings: Settings, command: Sequence[str]) -> dict[str, Any
                 "assignPublicIp": "DISABLED",
             }
         },
-        "overrides": {
-            "containerOverrides": [{"name": settings.clean_ecs_container, "command": list(command)}]
-        },
+        "overrides": {"containerOverrides": [override]},
     }
 
 
@@ -188,9 +217,11 @@ def run_worker(
     module: str,
     extras: dict[str, Any],
     env: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> PipesClientCompletedInvocation:
     """Run `python -m <module>` on `compute` (subprocess: here, with `env` on top of the
-    run's environment; ecs: a task of the CLEAN_ECS_* definition)."""
+    run's environment; ecs: a task of the CLEAN_ECS_* definition, with `labels` in its
+    environment: never `env`, whose PII key a task's overrides would show)."""
     command = [sys.executable, "-m", module]
     if compute == "subprocess":
         return PipesSubprocessClient(cwd=str(REPO_ROOT)).run(
@@ -198,6 +229,6 @@ def run_worker(
         )
     return ecs_client(settings).run(
         context=context,
-        run_task_params=ecs_task_params(settings, ["python", *command[1:]]),
+        run_task_params=ecs_task_params(settings, ["python", *command[1:]], labels),
         extras=extras,
     )

@@ -11,10 +11,9 @@ hands it back uncommitted (lake.cleaning.handoff); the step settles and commits 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-from dagster_pipes import PipesContext, open_dagster_pipes
+from dagster_pipes import PipesContext
 
 from lake.cleaning.run import CleanRunResult, RunOptions, clean_run, cleaner
 from lake.iceberg.catalog import LakeTables
@@ -22,7 +21,7 @@ from lake.pii import PIIKey, resolve_key
 from lake.settings import Settings
 from lake.storage import Storage
 from lake.streams import StreamSpec
-from workers.pipes_run import report, step_hours, storages, stream_spec
+from workers.pipes_run import open_pipes, report, step_hours, storages, stream_spec
 
 
 def run(context: PipesContext) -> CleanRunResult:
@@ -42,8 +41,8 @@ def run(context: PipesContext) -> CleanRunResult:
 
 def run_chunk(context: PipesContext) -> None:
     """A chunk of a parallel run (lake.cleaning.parallel): its hours cleaned, nothing
-    committed, what the run's step commits handed back in the file it named."""
-    from lake.cleaning.handoff import batches_of, dump_chunk
+    committed, what the run's step commits handed back in the lake's folder it named."""
+    from lake.cleaning.handoff import batches_of, dump_chunk, handoff_uri
     from lake.cleaning.parallel import HeldCommit, clean_chunk
 
     extras: dict[str, Any] = dict(context.extras)
@@ -55,7 +54,9 @@ def run_chunk(context: PipesContext) -> None:
     clean = cleaner(settings, spec, chunk["table"], storages_, key, options, tables)
     hidden = frozenset(chunk["hidden"])
     reports, keys = clean_chunk(clean, settings, batches_of(chunk["hours"]), hidden, held)
-    dump_chunk(Path(chunk["handoff"]), reports, keys, held)
+    size = dump_chunk(storages_[1], chunk["handoff"], reports, keys, held)
+    where = handoff_uri(storages_[1], chunk["handoff"])
+    context.log.info(f"chunk handed back: {size} bytes at {where}")
 
 
 def setup(extras: dict[str, Any]) -> tuple[StreamSpec, Settings, tuple[Storage, Storage], PIIKey]:
@@ -73,7 +74,7 @@ def setup(extras: dict[str, Any]) -> tuple[StreamSpec, Settings, tuple[Storage, 
 
 
 def main() -> None:
-    with open_dagster_pipes() as context:
+    with open_pipes() as context:
         if "chunk" in context.extras:
             run_chunk(context)
         else:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from dagster_pipes import PipesContext, open_dagster_pipes
+from dagster_pipes import PipesContext
 
 from lake.crawl_run import CrawlOptions, CrawlRunResult, crawl_run
 from lake.glue_sync import DEFAULT_CONFIG as GLUE_CONFIG
 from lake.glue_sync import GlueSync
 from lake.settings import Settings
-from workers.pipes_run import report, step_hours, storages, stream_spec
+from workers.pipes_run import open_pipes, report, step_hours, storages, stream_spec
 
 
 def glue_sync(settings: Settings) -> GlueSync | None:
@@ -43,7 +43,7 @@ def run(context: PipesContext) -> CrawlRunResult:
 
 
 def main() -> None:
-    with open_dagster_pipes() as context:
+    with open_pipes() as context:
         result = run(context)
         report(context, result.hour_metadata, result.metadata, [result.check])
 

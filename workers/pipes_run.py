@@ -1,5 +1,6 @@
-"""What the Pipes workers (workers/clean.py, workers/crawl.py) share: the stream, hours,
-settings and storages read from the Pipes context's extras, and the report sent back."""
+"""What the Pipes workers (workers/clean.py, workers/crawl.py) share: the Pipes session
+(local or through the lake's bucket), the stream, hours, settings and storages read from
+the Pipes context's extras, and the report sent back."""
 
 from __future__ import annotations
 
@@ -7,13 +8,36 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from dagster_pipes import PipesContext
+from dagster_pipes import (
+    PipesContext,
+    PipesEnvVarParamsLoader,
+    PipesS3ContextLoader,
+    PipesS3MessageWriter,
+    open_dagster_pipes,
+)
 
 from lake.cleaning.run import HOURS_MESSAGE, CheckOutcome
 from lake.firehose import hours_between
 from lake.settings import Settings
 from lake.storage import Storage, default_s3_client, encryption_args, open_storage
 from lake.streams import StreamSpec, load_streams
+
+S3_MESSAGES_INTERVAL = 2.0  # seconds between a worker's message uploads (ECS)
+
+
+def open_pipes() -> PipesContext:
+    """The worker's Pipes session as the orchestrator opened it: a context file and
+    messages on stdout or a file (subprocess), or a context object and message chunks in
+    the lake's bucket (ECS: orchestration.pipes_compute.ecs_client), which the default
+    loader and writer cannot read or write."""
+    params = PipesEnvVarParamsLoader()
+    if params.is_dagster_pipes_process() and "bucket" in params.load_context_params():
+        client = default_s3_client()
+        return open_dagster_pipes(
+            context_loader=PipesS3ContextLoader(client),
+            message_writer=PipesS3MessageWriter(client, interval=S3_MESSAGES_INTERVAL),
+        )
+    return open_dagster_pipes()
 
 
 def storages(settings: Settings) -> tuple[Storage, Storage]:
