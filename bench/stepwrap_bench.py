@@ -25,7 +25,6 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -62,12 +61,12 @@ def _forced_imports() -> None:
 
 def phases(root: Path, case: str) -> None:
     from backfill_bench import CASES, SPEC
+    from pipes_bench import step_lake
 
     import lake.cleaning.run as run_module
     from lake.catalog_store import Catalog
     from lake.firehose import hours_between
     from lake.pii import PIIKey
-    from lake.settings import DEFAULTS
     from lake.storage import LocalStorage
 
     _forced_imports()
@@ -92,16 +91,7 @@ def phases(root: Path, case: str) -> None:
     first, hours, _, records = CASES[case]
     table = Catalog(LocalStorage(root / "lake"), "bench").get_table(SPEC.name)
     out = root / f"stepwrap-{os.getpid()}"
-    shutil.rmtree(out, ignore_errors=True)
-    lake = LocalStorage(out / "lake")
-    Catalog(lake, "bench").commit_table(table, None, None)
-    settings = replace(
-        DEFAULTS,
-        landing_uri=(root / "landing").as_uri(),
-        lake_uri=lake.uri,
-        warehouse_path=str(out / "warehouse.duckdb"),
-        iceberg_catalog_uri=f"sqlite:///{out / 'iceberg.db'}",
-    )
+    lake, settings = step_lake(root, out, table)
     storages = LocalStorage(root / "landing"), lake
     key = PIIKey(b"bench-pii-key", "bench")
     range_hours = hours_between(first, first + timedelta(hours=hours))
