@@ -28,6 +28,7 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from backfill_bench import CASES, REPO, ours
 
@@ -35,7 +36,7 @@ from lake.catalog_store import Catalog
 from lake.cleaning.run import RunOptions, clean_run
 from lake.firehose import hours_between
 from lake.pii import PIIKey
-from lake.settings import DEFAULTS
+from lake.settings import DEFAULTS, Settings
 from lake.storage import LocalStorage
 from lake.streams import load_streams
 
@@ -83,6 +84,25 @@ class _Quiet:
         pass
 
 
+def step_lake(
+    root: Path, out: Path, table: dict[str, Any] | None, **changes: Any
+) -> tuple[LocalStorage, Settings]:
+    """A fresh lake under `out` holding `table` (generate's catalog table), and the
+    settings of a run from root's landing into it (`changes` on top)."""
+    shutil.rmtree(out, ignore_errors=True)
+    lake = LocalStorage(out / "lake")
+    Catalog(lake, "bench").commit_table(table, None, None)
+    settings = replace(
+        DEFAULTS,
+        landing_uri=(root / "landing").as_uri(),
+        lake_uri=lake.uri,
+        warehouse_path=str(out / "warehouse.duckdb"),
+        iceberg_catalog_uri=f"sqlite:///{out / 'iceberg.db'}",
+        **changes,
+    )
+    return lake, settings
+
+
 def step(root: Path, case: str, runs: int, workers_list: list[int]) -> None:
     """clean_run alone (threads for workers > 1) over the case, fresh lake each time."""
     first, hours, _, records = CASES[case]
@@ -90,18 +110,7 @@ def step(root: Path, case: str, runs: int, workers_list: list[int]) -> None:
     walls: dict[int, list[float]] = {w: [] for w in workers_list}
     for n in range(runs):
         for workers in workers_list:
-            out = root / "step"
-            shutil.rmtree(out, ignore_errors=True)
-            lake = LocalStorage(out / "lake")
-            Catalog(lake, "bench").commit_table(table, None, None)
-            settings = replace(
-                DEFAULTS,
-                landing_uri=(root / "landing").as_uri(),
-                lake_uri=lake.uri,
-                warehouse_path=str(out / "warehouse.duckdb"),
-                iceberg_catalog_uri=f"sqlite:///{out / 'iceberg.db'}",
-                clean_workers=workers,
-            )
+            lake, settings = step_lake(root, root / "step", table, clean_workers=workers)
             storages = LocalStorage(root / "landing"), lake
             key = PIIKey(b"bench-pii-key", "bench")
             range_hours = hours_between(first, first + timedelta(hours=hours))

@@ -228,7 +228,7 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
     """Merge the event date's hour files into its compacted file, when at least
     `min_files` of them are not in it at their current version; whether it was written."""
     key = layout.dedup_keys_compacted(stream, day)
-    written: list[tuple[pa.ChunkedArray, dict[str, str]]] = []  # the last content's hi, hours
+    written: list[tuple[pa.Array, dict[str, str]]] = []  # the last content's sorted hi, hours
 
     def merged(old: bytes | None) -> bytes | None:
         hours = _listed(lake, stream, day).hours
@@ -250,15 +250,15 @@ def compact_day(lake: Storage, stream: str, day: date, min_files: int = 1) -> bo
             parts.append(rows.append_column(SRC, src).cast(_ENCODED))
         absorbed = current | {n: i.etag for n, i in fresh.items()}
         metadata = {ABSORBED: json.dumps(absorbed, sort_keys=True).encode()}
-        rows = pa.concat_tables(parts)
-        written[:] = [(rows["hi"], absorbed)]
-        return key_file_bytes(rows, metadata)
+        content, hi = sorted_key_file(pa.concat_tables(parts), metadata)
+        written[:] = [(hi, absorbed)]
+        return content
 
     if compare_and_swap(lake, key, merged) is None:
         return False
     # after the compacted file: an index left stale by a racing compaction is still true
     # of the hour files it names (see lake.cleaning.key_index)
-    lake.write(layout.dedup_keys_index(stream, day), index_bytes(*written[0]))
+    lake.write(layout.dedup_keys_index(stream, day), index_bytes(*written[0], ordered=True))
     return True
 
 
@@ -347,7 +347,17 @@ def key_file_bytes(
 ) -> bytes:
     """A key file's content: `table`'s rows sorted by (hi, lo), small row groups, the
     first `hi` of each row group in the footer (GROUP_STARTS); its columns typed as
-    `schema` (default: the table's).
+    `schema` (default: the table's)."""
+    return sorted_key_file(table, metadata, schema)[0]
+
+
+def sorted_key_file(
+    table: pa.Table,
+    metadata: dict[bytes, bytes] | None = None,
+    schema: pa.Schema | None = None,
+) -> tuple[bytes, pa.Array]:
+    """key_file_bytes, and the file's `hi` column in its order (a compaction's probe
+    index is made of it: no second sort of a date's keys).
 
     The rows are put in order by index and decoded and written WRITE_ROWS at a time, their
     names dictionary-encoded meanwhile: a big hour's keys (7M in the 2 GB hour) hold each
@@ -374,7 +384,7 @@ def key_file_bytes(
         for start in range(0, table.num_rows, WRITE_ROWS):
             part = rows.take(order.slice(start, WRITE_ROWS)).cast(schema)
             writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
-    return out.getvalue()
+    return out.getvalue(), pc.take(table["hi"], order).combine_chunks()
 
 
 def _names_encoded(table: pa.Table) -> pa.Table:

@@ -51,18 +51,21 @@ class IndexProbe:
     found: list[int]
 
 
-def index_bytes(hi: pa.Array | pa.ChunkedArray, absorbed: dict[str, str]) -> bytes:
-    """The index of a compacted file whose rows hold the `hi` values `hi` and come from the
-    hour files `absorbed`."""
+def index_bytes(
+    hi: pa.Array | pa.ChunkedArray, absorbed: dict[str, str], ordered: bool = False
+) -> bytes:
+    """The index of a compacted file whose rows hold the `hi` values `hi` (`ordered`: they
+    are sorted already) and come from the hour files `absorbed`."""
     if isinstance(hi, pa.ChunkedArray):
         hi = hi.combine_chunks()
     hi = hi.cast(pa.uint64())
-    ordered = hi.take(pc.sort_indices(hi))
-    rows = len(ordered)
+    if not ordered:
+        hi = hi.take(pc.sort_indices(hi))
+    rows = len(hi)
     bits = bucket_bits(rows)
     counts = [rows]
     if bits:
-        held = pc.value_counts(pc.shift_right(ordered, pa.scalar(64 - bits, pa.uint64())))
+        held = pc.value_counts(pc.shift_right(hi, pa.scalar(64 - bits, pa.uint64())))
         counts = [0] * (1 << bits)
         for bucket, n in zip(
             held.field("values").to_pylist(), held.field("counts").to_pylist(), strict=True
@@ -70,7 +73,8 @@ def index_bytes(hi: pa.Array | pa.ChunkedArray, absorbed: dict[str, str]) -> byt
             counts[bucket] = n
     offsets = [0, *accumulate(counts)]
     names = json.dumps(absorbed, sort_keys=True).encode()
-    values = ordered.buffers()[1][: 8 * rows] if rows else b""  # native: little-endian on x86/ARM
+    # native byte order: little-endian on x86/ARM
+    values = hi.buffers()[1][8 * hi.offset : 8 * (hi.offset + rows)] if rows else b""
     header = HEADER.pack(MAGIC, bits, len(names), rows)
     return b"".join([header, names, struct.pack(f"<{len(offsets)}I", *offsets), values])
 

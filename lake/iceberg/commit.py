@@ -1,8 +1,8 @@
 """Committing a run's files to its Iceberg table: all of them in one transaction.
 
 A run writes its Parquet files first (where lake.layout says), then `commit_files`
-registers them with pyiceberg's `add_files` (no rewrite: the files are the table's data
-files) and, in the same transaction, removes what the run supersedes (`replace`: the
+registers them as pyiceberg's `add_files` does (no rewrite: the files are the table's data
+files; lake.iceberg.data_files, from the footers read once for the schema) and, in the same transaction, removes what the run supersedes (`replace`: the
 earlier files of the objects it re-cleaned, or the mart day it rebuilt). A reader sees the
 table before the commit or after it, never half a run; a run killed before its commit
 leaves the table as it was, and its files unreferenced (a re-run replaces them).
@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
@@ -41,6 +40,7 @@ from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
 from lake.iceberg.catalog import LakeTables
+from lake.iceberg.data_files import Footer, add_files, read_footer
 from lake.iceberg.evolve import evolve_schema, narrower_than_table
 from lake.iceberg.rewrite import conform_files, discard, rewrite_files
 from lake.iceberg.scan import day_filter, files_of
@@ -125,7 +125,7 @@ def commit_files(
         table = _create(tables, layer, name, schema_if_new, shape)
     if not uris and replace is None and (table is None or not properties):
         return committed
-    schema, json_columns = _footers(table, uris, tables) if uris else (None, set())
+    schema, json_columns, footers = _footers(table, uris, tables) if uris else (None, set(), {})
     if table is None:
         if schema is None:
             return committed  # nothing to remove from a table that does not exist
@@ -135,7 +135,7 @@ def commit_files(
             table.io, uris, narrower_than_table(table, schema)
         )
         if committed.files_conformed:
-            schema, json_columns = _footers(table, uris, tables)
+            schema, json_columns, footers = _footers(table, uris, tables)
     before = table.current_snapshot()
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         committed.attempts = attempt
@@ -157,7 +157,7 @@ def commit_files(
                     warnings.simplefilter("ignore")  # "did not match any records"
                     tx.delete(where, snapshot_properties=summary or {})
             if uris:
-                tx.add_files(uris, snapshot_properties=summary or {}, check_duplicate_files=False)
+                add_files(tx, uris, footers, summary or {})
             table = tx.commit_transaction()
             break
         except CommitFailedException:
@@ -250,20 +250,20 @@ def _count(committed: Committed, table: Table, before: object) -> None:
 
 def _footers(
     table: Table | None, uris: list[str], tables: LakeTables
-) -> tuple[pa.Schema, set[str]]:
+) -> tuple[pa.Schema, set[str], dict[str, Footer]]:
     """The files' unified schema, read as add_files reads it (Parquet's JSON type as a
-    string), and the names of their JSON columns."""
+    string), the names of their JSON columns, and each file's footer (for add_files)."""
     io = table.io if table is not None else tables.catalog._load_file_io(location=uris[0])
-    schemas, json_columns = [], set()
+    schemas, json_columns, footers = [], set(), {}
     for uri in uris:
-        with io.new_input(uri).open() as stream:
-            parquet_schema = pq.read_metadata(stream).schema
+        footers[uri] = footer = read_footer(io, uri)
+        parquet_schema = footer.metadata.schema
         schemas.append(parquet_schema.to_arrow_schema())
         for i in range(len(parquet_schema)):
             column = parquet_schema.column(i)
             if column.logical_type.type == "JSON" and "." not in column.path:
                 json_columns.add(column.path)
-    return pa.unify_schemas(schemas, promote_options="permissive"), json_columns
+    return pa.unify_schemas(schemas, promote_options="permissive"), json_columns, footers
 
 
 def _no_json_stats(tx: Transaction, json_columns: set[str]) -> None:

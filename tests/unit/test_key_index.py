@@ -4,14 +4,18 @@ stale, torn or missing index fall back to the compacted file, so nothing is miss
 
 from __future__ import annotations
 
+import io
+import json
 from collections import Counter
 from datetime import date
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lake import layout
+from lake.cleaning import key_index
 from lake.cleaning.key_files import KeyWindow, compact_due
 from lake.cleaning.key_index import BUCKET_ROWS
 from lake.storage import LocalStorage, open_storage
@@ -114,3 +118,19 @@ def test_a_stale_torn_or_missing_index_still_finds_every_key(lake: LocalStorage)
         assert hits(missed) == rows(missed)
         assert hits(found) == rows(found[1:])
     assert compact_due(lake, SPEC.name, [DAY]) == []  # hour 1 alone outside: not due
+
+
+def test_the_compaction_index_is_the_compacted_files_hi_sorted(tmp_path: Any) -> None:
+    """The index is made from the compacted file's own sorted `hi` column (no second sort):
+    the same bytes as an index made from the date's keys from scratch."""
+    lake = LocalStorage(tmp_path)
+    keys = compacted_date(lake, range(4))
+    compacted = pq.read_table(lake.path(layout.dedup_keys_compacted(SPEC.name, DAY)))
+    hi = pa.concat_tables(k.select(["hi"]) for k in keys)["hi"]
+    assert compacted["hi"].to_pylist() == sorted(hi.to_pylist())
+    absorbed = json.loads(compacted.schema.metadata[b"lake.dedup.absorbed"])
+    index = lake.read(layout.dedup_keys_index(SPEC.name, DAY))
+    assert index == key_index.index_bytes(hi, absorbed)  # unsorted: index_bytes sorts them
+    assert key_index.probe_index(
+        io.BytesIO(index), len(index), hi.to_pylist()[:5]
+    ).found  # readable
