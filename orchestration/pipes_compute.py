@@ -5,7 +5,8 @@ what comes back (results and per-hour metadata)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -154,20 +155,34 @@ def lake_bucket(settings: Settings) -> tuple[str, str]:
 
 
 def ecs_client(settings: Settings, s3_client: Any = None, ecs: Any = None) -> Any:
-    """A PipesECSClient whose context and messages go through the lake's bucket."""
-    from dagster_aws.pipes import PipesECSClient, PipesS3ContextInjector, PipesS3MessageReader
+    """A PipesECSClient whose context and messages go through the lake's `_state/pipes/`
+    (the code location's role may write there, not at the bucket's root)."""
+    from dagster_aws.pipes import PipesECSClient, PipesS3ContextInjector
 
     bucket, prefix = lake_bucket(settings)
+    pipes_prefix = f"{prefix}/_state/pipes/".lstrip("/")
     s3_client = s3_client or boto3.client("s3")
     return PipesECSClient(
         client=ecs or boto3.client("ecs"),
         context_injector=PipesS3ContextInjector(
-            bucket=bucket, client=s3_client, key_prefix=f"{prefix}/_state/pipes/".lstrip("/")
+            bucket=bucket, client=s3_client, key_prefix=pipes_prefix
         ),
-        message_reader=PipesS3MessageReader(
-            bucket=bucket, client=s3_client, interval=S3_MESSAGES_INTERVAL
-        ),
+        message_reader=_lake_message_reader(bucket, pipes_prefix, s3_client),
     )
+
+
+def _lake_message_reader(bucket: str, key_prefix: str, s3_client: Any) -> Any:
+    """dagster-aws's PipesS3MessageReader, its messages under `key_prefix` of the bucket:
+    its own puts them under a random name at the bucket's root."""
+    from dagster_aws.pipes import PipesS3MessageReader
+
+    class LakeS3MessageReader(PipesS3MessageReader):
+        @contextmanager
+        def get_params(self) -> Iterator[dict[str, Any]]:
+            with super().get_params() as params:
+                yield {**params, "key_prefix": f"{key_prefix}messages/{params['key_prefix']}"}
+
+    return LakeS3MessageReader(bucket=bucket, client=s3_client, interval=S3_MESSAGES_INTERVAL)
 
 
 def ecs_task_params(

@@ -39,6 +39,17 @@ class StorageRoot:
         return "lake" if rest.split("/", 1)[0] in LAKE_FOLDERS else "landing"
 
 
+def _root_of_key(bucket: str, key: str) -> StorageRoot:
+    """The storage root of a key a call names outside the storage adapter (a library's own
+    S3 client, e.g. dagster-aws's Pipes context): the lake, its prefix what comes before
+    the first lake folder of the key, when it has one; else the landing zone at the root."""
+    parts = key.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part in LAKE_FOLDERS:
+            return StorageRoot(bucket, "/".join(parts[:i]) + "/" if i else "", "lake")
+    return StorageRoot(bucket, "")
+
+
 @dataclass
 class CallAccess:
     """What one call needs: IAM accesses and the placeholder values that name its resources."""
@@ -90,7 +101,7 @@ def _s3(
     out: CallAccess, op: str, params: Mapping[str, Any], region: str, root: StorageRoot | None
 ) -> None:
     bucket = params.get("Bucket", "")
-    root = root or StorageRoot(bucket, "")
+    root = root or _root_of_key(bucket, params.get("Key") or params.get("Prefix") or "")
 
     def obj(key: str, bucket: str = bucket) -> str:
         out.bindings.update(root.bindings_for(key))

@@ -58,6 +58,8 @@ def test_the_ecs_client_talks_through_the_lakes_bucket_and_runs_the_worker_task(
         s3,
     )
     assert (reader.bucket, reader.client) == ("the-lake", s3)
+    with reader.get_params() as params:  # the worker writes its messages there
+        assert params["key_prefix"].startswith("prod/_state/pipes/messages/")
 
     params = ecs_task_params(settings, ["python", "-m", "workers.clean"])
     assert params["cluster"] == "lake-workers"
@@ -172,3 +174,10 @@ def test_ecs_runs_a_task_per_chunk_that_hands_back_through_the_lake(
     assert handed_back(instance, result.run_id) == handoffs  # the workers wrote there
     assert not list(S3Storage(s3_bucket, "ecs/lake").list("_state/chunks/"))  # dropped
     assert s3_outcome(settings, result, s3_bucket, "ecs") == serial
+    keys = [
+        o["Key"]
+        for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=s3_bucket)
+        for o in page.get("Contents", [])
+    ]
+    outside = [k for k in keys if not k.startswith(("ecs/lake/", "ecs/landing/", "serial/"))]
+    assert not outside  # Pipes' context and messages too: the role may write only the lake

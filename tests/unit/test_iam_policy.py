@@ -31,6 +31,10 @@ KNOWN = {
     "RedshiftSecret",
     "PiiKeySecret",
     "KmsKey",
+    "WorkerCluster",
+    "WorkerTaskFamily",
+    "WorkerTaskRole",
+    "WorkerExecutionRole",
 }
 
 
@@ -204,6 +208,17 @@ def test_a_storage_root_tells_landing_from_lake() -> None:
     assert tagged.bindings_for("raw/cleaned/x") == {"LandingBucket": "b", "LandingPrefix": "raw"}
 
 
+def test_a_library_calls_key_under_a_lake_prefix_binds_that_prefix() -> None:
+    # dagster-aws's Pipes context injector calls S3 itself: no storage root on the stack
+    put = {"Bucket": "b", "Key": "prod/lake/_state/pipes/abc/context.json", "Body": b"{}"}
+    access = call_access("s3", "PutObject", put, "us-east-1", None)
+    assert access.bindings["LakePrefix"] == "prod/lake"
+    policy = load_policies()["code-location"]
+    assert all(is_allowed(policy, a, access.bindings) for a in access.accesses)
+    landing = call_access("s3", "GetObject", {"Bucket": "b", "Key": "raw/s/x.gz"}, "r", None)
+    assert landing.bindings["LandingPrefix"] == ""
+
+
 def test_other_services_map_to_their_arns() -> None:
     sqs = call_access(
         "sqs",
@@ -243,3 +258,26 @@ def test_a_disallowed_call_is_reported() -> None:
     [problem] = recorder.violations(POLICIES)
     assert "needs s3:PutObject on arn:aws:s3:::b/landing/robot_telemetry/2026/x" in problem
     assert "code-location: s3.PutObject in t::x" in problem
+
+
+def test_the_code_location_starts_only_its_pipes_workers_tasks() -> None:
+    names = {
+        "Region": "r",
+        "Account": "1",
+        "WorkerCluster": "workers",
+        "WorkerTaskFamily": "lake-worker",
+        "WorkerTaskRole": "lake-code",
+        "WorkerExecutionRole": "lake-exec",
+    }
+    ecs = "arn:aws:ecs:r:1"
+    assert allowed("code-location", "ecs:RunTask", f"{ecs}:task-definition/lake-worker:7", names)
+    assert not allowed("code-location", "ecs:RunTask", f"{ecs}:task-definition/other:1", names)
+    assert allowed("code-location", "ecs:StopTask", f"{ecs}:task/workers/abc", names)
+    assert not allowed("code-location", "ecs:StopTask", f"{ecs}:task/dagster-runs/abc", names)
+    to_ecs = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    role = "arn:aws:iam::1:role/lake-code"
+    assert allowed("code-location", "iam:PassRole", role, names, **to_ecs)
+    assert not allowed("code-location", "iam:PassRole", role, names)  # to another service
+    assert not allowed(
+        "code-location", "iam:PassRole", "arn:aws:iam::1:role/admin", names, **to_ecs
+    )
