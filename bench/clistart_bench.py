@@ -1,0 +1,143 @@
+"""The CLI range run's seconds before its run starts, phase by phase (bench/README.md, "clistart").
+
+    PYTHONPATH=.:bench .venv/bin/python bench/clistart_bench.py --dir /tmp/bb-typing [--code C]
+
+Runs `dagster asset materialize -m orchestration.definitions --select landing/..,schema/..,
+cleaned/.. --partition-range` of the hours29 case (as backfill_bench.py `ours` does, fresh
+DAGSTER_HOME and lake) in a child process that stamps wall and CPU seconds at each phase:
+`dagster`'s CLI imported, the instance opened, the code location loaded, the run created
+(job subset, execution plan, snapshots, run record) and its planned events stored; the
+child then ends before the first step (os._exit): only the wall before RUN_START is timed.
+With CLISTART_PROFILE=F in the environment the child writes cProfile stats of those phases to F.
+`--code` runs another checkout (A/B: `git archive main | tar -x -C /tmp/clistart-A`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PHASES = ("cli imported", "instance", "code location", "run created", "planned events")
+
+
+def _process_start() -> float:
+    """Epoch seconds at which this process started (Linux /proc)."""
+    ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime")
+    )
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child(argv: list[str]) -> None:
+    """`dagster <argv>` in this process, stamping each phase and ending at RUN_START."""
+    started = _process_start()
+    profiler = None
+    if os.environ.get("CLISTART_PROFILE"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    stamps: list[tuple[str, float, float]] = []
+
+    def stamp(name: str) -> None:
+        stamps.append((name, time.time() - started, time.process_time()))
+
+    import dagster._cli as cli
+
+    stamp("cli imported")
+    from dagster._cli.workspace import cli_target
+    from dagster._core.instance import DagsterInstance
+    from dagster._core.instance.runs.run_domain import RunDomain
+
+    def after(fn, name):
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            stamp(name)
+            return out
+
+        return wrapped
+
+    DagsterInstance.get = staticmethod(after(DagsterInstance.get, "instance"))
+    cli_target.get_loadable_targets = after(cli_target.get_loadable_targets, "code location")
+    planned = RunDomain._log_asset_planned_events
+
+    def log_planned(self, *args, **kwargs):
+        stamp("run created")
+        planned(self, *args, **kwargs)
+        stamp("planned events")
+        print(json.dumps(stamps), flush=True)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(os.environ["CLISTART_PROFILE"])
+        os._exit(0)
+
+    RunDomain._log_asset_planned_events = log_planned
+    sys.argv = ["dagster", *argv]
+    cli.main()
+
+
+def measure(root: Path, code: Path) -> dict[str, tuple[float, float]]:
+    """One child run of hours29's CLI range run from `code`: phase -> (wall, CPU) seconds
+    since the process started."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from backfill_bench import CASES, SPEC, partition_key
+
+    first, hours, _, _ = CASES["hours29"]
+    run = root / "clistart"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "DAGSTER_HOME": str(run / "home"),
+        "LANDING_URI": (root / "landing").as_uri(),
+        "LAKE_URI": (run / "lake").as_uri(),
+        "WAREHOUSE_PATH": str(run / "warehouse.duckdb"),
+        "ICEBERG_CATALOG_URI": f"sqlite:///{run / 'iceberg.db'}",
+        "PIPELINE_START_DATE": "2026-10-01",
+        "RUN_LOG_LEVEL": "WARNING",
+    }
+    prepare = "import os; from orchestration.launch import prepare_home; prepare_home(os.environ)"
+    subprocess.run([sys.executable, "-c", prepare], cwd=code, env=env, check=True)
+    last = first + timedelta(hours=hours - 1)
+    argv = ["asset", "materialize", "-m", "orchestration.definitions", "--select"]
+    argv += [",".join(f"{layer}/{SPEC.name}" for layer in ("landing", "schema", "cleaned"))]
+    argv += ["--partition-range", f"{partition_key(first)}...{partition_key(last)}"]
+    out = subprocess.run(
+        [sys.executable, __file__, "_child", *argv],
+        cwd=code,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    stamps = json.loads(out.strip().splitlines()[-1])
+    return {name: (wall, cpu) for name, wall, cpu in stamps}
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_child"]:
+        child(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/bb-typing"))
+    parser.add_argument("--code", type=Path, default=REPO, help="the checkout to run")
+    args = parser.parse_args()
+    phases = measure(args.dir, args.code.resolve())
+    shown = ", ".join(f"{p} {phases[p][0]:.2f}/{phases[p][1]:.2f}" for p in PHASES)
+    print(f"{args.code}: s since start (wall/CPU): {shown}; load {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
