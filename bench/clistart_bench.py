@@ -100,23 +100,13 @@ def measure(root: Path, code: Path) -> dict[str, tuple[float, float]]:
     """One launcher and one child run of hours29's CLI range run from `code`: "launcher" ->
     its (wall, CPU) seconds, each phase of the child -> (wall, CPU) seconds since it started."""
     sys.path.insert(0, str(REPO / "bench"))
-    from backfill_bench import CASES, SPEC, partition_key
+    from backfill_bench import CASES, SPEC, cli_env, partition_key
 
     first, hours, _, _ = CASES["hours29"]
     run = root / "clistart"
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(code),
-        "DAGSTER_HOME": str(run / "home"),
-        "LANDING_URI": (root / "landing").as_uri(),
-        "LAKE_URI": (run / "lake").as_uri(),
-        "WAREHOUSE_PATH": str(run / "warehouse.duckdb"),
-        "ICEBERG_CATALOG_URI": f"sqlite:///{run / 'iceberg.db'}",
-        "PIPELINE_START_DATE": "2026-10-01",
-        "RUN_LOG_LEVEL": "WARNING",
-    }
+    env = cli_env(root, run, code)
     last = first + timedelta(hours=hours - 1)
     argv = ["asset", "materialize", "--select"]
     argv += [",".join(f"{layer}/{SPEC.name}" for layer in ("landing", "schema", "cleaned"))]
