@@ -78,6 +78,22 @@ def generate(root: Path, case: str) -> None:
     print(f"generated {records:,} records in {objects} objects over {hours} arrival hours")
 
 
+def cli_env(root: Path, run: Path, code: Path) -> dict[str, str]:
+    """The environment of a CLI range run of `code` over root/landing, with a fresh instance
+    and lake in `run`."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "DAGSTER_HOME": str(run / "home"),
+        "LANDING_URI": (root / "landing").as_uri(),
+        "LAKE_URI": (run / "lake").as_uri(),
+        "WAREHOUSE_PATH": str(run / "warehouse.duckdb"),
+        "ICEBERG_CATALOG_URI": f"sqlite:///{run / 'iceberg.db'}",
+        "PIPELINE_START_DATE": "2026-10-01",
+        "RUN_LOG_LEVEL": "WARNING",
+    }
+
+
 def ours(
     root: Path,
     case: str,
@@ -96,17 +112,7 @@ def ours(
     run = root / "run"
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(code),
-        "DAGSTER_HOME": str(run / "home"),
-        "LANDING_URI": (root / "landing").as_uri(),
-        "LAKE_URI": (run / "lake").as_uri(),
-        "WAREHOUSE_PATH": str(run / "warehouse.duckdb"),
-        "ICEBERG_CATALOG_URI": f"sqlite:///{run / 'iceberg.db'}",
-        "PIPELINE_START_DATE": "2026-10-01",
-        "RUN_LOG_LEVEL": "WARNING",
-    }
+    env = cli_env(root, run, code)
     last = first + timedelta(hours=hours - 1)
     select = ",".join(f"{layer}/{SPEC.name}" for layer in layers)
     command = [sys.executable, "-m", "orchestration.launch", "asset", "materialize"]

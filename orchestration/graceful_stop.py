@@ -28,10 +28,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+# Dagster is imported where a stop needs it, not here: `python -m orchestration.launch asset
+# materialize` imports this module and then replaces itself with `dagster`, which imports
+# Dagster again (importing it here cost the CLI ~1.7 s CPU; bench/README.md, "clistart")
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, RunsFilter
 
-IN_FLIGHT = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 POLL_S = 1.0
 EXIT_S = 30.0  # dagster dev waits up to 60 s per service, but with no runs left it takes seconds
 
@@ -80,6 +84,8 @@ def stop(
     daemon = daemon_pid(proc.pid)
     if daemon is not None:
         os.kill(daemon, signal.SIGSTOP)
+    from dagster import DagsterInstance
+
     with DagsterInstance.from_config(str(home)) as instance:
         running = in_flight(instance)
         if running:
@@ -108,18 +114,28 @@ def daemon_pid(dev_pid: int) -> int | None:
     return int(pids[0]) if pids else None
 
 
+def in_flight_filter() -> RunsFilter:
+    """The runs that have started and not finished."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    statuses = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    return RunsFilter(statuses=statuses)
+
+
 def in_flight(instance: DagsterInstance) -> list[str]:
     """Ids of the runs that have started and not finished."""
-    return [r.run_id for r in instance.get_runs(RunsFilter(statuses=IN_FLIGHT))]
+    return [r.run_id for r in instance.get_runs(in_flight_filter())]
 
 
 def cancel_runs(instance: DagsterInstance, bound_s: float) -> list[str]:
     """Cancels each in-flight run once it has STARTED (a cancel sent while it is STARTING
     can be overtaken by its own start, and the run then fails) and waits for them to end;
     the runs still in flight after `bound_s`."""
+    from dagster import DagsterRunStatus
+
     asked: set[str] = set()
     deadline = time.monotonic() + bound_s
-    while runs := instance.get_runs(RunsFilter(statuses=IN_FLIGHT)):
+    while runs := instance.get_runs(in_flight_filter()):
         if time.monotonic() >= deadline:
             break
         for run in runs:

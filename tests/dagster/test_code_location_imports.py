@@ -56,3 +56,21 @@ def test_a_declared_start_date_leaves_the_simulator_unimported():
     )
     assert "orchestration.definitions" in modules
     assert sorted(m for m in modules if m.startswith("lake.simulator")) == []
+
+
+def test_the_launcher_replaces_itself_with_dagster_before_importing_it(tmp_path):
+    """`python -m orchestration.launch asset materialize ...` (the user's CLI path) prepares
+    the instance folder and execs `dagster`, which imports Dagster itself: the launcher
+    importing it first cost every CLI run ~1.7 s CPU (bench/README.md, "clistart")."""
+    modules = imported_by(
+        "import os\n"
+        "from orchestration import launch\n"
+        "execs = []\n"
+        "os.execve = lambda path, args, env: execs.append(args)\n"
+        "launch.main(['asset', 'materialize', '--select', 'landing/x', '--partition', 'p'])\n"
+        "assert execs and execs[0][1:3] == ['asset', 'materialize'], execs",
+        {"DAGSTER_HOME": str(tmp_path / "home")},
+    )
+    assert "orchestration.launch" in modules
+    assert sorted(m for m in modules if m.split(".")[0] in ("dagster", "sqlalchemy")) == []
+    assert (tmp_path / "home" / "dagster.yaml").exists()
