@@ -258,3 +258,20 @@ def test_dockerfile_copies_what_exists_and_installs_from_pyproject() -> None:
     copied = {Path(s).parts[0] for *sources, _ in copies for s in sources}
     imported = {"lake", "assets", "orchestration", "sql", "streams.yaml"}  # read at run time
     assert imported <= copied
+
+
+def test_launcher_warns_of_a_storage_opening_a_connection_per_call(tmp_path, capsys) -> None:
+    """An operator's own dagster.yaml is kept; one on dagster-postgres's own storage class
+    (a connection per storage call) gets a warning, deploy/dagster.yaml's none."""
+    from orchestration import launch
+
+    home = tmp_path / "home"
+    home.mkdir()
+    deploy = _yaml(DEPLOY / "dagster.yaml")
+    own = {**deploy, "storage": {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}}
+    for settings, warned in ((own, True), (deploy, False)):
+        (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+        launch.prepare_home({"DAGSTER_HOME": str(home)})
+        err = capsys.readouterr().err
+        assert ("`storage: postgres` opens a new PostgreSQL connection" in err) is warned, err
+        assert yaml.safe_load((home / "dagster.yaml").read_text()) == settings  # kept

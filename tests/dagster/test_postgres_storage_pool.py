@@ -72,6 +72,29 @@ def test_a_runs_events_are_stored_over_kept_connections(home, instance, connects
         assert other.get_run_by_id(run.run_id).tags["firehose_lake/test"] == "1"
 
 
+def test_schema_checks_ask_the_catalog_once(instance) -> None:
+    """Dagster's storages ask PostgreSQL's catalog whether a migration's table or column
+    exists on many calls (sensor states, run queries); a yes is kept for the process."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    create_run_for_test(instance, job_name="ingest")
+    instance.all_instigator_state()  # the first answers
+    instance.get_runs(limit=5)
+    event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", record)
+    try:
+        for _ in range(5):
+            instance.all_instigator_state()
+            instance.get_runs(limit=5)
+    finally:
+        event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", record)
+
+    assert statements, "the calls made no statement at all"
+    assert [s for s in statements if "pg_catalog" in s] == []
+
+
 def test_connections_the_server_dropped_are_replaced(postgres_database, instance) -> None:
     run = create_run_for_test(instance, job_name="ingest")
     kept = _backend_pid(instance)
