@@ -12,8 +12,9 @@ query...): ~40% of the daemon's statements while runs were landing. A schema onl
 them (`dagster instance migrate`), so a yes is kept for the process; a no is asked again.
 
 `ProjectPostgresStorage` is the same storage (same tables, statements and transactions)
-with those answers kept, and whose three parts share one engine keeping `pool_size`
-connections per process. A call
+with those answers kept, and whose three parts share one engine per process and database
+keeping `pool_size` connections (a code server builds an instance per sensor tick, a run
+worker several: they all use it; its tables are looked for by the first one only). A call
 beyond that many at once opens a connection and closes it after, as before: no overflow
 limit, so no call ever waits for a connection. Each checkout pings its connection first
 (one `SELECT 1`): a connection the server dropped (a restart, a failover) is replaced, not
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,18 +54,26 @@ from sqlalchemy.pool import QueuePool
 POOL_SIZE = 4  # connections kept per process: the daemon's busiest threads at once
 
 
+# this process's kept answers and engines, per database URL (a code server builds an
+# instance per sensor tick; a run worker several)
+_SCHEMA_SEEN: set[tuple[Any, ...]] = set()
+_TABLES_MADE: set[str] = set()
+_ENGINES: dict[tuple[str, int], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 def _yes_kept(check: Callable[..., bool]) -> Callable[..., bool]:
-    """A schema check whose yes is kept per storage object (its connection argument aside)."""
+    """A schema check whose yes is kept for the process (its connection argument aside)."""
 
     @functools.wraps(check)
     def kept(self: Any, *args: Any) -> bool:
-        key = (check.__name__, *(a for a in args if not isinstance(a, Connection)))
-        seen = self.__dict__.setdefault("_schema_seen", set())
-        if key in seen:
+        given = (a for a in args if not isinstance(a, Connection))
+        key = (self.postgres_url, type(self).__name__, check.__name__, *given)
+        if key in _SCHEMA_SEEN:
             return True
         found = check(self, *args)
         if found:
-            seen.add(key)
+            _SCHEMA_SEEN.add(key)
         return found
 
     return kept
@@ -106,19 +116,21 @@ class ProjectPostgresStorage(DagsterPostgresStorage):
         token_provider: Any = None,
         pool_size: int = POOL_SIZE,
     ) -> None:
-        # DagsterPostgresStorage.__init__ with the kept-schema parts
+        # DagsterPostgresStorage.__init__ with the kept-schema parts; their tables are
+        # looked for (and made) by the process's first instance only
         self.postgres_url = postgres_url
         self.should_autocreate_tables = should_autocreate_tables
         self._inst_data = inst_data
-        args = (postgres_url, should_autocreate_tables)
+        args = (postgres_url, should_autocreate_tables and postgres_url not in _TABLES_MADE)
         self._run_storage = KeptSchemaRunStorage(*args, token_provider=token_provider)
         self._event_log_storage = KeptSchemaEventLogStorage(*args, token_provider=token_provider)
         self._schedule_storage = KeptSchemaScheduleStorage(*args, token_provider=token_provider)
+        _TABLES_MADE.add(postgres_url)
         super(DagsterPostgresStorage, self).__init__()
-        self._pooled = pooled_engine(postgres_url, token_provider, pool_size)
+        engine = pooled_engine(postgres_url, token_provider, pool_size)
         for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
             storage._engine.dispose()  # a NullPool: it holds no connection
-            storage._engine = self._pooled
+            storage._engine = engine
 
     @classmethod
     def config_type(cls) -> UserConfigSchema:
@@ -136,13 +148,21 @@ class ProjectPostgresStorage(DagsterPostgresStorage):
             pool_size=config_value.get("pool_size", POOL_SIZE),
         )
 
-    def dispose(self) -> None:
-        super().dispose()
-        self._pooled.dispose()
-
 
 def pooled_engine(postgres_url: str, token_provider: Any, pool_size: int) -> Engine:
-    """An engine keeping `pool_size` connections, pinged on checkout, never across a fork."""
+    """The process's engine for `postgres_url`, made once: it keeps `pool_size` connections
+    (shared by the process's instances, so disposing one instance leaves it), pinged on
+    checkout, never used across a fork."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get((postgres_url, pool_size))
+        if engine is None:
+            engine = _ENGINES[postgres_url, pool_size] = _new_engine(
+                postgres_url, token_provider, pool_size
+            )
+        return engine
+
+
+def _new_engine(postgres_url: str, token_provider: Any, pool_size: int) -> Engine:
     engine = create_pg_engine(
         postgres_url,
         token_provider,
