@@ -103,8 +103,8 @@ def missing_settings(config: Path) -> list[str]:
 
 
 PER_CALL_CONNECTIONS = (
-    "`storage: postgres` opens a new PostgreSQL connection for every storage call (~60 for a "
-    "sensor tick that starts a run): slower freshness; `storage: custom` with "
+    "`storage: postgres` opens a new PostgreSQL connection for every storage call (~40 a sensor "
+    "tick, ~150 a run): slower freshness; `storage: custom` with "
     "orchestration.postgres_storage's ProjectPostgresStorage keeps them (see deploy/dagster.yaml)"
 )
 

@@ -3,8 +3,8 @@
 dagster-postgres builds its run, event log and schedule storages on SQLAlchemy's NullPool:
 every storage call (an event, a tick, a run record, a run-key check) opens a connection,
 which is a TCP handshake, authentication and a new server process on PostgreSQL's side,
-and closes it. A sensor tick that starts a run made ~60 such calls, a micro-batch run ~100,
-at 10-40 ms a connect on a loaded 2-core machine (bench/README.md, "pgfresh").
+and closes it. A sensor tick made ~40 such connects, a micro-batch run's worker ~150,
+at 20-90 ms a connect on a loaded 2-core machine (bench/README.md, "pgfresh").
 
 Dagster's SQL storages also ask PostgreSQL's catalog whether a migration's table, column
 or secondary index exists on many calls (every sensor state read or write, every runs
