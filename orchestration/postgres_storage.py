@@ -18,8 +18,8 @@ worker several: they all use it; its tables are looked for by the first one only
 beyond that many at once opens a connection and closes it after, as before: no overflow
 limit, so no call ever waits for a connection. Each checkout pings its connection first
 (one `SELECT 1`): a connection the server dropped (a restart, a failover) is replaced, not
-failed on, as a new connection per call never was. A connection made in another process
-(a fork) is never used. The webserver's own pool (Dagster's `optimize_for_webserver`,
+failed on, as a new connection per call never was. A forked child starts with empty pools
+(never a connection of its parent's). The webserver's own pool (Dagster's `optimize_for_webserver`,
 one connection and a statement timeout) still replaces it there.
 
 deploy/dagster.yaml names it (`storage: custom`, the `postgres` section's settings as its
@@ -47,7 +47,6 @@ from dagster_postgres.utils import (
     get_token_provider_from_config,
     pg_url_from_config,
 )
-from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -163,7 +162,7 @@ def pooled_engine(postgres_url: str, token_provider: Any, pool_size: int) -> Eng
 
 
 def _new_engine(postgres_url: str, token_provider: Any, pool_size: int) -> Engine:
-    engine = create_pg_engine(
+    return create_pg_engine(
         postgres_url,
         token_provider,
         isolation_level="AUTOCOMMIT",  # dagster-postgres's, for all three storages
@@ -172,18 +171,17 @@ def _new_engine(postgres_url: str, token_provider: Any, pool_size: int) -> Engin
         max_overflow=-1,
         pool_pre_ping=True,
     )
-    event.listen(engine, "connect", _note_process)
-    event.listen(engine, "checkout", _refuse_other_process)
-    return engine
 
 
-def _note_process(dbapi_connection: Any, record: Any) -> None:
-    record.info["pid"] = os.getpid()
+def _forget_parents_connections() -> None:
+    """In a forked child (a run worker from the forkserver, multiprocessing): new pools, the
+    parent's connections left to the parent (SQLAlchemy's `dispose(close=False)`: the child
+    never sends on, pings or closes a socket its parent uses), and a fresh lock (another
+    thread may have held it at the fork)."""
+    global _ENGINES_LOCK
+    _ENGINES_LOCK = threading.Lock()
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
 
 
-def _refuse_other_process(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-    """SQLAlchemy's recipe for pools and fork: a child never talks on its parent's socket
-    (the pool drops this connection, without closing the parent's, and makes a new one)."""
-    if record.info.get("pid") != os.getpid():
-        record.dbapi_connection = proxy.dbapi_connection = None
-        raise exc.DisconnectionError("connection made in another process")
+os.register_at_fork(after_in_child=_forget_parents_connections)
