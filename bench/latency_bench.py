@@ -6,7 +6,9 @@ Seeds `--seed-hours` of the demo history (as `make dev` does) and starts `dagste
 and `make ui` do) with a fresh DAGSTER_HOME and SENSOR_INTERVAL_SECONDS=5, on local folders
 (`make dev`'s embedded default) or, with --s3, on moto's S3 over HTTP with the variables of
 the README's S3 section (`--moto process`: moto in a process of its own, closer to S3 than a thread of this bench); with --postgres, Dagster's storage is on a throwaway PostgreSQL
-server (deploy/dagster.yaml's storage section, tests/postgres_server.py). Then the simulator writes one object every `gap` seconds, the
+server (deploy/dagster.yaml's storage section, tests/postgres_server.py), and with
+--pg-trace DIR every process of `dagster dev` records its PostgreSQL connects and statements
+(bench/pg_trace, summed by bench/pg_calls.py at the end). Then the simulator writes one object every `gap` seconds, the
 three streams in turn, and each object is timed from the end of its write to the moment
 its ledger manifest exists (bench/live_lake.py). It prints p50 / p95 / max, the run queue,
 the run overhead from the instance's run records, and the phases of the runs created while
@@ -24,8 +26,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from live_lake import LiveLake, QueueSampler, percentile, run_overhead, summary
+from pg_calls import report as pg_calls_report
 from run_phases import report as phases_report
 
 from lake.simulator import STREAMS, Simulator, SimulatorConfig
@@ -96,6 +100,17 @@ def measure(live: LiveLake, objects: int, gap: float) -> None:
         time.sleep(max(0.0, gap - (time.monotonic() - began)))
 
 
+def traced(storage: dict, trace: Path | None) -> dict:
+    """LiveLake arguments with bench/pg_trace on dagster dev's PYTHONPATH, writing to `trace`."""
+    if trace is None:
+        return storage
+    trace.mkdir(parents=True, exist_ok=True)
+    hook = Path(__file__).with_name("pg_trace")
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p)
+    env = {**storage.get("env_extra", {}), "PG_TRACE_DIR": str(trace), "PYTHONPATH": path}
+    return {**storage, "env_extra": env}
+
+
 @contextmanager
 def dagster_storage(postgres: bool) -> Iterator[dict]:
     """LiveLake arguments: the project's SQLite instance, or its settings on PostgreSQL."""
@@ -123,10 +138,11 @@ def run(
     seed_hours: float,
     postgres: bool,
     moto: str = "thread",
+    pg_trace: Path | None = None,
 ) -> None:
     with (
         dagster_storage(postgres) as storage,
-        LiveLake(s3=s3, moto=moto, seed_hours=seed_hours, **storage) as live,
+        LiveLake(s3=s3, moto=moto, seed_hours=seed_hours, **traced(storage, pg_trace)) as live,
     ):
         print(f"seeded history cleaned in {live.settle(300):.0f} s")
         measuring_from = time.time()
@@ -147,6 +163,9 @@ def run(
         print(run_overhead(live.home))
         print(f"runs created while measuring (bench/run_phases.py --since {measuring_from:.0f}):")
         print(phases_report(str(live.home), measuring_from))
+        if pg_trace is not None:
+            print(f"PostgreSQL calls while measuring (bench/pg_calls.py {pg_trace} --since ...):")
+            print(pg_calls_report(pg_trace, measuring_from))
 
 
 def main() -> None:
@@ -165,8 +184,22 @@ def main() -> None:
         default="thread",
         help="with --s3: moto in a thread of the bench, or in a process of its own (closer to S3)",
     )
+    parser.add_argument(
+        "--pg-trace",
+        type=Path,
+        help="with --postgres: a folder for every process's PostgreSQL calls (bench/pg_trace)",
+    )
     args = parser.parse_args()
-    run(args.objects, args.gap, args.timeout, args.s3, args.seed_hours, args.postgres, args.moto)
+    run(
+        args.objects,
+        args.gap,
+        args.timeout,
+        args.s3,
+        args.seed_hours,
+        args.postgres,
+        args.moto,
+        args.pg_trace,
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ given arguments from the repository root (`-w workspace.yaml` for `dev`,
 
 A DAGSTER_HOME chosen by the operator keeps its own dagster.yaml (production settings,
 e.g. PostgreSQL storage) and is only warned about if it lacks a setting the project relies
-on (the pool limit, the queue's dequeue interval, threaded sensors: NEEDED); one holding a
+on (the pool limit, the queue's dequeue interval, threaded sensors: NEEDED) or keeps its
+storage on dagster-postgres's own class, a connection per call (deploy/dagster.yaml names
+the project's pooled one, orchestration/postgres_storage.py); one holding a
 copy of the project's file (or none) gets the current project file, with RUN_LOG_LEVEL
 (default INFO) as the level of the run events printed on the console.
 
@@ -58,6 +60,8 @@ def prepare_home(environ: Mapping[str, str]) -> Path:
     else:
         for missing in missing_settings(config):
             print(f"warning: {config} sets no {missing} (see {PROJECT_CONFIG})", file=sys.stderr)
+        if opens_a_connection_per_call(config):
+            print(f"warning: {config}: {PER_CALL_CONNECTIONS}", file=sys.stderr)
     return home
 
 
@@ -96,6 +100,20 @@ def missing_settings(config: Path) -> list[str]:
         if value is None:
             missing.append(f"`{': '.join(path)}`: {consequence}")
     return missing
+
+
+PER_CALL_CONNECTIONS = (
+    "`storage: postgres` opens a new PostgreSQL connection for every storage call (~40 a sensor "
+    "tick, ~150 a run): slower freshness; `storage: custom` with "
+    "orchestration.postgres_storage's ProjectPostgresStorage keeps them (see deploy/dagster.yaml)"
+)
+
+
+def opens_a_connection_per_call(config: Path) -> bool:
+    """Whether `config` keeps Dagster's storage on dagster-postgres's own class (NullPool)."""
+    settings = yaml.safe_load(config.read_text()) or {}
+    storage = settings.get("storage")
+    return isinstance(storage, dict) and "postgres" in storage
 
 
 def compile_project(root: Path = REPO_ROOT) -> None:

@@ -134,7 +134,8 @@ def instance_settings(database_url: str) -> tuple[str, dict[str, str]]:
 
     settings = yaml.safe_load((REPO_ROOT / "orchestration" / "dagster.yaml").read_text())
     storage = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())["storage"]
-    storage["postgres"]["postgres_db"]["params"] = {"sslmode": "disable"}
+    config = storage["custom"]["config"] if "custom" in storage else storage["postgres"]
+    config["postgres_db"]["params"] = {"sslmode": "disable"}
     settings["storage"] = storage
     url = urlparse(database_url)
     env = {

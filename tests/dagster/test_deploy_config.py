@@ -73,12 +73,14 @@ def _class_config(data: ConfigurableClassData) -> tuple[type, dict[str, Any]]:
 def test_instance_settings_load_postgres_storage_and_the_ecs_launcher(deploy_home) -> None:
     from dagster import QueuedRunCoordinator
     from dagster_aws.ecs import EcsRunLauncher
-    from dagster_postgres import DagsterPostgresStorage
+
+    from orchestration.postgres_storage import ProjectPostgresStorage
 
     ref = InstanceRef.from_dir(str(deploy_home))  # validates against the instance schema
 
     storage, storage_config = _class_config(ref.storage_data)
-    assert storage is DagsterPostgresStorage
+    assert storage is ProjectPostgresStorage  # dagster-postgres's, its connections kept
+    assert storage_config["pool_size"] >= 1
     assert pg_url_from_config(storage_config) == (
         "postgresql+psycopg2://dagster:s3cret@db.internal:6432/dagster?sslmode=require"
     )
@@ -92,16 +94,16 @@ def test_instance_settings_load_postgres_storage_and_the_ecs_launcher(deploy_hom
     assert coordinator is QueuedRunCoordinator
     assert coordinator_config["dequeue_interval_seconds"] == 1
     for data in (ref.event_storage_data, ref.run_storage_data, ref.schedule_storage_data):
-        assert data.module_name == "dagster_postgres"
+        assert yaml.safe_load(data.config_yaml)["class_name"] == "ProjectPostgresStorage"
 
 
 def test_storage_refuses_a_missing_database_setting(deploy_home, monkeypatch) -> None:
     """An unset variable stops the instance from loading, never a default database."""
-    from dagster_postgres import DagsterPostgresStorage
+    from orchestration.postgres_storage import ProjectPostgresStorage
 
     monkeypatch.delenv("DAGSTER_PG_HOST")
     data = InstanceRef.from_dir(str(deploy_home)).storage_data
-    schema = resolve_to_config_type(DagsterPostgresStorage.config_type())
+    schema = resolve_to_config_type(ProjectPostgresStorage.config_type())
     processed = process_config(schema, data.config_dict)
     assert not processed.success
     assert "DAGSTER_PG_HOST" in str(processed.errors)
@@ -256,3 +258,20 @@ def test_dockerfile_copies_what_exists_and_installs_from_pyproject() -> None:
     copied = {Path(s).parts[0] for *sources, _ in copies for s in sources}
     imported = {"lake", "assets", "orchestration", "sql", "streams.yaml"}  # read at run time
     assert imported <= copied
+
+
+def test_launcher_warns_of_a_storage_opening_a_connection_per_call(tmp_path, capsys) -> None:
+    """An operator's own dagster.yaml is kept; one on dagster-postgres's own storage class
+    (a connection per storage call) gets a warning, deploy/dagster.yaml's none."""
+    from orchestration import launch
+
+    home = tmp_path / "home"
+    home.mkdir()
+    deploy = _yaml(DEPLOY / "dagster.yaml")
+    own = {**deploy, "storage": {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}}
+    for settings, warned in ((own, True), (deploy, False)):
+        (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+        launch.prepare_home({"DAGSTER_HOME": str(home)})
+        err = capsys.readouterr().err
+        assert ("`storage: postgres` opens a new PostgreSQL connection" in err) is warned, err
+        assert yaml.safe_load((home / "dagster.yaml").read_text()) == settings  # kept
