@@ -133,6 +133,12 @@ def ingest(
 
 def run_batch(assets, resources, request, materialize, asset_key, logging) -> None:
     """The run a tick requested, one step at a time (each step's calls apart)."""
+    try:  # a run is a process of its own: nothing of an earlier run's is cached
+        from lake.iceberg.metadata_io import CACHE
+
+        CACHE.clear()
+    except ImportError:  # main's code before the cache
+        pass
     for layer in ("landing", "schema", "cleaned"):
         if logging is not None:
             log, n = logging
