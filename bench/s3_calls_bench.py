@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.s3_requests import RequestLog, moto_server
+from tests.s3_requests import RequestLog, aws_variables, moto_server
 
 STREAM = "robot_telemetry"
 
@@ -49,11 +49,7 @@ def run(earlier: int, day_every: int, batches: int, raw: str | None = None) -> N
     with moto_server(log) as endpoint:
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_REGION="us-east-1",
-            AWS_DEFAULT_REGION="us-east-1",
+            aws_variables(endpoint),
             PII_HASH_KEY="s3-calls-bench",
             PIPELINE_START_DATE=f"{hour - timedelta(days=2):%Y-%m-%d}",
         )

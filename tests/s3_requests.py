@@ -103,3 +103,14 @@ def moto_server(log: RequestLog) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join()
+
+
+def aws_variables(endpoint: str) -> dict[str, str]:
+    """boto3's (and pyarrow's) environment for the server at `endpoint`."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }

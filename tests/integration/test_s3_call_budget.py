@@ -29,7 +29,7 @@ from lake.pii import PIIKey
 from lake.settings import DEFAULTS
 from lake.storage import open_storage
 from lake.streams import load_streams
-from tests.s3_requests import RequestLog, moto_server
+from tests.s3_requests import RequestLog, aws_variables, moto_server
 
 pytestmark = pytest.mark.s3
 SPEC = load_streams()["robot_telemetry"]
@@ -63,13 +63,7 @@ def counted_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RequestLog, st
     """A bucket on a moto server of its own whose requests are logged."""
     log = RequestLog()
     with moto_server(log) as endpoint:
-        for name, value in {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
+        for name, value in aws_variables(endpoint).items():
             monkeypatch.setenv(name, value)
         bucket = f"calls-{uuid.uuid4().hex[:12]}"
         boto3.client("s3").create_bucket(Bucket=bucket)
