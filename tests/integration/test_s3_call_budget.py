@@ -5,7 +5,7 @@ one new object, after a run over the hour's earlier objects, on moto's S3 over H
 request is counted at the server (boto3's and pyarrow's alike, tests/s3_requests.py). The
 bounds are what the run needs: main's code before this change made, in the cleaning step,
 HeadObject 11, ListObjectsV2 13, GetObject 14 (ranged included) and 9 requests of
-multipart uploads (53 requests; 33 now, with the Iceberg table's metadata read afresh)."""
+multipart uploads (53 requests; 35 now, with the Iceberg table's metadata read afresh)."""
 
 from __future__ import annotations
 
