@@ -28,7 +28,6 @@ whole.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import uuid
@@ -97,11 +96,33 @@ class HourTotals:
         self.files_count += len(files)
 
 
-def record_manifests(lake: Storage, stream: str, written: Iterable[tuple[str, dict]]) -> None:
+@dataclass
+class DeltaMemo:
+    """What one run knows of its hours' deltas, so it reads each at most once: their
+    content by key, and each hour's listing taken right after the run wrote its own delta.
+
+    Safe to keep for the run: a delta is written once under a unique name and never
+    changed (a compaction folds it into the document, which names it, then deletes it), so
+    its content is the same whenever it is read; and a listing taken after the run's own
+    write is what a listing a moment later would give but for a delta another run writes
+    in between, which is then as if written after this run's read (the stream's pool runs
+    one of its steps at a time, so there is none but for a run that bypasses the pool).
+    Which listed deltas the document has folded is always read afresh (its header)."""
+
+    contents: dict[str, dict] = field(default_factory=dict)
+    listed: dict[str, list[str]] = field(default_factory=dict)  # by deltas folder
+
+
+def record_manifests(
+    lake: Storage,
+    stream: str,
+    written: Iterable[tuple[str, dict]],
+    memo: DeltaMemo | None = None,
+) -> None:
     """Append the (manifest key, manifest) a run wrote to its hours' totals."""
     by_hour = sorted(written, key=lambda w: w[0])
     for hour, group in groupby(by_hour, key=lambda w: manifest_hour(stream, w[0])):
-        _append(lake, stream, hour, list(group))
+        _append(lake, stream, hour, list(group), memo)
 
 
 def hour_totals(
@@ -110,6 +131,7 @@ def hour_totals(
     hour: datetime,
     objects: list[ObjectInfo],
     complete: bool = True,
+    memo: DeltaMemo | None = None,
 ) -> HourTotals:
     """Totals over the hour's processed objects, from its document and deltas.
 
@@ -117,11 +139,11 @@ def hour_totals(
     processed in their current version count: an object overwritten since its run is
     pending, one gone from the landing folder drops out. Otherwise `objects` is a bounded
     listing (lake.landing_scan.hour_listing): those are checked the same way and every
-    other entry counts as processed as recorded."""
+    other entry counts as processed as recorded. `memo`: the run's deltas read so far."""
     landed = sorted(
         (o for o in objects if not is_folder_marker(o.key, o.size)), key=lambda o: o.key
     )
-    if not complete and (totals := _from_header(lake, stream, hour, landed)) is not None:
+    if not complete and (totals := _from_header(lake, stream, hour, landed, memo)) is not None:
         return totals
     doc = _folded(lake, stream, hour)
     entries = doc["objects"]
@@ -146,12 +168,14 @@ def hour_totals(
     return totals
 
 
-def listing_mark(lake: Storage, stream: str, hour: datetime) -> str | None:
+def listing_mark(
+    lake: Storage, stream: str, hour: datetime, memo: DeltaMemo | None = None
+) -> str | None:
     """The newest Firehose-named key the hour's newest delta recorded: a run lists the
     hour from a little before it (lake.landing_scan.hour_listing). None when the hour has
     no delta (its first run, or just compacted): that run lists the hour whole."""
     for info in sorted(lake.list(_deltas_folder(stream, hour)), key=lambda i: i.key, reverse=True):
-        delta = _read_delta(lake, info.key)
+        delta = _read_delta(lake, info.key, memo)
         if delta is None:
             continue  # folded and deleted meanwhile
         named = [k for k in delta["objects"] if (p := parse_key(k)) and p.written_at]
@@ -168,7 +192,13 @@ def _current_entry(entries: dict[str, dict], info: ObjectInfo) -> dict | None:
     return entry if (entry["etag"], entry["size"]) == (info.etag, info.size) else None
 
 
-def _append(lake: Storage, stream: str, hour: datetime, written: list[tuple[str, dict]]) -> None:
+def _append(
+    lake: Storage,
+    stream: str,
+    hour: datetime,
+    written: list[tuple[str, dict]],
+    memo: DeltaMemo | None = None,
+) -> None:
     """Write `written`'s entries as a new delta of the hour; fold the deltas into the
     document when there are COMPACT_AT of them or the hour has no document yet."""
     delta = _empty()
@@ -179,6 +209,9 @@ def _append(lake: Storage, stream: str, hour: datetime, written: list[tuple[str,
     name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.json"
     lake.write(folder + name, _dumps(delta))
     deltas = _deltas(lake, stream, hour)
+    if memo is not None:
+        memo.contents[folder + name] = delta
+        memo.listed[folder] = deltas
     if len(deltas) >= COMPACT_AT or not lake.exists(layout.hour_totals_doc(stream, hour)):
         # a seed need not read back the manifests this delta holds: folded after it
         _compact(lake, stream, hour, deltas, handed={key for key, _ in written})
@@ -245,8 +278,7 @@ def _compact(
     else:
         raise ConcurrentUpdateError(f"{lake.uri_of(doc_key)}: deltas kept vanishing")
     for key in deltas:
-        with contextlib.suppress(ObjectNotFound):
-            lake.delete(key)
+        lake.discard(key)
     return written
 
 
@@ -299,11 +331,16 @@ def _name(key: str) -> str:
     return key.rsplit("/", 1)[-1]
 
 
-def _read_delta(lake: Storage, key: str) -> dict | None:
+def _read_delta(lake: Storage, key: str, memo: DeltaMemo | None = None) -> dict | None:
+    if memo is not None and key in memo.contents:
+        return memo.contents[key]
     try:
-        return json.loads(lake.read(key))
+        delta = json.loads(lake.read(key))
     except ObjectNotFound:
         return None
+    if memo is not None:
+        memo.contents[key] = delta
+    return delta
 
 
 def _empty() -> dict:
@@ -315,7 +352,11 @@ def _dumps(doc: dict) -> bytes:
 
 
 def _from_header(
-    lake: Storage, stream: str, hour: datetime, landed: list[ObjectInfo]
+    lake: Storage,
+    stream: str,
+    hour: datetime,
+    landed: list[ObjectInfo],
+    memo: DeltaMemo | None = None,
 ) -> HourTotals | None:
     """The totals of a bounded listing from the document's header and the deltas, without
     parsing the document's entries; None when the entries are needed: the document has
@@ -328,10 +369,11 @@ def _from_header(
     index = DigestIndex.unpacked(header)
     folded = set(header["folded"])
     news = _empty()
-    for key in sorted(_deltas(lake, stream, hour)):
+    listed = memo.listed.get(_deltas_folder(stream, hour)) if memo is not None else None
+    for key in sorted(_deltas(lake, stream, hour) if listed is None else listed):
         if _name(key) in folded:
             continue
-        delta = _read_delta(lake, key)
+        delta = _read_delta(lake, key, memo)
         if delta is None:
             return None  # folded and deleted meanwhile: read the document again
         _fold(news, delta, _name(key))
@@ -346,7 +388,7 @@ def _from_header(
     missed = [k for i in unknown if lake.exists(k := manifest_of(stream, hour, i))]
     if missed:
         found_now = [(k, m) for k in missed if (m := read_manifest(lake, k)) is not None]
-        _append(lake, stream, hour, found_now)
+        _append(lake, stream, hour, found_now, memo)
         for key, manifest in found_now:
             _put(news, key, manifest)
     # a listed object whose delta entry is of another version is pending, not counted

@@ -19,7 +19,6 @@ the old files, manifest and dedup keys.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -310,8 +309,7 @@ def replace_manifest(
     (lake.retype rewrites the files when the catalog's types move on). Returns the
     manifest's key and what it holds."""
     for stale in set(earlier_files) - set(counts.files) if delete_stale else ():
-        with contextlib.suppress(ObjectNotFound):
-            lake.delete(stale)
+        lake.discard(stale)
     key = layout.ledger_manifest(stream, name, object_version(info))
     manifest = {
         "source_key": info.key,
@@ -328,6 +326,5 @@ def replace_manifest(
     write_manifest(lake, key, manifest)
     for old in earlier:
         if old != key:
-            with contextlib.suppress(ObjectNotFound):
-                lake.delete(old)
+            lake.discard(old)
     return key, manifest

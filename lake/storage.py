@@ -7,6 +7,7 @@ UTF-8 key), so a `start_after` cursor means the same thing on both backends.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -108,6 +109,7 @@ class Storage(Protocol):
     def read_versioned(self, key: str) -> tuple[bytes, str] | None: ...
     def write_if(self, key: str, data: bytes, expected: str | None) -> str: ...
     def delete(self, key: str) -> None: ...
+    def discard(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
     def uri_of(self, key: str) -> str: ...
 
@@ -264,6 +266,11 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"{self.uri_of(key)} does not exist") from exc
 
+    def discard(self, key: str) -> None:
+        """Delete the object if it exists."""
+        with contextlib.suppress(ObjectNotFound):
+            self.delete(key)
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
@@ -389,6 +396,11 @@ class S3Storage:
     def delete(self, key: str) -> None:
         if not self.exists(key):
             raise ObjectNotFound(f"{self.uri_of(key)} does not exist")
+        self.client.delete_object(Bucket=self.bucket, Key=self._full(check_key(key)))
+
+    def discard(self, key: str) -> None:
+        """Delete the object if it exists: one DELETE (S3 answers a missing key the same),
+        where `delete` needs a HEAD first to tell."""
         self.client.delete_object(Bucket=self.bucket, Key=self._full(check_key(key)))
 
     def exists(self, key: str) -> bool:

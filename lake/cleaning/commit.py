@@ -17,7 +17,6 @@ a micro-batch's commit is an append that reads no earlier metadata.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from pyiceberg.expressions import In
 from lake import layout
 from lake.cleaning.columns import leaf_columns_of
 from lake.cleaning.key_files import compact_due
-from lake.hour_totals import record_manifests
+from lake.hour_totals import DeltaMemo, record_manifests
 from lake.iceberg.adopt import ledger_files
 from lake.iceberg.catalog import CLEANED, QUARANTINE, LakeTables
 from lake.iceberg.commit import Committed, TableShape, commit_files
@@ -60,6 +59,7 @@ class RunCommit:
     ledger_writes: list[Callable[[], tuple[str, dict]]] = field(default_factory=list)
     commits: dict[str, Committed] = field(default_factory=dict)
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    deltas: DeltaMemo = field(default_factory=DeltaMemo)  # the run's reads of hour totals
 
     def file_name(self, name: str) -> str:
         """The name of a file of output `name` this run writes."""
@@ -137,15 +137,14 @@ class RunCommit:
             )
         self._write_ledger()
         for done in [marker, *(m for m, k in leftover.items() if k <= keys)]:
-            with contextlib.suppress(ObjectNotFound):
-                lake.delete(done)
+            lake.discard(done)
 
     def _write_ledger(self) -> None:
         """The manifests, then the hours' running totals (lake.hour_totals) from them."""
         writes, self.ledger_writes = self.ledger_writes, []
         written = _run_all(writes, self.lake.writes_at_once if self.lake is not None else 1)
         if self.lake is not None and written:
-            record_manifests(self.lake, self.spec.name, written)
+            record_manifests(self.lake, self.spec.name, written, self.deltas)
 
 
 def _run_all(writes: list[Callable[[], tuple[str, dict]]], at_once: int) -> list[tuple[str, dict]]:

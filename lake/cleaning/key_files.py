@@ -81,6 +81,7 @@ WRITE_ROWS = ROW_GROUP_ROWS * 128
 CACHE_BYTES = 512 << 20
 COMPACT_AFTER_FILES = 4  # hour files not (or no longer) in the compacted file
 REPLACES = b"lake.dedup.replaces"  # run file metadata: JSON list of the objects it replaces
+WHOLE_READ_BYTES = 512 << 10  # S3 key files read in one GET up to this size
 SMALL_ROWS = 1 << 16  # files read whole up to this many rows are matched by pyarrow, not DuckDB
 RACES = 5  # readings of a date that may find a run file gone (folded) before giving up
 _STRINGS = pa.dictionary(pa.int32(), pa.string())
@@ -525,10 +526,15 @@ def _touched_by_statistics(metadata: pq.FileMetaData, probe: list[int]) -> list[
 
 @contextmanager
 def _opened(lake: Storage, info: ObjectInfo) -> Iterator[BinaryIO]:
-    """A seekable reader of the object: the file itself on a local lake, else ranged reads."""
+    """A seekable reader of the object: the file itself on a local lake, else ranged reads
+    (of the listed version), or one read of it whole when it is small: a micro-batch's key
+    files and probe indexes are a few kB, and ranged reads of their footer, index blocks
+    and row groups were a request each."""
     if isinstance(lake, LocalStorage):
         with pa.OSFile(str(lake.path(info.key))) as fh:  # read by Arrow, not through Python
             yield fh
+    elif info.size <= WHOLE_READ_BYTES:
+        yield io.BytesIO(lake.read_range(info.key, 0, info.size, info.etag or None))
     else:
         yield RangeFile(lake, info.key, info.size, info.etag or None)  # type: ignore[misc]
 

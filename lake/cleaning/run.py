@@ -113,7 +113,9 @@ def clean_run(
     bounded = options.from_mark and not options.full_refresh
     tables = LakeTables(settings)
     run_commit = RunCommit(tables, spec, lake)  # one Iceberg commit for every hour of the run
-    marks = {h: listing_mark(lake, spec.name, h) if bounded else None for h in hours}
+    marks = {
+        h: listing_mark(lake, spec.name, h, run_commit.deltas) if bounded else None for h in hours
+    }
     landed = {h: hour_listing(landing, spec.name, h, mark) for h, mark in marks.items()}
     up_to = options.up_to_key
     batches = {
@@ -147,7 +149,8 @@ def clean_run(
         log.warning(f"warehouse views of {spec.name} pending: {exposed.pending}")
     result = CleanRunResult(reports, total)
     for hour, batch in reports.items():  # after retype: the types it left
-        totals = hour_totals(lake, spec.name, hour, landed[hour], complete=marks[hour] is None)
+        complete = marks[hour] is None
+        totals = hour_totals(lake, spec.name, hour, landed[hour], complete, run_commit.deltas)
         result.hour_metadata[partition_key(hour)] = hour_metadata(lake, totals, batch)
     result.metadata = {
         # the name mart SQL reads it by; Hive-style dt= folders under the URI

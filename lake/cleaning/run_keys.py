@@ -19,7 +19,6 @@ while read was folded meanwhile: the reader reads the date again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import uuid
@@ -93,8 +92,7 @@ def fold(lake: Storage, stream: str, day: date, hour: datetime) -> bool:
             continue  # a racing fold took it: list again
         compare_and_swap(lake, hour_key, lambda old, steps=steps: _hour_bytes(old, steps))
         for info in runs:
-            with contextlib.suppress(ObjectNotFound):
-                lake.delete(info.key)
+            lake.discard(info.key)
         return True
     raise ConcurrentUpdateError(f"{lake.uri_of(hour_key)}: run files kept vanishing")
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 CATALOG_NAME = "lake"
 CLEANED, QUARANTINE, MARTS = layout.CLEANED, layout.QUARANTINE, "marts"
 LAYERS = (CLEANED, QUARANTINE, MARTS)
+LAKE_S3_IO = "lake.iceberg.metadata_io.LakeS3FileIO"
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")  # Glue's and Athena's safe spelling
 
 
@@ -60,12 +61,12 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     """pyiceberg's properties for the configured catalog and its file IO."""
     properties = {"warehouse": settings.lake_uri}
     if settings.lake_uri.startswith("s3://"):
-        properties |= s3_file_io_properties()
+        # metadata files in one request each (lake.iceberg.metadata_io)
+        properties |= s3_file_io_properties() | {"py-io-impl": LAKE_S3_IO}
         if settings.s3_sse:  # pyarrow's writes cannot ask for encryption: ours can
             from lake.iceberg.encrypted_io import SSE, SSE_KMS_KEY_ID
 
             properties |= {
-                "py-io-impl": "lake.iceberg.encrypted_io.EncryptedS3FileIO",
                 SSE: settings.s3_sse,
                 **(
                     {SSE_KMS_KEY_ID: settings.s3_sse_kms_key_id}

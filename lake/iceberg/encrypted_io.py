@@ -43,15 +43,23 @@ class _EncryptedS3File(PyArrowFile):
     def create(self, overwrite: bool = False) -> OutputStream:
         if not overwrite and self.exists():
             raise FileExistsError(f"Cannot create file, already exists: {self.location}")
-        lake = urlparse(self._lake_uri)
-        target = urlparse(self.location)
         args = tuple(sorted(self._put_args.items()))
-        storage = _storage(lake.netloc, lake.path, args)
-        full_key = target.path.lstrip("/")
-        key = storage.key_of(target.netloc, full_key)
-        if key is None:  # not under the lake: a storage at the object's bucket root
-            storage, key = _storage(target.netloc, "", args), full_key
-        return _WriteOnClose(storage, key)
+        return _WriteOnClose(*storage_and_key(self._lake_uri, self.location, args))
+
+
+def storage_and_key(
+    lake_uri: str, location: str, put_args: tuple[tuple[str, str], ...]
+) -> tuple[S3Storage, str]:
+    """The storage (the lake's, else the object's bucket root) and key of an S3 location,
+    its PUTs with `put_args`."""
+    lake = urlparse(lake_uri)
+    target = urlparse(location)
+    storage = _storage(lake.netloc, lake.path, put_args)
+    full_key = target.path.lstrip("/")
+    key = storage.key_of(target.netloc, full_key)
+    if key is None:  # not under the lake: a storage at the object's bucket root
+        storage, key = _storage(target.netloc, "", put_args), full_key
+    return storage, key
 
 
 @functools.lru_cache(maxsize=16)

@@ -8,9 +8,11 @@ import threading
 
 import pytest
 
+from lake import hour_totals as hour_totals_module
 from lake import layout
+from lake.cleaning.commit import RunCommit
 from lake.cleaning.hour import clean_hour
-from lake.hour_totals import hour_totals
+from lake.hour_totals import DeltaMemo, hour_totals, listing_mark
 from lake.storage import LocalStorage
 from tests.incremental_lake import HOUR, SPEC, TABLE, land, landed, run_all
 
@@ -156,3 +158,50 @@ def deltas_of(lake: LocalStorage) -> list[str]:
 
 def manifests_of(lake: LocalStorage) -> list[str]:
     return [info.key for info in lake.list(layout.ledger_folder(SPEC.name))]
+
+
+class CountingLists(CountingReads):
+    """A LocalStorage that remembers which keys were read and which prefixes listed."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.listed: list[str] = []
+
+    def list(self, prefix: str = "", start_after: str | None = None):
+        self.listed.append(prefix)
+        return super().list(prefix, start_after)
+
+
+def test_a_runs_delta_memo_reads_each_delta_once_and_misses_no_other_runs_fold(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), CountingLists(tmp_path / "lake")
+    land(landing, 1, ["a", "b"])
+    clean(landing, lake)  # the hour's first run: its document
+    land(landing, 2, ["c"])
+    clean(landing, lake, [o for o in landed(landing) if "o2" in o.key])  # a delta
+    # this run: its mark's read, its objects, its delta, then its totals, with one memo
+    memo = DeltaMemo()
+    lake.reads.clear()
+    mark = listing_mark(lake, SPEC.name, HOUR, memo)
+    assert mark is not None and "o2" in mark
+    land(landing, 3, ["d", "e"])
+    run_commit = RunCommit(None, SPEC, lake, deltas=memo)
+    ours = [o for o in landed(landing) if "o3" in o.key]
+    clean_hour(SPEC, TABLE, landing, lake, HOUR, ours, run_commit=run_commit)
+    run_commit.commit()
+    # another run lands, cleans and folds every delta (its own, ours, the earlier one)
+    # into the document and deletes them, after our listing of the deltas
+    monkeypatch.setattr(hour_totals_module, "COMPACT_AT", 1)
+    land(landing, 4, ["f"])
+    clean(landing, lake, [o for o in landed(landing) if "o4" in o.key])
+    deltas = hour_totals_module._deltas_folder(SPEC.name, HOUR)
+    assert not list(lake.list(deltas))
+    lake.reads.clear()
+    lake.listed.clear()
+    totals = hour_totals(lake, SPEC.name, HOUR, landed(landing), complete=False, memo=memo)
+    # every object once: the folded deltas are skipped by the document's header, not
+    # counted again from the memo; the other run's delta is in the document's sums
+    assert (totals.objects, totals.objects_pending, totals.records_in) == (4, 0, 6)
+    assert deltas not in lake.listed  # the run's own listing, taken after its write
+    assert not [k for k in lake.reads if k.startswith(deltas)]
