@@ -118,11 +118,6 @@ def keep_keys(con: duckdb.DuckDBPyConnection, deduped: Deduped, first: int) -> s
     return {d for (d,) in con.execute(f"SELECT DISTINCT dt FROM {kept}").fetchall()}
 
 
-def kept_before(con: duckdb.DuckDBPyConnection, day: date) -> int:
-    """How many of the run's kept records have an event date before `day`."""
-    return con.execute(f"SELECT count(*) FROM {NEW_KEYS} WHERE dt < ?", [day]).fetchall()[0][0]
-
-
 def save_hour_keys(
     con: duckdb.DuckDBPyConnection,
     lake: Storage,
