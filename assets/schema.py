@@ -2,6 +2,7 @@
 with a blocking check that stops incompatible drift before it reaches cleaned/."""
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from dagster import (
     AssetCheckSpec,
@@ -73,7 +74,9 @@ def build_schema_asset(
             # imported by the runs that use Pipes (dagster_aws.pipes: ECS, S3 readers)
             from orchestration.pipes_compute import crawl_on_pipes, hours_metadata
 
-            invocation = crawl_on_pipes(context, settings, spec, database, options)
+            # the worker syncs to the resource's Glue database, as the in-process crawl does
+            on_worker = replace(settings, glue_database=glue.database or None)
+            invocation = crawl_on_pipes(context, on_worker, spec, database, options)
             add_hours_metadata(context, hours_metadata(invocation))
             yield from invocation.get_results()  # type: ignore[misc]
             return

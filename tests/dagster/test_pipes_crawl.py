@@ -26,6 +26,7 @@ from lake.settings import DEFAULTS, Settings, SettingsError
 from lake.storage import LocalStorage
 from lake.streams import load_streams
 from orchestration import pipes_compute
+from orchestration.aws_resources import GlueResource
 from orchestration.resources import resources_from_env
 from tests.dagster.test_pipes_cleaning import run_range
 
@@ -112,18 +113,24 @@ def _glue(database: str, root: Path) -> dict[str, Any]:
 
 
 def _run(landed: Path, root: Path, compute: str) -> dict[str, Any]:
+    """The crawl of `landed` on `compute`; on a worker, its Glue database is set on the
+    Glue resource by hand (GLUE_DATABASE unset), which the worker must sync to as well."""
     database = f"firehose_raw_{uuid.uuid4().hex[:8]}"
+    by_hand = compute != "inprocess"
     settings = replace(
         DEFAULTS,
         landing_uri=(root / "landing").as_uri(),
         lake_uri=(root / "lake").as_uri(),
         warehouse_path=str(root / "warehouse.duckdb"),
-        glue_database=database,
+        glue_database=None if by_hand else database,
         crawl_compute=compute,
     )
     shutil.copytree(landed, root / "landing")  # the same files, mtimes (local ETags) and all
     instance = DagsterInstance.ephemeral()
-    result = run_range(resources_from_env(settings), instance=instance, tags=RANGE_TAGS)
+    resources = resources_from_env(settings)
+    if by_hand:
+        resources["glue"] = GlueResource(database=database)
+    result = run_range(resources, instance=instance, tags=RANGE_TAGS)
     return {
         "pipes": any("[pipes]" in e.user_message for e in instance.all_logs(result.run_id)),
         "materialized": sorted(
