@@ -32,6 +32,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -58,9 +59,10 @@ def prepare_home(environ: Mapping[str, str]) -> Path:
     if not environ.get("DAGSTER_HOME") or ours:
         config.write_text(project_config(Settings.from_env(environ).run_log_level, home))
     else:
-        for missing in missing_settings(config):
+        settings = yaml.safe_load(config.read_text()) or {}
+        for missing in missing_settings(settings):
             print(f"warning: {config} sets no {missing} (see {PROJECT_CONFIG})", file=sys.stderr)
-        if opens_a_connection_per_call(config):
+        if opens_a_connection_per_call(settings):
             print(f"warning: {config}: {PER_CALL_CONNECTIONS}", file=sys.stderr)
     return home
 
@@ -89,9 +91,9 @@ NEEDED = (
 )
 
 
-def missing_settings(config: Path) -> list[str]:
-    """The settings of NEEDED that `config` lacks, each with what goes without it."""
-    settings = yaml.safe_load(config.read_text()) or {}
+def missing_settings(settings: Mapping[str, Any]) -> list[str]:
+    """The settings of NEEDED that a dagster.yaml's `settings` lack, each with what goes
+    without it."""
     missing = []
     for path, consequence in NEEDED:
         value = settings
@@ -109,9 +111,9 @@ PER_CALL_CONNECTIONS = (
 )
 
 
-def opens_a_connection_per_call(config: Path) -> bool:
-    """Whether `config` keeps Dagster's storage on dagster-postgres's own class (NullPool)."""
-    settings = yaml.safe_load(config.read_text()) or {}
+def opens_a_connection_per_call(settings: Mapping[str, Any]) -> bool:
+    """Whether a dagster.yaml's `settings` keep Dagster's storage on dagster-postgres's own
+    class (NullPool)."""
     storage = settings.get("storage")
     return isinstance(storage, dict) and "postgres" in storage
 

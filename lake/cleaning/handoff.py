@@ -18,7 +18,6 @@ cleanup).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -119,8 +118,7 @@ def handoff_uri(lake: Storage, folder: str) -> str:
 def drop_handoff(lake: Storage, folder: str) -> None:
     """Delete a chunk's handoff (the step, when its run ends)."""
     for info in list(lake.list(folder)):
-        with contextlib.suppress(ObjectNotFound):
-            lake.delete(info.key)
+        lake.discard(info.key)
 
 
 def _read(lake: Storage, key: str) -> bytes:
@@ -178,7 +176,7 @@ def _write_doc(write: Any) -> dict[str, Any]:
     info, counts, typed_as = named["info"], named["counts"], named.get("typed_as")
     return {
         "stream": stream,
-        "object": [info.key, info.size, info.last_modified.isoformat(), info.etag],
+        "object": _object_doc(info),
         "name": named["name"],
         "counts": {**{k: getattr(counts, k) for k in _COUNTS}, "files": counts.files},
         "earlier": named["earlier"],
@@ -292,10 +290,12 @@ def _count(value: Any) -> int:
 
 def batches_doc(batches: Batches) -> dict[str, list[list[Any]]]:
     """A chunk's objects by hour as JSON for a worker's extras (batches_of reads it)."""
-    return {
-        hour.isoformat(): [[o.key, o.size, o.last_modified.isoformat(), o.etag] for o in objs]
-        for hour, objs in batches.items()
-    }
+    return {hour.isoformat(): [_object_doc(o) for o in objs] for hour, objs in batches.items()}
+
+
+def _object_doc(info: ObjectInfo) -> list[Any]:
+    """A landed object as JSON: key, size, last modified, ETag."""
+    return [info.key, info.size, info.last_modified.isoformat(), info.etag]
 
 
 def batches_of(doc: dict[str, list[list[Any]]]) -> Batches:

@@ -16,7 +16,6 @@ nothing committed (its files and keys are a killed run's, which the next run rep
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from lake.cleaning.peers import Peers
 from lake.cleaning.report import HourReport
 from lake.ledger import output_name
 from lake.settings import Settings
-from lake.storage import ObjectInfo, ObjectNotFound, Storage
+from lake.storage import ObjectInfo, Storage
 
 Batches = dict[datetime, list[ObjectInfo]]
 
@@ -191,5 +190,4 @@ def _hours_holding(c: Chunk, earlier: pa.Table) -> list[datetime]:
 def _drop_files(lake: Storage, files: set[str]) -> None:
     """Files the first cleaning of an hour wrote that its settled cleaning did not."""
     for key in sorted(files):
-        with contextlib.suppress(ObjectNotFound):
-            lake.delete(key)
+        lake.discard(key)

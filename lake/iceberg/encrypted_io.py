@@ -21,30 +21,35 @@ from lake.storage import S3Storage, encryption_args
 
 SSE = "lake.s3-sse"  # catalog properties this IO reads
 SSE_KMS_KEY_ID = "lake.s3-sse-kms-key-id"
-_S3_SCHEMES = ("s3", "s3a", "s3n")
+S3_SCHEMES = ("s3", "s3a", "s3n")
 
 
 class EncryptedS3FileIO(PyArrowFileIO):
     def new_output(self, location: str) -> PyArrowFile:
         file = super().new_output(location)
-        if urlparse(location).scheme not in _S3_SCHEMES:
+        if urlparse(location).scheme not in S3_SCHEMES:
             return file
-        put_args = encryption_args(self.properties.get(SSE), self.properties.get(SSE_KMS_KEY_ID))
-        return _EncryptedS3File(file, put_args, self.properties.get("warehouse", ""))
+        return _EncryptedS3File(file, self.put_args(), self.properties.get("warehouse", ""))
+
+    def put_args(self) -> tuple[tuple[str, str], ...]:
+        """The lake's encryption arguments of a PUT (lake.storage.encryption_args), hashable."""
+        args = encryption_args(self.properties.get(SSE), self.properties.get(SSE_KMS_KEY_ID))
+        return tuple(sorted(args.items()))
 
 
 class _EncryptedS3File(PyArrowFile):
     """A PyArrowFile whose writes are one boto3 PUT with encryption arguments."""
 
-    def __init__(self, file: PyArrowFile, put_args: dict[str, str], lake_uri: str) -> None:
+    def __init__(
+        self, file: PyArrowFile, put_args: tuple[tuple[str, str], ...], lake_uri: str
+    ) -> None:
         self.__dict__.update(file.__dict__)
         self._put_args, self._lake_uri = put_args, lake_uri
 
     def create(self, overwrite: bool = False) -> OutputStream:
         if not overwrite and self.exists():
             raise FileExistsError(f"Cannot create file, already exists: {self.location}")
-        args = tuple(sorted(self._put_args.items()))
-        return _WriteOnClose(*storage_and_key(self._lake_uri, self.location, args))
+        return _WriteOnClose(*storage_and_key(self._lake_uri, self.location, self._put_args))
 
 
 def storage_and_key(

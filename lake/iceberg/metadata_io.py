@@ -29,11 +29,10 @@ from urllib.parse import urlparse
 from pyiceberg.io import InputFile, InputStream, OutputFile, OutputStream
 from pyiceberg.io.pyarrow import PyArrowFile, PyArrowFileIO
 
-from lake.iceberg.encrypted_io import SSE, SSE_KMS_KEY_ID, EncryptedS3FileIO, storage_and_key
-from lake.storage import ObjectNotFound, PreconditionFailed, encryption_args
+from lake.iceberg.encrypted_io import S3_SCHEMES, SSE, EncryptedS3FileIO, storage_and_key
+from lake.storage import ObjectNotFound, PreconditionFailed
 
 CACHE_BYTES = 32 << 20  # metadata files of a busy table's recent snapshots
-_S3_SCHEMES = ("s3", "s3a", "s3n")
 _METADATA_SUFFIXES = (".metadata.json", ".avro")
 
 
@@ -42,7 +41,7 @@ def is_metadata_file(location: str) -> bool:
     parsed = urlparse(location)
     folder, _, name = parsed.path.rpartition("/")
     return (
-        parsed.scheme in _S3_SCHEMES
+        parsed.scheme in S3_SCHEMES
         and folder.endswith("/metadata")
         and name.endswith(_METADATA_SUFFIXES)
     )
@@ -67,11 +66,8 @@ class LakeS3FileIO(EncryptedS3FileIO):
         super().delete(location)
 
     def _metadata(self, file: PyArrowFile) -> _MetadataFile:
-        args = encryption_args(self.properties.get(SSE), self.properties.get(SSE_KMS_KEY_ID))
-        put_args = tuple(sorted(args.items()))
-        return _MetadataFile(
-            file, *storage_and_key(self.properties.get("warehouse", ""), file.location, put_args)
-        )
+        lake_uri = self.properties.get("warehouse", "")
+        return _MetadataFile(file, *storage_and_key(lake_uri, file.location, self.put_args()))
 
 
 class _MetadataFile(PyArrowFile):
