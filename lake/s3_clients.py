@@ -4,7 +4,8 @@ Every new boto3 session parses botocore's JSON models again (the endpoints and p
 the service's model: ~0.3-0.8 s of CPU a client here); a landing sensor made one a tick and a
 run one a step and storage. Here a process keeps its clients, one per service, settings and
 AWS environment, and makes new ones from sessions that share one botocore loader, whose
-parsed models `warm` can load before run workers are forked from a server.
+parsed models `warm` can load before run workers are forked from a server (a forked child
+keeps the models, never the parent's clients).
 
 boto3 clients are thread-safe, sessions are not: a client is made under a lock, from a
 session of its own. The AWS settings apply as with `boto3.client`: `AWS_*` variables are
@@ -15,6 +16,7 @@ read again within that time (temporary credentials refresh themselves within a c
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -64,6 +66,18 @@ def clear() -> None:
         _CLIENTS.clear()
 
 
+def _forget_in_child() -> None:
+    """A forked child (a run worker from the forkserver) makes clients of its own: a
+    parent's client may hold pooled connections, which two processes must not share. The
+    loader's parsed models are plain data and are kept."""
+    global _LOCK
+    _LOCK = threading.Lock()  # another thread of the parent may have held it at the fork
+    _CLIENTS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _key(service: str, profile: str | None, config: Any, unsigned: bool, args: Any) -> str:
     """A digest of everything the client depends on, the AWS_ variables included (a digest:
     no copy of a secret kept in the table)."""
@@ -80,7 +94,11 @@ def _new_client(
     from botocore.config import Config
     from botocore.handlers import disable_signing
 
-    client = _session(profile).client(service, config=Config(**config) if config else None, **args)
+    # a copy: Config rewrites its `retries` dict in place (max_attempts -> total_max_attempts)
+    options = copy.deepcopy(config)
+    client = _session(profile).client(
+        service, config=Config(**options) if options else None, **args
+    )
     if unsigned:
         client.meta.events.register(f"choose-signer.{service}.*", disable_signing)
     return client
