@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.s3_requests import RequestLog, aws_variables, moto_server
+from tests.s3_requests import RequestLog, bench_bucket, moto_server
 
 STREAM = "robot_telemetry"
 PHASES = ("sensor tick", "landing", "schema", "cleaned")
@@ -195,16 +194,7 @@ def run(ticks: int, profile_top: int) -> None:
     meter = Meter(counts, log)
     profiles = {"tick": cProfile.Profile(), "steps": cProfile.Profile()} if profile_top else {}
     with moto_server(log) as endpoint:
-        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        os.environ.update(
-            aws_variables(endpoint),
-            PII_HASH_KEY="s3tick-bench",
-            PIPELINE_START_DATE=f"{hour - timedelta(days=2):%Y-%m-%d}",
-        )
-        import boto3
-
-        bucket = f"lake-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3").create_bucket(Bucket=bucket)
+        bucket = bench_bucket(endpoint, "s3tick-bench")
         meter.profiles = profiles
         ingest("S3", meter, Path(tempfile.mkdtemp(prefix="s3tick-")), ticks, bucket)
         meter.profiles = {}
@@ -215,6 +205,7 @@ def run(ticks: int, profile_top: int) -> None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(profile_top)
         print(f"## S3 {kind}: costliest functions (cumulative)\n{out.getvalue()}")
+        profile.dump_stats(f"{tempfile.gettempdir()}/s3tick-{kind}.prof")
     by_op = Counter(op for phase, op, _ in log.rows if phase == "S3: sensor tick")
     print(f"S3 requests of the S3 ticks: {dict(by_op)}")
 
