@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 MAX_AGE_S = 900.0
+MAX_CLIENTS = 32
 _LOCK = threading.Lock()
 _CLIENTS: dict[str, tuple[float, Any]] = {}
 _LOADER: list[Any] = []  # the one botocore loader, made on first use
@@ -46,6 +47,7 @@ def shared_client(
         if made is not None and now - made[0] < MAX_AGE_S:
             return made[1]
         client = _new_client(service, profile, config, unsigned, client_args)
+        _forget_old(now)
         _CLIENTS[key] = (now, client)
         return client
 
@@ -64,6 +66,15 @@ def clear() -> None:
     """Forget every client (the next call makes new ones)."""
     with _LOCK:
         _CLIENTS.clear()
+
+
+def _forget_old(now: float) -> None:
+    """Drop clients past their age, and the oldest beyond MAX_CLIENTS (a process whose
+    environment keeps changing, e.g. tests, would pile them up). Called under _LOCK."""
+    for key in [k for k, (made, _) in _CLIENTS.items() if now - made >= MAX_AGE_S]:
+        del _CLIENTS[key]
+    while len(_CLIENTS) >= MAX_CLIENTS:
+        del _CLIENTS[min(_CLIENTS, key=lambda k: _CLIENTS[k][0])]
 
 
 def _forget_in_child() -> None:

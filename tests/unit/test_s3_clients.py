@@ -65,6 +65,16 @@ def test_a_client_is_made_afresh_after_its_age(monkeypatch: pytest.MonkeyPatch) 
     assert s3_clients.shared_client("s3") is not first
 
 
+def test_clients_of_past_environments_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(s3_clients, "MAX_CLIENTS", 3)
+    made = []
+    for port in range(1, 6):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        made.append(s3_clients.shared_client("s3"))
+    assert len(s3_clients._CLIENTS) == 3
+    assert s3_clients.shared_client("s3") is made[-1]  # the newest are kept
+
+
 def test_threads_asking_at_once_share_one_client() -> None:
     got: list[Any] = []
     start = threading.Barrier(6)
