@@ -17,16 +17,14 @@ The code under test is the one on PYTHONPATH (`PYTHONPATH=/tmp/motofresh-A:bench
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.s3_requests import RequestLog, aws_variables, moto_server
+from tests.s3_requests import RequestLog, bench_bucket, moto_server
 
 STREAM = "robot_telemetry"
 
@@ -48,15 +46,7 @@ def run(earlier: int, day_every: int, batches: int, raw: str | None = None) -> N
     work = Path(tempfile.mkdtemp(prefix="s3calls-"))
     with moto_server(log) as endpoint:
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        os.environ.update(
-            aws_variables(endpoint),
-            PII_HASH_KEY="s3-calls-bench",
-            PIPELINE_START_DATE=f"{hour - timedelta(days=2):%Y-%m-%d}",
-        )
-        import boto3
-
-        bucket = f"lake-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3").create_bucket(Bucket=bucket)
+        bucket = bench_bucket(endpoint, "s3-calls-bench")
         tables = ingest(log, bucket, work, hour, earlier, day_every, batches)
     for title, rows in tables:
         print(table(title, rows))

@@ -499,11 +499,10 @@ def encryption_args(mode: str | None, key_id: str | None = None) -> dict[str, st
 
 
 def default_s3_client() -> Any:
-    """A boto3 S3 client with adaptive retries; boto3 itself reads AWS_ENDPOINT_URL."""
-    import boto3
-    from botocore.config import Config
+    """The process's boto3 S3 client with adaptive retries; boto3 itself reads AWS_ENDPOINT_URL."""
+    from lake.s3_clients import shared_client
 
-    return boto3.client("s3", config=Config(retries={"max_attempts": 10, "mode": "adaptive"}))
+    return shared_client("s3", config={"retries": {"max_attempts": 10, "mode": "adaptive"}})
 
 
 def local_path(storage: Storage, key: str, scratch: Path) -> Path:

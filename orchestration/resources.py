@@ -8,9 +8,11 @@ from typing import Any
 
 from dagster import ConfigurableResource, EnvVar, Failure
 from dagster_aws.s3 import S3Resource
+from dagster_aws.utils import construct_boto_client_retry_config
 from dagster_duckdb import DuckDBResource
 
 from lake.pii import PIIKey, PIIKeyError, resolve_key
+from lake.s3_clients import shared_client
 from lake.settings import DEFAULTS, Settings, env_name
 from lake.storage import Storage, encryption_args, open_storage
 from orchestration.aws_resources import (
@@ -41,7 +43,26 @@ class LakeResource(ConfigurableResource):
         if not uri.startswith("s3://"):
             return open_storage(uri)
         put_args = encryption_args(self.s3_sse, self.s3_sse_kms_key_id)
-        return open_storage(uri, self.s3.get_client(), put_args, self.s3_read_attempts)
+        return open_storage(uri, s3_client(self.s3), put_args, self.s3_read_attempts)
+
+
+def s3_client(s3: S3Resource) -> Any:
+    """The client `s3.get_client()` makes, made once a process (lake.s3_clients): a new one
+    a sensor tick or step cost 0.3-0.8 s of CPU parsing botocore's models."""
+    retry_config = construct_boto_client_retry_config(s3.max_attempts)
+    return shared_client(
+        "s3",
+        profile=s3.profile_name,
+        config={"retries": retry_config.retries},
+        unsigned=s3.use_unsigned_session,
+        region_name=s3.region_name,
+        use_ssl=s3.use_ssl,
+        verify=s3.verify,
+        endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.aws_access_key_id,
+        aws_secret_access_key=s3.aws_secret_access_key,
+        aws_session_token=s3.aws_session_token,
+    )
 
 
 class PIIKeyResource(ConfigurableResource):

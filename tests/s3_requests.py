@@ -7,10 +7,13 @@ and bench/s3_calls_bench.py.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -114,3 +117,19 @@ def aws_variables(endpoint: str) -> dict[str, str]:
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
+
+
+def bench_bucket(endpoint: str, pii_key: str) -> str:
+    """A new bucket on the server at `endpoint`, this process's environment pointed at it
+    (with a PII key, and partitions from two days before the current hour)."""
+    import boto3
+
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    os.environ.update(
+        aws_variables(endpoint),
+        PII_HASH_KEY=pii_key,
+        PIPELINE_START_DATE=f"{hour - timedelta(days=2):%Y-%m-%d}",
+    )
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return bucket

@@ -37,3 +37,30 @@ def test_values_from_the_environment_reach_resources_as_env_vars(
     assert isinstance(key, EnvVar) and key.env_var_name == "PII_HASH_KEY"
     assert resources["glue"].database == "lake_glue"
     assert not isinstance(resources["glue"].database, EnvVar)
+
+
+def test_the_lake_s3_client_has_the_s3_resources_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared client (orchestration.resources.s3_client) is the one S3Resource.get_client()
+    makes: endpoint, region, retries and keys of the resource; one a process."""
+    from dagster_aws.s3 import S3Resource
+
+    from orchestration.resources import s3_client
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-environment")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    resource = S3Resource(
+        max_attempts=7,
+        region_name="eu-central-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="from-the-resource",
+        aws_secret_access_key="resource-secret",
+    )
+    shared, own = s3_client(resource), resource.get_client()
+    assert s3_client(resource) is shared
+    for client in (shared, own):
+        assert client.meta.endpoint_url == "http://127.0.0.1:9"
+        assert client.meta.region_name == "eu-central-1"
+    assert shared.meta.config.retries == own.meta.config.retries
+    assert shared._request_signer._credentials.access_key == "from-the-resource"
+    unsigned = s3_client(S3Resource(max_attempts=7, use_unsigned_session=True))
+    assert unsigned is not shared
