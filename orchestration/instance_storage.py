@@ -20,12 +20,14 @@ storage); an operator's own dagster.yaml (e.g. PostgreSQL) is left as it is.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import yaml
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
@@ -51,6 +53,11 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()  # used under _db_lock
         self._tables_seen: set[str] = set()
+        # the batch being stored (store_event_batch): its thread, its shards' connections
+        # and their transactions, all under _db_lock
+        self._batch_thread: int | None = None
+        self._batch: dict[str, Connection] = {}
+        self._batch_transactions: ExitStack | None = None
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -61,10 +68,39 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
+        if self._batch_thread == threading.get_ident():  # in store_event_batch, lock held
+            yield self._batch_connection(shard)
+            return
         with self._db_lock:
             engine = self._engine(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store `events` as store_event does, in one transaction a shard (one commit for
+        the run's file and one for index.db instead of one each an event). Dagster sends a
+        step's per-partition asset events and a run's planned events this way when
+        DAGSTER_EVENT_BATCH_SIZE is set (orchestration/launch.py sets it). A failure rolls
+        the whole batch back, so Dagster's fallback (each event stored alone) stores each
+        once: index.db commits first, the run's file (written by this run only) last."""
+        with self._db_lock, ExitStack() as transactions:
+            self._batch_thread, self._batch_transactions = threading.get_ident(), transactions
+            try:
+                for event in events:
+                    self.store_event(event)
+            finally:
+                self._batch_thread, self._batch_transactions = None, None
+                self._batch = {}
+
+    def _batch_connection(self, shard: str) -> Connection:
+        """The shard's connection in the batch's transaction, begun on first use."""
+        conn = self._batch.get(shard)
+        if conn is None:
+            assert self._batch_transactions is not None
+            conn = self._batch_transactions.enter_context(self._engine(shard).connect())
+            self._batch_transactions.enter_context(conn.begin())  # commits on a clean exit
+            self._batch[shard] = conn
+        return conn
 
     def _engine(self, shard: str) -> Engine:
         """The shard's engine (one pooled connection), created and initialised once."""
