@@ -43,6 +43,8 @@ from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from orchestration.alembic_scripts import keep_dagster_scripts
+
 RUN_SHARDS_KEPT = 4
 INDEX_SHARD = "index"
 
@@ -163,6 +165,7 @@ class ProjectSqliteStorage(DagsterSqliteStorage):
     """Dagster's SQLite storage (same files under base_dir) with the kept event log."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        keep_dagster_scripts()  # the storages check (and stamp) their files' migrations
         self.base_dir = base_dir
         self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = KeptSqliteEventLogStorage(_event_logs_directory(base_dir))

@@ -6,9 +6,12 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
+from alembic.util import coerce_resource_to_filename
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -21,6 +24,7 @@ from dagster import (
     materialize,
 )
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.sql import ALEMBIC_SCRIPTS_LOCATION
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -200,3 +204,26 @@ def test_the_launcher_turns_dagsters_event_batching_on_unless_set(
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "7")
     launch.main(["asset", "materialize", "--select", "landing/x", "--partition", "p"])
     assert [env["DAGSTER_EVENT_BATCH_SIZE"] for env in envs] == [launch.EVENT_BATCH_SIZE, "7"]
+
+
+def test_a_fresh_instance_loads_dagsters_migration_scripts_once_and_stamps_the_head(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    build = ScriptDirectory.__init__
+
+    def counted(self: ScriptDirectory, dir: str, *args: object, **kwargs: object) -> None:
+        built.append(dir)
+        build(self, dir, *args, **kwargs)
+
+    monkeypatch.setattr(ScriptDirectory, "__init__", counted)
+    with DagsterInstance.from_config(str(home)) as instance:
+        _run_hours(instance, ["2026-11-21-06:00"])  # and the run's own event file
+        (run,) = instance.get_runs()
+    # Dagster's storages built it (reading its ~90 scripts) for each check and stamp: 9 here
+    assert len(built) <= 1
+    head = ScriptDirectory(coerce_resource_to_filename(ALEMBIC_SCRIPTS_LOCATION)).get_current_head()
+    files = ["history/runs.db", "history/runs/index.db", f"history/runs/{run.run_id}.db"]
+    for name in [*files, "schedules/schedules.db"]:
+        with closing(sqlite3.connect(home / name)) as db:
+            assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
