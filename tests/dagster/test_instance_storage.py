@@ -227,3 +227,30 @@ def test_a_fresh_instance_loads_dagsters_migration_scripts_once_and_stamps_the_h
     for name in [*files, "schedules/schedules.db"]:
         with closing(sqlite3.connect(home / name)) as db:
             assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+
+
+@pytest.mark.usefixtures("batched")
+def test_a_batch_writes_its_assets_row_once_from_its_last_hour(home: Path) -> None:
+    writes: list[str] = []
+
+    def on_execute(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().startswith(("INSERT INTO asset_keys", "UPDATE asset_keys")):
+            writes.append(statement.split()[0])
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        event.listen(Engine, "before_cursor_execute", on_execute)
+        try:
+            _run_range(instance, TWO_DAYS)
+        finally:
+            event.remove(Engine, "before_cursor_execute", on_execute)
+        (run,) = instance.get_runs()
+        (record,) = instance.get_asset_records([AssetKey("hours_at_once")])
+        latest = instance.fetch_materializations(AssetKey("hours_at_once"), limit=1).records[0]
+    entry = record.asset_entry
+    assert entry.last_materialization_record is not None
+    assert entry.last_materialization_record.partition_key == TWO_DAYS[-1]
+    assert entry.last_materialization_record.storage_id == latest.storage_id
+    assert entry.last_run_id == run.run_id
+    # an INSERT (then an UPDATE, the row being there) for each hour's planned and
+    # materialized events stored apart; batched, the row is written for the last of each
+    assert len(writes) <= 4
