@@ -29,10 +29,13 @@ from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# what `python -m orchestration.launch <args>` does up to its exec of `dagster`
+# what `python -m orchestration.launch <args>` does up to its exec of `dagster`; it prints
+# the variables it adds to the environment `dagster` gets (the child gets them too)
 LAUNCHER = (
-    "import os, sys\nfrom orchestration import launch\n"
-    "os.execve = lambda *args: None\nlaunch.main(sys.argv[1:])"
+    "import json, os, sys\nfrom orchestration import launch\n"
+    "os.execve = lambda path, args, env: print(json.dumps("
+    "{k: v for k, v in env.items() if k not in os.environ}))\n"
+    "launch.main(sys.argv[1:])"
 )
 PHASES = ("cli imported", "instance", "code location", "run created", "planned events")
 
@@ -112,21 +115,20 @@ def measure(root: Path, code: Path) -> dict[str, tuple[float, float]]:
     argv += [",".join(f"{layer}/{SPEC.name}" for layer in ("landing", "schema", "cleaned"))]
     argv += ["--partition-range", f"{partition_key(first)}...{partition_key(last)}"]
     cpu_before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    subprocess.run([sys.executable, "-c", LAUNCHER, *argv], cwd=code, env=env, check=True)
+    launched = _output([sys.executable, "-c", LAUNCHER, *argv], code, env)
     launcher_s = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("ru_utime", "ru_stime"))
     argv += ["-m", "orchestration.definitions"]
-    out = subprocess.run(
-        [sys.executable, __file__, "_child", *argv],
-        cwd=code,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    stamps = json.loads(out.strip().splitlines()[-1])
+    env |= json.loads(launched)  # what the launcher adds, e.g. DAGSTER_EVENT_BATCH_SIZE
+    stamps = json.loads(_output([sys.executable, __file__, "_child", *argv], code, env))
     return {"launcher": (launcher_s, cpu), **{name: (wall, cpu) for name, wall, cpu in stamps}}
+
+
+def _output(command: list[str], code: Path, env: dict[str, str]) -> str:
+    """The last line `command` prints, run from `code` with `env`."""
+    out = subprocess.run(command, cwd=code, env=env, check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
 
 
 def main() -> None:

@@ -20,12 +20,15 @@ storage); an operator's own dagster.yaml (e.g. PostgreSQL) is left as it is.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import yaml
+from dagster import AssetKey, DagsterEventType
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
@@ -41,6 +44,8 @@ from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from orchestration.alembic_scripts import keep_dagster_scripts
+
 RUN_SHARDS_KEPT = 4
 INDEX_SHARD = "index"
 
@@ -51,6 +56,12 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()  # used under _db_lock
         self._tables_seen: set[str] = set()
+        # the batch being stored (store_event_batch): its thread, its shards' connections
+        # and their transactions, all under _db_lock
+        self._batch_thread: int | None = None
+        self._batch: dict[str, Connection] = {}
+        self._batch_transactions: ExitStack | None = None
+        self._superseded: set[int] = set()  # of the batch's events (_superseded_in)
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -61,10 +72,44 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
+        if self._batch_thread == threading.get_ident():  # in store_event_batch, lock held
+            yield self._batch_connection(shard)
+            return
         with self._db_lock:
             engine = self._engine(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store `events` as store_event does, in one transaction a shard (one commit for
+        the run's file and one for index.db instead of one each an event). Dagster sends a
+        step's per-partition asset events and a run's planned events this way when
+        DAGSTER_EVENT_BATCH_SIZE is set (orchestration/launch.py sets it). A failure rolls
+        the whole batch back, so Dagster's fallback (each event stored alone) stores each
+        once: index.db commits first, the run's file (written by this run only) last."""
+        with self._db_lock, ExitStack() as transactions:
+            self._batch_thread, self._batch_transactions = threading.get_ident(), transactions
+            self._superseded = _superseded_in(events)
+            try:
+                for event in events:
+                    self.store_event(event)
+            finally:
+                self._batch_thread, self._batch_transactions = None, None
+                self._batch, self._superseded = {}, set()
+
+    def _store_asset_event(self, conn: Connection, event: EventLogEntry, event_id: int) -> None:
+        if id(event) not in self._superseded:
+            super()._store_asset_event(conn, event, event_id)
+
+    def _batch_connection(self, shard: str) -> Connection:
+        """The shard's connection in the batch's transaction, begun on first use."""
+        conn = self._batch.get(shard)
+        if conn is None:
+            assert self._batch_transactions is not None
+            conn = self._batch_transactions.enter_context(self._engine(shard).connect())
+            self._batch_transactions.enter_context(conn.begin())  # commits on a clean exit
+            self._batch[shard] = conn
+        return conn
 
     def _engine(self, shard: str) -> Engine:
         """The shard's engine (one pooled connection), created and initialised once."""
@@ -123,10 +168,36 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
             self._close_connections()
 
 
+# the asset events whose row in index.db's asset_keys (last materialization, run id,
+# timestamp) is set whole by each event of the kind: the same columns every time
+_LAST_ONE_WINS = {
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    DagsterEventType.ASSET_OBSERVATION,
+}
+
+
+def _superseded_in(events: Sequence[EventLogEntry]) -> set[int]:
+    """The events of a batch whose asset row a later event of the same kind and asset
+    overwrites (a range run's hours): only the last one's row is written, one write instead
+    of one an hour, as dagster-postgres's own batches do."""
+    last = {key: id(event) for event in events if (key := _asset_row(event)) is not None}
+    return {id(e) for e in events if (key := _asset_row(e)) is not None and last[key] != id(e)}
+
+
+def _asset_row(event: EventLogEntry) -> tuple[DagsterEventType, AssetKey] | None:
+    dagster_event = event.dagster_event
+    if dagster_event is None or dagster_event.asset_key is None:
+        return None
+    kind = dagster_event.event_type
+    return (kind, dagster_event.asset_key) if kind in _LAST_ONE_WINS else None
+
+
 class ProjectSqliteStorage(DagsterSqliteStorage):
     """Dagster's SQLite storage (same files under base_dir) with the kept event log."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        keep_dagster_scripts()  # the storages check (and stamp) their files' migrations
         self.base_dir = base_dir
         self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = KeptSqliteEventLogStorage(_event_logs_directory(base_dir))

@@ -48,6 +48,11 @@ PACKAGES = ("lake", "assets", "orchestration")
 # named, not imported: the launcher replaces itself with `dagster` and should not pay for
 # Dagster's storage modules first
 INSTANCE_STORAGE = {"module": "orchestration.instance_storage", "class": "ProjectSqliteStorage"}
+# Dagster hands a step's per-partition asset events and a run's planned events to the event
+# log as batches of up to this many (store_event_batch) when DAGSTER_EVENT_BATCH_SIZE is set:
+# one transaction a shard with the project's SQLite storage, one INSERT with PostgreSQL's,
+# instead of a commit an event. An operator's own value is kept.
+EVENT_BATCH_SIZE = "100"
 
 
 def prepare_home(environ: Mapping[str, str]) -> Path:
@@ -146,7 +151,11 @@ def dagster_command(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv) or ["dev"]
-    env = {**os.environ, "DAGSTER_HOME": str(prepare_home(os.environ))}
+    env = {
+        "DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE,
+        **os.environ,
+        "DAGSTER_HOME": str(prepare_home(os.environ)),
+    }
     command = dagster_command(args)
     os.chdir(REPO_ROOT)
     if args[:1] == ["dev"]:

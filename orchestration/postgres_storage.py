@@ -50,6 +50,8 @@ from dagster_postgres.utils import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
+from orchestration.alembic_scripts import keep_dagster_scripts
+
 POOL_SIZE = 4  # connections kept per process: the daemon's busiest threads at once
 
 
@@ -117,6 +119,7 @@ class ProjectPostgresStorage(DagsterPostgresStorage):
     ) -> None:
         # DagsterPostgresStorage.__init__ with the kept-schema parts; their tables are
         # looked for (and made) by the process's first instance only
+        keep_dagster_scripts()
         self.postgres_url = postgres_url
         self.should_autocreate_tables = should_autocreate_tables
         self._inst_data = inst_data
