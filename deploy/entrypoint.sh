@@ -3,6 +3,9 @@
 # UI on :3000), daemon (sensors, schedules, the run queue, run monitoring); anything else is
 # run as given (the ECS run launcher's `dagster api execute_run ...`).
 set -eu
+# a step's per-partition asset events and a run's planned events stored as batches (one
+# INSERT on PostgreSQL), as orchestration/launch.py sets it for `make dev` and the CLI
+export DAGSTER_EVENT_BATCH_SIZE="${DAGSTER_EVENT_BATCH_SIZE:-100}"
 case "${1:-code-server}" in
   code-server)
     exec dagster code-server start -h 0.0.0.0 -p 4000 \
