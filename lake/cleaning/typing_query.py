@@ -238,11 +238,13 @@ def event_time_bounds(spec: StreamSpec, hour: datetime | None) -> tuple[datetime
     return spec.limits.earliest_event_time, hour + ahead
 
 
-# A record's JSON kind from its first character (DuckDB's reader hands over valid JSON, and
-# json_type would parse every record once more). ltrim copies the whole text: a record
-# starting with `{` or `[` (no space) is known without it.
+# A record's JSON kind from its first character past JSON's whitespace (DuckDB's reader
+# hands over valid JSON, and json_type would parse every record once more; the Python
+# splitter keeps an NDJSON line's leading tab). ltrim copies the whole text: a record
+# starting with `{` or `[` is known without it.
 _JSON_KIND = """CASE left(raw, 1) WHEN '{' THEN 'object' WHEN '[' THEN 'array' ELSE
-    CASE left(ltrim(raw), 1) WHEN '{' THEN 'object' WHEN '[' THEN 'array'
+    CASE left(ltrim(raw, ' ' || chr(9) || chr(10) || chr(13)), 1)
+    WHEN '{' THEN 'object' WHEN '[' THEN 'array'
     WHEN '"' THEN 'string' WHEN 't' THEN 'boolean' WHEN 'f' THEN 'boolean'
     WHEN 'n' THEN 'null' ELSE 'number' END END"""
 
