@@ -26,13 +26,11 @@ from lake.cleaning.typing_query import (
     cell_hints,
     masking_sets,
     masking_sql,
-    per_object_sql,
     raw_safe,
     typing_sql,
 )
 from lake.hive_types import Struct
 from lake.json_fields import Path
-from lake.sql_text import quote_identifier
 from lake.streams import StreamSpec
 
 
@@ -74,10 +72,7 @@ def type_records(
     added: list[str] | None = None
     while True:  # each round adds or refuses every unknown field: two rounds at most
         columns = leaf_columns_of(schema, spec, assigned, json_paths)
-        sql = typing_sql(source, columns, spec, hour)
-        table = con.sql(
-            f"SELECT *, {_event_date(columns, spec, hour)} AS _dt FROM ({sql})"
-        ).to_arrow_table()
+        table = con.sql(typing_sql(source, columns, spec, hour)).to_arrow_table()
         table = mask_by_text(con, table, columns, spec)
         con.register(TYPED, table)
         shapes = shape_keys(con, source)
@@ -96,16 +91,6 @@ def type_records(
         found = unknown_structure(con, source, list(unknown), novel, refused, limits, json_paths)
         schema, new_fields = add_unknown_fields(schema, list(unknown), found, refused, limits)
         added = (added or []) + new_fields
-
-
-def _event_date(
-    columns: list[Column], spec: StreamSpec, hour: datetime | Sequence[datetime]
-) -> str:
-    """SQL for a record's event date (the arrival date if the catalog has no event time)."""
-    for c in columns:
-        if c.path == (spec.event_time_field,):
-            return f"CAST({quote_identifier(c.name)} AS DATE)"
-    return per_object_sql(hour, lambda h: f"DATE '{h:%Y-%m-%d}'")
 
 
 def mask_by_text(

@@ -46,7 +46,7 @@ def typing_sql(
     """SELECT over `source` (columns _object, _position, raw) giving every typed column
     (the raw text stays in `source`: only quarantined records need it),
     `_reason` (NULL when the record is clean), `_key_hi` and `_key_lo` (the dedup key's
-    MD5 in two UBIGINT halves) and `_shape`
+    MD5 in two UBIGINT halves), `_dt` (the event date, last) and `_shape`
     (a hash of the record's top-level key list: records share a few shapes, so repeated
     keys and fields the catalog lacks are looked for once per shape, see lake.cleaning.new_fields).
     Event times outside the stream's accepted range around the arrival `hour` count as
@@ -97,9 +97,20 @@ timed AS (
 SELECT _object, _position, _shape,
        (_key_hash >> 64)::UBIGINT AS _key_hi, (_key_hash & {(1 << 64) - 1})::UBIGINT AS _key_lo,
        {reasons} AS _reason, {hinted},
-       {", ".join(quote_identifier(c.name) for c in columns)}
+       {", ".join(quote_identifier(c.name) for c in columns)},
+       {_event_date(columns, spec, hour)} AS _dt
 FROM typed
 """
+
+
+def _event_date(columns: list[Column], spec: StreamSpec, hour: Hours) -> str:
+    """SQL for a record's event date (the arrival date if the catalog has no event time)."""
+    for c in columns:
+        if c.path == (spec.event_time_field,):
+            return f"CAST({quote_identifier(c.name)} AS DATE)"
+    if hour is None:
+        hour = datetime.now(spec.limits.earliest_event_time.tzinfo)
+    return per_object_sql(hour, lambda h: f"DATE '{h:%Y-%m-%d}'")
 
 
 def masking_sets(columns: list[Column], spec: StreamSpec) -> list[list[Column]]:
@@ -227,11 +238,15 @@ def event_time_bounds(spec: StreamSpec, hour: datetime | None) -> tuple[datetime
     return spec.limits.earliest_event_time, hour + ahead
 
 
-# A record's JSON kind from its first character (DuckDB's reader hands over valid JSON, and
-# json_type would parse every record once more).
-_JSON_KIND = """CASE left(ltrim(raw), 1) WHEN '{' THEN 'object' WHEN '[' THEN 'array'
+# A record's JSON kind from its first character past JSON's whitespace (DuckDB's reader
+# hands over valid JSON, and json_type would parse every record once more; the Python
+# splitter keeps an NDJSON line's leading tab). ltrim copies the whole text: a record
+# starting with `{` or `[` is known without it.
+_JSON_KIND = """CASE left(raw, 1) WHEN '{' THEN 'object' WHEN '[' THEN 'array' ELSE
+    CASE left(ltrim(raw, ' ' || chr(9) || chr(10) || chr(13)), 1)
+    WHEN '{' THEN 'object' WHEN '[' THEN 'array'
     WHEN '"' THEN 'string' WHEN 't' THEN 'boolean' WHEN 'f' THEN 'boolean'
-    WHEN 'n' THEN 'null' ELSE 'number' END"""
+    WHEN 'n' THEN 'null' ELSE 'number' END END"""
 
 
 def _typed(c: Column, spec: StreamSpec, bounds: _Bounds) -> str:

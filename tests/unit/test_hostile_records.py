@@ -482,3 +482,14 @@ def test_records_only_duckdb_accepts_are_cleaned_with_no_catalog(tmp_path: Path)
     assert (report.records_in, report.records_cleaned) == (50, 50)
     assert sorted(r["event_id"] for r in lake.cleaned()) == sorted(f"t{i}" for i in range(50))
     next_hour_cleans(lake)
+
+
+def test_an_indented_line_beside_a_malformed_one_is_cleaned(tmp_path: Path) -> None:
+    """The Python splitter keeps a line's leading tab (DuckDB's reader drops it): the
+    record is still an object, cleaned, not quarantined as a JSON number."""
+    lake = Lake(tmp_path, dataclasses.replace(ROBOT, format="ndjson"))
+    report = lake.hour(H8, [rec("g1"), "\t" + rec("tab"), '{"event_id":"broken",', rec("g2")])
+    assert report.objects_split_in_python == 1
+    assert sorted(r["event_id"] for r in lake.cleaned()) == ["g1", "g2", "tab"]
+    [q] = lake.quarantined()
+    assert q["raw_text"] == '{"event_id":"broken",'
