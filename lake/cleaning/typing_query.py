@@ -104,12 +104,13 @@ FROM typed
 
 
 def _event_date(columns: list[Column], spec: StreamSpec, hour: Hours) -> str:
-    """SQL for a record's event date (the arrival date if the catalog has no event time)."""
+    """SQL for a record's event date (the arrival date if the catalog has no event time;
+    NULL with no arrival hour either)."""
     for c in columns:
         if c.path == (spec.event_time_field,):
             return f"CAST({quote_identifier(c.name)} AS DATE)"
     if hour is None:
-        hour = datetime.now(spec.limits.earliest_event_time.tzinfo)
+        return "NULL::DATE"
     return per_object_sql(hour, lambda h: f"DATE '{h:%Y-%m-%d}'")
 
 
