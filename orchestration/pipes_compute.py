@@ -22,6 +22,7 @@ from lake.cleaning.parallel import ChunkRunner, HeldCommit
 from lake.cleaning.report import HourReport
 from lake.cleaning.run import HOURS_MESSAGE, RunOptions
 from lake.crawl_run import CrawlOptions
+from lake.s3_clients import shared_client
 from lake.settings import REPO_ROOT, Settings, SettingsError
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
@@ -161,7 +162,7 @@ def ecs_client(settings: Settings, s3_client: Any = None, ecs: Any = None) -> An
 
     bucket, prefix = lake_bucket(settings)
     pipes_prefix = f"{prefix}/_state/pipes/".lstrip("/")
-    s3_client = s3_client or boto3.client("s3")
+    s3_client = s3_client or shared_client("s3")
     return PipesECSClient(
         client=ecs or boto3.client("ecs"),
         context_injector=PipesS3ContextInjector(
