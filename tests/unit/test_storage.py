@@ -340,12 +340,17 @@ def cursors(keys: list[str]) -> list[str]:
     return sorted(prefixes | bumped | {"", "\x7f", "é/é"})
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_start_after_matches_s3_order_for_hostile_names(tmp_path: Path, seed: int) -> None:
+def hostile_store(tmp_path: Path, seed: int) -> tuple[list[str], LocalStorage]:
     keys = hostile_keys(seed)
     store = LocalStorage(tmp_path / "root")
     for key in keys:
         store.write(key, b"x")
+    return keys, store
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_start_after_matches_s3_order_for_hostile_names(tmp_path: Path, seed: int) -> None:
+    keys, store = hostile_store(tmp_path, seed)
     for cursor in cursors(keys):
         for prefix in ("", "a/", "a", "a-/"):
             want = [k for k in keys if k > cursor and k.startswith(prefix)]
@@ -382,10 +387,7 @@ def test_bounded_listing_stats_only_what_it_may_list(
 @pytest.mark.parametrize("seed", range(4))
 def test_partial_name_prefixes_match_s3_for_hostile_names(tmp_path: Path, seed: int) -> None:
     """A prefix ending inside a name (a ledger hour's `<hour>-`) lists what S3 would."""
-    keys = hostile_keys(seed)
-    store = LocalStorage(tmp_path / "root")
-    for key in keys:
-        store.write(key, b"x")
+    keys, store = hostile_store(tmp_path, seed)
     for prefix in cursors(keys):
         want = [k for k in keys if k.startswith(prefix)]
         assert [o.key for o in store.list(prefix)] == want, prefix
