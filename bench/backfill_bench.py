@@ -117,9 +117,10 @@ def ours(
     select = ",".join(f"{layer}/{SPEC.name}" for layer in layers)
     command = [sys.executable, "-m", "orchestration.launch", "asset", "materialize"]
     if profile is not None:
-        from orchestration.launch import prepare_home
+        from orchestration.launch import EVENT_BATCH_SIZE, prepare_home
 
         prepare_home(env)
+        env.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)  # as the launcher does
         dagster = str(Path(sys.executable).with_name("dagster"))
         command = [sys.executable, "-m", "cProfile", "-o", str(profile), dagster]
         command += ["asset", "materialize", "-m", "orchestration.definitions"]

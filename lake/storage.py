@@ -163,8 +163,9 @@ class LocalStorage:
             names = sorted(os.listdir(folder))  # names only: no Python object per entry
         except (FileNotFoundError, NotADirectoryError):
             return
+        within = prefix[len(folder_key) :] if prefix.startswith(folder_key) else ""
         keyed = []
-        for name in _names_after(names, _relative(start_after, folder_key)):
+        for name in _names_after(_names_within(names, within), _relative(start_after, folder_key)):
             try:
                 is_dir = stat.S_ISDIR(os.lstat(os.path.join(folder, name)).st_mode)
             except FileNotFoundError:
@@ -422,6 +423,24 @@ def _relative(start_after: str | None, folder_key: str) -> str | None:
     if not start_after or not start_after.startswith(folder_key):
         return None
     return start_after[len(folder_key) :]
+
+
+def _names_within(names: list[str], within: str) -> list[str]:
+    """The sorted `names` of a folder that may hold keys starting with `within` (the
+    listing's prefix seen from inside the folder): the names starting with it, or, when it
+    reaches into a sub-folder, that name alone. The others are never stat'ed, so listing
+    one hour's manifests in a stream's flat ledger folder costs that hour's entries, not a
+    stat of every manifest the stream ever wrote."""
+    if not within:
+        return names
+    head, slash, _ = within.partition("/")
+    start = bisect.bisect_left(names, head if slash else within)
+    if slash:
+        return names[start : start + 1] if names[start : start + 1] == [head] else []
+    end = start
+    while end < len(names) and names[end].startswith(within):
+        end += 1
+    return names[start:end]
 
 
 def _names_after(names: list[str], after: str | None) -> list[str]:

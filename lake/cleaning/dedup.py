@@ -30,7 +30,7 @@ bytes a key; the names come back as a dictionary when the hour files are written
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -146,6 +146,58 @@ def save_hour_keys(
         if (key := save_keys(lake, stream, day, hour, new, gone)) is not None:
             written.append(key)
     return written
+
+
+def save_hours_keys(
+    con: duckdb.DuckDBPyConnection,
+    lake: Storage,
+    stream: str,
+    hours: list[datetime],
+    run_keys_sql: str,
+    names: pa.Array,
+    reprocessed: dict[datetime, set[str]],
+    stale_days: dict[datetime, set[date]],
+) -> None:
+    """save_hour_keys for each of a run's `hours`, from one scan of their keys:
+    `run_keys_sql` gives (h, dt, hi, lo, o) ordered by h then dt, h being the hour's index
+    in `hours`. save_hour_keys runs two queries an hour (its dates, then each date's
+    keys), a month of small hours' largest per-hour cost in DuckDB; here an hour costs
+    its key files' writes. Each date's keys are saved as soon as the scan has them all."""
+    gone = {hour: pa.array(sorted(reprocessed[hour]), pa.string()) for hour in hours}
+    saved: set[tuple[int, date]] = set()
+    for n, day, new in _hour_day_keys(con, run_keys_sql, names):
+        save_keys(lake, stream, day, hours[n], new, gone[hours[n]])
+        saved.add((n, day))
+    for n, hour in enumerate(hours):  # dates that may hold earlier keys, with no new ones
+        for day in sorted(d for d in stale_days[hour] if (n, d) not in saved):
+            save_keys(lake, stream, day, hour, NAMES_ENCODED.empty_table(), gone[hour])
+
+
+def _hour_day_keys(
+    con: duckdb.DuckDBPyConnection, run_keys_sql: str, names: pa.Array
+) -> Iterator[tuple[int, date, pa.Table]]:
+    """The keys of `run_keys_sql` (h, dt, hi, lo, o in (h, dt) order) as (h, dt, its
+    keys as NAMES_ENCODED), streamed: one date's keys are held at a time."""
+    at: tuple[int, date] | None = None
+    parts: list[pa.RecordBatch] = []
+    for batch in con.sql(run_keys_sql).to_arrow_reader(FETCH_ROWS):
+        # one int64 a row for (h, dt), so each (h, dt) is a run of equal values
+        combined = pc.add(
+            pc.multiply(batch["h"].cast(pa.int64()), 1 << 32),
+            batch["dt"].cast(pa.int32()).cast(pa.int64()),
+        )
+        start = 0
+        for end in pc.run_end_encode(combined).run_ends.to_pylist():
+            part = batch.slice(start, end - start)
+            start = end
+            here = (part["h"][0].as_py(), part["dt"][0].as_py())
+            if here != at and parts:
+                yield (*at, pa.Table.from_batches(parts, NAMES_ENCODED))  # type: ignore[misc]
+                parts = []
+            at = here
+            parts.append(_named_batch(part, names))
+    if parts:
+        yield (*at, pa.Table.from_batches(parts, NAMES_ENCODED))  # type: ignore[misc]
 
 
 def _named(keys: duckdb.DuckDBPyRelation, names: pa.Array) -> pa.Table:

@@ -32,7 +32,7 @@ from lake import layout
 from lake.catalog_store import column_assignment, stored_schema
 from lake.cleaning.columns import json_paths_of, leaf_columns_of
 from lake.cleaning.commit import RunCommit
-from lake.cleaning.dedup import save_hour_keys, window_dates
+from lake.cleaning.dedup import save_hour_keys, save_hours_keys, window_dates
 from lake.cleaning.key_files import KeyWindow
 from lake.cleaning.passes import CleaningRun
 from lake.cleaning.peers import Peers, kept_keys
@@ -223,16 +223,23 @@ def _clean_group(
         run.finish_writing()
         if peers is not None:
             peers.kept.append(kept_keys(con, run.new_keys, run.names))
-        keys_by_hour = _keys_by_hour(con, run, todo)
+        keys_sql = _run_keys(con, run, todo)
         for hour, days in _key_days(con, run.new_keys, todo).items():
             reports[hour].late_beyond_allowed = sum(
                 n for day, n in days.items() if day < windows[hour][0]
             )
         run_names = pa.array(run.names, pa.string())
-        for hour, new_keys in keys_by_hour.items():
-            stale = _days_of([f for o in todo[hour] for f in earlier_files[o.key]])
+        stale = {
+            h: _days_of([f for o in objs for f in earlier_files[o.key]]) for h, objs in todo.items()
+        }
+        if len(todo) == 1:
+            (hour,) = todo
             save_hour_keys(
-                con, lake, spec.name, hour, new_keys, run_names, reprocessed[hour], stale
+                con, lake, spec.name, hour, keys_sql, run_names, reprocessed[hour], stale[hour]
+            )
+        else:
+            save_hours_keys(
+                con, lake, spec.name, list(todo), keys_sql, run_names, reprocessed, stale
             )
     typed_as = TypedAs(
         int(table.get("VersionId", 0)) if table else 0,
@@ -271,34 +278,33 @@ def _clean_group(
         )
 
 
-def _keys_by_hour(
+def _run_keys(
     con: duckdb.DuckDBPyConnection, run: CleaningRun, todo: dict[datetime, list[ObjectInfo]]
-) -> dict[datetime, str]:
-    """SQL giving each hour's kept keys (dt, hi, lo, o: an index in run.names): NEW_KEYS
-    itself for one hour; for several, RUN_KEYS: each key with its hour's index, so an
-    hour's rows are found by an integer compare and the run's keys are not held twice."""
+) -> str:
+    """SQL giving the run's kept keys: for one hour, NEW_KEYS itself (dt, hi, lo, o: an
+    index in run.names); for several, (h, dt, hi, lo, o) in (h, dt) order from RUN_KEYS,
+    each key with its hour's index (an integer compare finds an hour's rows, and the
+    run's keys are not held twice), read in one scan (dedup.save_hours_keys)."""
     hours = list(todo)
     if len(hours) == 1:
-        return {hour: f"SELECT dt, hi, lo, o FROM {run.new_keys}" for hour in hours}
+        return f"SELECT dt, hi, lo, o FROM {run.new_keys}"
     index = {h: n for n, h in enumerate(hours)}
     objects = {"o": range(len(run.names)), "h": [index[h] for h in run.name_hours]}
     con.register("run_object_hours", pa.table(objects))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {RUN_OBJECTS} AS FROM run_object_hours")
     con.unregister("run_object_hours")
-    # ordered by hour: each hour's `h = n` then reads its own row groups (DuckDB's zone
-    # maps), not all the run's keys, which made a month's 720 hours quadratic
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {RUN_KEYS} AS SELECT r.h, k.o, k.dt, k.hi, k.lo "
-        f"FROM {run.new_keys} k JOIN {RUN_OBJECTS} r USING (o) ORDER BY r.h"
+        f"FROM {run.new_keys} k JOIN {RUN_OBJECTS} r USING (o)"
     )
-    return {h: f"SELECT dt, hi, lo, o FROM {RUN_KEYS} WHERE h = {n}" for n, h in enumerate(hours)}
+    return f"SELECT h, dt, hi, lo, o FROM {RUN_KEYS} ORDER BY h, dt"
 
 
 def _key_days(
     con: duckdb.DuckDBPyConnection, new_keys: str, todo: dict[datetime, list[ObjectInfo]]
 ) -> dict[datetime, dict[date, int]]:
     """Each hour's kept keys counted by event date, in one query for the run's hours
-    (RUN_KEYS, made by _keys_by_hour, when there are several)."""
+    (RUN_KEYS, made by _run_keys, when there are several)."""
     hours = list(todo)
     source = f"SELECT 0 AS h, dt FROM {new_keys}" if len(hours) == 1 else f"FROM {RUN_KEYS}"
     days: dict[datetime, dict[date, int]] = {hour: {} for hour in hours}

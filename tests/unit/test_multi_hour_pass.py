@@ -7,14 +7,18 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.cleaning.hour import _hour_groups, clean_hour, clean_hours
+from lake.cleaning.hour import CleaningSession, _hour_groups, clean_hour, clean_hours
+from lake.cleaning.key_files import day_keys
+from lake.cleaning.tables import RUN_KEYS
 from lake.firehose import hour_prefix, object_key
 from lake.settings import DEFAULTS, Settings
 from lake.storage import LocalStorage
@@ -220,3 +224,64 @@ def test_each_hour_counts_its_own_records_older_than_its_lateness(
     assert [r.late_beyond_allowed for r in run.values()] == [0, 1, 0, 2]
     assert [r.late_beyond_allowed for r in by_hour.values()] == [0, 1, 0, 2]
     assert [r.records_cleaned for r in run.values()] == [1, 2, 1, 2]
+
+
+def test_a_range_run_reads_its_hours_keys_in_one_scan(
+    landing: LocalStorage, tmp_path: Path
+) -> None:
+    """The hours' kept keys are saved from one scan of the run's keys, not two DuckDB
+    queries an hour (the dates, then each date's keys), and give the key files hour by
+    hour cleaning gives: an object overwritten with records of another date takes its
+    earlier keys out of their dates (which get no new keys) and saves its new ones."""
+    land(landing)
+    hourly_lake, _ = cleaned_lake(landing, tmp_path / "hourly", "hourly")
+    run_lake, _ = cleaned_lake(landing, tmp_path / "run", "run")
+    moved = rec("e20", "2026-11-19T23:00:00Z") + rec("e21", "2026-11-21T11:59:00Z")
+    landing.write(
+        object_key(SPEC.name, FIRST.replace(hour=9, minute=2), object_id="c"),
+        gzip.compress(moved.encode(), mtime=0),
+    )
+    landing.write(  # and one of the next hour: the run cleans two hours
+        object_key(SPEC.name, FIRST.replace(hour=10, minute=7), object_id="d"),
+        gzip.compress(rec("e22", "2026-11-21T10:30:00Z").encode(), mtime=0),
+    )
+    for h, objs in batches(landing).items():
+        clean_hour(SPEC, TABLE, landing, hourly_lake, h, objs, ingested_at=INGESTED)
+    with CleaningSession() as session:
+        session.con.execute("CALL enable_logging('QueryLog')")
+        reports = clean_hours(
+            SPEC, TABLE, landing, run_lake, batches(landing), INGESTED, session=session
+        )
+        logged = session.con.execute("SELECT message FROM duckdb_logs WHERE type = 'QueryLog'")
+        reads = [m for (m,) in logged.fetchall() if f"FROM {RUN_KEYS}" in m]
+
+    assert [r.objects for r in reports.values()] == [0, 1, 1, 0]
+    assert effective_keys(run_lake) == effective_keys(hourly_lake)
+    assert {k: v for k, v in lake_contents(run_lake).items() if "/keys/" not in k} == {
+        k: v for k, v in lake_contents(hourly_lake).items() if "/keys/" not in k
+    }
+    c_keys = {
+        day: sum("-09-02-00-c-" in r["obj"] for r in rows)
+        for day, rows in effective_keys(run_lake).items()
+    }
+    # e6 (kept from c on 11-20) gone; e20 and e21 kept; e1 and e11 were never c's
+    assert c_keys == {"2026-11-19": 1, "2026-11-20": 0, "2026-11-21": 1, "2026-11-28": 0}
+    assert len(reads) == 2  # the hours' dates counted (late records), then the one scan
+
+
+def effective_keys(lake: LocalStorage) -> dict[str, list[dict]]:
+    """Each event date's dedup keys as a run reads them (hour files, then run files, each
+    taking out the earlier keys of the objects it replaces), as sorted rows."""
+    folder = f"_state/keys/{SPEC.name}/"
+    days = sorted({i.key[len(folder) :].split("/")[0] for i in lake.list(folder)})
+    out = {}
+    with duckdb.connect() as con:
+        for name in days:
+            day = date.fromisoformat(name.removeprefix("dt="))
+            files = [i.key for i in lake.list(f"{folder}{name}/") if i.key.endswith(".parquet")]
+            probe = pa.concat_arrays(
+                [pq.read_table(lake.path(f))["hi"].combine_chunks() for f in files]
+            )
+            rows = pa.concat_tables(day_keys(lake, SPEC.name, day, probe, con)).to_pylist()
+            out[day.isoformat()] = sorted(({**r, "obj": str(r["obj"])} for r in rows), key=repr)
+    return out

@@ -340,12 +340,17 @@ def cursors(keys: list[str]) -> list[str]:
     return sorted(prefixes | bumped | {"", "\x7f", "é/é"})
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_start_after_matches_s3_order_for_hostile_names(tmp_path: Path, seed: int) -> None:
+def hostile_store(tmp_path: Path, seed: int) -> tuple[list[str], LocalStorage]:
     keys = hostile_keys(seed)
     store = LocalStorage(tmp_path / "root")
     for key in keys:
         store.write(key, b"x")
+    return keys, store
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_start_after_matches_s3_order_for_hostile_names(tmp_path: Path, seed: int) -> None:
+    keys, store = hostile_store(tmp_path, seed)
     for cursor in cursors(keys):
         for prefix in ("", "a/", "a", "a-/"):
             want = [k for k in keys if k > cursor and k.startswith(prefix)]
@@ -377,3 +382,44 @@ def test_bounded_listing_stats_only_what_it_may_list(
     # the two after the cursor, and a name equal to it (it could be a folder)
     assert len([p for p in looked if "/h/" in p]) == 3
     monkeypatch.setattr(storage_mod.os, "stat", real_stat)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_partial_name_prefixes_match_s3_for_hostile_names(tmp_path: Path, seed: int) -> None:
+    """A prefix ending inside a name (a ledger hour's `<hour>-`) lists what S3 would."""
+    keys, store = hostile_store(tmp_path, seed)
+    for prefix in cursors(keys):
+        want = [k for k in keys if k.startswith(prefix)]
+        assert [o.key for o in store.list(prefix)] == want, prefix
+        for cursor in (prefix, prefix[:-1], keys[len(keys) // 2]):
+            want_after = [k for k in want if k > cursor]
+            got = [o.key for o in store.list(prefix, start_after=cursor or None)]
+            assert got == want_after, (prefix, cursor)
+
+
+def test_a_partial_name_prefix_stats_only_the_names_it_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing one hour's manifests in a stream's flat ledger folder looks at that hour's
+    entries, not at every manifest of every hour (which made a range run's per-hour totals
+    seeding quadratic in the hours on a local lake)."""
+    store = LocalStorage(tmp_path / "root")
+    for hour in range(20):
+        for n in range(25):
+            store.write(f"_state/cleaned/s/20261101T{hour:02d}-{n:03d}.v1.json", b"{}")
+    looked: list[str] = []
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        looked.append(str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(storage_mod.os, "lstat", lstat)
+    listed = [o.key for o in store.list("_state/cleaned/s/20261101T07-")]
+    assert listed == [f"_state/cleaned/s/20261101T07-{n:03d}.v1.json" for n in range(25)]
+    assert len([p for p in looked if "/s/2026" in p]) == 25  # not the folder's 500
+    looked.clear()
+    after = "_state/cleaned/s/20261101T07-019.v1.json"
+    assert len(list(store.list("_state/cleaned/s/20261101T07-", start_after=after))) == 5
+    # the five after the cursor, and a name equal to it (it could be a folder)
+    assert len([p for p in looked if "/s/2026" in p]) == 6
