@@ -1,0 +1,105 @@
+"""The 2 GB hour's dedup replayed: drop_duplicates, keep_keys and save_hour_keys alone.
+
+    # once: each pass's narrow typed records (_object, _position, _dt, _key_hi, _key_lo,
+    # _reason) of `clean_bench.py ours --dir D` written to OUT/pass-NN.parquet
+    PYTHONPATH=.:bench .venv/bin/python bench/dedup_cost_bench.py capture --dir D --out OUT
+    # then, as often as wanted (code under test first on PYTHONPATH)
+    PYTHONPATH=.:bench .venv/bin/python bench/dedup_cost_bench.py replay --passes OUT --lake L
+
+`replay` runs the cleaning run's dedup steps over the captured passes on a DuckDB
+connection set up as CleaningSession's (memory limit, two threads), into a fresh lake L
+(removed first): each pass's drop_duplicates and keep_keys, then save_hour_keys of the
+run's keys. It prints each step's wall time, the process's CPU and peak RSS.
+"""
+
+import argparse
+import resource
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake.cleaning import dedup
+from lake.cleaning.key_files import KeyWindow
+from lake.cleaning.typed import Typed
+from lake.hive_types import Struct
+from lake.storage import LocalStorage
+
+HOUR = datetime(2026, 11, 21, 8, tzinfo=UTC)
+STREAM = "robot_telemetry"
+NARROW = "_object, _position, _dt, _key_hi, _key_lo, _reason"
+
+
+def capture(case: Path, out: Path) -> None:
+    import clean_bench
+    import lake.cleaning.passes as passes
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    real, count = passes.drop_duplicates, [0]
+
+    def keep(con, records, window):
+        path = out / f"pass-{count[0]:02d}.parquet"
+        con.sql(f"SELECT {NARROW} FROM {records.relation}").write_parquet(str(path))
+        count[0] += 1
+        return real(con, records, window)
+
+    passes.drop_duplicates = keep
+    sys.argv = ["clean_bench.py", "ours", "--dir", str(case)]
+    clean_bench.main()
+
+
+def replay(folder: Path, lake_dir: Path) -> None:
+    shutil.rmtree(lake_dir, ignore_errors=True)
+    lake = LocalStorage(lake_dir)
+    con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": str(lake_dir / "tmp")})
+    con.execute("SET TimeZone = 'UTC'")
+    new_keys = dedup.create_new_keys(con)
+    window = KeyWindow(lake, STREAM, dedup.window_dates(HOUR, 48))
+    names: list[str] = []
+    times = {"drop_duplicates": 0.0, "keep_keys": 0.0}
+    cpu0 = time.process_time()
+    for path in sorted(folder.glob("pass-*.parquet")):
+        table = pq.read_table(path)
+        con.register("typed", table)
+        objects = pa.compute.max(table["_object"]).as_py() + 1
+        start = time.perf_counter()
+        deduped = dedup.drop_duplicates(con, Typed(table, [], Struct({})), window)
+        times["drop_duplicates"] += time.perf_counter() - start
+        start = time.perf_counter()
+        dedup.keep_keys(con, deduped, len(names))
+        times["keep_keys"] += time.perf_counter() - start
+        names += [f"{path.stem}-object-{n:04d}" for n in range(objects)]
+        con.unregister("typed")
+    start = time.perf_counter()
+    written = dedup.save_hour_keys(
+        con, lake, STREAM, HOUR, f"SELECT dt, hi, lo, o FROM {new_keys}", pa.array(names), set()
+    )
+    times["save_hour_keys"] = time.perf_counter() - start
+    for step, seconds in times.items():
+        print(f"{step:16s} {seconds:7.2f} s")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"{'cpu':16s} {time.process_time() - cpu0:7.2f} s, peak RSS {rss} MB, files {written}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["capture", "replay"])
+    parser.add_argument("--dir", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--passes", type=Path)
+    parser.add_argument("--lake", type=Path)
+    args = parser.parse_args()
+    if args.mode == "capture":
+        capture(args.dir, args.out)
+    else:
+        replay(args.passes, args.lake)
+
+
+if __name__ == "__main__":
+    main()
