@@ -37,6 +37,7 @@ NARROW = "_object, _position, _dt, _key_hi, _key_lo, _reason"
 
 def capture(case: Path, out: Path) -> None:
     import clean_bench
+
     import lake.cleaning.passes as passes
 
     shutil.rmtree(out, ignore_errors=True)
