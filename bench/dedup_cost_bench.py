@@ -7,7 +7,7 @@
     PYTHONPATH=.:bench .venv/bin/python bench/dedup_cost_bench.py replay --passes OUT --lake L
 
 `replay` runs the cleaning run's dedup steps over the captured passes on a DuckDB
-connection set up as CleaningSession's (memory limit, two threads), into a fresh lake L
+connection set up as CleaningSession's (memory limit 1 GB, two threads: the session's on this machine; --threads, --memory), into a fresh lake L
 (removed first): each pass's drop_duplicates and keep_keys, then save_hour_keys of the
 run's keys. It prints each step's wall time, the process's CPU and peak RSS.
 """
@@ -55,35 +55,40 @@ def capture(case: Path, out: Path) -> None:
     clean_bench.main()
 
 
-def replay(folder: Path, lake_dir: Path) -> None:
+def replay(folder: Path, lake_dir: Path, threads: int, memory: str) -> None:
     shutil.rmtree(lake_dir, ignore_errors=True)
     lake = LocalStorage(lake_dir)
-    con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": str(lake_dir / "tmp")})
+    config = {"memory_limit": memory, "threads": threads, "temp_directory": str(lake_dir / "tmp")}
+    con = duckdb.connect(config=config)
     con.execute("SET TimeZone = 'UTC'")
     new_keys = dedup.create_new_keys(con)
     window = KeyWindow(lake, STREAM, dedup.window_dates(HOUR, 48))
     names: list[str] = []
     times = {"drop_duplicates": 0.0, "keep_keys": 0.0}
+    cpu = dict.fromkeys(times, 0.0)
     cpu0 = time.process_time()
     for path in sorted(folder.glob("pass-*.parquet")):
         table = pq.read_table(path)
         con.register("typed", table)
         objects = pa.compute.max(table["_object"]).as_py() + 1
-        start = time.perf_counter()
+        start, used = time.perf_counter(), time.process_time()
         deduped = dedup.drop_duplicates(con, Typed(table, [], Struct({})), window)
         times["drop_duplicates"] += time.perf_counter() - start
-        start = time.perf_counter()
+        cpu["drop_duplicates"] += time.process_time() - used
+        start, used = time.perf_counter(), time.process_time()
         dedup.keep_keys(con, deduped, len(names))
         times["keep_keys"] += time.perf_counter() - start
+        cpu["keep_keys"] += time.process_time() - used
         names += [f"{path.stem}-object-{n:04d}" for n in range(objects)]
         con.unregister("typed")
-    start = time.perf_counter()
+    start, used = time.perf_counter(), time.process_time()
     written = dedup.save_hour_keys(
         con, lake, STREAM, HOUR, f"SELECT dt, hi, lo, o FROM {new_keys}", pa.array(names), set()
     )
     times["save_hour_keys"] = time.perf_counter() - start
+    cpu["save_hour_keys"] = time.process_time() - used
     for step, seconds in times.items():
-        print(f"{step:16s} {seconds:7.2f} s")
+        print(f"{step:16s} {seconds:7.2f} s wall {cpu[step]:7.2f} s CPU")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"{'cpu':16s} {time.process_time() - cpu0:7.2f} s, peak RSS {rss} MB, files {written}")
 
@@ -95,11 +100,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--passes", type=Path)
     parser.add_argument("--lake", type=Path)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory", default="1GB")  # CleaningSession's default
     args = parser.parse_args()
     if args.mode == "capture":
         capture(args.dir, args.out)
     else:
-        replay(args.passes, args.lake)
+        replay(args.passes, args.lake, args.threads, args.memory)
 
 
 if __name__ == "__main__":

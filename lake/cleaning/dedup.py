@@ -76,17 +76,26 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, records: Typed, window: KeyW
     order in this run or is in `window`'s key files."""
     rid = f"_object * {ROW_SPAN} + _position"
     typed = records.relation
-    # a record's object is its row id's high half: one aggregate fewer than arg_min(_object)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {FIRSTS} AS
-        SELECT hi, lo, rid // {ROW_SPAN} AS _object, rid, dt, copies
-        FROM (SELECT hi, lo, min(rid) AS rid, arg_min(_dt, rid) AS dt, count(*) AS copies
-              FROM (SELECT {rid} AS rid, _dt, _key_hi AS hi, _key_lo AS lo
-                    FROM {typed} WHERE _reason IS NULL)
-              GROUP BY hi, lo)
-        """
+    clean = (
+        f"SELECT {rid} AS rid, _dt, _key_hi AS hi, _key_lo AS lo FROM {typed} WHERE _reason IS NULL"
     )
+    # counting the pass's distinct keys costs half the GROUP BY that finds each key's first
+    # record, which a pass without copies (the usual one) then does without
+    rows, keys = con.execute(
+        f"SELECT (SELECT count(*) FROM ({clean})), "
+        f"(SELECT count(*) FROM (SELECT DISTINCT hi, lo FROM ({clean})))"
+    ).fetchall()[0]
+    copies = rows > keys
+    if copies:  # a record's object is its row id's high half
+        firsts = f"""
+            SELECT hi, lo, rid // {ROW_SPAN} AS _object, rid, dt, copies
+            FROM (SELECT hi, lo, min(rid) AS rid, arg_min(_dt, rid) AS dt, count(*) AS copies
+                  FROM ({clean}) GROUP BY hi, lo)"""
+    else:
+        firsts = f"""
+            SELECT hi, lo, rid // {ROW_SPAN} AS _object, rid, _dt AS dt, 1::BIGINT AS copies
+            FROM ({clean})"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {FIRSTS} AS {firsts}")
     found = window.hits(con.sql(f"SELECT hi FROM {FIRSTS}").to_arrow_table(), con)
     con.register(SEEN_KEYS, found)
     # the pass's keys kept before: in the window's files or by the run's earlier passes.
@@ -100,14 +109,13 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, records: Typed, window: KeyW
         """
     ).to_arrow_table()
     con.register(SEEN_KEYS, seen_keys)
-    (copies,) = con.execute(f"SELECT max(copies) FROM {FIRSTS}").fetchall()[0]
-    if (copies or 0) <= 1 and not seen_keys.num_rows:
+    if not copies and not seen_keys.num_rows:
         return Deduped(None)  # nothing to drop (the usual micro-batch)
     seen = f"EXISTS (SELECT 1 FROM {SEEN_KEYS} s WHERE s.hi = {FIRSTS}.hi AND s.lo = {FIRSTS}.lo)"
     dropped = con.sql(
         f"""
         SELECT k.rid
-        FROM (SELECT {rid} AS rid, _key_hi AS hi, _key_lo AS lo FROM {typed} WHERE _reason IS NULL) k
+        FROM ({clean}) k
         JOIN (SELECT hi, lo, rid FROM {FIRSTS} WHERE copies > 1) f
             ON f.hi = k.hi AND f.lo = k.lo AND k.rid <> f.rid
         UNION ALL SELECT rid FROM {FIRSTS} WHERE {seen}
