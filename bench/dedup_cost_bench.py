@@ -58,6 +58,7 @@ def capture(case: Path, out: Path) -> None:
 def replay(folder: Path, lake_dir: Path, threads: int, memory: str) -> None:
     shutil.rmtree(lake_dir, ignore_errors=True)
     lake = LocalStorage(lake_dir)
+    (lake_dir / "tmp").mkdir(parents=True)  # DuckDB's spill folder (the session's scratch)
     config = {"memory_limit": memory, "threads": threads, "temp_directory": str(lake_dir / "tmp")}
     con = duckdb.connect(config=config)
     con.execute("SET TimeZone = 'UTC'")
