@@ -104,10 +104,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory", default="1GB")  # CleaningSession's default
     args = parser.parse_args()
-    if args.mode == "capture":
-        capture(args.dir, args.out)
-    else:
-        replay(args.passes, args.lake, args.threads, args.memory)
+    modes = {
+        "capture": lambda: capture(args.dir, args.out),
+        "replay": lambda: replay(args.passes, args.lake, args.threads, args.memory),
+    }
+    modes[args.mode]()
 
 
 if __name__ == "__main__":
