@@ -76,30 +76,46 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, records: Typed, window: KeyW
     order in this run or is in `window`'s key files."""
     rid = f"_object * {ROW_SPAN} + _position"
     typed = records.relation
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {FIRSTS} AS
-        SELECT hi, lo, arg_min(_object, rid) AS _object, min(rid) AS rid,
-               arg_min(_dt, rid) AS dt, count(*) AS copies
-        FROM (SELECT _object, {rid} AS rid, _dt, _key_hi AS hi, _key_lo AS lo
-              FROM {typed} WHERE _reason IS NULL)
-        GROUP BY hi, lo
-        """
+    clean = (
+        f"SELECT {rid} AS rid, _dt, _key_hi AS hi, _key_lo AS lo FROM {typed} WHERE _reason IS NULL"
     )
-    con.register(SEEN_KEYS, window.hits(con.sql(f"SELECT hi FROM {FIRSTS}").to_arrow_table(), con))
-    seen = " OR ".join(
-        f"EXISTS (SELECT 1 FROM {t} s WHERE s.hi = {FIRSTS}.hi AND s.lo = {FIRSTS}.lo)"
-        for t in (SEEN_KEYS, NEW_KEYS)
-    )
-    copies, seen_keys = con.execute(
-        f"SELECT max(copies), count(*) FILTER (WHERE {seen}) FROM {FIRSTS}"
+    # counting the pass's distinct keys costs half the GROUP BY that finds each key's first
+    # record, which a pass without copies (the usual one) then does without
+    rows, keys = con.execute(
+        f"SELECT (SELECT count(*) FROM ({clean})), "
+        f"(SELECT count(*) FROM (SELECT DISTINCT hi, lo FROM ({clean})))"
     ).fetchall()[0]
-    if (copies or 0) <= 1 and not seen_keys:
+    copies = rows > keys
+    if copies:  # a record's object is its row id's high half
+        firsts = f"""
+            SELECT hi, lo, rid // {ROW_SPAN} AS _object, rid, dt, copies
+            FROM (SELECT hi, lo, min(rid) AS rid, arg_min(_dt, rid) AS dt, count(*) AS copies
+                  FROM ({clean}) GROUP BY hi, lo)"""
+    else:
+        firsts = f"""
+            SELECT hi, lo, rid // {ROW_SPAN} AS _object, rid, _dt AS dt, 1::BIGINT AS copies
+            FROM ({clean})"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {FIRSTS} AS {firsts}")
+    found = window.hits(con.sql(f"SELECT hi FROM {FIRSTS}").to_arrow_table(), con)
+    con.register(SEEN_KEYS, found)
+    # the pass's keys kept before: in the window's files or by the run's earlier passes.
+    # A semi join hashes the smaller side (the pass's keys), not NEW_KEYS (the run's, 7M in
+    # the 2 GB hour), which an EXISTS hashed anew for every pass
+    seen_keys = con.sql(
+        f"""
+        SELECT DISTINCT hi, lo
+        FROM (SELECT hi, lo FROM {SEEN_KEYS} UNION ALL SELECT hi, lo FROM {NEW_KEYS}) s
+        SEMI JOIN {FIRSTS} f ON s.hi = f.hi AND s.lo = f.lo
+        """
+    ).to_arrow_table()
+    con.register(SEEN_KEYS, seen_keys)
+    if not copies and not seen_keys.num_rows:
         return Deduped(None)  # nothing to drop (the usual micro-batch)
+    seen = f"EXISTS (SELECT 1 FROM {SEEN_KEYS} s WHERE s.hi = {FIRSTS}.hi AND s.lo = {FIRSTS}.lo)"
     dropped = con.sql(
         f"""
         SELECT k.rid
-        FROM (SELECT {rid} AS rid, _key_hi AS hi, _key_lo AS lo FROM {typed} WHERE _reason IS NULL) k
+        FROM ({clean}) k
         JOIN (SELECT hi, lo, rid FROM {FIRSTS} WHERE copies > 1) f
             ON f.hi = k.hi AND f.lo = k.lo AND k.rid <> f.rid
         UNION ALL SELECT rid FROM {FIRSTS} WHERE {seen}
@@ -141,7 +157,11 @@ def save_hour_keys(
     written = []
     for day in sorted(days):
         new = _named(
-            con.sql(f"SELECT hi, lo, o FROM ({new_keys_sql}) WHERE dt = ?", params=[day]), names
+            con.sql(
+                f"SELECT hi, lo, o FROM ({new_keys_sql}) WHERE dt = ? ORDER BY hi, lo",
+                params=[day],
+            ),
+            names,
         )
         if (key := save_keys(lake, stream, day, hour, new, gone)) is not None:
             written.append(key)
@@ -203,8 +223,9 @@ def _hour_day_keys(
 def _named(keys: duckdb.DuckDBPyRelation, names: pa.Array) -> pa.Table:
     """The keys (hi, lo, o) as (hi, lo, obj), each batch's `obj` a dictionary of the names
     it uses: an hour's millions of keys name a few hundred objects. The batches come
-    narrow from DuckDB, which streams a plain scan (a join to the names, or the names
-    themselves, made it hold the whole date's result first: ~500 MB in the 2 GB hour)."""
+    narrow from DuckDB (a join to the names, or the names themselves, made it hold the
+    whole date's result: ~500 MB in the 2 GB hour), sorted by key: DuckDB's sort on the
+    session's threads, not Arrow's after the fetch (key_files.sorted_key_file)."""
     batches = keys.to_arrow_reader(FETCH_ROWS)
     return pa.Table.from_batches((_named_batch(b, names) for b in batches), NAMES_ENCODED)
 

@@ -103,13 +103,20 @@ class KeyWindow:
         """The rows (hi, lo) of the window's key files whose `hi` is among `keys`' (a
         superset of the keys found: the caller matches both halves). Files read whole are
         matched in DuckDB on `con` (default: a connection of this thread's own)."""
+        empty = KEYS_SCHEMA.empty_table().select(["hi", "lo"])
         if not self.days or keys.num_rows == 0:
-            return KEYS_SCHEMA.empty_table().select(["hi", "lo"])
+            return empty
+        listings = {day: _listed(self.lake, self.stream, day) for day in self.days}
+        listings = {day: listing for day, listing in listings.items() if not _bare(listing)}
+        if not listings:
+            return empty  # no key file in the window (a first run): no probe to make
         probe = pc.unique(keys["hi"].combine_chunks().cast(pa.uint64()))
         probe = probe.take(pc.sort_indices(probe))
         con = _connection() if con is None else con
         rows = pa.concat_tables(
-            part for day in self.days for part in day_keys(self.lake, self.stream, day, probe, con)
+            part
+            for day, listing in listings.items()
+            for part in day_keys(self.lake, self.stream, day, probe, con, listing)
         )
         if self.reprocessed:
             gone = pa.array(sorted(self.reprocessed), pa.string())
@@ -118,19 +125,26 @@ class KeyWindow:
 
 
 def day_keys(
-    lake: Storage, stream: str, day: date, probe: pa.Array, con: duckdb.DuckDBPyConnection
+    lake: Storage,
+    stream: str,
+    day: date,
+    probe: pa.Array,
+    con: duckdb.DuckDBPyConnection,
+    listing: _Listing | None = None,
 ) -> list[pa.Table]:
     """The rows (hi, lo, obj) of an event date's key files whose `hi` is in `probe`: the
     compacted file's rows of hour files it holds at their current version, the rows of
     every other hour file, then each run file's (lake.cleaning.run_keys) in write order,
-    each taking out the rows before it of the objects it replaces."""
+    each taking out the rows before it of the objects it replaces. `listing`: the date's
+    files as just listed (default: listed here)."""
     for _ in range(RACES):
-        listing = _listed(lake, stream, day)
+        if listing is None:
+            listing = _listed(lake, stream, day)
         found = _hour_rows(lake, listing, probe, con)
         try:
             return [_with_runs(lake, pa.concat_tables(found), listing.runs, probe, con)]
         except (ObjectNotFound, FileNotFoundError):
-            continue  # a run file folded into its hour file meanwhile: list again
+            listing = None  # a run file folded into its hour file meanwhile: list again
     raise ConcurrentUpdateError(
         f"{lake.uri_of(layout.dedup_keys_folder(stream, day))}: run files kept vanishing"
     )
@@ -332,6 +346,11 @@ def _listed(lake: Storage, stream: str, day: date) -> _Listing:
     return _Listing(hours, sorted(runs, key=lambda i: i.key), compacted, index)
 
 
+def _bare(listing: _Listing) -> bool:
+    """Whether a date has no key file (its probe index alone says nothing)."""
+    return not listing.hours and not listing.runs and listing.compacted is None
+
+
 def _current(absorbed: dict[str, str], hours: dict[str, ObjectInfo]) -> dict[str, str]:
     """The absorbed hour files still at the version the compacted file holds."""
     return {n: v for n, v in absorbed.items() if n in hours and hours[n].etag == v}
@@ -362,9 +381,13 @@ def sorted_key_file(
 
     The rows are put in order by index and decoded and written WRITE_ROWS at a time, their
     names dictionary-encoded meanwhile: a big hour's keys (7M in the 2 GB hour) hold each
-    object's name once, not once a row in the table, its sorted copy and the writer's."""
-    order = pc.sort_indices(table, sort_keys=[("hi", "ascending"), ("lo", "ascending")])
-    firsts = pc.take(order, pa.array(range(0, table.num_rows, ROW_GROUP_ROWS), pa.int64()))
+    object's name once, not once a row in the table, its sorted copy and the writer's.
+    Rows already in order (a run's keys, fetched sorted from DuckDB) are not sorted again:
+    Arrow's sort of the 2 GB hour's keys took 3-4 s."""
+    order = _sort_order(table)
+    firsts = pa.array(range(0, table.num_rows, ROW_GROUP_ROWS), pa.int64())
+    if order is not None:
+        firsts = pc.take(order, firsts)
     starts = pc.take(table["hi"], firsts).combine_chunks().cast(pa.uint64())
     packed = starts.buffers()[1].to_pybytes()[: 8 * len(starts)] if len(starts) else b""
     schema = (schema or table.schema).with_metadata(
@@ -383,9 +406,25 @@ def sorted_key_file(
         write_statistics=["hi"],
     ) as writer:
         for start in range(0, table.num_rows, WRITE_ROWS):
-            part = rows.take(order.slice(start, WRITE_ROWS)).cast(schema)
-            writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
-    return out.getvalue(), pc.take(table["hi"], order).combine_chunks()
+            if order is None:
+                part = rows.slice(start, WRITE_ROWS)
+            else:
+                part = rows.take(order.slice(start, WRITE_ROWS))
+            writer.write_table(part.cast(schema), row_group_size=ROW_GROUP_ROWS)
+    hi = table["hi"] if order is None else pc.take(table["hi"], order)
+    return out.getvalue(), hi.combine_chunks()
+
+
+def _sort_order(table: pa.Table) -> pa.Array | None:
+    """The indices that sort `table` by (hi, lo) (stable), None when it is in that order."""
+    if table.num_rows > 1:
+        hi, lo = table["hi"], table["lo"]
+        n = table.num_rows - 1
+        before, after = hi.slice(0, n), hi.slice(1)
+        tied = pc.and_(pc.equal(before, after), pc.less_equal(lo.slice(0, n), lo.slice(1)))
+        if not pc.all(pc.or_(pc.less(before, after), tied)).as_py():
+            return pc.sort_indices(table, sort_keys=[("hi", "ascending"), ("lo", "ascending")])
+    return None
 
 
 def _names_encoded(table: pa.Table) -> pa.Table:

@@ -16,7 +16,8 @@ MASK_TEXTS = "mask_texts"  # (v): each text of a set of masked columns, once
 OBJECTS = "objects"  # (_object, _source_key, _name, _arrival_hour): the pass's objects
 # dedup (lake.cleaning.dedup)
 FIRSTS = "firsts"  # (hi, lo, _object, rid, dt, copies): the records kept
-SEEN_KEYS = "seen_keys"  # (hi, lo): the pass's keys found in the window's key files
+# (hi, lo): the pass's keys kept before: in the window's key files or by earlier passes
+SEEN_KEYS = "seen_keys"
 # (dt, hi, lo, o): the keys this run kept, by its earlier passes too; o: CleaningRun.names index
 NEW_KEYS = "new_keys"
 RUN_KEYS = "run_keys"  # (h, o, dt, hi, lo): NEW_KEYS of a run of several hours, by hour
