@@ -179,7 +179,7 @@ def save_hours_keys(
     stale_days: dict[datetime, set[date]],
 ) -> None:
     """save_hour_keys for each of a run's `hours`, from one scan of their keys:
-    `run_keys_sql` gives (h, dt, hi, lo, o) ordered by h then dt, h being the hour's index
+    `run_keys_sql` gives (h, dt, hi, lo, o) ordered by h, dt (and best by hi, lo too), h being the hour's index
     in `hours`. save_hour_keys runs two queries an hour (its dates, then each date's
     keys), a month of small hours' largest per-hour cost in DuckDB; here an hour costs
     its key files' writes. Each date's keys are saved as soon as the scan has them all."""
@@ -196,7 +196,7 @@ def save_hours_keys(
 def _hour_day_keys(
     con: duckdb.DuckDBPyConnection, run_keys_sql: str, names: pa.Array
 ) -> Iterator[tuple[int, date, pa.Table]]:
-    """The keys of `run_keys_sql` (h, dt, hi, lo, o in (h, dt) order) as (h, dt, its
+    """The keys of `run_keys_sql` (h, dt, hi, lo, o in (h, dt) order at least) as (h, dt, its
     keys as NAMES_ENCODED), streamed: one date's keys are held at a time."""
     at: tuple[int, date] | None = None
     parts: list[pa.RecordBatch] = []

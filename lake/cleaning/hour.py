@@ -282,7 +282,8 @@ def _run_keys(
     con: duckdb.DuckDBPyConnection, run: CleaningRun, todo: dict[datetime, list[ObjectInfo]]
 ) -> str:
     """SQL giving the run's kept keys: for one hour, NEW_KEYS itself (dt, hi, lo, o: an
-    index in run.names); for several, (h, dt, hi, lo, o) in (h, dt) order from RUN_KEYS,
+    index in run.names); for several, (h, dt, hi, lo, o) in that order from RUN_KEYS (each date's keys come
+    sorted, so its key file is not sorted again),
     each key with its hour's index (an integer compare finds an hour's rows, and the
     run's keys are not held twice), read in one scan (dedup.save_hours_keys)."""
     hours = list(todo)
@@ -297,7 +298,7 @@ def _run_keys(
         f"CREATE OR REPLACE TEMP TABLE {RUN_KEYS} AS SELECT r.h, k.o, k.dt, k.hi, k.lo "
         f"FROM {run.new_keys} k JOIN {RUN_OBJECTS} r USING (o)"
     )
-    return f"SELECT h, dt, hi, lo, o FROM {RUN_KEYS} ORDER BY h, dt"
+    return f"SELECT h, dt, hi, lo, o FROM {RUN_KEYS} ORDER BY h, dt, hi, lo"
 
 
 def _key_days(
