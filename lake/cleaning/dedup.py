@@ -149,23 +149,18 @@ def save_hour_keys(
     `stale_days` are event dates that may hold such keys though this run wrote none for
     them. Each date's keys go to the hour file when it has none yet, else to a run file of
     their own (lake.cleaning.run_keys): O(run), whatever the hour holds. The dates are
-    compacted at the run's end, not here (lake.cleaning.key_files.compact_due)."""
-    gone = pa.array(sorted(reprocessed), pa.string())
-    days = {
-        r[0] for r in con.execute(f"SELECT DISTINCT dt FROM ({new_keys_sql})").fetchall()
-    } | set(stale_days)
-    written = []
-    for day in sorted(days):
-        new = _named(
-            con.sql(
-                f"SELECT hi, lo, o FROM ({new_keys_sql}) WHERE dt = ? ORDER BY hi, lo",
-                params=[day],
-            ),
-            names,
-        )
-        if (key := save_keys(lake, stream, day, hour, new, gone)) is not None:
-            written.append(key)
-    return written
+    compacted at the run's end, not here (lake.cleaning.key_files.compact_due). The keys
+    written, in the order saved."""
+    return save_hours_keys(
+        con,
+        lake,
+        stream,
+        [hour],
+        f"SELECT 0 AS h, dt, hi, lo, o FROM ({new_keys_sql}) ORDER BY dt, hi, lo",
+        names,
+        {hour: reprocessed},
+        {hour: set(stale_days)},
+    )
 
 
 def save_hours_keys(
@@ -177,27 +172,36 @@ def save_hours_keys(
     names: pa.Array,
     reprocessed: dict[datetime, set[str]],
     stale_days: dict[datetime, set[date]],
-) -> None:
+) -> list[str]:
     """save_hour_keys for each of a run's `hours`, from one scan of their keys:
-    `run_keys_sql` gives (h, dt, hi, lo, o) ordered by h, dt (and best by hi, lo too), h being the hour's index
-    in `hours`. save_hour_keys runs two queries an hour (its dates, then each date's
-    keys), a month of small hours' largest per-hour cost in DuckDB; here an hour costs
-    its key files' writes. Each date's keys are saved as soon as the scan has them all."""
+    `run_keys_sql` gives (h, dt, hi, lo, o) ordered by h, dt (best by hi, lo too: each
+    date's key file is then not sorted again), h being the hour's index in `hours`. An
+    hour costs its key files' writes, not queries of its own (a month of small hours' largest
+    per-hour cost in DuckDB was two an hour). Each date's keys are saved as soon as the scan
+    has them all. The keys written, in the order saved."""
     gone = {hour: pa.array(sorted(reprocessed[hour]), pa.string()) for hour in hours}
     saved: set[tuple[int, date]] = set()
+    written = []
     for n, day, new in _hour_day_keys(con, run_keys_sql, names):
-        save_keys(lake, stream, day, hours[n], new, gone[hours[n]])
+        if (key := save_keys(lake, stream, day, hours[n], new, gone[hours[n]])) is not None:
+            written.append(key)
         saved.add((n, day))
     for n, hour in enumerate(hours):  # dates that may hold earlier keys, with no new ones
         for day in sorted(d for d in stale_days[hour] if (n, d) not in saved):
-            save_keys(lake, stream, day, hour, NAMES_ENCODED.empty_table(), gone[hour])
+            empty = NAMES_ENCODED.empty_table()
+            if (key := save_keys(lake, stream, day, hour, empty, gone[hour])) is not None:
+                written.append(key)
+    return written
 
 
 def _hour_day_keys(
     con: duckdb.DuckDBPyConnection, run_keys_sql: str, names: pa.Array
 ) -> Iterator[tuple[int, date, pa.Table]]:
     """The keys of `run_keys_sql` (h, dt, hi, lo, o in (h, dt) order at least) as (h, dt, its
-    keys as NAMES_ENCODED), streamed: one date's keys are held at a time."""
+    keys as NAMES_ENCODED), streamed: one date's keys are held at a time, each batch's `obj`
+    a dictionary of the names it uses (an hour's millions of keys name a few hundred
+    objects). The batches come narrow from DuckDB: a join to the names, or the names
+    themselves, made it hold the whole result (~500 MB in the 2 GB hour)."""
     at: tuple[int, date] | None = None
     parts: list[pa.RecordBatch] = []
     for batch in con.sql(run_keys_sql).to_arrow_reader(FETCH_ROWS):
@@ -218,16 +222,6 @@ def _hour_day_keys(
             parts.append(_named_batch(part, names))
     if parts:
         yield (*at, pa.Table.from_batches(parts, NAMES_ENCODED))  # type: ignore[misc]
-
-
-def _named(keys: duckdb.DuckDBPyRelation, names: pa.Array) -> pa.Table:
-    """The keys (hi, lo, o) as (hi, lo, obj), each batch's `obj` a dictionary of the names
-    it uses: an hour's millions of keys name a few hundred objects. The batches come
-    narrow from DuckDB (a join to the names, or the names themselves, made it hold the
-    whole date's result: ~500 MB in the 2 GB hour), sorted by key: DuckDB's sort on the
-    session's threads, not Arrow's after the fetch (key_files.sorted_key_file)."""
-    batches = keys.to_arrow_reader(FETCH_ROWS)
-    return pa.Table.from_batches((_named_batch(b, names) for b in batches), NAMES_ENCODED)
 
 
 def _named_batch(batch: pa.RecordBatch, names: pa.Array) -> pa.RecordBatch:

@@ -282,10 +282,9 @@ def _run_keys(
     con: duckdb.DuckDBPyConnection, run: CleaningRun, todo: dict[datetime, list[ObjectInfo]]
 ) -> str:
     """SQL giving the run's kept keys: for one hour, NEW_KEYS itself (dt, hi, lo, o: an
-    index in run.names); for several, (h, dt, hi, lo, o) in that order from RUN_KEYS (each date's keys come
-    sorted, so its key file is not sorted again),
-    each key with its hour's index (an integer compare finds an hour's rows, and the
-    run's keys are not held twice), read in one scan (dedup.save_hours_keys)."""
+    index in run.names); for several, (h, dt, hi, lo, o) in that order from RUN_KEYS, each
+    key with its hour's index (the run's keys are not held twice), read in one scan
+    (dedup.save_hours_keys; each date's keys come sorted, so its file is not sorted again)."""
     hours = list(todo)
     if len(hours) == 1:
         return f"SELECT dt, hi, lo, o FROM {run.new_keys}"
