@@ -11,6 +11,7 @@ names) are built safe by their owners (lake.ledger, lake.alerts). Days are event
 | `catalog_partition` | `catalog/<database>/<table>/partitions/<Y-M-D-H>.json` |
 | `crawl_record` | `catalog/<database>/<table>/crawled/<Y-M-D-H>.json` (the objects a partition's stats count) |
 | `cleaned_file` | `cleaned/<stream>/dt=YYYY-MM-DD/<output name>` |
+| `shared_file` | `cleaned/<stream>/dt=YYYY-MM-DD/<YYYYMMDDTHH>-pass-<run token>-p<n>.parquet` (small objects of one pass, with tables; see lake.ledger) |
 | `quarantine_file` | `quarantine/<stream>/dt=YYYY-MM-DD/<output name>` |
 | `mart_file` | `marts/<mart>/dt=YYYY-MM-DD/<mart>-<build token>.parquet` (no `dt=` when not daily) |
 | `compacted_file` | `<layer>/<table>/dt=YYYY-MM-DD/compacted-<token>.parquet` (table maintenance) |
@@ -46,6 +47,8 @@ DEMO_SEED_MARKER = "_state/demo_seed.json"
 _FILE_DAY = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/[^/]+$")
 _TOKEN = re.compile(r"[0-9a-f]{1,32}")
 _STAMP = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
+_RUN_TOKEN = re.compile(r"[0-9a-f]{12}")
+_SHARED_NAME = re.compile(r"/dt=\d{4}-\d{2}-\d{2}/\d{8}T\d{2}-pass-[0-9a-f]{12}-p\d+\.parquet$")
 _CLEANED_DAY = re.compile(r"cleaned/[^/]+/dt=(\d{4}-\d{2}-\d{2})/")
 
 
@@ -84,6 +87,19 @@ def layer_day_folder(layer: str, stream: str, day: date) -> str:
 
 def cleaned_file(stream: str, day: date, name: str) -> str:
     return f"{layer_day_folder(CLEANED, stream, day)}{name}"
+
+
+def shared_file(stream: str, day: date, hour: datetime, token: str, n: int) -> str:
+    """A cleaned file holding several objects' rows (pass `n` of run `token`, whose first
+    object arrived in `hour`): never an output name, which ends in 16 hex digits."""
+    if not _RUN_TOKEN.fullmatch(token) or n < 0:
+        raise ValueError(f"not a run token and pass number: {token!r}, {n!r}")
+    return f"{layer_day_folder(CLEANED, stream, day)}{hour:%Y%m%dT%H}-pass-{token}-p{n}.parquet"
+
+
+def is_shared_file(key: str) -> bool:
+    """Whether `key` is a cleaned file named by shared_file."""
+    return key.startswith(f"{CLEANED}/") and _SHARED_NAME.search(key) is not None
 
 
 def quarantine_file(stream: str, day: date, name: str) -> str:

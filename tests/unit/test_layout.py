@@ -23,6 +23,7 @@ CASES = [
     (layout.catalog_version("firehose_lake", "robot_telemetry", 3), "catalog/firehose_lake/robot_telemetry/versions/3.json"),
     (layout.catalog_partition("firehose_lake", "robot_telemetry", ["2026", "11", "21", "08"]), "catalog/firehose_lake/robot_telemetry/partitions/2026-11-21-08.json"),
     (layout.cleaned_file("robot_telemetry", DAY, NAME), f"cleaned/robot_telemetry/dt=2026-11-21/{NAME}"),
+    (layout.shared_file("robot_telemetry", DAY, HOUR, "0123456789ab", 3), "cleaned/robot_telemetry/dt=2026-11-21/20261121T08-pass-0123456789ab-p3.parquet"),
     (layout.quarantine_file("robot_telemetry", HOUR, NAME), f"quarantine/robot_telemetry/dt=2026-11-21/{NAME}"),
     (layout.layer_folder("cleaned", "robot_telemetry"), "cleaned/robot_telemetry/"),
     (layout.layer_day_folder("quarantine", "robot_telemetry", DAY), "quarantine/robot_telemetry/dt=2026-11-21/"),
@@ -61,6 +62,16 @@ def test_cleaned_file_day_reads_the_event_date_of_cleaned_files_only() -> None:
     assert layout.cleaned_file_day(f"quarantine/robot_telemetry/dt=2026-11-21/{NAME}") is None
     assert layout.is_cleaned_file(f"cleaned/s/dt=2026-11-21/{NAME}")
     assert not layout.is_cleaned_file(f"quarantine/s/dt=2026-11-21/{NAME}")
+
+
+def test_a_shared_file_is_never_an_output_name_and_is_told_apart() -> None:
+    shared = layout.shared_file("s", DAY, HOUR, "0123456789ab", 0)
+    assert layout.is_shared_file(shared)
+    assert not layout.is_shared_file(layout.cleaned_file("s", DAY, NAME))
+    assert not layout.is_shared_file(shared.replace("cleaned/", "quarantine/", 1))
+    for token, n in (("0123456789AB", 0), ("../x", 0), ("0123456789ab", -1)):
+        with pytest.raises(ValueError):
+            layout.shared_file("s", DAY, HOUR, token, n)
 
 
 def test_a_mart_file_name_takes_only_a_hex_build_token() -> None:
