@@ -239,6 +239,35 @@ def read_ledger(lake: Storage, stream: str, hour: datetime) -> Ledger:
     return Ledger(lake, stream, hour)
 
 
+@dataclass(frozen=True)
+class SharedPart:
+    """An object's rows in a shared cleaned file: rows `first` .. `first + rows - 1`."""
+
+    file: str
+    first: int
+    rows: int
+
+    def as_manifest(self) -> dict[str, object]:
+        return {"file": self.file, "first": self.first, "rows": self.rows}
+
+
+def shared_parts(manifest: Any) -> list[SharedPart]:
+    """The `shared` entries of a manifest as written (none for an older manifest or one
+    without tables). Raises ValueError for an entry that is not a shared file's range."""
+    entries = manifest.get("shared") if isinstance(manifest, dict) else None
+    parts = []
+    for entry in entries or []:
+        if not isinstance(entry, dict):
+            raise ValueError(f"not a shared file entry: {entry!r}")
+        file, first, rows = entry.get("file"), entry.get("first"), entry.get("rows")
+        if not (isinstance(file, str) and layout.is_shared_file(file)):
+            raise ValueError(f"not a shared file: {file!r}")
+        if not all(type(n) is int and n >= 0 for n in (first, rows)):
+            raise ValueError(f"not a row range: {first!r}, {rows!r}")
+        parts.append(SharedPart(file, first, rows))
+    return parts
+
+
 def files_of(lake: Storage, manifests: list[str]) -> list[str]:
     """The lake files the given manifests list (a manifest gone meanwhile lists none)."""
     files: list[str] = []

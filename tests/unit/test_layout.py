@@ -141,3 +141,21 @@ def test_no_module_but_layout_spells_a_lake_path() -> None:
                 continue
             found += [(str(relative), *hit) for hit in lake_path_literals(path.read_text())]
     assert found == []
+
+
+def test_shared_parts_read_a_manifests_ranges_and_refuse_anything_else() -> None:
+    from lake.ledger import SharedPart, shared_parts
+
+    shared = layout.shared_file("s", DAY, HOUR, "0123456789ab", 0)
+    part = SharedPart(shared, 3, 4)
+    assert shared_parts({"shared": [part.as_manifest()]}) == [part]
+    assert shared_parts({"files": []}) == [] == shared_parts(None)
+    for bad in (
+        [shared],
+        [{"file": layout.cleaned_file("s", DAY, NAME), "first": 0, "rows": 1}],
+        [{"file": shared, "first": -1, "rows": 1}],
+        [{"file": shared, "first": 0, "rows": True}],
+        [{"file": shared, "first": "0", "rows": 1}],
+    ):
+        with pytest.raises(ValueError):
+            shared_parts({"shared": bad})
