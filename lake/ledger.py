@@ -278,6 +278,18 @@ def files_of(lake: Storage, manifests: list[str]) -> list[str]:
     return files
 
 
+def rows_files_of(lake: Storage, manifests: list[str]) -> list[str]:
+    """Every lake file holding rows the given manifests record: the files they list and
+    the shared files they have parts in (a re-cleaned object's replace must cover the
+    days of all of them, else its old rows in a shared file survive it)."""
+    files: list[str] = []
+    for key in manifests:
+        manifest = read_manifest(lake, key)
+        if manifest is not None:
+            files += manifest["files"] + [p.file for p in shared_parts(manifest)]
+    return files
+
+
 def read_manifest(lake: Storage, key: str) -> Any:
     """A manifest as written (a dict), None when it is gone (replaced meanwhile).
     Raises ValueError when the object is not JSON."""
@@ -349,9 +361,11 @@ def replace_manifest(
     still read them until snapshot expiry removes them (lake.iceberg.expiry).
     `typed_as` records the catalog version and column types the files were written with
     (lake.retype rewrites the files when the catalog's types move on). Returns the
-    manifest's key and what it holds."""
+    manifest's key and what it holds. A shared file is never deleted: it holds other
+    objects' rows."""
     for stale in set(earlier_files) - set(counts.files) if delete_stale else ():
-        lake.discard(stale)
+        if not layout.is_shared_file(stale):
+            lake.discard(stale)
     key = layout.ledger_manifest(stream, name, object_version(info))
     manifest = {
         "source_key": info.key,
@@ -363,6 +377,8 @@ def replace_manifest(
         "records_quarantined": counts.records_quarantined,
         "duplicates_dropped": counts.duplicates_dropped,
     }
+    if counts.shared:
+        manifest["shared"] = [p.as_manifest() for p in counts.shared]
     if typed_as is not None:
         manifest |= typed_as.as_manifest()
     write_manifest(lake, key, manifest)
