@@ -28,6 +28,8 @@ from lake.ledger import shared_parts
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
 from tests.unit.test_cleaning import SPEC, TABLE
+from tests.unit.test_parallel_hours import land, local, make_lake, rows, run
+from tests.unit.test_parallel_hours import rec as parallel_rec
 
 H1 = datetime(2026, 11, 21, 8, tzinfo=UTC)
 H2 = H1 + timedelta(hours=1)
@@ -269,3 +271,30 @@ def test_one_object_and_objects_of_many_rows_keep_files_of_their_own(
     cleaned = [f for m in manifests.values() for f in m["files"] if layout.is_cleaned_file(f)]
     assert len(cleaned) == 2 + 1 + 1 + 2
     assert sorted(lake.tables.key_of(f) for f in lake.data_files()) == sorted(cleaned)
+
+
+def test_a_parallel_run_with_shared_files_gives_the_serial_runs_rows(tmp_path: Path) -> None:
+    """CLEAN_WORKERS=2 (threads): a chunk's small objects share files within an hour (its
+    hours may be settled again one by one), the serial run's across hours; same rows."""
+    extra = {
+        (hour, minute, f"s{hour}-{minute}"): [
+            parallel_rec(f"s{hour}-{minute}-{n}", hour, n) for n in range(3)
+        ]
+        for hour in (8, 12)
+        for minute in (20, 21, 22)
+    }
+    lakes = {}
+    for workers in (1, 2):
+        settings = make_lake(tmp_path / str(workers), workers)
+        land(local(settings.landing_uri), extra)
+        run(settings)
+        lakes[workers] = settings
+    assert rows(lakes[2], "cleaned") == rows(lakes[1], "cleaned")  # and no file left over
+    assert rows(lakes[2], "quarantine") == rows(lakes[1], "quarantine")
+    for settings in lakes.values():
+        lake = local(settings.lake_uri)
+        manifests = [
+            json.loads(lake.read(i.key)) for i in lake.list(layout.ledger_folder(SPEC.name))
+        ]
+        sharers = [m["source_key"] for m in manifests if shared_parts(m)]
+        assert {k.split("/")[4] for k in sharers} >= {"08", "12"}
