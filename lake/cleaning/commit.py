@@ -60,7 +60,6 @@ class RunCommit:
     commits: dict[str, Committed] = field(default_factory=dict)
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     deltas: DeltaMemo = field(default_factory=DeltaMemo)  # the run's reads of hour totals
-    _shared: set[str] = field(default_factory=set, repr=False)  # shared files in `files`
 
     def file_name(self, name: str) -> str:
         """The name of a file of output `name` this run writes."""
@@ -77,16 +76,11 @@ class RunCommit:
     ) -> None:
         """An hour's output: its objects' keys, the files it wrote and those of earlier
         runs for the same keys (whose days the replace must cover), the keys the ledger
-        shows an earlier run for, its manifest writes. A shared file another hour of the
-        run named already (a pass over several hours) is registered once."""
+        shows an earlier run for, its manifest writes."""
         self.arrival_hours.append(hour)
         self.source_keys += source_keys
         self.replaced_keys |= set(replaced_keys)
         for key in files:
-            if layout.is_shared_file(key):
-                if key in self._shared:
-                    continue
-                self._shared.add(key)
             self.files[_layer_of(key)].append(key)
         for key in files + earlier_files:
             if (day := layout.file_day(key)) is not None:

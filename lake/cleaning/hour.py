@@ -206,7 +206,7 @@ def _clean_group(
         )
         stack.callback(run.close)
         if committing.tables is not None:  # the replace by key rewrites a shared file
-            run.share_token, run.share_by_hour = committing.token, peers is not None
+            run.share_token = committing.token
         days = set().union(*windows.values())
         hidden = frozenset(set().union(*reprocessed.values()))
         if peers is not None:

@@ -81,10 +81,7 @@ class CleaningRun:
         self.names: list[str] = []
         self.name_hours: list[datetime] = []
         self.window = KeyWindow(lake, spec.name, [])  # no earlier keys unless clean_hours sets one
-        # the run's token when small objects share files (with tables; writing.Sharing), and
-        # whether only objects of one arrival hour share one
-        self.share_token: str | None = None
-        self.share_by_hour = False
+        self.share_token: str | None = None  # set: small objects share files (writing.Sharing)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="clean-write")
         self._writing: _Writing | None = None  # the last pass's cleaned files, being written
 
@@ -115,7 +112,7 @@ class CleaningRun:
         self.finish_writing()  # the last pass's files are written before this pass writes
         to = Destination(
             self.lake, self.spec, hours, self.ingested_at, chunk, file_names or names,
-            None if self.share_token is None else Sharing(self.share_token, n, self.share_by_hour),
+            None if self.share_token is None else Sharing(self.share_token, n),
         )  # fmt: skip
         cleaned = self._writer.submit(write_cleaned, to, typed, deduped)
         quarantined = write_quarantine(self.con, to, staged, typed, OBJECTS)

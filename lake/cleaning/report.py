@@ -69,8 +69,7 @@ class HourReport:
         self.late_beyond_allowed += other.late_beyond_allowed
         self.objects_split_in_python += other.objects_split_in_python
         self.event_dates |= other.event_dates
-        known = set(self.files_written)  # a shared file may hold both hours' rows
-        self.files_written += [f for f in other.files_written if f not in known]
+        self.files_written += other.files_written
         self.unbalanced_objects += other.unbalanced_objects
         self.quarantined_by_reason.update(other.quarantined_by_reason)
         self.folder_markers += other.folder_markers

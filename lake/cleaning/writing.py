@@ -2,9 +2,9 @@
 quarantine file per object with its refused records (raw text, reason, reason code).
 
 With the lake's Iceberg tables (`Destination.sharing`), an object's rows of one event date
-that are fewer than SHARE_ROWS go to the pass's shared file for that date instead
-(lake.layout.shared_file; the manifest's `shared` range, lake.ledger), when the pass has
-two such parts of that date at least: a Parquet file's fixed cost (~1.35 ms CPU) is paid
+that are fewer than SHARE_ROWS go to the pass's shared file for its arrival hour and that
+date instead (lake.layout.shared_file; the manifest's `shared` range, lake.ledger), when
+the pass has two such parts of that hour and date at least: a Parquet file's fixed cost (~1.35 ms CPU) is paid
 once per pass and date, not once per small object."""
 
 from __future__ import annotations
@@ -48,13 +48,10 @@ SHARE_ROWS = 10_000
 
 @dataclass(frozen=True)
 class Sharing:
-    """How a pass's small objects share files: the run's token and the pass's number (the
-    shared files' names); `by_hour`: only objects of one arrival hour share a file (a
-    chunk of a parallel run, whose hours the settle pass may clean again one by one)."""
+    """What names a pass's shared files: the run's token and the pass's number."""
 
     token: str
     n: int
-    by_hour: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,27 +162,25 @@ class _Share:
 
 
 def _shares(rows: pa.Table, to: Destination) -> list[_Share]:
-    """The pass's shared files: per event date (and arrival hour with `by_hour`), the
-    objects with fewer than SHARE_ROWS rows of that date, when two of them at least."""
+    """The pass's shared files: per arrival hour and event date, the objects with fewer
+    than SHARE_ROWS rows of that date, when two of them at least. A file holds one hour's
+    objects: a parallel run's settle pass cleans an hour again by itself (replacing its
+    files), and a run writes the same files whether its hours are cleaned in chunks or not."""
     sharing = to.sharing
     assert sharing is not None
     counts = rows.group_by(["_object", "_dt"], use_threads=False).aggregate([([], "count_all")])
-    small: dict[tuple[date, datetime | None], dict[int, int]] = {}
+    small: dict[tuple[datetime, date], dict[int, int]] = {}
     for index, day, count in zip(
         counts["_object"].to_pylist(), counts["_dt"].to_pylist(), counts["count_all"].to_pylist(),
         strict=True,
     ):  # fmt: skip
         if count < SHARE_ROWS:
-            hour = to.hours[index] if sharing.by_hour else None
-            small.setdefault((day, hour), {})[index] = count
+            small.setdefault((to.hours[index], day), {})[index] = count
     shares = []
-    for (day, _), objects in sorted(small.items(), key=lambda item: (item[0][0], min(item[1]))):
-        if len(objects) < 2:
-            continue
-        objects = dict(sorted(objects.items()))
-        first_hour = to.hours[next(iter(objects))]
-        key = layout.shared_file(to.spec.name, day, first_hour, sharing.token, sharing.n)
-        shares.append(_Share(key, day, objects))
+    for (hour, day), objects in sorted(small.items()):
+        if len(objects) > 1:
+            key = layout.shared_file(to.spec.name, day, hour, sharing.token, sharing.n)
+            shares.append(_Share(key, day, dict(sorted(objects.items()))))
     return shares
 
 

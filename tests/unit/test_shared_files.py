@@ -163,7 +163,8 @@ def test_small_objects_share_a_file_per_event_date_and_the_table_holds_the_same_
     same_rows(shared.rows(), apart.rows())
     days = set(rows_by_object_and_day(apart).keys())
     assert len(apart.data_files()) == len(days)  # a file per object and date
-    assert len(shared.data_files()) == len({day for _, day in days}) == 2  # one per date
+    # a file per arrival hour and event date
+    assert len(shared.data_files()) == len({(key.split("/")[4], day) for key, day in days}) == 4
     assert all(layout.is_shared_file(shared.tables.key_of(f) or "") for f in shared.data_files())
 
     expected = rows_by_object_and_day(apart)
@@ -199,8 +200,7 @@ def test_hour_totals_count_a_shared_file_once(shared: Lake) -> None:
         files = {f for m in of_hour for f in m["files"]}
         files |= {p.file for m in of_hour for p in shared_parts(m)}
         assert sorted(totals.files) == sorted(files) and totals.files_count == len(files)
-        # the pass spans both hours: each hour names the shared files its objects use
-        assert any(layout.is_shared_file(f) for f in totals.files)
+        assert len([f for f in totals.files if layout.is_shared_file(f)]) == 2  # one a date
 
 
 def without(rows: pa.Table, keys: set[str]) -> pa.Table:
@@ -235,8 +235,8 @@ def test_a_sharer_overwritten_in_landing_is_replaced_once_and_the_others_stay(
 
 
 def test_a_full_refresh_of_an_hour_replaces_its_sharers_rows_once(shared: Lake) -> None:
-    """o1, o3 and o5 are 08:00's objects with rows of 2026-11-20 (in a file shared with
-    09:00's o7 and o9); their new content is on 2026-11-21 and 22 (o1 keeps e1-0, which
+    """o1, o3 and o5 are 08:00's objects with rows of 2026-11-20 (they share its file of
+    that date; 09:00's o7 and o9 another); their new content is on 2026-11-21 and 22 (o1 keeps e1-0, which
     o2 holds a copy of): the refresh's replace (a range of days) must reach back to
     2026-11-20 from their manifests' `shared`."""
     before = shared.rows()
@@ -274,8 +274,9 @@ def test_one_object_and_objects_of_many_rows_keep_files_of_their_own(
 
 
 def test_a_parallel_run_with_shared_files_gives_the_serial_runs_rows(tmp_path: Path) -> None:
-    """CLEAN_WORKERS=2 (threads): a chunk's small objects share files within an hour (its
-    hours may be settled again one by one), the serial run's across hours; same rows."""
+    """CLEAN_WORKERS=2 (threads), 08:00 and 12:00 with small objects sharing files, 12:00
+    settled again (it holds a record of the first chunk): the serial run's rows, and no
+    file left over (a settled hour's first shared files are dropped, none other's)."""
     extra = {
         (hour, minute, f"s{hour}-{minute}"): [
             parallel_rec(f"s{hour}-{minute}-{n}", hour, n) for n in range(3)
