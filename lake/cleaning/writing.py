@@ -88,7 +88,7 @@ class Quarantined:
 
 def write_cleaned(to: Destination, typed: Typed, deduped: Deduped) -> Cleaned:
     """One zstd file per object and event date, records in their order, but for the parts
-    that share the pass's file of their date (`to.sharing`: see the module). `typed` is in
+    that share a file of the pass (`to.sharing`: see the module). `typed` is in
     object and position order, so each object is a run of rows (no sort); should an
     object ever come in pieces, the rows are sorted and all files rewritten."""
     table, columns, spec = typed.table, typed.columns, to.spec
@@ -116,9 +116,8 @@ def write_cleaned(to: Destination, typed: Typed, deduped: Deduped) -> Cleaned:
         index = group[0]
         assert isinstance(index, int)
         days = pc.unique(part_rows["_dt"]).to_pylist()
-        own = [day for day in days if (index, day) not in shared_days]
         keys = []
-        for day in own:
+        for day in (d for d in days if (index, d) not in shared_days):
             part = (
                 part_rows if len(days) == 1 else part_rows.filter(pc.equal(part_rows["_dt"], day))
             )
