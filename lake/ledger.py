@@ -17,8 +17,8 @@ one cleaning pass and arrival hour share a cleaned file per event date (layout.s
 such a file is never in `files`, so no reader of `files` deletes, casts or registers it as
 the object's own. The manifest names it under `shared`, a list of
 `{"file": <lake key>, "first": <row>, "rows": <count>}` sorted by file: the object's rows
-are the file's rows `first` .. `first + rows - 1` (0-based, in file order), every one with `_source_key` = the object's
-key. No `shared` (manifests before it, lakes without tables) means none. A shared file's
+are the file's rows `first` .. `first + rows - 1` (0-based, in file order), every one
+with `_source_key` = the object's key. No `shared` (manifests before it, lakes without tables) means none. A shared file's
 sharers are found from the file itself (its `_source_key` and `_arrival_hour` give each
 sharer's output name). An object cleaned again leaves the shared file on disk: the run's
 Iceberg replace by key rewrites it without that object's rows (copy-on-write), and the
