@@ -18,11 +18,12 @@ such a file is never in `files`, so no reader of `files` deletes, casts or regis
 the object's own. The manifest names it under `shared`, a list of
 `{"file": <lake key>, "first": <row>, "rows": <count>}` sorted by file: the object's rows
 are the file's rows `first` .. `first + rows - 1` (0-based, in file order), every one
-with `_source_key` = the object's key. No `shared` (manifests before it, lakes without tables) means none. A shared file's
-sharers are found from the file itself (its `_source_key` and `_arrival_hour` give each
-sharer's output name). An object cleaned again leaves the shared file on disk: the run's
-Iceberg replace by key rewrites it without that object's rows (copy-on-write), and the
-other sharers' entries still describe their rows in it.
+with `_source_key` = the object's key. No `shared` (manifests before it, lakes without
+tables) means none. A shared file's sharers are found from the file itself (its
+`_source_key` and `_arrival_hour` give each sharer's output name). An object cleaned again
+leaves the shared file on disk: the run's Iceberg replace by key rewrites it without that
+object's rows (copy-on-write), and the other sharers' entries still describe their rows in
+it.
 
 Manifests written before versions existed (`<hour>-<stem>.parquet.json`, the old naming)
 still count: an object whose old name has such a manifest is processed (as it was, its
