@@ -21,10 +21,11 @@ import pytest
 from lake import layout
 from lake.cleaning import writing
 from lake.cleaning.hour import clean_hours
+from lake.cleaning.report import ObjectCounts
 from lake.firehose import hour_prefix, object_key
 from lake.hour_totals import hour_totals
 from lake.iceberg.catalog import LakeTables
-from lake.ledger import shared_parts
+from lake.ledger import object_version, output_name, replace_manifest, shared_parts
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
 from tests.unit.test_cleaning import SPEC, TABLE
@@ -299,3 +300,16 @@ def test_a_parallel_run_with_shared_files_gives_the_serial_runs_rows(tmp_path: P
         ]
         sharers = [m["source_key"] for m in manifests if shared_parts(m)]
         assert {k.split("/")[4] for k in sharers} >= {"08", "12"}
+
+
+def test_replacing_a_manifest_never_deletes_a_shared_file(shared: Lake) -> None:
+    """Even asked to delete an object's stale files (a lake without tables), its earlier
+    shared files stay: they hold other objects' rows."""
+    key, manifest = next((k, m) for k, m in shared.manifests().items() if shared_parts(m))
+    files = [p.file for p in shared_parts(manifest)]
+    info = next(o for o in shared.landing.list(hour_prefix(SPEC.name, H1)) if o.key == key)
+    name = output_name(H1, key)
+    earlier = [layout.ledger_manifest(SPEC.name, name, object_version(info))]
+    counts = ObjectCounts(records_in=manifest["records_in"], records_cleaned=0)
+    replace_manifest(shared.lake, SPEC.name, info, name, counts, earlier, files, None, True)
+    assert all(shared.lake.exists(f) for f in files)
