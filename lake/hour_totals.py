@@ -42,7 +42,7 @@ from typing import Any
 from lake import layout
 from lake.digest_index import DigestIndex
 from lake.firehose import is_folder_marker, parse_key
-from lake.ledger import manifest_hour, manifest_of, read_ledger, read_manifest
+from lake.ledger import manifest_hour, manifest_of, read_ledger, read_manifest, shared_parts
 from lake.storage import (
     ConcurrentUpdateError,
     ObjectInfo,
@@ -306,7 +306,7 @@ def _put(doc: dict[str, Any], key: str, manifest: dict) -> None:
     entry = {name: manifest.get(name, 0) for name in _COUNTS}
     entry |= {"legacy": True} if legacy else {"etag": manifest["etag"], "size": manifest["size"]}
     entry["files"] = manifest.get("files", [])
-    if shared := [p["file"] for p in manifest.get("shared", [])]:
+    if shared := [p.file for p in shared_parts(manifest)]:
         entry["shared"] = shared  # the shared files it has rows in (lake.ledger)
     doc["objects"][source] = entry
     doc["column_types"] |= manifest.get("column_types", {})

@@ -195,7 +195,7 @@ class CleaningRun:
 class _Writing:
     """A pass whose cleaned files are being written, and what to note when they are."""
 
-    cleaned: Future[Cleaned]  # write_cleaned's files by object index
+    cleaned: Future[Cleaned]  # write_cleaned's own files and shared parts by object index
     names: list[str]
     hours: list[datetime]
     quarantine_files: dict[int, str]
