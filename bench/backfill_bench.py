@@ -7,6 +7,7 @@ schema and cleaned (the user's path) against bare DuckDB on the same files.
     ... compare --code /work/main   # "before": the same run with another checkout's code
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py core --case month [--per-hour]  # clean_hours [hour by hour]
     PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py small --runs 3  # per-object overhead
+    PYTHONPATH=.:bench .venv/bin/python bench/backfill_bench.py small --runs 3 --tables  # with Iceberg
 
 Cases (robot_telemetry, concatenated JSON, gzip; event times inside their arrival hour):
 - `hours29`: 2,000,000 records in 100 objects spread over 29 arrival hours;
@@ -187,11 +188,14 @@ def core(root: Path, case: str, per_hour: bool, limit: int | None = None) -> Non
     )
 
 
-def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
+def small_objects(root: Path, objects: int, records: int, runs: int, tables: bool = False) -> None:
     """Per-object overhead of cleaning: the same records of one arrival hour in `objects`
-    objects and in one, each cleaned by clean_hour (no Iceberg tables) `runs` times,
-    alternating; overhead = (median time of N objects - median time of 1) / N, in wall
-    time and in the process's CPU time (every thread's: less bound to the machine's load)."""
+    objects and in one, each cleaned by clean_hour `runs` times, alternating; overhead =
+    (median time of N objects - median time of 1) / N, in wall time and in the process's
+    CPU time (every thread's: less bound to the machine's load). Without `tables` no
+    Iceberg tables (a core path); with them a SqlCatalog on SQLite beside each lake,
+    `LakeTables` as the cleaned asset builds it, so the run commits as production does
+    (the ledger figure then includes the Iceberg commit)."""
     hour = datetime(2026, 11, 21, 8, tzinfo=UTC)
     templates, rng = record_templates(), random.Random(7)
     bodies = [object_body(rng, templates, records) for _ in range(objects)]
@@ -216,6 +220,7 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
             shutil.rmtree(root / label / "lake", ignore_errors=True)
             lake = LocalStorage(root / label / "lake")
             infos = list(landing.list(hour_prefix(SPEC.name, hour)))
+            lake_tables = _fresh_tables(root / label, lake) if tables else None
 
             def timed_commit(self: RunCommit, label: str = label) -> Any:
                 started, cpu_started = time.perf_counter(), time.thread_time()
@@ -227,7 +232,7 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
 
             RunCommit.commit = timed_commit  # type: ignore[method-assign]
             start, cpu_start = time.perf_counter(), time.process_time()
-            clean_hour(SPEC, table, landing, lake, hour, infos)
+            clean_hour(SPEC, table, landing, lake, hour, infos, tables=lake_tables)
             seconds[label].append(time.perf_counter() - start)
             cpu[label].append(time.process_time() - cpu_start)
     RunCommit.commit = commit  # type: ignore[method-assign]
@@ -236,6 +241,7 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
     many_cpu, one_cpu = (statistics.median(cpu[k]) for k in ("many", "one"))
     many_lcpu, one_lcpu = (statistics.median(ledger_cpu[k]) for k in ("many", "one"))
     print(
+        f"{'with tables: ' if tables else ''}"
         f"{objects} objects of {records} records: {many:.3f} s; in one object: {one:.3f} s; "
         f"overhead {(many - one) / objects * 1000:.2f} ms per object, of which the ledger "
         f"(manifests and totals) {(many_ledger - one_ledger) / objects * 1000:.2f} ms "
@@ -244,6 +250,18 @@ def small_objects(root: Path, objects: int, records: int, runs: int) -> None:
         f"{(many_cpu - one_cpu) / objects * 1000:.2f} ms CPU per object "
         f"(load average {os.getloadavg()[0]:.1f})"
     )
+
+
+def _fresh_tables(folder: Path, lake: LocalStorage) -> Any:
+    """A new SqlCatalog (SQLite in `folder`) whose warehouse is `lake`, as the assets build it."""
+    from dataclasses import replace
+
+    from lake.iceberg.catalog import LakeTables
+    from lake.settings import DEFAULTS
+
+    (folder / "iceberg.db").unlink(missing_ok=True)
+    uri = f"sqlite:///{folder / 'iceberg.db'}"
+    return LakeTables(replace(DEFAULTS, lake_uri=lake.uri, iceberg_catalog_uri=uri))
 
 
 def _run_times(
@@ -307,6 +325,7 @@ def main() -> None:
     parser.add_argument("--per-hour", action="store_true", help="core: clean_hour hour by hour")
     parser.add_argument("--hours", type=int, help="core, ours: the case's first hours only")
     parser.add_argument("--profile", type=Path, help="ours: cProfile stats of the run to this file")
+    parser.add_argument("--tables", action="store_true", help="small: commit to Iceberg tables")
     args = parser.parse_args()
     root = args.dir or Path(f"/tmp/backfillbench-{args.case}")
     if args.mode == "generate":
@@ -314,7 +333,7 @@ def main() -> None:
     elif args.mode == "ours":
         ours(root, args.case, args.code.resolve(), args.profile, args.hours)
     elif args.mode == "small":
-        small_objects(args.dir or Path("/tmp/backfillbench-small"), 500, 26, args.runs)
+        small_objects(args.dir or Path("/tmp/backfillbench-small"), 500, 26, args.runs, args.tables)
     elif args.mode == "core":
         core(root, args.case, args.per_hour, args.hours)
     else:

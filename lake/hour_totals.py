@@ -1,8 +1,9 @@
 """An arrival hour's running totals: every object of the hour the ledger records as
 processed, whichever runs processed them.
 
-Each object has an entry (the ETag and size it was processed in, its counts and files),
-keyed by its source key, so recording a manifest again (a re-run, a full refresh, an object
+Each object has an entry (the ETag and size it was processed in, its counts, its files and
+the shared files it has rows in: the hour's totals count a shared file once), keyed by its
+source key, so recording a manifest again (a re-run, a full refresh, an object
 re-cleaned in a new version, two runs racing on one object) replaces the object's entry
 instead of adding to the sums. The entries are kept in one document per hour
 (`layout.hour_totals_doc`) plus small delta documents beside it (`<hour>/<time>-<id>.json`):
@@ -41,7 +42,7 @@ from typing import Any
 from lake import layout
 from lake.digest_index import DigestIndex
 from lake.firehose import is_folder_marker, parse_key
-from lake.ledger import manifest_hour, manifest_of, read_ledger, read_manifest
+from lake.ledger import manifest_hour, manifest_of, read_ledger, read_manifest, shared_parts
 from lake.storage import (
     ConcurrentUpdateError,
     ObjectInfo,
@@ -73,8 +74,9 @@ class HourTotals:
     records_cleaned: int = 0
     records_quarantined: int = 0
     duplicates_dropped: int = 0
-    # cleaned and quarantine files, lake keys: all of them, or the first FILES_KEPT when the
-    # totals come from the document's header (a bounded listing); files_count counts all
+    # cleaned and quarantine files, lake keys (a shared file once): all of them, or the
+    # first FILES_KEPT when the totals come from the document's header (a bounded listing);
+    # files_count counts all
     files: list[str] = field(default_factory=list)
     files_count: int = 0
     column_types: dict[str, str] = field(default_factory=dict)  # cleaned column -> DuckDB type
@@ -92,6 +94,8 @@ class HourTotals:
         self.records_quarantined += sum(e.get("records_quarantined", 0) for e in entries)
         self.duplicates_dropped += sum(e.get("duplicates_dropped", 0) for e in entries)
         files = [f for e in entries for f in e.get("files", [])]
+        # a shared file once, however many of the entries have rows in it
+        files += dict.fromkeys(f for e in entries for f in e.get("shared", []))
         self.files += files
         self.files_count += len(files)
 
@@ -301,7 +305,10 @@ def _put(doc: dict[str, Any], key: str, manifest: dict) -> None:
         return  # the object's versioned manifest wins over its old-naming one
     entry = {name: manifest.get(name, 0) for name in _COUNTS}
     entry |= {"legacy": True} if legacy else {"etag": manifest["etag"], "size": manifest["size"]}
-    doc["objects"][source] = entry | {"files": manifest.get("files", [])}
+    entry["files"] = manifest.get("files", [])
+    if shared := [p.file for p in shared_parts(manifest)]:
+        entry["shared"] = shared  # the shared files it has rows in (lake.ledger)
+    doc["objects"][source] = entry
     doc["column_types"] |= manifest.get("column_types", {})
 
 

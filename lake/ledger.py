@@ -13,16 +13,17 @@ objects apart takes one listing of the hour's manifests, no reads.
 
 A manifest's `files` lists the files that hold the object's rows alone (its quarantine
 file; its cleaned files, one per event date). With the lake's tables, the small objects of
-one cleaning pass share a cleaned file per event date (layout.shared_file): such a file is
-never in `files`, so no reader of `files` deletes, casts or registers it as the object's
-own. The manifest names it under `shared`, a list of `{"file": <lake key>, "first": <row>,
-"rows": <count>}` sorted by file: the object's rows are the file's rows `first` ..
-`first + rows - 1` (0-based, in file order), every one with `_source_key` = the object's
-key. No `shared` (manifests before it, lakes without tables) means none. A shared file's
-sharers are found from the file itself (its `_source_key` and `_arrival_hour` give each
-sharer's output name). An object cleaned again leaves the shared file on disk: the run's
-Iceberg replace by key rewrites it without that object's rows (copy-on-write), and the
-other sharers' entries still describe their rows in it.
+one cleaning pass and arrival hour share a cleaned file per event date (layout.shared_file):
+such a file is never in `files`, so no reader of `files` deletes, casts or registers it as
+the object's own. The manifest names it under `shared`, a list of
+`{"file": <lake key>, "first": <row>, "rows": <count>}` sorted by file: the object's rows
+are the file's rows `first` .. `first + rows - 1` (0-based, in file order), every one
+with `_source_key` = the object's key. No `shared` (manifests before it, lakes without
+tables) means none. A shared file's sharers are found from the file itself (its
+`_source_key` and `_arrival_hour` give each sharer's output name). An object cleaned again
+leaves the shared file on disk: the run's Iceberg replace by key rewrites it without that
+object's rows (copy-on-write), and the other sharers' entries still describe their rows in
+it.
 
 Manifests written before versions existed (`<hour>-<stem>.parquet.json`, the old naming)
 still count: an object whose old name has such a manifest is processed (as it was, its
@@ -278,6 +279,18 @@ def files_of(lake: Storage, manifests: list[str]) -> list[str]:
     return files
 
 
+def rows_files_of(lake: Storage, manifests: list[str]) -> list[str]:
+    """Every lake file holding rows the given manifests record: the files they list and
+    the shared files they have parts in (a re-cleaned object's replace must cover the
+    days of all of them, else its old rows in a shared file survive it)."""
+    files: list[str] = []
+    for key in manifests:
+        manifest = read_manifest(lake, key)
+        if manifest is not None:
+            files += manifest["files"] + [p.file for p in shared_parts(manifest)]
+    return files
+
+
 def read_manifest(lake: Storage, key: str) -> Any:
     """A manifest as written (a dict), None when it is gone (replaced meanwhile).
     Raises ValueError when the object is not JSON."""
@@ -349,9 +362,11 @@ def replace_manifest(
     still read them until snapshot expiry removes them (lake.iceberg.expiry).
     `typed_as` records the catalog version and column types the files were written with
     (lake.retype rewrites the files when the catalog's types move on). Returns the
-    manifest's key and what it holds."""
+    manifest's key and what it holds. A shared file is never deleted: it holds other
+    objects' rows."""
     for stale in set(earlier_files) - set(counts.files) if delete_stale else ():
-        lake.discard(stale)
+        if not layout.is_shared_file(stale):
+            lake.discard(stale)
     key = layout.ledger_manifest(stream, name, object_version(info))
     manifest = {
         "source_key": info.key,
@@ -363,6 +378,8 @@ def replace_manifest(
         "records_quarantined": counts.records_quarantined,
         "duplicates_dropped": counts.duplicates_dropped,
     }
+    if counts.shared:
+        manifest["shared"] = [p.as_manifest() for p in counts.shared]
     if typed_as is not None:
         manifest |= typed_as.as_manifest()
     write_manifest(lake, key, manifest)

@@ -35,10 +35,10 @@ from lake import layout
 from lake.cleaning.parallel import HeldCommit
 from lake.cleaning.peers import KEPT_SCHEMA
 from lake.cleaning.report import HourReport, ObjectCounts
-from lake.ledger import TypedAs, output_name, replace_manifest
+from lake.ledger import SharedPart, TypedAs, output_name, replace_manifest, shared_parts
 from lake.storage import ObjectInfo, ObjectNotFound, Storage, UnsafeKeyError, check_key
 
-FORMAT = 2
+FORMAT = 3  # 3: a ledger write's counts carry the object's parts of shared files
 DOC = "chunk.json"  # written last: a chunk is handed back once it is there
 KEYS = "keys.parquet"
 _COUNTS = ("records_in", "records_cleaned", "records_quarantined", "duplicates_dropped")
@@ -178,7 +178,11 @@ def _write_doc(write: Any) -> dict[str, Any]:
         "stream": stream,
         "object": _object_doc(info),
         "name": named["name"],
-        "counts": {**{k: getattr(counts, k) for k in _COUNTS}, "files": counts.files},
+        "counts": {
+            **{k: getattr(counts, k) for k in _COUNTS},
+            "files": counts.files,
+            "shared": [p.as_manifest() for p in counts.shared],
+        },
         "earlier": named["earlier"],
         "earlier_files": named["earlier_files"],
         "typed_as": typed_as.as_manifest() if typed_as is not None else None,
@@ -233,6 +237,7 @@ class _Chunk:
             raise HandoffError(f"hour {text}: a ledger write of another stream")
         counts = _dict(doc["counts"])
         files = self._files(counts["files"])
+        shared = self._shared(counts["shared"])
         numbers = [_count(counts[k]) for k in _COUNTS]
         earlier = _strs(doc["earlier"])
         if any(not check_key(m).startswith(layout.ledger_folder(self.stream)) for m in earlier):
@@ -250,12 +255,21 @@ class _Chunk:
             self.stream,
             info,
             doc["name"],
-            ObjectCounts(*numbers, files=files),
+            ObjectCounts(*numbers, files=files, shared=shared),
             earlier,
             self._files(doc["earlier_files"]),
             typed_as,
             delete_stale=doc["delete_stale"],
         )
+
+    def _shared(self, value: Any) -> list[SharedPart]:
+        """An object's parts of shared files: row ranges of shared cleaned files of the
+        stream (ledger.shared_parts' checks, then the stream's folder)."""
+        if not isinstance(value, list):
+            raise HandoffError(f"expected a list, found {type(value).__name__}")
+        parts = shared_parts({"shared": value})
+        self._files([p.file for p in parts])
+        return parts
 
     def _files(self, value: Any) -> list[str]:
         files = _strs(value)

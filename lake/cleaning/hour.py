@@ -44,10 +44,10 @@ from lake.iceberg.catalog import LakeTables
 from lake.ledger import (
     Ledger,
     TypedAs,
-    files_of,
     output_name,
     read_ledger,
     replace_manifest,
+    rows_files_of,
 )
 from lake.object_fetch import LandedObject, fetch_objects
 from lake.pii import PIIKey, install_key, key_from_env
@@ -172,9 +172,10 @@ def _clean_group(
 ) -> None:
     """Clean a group of hours' new objects (`todo`) in shared passes on `session`; their
     keys, reports and ledger writes go to `reports` and `committing`."""
-    # what earlier runs wrote for these keys (a full refresh, an object overwritten since)
+    # what earlier runs wrote for these keys (a full refresh, an object overwritten since),
+    # shared files included: the replace and the dedup keys' dates cover their days
     earlier = {o.key: ledgers[h].earlier_manifests(o) for h, objs in todo.items() for o in objs}
-    earlier_files = {key: files_of(lake, manifests) for key, manifests in earlier.items()}
+    earlier_files = {key: rows_files_of(lake, manifests) for key, manifests in earlier.items()}
     reprocessed = {
         h: set().union(*(ledgers[h].earlier_names(o) for o in objs)) for h, objs in todo.items()
     }
@@ -204,6 +205,8 @@ def _clean_group(
             json_paths,
         )
         stack.callback(run.close)
+        if committing.tables is not None:  # the replace by key rewrites a shared file
+            run.share_token = committing.token
         days = set().union(*windows.values())
         hidden = frozenset(set().union(*reprocessed.values()))
         if peers is not None:
@@ -268,10 +271,11 @@ def _clean_group(
                     delete_stale=tables is None,
                 )
             )
+        shared = sorted({p.file for name in names for p in run.per_object[name].shared})
         committing.add_hour(
             hour,
             [o.key for o in objs],
-            [f for name in names for f in run.per_object[name].files],
+            [f for name in names for f in run.per_object[name].files] + shared,
             [f for o in objs for f in earlier_files[o.key]],
             [o.key for o in objs if earlier[o.key]],
             writes,

@@ -47,7 +47,7 @@ from lake.cleaning.report import HourReport, ObjectCounts
 from lake.cleaning.staging import Staged, stage_objects
 from lake.cleaning.tables import OBJECTS
 from lake.cleaning.typed import Typed, type_records
-from lake.cleaning.writing import Destination, write_cleaned, write_quarantine
+from lake.cleaning.writing import Cleaned, Destination, Sharing, write_cleaned, write_quarantine
 from lake.hive_types import Struct
 from lake.storage import ObjectInfo, Storage
 from lake.streams import StreamSpec
@@ -81,6 +81,7 @@ class CleaningRun:
         self.names: list[str] = []
         self.name_hours: list[datetime] = []
         self.window = KeyWindow(lake, spec.name, [])  # no earlier keys unless clean_hours sets one
+        self.share_token: str | None = None  # set: small objects share files (writing.Sharing)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="clean-write")
         self._writing: _Writing | None = None  # the last pass's cleaned files, being written
 
@@ -109,7 +110,10 @@ class CleaningRun:
         deduped = drop_duplicates(self.con, typed, self.window)
         self.per_object.update({name: ObjectCounts() for name in names})
         self.finish_writing()  # the last pass's files are written before this pass writes
-        to = Destination(self.lake, self.spec, hours, self.ingested_at, chunk, file_names or names)
+        to = Destination(
+            self.lake, self.spec, hours, self.ingested_at, chunk, file_names or names,
+            None if self.share_token is None else Sharing(self.share_token, n),
+        )  # fmt: skip
         cleaned = self._writer.submit(write_cleaned, to, typed, deduped)
         quarantined = write_quarantine(self.con, to, staged, typed, OBJECTS)
         for index, by_code in quarantined.by_code.items():
@@ -124,16 +128,24 @@ class CleaningRun:
 
     def finish_writing(self) -> None:
         """Wait for the last pass's cleaned files (raising its failure) and note each
-        object's files, its cleaned files before its quarantine file."""
+        object's files, its cleaned files before its quarantine file, and its parts of
+        shared files."""
         writing, self._writing = self._writing, None
         if writing is None:
             return
-        for index, files in writing.cleaned.result().items():
+        cleaned = writing.cleaned.result()
+        for index, files in cleaned.files.items():
             self.per_object[writing.names[index]].files += files
-            days = {f"{d:%Y-%m-%d}" for f in files if (d := layout.cleaned_file_day(f))}
-            self.reports[writing.hours[index]].event_dates |= days
+            self._note_days(writing.hours[index], files)
+        for index, parts in cleaned.shared.items():
+            self.per_object[writing.names[index]].shared += parts
+            self._note_days(writing.hours[index], [p.file for p in parts])
         for index, file in writing.quarantine_files.items():
             self.per_object[writing.names[index]].files.append(file)
+
+    def _note_days(self, hour: datetime, files: list[str]) -> None:
+        days = {f"{d:%Y-%m-%d}" for f in files if (d := layout.cleaned_file_day(f))}
+        self.reports[hour].event_dates |= days
 
     def close(self) -> None:
         """Let the last pass's writing end (a run that stops early still leaves the files
@@ -183,7 +195,7 @@ class CleaningRun:
 class _Writing:
     """A pass whose cleaned files are being written, and what to note when they are."""
 
-    cleaned: Future[dict[int, list[str]]]  # write_cleaned's files by object index
+    cleaned: Future[Cleaned]  # write_cleaned's own files and shared parts by object index
     names: list[str]
     hours: list[datetime]
     quarantine_files: dict[int, str]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lake.storage import ObjectInfo
+
+if TYPE_CHECKING:  # lake.ledger imports this module
+    from lake.ledger import SharedPart
 
 
 @dataclass
@@ -16,7 +19,8 @@ class ObjectCounts:
     records_cleaned: int = 0
     records_quarantined: int = 0
     duplicates_dropped: int = 0
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # files holding its rows alone
+    shared: list[SharedPart] = field(default_factory=list)  # its rows in shared files
 
     @property
     def balanced(self) -> bool:
@@ -51,6 +55,8 @@ class HourReport:
         self.records_quarantined += counts.records_quarantined
         self.duplicates_dropped += counts.duplicates_dropped
         self.files_written += counts.files
+        shared = dict.fromkeys(p.file for p in counts.shared)  # the hour's sharers name it again
+        self.files_written += [f for f in shared if f not in self.files_written]
         if not counts.balanced:
             self.unbalanced_objects.append(info.key)
 

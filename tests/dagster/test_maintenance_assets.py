@@ -7,10 +7,12 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from dagster import AssetKey, DagsterInstance, build_schedule_context, materialize
 
 from assets.hourly import stream_pool
 from assets.marts import WAREHOUSE_POOL
+from lake.cleaning import writing
 from lake.firehose import object_key
 from lake.iceberg.catalog import LakeTables
 from orchestration.definitions import defs, ingest_assets, maintenance_assets
@@ -48,9 +50,11 @@ def _land_and_clean(local_lake) -> int:
         written = datetime(2026, 11, 21, 8, n, tzinfo=UTC)
         key = object_key(STREAM, written, object_id=f"o{n}")
         local_lake["landing"].write(key, gzip.compress("".join(map(json.dumps, records)).encode()))
-    result = materialize(
-        ingest_assets(STREAM), partition_key=HOUR, resources=local_lake["resources"]
-    )
+    with pytest.MonkeyPatch.context() as patch:  # no shared file: as micro-batches write
+        patch.setattr(writing, "SHARE_ROWS", 0)
+        result = materialize(
+            ingest_assets(STREAM), partition_key=HOUR, resources=local_lake["resources"]
+        )
     assert result.success
     return OBJECTS * 3
 

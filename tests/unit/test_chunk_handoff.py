@@ -81,6 +81,8 @@ def test_a_chunk_comes_back_through_the_lake_as_it_left(
     settings = make_lake(tmp_path / "worker", 2)
     batches, reports, keys, held = _chunk(settings)
     assert keys.num_rows and any(parts[-1] for parts in held.held.values())
+    shared = [w.args[4].shared for p in held.held.values() for w in p[-1] if w.args[4].shared]
+    assert len(shared) == 2  # 11:00's two small objects share a file, and it travels
     folder = layout.chunk_handoff_folder(SPEC.name, TOKEN, min(batches))
     assert folder == f"_state/chunks/{SPEC.name}/{TOKEN}/20261121T11/"
 
@@ -120,6 +122,18 @@ def _first_write(doc: dict) -> dict:
     return next(w for h in doc["held"].values() for w in h["ledger_writes"])
 
 
+def _first_shared(doc: dict) -> dict:
+    writes = (w for h in doc["held"].values() for w in h["ledger_writes"])
+    return next(w for w in writes if w["counts"]["shared"])["counts"]["shared"][0]
+
+
+OWN_FILE = f"cleaned/{SPEC.name}/dt=2026-11-21/20261121T11-d-0123456789abcdef-{TOKEN}.parquet"
+
+
+def _another_streams(part: dict) -> None:
+    part["file"] = part["file"].replace(f"cleaned/{SPEC.name}/", "cleaned/other_stream/")
+
+
 TAMPERED = {
     "truncated document": (DOC, lambda data: data[: len(data) // 2], "JSONDecodeError"),
     "truncated keys": (KEYS, lambda data: data[:-100], "truncated or altered"),
@@ -128,6 +142,21 @@ TAMPERED = {
         DOC,
         _edit_doc(lambda d: _first_write(d)["counts"]["files"].append("catalog/lake_db/x.json")),
         "a file outside",
+    ),
+    "a shared file of another stream": (
+        DOC,
+        _edit_doc(lambda d: _another_streams(_first_shared(d))),
+        "a file outside",
+    ),
+    "a shared file that is an object's own": (
+        DOC,
+        _edit_doc(lambda d: _first_shared(d).update(file=OWN_FILE)),
+        "not a shared file",
+    ),
+    "a shared range that is not one": (
+        DOC,
+        _edit_doc(lambda d: _first_shared(d).update(first=-1)),
+        "not a row range",
     ),
     "a path out of the lake": (
         DOC,

@@ -124,5 +124,6 @@ def test_commit_reads_each_footer_once(tmp_path: Path, monkeypatch: pytest.Monke
         for layer in (CLEANED, QUARANTINE)
         for e in _entries(tables.load(layer, SPEC.name))
     ]
-    assert len(files) == 4 + 1  # o1 in two days, o2 and o3 in one; a quarantine file
+    # 2026-11-21: o1, o2 and o3 share a file; 2026-11-20: o1's alone; a quarantine file
+    assert len(files) == 2 + 1
     assert {f: opened[f] for f in files} == dict.fromkeys(files, 1)

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from lake.cleaning import writing
 from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix, object_key
 from lake.iceberg import compaction
@@ -73,9 +74,13 @@ def rows(tables: LakeTables, layer: str = CLEANED) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def small_files(landing: LocalStorage, lake: LocalStorage, tables: LakeTables) -> None:
-    """OBJECTS objects cleaned in one hour: OBJECTS small files on DAY, a bad record in
-    every third object (OBJECTS / 3 quarantine files)."""
+def small_files(
+    landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OBJECTS objects cleaned in one hour: OBJECTS small files on DAY (files of their own,
+    as micro-batches of one object write them: no shared file), a bad record in every
+    third object (OBJECTS / 3 quarantine files)."""
+    monkeypatch.setattr(writing, "SHARE_ROWS", 0)
     for n in range(OBJECTS):
         land(landing, n, ids_of(n), junk=n % 3 == 0)
     clean(landing, lake, tables)

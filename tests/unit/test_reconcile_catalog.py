@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table, Transaction
 
@@ -35,6 +36,11 @@ def _record(event_id: str) -> bytes:
     return json.dumps({"event_id": event_id, "ts": HOUR.isoformat(), "robot_id": "R1"}).encode()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="reconcile reads a manifest's own files only: kept and lost share a cleaned file "
+    "(lake.cleaning.writing, with tables); the readers' task teaches it `shared`",
+)
 def test_processed_objects_missing_from_the_cleaned_table_are_reported(tmp_path: Path) -> None:
     landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
     tables = LakeTables(replace(DEFAULTS, lake_uri=lake.uri))
