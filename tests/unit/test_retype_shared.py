@@ -70,10 +70,8 @@ def _crawl_and_clean(
 
 def _table_rows(tables: LakeTables) -> list[tuple[str, str, Any]]:
     rows = tables.load(CLEANED, SPEC.name).scan().to_arrow()
-    found = zip(
-        rows["event_id"].to_pylist(), rows["_source_key"].to_pylist(), rows["created"].to_pylist()
-    )
-    return sorted(found)
+    columns = [rows[c].to_pylist() for c in ("event_id", "_source_key", "created")]
+    return sorted(zip(*columns, strict=True))
 
 
 def test_a_widening_casts_each_sharer_into_a_file_of_its_own(
