@@ -225,7 +225,8 @@ def cast_object(
         rewritten += list(moved.values())
         kept += list(moved.values())
         doc["files"] = list(doc.get("files") or []) + list(moved.values())
-        left = [p.as_manifest() for p in shared_parts(manifest) if p not in moved]
+        entries = zip(manifest["shared"], shared_parts(manifest), strict=True)
+        left = [entry for entry, part in entries if part not in moved]  # kept as written
         doc.pop("shared", None)
         if left:
             doc["shared"] = left
@@ -239,20 +240,21 @@ def cast_object(
 def _shared_rows(
     lake: Storage, manifest: dict[str, Any], source_key: str
 ) -> dict[SharedPart, pa.Table]:
-    """The object's rows of each shared file of its manifest still on disk. Raises
-    ValueError when a range holds another object's rows (a manifest not as written)."""
+    """The object's rows of each shared file of its manifest still on disk. A range that
+    does not hold them (a manifest not as written) is left as a missing file is."""
     found = {}
-    for part in shared_parts(manifest):
+    parts: list[SharedPart] = []
+    with contextlib.suppress(ValueError):
+        parts = shared_parts(manifest)
+    for part in parts:
         try:
             data = lake.read(part.file)
         except ObjectNotFound:
             continue
-        if not part.rows:
-            continue  # no rows to move
         rows = pq.read_table(io.BytesIO(data)).slice(part.first, part.rows)
-        if rows.num_rows != part.rows or set(rows["_source_key"].to_pylist()) != {source_key}:
-            raise ValueError(f"{part.file} rows {part.first}+{part.rows} are not {source_key!r}'s")
-        found[part] = rows
+        ours = set(rows["_source_key"].to_pylist()) == {source_key}
+        if ours and rows.num_rows == part.rows:
+            found[part] = rows
     return found
 
 
