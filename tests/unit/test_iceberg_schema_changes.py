@@ -269,3 +269,37 @@ def test_a_sharer_whose_shared_file_is_gone_is_skipped_and_the_others_cast(
     manifests = {k: doc for k, (_, doc) in manifests_by_key(lake, SPEC.name).items()}
     assert [p.file for p in shared_parts(manifests[a])] == [gone]  # left as it was
     assert all(shared_parts(manifests[k]) == [] for k in (b, c))
+
+
+def test_a_cast_of_shared_rows_killed_before_its_manifests_is_redone_once(
+    landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
+) -> None:
+    monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+    keys = [
+        _put(landing, H1, oid, ["2026-11-21T07:00:00Z", "2026-11-21T07:01:00Z"]) for oid in "ab"
+    ]
+    _crawl_and_clean(landing, lake, tables, H1)
+    share(lake, tables, SPEC.name, keys, H1)
+    for key in keys:
+        landing.delete(key)
+    _put(landing, H2, "d", ["not a date"])
+    table = _crawl_and_clean(landing, lake, tables, H2)
+    expected = _source_rows(tables)
+    write = LocalStorage.write
+
+    def crash_on_manifest(self: LocalStorage, key: str, data: bytes) -> None:
+        if key.startswith("_state/cleaned/"):
+            raise OSError("killed")  # after the first object's commit
+        write(self, key, data)
+
+    pii_key = key_from_env(landing.uri, lake.uri)
+    monkeypatch.setattr(LocalStorage, "write", crash_on_manifest)
+    with pytest.raises(OSError):
+        retype_stream(SPEC, table, landing, lake, pii_key, tables=tables)
+    monkeypatch.setattr(LocalStorage, "write", write)
+    assert _source_rows(tables) == expected  # committed: the rows once, in a file of its own
+
+    retype_stream(SPEC, table, landing, lake, pii_key, tables=tables)
+    assert _source_rows(tables) == expected
+    manifests = manifests_by_key(lake, SPEC.name)
+    assert all(shared_parts(manifests[k][1]) == [] for k in keys)
