@@ -115,7 +115,7 @@ class CommittedFiles:
     def _read_shared(self, key: str) -> SharedRows:
         try:
             rows = pq.read_table(io.BytesIO(self.lake.read(key)), columns=SHARER_COLUMNS)
-        except ObjectNotFound:
+        except (ObjectNotFound, pa.ArrowException):  # gone, or not a cleaned Parquet file
             return SharedRows(key, (), False)
         sources = rows.column("_source_key")
         ranges = set()

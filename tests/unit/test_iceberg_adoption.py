@@ -108,11 +108,13 @@ def test_a_shared_file_a_sharer_left_is_adopted_as_its_current_rows_alone(
     [partly] = committed.partly_of_days("cleaned", None)
     assert (partly.file, partly.ranges) == (shared, ((0, 2), (5, 4)))
 
+    junk = layout.shared_file(SPEC.name, HOUR.date(), HOUR, "ffffffffffff", 0)
+    lake.write(junk, b"not parquet")  # named as a shared file: no sharer, never committed
     tables.catalog.drop_table(f"cleaned.{SPEC.name}")  # lost: the next commit adopts
     put(landing, 5, "d", dumps(rec("d0")))
     _clean(landing, lake, tables)
 
     assert _ids(tables) == sorted([*current, "d0"])  # every current row once, no stale one
     registered = committed_keys(tables, "cleaned", SPEC.name) or []
-    assert shared not in registered
+    assert shared not in registered and junk not in registered
     assert sum("/compacted-" in k for k in registered) == 1
