@@ -72,30 +72,36 @@ def time_check(root: Path, repeat: int) -> None:
     walls, cpus, found = [], [], 0
     for _ in range(repeat):
         start, cpu = time.perf_counter(), time.process_time()
-        found = len(uncatalogued_objects(lake_, tables, read_ledger(lake_, SPEC.name, HOUR), landed))
+        found = len(
+            uncatalogued_objects(lake_, tables, read_ledger(lake_, SPEC.name, HOUR), landed)
+        )
         walls.append(time.perf_counter() - start)
         cpus.append(time.process_time() - cpu)
+    median = statistics.median
+    runs = ", ".join(f"{w * 1000:.0f}" for w in walls)
+    summary = f"wall median {median(walls) * 1000:.0f} ms ({runs}), CPU median {median(cpus) * 1000:.0f} ms"
     print(
-        f"{lake.reconcile.__file__}: {len(landed)} objects, {found} reported uncatalogued; "
-        f"wall median {statistics.median(walls) * 1000:.0f} ms "
-        f"({', '.join(f'{w * 1000:.0f}' for w in walls)}), "
-        f"CPU median {statistics.median(cpus) * 1000:.0f} ms"
+        f"{lake.reconcile.__file__}: {len(landed)} objects, {found} reported uncatalogued; {summary}"
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["build", "time"])
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/reconcile-bench"))
-    parser.add_argument("--objects", type=int, default=500)
-    parser.add_argument("--layout", choices=["own", "shared", "compacted"], default="own")
-    parser.add_argument("--per-file", type=int, default=50, help="objects a shared file")
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = _options().parse_args()
     if args.what == "build":
         build(args.dir, args.objects, args.layout, args.per_file)
     else:
         time_check(args.dir, args.repeat)
+
+
+def _options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("what", choices=["build", "time"])
+    options.add_argument("--dir", type=Path, default=Path("/tmp/reconcile-bench"))
+    options.add_argument("--objects", type=int, default=500)
+    options.add_argument("--layout", choices=["own", "shared", "compacted"], default="own")
+    options.add_argument("--per-file", type=int, default=50, help="objects a shared file")
+    options.add_argument("--repeat", type=int, default=5)
+    return options
 
 
 if __name__ == "__main__":
