@@ -281,8 +281,9 @@ class _Registrar:
     stream: str
 
     def register(self, source_key: str, keys: list[str]) -> None:
-        """One commit: the object's files in the table (by source key: the files of before,
-        or lake.iceberg.rewrite's copies of them) replaced by `keys`, the same paths cast."""
+        """One commit: the object's rows in the table (by source key, within the days of
+        `keys`: its files of before, lake.iceberg.rewrite's copies of them, its rows in a
+        shared file) replaced by `keys` (its own files cast in place, its new files)."""
         if self.tables is None or self.tables.load(CLEANED, self.stream) is None:
             return  # files from before the tables: nothing registered to replace
         days = sorted({d for k in keys if (d := layout.file_day(k)) is not None})
