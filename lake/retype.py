@@ -214,14 +214,14 @@ def cast_object(
     source_key = str(manifest.get("source_key"))
     ranges = _shared_rows(lake, manifest, source_key)
     casts = {part: cast_columns(rows, target) for part, rows in ranges.items()}
+    for rows in ranges.values():  # cast below, or already of the catalog's types
+        written_as |= {n: target[n] for n in rows.column_names if n in target}
     doc = {k: v for k, v in manifest.items() if k != "_key"}
     if ranges and (rewritten or any(c is not None for c in casts.values())):
         # every range moves, cast or not: the replace by key then takes out no row of the
         # object that the registered files do not hold
         own_rows = {p: ranges[p] if casts[p] is None else casts[p] for p in ranges}
         moved = _own_files(lake, source_key, own_rows)
-        for rows in ranges.values():
-            written_as |= {n: target[n] for n in rows.column_names if n in target}
         rewritten += list(moved.values())
         kept += list(moved.values())
         doc["files"] = list(doc.get("files") or []) + list(moved.values())
