@@ -8,13 +8,16 @@ time, so it is slow and thorough where the scan is fast and near. Objects that l
 the last `grace` are left out: the landing scan's runs for them may still be queued.
 
 With the lake's tables it also confirms that each object the ledger has processed has its
-cleaned files in the cleaned Iceberg table, and reports those that do not (their files
+cleaned rows in the cleaned Iceberg table, and reports those that do not (their rows
 are invisible to every reader; the opposite, files committed but no manifest, is a run
 killed between its commit and its ledger, which the next run heals). One scan plan per
 hour, pruned to the hour's objects by `_source_key`: a run commits all of an object's
-files at once, so an object whose output name is among the planned files is whole; only
-the others (no cleaned file seen: all quarantined or duplicates, or missing) cost a read
-of their manifest.
+files at once, so an object whose output name is among the planned files is whole. The
+other planned files hold several objects' rows (a file shared by a pass's objects, a
+compacted day, a copy-on-write or retyped copy of either): their `_source_key` column
+alone is read, once per file per call. An object found in neither costs a read of its
+manifest: it is missing unless the manifest records no cleaned row (all quarantined or
+duplicates).
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.expressions import In
+from pyiceberg.table import Table
 
 from lake import layout
 from lake.cleaning.commit import SOURCE_KEY
 from lake.firehose import hour_prefix
 from lake.iceberg.catalog import CLEANED, LakeTables
-from lake.ledger import Ledger, files_of, output_name, read_ledger
+from lake.ledger import Ledger, output_name, output_name_of_file, read_ledger, read_manifest
 from lake.storage import ObjectInfo, Storage
 
 
@@ -80,30 +86,76 @@ def _unprocessed(
 
 
 def uncatalogued_objects(
-    lake: Storage, tables: LakeTables, ledger: Ledger, landed: list[ObjectInfo]
+    lake: Storage,
+    tables: LakeTables,
+    ledger: Ledger,
+    landed: list[ObjectInfo],
+    read: dict[str, frozenset[str]] | None = None,
 ) -> list[str]:
-    """Keys of the hour's objects the ledger has processed whose cleaned files the cleaned
-    table's current snapshot does not hold."""
+    """Keys of the hour's objects the ledger has processed whose cleaned rows the cleaned
+    table's current snapshot does not hold. `read` remembers the source keys of the
+    files shared by several objects read so far (across the hours of one call)."""
     done = [o for o in landed if ledger.is_done(o)]
     if not done:
         return []
-    planned: set[str] = set()
-    table = tables.load(CLEANED, ledger.stream)
-    if table is not None and table.current_snapshot() is not None:
-        scan = table.scan(row_filter=In(SOURCE_KEY[CLEANED], sorted({o.key for o in done})))
-        planned = {k for t in scan.plan_files() if (k := tables.key_of(t.file.file_path))}
-    names = {k.rsplit("/", 1)[-1] for k in planned}
+    held = _keys_held(tables, ledger, sorted({o.key for o in done}), {} if read is None else read)
     missing = []
     for info in done:
-        if output_name(ledger.hour, info.key) in names:
-            continue
-        manifest = ledger.current_manifest(info)
-        cleaned = [
-            f for f in files_of(lake, [manifest] if manifest else []) if layout.is_cleaned_file(f)
-        ]
-        if any(f not in planned for f in cleaned):
+        if info.key not in held and _has_cleaned_rows(lake, ledger.current_manifest(info)):
             missing.append(info.key)
     return missing
+
+
+def _keys_held(
+    tables: LakeTables, ledger: Ledger, keys: list[str], read: dict[str, frozenset[str]]
+) -> set[str]:
+    """The `keys` the cleaned table's current files hold rows of: the owners of the planned
+    files named after an object, then the keys found in the others' `_source_key`."""
+    table = tables.load(CLEANED, ledger.stream)
+    if table is None or table.current_snapshot() is None:
+        return set()
+    owner_of = {output_name(ledger.hour, k): k for k in keys}
+    held: set[str] = set()
+    others = []
+    for task in table.scan(row_filter=In(SOURCE_KEY[CLEANED], keys)).plan_files():
+        path = task.file.file_path
+        lake_key = tables.key_of(path) or ""
+        owner = owner_of.get(output_name_of_file(lake_key.rsplit("/", 1)[-1]))
+        if owner is None:
+            others.append(path)
+        else:
+            held.add(owner)
+    wanted = set(keys) - held
+    for path in others:
+        if not wanted:
+            break
+        if path not in read:
+            read[path] = _source_keys_in(table, path)
+        held |= read[path] & wanted
+        wanted -= read[path]
+    return held
+
+
+def _source_keys_in(table: Table, path: str) -> frozenset[str]:
+    """The distinct `_source_key` values of one data file (that column alone read)."""
+    with table.io.new_input(path).open() as stream:
+        column = pq.ParquetFile(stream).read(columns=[SOURCE_KEY[CLEANED]]).column(0)
+    return frozenset(k for k in pc.unique(column).to_pylist() if k is not None)
+
+
+def _has_cleaned_rows(lake: Storage, manifest_key: str | None) -> bool:
+    """Whether the manifest records cleaned rows (one gone meanwhile was replaced by a
+    newer run's, which the next call checks: no)."""
+    doc = read_manifest(lake, manifest_key) if manifest_key else None
+    if not isinstance(doc, dict):
+        return False
+    cleaned = doc.get("records_cleaned")
+    if type(cleaned) is int:
+        return cleaned > 0
+    files = doc.get("files") or []  # a manifest without counts: does it name cleaned rows
+    return bool(doc.get("shared")) or any(
+        isinstance(f, str) and layout.is_cleaned_file(f) for f in files
+    )
 
 
 def reconcile_some_hours(
@@ -121,6 +173,7 @@ def reconcile_some_hours(
     again at `newest`): the hours with unprocessed objects (landed before `landed_before`)
     and, with `tables`, with processed objects missing from the cleaned table."""
     found = Reconciled({}, {}, ReconcileCursor(None))
+    read: dict[str, frozenset[str]] = {}  # shared files' source keys, read once a call
     hour = cursor.next_hour if cursor.next_hour and cursor.next_hour <= newest else newest
     for _ in range(hours_per_call):
         if hour < oldest:
@@ -129,7 +182,9 @@ def reconcile_some_hours(
         landed = list(landing.list(hour_prefix(stream, hour)))
         if missing := _unprocessed(ledger, landed, landed_before):
             found.unprocessed[hour] = missing
-        if tables is not None and (lost := uncatalogued_objects(lake, tables, ledger, landed)):
+        if tables is not None and (
+            lost := uncatalogued_objects(lake, tables, ledger, landed, read)
+        ):
             found.uncatalogued[hour] = lost
         hour -= timedelta(hours=1)
     found.cursor = ReconcileCursor(hour)

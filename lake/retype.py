@@ -12,7 +12,14 @@ object was cleaned with, the object is brought to the current types:
 - else its cleaned files are cast in place (lake.column_cast), then re-registered in the
   Iceberg table `cleaned.<stream>` (same paths: the ledger keeps naming them; the commit
   replaces the object's files by source key, so also a copy lake.iceberg.rewrite made),
-  the manifest updated last.
+  the manifest updated last. Its rows in a file shared with other objects (the
+  manifest's `shared` ranges, lake.ledger) are never cast or registered whole (that would
+  add the other sharers' rows twice): the object's range is cast into a new file of its
+  own, which the same commit registers; the replace by key takes the object's rows out of
+  the shared file in the table (copy-on-write), and the manifest then names the new file
+  in `files` and no longer the range. A shared file gone from disk (snapshot expiry after
+  a copy-on-write or compaction) is skipped as a missing file of the object's own is: the
+  object's rows stay in the table as the table holds them, its manifest names the range.
 
 A stream is scanned once per change of its catalog column types: `_state/retyped/<stream>.json`
 remembers the types the last complete scan brought every file to.
@@ -23,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +47,16 @@ from lake.column_cast import arrow_types, cast_columns
 from lake.firehose import hour_prefix
 from lake.iceberg.catalog import CLEANED, LakeTables
 from lake.iceberg.commit import TableShape, commit_files
-from lake.ledger import manifest_hour, manifest_keys, read_manifest, write_manifest
+from lake.ledger import (
+    SharedPart,
+    manifest_hour,
+    manifest_keys,
+    output_name,
+    read_manifest,
+    run_file_name,
+    shared_parts,
+    write_manifest,
+)
 from lake.parquet_writing import parquet_bytes
 from lake.pii import PIIKey
 from lake.settings import DEFAULTS, Settings
@@ -156,7 +173,7 @@ def _is_stale(
     if isinstance(recorded, dict):
         return any(name in target and target[name] != t for name, t in recorded.items())
     # a manifest from before types were recorded: ask the files themselves
-    for key in _cleaned_files(manifest):
+    for key in _cleaned_files(manifest) + [p.file for p in shared_parts(manifest)]:
         with contextlib.suppress(ObjectNotFound):
             schema = pq.read_schema(io.BytesIO(lake.read(key)))
             if any(f.name in arrow_target and f.type != arrow_target[f.name] for f in schema):
@@ -176,9 +193,10 @@ def cast_object(
     target: dict[str, str],
     registrar: _Registrar | None = None,
 ) -> list[str]:
-    """Cast an object's cleaned files to the catalog's types (each file replaced whole),
-    register them again in the Iceberg table (`registrar`), then record the new types in
-    its manifest. Returns the files rewritten."""
+    """Cast an object's cleaned files to the catalog's types (each file replaced whole;
+    its ranges of shared files into new files of its own), register them again in the
+    Iceberg table (`registrar`), then record the new types, and the new files in place of
+    the ranges, in its manifest. Returns the files rewritten or written."""
     rewritten, kept = [], []
     written_as = dict(manifest.get("column_types") or {})
     for key in _cleaned_files(manifest):
@@ -193,12 +211,66 @@ def cast_object(
         if cast is not None:
             lake.write(key, parquet_bytes(cast, no_dictionary={"_position"}))
             rewritten.append(key)
-    if rewritten and registrar is not None:
-        registrar.register(str(manifest.get("source_key")), kept)
+    source_key = str(manifest.get("source_key"))
+    ranges = _shared_rows(lake, manifest, source_key)
+    casts = {part: cast_columns(rows, target) for part, rows in ranges.items()}
+    for rows in ranges.values():  # cast below, or already of the catalog's types
+        written_as |= {n: target[n] for n in rows.column_names if n in target}
     doc = {k: v for k, v in manifest.items() if k != "_key"}
+    if ranges and (rewritten or any(c is not None for c in casts.values())):
+        # every range moves, cast or not: the replace by key then takes out no row of the
+        # object that the registered files do not hold
+        own_rows = {p: ranges[p] if casts[p] is None else casts[p] for p in ranges}
+        moved = _own_files(lake, source_key, own_rows)
+        rewritten += list(moved.values())
+        kept += list(moved.values())
+        doc["files"] = list(doc.get("files") or []) + list(moved.values())
+        entries = zip(manifest["shared"], shared_parts(manifest), strict=True)
+        left = [entry for entry, part in entries if part not in moved]  # kept as written
+        doc.pop("shared", None)
+        if left:
+            doc["shared"] = left
+    if rewritten and registrar is not None:
+        registrar.register(source_key, kept)
     doc |= {"catalog_version": version, "column_types": written_as}
     write_manifest(lake, manifest["_key"], doc)
     return rewritten
+
+
+def _shared_rows(
+    lake: Storage, manifest: dict[str, Any], source_key: str
+) -> dict[SharedPart, pa.Table]:
+    """The object's rows of each shared file of its manifest still on disk. A range that
+    does not hold them (a manifest not as written) is left as a missing file is."""
+    found = {}
+    parts: list[SharedPart] = []
+    with contextlib.suppress(ValueError):
+        parts = shared_parts(manifest)
+    for part in parts:
+        try:
+            data = lake.read(part.file)
+        except ObjectNotFound:
+            continue
+        rows = pq.read_table(io.BytesIO(data)).slice(part.first, part.rows)
+        ours = set(rows["_source_key"].to_pylist()) == {source_key}
+        if ours and rows.num_rows == part.rows:
+            found[part] = rows
+    return found
+
+
+def _own_files(
+    lake: Storage, source_key: str, ranges: dict[SharedPart, pa.Table]
+) -> dict[SharedPart, str]:
+    """Each range's rows written beside its shared file, under a name of the object's own
+    that no earlier file has (run_file_name: a table's files are never overwritten)."""
+    token = uuid.uuid4().hex[:12]
+    written = {}
+    for part, rows in ranges.items():
+        hour = rows["_arrival_hour"][0].as_py()
+        key = f"{part.file.rsplit('/', 1)[0]}/{run_file_name(output_name(hour, source_key), token)}"
+        lake.write(key, parquet_bytes(rows, no_dictionary={"_position"}))
+        written[part] = key
+    return written
 
 
 @dataclass
@@ -209,8 +281,9 @@ class _Registrar:
     stream: str
 
     def register(self, source_key: str, keys: list[str]) -> None:
-        """One commit: the object's files in the table (by source key: the files of before,
-        or lake.iceberg.rewrite's copies of them) replaced by `keys`, the same paths cast."""
+        """One commit: the object's rows in the table (by source key, within the days of
+        `keys`: its files of before, lake.iceberg.rewrite's copies of them, its rows in a
+        shared file) replaced by `keys` (its own files cast in place, its new files)."""
         if self.tables is None or self.tables.load(CLEANED, self.stream) is None:
             return  # files from before the tables: nothing registered to replace
         days = sorted({d for k in keys if (d := layout.file_day(k)) is not None})

@@ -1,4 +1,5 @@
-"""A lake written before its Iceberg tables existed: the first commit adopts its files."""
+"""A lake written before its Iceberg tables existed (or whose table was lost): the first
+commit adopts its files, a file shared by several objects by its committed rows alone."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import pytest
 
 from lake import layout
 from lake.cleaning.hour import clean_hour
+from lake.committed import CommittedFiles
 from lake.firehose import hour_prefix
 from lake.iceberg.catalog import LakeTables
 from lake.iceberg.commit import ADOPTED
 from lake.iceberg.scan import committed_keys
 from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
+from tests.unit.shared_lake import share
 from tests.unit.test_cleaning import HOUR, SPEC, TABLE, dumps, put, rec
 
 
@@ -73,3 +76,45 @@ def test_a_gzip_object_rewritten_after_adoption_replaces_its_rows(tmp_path: Path
     assert sorted(rows["event_id"].to_pylist()) == ["b0", "b1"]
     for path in committed_keys(tables, "cleaned", SPEC.name) or []:
         assert pq.read_metadata(lake.path(path)).num_rows == 2
+
+
+def _ids(tables: LakeTables) -> list[str]:
+    cleaned = tables.catalog.load_table(f"cleaned.{SPEC.name}")
+    return sorted(cleaned.scan(selected_fields=("event_id",)).to_arrow()["event_id"].to_pylist())
+
+
+def test_a_shared_file_a_sharer_left_is_adopted_as_its_current_rows_alone(
+    tmp_path: Path,
+) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    tables = LakeTables(replace(DEFAULTS, lake_uri=lake.uri, landing_uri=landing.uri))
+    keys = [
+        put(landing, n, oid, "".join(dumps(rec(f"{oid}{i}")) for i in range(n + 1)))
+        for n, oid in enumerate("abc", start=1)
+    ]
+    _clean(landing, lake, tables)
+    [shared] = share(lake, tables, SPEC.name, keys, HOUR)
+    committed = CommittedFiles(lake, SPEC.name)
+    assert shared in committed.of_days("cleaned", None)  # every row committed: whole
+    # b is overwritten and cleaned again: the table's copy-on-write takes its old rows
+    # out of the shared file; the file on disk keeps them, a's and c's manifests name it
+    landing.write(keys[1], gzip.compress(dumps(rec("b-new")).encode()))
+    _clean(landing, lake, tables)
+    current = sorted(["a0", "a1", "b-new", "c0", "c1", "c2", "c3"])
+    assert _ids(tables) == current
+    assert pq.read_metadata(lake.path(shared)).num_rows == 9
+    committed = CommittedFiles(lake, SPEC.name)
+    assert shared not in committed.of_days("cleaned", None)
+    [partly] = committed.partly_of_days("cleaned", None)
+    assert (partly.file, partly.ranges) == (shared, ((0, 2), (5, 4)))
+
+    junk = layout.shared_file(SPEC.name, HOUR.date(), HOUR, "ffffffffffff", 0)
+    lake.write(junk, b"not parquet")  # named as a shared file: no sharer, never committed
+    tables.catalog.drop_table(f"cleaned.{SPEC.name}")  # lost: the next commit adopts
+    put(landing, 5, "d", dumps(rec("d0")))
+    _clean(landing, lake, tables)
+
+    assert _ids(tables) == sorted([*current, "d0"])  # every current row once, no stale one
+    registered = committed_keys(tables, "cleaned", SPEC.name) or []
+    assert shared not in registered and junk not in registered
+    assert sum("/compacted-" in k for k in registered) == 1

@@ -2,15 +2,18 @@
 a column widened bigint -> double -> string across runs is replaced in the table and every
 committed file holding it in an older type rewritten in the same commit, so pyiceberg and
 DuckDB (over the committed files) read every row in the new type; retype then brings the
-ledger's files and the table back to the same files."""
+ledger's files and the table back to the same files, and casts an object's range of a file
+shared with other objects into a file of its own (no row lost or twice in the table)."""
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -18,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.types import DoubleType, LongType, StringType
 
+from lake import layout
 from lake.catalog_store import Catalog
 from lake.cleaning.hour import clean_hour
 from lake.committed import CommittedFiles
@@ -26,6 +30,7 @@ from lake.firehose import hour_prefix, object_key
 from lake.iceberg.catalog import CLEANED, LakeTables
 from lake.iceberg.commit import TableShape, commit_files
 from lake.iceberg.scan import committed_keys
+from lake.ledger import output_name, output_name_of_file, shared_parts
 from lake.parquet_writing import parquet_bytes
 from lake.pii import key_from_env
 from lake.retype import retype_stream
@@ -33,6 +38,7 @@ from lake.settings import DEFAULTS
 from lake.storage import LocalStorage
 from lake.streams import load_streams
 from lake.warehouse import view_sql
+from tests.unit.shared_lake import manifests_by_key, share
 
 STREAM = "meter"
 TS = pa.array([datetime(2026, 11, 21, 8, tzinfo=UTC)], pa.timestamp("us", "UTC"))
@@ -194,3 +200,111 @@ def test_retype_after_a_replaced_column_leaves_table_and_ledger_on_the_same_file
     rows = tables.load(CLEANED, SPEC.name).scan().to_arrow()
     assert rows.num_rows == 4
     assert {pq.read_schema(lake.path(k)).field("created").type for k in keys} == {pa.string()}
+
+
+def _source_rows(tables: LakeTables) -> list[tuple[str, str, Any]]:
+    rows = tables.load(CLEANED, SPEC.name).scan().to_arrow()
+    columns = [rows[c].to_pylist() for c in ("event_id", "_source_key", "created")]
+    return sorted(zip(*columns, strict=True))
+
+
+def test_a_widening_casts_each_sharer_into_a_file_of_its_own(
+    landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
+) -> None:
+    monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+    a = _put(landing, H1, "a", ["2026-11-21T07:00:00Z", "2026-11-21T07:01:00Z"])
+    b = _put(landing, H1, "b", ["2026-11-21T07:30:00Z"])
+    c = _put(landing, H1, "c", ["2026-11-21T07:40:00Z", "2026-11-21T07:41:00Z"])
+    _crawl_and_clean(landing, lake, tables, H1)
+    [shared] = share(lake, tables, SPEC.name, [a, b, c], H1)
+    assert pq.read_metadata(lake.path(shared)).num_rows == 5
+    for key in (b, c):
+        landing.delete(key)  # expired from landing: only a cast can retype them
+    _put(landing, H2, "d", ["not a date"])
+    table = _crawl_and_clean(landing, lake, tables, H2)  # created: timestamp -> string
+    expected = _source_rows(tables)  # the table's own rewrite already reads them as text
+    assert len(expected) == 6 and all(isinstance(r[2], str) for r in expected)
+
+    report = retype_stream(
+        SPEC, table, landing, lake, key_from_env(landing.uri, lake.uri), tables=tables
+    )
+
+    assert report.objects_recleaned == [a] and sorted(report.objects_cast) == sorted([b, c])
+    assert _source_rows(tables) == expected  # each row once, as text
+    manifests = {k: doc for k, (_, doc) in manifests_by_key(lake, SPEC.name).items()}
+    for key in (a, b, c):
+        doc = manifests[key]
+        assert shared_parts(doc) == []  # no sharer names the shared file any more
+        [own] = [f for f in doc["files"] if layout.is_cleaned_file(f)]
+        assert output_name_of_file(own.rsplit("/", 1)[-1]) == output_name(H1, key)
+        rows = pq.read_table(io.BytesIO(lake.read(own)))
+        assert rows.schema.field("created").type == pa.string()
+        assert set(rows["_source_key"].to_pylist()) == {key}
+        assert rows.num_rows == doc["records_cleaned"]
+        assert doc["column_types"]["created"] == "VARCHAR"
+    keys = committed_keys(tables, CLEANED, SPEC.name) or []
+    assert shared not in keys
+    assert {pq.read_schema(lake.path(k)).field("created").type for k in keys} == {pa.string()}
+    assert lake.exists(shared)  # older snapshots' file, until snapshot expiry
+
+
+def test_a_sharer_whose_shared_file_is_gone_is_skipped_and_the_others_cast(
+    landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
+) -> None:
+    monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+    a = _put(landing, H1, "a", ["2026-11-21T07:00:00Z"])
+    b = _put(landing, H1, "b", ["2026-11-21T07:30:00Z"])
+    c = _put(landing, H1, "c", ["2026-11-21T07:40:00Z"])
+    _crawl_and_clean(landing, lake, tables, H1)
+    [gone] = share(lake, tables, SPEC.name, [a], H1, token="aaaaaaaaaaaa")
+    share(lake, tables, SPEC.name, [b, c], H1, token="bbbbbbbbbbbb")
+    for key in (a, b, c):
+        landing.delete(key)
+    _put(landing, H2, "d", ["not a date"])
+    table = _crawl_and_clean(landing, lake, tables, H2)
+    lake.delete(gone)  # snapshot expiry after the table's rewrite of it
+    expected = _source_rows(tables)
+
+    report = retype_stream(
+        SPEC, table, landing, lake, key_from_env(landing.uri, lake.uri), tables=tables
+    )
+
+    assert sorted(report.objects_cast) == sorted([a, b, c])
+    assert _source_rows(tables) == expected
+    manifests = {k: doc for k, (_, doc) in manifests_by_key(lake, SPEC.name).items()}
+    assert [p.file for p in shared_parts(manifests[a])] == [gone]  # left as it was
+    assert all(shared_parts(manifests[k]) == [] for k in (b, c))
+
+
+def test_a_cast_of_shared_rows_killed_before_its_manifests_is_redone_once(
+    landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
+) -> None:
+    monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+    keys = [
+        _put(landing, H1, oid, ["2026-11-21T07:00:00Z", "2026-11-21T07:01:00Z"]) for oid in "ab"
+    ]
+    _crawl_and_clean(landing, lake, tables, H1)
+    share(lake, tables, SPEC.name, keys, H1)
+    for key in keys:
+        landing.delete(key)
+    _put(landing, H2, "d", ["not a date"])
+    table = _crawl_and_clean(landing, lake, tables, H2)
+    expected = _source_rows(tables)
+    write = LocalStorage.write
+
+    def crash_on_manifest(self: LocalStorage, key: str, data: bytes) -> None:
+        if key.startswith("_state/cleaned/"):
+            raise OSError("killed")  # after the first object's commit
+        write(self, key, data)
+
+    pii_key = key_from_env(landing.uri, lake.uri)
+    monkeypatch.setattr(LocalStorage, "write", crash_on_manifest)
+    with pytest.raises(OSError):
+        retype_stream(SPEC, table, landing, lake, pii_key, tables=tables)
+    monkeypatch.setattr(LocalStorage, "write", write)
+    assert _source_rows(tables) == expected  # committed: the rows once, in a file of its own
+
+    retype_stream(SPEC, table, landing, lake, pii_key, tables=tables)
+    assert _source_rows(tables) == expected
+    manifests = manifests_by_key(lake, SPEC.name)
+    assert all(shared_parts(manifests[k][1]) == [] for k in keys)
