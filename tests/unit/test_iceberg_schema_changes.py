@@ -23,6 +23,7 @@ from pyiceberg.types import DoubleType, LongType, StringType
 
 from lake import layout
 from lake.catalog_store import Catalog
+from lake.cleaning import writing
 from lake.cleaning.hour import clean_hour
 from lake.committed import CommittedFiles
 from lake.crawler import crawl_objects
@@ -162,11 +163,6 @@ def _crawl_and_clean(landing, lake, tables, hour) -> dict:  # type: ignore[no-un
     return table
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retype's cast_object and lake.committed read a manifest's own files only: a and b "
-    "share a cleaned file (lake.cleaning.writing, with tables); the readers' task teaches them",
-)
 def test_retype_after_a_replaced_column_leaves_table_and_ledger_on_the_same_files(
     landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
 ) -> None:
@@ -212,6 +208,7 @@ def test_a_widening_casts_each_sharer_into_a_file_of_its_own(
     landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
 ) -> None:
     monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+    monkeypatch.setattr(writing, "SHARE_ROWS", 0)  # own files first: shared_lake shares them
     a = _put(landing, H1, "a", ["2026-11-21T07:00:00Z", "2026-11-21T07:01:00Z"])
     b = _put(landing, H1, "b", ["2026-11-21T07:30:00Z"])
     c = _put(landing, H1, "c", ["2026-11-21T07:40:00Z", "2026-11-21T07:41:00Z"])
@@ -252,6 +249,7 @@ def test_a_sharer_whose_shared_file_is_gone_is_skipped_and_the_others_cast(
     landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
 ) -> None:
     monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+    monkeypatch.setattr(writing, "SHARE_ROWS", 0)  # own files first: shared_lake shares them
     a = _put(landing, H1, "a", ["2026-11-21T07:00:00Z"])
     b = _put(landing, H1, "b", ["2026-11-21T07:30:00Z"])
     c = _put(landing, H1, "c", ["2026-11-21T07:40:00Z"])
@@ -280,6 +278,7 @@ def test_a_cast_of_shared_rows_killed_before_its_manifests_is_redone_once(
     landing: LocalStorage, lake: LocalStorage, tables: LakeTables, monkeypatch
 ) -> None:
     monkeypatch.setenv("PII_HASH_KEY", "unit-test-pii-key")
+    monkeypatch.setattr(writing, "SHARE_ROWS", 0)  # own files first: shared_lake shares them
     keys = [
         _put(landing, H1, oid, ["2026-11-21T07:00:00Z", "2026-11-21T07:01:00Z"]) for oid in "ab"
     ]

@@ -14,6 +14,7 @@ import pytest
 from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table, Transaction
 
+from lake.cleaning import writing
 from lake.cleaning.hour import clean_hour
 from lake.firehose import hour_prefix, object_key
 from lake.iceberg.catalog import CLEANED, LakeTables
@@ -40,11 +41,6 @@ def _record(event_id: str) -> bytes:
     return json.dumps({"event_id": event_id, "ts": HOUR.isoformat(), "robot_id": "R1"}).encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile reads a manifest's own files only: kept and lost share a cleaned file "
-    "(lake.cleaning.writing, with tables); the readers' task teaches it `shared`",
-)
 def test_processed_objects_missing_from_the_cleaned_table_are_reported(tmp_path: Path) -> None:
     landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
     tables = LakeTables(replace(DEFAULTS, lake_uri=lake.uri))
@@ -110,7 +106,10 @@ def _drop(tables: LakeTables, key: str) -> None:
     with_retries(tables, tables.table_id("cleaned", SPEC.name), drop)
 
 
-def test_objects_of_a_compacted_day_are_catalogued(tmp_path: Path) -> None:
+def test_objects_of_a_compacted_day_are_catalogued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writing, "SHARE_ROWS", 0)  # small files to compact
     landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
     tables = LakeTables(replace(DEFAULTS, lake_uri=lake.uri))
     keys = _hour_of(landing, lake, tables, 4)
@@ -121,7 +120,10 @@ def test_objects_of_a_compacted_day_are_catalogued(tmp_path: Path) -> None:
     assert _uncatalogued(landing, lake, tables) == {HOUR: [keys[2]]}
 
 
-def test_objects_sharing_a_cleaned_file_are_catalogued(tmp_path: Path) -> None:
+def test_objects_sharing_a_cleaned_file_are_catalogued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writing, "SHARE_ROWS", 0)  # own files first: shared_lake shares them
     landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
     tables = LakeTables(replace(DEFAULTS, lake_uri=lake.uri))
     keys = _hour_of(landing, lake, tables, 4)
