@@ -82,6 +82,8 @@ class CommittedFiles:
         self._ledgers: dict[datetime, Ledger] = {}
         self._entries: dict[str, list[_Entry]] = {}  # output name -> its manifests
         self._shared: dict[str, SharedRows] = {}  # shared file -> its committed rows
+        # (layer, days) -> the Parquet keys listed: of_days and partly_of_days list once
+        self._listings: dict[tuple[str, tuple[date, ...] | None], list[str]] = {}
 
     def of_days(self, layer: str, days: list[date] | None) -> list[str]:
         """Keys of `<layer>/<stream>/dt=<day>/` (every day when None) that a committed
@@ -106,11 +108,15 @@ class CommittedFiles:
         return self._shared[key]
 
     def _listed(self, layer: str, days: list[date] | None) -> list[str]:
-        if days is None:
-            prefixes = [layout.layer_folder(layer, self.stream)]
-        else:
-            prefixes = [layout.layer_day_folder(layer, self.stream, d) for d in days]
-        return [o.key for p in prefixes for o in self.lake.list(p) if o.key.endswith(".parquet")]
+        asked = (layer, None if days is None else tuple(days))
+        if asked not in self._listings:
+            if days is None:
+                prefixes = [layout.layer_folder(layer, self.stream)]
+            else:
+                prefixes = [layout.layer_day_folder(layer, self.stream, d) for d in days]
+            listed = (o.key for p in prefixes for o in self.lake.list(p))
+            self._listings[asked] = [k for k in listed if k.endswith(".parquet")]
+        return self._listings[asked]
 
     def _read_shared(self, key: str) -> SharedRows:
         try:
