@@ -328,6 +328,8 @@ def main() -> None:
     parser.add_argument("--tables", action="store_true", help="small: commit to Iceberg tables")
     args = parser.parse_args()
     root = args.dir or Path(f"/tmp/backfillbench-{args.case}")
+    if args.mode in ("ours", "core", "compare") and not (root / "landing").is_dir():
+        parser.error(f"no landing folder in {root}: run `generate --case {args.case}` first")
     if args.mode == "generate":
         generate(root, args.case)
     elif args.mode == "ours":
