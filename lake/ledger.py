@@ -269,16 +269,6 @@ def shared_parts(manifest: Any) -> list[SharedPart]:
     return parts
 
 
-def files_of(lake: Storage, manifests: list[str]) -> list[str]:
-    """The lake files the given manifests list (a manifest gone meanwhile lists none)."""
-    files: list[str] = []
-    for key in manifests:
-        manifest = read_manifest(lake, key)
-        if manifest is not None:
-            files += manifest["files"]
-    return files
-
-
 def rows_files_of(lake: Storage, manifests: list[str]) -> list[str]:
     """Every lake file holding rows the given manifests record: the files they list and
     the shared files they have parts in (a re-cleaned object's replace must cover the
