@@ -18,11 +18,12 @@ the project's pooled one, orchestration/postgres_storage.py); one holding a
 copy of the project's file (or none) gets the current project file, with RUN_LOG_LEVEL
 (default INFO) as the level of the run events printed on the console.
 
-`dev` first writes the project's bytecode when PYTHONDONTWRITEBYTECODE is set
-(compile_project): every run's new process would otherwise compile our modules again.
-It runs under a supervisor that stops it gracefully on Ctrl-C or SIGTERM
-(orchestration/graceful_stop.py): no new runs, in-flight runs get STOP_GRACE_SECONDS
-(default 60) to finish, then they are canceled. Other commands replace this process.
+Every command first writes the project's bytecode when PYTHONDONTWRITEBYTECODE is set
+(compile_project; `python -m orchestration.launch compile` does only that): every new
+process (the CLI, each run) would otherwise compile our modules again. `dev` runs under
+a supervisor that stops it gracefully on Ctrl-C or SIGTERM (orchestration/graceful_stop.py):
+no new runs, in-flight runs get STOP_GRACE_SECONDS (default 60) to finish, then they are
+canceled. Other commands replace this process.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ DEFAULT_HOME = DATA_DIR / "dagster_home"
 _MARKER = "# The project's instance settings."  # first line of PROJECT_CONFIG
 CANCEL_BOUND_S = 30.0  # canceled runs stop at their next step boundary
 _TARGETS = ("-w", "--workspace", "-m", "--module-name", "-f", "--python-file")
-PACKAGES = ("lake", "assets", "orchestration")
+PACKAGES = ("lake", "assets", "orchestration", "workers")
 # named, not imported: the launcher replaces itself with `dagster` and should not pay for
 # Dagster's storage modules first
 INSTANCE_STORAGE = {"module": "orchestration.instance_storage", "class": "ProjectSqliteStorage"}
@@ -151,6 +152,9 @@ def dagster_command(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv) or ["dev"]
+    compile_project()
+    if args == ["compile"]:
+        return
     env = {
         "DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE,
         **os.environ,
@@ -159,7 +163,6 @@ def main(argv: list[str] | None = None) -> None:
     command = dagster_command(args)
     os.chdir(REPO_ROOT)
     if args[:1] == ["dev"]:
-        compile_project()
         grace_s = Settings.from_env().stop_grace_seconds
         raise SystemExit(supervise(command, env, grace_s, CANCEL_BOUND_S))
     os.execve(command[0], command, env)  # dagster itself gets the signals (Ctrl-C)
