@@ -10,13 +10,11 @@ the last `grace` are left out: the landing scan's runs for them may still be que
 With the lake's tables it also confirms that each object the ledger has processed has its
 cleaned rows in the cleaned Iceberg table, and reports those that do not (their rows
 are invisible to every reader; the opposite, files committed but no manifest, is a run
-killed between its commit and its ledger, which the next run heals). One scan plan per
-hour, pruned to the hour's objects by `_source_key`: a run commits all of an object's
-files at once, so an object whose output name is among the planned files is whole. The
-other planned files hold several objects' rows (a file shared by a pass's objects, a
-compacted day, a copy-on-write or retyped copy of either): their `_source_key` column
-alone is read, once per file per call. An object found in neither costs a read of its
-manifest: it is missing unless the manifest records no cleaned row (all quarantined or
+killed between its commit and its ledger, which the next run heals). The table's files
+are planned once a call, for all its hours, and the hours' objects matched to them by
+name, by `_source_key` bounds and, for files several objects share, by that column read
+once a file (lake.held_keys). An object found in none costs a read of its manifest: it
+is missing unless the manifest records no cleaned row (all quarantined or
 duplicates).
 """
 
@@ -26,16 +24,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from pyiceberg.expressions import In
-from pyiceberg.table import Table
-
 from lake import layout
-from lake.cleaning.commit import SOURCE_KEY
 from lake.firehose import hour_prefix
-from lake.iceberg.catalog import CLEANED, LakeTables
-from lake.ledger import Ledger, output_name, output_name_of_file, read_ledger, read_manifest
+from lake.held_keys import keys_held, plan_files
+from lake.iceberg.catalog import LakeTables
+from lake.ledger import Ledger, output_name, read_ledger, read_manifest
 from lake.storage import ObjectInfo, Storage
 
 
@@ -86,61 +79,34 @@ def _unprocessed(
 
 
 def uncatalogued_objects(
-    lake: Storage,
-    tables: LakeTables,
-    ledger: Ledger,
-    landed: list[ObjectInfo],
-    read: dict[str, frozenset[str]] | None = None,
+    lake: Storage, tables: LakeTables, ledger: Ledger, landed: list[ObjectInfo]
 ) -> list[str]:
     """Keys of the hour's objects the ledger has processed whose cleaned rows the cleaned
-    table's current snapshot does not hold. `read` remembers the source keys of the
-    files shared by several objects read so far (across the hours of one call)."""
-    done = [o for o in landed if ledger.is_done(o)]
-    if not done:
-        return []
-    held = _keys_held(tables, ledger, sorted({o.key for o in done}), {} if read is None else read)
-    missing = []
-    for info in done:
-        if info.key not in held and _has_cleaned_rows(lake, ledger.current_manifest(info)):
-            missing.append(info.key)
-    return missing
+    table's current snapshot does not hold."""
+    return _uncatalogued(lake, tables, ledger.stream, [(ledger, landed)]).get(ledger.hour, [])
 
 
-def _keys_held(
-    tables: LakeTables, ledger: Ledger, keys: list[str], read: dict[str, frozenset[str]]
-) -> set[str]:
-    """The `keys` the cleaned table's current files hold rows of: the owners of the planned
-    files named after an object, then the keys found in the others' `_source_key`."""
-    table = tables.load(CLEANED, ledger.stream)
-    if table is None or table.current_snapshot() is None:
-        return set()
-    owner_of = {output_name(ledger.hour, k): k for k in keys}
-    held: set[str] = set()
-    others = []
-    for task in table.scan(row_filter=In(SOURCE_KEY[CLEANED], keys)).plan_files():
-        path = task.file.file_path
-        lake_key = tables.key_of(path) or ""
-        owner = owner_of.get(output_name_of_file(lake_key.rsplit("/", 1)[-1]))
-        if owner is None:
-            others.append(path)
-        else:
-            held.add(owner)
-    wanted = set(keys) - held
-    for path in others:
-        if not wanted:
-            break
-        if path not in read:
-            read[path] = _source_keys_in(table, path)
-        held |= read[path] & wanted
-        wanted -= read[path]
-    return held
-
-
-def _source_keys_in(table: Table, path: str) -> frozenset[str]:
-    """The distinct `_source_key` values of one data file (that column alone read)."""
-    with table.io.new_input(path).open() as stream:
-        column = pq.ParquetFile(stream).read(columns=[SOURCE_KEY[CLEANED]]).column(0)
-    return frozenset(k for k in pc.unique(column).to_pylist() if k is not None)
+def _uncatalogued(
+    lake: Storage, tables: LakeTables, stream: str, walked: list[tuple[Ledger, list[ObjectInfo]]]
+) -> dict[datetime, list[str]]:
+    """By arrival hour, the walked hours' processed objects the cleaned table does not
+    hold: one scan plan for all the hours."""
+    done = {ledger.hour: [o for o in landed if ledger.is_done(o)] for ledger, landed in walked}
+    names = {output_name(hour, o.key): o.key for hour, objects in done.items() for o in objects}
+    if not names:
+        return {}
+    files = plan_files(tables, stream, [hour for hour, objects in done.items() if objects])
+    held = set() if files is None else keys_held(files, names)
+    found = {}
+    for ledger, _ in walked:
+        missing = [
+            o.key
+            for o in done[ledger.hour]
+            if o.key not in held and _has_cleaned_rows(lake, ledger.current_manifest(o))
+        ]
+        if missing:
+            found[ledger.hour] = missing
+    return found
 
 
 def _has_cleaned_rows(lake: Storage, manifest_key: str | None) -> bool:
@@ -173,19 +139,18 @@ def reconcile_some_hours(
     again at `newest`): the hours with unprocessed objects (landed before `landed_before`)
     and, with `tables`, with processed objects missing from the cleaned table."""
     found = Reconciled({}, {}, ReconcileCursor(None))
-    read: dict[str, frozenset[str]] = {}  # shared files' source keys, read once a call
-    hour = cursor.next_hour if cursor.next_hour and cursor.next_hour <= newest else newest
-    for _ in range(hours_per_call):
-        if hour < oldest:
-            return found
+    start = cursor.next_hour if cursor.next_hour and cursor.next_hour <= newest else newest
+    hours = [start - timedelta(hours=n) for n in range(hours_per_call)]
+    hours = [h for h in hours if h >= oldest]
+    walked = []
+    for hour in hours:
         ledger = read_ledger(lake, stream, hour)
         landed = list(landing.list(hour_prefix(stream, hour)))
         if missing := _unprocessed(ledger, landed, landed_before):
             found.unprocessed[hour] = missing
-        if tables is not None and (
-            lost := uncatalogued_objects(lake, tables, ledger, landed, read)
-        ):
-            found.uncatalogued[hour] = lost
-        hour -= timedelta(hours=1)
-    found.cursor = ReconcileCursor(hour)
+        walked.append((ledger, landed))
+    if tables is not None:
+        found.uncatalogued = _uncatalogued(lake, tables, stream, walked)
+    if len(hours) == hours_per_call:  # else the round reached `oldest`: a new one next
+        found.cursor = ReconcileCursor(start - timedelta(hours=hours_per_call))
     return found
