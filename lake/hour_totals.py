@@ -9,7 +9,8 @@ instead of adding to the sums. The entries are kept in one document per hour
 (`layout.hour_totals_doc`) plus small delta documents beside it (`<hour>/<time>-<id>.json`):
 
 - a cleaning run appends one delta with its manifests' entries right after writing them
-  (a plain write of a new key: O(batch), whatever the hour holds);
+  (a plain write of a new key: O(batch), whatever the hour holds); the hour's first run
+  writes the document itself instead (seeded, then its entries: O(batch) too);
 - reading folds the deltas the document has not folded yet onto it, in name (write) order;
 - once an hour holds COMPACT_AT deltas, the run that wrote the last one folds them into the
   document (compare-and-swap: the document names the deltas it has folded, so a delta is
@@ -204,11 +205,20 @@ def _append(
     memo: DeltaMemo | None = None,
 ) -> None:
     """Write `written`'s entries as a new delta of the hour; fold the deltas into the
-    document when there are COMPACT_AT of them or the hour has no document yet."""
+    document when there are COMPACT_AT of them. An hour with no document yet gets it
+    seeded with the entries instead, folding any deltas left before them: the same
+    document, without a delta written, listed, read back and deleted (a range run of
+    new hours paid those four per hour)."""
     delta = _empty()
     for key, manifest in written:
         _put(delta, key, manifest)
     folder = _deltas_folder(stream, hour)
+    if not lake.exists(layout.hour_totals_doc(stream, hour)):
+        handed = {key for key, _ in written}
+        _compact(lake, stream, hour, _deltas(lake, stream, hour), handed, last=delta)
+        if memo is not None:
+            memo.listed[folder] = []  # folded and deleted: none left
+        return
     # names sort by write time, so deltas fold in the order runs wrote them
     name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.json"
     lake.write(folder + name, _dumps(delta))
@@ -217,7 +227,8 @@ def _append(
         memo.contents[folder + name] = delta
         memo.listed[folder] = deltas
     if len(deltas) >= COMPACT_AT or not lake.exists(layout.hour_totals_doc(stream, hour)):
-        # a seed need not read back the manifests this delta holds: folded after it
+        # (a document deleted meanwhile) a seed need not read back the manifests this
+        # delta holds: folded after it
         _compact(lake, stream, hour, deltas, handed={key for key, _ in written})
 
 
@@ -250,11 +261,17 @@ def _apply_deltas(lake: Storage, doc: dict, deltas: list[str]) -> dict | None:
 
 
 def _compact(
-    lake: Storage, stream: str, hour: datetime, deltas: list[str], handed: Collection[str] = ()
+    lake: Storage,
+    stream: str,
+    hour: datetime,
+    deltas: list[str],
+    handed: Collection[str] = (),
+    last: dict | None = None,
 ) -> dict:
-    """Fold `deltas` into the hour's document (seeded from the hour's manifests when it
-    has none, but for those `handed` over: a delta among `deltas` holds them) by
-    compare-and-swap, then delete them; return the document as written."""
+    """Fold `deltas`, then the unwritten delta `last`, into the hour's document (seeded
+    from the hour's manifests when it has none, but for those `handed` over: a delta
+    among `deltas` or `last` holds them) by compare-and-swap, then delete them; return
+    the document as written."""
     seeded: list[tuple[str, dict]] | None = None
 
     def change(current: bytes | None) -> bytes:
@@ -270,6 +287,9 @@ def _compact(
         applied = _apply_deltas(lake, doc, deltas)
         if applied is None:  # a racing compaction folded it: retry on its document
             raise _Raced
+        if last is not None:  # newer than every listed delta: applied after them
+            applied["objects"].update(last["objects"])
+            applied["column_types"] |= last["column_types"]
         return _doc_bytes(applied)
 
     doc_key = layout.hour_totals_doc(stream, hour)

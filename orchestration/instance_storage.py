@@ -24,11 +24,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from dagster import AssetKey, DagsterEventType
+from dagster import _check as check
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationPlanned,
+)
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
@@ -40,7 +46,7 @@ from dagster._core.storage.sqlite_storage import (
     _runs_directory,
     _schedule_directory,
 )
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
@@ -100,6 +106,32 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
     def _store_asset_event(self, conn: Connection, event: EventLogEntry, event_id: int) -> None:
         if id(event) not in self._superseded:
             super()._store_asset_event(conn, event, event_id)
+
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        """Dagster's, with the event serialized once: Dagster serializes the same event
+        again for each partition of the run's range (a row a partition; ~1.7 ms a row
+        profiled), so a month's range run spent seconds per check on the same text."""
+        dagster_event = check.not_none(event.dagster_event)
+        planned = cast(AssetCheckEvaluationPlanned, dagster_event.event_specific_data)
+        subset = planned.partitions_subset
+        partition_keys = subset.get_partition_keys() if subset else [None]
+        shared = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert().values(
+                    [{**shared, "partition": key} for key in partition_keys]
+                )
+            )
 
     def _batch_connection(self, shard: str) -> Connection:
         """The shard's connection in the batch's transaction, begun on first use."""

@@ -5,7 +5,7 @@ that keeps one connection a shard instead of opening and closing two for every e
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -13,6 +13,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from alembic.util import coerce_resource_to_filename
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
@@ -24,6 +26,7 @@ from dagster import (
     materialize,
 )
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log import sql_event_log
 from dagster._core.storage.sql import ALEMBIC_SCRIPTS_LOCATION
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -254,3 +257,50 @@ def test_a_batch_writes_its_assets_row_once_from_its_last_hour(home: Path) -> No
     # an INSERT (then an UPDATE, the row being there) for each hour's planned and
     # materialized events stored apart; batched, the row is written for the last of each
     assert len(writes) <= 4
+
+
+@asset(
+    partitions_def=HOURS,
+    backfill_policy=BackfillPolicy.single_run(),
+    check_specs=[AssetCheckSpec("hours_counted", asset="checked_hours")],
+)
+def checked_hours(context: AssetExecutionContext) -> MaterializeResult:
+    hours = len(context.partition_keys)
+    return MaterializeResult(check_results=[AssetCheckResult(passed=True, metadata={"n": hours})])
+
+
+@pytest.mark.usefixtures("batched")
+def test_a_range_runs_planned_check_is_serialized_once_for_all_its_hours(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned: list[EventLogEntry] = []
+
+    def counting(serialize: Callable[..., str]) -> Callable[..., str]:
+        def counted(value: object, *args: object, **kwargs: object) -> str:
+            kind = getattr(value, "dagster_event_type", None)
+            if kind == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+                planned.append(value)  # type: ignore[arg-type]
+            return serialize(value, *args, **kwargs)
+
+        return counted
+
+    # Dagster's own storage serializes through sql_event_log's name; this one through its own
+    for module in (sql_event_log, instance_storage):
+        if hasattr(module, "serialize_value"):
+            monkeypatch.setattr(module, "serialize_value", counting(module.serialize_value))
+    tags = {ASSET_PARTITION_RANGE_START_TAG: DAY[0], ASSET_PARTITION_RANGE_END_TAG: DAY[-1]}
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert materialize([checked_hours], instance=instance, tags=tags).success
+        (run,) = instance.get_runs()
+    with closing(sqlite3.connect(home / "history/runs/index.db")) as db:
+        rows = db.execute(
+            "SELECT partition, run_id, evaluation_event FROM asset_check_executions "
+            "WHERE check_name = 'hours_counted' AND execution_status = 'PLANNED'"
+        ).fetchall()
+    # a planned row for each hour of the range, each holding the same planned event
+    assert sorted(r[0] for r in rows) == DAY
+    assert {r[1] for r in rows} == {run.run_id}
+    assert len({r[2] for r in rows}) == 1
+    # once for the run's event log, once for the check's rows; Dagster serialized it
+    # again for each hour's row (25 times here)
+    assert len(planned) == 2

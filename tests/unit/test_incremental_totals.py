@@ -4,14 +4,18 @@ reading the hour's manifests."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
+from datetime import timedelta
 
 import pytest
 
 from lake import hour_totals as hour_totals_module
 from lake import layout
 from lake.cleaning.commit import RunCommit
-from lake.cleaning.hour import clean_hour
+from lake.cleaning.hour import clean_hour, clean_hours
+from lake.firehose import hour_prefix, object_key
 from lake.hour_totals import DeltaMemo, hour_totals, listing_mark
 from lake.storage import LocalStorage
 from tests.incremental_lake import HOUR, SPEC, TABLE, land, landed, run_all
@@ -205,3 +209,67 @@ def test_a_runs_delta_memo_reads_each_delta_once_and_misses_no_other_runs_fold(
     assert (totals.objects, totals.objects_pending, totals.records_in) == (4, 0, 6)
     assert deltas not in lake.listed  # the run's own listing, taken after its write
     assert not [k for k in lake.reads if k.startswith(deltas)]
+
+
+class CountingWrites(LocalStorage):
+    """A LocalStorage that remembers the keys written (plain or conditional) and deleted."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.written: list[str] = []
+        self.deleted: list[str] = []
+
+    def write(self, key: str, data: bytes) -> None:
+        self.written.append(key)
+        super().write(key, data)
+
+    def write_if(self, key: str, data: bytes, expected: str | None) -> str:
+        self.written.append(key)
+        return super().write_if(key, data, expected)
+
+    def delete(self, key: str) -> None:
+        self.deleted.append(key)
+        super().delete(key)
+
+
+def test_a_range_runs_new_hours_get_their_documents_and_no_delta(tmp_path) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), CountingWrites(tmp_path / "lake")
+    hours = [HOUR + timedelta(hours=n) for n in range(3)]
+    for n, hour in enumerate(hours):
+        records = "".join(json.dumps({"event_id": f"{n}-{i}", "ts": f"{hour:%Y-%m-%dT%H}:05:00Z",
+                                      "robot_id": "R"}) for i in range(n + 1))  # fmt: skip
+        landing.write(object_key(SPEC.name, hour.replace(minute=5), object_id=f"h{n}"),
+                      gzip.compress((records + '{"broken"' * (n == 2)).encode()))  # fmt: skip
+    batches = {h: list(landing.list(hour_prefix(SPEC.name, h))) for h in hours}
+    run_commit = RunCommit(None, SPEC, lake)
+    clean_hours(SPEC, TABLE, landing, lake, batches, run_commit=run_commit)
+    run_commit.commit()
+    totals_folder = layout.hour_totals_doc(SPEC.name, HOUR).rsplit("/", 1)[0] + "/"
+    written = [k for k in lake.written if k.startswith(totals_folder)]
+    # each hour's document once; a delta written, listed, read back and deleted an hour before
+    assert sorted(written) == [layout.hour_totals_doc(SPEC.name, h) for h in hours]
+    assert not [k for k in lake.deleted if k.startswith(totals_folder)]
+    got = [hour_totals(lake, SPEC.name, h, batches[h]) for h in hours]
+    assert [(t.objects, t.records_in, t.records_cleaned, t.records_quarantined) for t in got] == [
+        (1, 1, 1, 0),
+        (1, 2, 2, 0),
+        (1, 4, 3, 1),
+    ]
+    assert [t.files_count for t in got] == [1, 1, 2]
+
+
+def test_an_hours_first_document_folds_a_delta_left_before_it_then_the_runs_entries(
+    tmp_path,
+) -> None:
+    landing, lake = LocalStorage(tmp_path / "landing"), LocalStorage(tmp_path / "lake")
+    land(landing, 1, ["a", "b"])
+    clean(landing, lake)
+    land(landing, 2, ["c"])
+    clean(landing, lake, [o for o in landed(landing) if "o2" in o.key])  # a delta
+    assert len(deltas_of(lake)) == 1
+    # as if the document was never written (a run killed before its first fold)
+    lake.delete(layout.hour_totals_doc(SPEC.name, HOUR))
+    land(landing, 3, ["d", "e"], broken=1)
+    clean(landing, lake, [o for o in landed(landing) if "o3" in o.key])
+    assert not deltas_of(lake)  # folded into the new document, then deleted
+    assert counts(lake, landing) == (3, 0, 6, 5, 1, 0, 4)
