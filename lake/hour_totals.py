@@ -226,9 +226,7 @@ def _append(
     if memo is not None:
         memo.contents[folder + name] = delta
         memo.listed[folder] = deltas
-    if len(deltas) >= COMPACT_AT or not lake.exists(layout.hour_totals_doc(stream, hour)):
-        # (a document deleted meanwhile) a seed need not read back the manifests this
-        # delta holds: folded after it
+    if len(deltas) >= COMPACT_AT:
         _compact(lake, stream, hour, deltas, handed={key for key, _ in written})
 
 
