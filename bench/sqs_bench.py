@@ -88,30 +88,68 @@ def main() -> None:
 
 
 def serve_moto(port: int, sqs_like: bool) -> None:
-    """moto's server; with `sqs_like`, without the two walks of the whole queue that
-    moto 5.2.5 does per message (SQS does neither): receive_message reads the queue's
-    retention through get_queue_attributes, which counts every message (visible, in
-    flight, delayed), for each message it returns; send_message builds the same attributes
-    for each message sent. Here the retention is read from the queue and the approximate
-    counts are kept for APPROX_TTL_S (SQS's own counts are approximate and lag too)."""
-    from moto.core.utils import unix_time
+    """moto's server; with `sqs_like`, without moto 5.2.5's walks of the whole queue that
+    SQS does not make (see `make_moto_sqs_like`)."""
     from moto.server import main as moto_main
-    from moto.sqs import models
 
     if sqs_like:
-
-        def retained(self, queue_name: str, message) -> bool:
-            retention = self.get_queue(queue_name).message_retention_period
-            return retention + message.sent_timestamp / 1000 > unix_time()
-
-        models.SQSBackend.is_message_valid_based_on_retention_period = retained
-        for name in (
-            "approximate_number_of_messages",
-            "approximate_number_of_messages_not_visible",
-            "approximate_number_of_messages_delayed",
-        ):
-            setattr(models.Queue, name, property(_kept_for_a_while(name)))
+        make_moto_sqs_like()
     moto_main(["-H", "127.0.0.1", "-p", str(port)])
+
+
+def make_moto_sqs_like() -> None:
+    """Patch moto's SQS (in this process) so that no call walks the whole queue once a
+    message. moto 5.2.5 does, where SQS does not:
+    - receive_message reads the queue's retention through get_queue_attributes, which
+      counts every message (visible, in flight, delayed), for each message it returns;
+      send_message builds the same attributes for each message sent. Here the retention
+      is read from the queue and the approximate counts are kept for APPROX_TTL_S
+      (SQS's own counts are approximate and lag too);
+    - delete_message looks for the handle in every message's handles, twice, and
+      rebuilds the queue's list: here a handle -> message index finds it;
+    - each receive call filters the queue's messages through two clock-reading
+      properties a message: here one clock read a call."""
+    from moto.core.utils import unix_time, unix_time_millis
+    from moto.sqs import models
+
+    def retained(self, queue_name: str, message) -> bool:
+        retention = self.get_queue(queue_name).message_retention_period
+        return retention + message.sent_timestamp / 1000 > unix_time()
+
+    models.SQSBackend.is_message_valid_based_on_retention_period = retained
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_not_visible",
+        "approximate_number_of_messages_delayed",
+    ):
+        setattr(models.Queue, name, property(_kept_for_a_while(name)))
+
+    by_handle: dict[str, object] = {}
+    mark_received = models.Message.mark_received
+
+    def indexed_mark_received(message, visibility_timeout=None) -> None:
+        mark_received(message, visibility_timeout)
+        by_handle[message.receipt_handle] = message
+
+    def delete_message(queue, receipt_handle: str) -> None:
+        if receipt_handle in queue.deleted_messages:
+            return
+        message = by_handle.get(receipt_handle)
+        if message is None or message not in queue._messages:
+            raise models.ReceiptHandleIsInvalid()
+        queue._messages.remove(message)
+        queue.pending_messages.discard(message)
+        queue.deleted_messages.update(message.all_receipt_handles)
+        for handle in message.all_receipt_handles:
+            by_handle.pop(handle, None)
+
+    def visible_messages(queue) -> list:
+        now = unix_time_millis()
+        return [m for m in queue._messages if now > m.visible_at and not now < m.delayed_until]
+
+    models.Message.mark_received = indexed_mark_received
+    models.Queue.delete_message = delete_message
+    models.Queue.messages = property(visible_messages)
 
 
 APPROX_TTL_S = 0.5
