@@ -135,9 +135,10 @@ def make_moto_sqs_like() -> None:
         if receipt_handle in queue.deleted_messages:
             return
         message = by_handle.get(receipt_handle)
-        if message is None or message not in queue._messages:
-            raise models.ReceiptHandleIsInvalid()
-        queue._messages.remove(message)
+        try:
+            queue._messages.remove(message)  # one scan, where moto made two
+        except ValueError:  # a handle never given (None), or of another queue's message
+            raise models.ReceiptHandleIsInvalid() from None
         queue.pending_messages.discard(message)
         queue.deleted_messages.update(message.all_receipt_handles)
         for handle in message.all_receipt_handles:
@@ -145,7 +146,7 @@ def make_moto_sqs_like() -> None:
 
     def visible_messages(queue) -> list:
         now = unix_time_millis()
-        return [m for m in queue._messages if now > m.visible_at and not now < m.delayed_until]
+        return [m for m in queue._messages if m.visible_at < now and m.delayed_until <= now]
 
     models.Message.mark_received = indexed_mark_received
     models.Queue.delete_message = delete_message
